@@ -1,0 +1,339 @@
+#include "common/config.h"
+#include "common/error.h"
+
+#include <string.h>
+
+static const char *const log_levels[] = {"debug", "info", "warning", "error", NULL};
+static const char *const log_targets[] = {"auto", "stderr", "journal", NULL};
+static const char *const store_backends[] = {"sqlite", NULL};
+static const char *const pw_costs[] = {"interactive", "moderate", "sensitive", "min", NULL};
+
+/* The one table of configuration keys. Secrets have "secret" in their help's first word. */
+static const ConfigKeyDef keys[] = {
+        {"daemon", "state_dir", CFG_STRING, "/var/lib/atrium", 0, 0, NULL, FALSE,
+         "Directory for the database, generated TLS material and the pid lock."},
+        {"daemon", "log_level", CFG_ENUM, "info", 0, 0, log_levels, TRUE,
+         "Least severe level logged: debug, info, warning or error."},
+        {"daemon", "log_target", CFG_ENUM, "auto", 0, 0, log_targets, FALSE,
+         "Where logs go: auto (journal when started by systemd, else stderr), stderr, journal."},
+        {"manager", "listen", CFG_STRING, "0.0.0.0:8444", 0, 0, NULL, FALSE,
+         "Address and port of the REST API (HOST:PORT, port 0 picks a free one)."},
+        {"manager", "tls_cert", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "PEM certificate for the API; empty: a self-signed one is generated in state_dir/tls."},
+        {"manager", "tls_key", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "PEM private key matching tls_cert."},
+        {"manager", "plain_http", CFG_BOOL, "false", 0, 0, NULL, FALSE,
+         "Serve plain HTTP instead of HTTPS; refused unless listen is a loopback address."},
+        {"manager", "max_connections", CFG_INT, "1024", 8, 100000, NULL, TRUE,
+         "Most API connections open at once; more are closed at accept."},
+        {"manager", "max_body_bytes", CFG_INT, "1048576", 1024, 67108864, NULL, TRUE,
+         "Largest request body accepted by any route (a route may allow less)."},
+        {"manager", "max_json_depth", CFG_INT, "32", 2, 256, NULL, TRUE,
+         "Deepest JSON nesting accepted in a request body."},
+        {"manager", "page_size_default", CFG_INT, "100", 1, 1000, NULL, TRUE,
+         "Items per page when a list request gives no limit."},
+        {"manager", "page_size_max", CFG_INT, "1000", 1, 10000, NULL, TRUE,
+         "Largest limit a list request may ask for."},
+        {"manager", "token_ttl", CFG_INT, "43200", 60, 2592000, NULL, TRUE,
+         "Seconds an API token stays valid after login."},
+        {"manager", "login_attempts_per_user", CFG_INT, "5", 1, 1000, NULL, TRUE,
+         "Failed logins allowed per user name within login_window."},
+        {"manager", "login_attempts_per_address", CFG_INT, "20", 1, 10000, NULL, TRUE,
+         "Failed logins allowed per client address within login_window."},
+        {"manager", "login_window", CFG_INT, "60", 1, 86400, NULL, TRUE,
+         "Seconds over which failed logins are counted."},
+        {"manager", "password_cost", CFG_ENUM, "interactive", 0, 0, pw_costs, TRUE,
+         "argon2id cost for new password hashes: interactive, moderate, sensitive (min: tests "
+         "only)."},
+        {"manager", "initial_admin_password", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "Secret: password of the 'admin' account created at first start; empty: random, "
+         "printed once and kept in state_dir/initial-admin-password until changed."},
+        {"store", "backend", CFG_ENUM, "sqlite", 0, 0, store_backends, FALSE,
+         "State store backend."},
+        {"store", "path", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "SQLite database file; empty: state_dir/atrium.db."},
+};
+
+struct _Config {
+        GHashTable *values; /* "group.key" -> value text */
+};
+
+const ConfigKeyDef *config_keys(gsize *n)
+{
+        *n = G_N_ELEMENTS(keys);
+        return keys;
+}
+
+static const ConfigKeyDef *find_key(const char *group, const char *key)
+{
+        for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
+                if (g_str_equal(keys[i].group, group) && g_str_equal(keys[i].key, key))
+                        return &keys[i];
+        return NULL;
+}
+
+static gboolean group_known(const char *group)
+{
+        for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
+                if (g_str_equal(keys[i].group, group))
+                        return TRUE;
+        return FALSE;
+}
+
+Config *config_new(void)
+{
+        Config *c = g_new0(Config, 1);
+
+        c->values = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
+                g_hash_table_insert(c->values, g_strdup_printf("%s.%s", keys[i].group, keys[i].key),
+                                    g_strdup(keys[i].def));
+        return c;
+}
+
+void config_free(Config *c)
+{
+        if (!c)
+                return;
+        g_hash_table_unref(c->values);
+        g_free(c);
+}
+
+static gboolean check_value(const ConfigKeyDef *k, const char *value, char **normalized,
+                            GError **error)
+{
+        switch (k->type) {
+        case CFG_STRING:
+                *normalized = g_strdup(value);
+                return TRUE;
+        case CFG_INT: {
+                gint64 v;
+                if (!g_ascii_string_to_signed(value, 10, k->min, k->max, &v, NULL)) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "[%s] %s = '%s': expected a whole number from %" G_GINT64_FORMAT
+                                    " to %" G_GINT64_FORMAT,
+                                    k->group, k->key, value, k->min, k->max);
+                        return FALSE;
+                }
+                *normalized = g_strdup_printf("%" G_GINT64_FORMAT, v);
+                return TRUE;
+        }
+        case CFG_BOOL:
+                if (g_str_equal(value, "true") || g_str_equal(value, "yes") ||
+                    g_str_equal(value, "1")) {
+                        *normalized = g_strdup("true");
+                        return TRUE;
+                }
+                if (g_str_equal(value, "false") || g_str_equal(value, "no") ||
+                    g_str_equal(value, "0")) {
+                        *normalized = g_strdup("false");
+                        return TRUE;
+                }
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "[%s] %s = '%s': expected true or false", k->group, k->key, value);
+                return FALSE;
+        case CFG_ENUM:
+                for (const char *const *ch = k->choices; *ch; ch++) {
+                        if (g_str_equal(*ch, value)) {
+                                *normalized = g_strdup(value);
+                                return TRUE;
+                        }
+                }
+                {
+                        g_autofree char *list = g_strjoinv(", ", (char **)k->choices);
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "[%s] %s = '%s': expected one of %s", k->group, k->key, value,
+                                    list);
+                }
+                return FALSE;
+        }
+        g_assert_not_reached();
+}
+
+gboolean config_set(Config *c, const char *group, const char *key, const char *value,
+                    GError **error)
+{
+        const ConfigKeyDef *k = find_key(group, key);
+        char *norm = NULL;
+
+        if (!k) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "unknown configuration key '%s' in section [%s]", key, group);
+                return FALSE;
+        }
+        if (!check_value(k, value, &norm, error))
+                return FALSE;
+        g_hash_table_insert(c->values, g_strdup_printf("%s.%s", group, key), norm);
+        return TRUE;
+}
+
+gboolean config_load_data(Config *c, const char *data, gssize len, GError **error)
+{
+        g_autoptr(GKeyFile) kf = g_key_file_new();
+        g_autoptr(GError) local = NULL;
+        g_auto(GStrv) groups = NULL;
+        g_autoptr(Config) tmp = config_new();
+
+        if (!g_key_file_load_from_data(kf, data, len < 0 ? strlen(data) : (gsize)len,
+                                       G_KEY_FILE_NONE, &local)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "configuration is not a valid key file: %s", local->message);
+                return FALSE;
+        }
+        /* Validate into a scratch copy first so a bad file changes nothing. */
+        g_hash_table_remove_all(tmp->values);
+        {
+                GHashTableIter it;
+                gpointer k, v;
+                g_hash_table_iter_init(&it, c->values);
+                while (g_hash_table_iter_next(&it, &k, &v))
+                        g_hash_table_insert(tmp->values, g_strdup(k), g_strdup(v));
+        }
+        groups = g_key_file_get_groups(kf, NULL);
+        for (char **g = groups; *g; g++) {
+                g_auto(GStrv) ks = NULL;
+                if (!group_known(*g)) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "unknown configuration section [%s]", *g);
+                        return FALSE;
+                }
+                ks = g_key_file_get_keys(kf, *g, NULL, NULL);
+                for (char **k = ks; k && *k; k++) {
+                        g_autofree char *v = g_key_file_get_string(kf, *g, *k, &local);
+                        if (!v) {
+                                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                            "[%s] %s: %s", *g, *k, local->message);
+                                return FALSE;
+                        }
+                        if (!config_set(tmp, *g, *k, v, error))
+                                return FALSE;
+                }
+        }
+        {
+                GHashTable *old = c->values;
+                c->values = tmp->values;
+                tmp->values = old; /* freed with tmp */
+        }
+        return TRUE;
+}
+
+gboolean config_load_file(Config *c, const char *path, GError **error)
+{
+        g_autofree char *data = NULL;
+        gsize len;
+        g_autoptr(GError) local = NULL;
+
+        if (!g_file_get_contents(path, &data, &len, &local)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "cannot read configuration '%s': %s", path, local->message);
+                return FALSE;
+        }
+        if (!config_load_data(c, data, len, &local)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID, "%s: %s", path,
+                            local->message);
+                return FALSE;
+        }
+        return TRUE;
+}
+
+static const char *lookup(const Config *c, const char *group, const char *key)
+{
+        g_autofree char *k = g_strdup_printf("%s.%s", group, key);
+        const char *v = g_hash_table_lookup(c->values, k);
+
+        g_assert(v != NULL); /* asking for a key not in the table is a bug */
+        return v;
+}
+
+const char *config_get_string(const Config *c, const char *group, const char *key)
+{
+        return lookup(c, group, key);
+}
+
+gint64 config_get_int(const Config *c, const char *group, const char *key)
+{
+        return g_ascii_strtoll(lookup(c, group, key), NULL, 10);
+}
+
+gboolean config_get_bool(const Config *c, const char *group, const char *key)
+{
+        return g_str_equal(lookup(c, group, key), "true");
+}
+
+static const char *type_name(const ConfigKeyDef *k)
+{
+        switch (k->type) {
+        case CFG_STRING:
+                return "string";
+        case CFG_INT:
+                return "integer";
+        case CFG_BOOL:
+                return "boolean";
+        case CFG_ENUM:
+                return "choice";
+        }
+        return "?";
+}
+
+char *config_sample(void)
+{
+        GString *s = g_string_new("# Atrium configuration (" ATRIUM_DEFAULT_CONFIG ").\n"
+                                  "# Every key is shown commented out at its default.\n"
+                                  "# Keys marked 'reloadable' take effect on SIGHUP.\n");
+        const char *group = NULL;
+
+        for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
+                const ConfigKeyDef *k = &keys[i];
+                if (!group || !g_str_equal(group, k->group)) {
+                        group = k->group;
+                        g_string_append_printf(s, "\n[%s]\n", group);
+                }
+                g_string_append_printf(s, "\n# %s\n# type: %s", k->help, type_name(k));
+                if (k->type == CFG_INT)
+                        g_string_append_printf(s, ", range %" G_GINT64_FORMAT "..%" G_GINT64_FORMAT,
+                                               k->min, k->max);
+                if (k->reloadable)
+                        g_string_append(s, ", reloadable");
+                g_string_append_printf(s, "\n#%s = %s\n", k->key, k->def);
+        }
+        return g_string_free(s, FALSE);
+}
+
+static gboolean key_is_secret(const ConfigKeyDef *k)
+{
+        return g_str_has_prefix(k->help, "Secret");
+}
+
+char *config_dump(const Config *c)
+{
+        GString *s = g_string_new(NULL);
+
+        for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
+                const char *v = lookup(c, keys[i].group, keys[i].key);
+                g_string_append_printf(s, "%s.%s = %s\n", keys[i].group, keys[i].key,
+                                       key_is_secret(&keys[i]) && v[0] ? "(set)" : v);
+        }
+        return g_string_free(s, FALSE);
+}
+
+GPtrArray *config_diff(const Config *a, const Config *b)
+{
+        GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+
+        for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
+                if (!g_str_equal(lookup(a, keys[i].group, keys[i].key),
+                                 lookup(b, keys[i].group, keys[i].key)))
+                        g_ptr_array_add(out, g_strdup_printf("%s.%s", keys[i].group, keys[i].key));
+        }
+        return out;
+}
+
+gboolean config_key_reloadable(const char *group_dot_key)
+{
+        for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
+                g_autofree char *k = g_strdup_printf("%s.%s", keys[i].group, keys[i].key);
+                if (g_str_equal(k, group_dot_key))
+                        return keys[i].reloadable;
+        }
+        return FALSE;
+}

@@ -1,0 +1,115 @@
+#include "common/jsonutil.h"
+#include "common/error.h"
+
+guint json_scan_depth(const char *text, gsize len, guint max)
+{
+        guint depth = 0, deepest = 0;
+        gboolean in_string = FALSE;
+
+        for (gsize i = 0; i < len; i++) {
+                char c = text[i];
+                if (in_string) {
+                        if (c == '\\')
+                                i++;
+                        else if (c == '"')
+                                in_string = FALSE;
+                        continue;
+                }
+                if (c == '"') {
+                        in_string = TRUE;
+                } else if (c == '{' || c == '[') {
+                        if (++depth > deepest) {
+                                deepest = depth;
+                                if (deepest > max)
+                                        return deepest;
+                        }
+                } else if ((c == '}' || c == ']') && depth > 0) {
+                        depth--;
+                }
+        }
+        return deepest;
+}
+
+JsonNode *json_parse_body(const char *text, gsize len, guint max_depth, GError **error)
+{
+        g_autoptr(JsonParser) parser = NULL;
+        g_autoptr(GError) local = NULL;
+        JsonNode *root;
+
+        if (len == 0) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID_JSON,
+                            "the request needs a JSON object body");
+                return NULL;
+        }
+        if (!g_utf8_validate(text, len, NULL)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID_UTF8,
+                            "the request body is not valid UTF-8");
+                return NULL;
+        }
+        if (json_scan_depth(text, len, max_depth) > max_depth) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_TOO_DEEP,
+                            "the request body nests JSON deeper than %u levels", max_depth);
+                return NULL;
+        }
+        parser = json_parser_new();
+        if (!json_parser_load_from_data(parser, text, len, &local)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID_JSON,
+                            "the request body is not valid JSON: %s", local->message);
+                return NULL;
+        }
+        root = json_parser_get_root(parser);
+        if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID_JSON,
+                            "the request body must be a JSON object");
+                return NULL;
+        }
+        return json_node_ref(root);
+}
+
+char *json_node_to_text(JsonNode *node, gboolean pretty)
+{
+        g_autoptr(JsonGenerator) gen = json_generator_new();
+
+        json_generator_set_root(gen, node);
+        json_generator_set_pretty(gen, pretty);
+        return json_generator_to_data(gen, NULL);
+}
+
+const char *json_type_label(JsonNode *node)
+{
+        if (!node || JSON_NODE_HOLDS_NULL(node))
+                return "null";
+        if (JSON_NODE_HOLDS_OBJECT(node))
+                return "object";
+        if (JSON_NODE_HOLDS_ARRAY(node))
+                return "array";
+        switch (json_node_get_value_type(node)) {
+        case G_TYPE_INT64:
+                return "integer";
+        case G_TYPE_DOUBLE:
+                return "number";
+        case G_TYPE_BOOLEAN:
+                return "boolean";
+        case G_TYPE_STRING:
+                return "string";
+        default:
+                return "value";
+        }
+}
+
+JsonNode *json_error_body(const GError *error)
+{
+        g_autoptr(JsonBuilder) b = json_builder_new();
+        int code = error->domain == ATRIUM_ERROR ? error->code : ATRIUM_ERROR_INTERNAL;
+
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "error");
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "code");
+        json_builder_add_string_value(b, atrium_error_code_to_string(code));
+        json_builder_set_member_name(b, "message");
+        json_builder_add_string_value(b, error->message);
+        json_builder_end_object(b);
+        json_builder_end_object(b);
+        return json_builder_get_root(b);
+}

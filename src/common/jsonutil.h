@@ -1,0 +1,18 @@
+/* JSON helpers: parsing untrusted bodies with limits, and building replies. */
+#pragma once
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+/* Deepest nesting of arrays/objects in text, ignoring brackets inside strings. Stops counting
+ * (returns > max) as soon as max is passed, so hostile input costs O(n). */
+guint json_scan_depth(const char *text, gsize len, guint max);
+
+/* Parse an untrusted request body: valid UTF-8, nesting at most max_depth, a JSON object at
+ * the top. Returns a new reference to the root node. */
+JsonNode *json_parse_body(const char *text, gsize len, guint max_depth, GError **error);
+
+char *json_node_to_text(JsonNode *node, gboolean pretty);
+const char *json_type_label(JsonNode *node); /* "string", "integer", "object", ... */
+
+/* An {"error": {"code": ..., "message": ...}} body for a GError (ATRIUM_ERROR or other). */
+JsonNode *json_error_body(const GError *error);

@@ -1,0 +1,117 @@
+#include "common/tls.h"
+#include "common/error.h"
+#include "common/util.h"
+
+#include <glib/gstdio.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <sodium.h>
+#include <unistd.h>
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EVP_PKEY, EVP_PKEY_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(X509, X509_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(BIO, BIO_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(X509_EXTENSION, X509_EXTENSION_free)
+
+static gboolean fail(GError **error, const char *what)
+{
+        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
+                    "cannot generate the self-signed certificate: %s failed", what);
+        return FALSE;
+}
+
+static char *bio_text(BIO *bio)
+{
+        char *data;
+        long n = BIO_get_mem_data(bio, &data);
+        return g_strndup(data, n);
+}
+
+static gboolean add_ext(X509 *cert, int nid, const char *value)
+{
+        X509V3_CTX ctx;
+        g_autoptr(X509_EXTENSION) ext = NULL;
+
+        X509V3_set_ctx_nodb(&ctx);
+        X509V3_set_ctx(&ctx, cert, cert, NULL, NULL, 0);
+        ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+        return ext && X509_add_ext(cert, ext, -1);
+}
+
+gboolean tls_ensure_self_signed(const char *dir, GError **error)
+{
+        g_autofree char *cert_path = g_build_filename(dir, "cert.pem", NULL);
+        g_autofree char *key_path = g_build_filename(dir, "key.pem", NULL);
+        g_autoptr(EVP_PKEY) key = NULL;
+        g_autoptr(X509) cert = NULL;
+        g_autoptr(BIO) kbio = BIO_new(BIO_s_mem());
+        g_autoptr(BIO) cbio = BIO_new(BIO_s_mem());
+        g_autofree char *san = NULL, *kpem = NULL, *cpem = NULL;
+        char host[256] = "localhost";
+        X509_NAME *name;
+
+        if (g_file_test(cert_path, G_FILE_TEST_EXISTS) && g_file_test(key_path, G_FILE_TEST_EXISTS))
+                return TRUE;
+        if (g_mkdir_with_parents(dir, 0700) < 0) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "cannot create '%s': %s",
+                            dir, g_strerror(errno));
+                return FALSE;
+        }
+        gethostname(host, sizeof(host) - 1);
+        key = EVP_EC_gen("P-256");
+        if (!key)
+                return fail(error, "key generation");
+        cert = X509_new();
+        X509_set_version(cert, 2);
+        {
+                guint64 serial;
+                randombytes_buf(&serial, sizeof(serial));
+                serial &= G_MAXINT64;
+                ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert), serial);
+        }
+        X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+        X509_gmtime_adj(X509_getm_notAfter(cert), 60L * 60 * 24 * 825);
+        X509_set_pubkey(cert, key);
+        name = X509_get_subject_name(cert);
+        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const guchar *)"Atrium", -1, -1, 0);
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const guchar *)host, -1, -1, 0);
+        X509_set_issuer_name(cert, name);
+        san = g_strdup_printf("DNS:%s,DNS:localhost,IP:127.0.0.1,IP:::1", host);
+        if (!add_ext(cert, NID_subject_alt_name, san) ||
+            !add_ext(cert, NID_basic_constraints, "critical,CA:TRUE") ||
+            !add_ext(cert, NID_key_usage, "critical,digitalSignature,keyCertSign") ||
+            !add_ext(cert, NID_ext_key_usage, "serverAuth"))
+                return fail(error, "adding extensions");
+        if (!X509_sign(cert, key, EVP_sha256()))
+                return fail(error, "signing");
+        if (!PEM_write_bio_PrivateKey(kbio, key, NULL, NULL, 0, NULL, NULL) ||
+            !PEM_write_bio_X509(cbio, cert))
+                return fail(error, "PEM encoding");
+        kpem = bio_text(kbio);
+        cpem = bio_text(cbio);
+        return util_write_file(key_path, kpem, -1, 0600, error) &&
+               util_write_file(cert_path, cpem, -1, 0644, error);
+}
+
+char *tls_cert_fingerprint(const char *cert_path, GError **error)
+{
+        g_autoptr(BIO) bio = BIO_new_file(cert_path, "r");
+        g_autoptr(X509) cert = NULL;
+        guchar md[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        GString *s;
+
+        if (bio)
+                cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        if (!cert || !X509_digest(cert, EVP_sha256(), md, &n)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "cannot read a PEM certificate from '%s'", cert_path);
+                return NULL;
+        }
+        s = g_string_new(NULL);
+        for (unsigned int i = 0; i < n; i++)
+                g_string_append_printf(s, "%s%02X", i ? ":" : "", md[i]);
+        return g_string_free(s, FALSE);
+}

@@ -1,0 +1,340 @@
+/* Login, logout, the caller's own account, and small read-only routes. */
+#define G_LOG_DOMAIN "api"
+
+#include "manager/api.h"
+#include "common/error.h"
+#include "common/util.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+
+
+static gint64 now_s(void)
+{
+        return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+/* A body of exactly the named string fields. */
+static gboolean string_fields(JsonObject *body, const char *const *names, GError **error)
+{
+        g_autoptr(GList) members = json_object_get_members(body);
+
+        for (GList *l = members; l; l = l->next) {
+                if (!g_strv_contains(names, l->data)) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNKNOWN_FIELD,
+                                    "unknown field '%s'", (char *)l->data);
+                        return FALSE;
+                }
+        }
+        for (const char *const *n = names; *n; n++) {
+                JsonNode *v = json_object_get_member(body, *n);
+                if (!v) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_MISSING_FIELD,
+                                    "the field '%s' is required", *n);
+                        return FALSE;
+                }
+                if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_STRING) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_WRONG_TYPE,
+                                    "the field '%s' must be a string", *n);
+                        return FALSE;
+                }
+                if (!util_text_valid(*n, json_node_get_string(v), 1024, error))
+                        return FALSE;
+        }
+        return TRUE;
+}
+
+/* ---- login ------------------------------------------------------------------------------- */
+
+typedef struct {
+        UserAuth user;
+        gboolean known;
+        char *name;
+        char *password;
+        gboolean ok;
+} LoginJob;
+
+static void login_job_free(LoginJob *j)
+{
+        user_auth_clear(&j->user);
+        g_free(j->name);
+        if (j->password) {
+                memset(j->password, 0, strlen(j->password));
+                g_free(j->password);
+        }
+        g_free(j);
+}
+
+static gpointer login_verify(gpointer data, GError **error)
+{
+        LoginJob *j = data;
+
+        /* An unknown user costs the same time as a wrong password. */
+        j->ok = password_verify(j->known ? j->user.password_hash : password_dummy_hash(),
+                                j->password) &&
+                j->known;
+        return j;
+}
+
+static void login_refuse(ApiRequest *req, const char *key_user, const char *key_addr,
+                         const char *name, const char *why)
+{
+        gint64 window = MCFG_INT(req->mgr, "login_window");
+        g_autoptr(GError) error = NULL;
+
+        ratelimit_fail(req->mgr->logins, key_user, now_s(), window);
+        ratelimit_fail(req->mgr->logins, key_addr, now_s(), window);
+        store_event_add(req->mgr->store, &req->actor, "login_failed", "user", 0, name, why, NULL);
+        g_info("failed login for '%s' from %s: %s", name, req->address, why);
+        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_BAD_CREDENTIALS,
+                    "wrong user name or password");
+        api_reply_error(req, error);
+}
+
+static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer data)
+{
+        LoginJob *j = data;
+        g_autofree char *ku = g_strdup_printf("u:%s", j->name);
+        g_autofree char *ka = g_strdup_printf("a:%s", req->address);
+        g_autofree char *token = NULL, *hash = NULL, *exp_iso = NULL;
+        g_autoptr(GError) error = NULL;
+        JsonObject *out, *user;
+        gint64 expires;
+
+        if (err) {
+                api_reply_error(req, err);
+                return;
+        }
+        if (!j->ok) {
+                login_refuse(req, ku, ka, j->name, j->known ? "wrong password" : "unknown user");
+                return;
+        }
+        if (!j->user.enabled) {
+                store_event_add(req->mgr->store, &req->actor, "login_failed", "user", j->user.id,
+                                j->user.name, "account disabled", NULL);
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN,
+                            "the account '%s' is disabled; ask an administrator", j->user.name);
+                api_reply_error(req, error);
+                return;
+        }
+        ratelimit_reset(req->mgr->logins, ku);
+        token = token_new();
+        hash = token_hash(token);
+        expires = now_s() + MCFG_INT(req->mgr, "token_ttl");
+        req->actor.name = j->user.name;
+        req->actor.user_id = j->user.id;
+        if (!store_token_insert(req->mgr->store, hash, j->user.id, expires, req->address,
+                                &error) ||
+            !store_event_add(req->mgr->store, &req->actor, "login", "user", j->user.id,
+                             j->user.name, "", &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        g_info("user '%s' logged in from %s", j->user.name, req->address);
+        exp_iso = util_time_iso(expires);
+        out = json_object_new();
+        json_object_set_string_member(out, "token", token);
+        json_object_set_string_member(out, "expires_at", exp_iso);
+        user = json_object_new();
+        json_object_set_int_member(user, "id", j->user.id);
+        json_object_set_string_member(user, "name", j->user.name);
+        json_object_set_string_member(user, "role", role_to_string(j->user.role));
+        json_object_set_object_member(out, "user", user);
+        api_reply_object(req, 200, out);
+}
+
+void api_auth_login(ApiRequest *req)
+{
+        static const char *const fields[] = {"name", "password", NULL};
+        g_autoptr(GError) error = NULL;
+        g_autofree char *ku = NULL, *ka = NULL;
+        gint64 wait_u, wait_a, window = MCFG_INT(req->mgr, "login_window");
+        LoginJob *j;
+        const char *name;
+
+        if (!string_fields(req->body, fields, &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        name = json_object_get_string_member(req->body, "name");
+        ku = g_strdup_printf("u:%s", name);
+        ka = g_strdup_printf("a:%s", req->address);
+        wait_u = ratelimit_retry_after(req->mgr->logins, ku,
+                                       MCFG_INT(req->mgr, "login_attempts_per_user"), window,
+                                       now_s());
+        wait_a = ratelimit_retry_after(req->mgr->logins, ka,
+                                       MCFG_INT(req->mgr, "login_attempts_per_address"), window,
+                                       now_s());
+        if (wait_u || wait_a) {
+                g_autofree char *after = g_strdup_printf("%" G_GINT64_FORMAT, MAX(wait_u, wait_a));
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_RATE_LIMITED,
+                            "too many failed login attempts %s; retry in %" G_GINT64_FORMAT " s",
+                            wait_u ? "for this user" : "from this address", MAX(wait_u, wait_a));
+                soup_message_headers_replace(soup_server_message_get_response_headers(req->msg),
+                                             "Retry-After", after);
+                api_reply_error(req, error);
+                return;
+        }
+        j = g_new0(LoginJob, 1);
+        j->name = g_strdup(name);
+        j->password = g_strdup(json_object_get_string_member(req->body, "password"));
+        j->known = store_user_auth(req->mgr->store, name, &j->user, NULL);
+        api_run_in_thread(req, login_verify, login_done, j, (GDestroyNotify)login_job_free);
+}
+
+void api_auth_logout(ApiRequest *req)
+{
+        g_autoptr(GError) error = NULL;
+
+        if (!store_token_delete(req->mgr->store, req->token_hash, &error) ||
+            !store_event_add(req->mgr->store, &req->actor, "logout", "user", req->caller.user_id,
+                             req->caller.user_name, "", &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        api_reply_empty(req, 204);
+}
+
+void api_me_get(ApiRequest *req)
+{
+        g_autoptr(GError) error = NULL;
+        g_autofree char *id = g_strdup_printf("%" G_GINT64_FORMAT, req->caller.user_id);
+        JsonObject *o = store_get(req->mgr->store, resource_by_kind("user"), id, 0, &error);
+
+        if (!o)
+                api_reply_error(req, error);
+        else
+                api_reply_object(req, 200, o);
+}
+
+/* ---- own password ------------------------------------------------------------------------ */
+
+typedef struct {
+        char *hash;    /* current hash, then the new one */
+        char *current;
+        char *next;
+        char *cost;
+        gboolean ok;
+} PasswordJob;
+
+static void password_job_free(PasswordJob *j)
+{
+        g_free(j->hash);
+        g_free(j->cost);
+        if (j->current) {
+                memset(j->current, 0, strlen(j->current));
+                g_free(j->current);
+        }
+        if (j->next) {
+                memset(j->next, 0, strlen(j->next));
+                g_free(j->next);
+        }
+        g_free(j);
+}
+
+static gpointer password_work(gpointer data, GError **error)
+{
+        PasswordJob *j = data;
+
+        j->ok = password_verify(j->hash, j->current);
+        g_clear_pointer(&j->hash, g_free);
+        if (j->ok && !(j->hash = password_hash(j->next, j->cost, error)))
+                return NULL;
+        return j;
+}
+
+static void password_done(ApiRequest *req, gpointer result, GError *err, gpointer data)
+{
+        PasswordJob *j = data;
+        g_autoptr(GError) error = NULL;
+
+        if (err) {
+                api_reply_error(req, err);
+                return;
+        }
+        if (!j->ok) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_BAD_CREDENTIALS,
+                            "the current password is wrong");
+                api_reply_error(req, error);
+                return;
+        }
+        if (!store_user_set_password(req->mgr->store, req->caller.user_id, j->hash, &req->actor,
+                                     &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        /* The first admin's generated password is no longer valid: forget it. */
+        if (g_str_equal(req->caller.user_name, "admin"))
+                g_unlink(req->mgr->admin_password_file);
+        g_info("user '%s' changed their password", req->caller.user_name);
+        api_reply_empty(req, 204);
+}
+
+void api_me_password(ApiRequest *req)
+{
+        static const char *const fields[] = {"current_password", "new_password", NULL};
+        g_autoptr(GError) error = NULL;
+        UserAuth ua = {0};
+        const Field *pw = resource_field(resource_by_kind("user"), "password");
+        PasswordJob *j;
+        const char *next;
+
+        if (!string_fields(req->body, fields, &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        next = json_object_get_string_member(req->body, "new_password");
+        if (strlen(next) < (gsize)pw->min) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "the new password must be at least %" G_GINT64_FORMAT
+                            " characters long", pw->min);
+                api_reply_error(req, error);
+                return;
+        }
+        if (!store_user_auth(req->mgr->store, req->caller.user_name, &ua, &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        j = g_new0(PasswordJob, 1);
+        j->hash = g_steal_pointer(&ua.password_hash);
+        j->current = g_strdup(json_object_get_string_member(req->body, "current_password"));
+        j->next = g_strdup(next);
+        j->cost = g_strdup(MCFG_STR(req->mgr, "password_cost"));
+        user_auth_clear(&ua);
+        api_run_in_thread(req, password_work, password_done, j,
+                          (GDestroyNotify)password_job_free);
+}
+
+/* ---- small read-only routes -------------------------------------------------------------- */
+
+void api_version(ApiRequest *req)
+{
+        JsonObject *o = json_object_new();
+
+        json_object_set_string_member(o, "name", "atrium");
+        json_object_set_string_member(o, "version", ATRIUM_VERSION);
+        json_object_set_string_member(o, "api", "v1");
+        api_reply_object(req, 200, o);
+}
+
+void api_roles_list(ApiRequest *req)
+{
+        JsonObject *o = json_object_new();
+        JsonArray *items = json_array_new();
+
+        for (Role r = ROLE_USER; r < ROLE_LAST; r++) {
+                JsonObject *e = json_object_new();
+                json_object_set_string_member(e, "name", role_to_string(r));
+                json_object_set_string_member(e, "description", role_description(r));
+                json_array_add_object_element(items, e);
+        }
+        json_object_set_array_member(o, "items", items);
+        json_object_set_null_member(o, "next_cursor");
+        api_reply_object(req, 200, o);
+}
+
+void api_openapi(ApiRequest *req)
+{
+        g_autoptr(JsonNode) doc = openapi_document();
+        api_reply_json(req, 200, doc);
+}

@@ -1,0 +1,207 @@
+/* Generic object routes: list, get, create, update, delete for every Resource. */
+#define G_LOG_DOMAIN "api"
+
+#include "manager/api.h"
+#include "common/error.h"
+#include "common/util.h"
+
+#include <string.h>
+
+
+/* Plain users see only the rows they own; other roles see all. */
+static gint64 owner_scope(ApiRequest *req)
+{
+        const Resource *res = req->route->res;
+
+        if (res->owner_field && req->caller.role < ROLE_OPERATOR)
+                return req->caller.user_id;
+        return 0;
+}
+
+void api_objects_list(ApiRequest *req)
+{
+        const Resource *res = req->route->res;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GHashTable) filters = g_hash_table_new(g_str_hash, g_str_equal);
+        ListQuery q = {.filters = filters, .owner_id = owner_scope(req)};
+        gint64 next = 0, max = MCFG_INT(req->mgr, "page_size_max");
+        JsonArray *items;
+        JsonObject *out;
+        GHashTableIter it;
+        gpointer k, v;
+
+        q.limit = MCFG_INT(req->mgr, "page_size_default");
+        if (req->query) {
+                g_hash_table_iter_init(&it, req->query);
+                while (g_hash_table_iter_next(&it, &k, &v)) {
+                        guint64 n;
+                        if (g_str_equal(k, "limit")) {
+                                if (!g_ascii_string_to_unsigned(v, 10, 1, max, &n, NULL)) {
+                                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                                    "limit must be a whole number from 1 to "
+                                                    "%" G_GINT64_FORMAT ", not '%s'",
+                                                    max, (char *)v);
+                                        api_reply_error(req, error);
+                                        return;
+                                }
+                                q.limit = n;
+                        } else if (g_str_equal(k, "cursor")) {
+                                if (!util_parse_id(v, &q.after_id)) {
+                                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                                    "'%s' is not a cursor this server gave out",
+                                                    (char *)v);
+                                        api_reply_error(req, error);
+                                        return;
+                                }
+                        } else {
+                                g_hash_table_insert(filters, k, v);
+                        }
+                }
+        }
+        items = store_list(req->mgr->store, res, &q, &next, &error);
+        if (!items) {
+                api_reply_error(req, error);
+                return;
+        }
+        out = json_object_new();
+        json_object_set_array_member(out, "items", items);
+        if (next) {
+                g_autofree char *c = g_strdup_printf("%" G_GINT64_FORMAT, next);
+                json_object_set_string_member(out, "next_cursor", c);
+        } else {
+                json_object_set_null_member(out, "next_cursor");
+        }
+        api_reply_object(req, 200, out);
+}
+
+void api_objects_get(ApiRequest *req)
+{
+        g_autoptr(GError) error = NULL;
+        JsonObject *o = store_get(req->mgr->store, req->route->res, req->params[0],
+                                  owner_scope(req), &error);
+
+        if (!o)
+                api_reply_error(req, error);
+        else
+                api_reply_object(req, 200, o);
+}
+
+/* Secret fields (passwords) are hashed in a worker thread: argon2id takes tens of ms. */
+typedef struct {
+        JsonObject *values;
+        char *cost;
+} HashJob;
+
+static void hash_job_free(HashJob *j)
+{
+        json_object_unref(j->values);
+        g_free(j->cost);
+        g_free(j);
+}
+
+static gpointer hash_secrets(gpointer data, GError **error)
+{
+        HashJob *j = data;
+        g_autoptr(GList) members = json_object_get_members(j->values);
+
+        for (GList *l = members; l; l = l->next) {
+                JsonNode *n = json_object_get_member(j->values, l->data);
+                g_autofree char *hash = NULL;
+                if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING)
+                        continue;
+                if (!g_str_equal(l->data, "password"))
+                        continue;
+                hash = password_hash(json_node_get_string(n), j->cost, error);
+                if (!hash)
+                        return NULL;
+                json_object_set_string_member(j->values, l->data, hash);
+        }
+        return j;
+}
+
+static gboolean has_secret(const Resource *res, JsonObject *values)
+{
+        for (gsize i = 0; i < res->n_fields; i++)
+                if (res->fields[i].type == FIELD_SECRET &&
+                    json_object_has_member(values, res->fields[i].name))
+                        return TRUE;
+        return FALSE;
+}
+
+static void write_values(ApiRequest *req, JsonObject *values)
+{
+        const Resource *res = req->route->res;
+        g_autoptr(GError) error = NULL;
+        gboolean create = g_str_equal(req->route->op, "create");
+        JsonObject *row = create ? store_create(req->mgr->store, res, values, &req->actor, &error)
+                                 : store_update(req->mgr->store, res, req->params[0], values,
+                                                &req->actor, &error);
+
+        if (!row) {
+                api_reply_error(req, error);
+                return;
+        }
+        if (create) {
+                g_autofree char *loc = g_strdup_printf(
+                        "/api/v1/%s/%" G_GINT64_FORMAT, res->plural,
+                        json_object_get_int_member(row, "id"));
+                soup_message_headers_replace(soup_server_message_get_response_headers(req->msg),
+                                             "Location", loc);
+        }
+        api_reply_object(req, create ? 201 : 200, row);
+}
+
+static void hashed(ApiRequest *req, gpointer result, GError *error, gpointer data)
+{
+        if (error) {
+                api_reply_error(req, error);
+                return;
+        }
+        write_values(req, ((HashJob *)result)->values);
+}
+
+static void write_object(ApiRequest *req, gboolean create)
+{
+        const Resource *res = req->route->res;
+        g_autoptr(GError) error = NULL;
+
+        if (!model_validate(res, req->body, create, &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        if (!create && json_object_get_size(req->body) == 0) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "the request changes nothing: give at least one field of the %s",
+                            res->kind);
+                api_reply_error(req, error);
+                return;
+        }
+        if (has_secret(res, req->body)) {
+                HashJob *j = g_new0(HashJob, 1);
+                j->values = json_object_ref(req->body);
+                j->cost = g_strdup(MCFG_STR(req->mgr, "password_cost"));
+                api_run_in_thread(req, hash_secrets, hashed, j, (GDestroyNotify)hash_job_free);
+                return;
+        }
+        write_values(req, req->body);
+}
+
+void api_objects_create(ApiRequest *req)
+{
+        write_object(req, TRUE);
+}
+
+void api_objects_update(ApiRequest *req)
+{
+        write_object(req, FALSE);
+}
+
+void api_objects_delete(ApiRequest *req)
+{
+        g_autoptr(GError) error = NULL;
+
+        if (!store_delete(req->mgr->store, req->route->res, req->params[0], &req->actor, &error))
+                api_reply_error(req, error);
+        else
+                api_reply_empty(req, 204);
+}

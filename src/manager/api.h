@@ -1,0 +1,73 @@
+/* REST API internals: the route table, the request context and reply helpers. */
+#pragma once
+#include "manager/manager.h"
+
+typedef struct _ApiRequest ApiRequest;
+typedef void (*RouteHandler)(ApiRequest *req);
+
+typedef struct {
+        const char *method;
+        const char *pattern;      /* "/api/v1/pools/{id}" */
+        RouteHandler handler;
+        Role role;                /* least role allowed; ROLE_NONE: no login needed */
+        gsize body_limit;         /* 0: takes no body */
+        const Resource *res;      /* generic object routes */
+        const char *op;           /* list, get, create, update, delete, or a verb */
+        const char *summary;
+} Route;
+
+#define API_MAX_PARAMS 3
+#define API_SMALL_BODY 4096
+
+struct _ApiRequest {
+        Manager *mgr;
+        SoupServerMessage *msg;
+        const Route *route;
+        char *params[API_MAX_PARAMS];
+        GHashTable *query;        /* may be NULL */
+        JsonObject *body;         /* routes with a body */
+        TokenInfo caller;         /* when the route needs a login */
+        char *token_hash;
+        char *address;
+        Actor actor;
+        gboolean paused;
+};
+
+const Route *routes_all(gsize *n);
+/* Find the route for METHOD PATH, capturing {params} (caller frees them). Sets *path_known
+ * when some route has this path with another method (405 rather than 404). */
+const Route *router_match(const Route *routes, gsize n, const char *method, const char *path,
+                          char **params, gboolean *path_known);
+
+/* Replies; each frees the request (after unpausing it if it was paused). */
+void api_reply_json(ApiRequest *req, guint status, JsonNode *body);
+void api_reply_object(ApiRequest *req, guint status, JsonObject *obj); /* takes obj */
+void api_reply_error(ApiRequest *req, const GError *error);
+void api_reply_empty(ApiRequest *req, guint status);
+/* Keep the request open while work runs in a thread. */
+void api_pause(ApiRequest *req);
+
+/* Run func(data) in a worker thread, then done(req, result) on the loop. */
+typedef gpointer (*ApiWork)(gpointer data, GError **error);
+typedef void (*ApiDone)(ApiRequest *req, gpointer result, GError *error, gpointer data);
+void api_run_in_thread(ApiRequest *req, ApiWork work, ApiDone done, gpointer data,
+                       GDestroyNotify free_data);
+
+JsonNode *openapi_document(void);
+
+/* Handlers. */
+void api_objects_list(ApiRequest *req);
+void api_objects_get(ApiRequest *req);
+void api_objects_create(ApiRequest *req);
+void api_objects_update(ApiRequest *req);
+void api_objects_delete(ApiRequest *req);
+void api_auth_login(ApiRequest *req);
+void api_auth_logout(ApiRequest *req);
+void api_me_get(ApiRequest *req);
+void api_me_password(ApiRequest *req);
+void api_version(ApiRequest *req);
+void api_roles_list(ApiRequest *req);
+void api_openapi(ApiRequest *req);
+void api_group_members(ApiRequest *req);
+void api_group_member_add(ApiRequest *req);
+void api_group_member_remove(ApiRequest *req);

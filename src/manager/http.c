@@ -1,0 +1,474 @@
+/* HTTP front of the manager. libsoup parses HTTP; we own the listening socket so that the
+ * number of open connections is bounded and a failed accept() (EMFILE, ENFILE, ENOMEM) pauses
+ * accepting briefly instead of stopping the listener for good, as SoupServer's own listener
+ * does in libsoup 3.2. */
+#define G_LOG_DOMAIN "api"
+
+#include "manager/api.h"
+#include "common/error.h"
+#include "common/jsonutil.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <string.h>
+
+#define ACCEPT_RETRY_MS 100
+
+struct _HttpServer {
+        Manager *mgr;
+        SoupServer *soup;
+        GSocket *listener;
+        GSource *accept_source;
+        guint retry_id;
+        GTlsCertificate *cert;
+        gboolean tls;
+        guint active;
+        GHashTable *streams; /* open connections, weakly referenced */
+        gint64 last_limit_log;
+};
+
+/* ---- replies ----------------------------------------------------------------------------- */
+
+static void api_request_free(ApiRequest *req)
+{
+        for (guint i = 0; i < API_MAX_PARAMS; i++)
+                g_free(req->params[i]);
+        if (req->query)
+                g_hash_table_unref(req->query);
+        if (req->body)
+                json_object_unref(req->body);
+        token_info_clear(&req->caller);
+        g_free(req->token_hash);
+        g_free(req->address);
+        g_object_unref(req->msg);
+        g_free(req);
+}
+
+static void finish(ApiRequest *req)
+{
+        if (req->paused)
+                soup_server_message_unpause(req->msg);
+        api_request_free(req);
+}
+
+static void set_json(SoupServerMessage *msg, guint status, JsonNode *body)
+{
+        gsize len = 0;
+        char *text = NULL;
+
+        if (body) {
+                g_autoptr(JsonGenerator) gen = json_generator_new();
+                json_generator_set_root(gen, body);
+                text = json_generator_to_data(gen, &len);
+        }
+        soup_server_message_set_status(msg, status, NULL);
+        soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+                                     "Cache-Control", "no-store");
+        if (text)
+                soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_TAKE, text,
+                                                 len);
+}
+
+static void set_error(SoupServerMessage *msg, const GError *error)
+{
+        int code = error->domain == ATRIUM_ERROR ? error->code : ATRIUM_ERROR_INTERNAL;
+        g_autoptr(JsonNode) body = json_error_body(error);
+
+        if (code == ATRIUM_ERROR_INTERNAL)
+                g_warning("internal error: %s", error->message);
+        set_json(msg, atrium_error_http_status(code), body);
+        if (code == ATRIUM_ERROR_UNAUTHORIZED)
+                soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+                                             "WWW-Authenticate", "Bearer realm=\"atrium\"");
+}
+
+void api_reply_json(ApiRequest *req, guint status, JsonNode *body)
+{
+        set_json(req->msg, status, body);
+        finish(req);
+}
+
+void api_reply_object(ApiRequest *req, guint status, JsonObject *obj)
+{
+        g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
+
+        json_node_take_object(node, obj);
+        api_reply_json(req, status, node);
+}
+
+void api_reply_error(ApiRequest *req, const GError *error)
+{
+        set_error(req->msg, error);
+        finish(req);
+}
+
+void api_reply_empty(ApiRequest *req, guint status)
+{
+        soup_server_message_set_status(req->msg, status, NULL);
+        finish(req);
+}
+
+void api_pause(ApiRequest *req)
+{
+        if (!req->paused) {
+                soup_server_message_pause(req->msg);
+                req->paused = TRUE;
+        }
+}
+
+typedef struct {
+        ApiWork work;
+        ApiDone done;
+        gpointer data;
+        GDestroyNotify free_data;
+} ThreadJob;
+
+static void thread_job_free(ThreadJob *job)
+{
+        if (job->free_data)
+                job->free_data(job->data);
+        g_free(job);
+}
+
+static void thread_func(GTask *task, gpointer source, gpointer task_data, GCancellable *c)
+{
+        ThreadJob *job = task_data;
+        GError *error = NULL;
+        gpointer result = job->work(job->data, &error);
+
+        if (error)
+                g_task_return_error(task, error);
+        else
+                g_task_return_pointer(task, result, NULL);
+}
+
+static void thread_done(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+        ApiRequest *req = user_data;
+        ThreadJob *job = g_task_get_task_data(G_TASK(res));
+        GError *error = NULL;
+        gpointer result = g_task_propagate_pointer(G_TASK(res), &error);
+
+        job->done(req, result, error, job->data);
+        g_clear_error(&error);
+}
+
+void api_run_in_thread(ApiRequest *req, ApiWork work, ApiDone done, gpointer data,
+                       GDestroyNotify free_data)
+{
+        g_autoptr(GTask) task = g_task_new(NULL, NULL, thread_done, req);
+        ThreadJob *job = g_new0(ThreadJob, 1);
+
+        job->work = work;
+        job->done = done;
+        job->data = data;
+        job->free_data = free_data;
+        g_task_set_task_data(task, job, (GDestroyNotify)thread_job_free);
+        api_pause(req);
+        g_task_run_in_thread(task, thread_func);
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+static gboolean authenticate(ApiRequest *req, GError **error)
+{
+        const char *h = soup_message_headers_get_one(
+                soup_server_message_get_request_headers(req->msg), "Authorization");
+        gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+
+        if (!h || !g_str_has_prefix(h, "Bearer ") || !h[7]) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
+                            "this request needs a login: send 'Authorization: Bearer TOKEN' "
+                            "(POST /api/v1/auth/login gives one)");
+                return FALSE;
+        }
+        req->token_hash = token_hash(h + 7);
+        if (!store_token_lookup(req->mgr->store, req->token_hash, now, &req->caller, error))
+                return FALSE;
+        req->actor.name = req->caller.user_name;
+        req->actor.user_id = req->caller.user_id;
+        if (req->caller.role < req->route->role) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN,
+                            "this needs the %s role; user '%s' has the %s role",
+                            role_to_string(req->route->role), req->caller.user_name,
+                            role_to_string(req->caller.role));
+                return FALSE;
+        }
+        return TRUE;
+}
+
+static gboolean read_body(ApiRequest *req, GError **error)
+{
+        SoupMessageHeaders *hdrs = soup_server_message_get_request_headers(req->msg);
+        SoupMessageBody *body = soup_server_message_get_request_body(req->msg);
+        g_autoptr(GBytes) bytes = NULL;
+        gsize limit = MIN(req->route->body_limit, (gsize)MCFG_INT(req->mgr, "max_body_bytes"));
+        const char *ctype = soup_message_headers_get_content_type(hdrs, NULL);
+        JsonNode *root;
+        gsize len;
+        const char *data;
+
+        if (req->route->body_limit == 0)
+                return TRUE;
+        bytes = soup_message_body_flatten(body);
+        data = g_bytes_get_data(bytes, &len);
+        if (len > limit) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_TOO_LARGE,
+                            "the request body is %zu bytes; this route accepts at most %zu", len,
+                            limit);
+                return FALSE;
+        }
+        if (!ctype || g_ascii_strcasecmp(ctype, "application/json") != 0) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNSUPPORTED_MEDIA,
+                            "the request body must be sent as Content-Type: application/json");
+                return FALSE;
+        }
+        root = json_parse_body(data, len, MCFG_INT(req->mgr, "max_json_depth"), error);
+        if (!root)
+                return FALSE;
+        req->body = json_object_ref(json_node_get_object(root));
+        json_node_unref(root);
+        return TRUE;
+}
+
+static void server_callback(SoupServer *server, SoupServerMessage *msg, const char *path,
+                            GHashTable *query, gpointer user_data)
+{
+        HttpServer *h = user_data;
+        gsize n;
+        const Route *routes = routes_all(&n);
+        ApiRequest *req = g_new0(ApiRequest, 1);
+        g_autoptr(GError) error = NULL;
+        gboolean path_known;
+
+        req->mgr = h->mgr;
+        req->msg = g_object_ref(msg);
+        req->address = g_strdup(soup_server_message_get_remote_host(msg));
+        req->actor.name = "anonymous";
+        req->actor.address = req->address ? req->address : "";
+        if (query)
+                req->query = g_hash_table_ref(query);
+        req->route = router_match(routes, n, soup_server_message_get_method(msg), path,
+                                  req->params, &path_known);
+        if (!req->route) {
+                if (path_known)
+                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_METHOD_NOT_ALLOWED,
+                                    "%s is not allowed on %s",
+                                    soup_server_message_get_method(msg), path);
+                else
+                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
+                                    "there is no API route %s", path);
+                api_reply_error(req, error);
+                return;
+        }
+        if ((req->route->role != ROLE_NONE && !authenticate(req, &error)) ||
+            !read_body(req, &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        req->route->handler(req);
+}
+
+/* Refuse an oversized body as soon as its headers say so, before reading it. */
+static void got_headers(SoupServerMessage *msg, gpointer user_data)
+{
+        HttpServer *h = user_data;
+        goffset len = soup_message_headers_get_content_length(
+                soup_server_message_get_request_headers(msg));
+        gint64 max = MCFG_INT(h->mgr, "max_body_bytes");
+
+        if (len > max) {
+                g_autoptr(GError) error = g_error_new(
+                        ATRIUM_ERROR, ATRIUM_ERROR_TOO_LARGE,
+                        "the request body is %" G_GOFFSET_FORMAT " bytes; at most %" G_GINT64_FORMAT
+                        " are accepted",
+                        len, max);
+                set_error(msg, error);
+                soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+                                             "Connection", "close");
+        }
+}
+
+static void request_started(SoupServer *server, SoupServerMessage *msg, gpointer user_data)
+{
+        g_signal_connect(msg, "got-headers", G_CALLBACK(got_headers), user_data);
+}
+
+/* ---- accepting --------------------------------------------------------------------------- */
+
+static gboolean accept_ready(GSocket *sock, GIOCondition cond, gpointer user_data);
+
+static void connection_gone(gpointer data, GObject *where_the_object_was)
+{
+        HttpServer *h = data;
+        g_hash_table_remove(h->streams, where_the_object_was);
+        h->active--;
+}
+
+static gboolean resume_accept(gpointer data)
+{
+        HttpServer *h = data;
+
+        h->retry_id = 0;
+        h->accept_source = g_socket_create_source(h->listener, G_IO_IN, NULL);
+        g_source_set_callback(h->accept_source, G_SOURCE_FUNC(accept_ready), h, NULL);
+        g_source_attach(h->accept_source, NULL);
+        return G_SOURCE_REMOVE;
+}
+
+static void hand_over(HttpServer *h, GSocket *client)
+{
+        g_autoptr(GSocketConnection) conn = g_socket_connection_factory_create_connection(client);
+        g_autoptr(GSocketAddress) local = g_socket_get_local_address(client, NULL);
+        g_autoptr(GSocketAddress) remote = g_socket_get_remote_address(client, NULL);
+        g_autoptr(GIOStream) stream = NULL;
+        g_autoptr(GError) error = NULL;
+
+        if (h->tls) {
+                stream = g_tls_server_connection_new(G_IO_STREAM(conn), h->cert, &error);
+                if (!stream) {
+                        g_warning("cannot start TLS on a connection: %s", error->message);
+                        return;
+                }
+        } else {
+                stream = G_IO_STREAM(g_object_ref(conn));
+        }
+        if (!soup_server_accept_iostream(h->soup, stream, local, remote, &error)) {
+                g_warning("cannot serve a connection: %s", error->message);
+                return;
+        }
+        h->active++;
+        g_hash_table_add(h->streams, stream);
+        g_object_weak_ref(G_OBJECT(stream), connection_gone, h);
+}
+
+static gboolean accept_ready(GSocket *sock, GIOCondition cond, gpointer user_data)
+{
+        HttpServer *h = user_data;
+
+        for (int i = 0; i < 64; i++) {
+                g_autoptr(GError) error = NULL;
+                g_autoptr(GSocket) client = g_socket_accept(sock, NULL, &error);
+                gint64 now;
+
+                if (!client) {
+                        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+                                return G_SOURCE_CONTINUE;
+                        /* Out of descriptors or memory: stop for a moment, then go on. */
+                        g_warning("accepting an API connection failed: %s; retrying in %d ms",
+                                  error->message, ACCEPT_RETRY_MS);
+                        g_clear_pointer(&h->accept_source, g_source_unref);
+                        h->retry_id = g_timeout_add(ACCEPT_RETRY_MS, resume_accept, h);
+                        return G_SOURCE_REMOVE;
+                }
+                if (h->active >= (guint)MCFG_INT(h->mgr, "max_connections")) {
+                        now = g_get_monotonic_time();
+                        if (now - h->last_limit_log > 10 * G_USEC_PER_SEC) {
+                                g_warning("%u API connections open, the most allowed "
+                                          "(manager.max_connections): closing new ones",
+                                          h->active);
+                                h->last_limit_log = now;
+                        }
+                        g_socket_close(client, NULL);
+                        continue;
+                }
+                g_socket_set_blocking(client, FALSE);
+                hand_over(h, client);
+        }
+        return G_SOURCE_CONTINUE;
+}
+
+HttpServer *http_server_new(Manager *mgr, GError **error)
+{
+        HttpServer *h = g_new0(HttpServer, 1);
+
+        h->mgr = mgr;
+        h->streams = g_hash_table_new(NULL, NULL);
+        h->soup = soup_server_new("server-header", "atrium/" ATRIUM_VERSION, NULL);
+        soup_server_add_handler(h->soup, NULL, server_callback, h, NULL);
+        g_signal_connect(h->soup, "request-started", G_CALLBACK(request_started), h);
+        return h;
+}
+
+gboolean http_server_listen(HttpServer *h, const char *listen, gboolean tls, GTlsCertificate *cert,
+                            char **url, GError **error)
+{
+        g_autofree char *host = NULL;
+        g_autoptr(GInetAddress) addr = NULL;
+        g_autoptr(GSocketAddress) sa = NULL, bound = NULL;
+        guint16 port;
+        gboolean v6;
+
+        if (!util_split_hostport(listen, &host, &port, error))
+                return FALSE;
+        addr = g_str_equal(host, "localhost") ? g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4)
+                                              : g_inet_address_new_from_string(host);
+        if (!addr) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "manager.listen: '%s' is not an IP address", host);
+                return FALSE;
+        }
+        v6 = g_inet_address_get_family(addr) == G_SOCKET_FAMILY_IPV6;
+        h->listener = g_socket_new(v6 ? G_SOCKET_FAMILY_IPV6 : G_SOCKET_FAMILY_IPV4,
+                                   G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, error);
+        if (!h->listener)
+                return FALSE;
+        g_socket_set_option(h->listener, SOL_SOCKET, SO_REUSEADDR, 1, NULL);
+        sa = g_inet_socket_address_new(addr, port);
+        if (!g_socket_bind(h->listener, sa, TRUE, error) || !g_socket_listen(h->listener, error)) {
+                g_prefix_error(error, "cannot listen on %s: ", listen);
+                return FALSE;
+        }
+        g_socket_set_blocking(h->listener, FALSE);
+        bound = g_socket_get_local_address(h->listener, error);
+        if (!bound)
+                return FALSE;
+        h->tls = tls;
+        if (cert)
+                h->cert = g_object_ref(cert);
+        resume_accept(h);
+        {
+                g_autofree char *shown = g_inet_address_to_string(addr);
+                guint16 p = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+                if (g_inet_address_get_is_any(addr)) {
+                        g_free(shown);
+                        shown = g_strdup(v6 ? "::1" : "127.0.0.1");
+                }
+                *url = g_strdup_printf("%s://%s%s%s:%u", tls ? "https" : "http", v6 ? "[" : "",
+                                       shown, v6 ? "]" : "", p);
+        }
+        return TRUE;
+}
+
+guint http_server_connections(HttpServer *h)
+{
+        return h->active;
+}
+
+void http_server_free(HttpServer *h)
+{
+        if (!h)
+                return;
+        if (h->accept_source) {
+                g_source_destroy(h->accept_source);
+                g_source_unref(h->accept_source);
+        }
+        if (h->retry_id)
+                g_source_remove(h->retry_id);
+        if (h->listener)
+                g_socket_close(h->listener, NULL);
+        g_clear_object(&h->listener);
+        {
+                GHashTableIter it;
+                gpointer stream;
+                g_hash_table_iter_init(&it, h->streams);
+                while (g_hash_table_iter_next(&it, &stream, NULL))
+                        g_object_weak_unref(stream, connection_gone, h);
+                g_hash_table_unref(h->streams);
+        }
+        soup_server_disconnect(h->soup);
+        g_clear_object(&h->soup);
+        g_clear_object(&h->cert);
+        g_free(h);
+}

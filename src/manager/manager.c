@@ -1,0 +1,176 @@
+#define G_LOG_DOMAIN "manager"
+
+#include "manager/manager.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/tls.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <stdio.h>
+#include <string.h>
+
+
+static const Actor system_actor = {"system", 0, ""};
+
+/* First start: an 'admin' account, with the configured password or a random one that is
+ * printed once on stdout (never logged) and kept 0600 in the state dir until changed. */
+static gboolean ensure_admin(Manager *mgr, GError **error)
+{
+        const Resource *users = resource_by_kind("user");
+        const char *configured = MCFG_STR(mgr, "initial_admin_password");
+        g_autofree char *password = NULL, *hash = NULL;
+        g_autoptr(JsonObject) values = NULL;
+        g_autoptr(JsonObject) row = NULL;
+
+        if (store_count(mgr->store, users) > 0)
+                return TRUE;
+        password = configured[0] ? g_strdup(configured) : util_random_password();
+        hash = password_hash(password, MCFG_STR(mgr, "password_cost"), error);
+        if (!hash)
+                return FALSE;
+        values = json_object_new();
+        json_object_set_string_member(values, "name", "admin");
+        json_object_set_string_member(values, "display_name", "Administrator");
+        json_object_set_string_member(values, "role", "admin");
+        json_object_set_string_member(values, "password", hash);
+        row = store_create(mgr->store, users, values, &system_actor, error);
+        if (!row)
+                return FALSE;
+        if (!configured[0]) {
+                g_autofree char *text = g_strdup_printf("%s\n", password);
+                if (!util_write_file(mgr->admin_password_file, text, -1, 0600, error))
+                        return FALSE;
+                printf("Created the first administrator: user 'admin', password '%s'\n"
+                       "(also kept in %s until it is changed)\n",
+                       password, mgr->admin_password_file);
+                fflush(stdout);
+        }
+        g_info("created the first administrator account 'admin'");
+        memset(password, 0, strlen(password));
+        return TRUE;
+}
+
+Manager *manager_new(Config *config, const char *state_dir, GError **error)
+{
+        g_autoptr(Manager) mgr = g_new0(Manager, 1);
+        const char *db = config_get_string(config, "store", "path");
+        g_autofree char *db_path = NULL;
+
+        mgr->config = config;
+        mgr->state_dir = g_strdup(state_dir);
+        mgr->admin_password_file = g_build_filename(state_dir, "initial-admin-password", NULL);
+        mgr->logins = ratelimit_new();
+        db_path = db[0] ? g_strdup(db) : g_build_filename(state_dir, "atrium.db", NULL);
+        mgr->store = store_open_sqlite(db_path, error);
+        if (!mgr->store)
+                return NULL;
+        if (!ensure_admin(mgr, error))
+                return NULL;
+        return g_steal_pointer(&mgr);
+}
+
+static GTlsCertificate *load_cert(Manager *mgr, GError **error)
+{
+        const char *cert = MCFG_STR(mgr, "tls_cert"), *key = MCFG_STR(mgr, "tls_key");
+        g_autofree char *dir = g_build_filename(mgr->state_dir, "tls", NULL);
+        g_autofree char *gcert = g_build_filename(dir, "cert.pem", NULL);
+        g_autofree char *gkey = g_build_filename(dir, "key.pem", NULL);
+        GTlsCertificate *c;
+
+        if (!g_tls_backend_supports_tls(g_tls_backend_get_default())) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
+                            "GLib has no TLS backend: install the glib-networking package");
+                return NULL;
+        }
+        if (!cert[0] != !key[0]) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "set both manager.tls_cert and manager.tls_key, or neither");
+                return NULL;
+        }
+        if (!cert[0]) {
+                if (!tls_ensure_self_signed(dir, error))
+                        return NULL;
+                cert = gcert;
+                key = gkey;
+        }
+        c = g_tls_certificate_new_from_files(cert, key, error);
+        if (!c)
+                g_prefix_error(error, "cannot load the TLS certificate '%s' and key '%s': ", cert,
+                               key);
+        return c;
+}
+
+gboolean manager_start(Manager *mgr, GError **error)
+{
+        const char *listen = MCFG_STR(mgr, "listen");
+        gboolean plain = config_get_bool(mgr->config, "manager", "plain_http");
+        g_autoptr(GTlsCertificate) cert = NULL;
+        g_autofree char *host = NULL, *url_file = NULL, *url_text = NULL;
+        guint16 port;
+        guint64 nofile = util_raise_nofile();
+
+        if (!util_split_hostport(listen, &host, &port, error))
+                return FALSE;
+        if (plain && !util_addr_is_loopback(host)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "manager.plain_http is only allowed when manager.listen is a loopback "
+                            "address, not '%s'",
+                            listen);
+                return FALSE;
+        }
+        if (!plain && !(cert = load_cert(mgr, error)))
+                return FALSE;
+        if ((guint64)MCFG_INT(mgr, "max_connections") + 64 > nofile)
+                g_warning("manager.max_connections (%" G_GINT64_FORMAT
+                          ") is above what the open-file limit (%" G_GUINT64_FORMAT ") allows",
+                          MCFG_INT(mgr, "max_connections"), nofile);
+        mgr->http = http_server_new(mgr, error);
+        if (!mgr->http || !http_server_listen(mgr->http, listen, !plain, cert, &mgr->url, error))
+                return FALSE;
+        url_file = g_build_filename(mgr->state_dir, "manager.url", NULL);
+        url_text = g_strdup_printf("%s\n", mgr->url);
+        if (!util_write_file(url_file, url_text, -1, 0644, error))
+                return FALSE;
+        g_info("REST API listening on %s/api/v1 (open-file limit %" G_GUINT64_FORMAT
+               ", at most %" G_GINT64_FORMAT " connections)",
+               mgr->url, nofile, MCFG_INT(mgr, "max_connections"));
+        return TRUE;
+}
+
+void manager_reload(Manager *mgr, Config *next)
+{
+        g_autoptr(GPtrArray) changed = config_diff(mgr->config, next);
+
+        for (guint i = 0; i < changed->len; i++) {
+                const char *k = changed->pdata[i];
+                g_auto(GStrv) parts = g_strsplit(k, ".", 2);
+                const char *v = config_get_string(next, parts[0], parts[1]);
+                if (!config_key_reloadable(k)) {
+                        g_warning("configuration key %s changed; it takes effect at the next "
+                                  "restart",
+                                  k);
+                        continue;
+                }
+                config_set(mgr->config, parts[0], parts[1], v, NULL);
+                if (g_str_equal(k, "daemon.log_level"))
+                        log_set_level(v, NULL);
+                g_info("configuration key %s reloaded", k);
+        }
+        if (changed->len == 0)
+                g_info("configuration reloaded: nothing changed");
+}
+
+void manager_free(Manager *mgr)
+{
+        if (!mgr)
+                return;
+        http_server_free(mgr->http);
+        store_close(mgr->store);
+        ratelimit_free(mgr->logins);
+        g_free(mgr->state_dir);
+        g_free(mgr->url);
+        g_free(mgr->admin_password_file);
+        g_free(mgr);
+}

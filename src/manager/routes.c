@@ -1,0 +1,78 @@
+/* The one route table: method, pattern, handler, least role, body limit. The router, the role
+ * checks and the OpenAPI document (openapi.c, checked against docs/openapi.json by the tests)
+ * all come from it. Object routes are made from the resource table in proto/resources.c. */
+#include "manager/api.h"
+
+#define API "/api/v1"
+#define KB(n) ((gsize)(n) * 1024)
+
+static const Route fixed_routes[] = {
+        {"GET", API "/version", api_version, ROLE_NONE, 0, NULL, "version",
+         "Name and version of the server; no login needed."},
+        {"GET", API "/openapi.json", api_openapi, ROLE_NONE, 0, NULL, "openapi",
+         "This API's OpenAPI 3 document."},
+        {"POST", API "/auth/login", api_auth_login, ROLE_NONE, API_SMALL_BODY, NULL, "login",
+         "Log in with a user name and password; returns a bearer token."},
+        {"POST", API "/auth/logout", api_auth_logout, ROLE_USER, 0, NULL, "logout",
+         "Revoke the token used for this request."},
+        {"GET", API "/me", api_me_get, ROLE_USER, 0, NULL, "me",
+         "The logged-in user."},
+        {"PUT", API "/me/password", api_me_password, ROLE_USER, API_SMALL_BODY, NULL, "password",
+         "Change one's own password; every token of the user is revoked."},
+        {"GET", API "/roles", api_roles_list, ROLE_USER, 0, NULL, "roles",
+         "The roles and what each may do."},
+        {"GET", API "/groups/{id}/members", api_group_members, ROLE_ADMIN, 0, NULL, "members",
+         "Members of a group."},
+        {"PUT", API "/groups/{id}/members/{user}", api_group_member_add, ROLE_ADMIN, 0, NULL,
+         "add_member", "Add a user to a group (no change if already a member)."},
+        {"DELETE", API "/groups/{id}/members/{user}", api_group_member_remove, ROLE_ADMIN, 0, NULL,
+         "remove_member", "Remove a user from a group."},
+};
+
+static GArray *build(void)
+{
+        GArray *a = g_array_new(FALSE, TRUE, sizeof(Route));
+        gsize n;
+        const Resource *const *res = resources_all(&n);
+
+        g_array_append_vals(a, fixed_routes, G_N_ELEMENTS(fixed_routes));
+        for (gsize i = 0; i < n; i++) {
+                const Resource *r = res[i];
+                char *coll = g_strdup_printf(API "/%s", r->plural);
+                char *item = g_strdup_printf(API "/%s/{id}", r->plural);
+                Route list = {"GET", coll, api_objects_list, r->read_role, 0, r, "list",
+                              g_strdup_printf("List %ss (paged, filtered).", r->kind)};
+                Route get = {"GET", item, api_objects_get, r->read_role, 0, r, "get",
+                             g_strdup_printf("One %s, by id or name.", r->kind)};
+                g_array_append_val(a, list);
+                g_array_append_val(a, get);
+                if (r->read_only)
+                        continue;
+                {
+                        Route create = {"POST", coll, api_objects_create, r->write_role, KB(64), r,
+                                        "create", g_strdup_printf("Create a %s.", r->kind)};
+                        Route update = {"PATCH", item, api_objects_update, r->write_role, KB(64),
+                                        r, "update",
+                                        g_strdup_printf("Change some fields of a %s.", r->kind)};
+                        Route del = {"DELETE", item, api_objects_delete, r->write_role, 0, r,
+                                     "delete",
+                                     g_strdup_printf("Delete a %s; refused while it is in use.",
+                                                     r->kind)};
+                        g_array_append_val(a, create);
+                        if (!r->no_update)
+                                g_array_append_val(a, update);
+                        g_array_append_val(a, del);
+                }
+        }
+        return a;
+}
+
+const Route *routes_all(gsize *n)
+{
+        static GArray *table;
+
+        if (g_once_init_enter(&table))
+                g_once_init_leave(&table, build());
+        *n = table->len;
+        return (const Route *)table->data;
+}

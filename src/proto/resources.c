@@ -1,0 +1,283 @@
+/* The object families of the REST API, as data. Adding a field here adds it to the API,
+ * the CLI, the OpenAPI document and (with a migration in store/schema.c) the database. */
+#include "proto/model.h"
+#include "common/error.h"
+
+#define N(a) G_N_ELEMENTS(a)
+
+static const char *const role_choices[] = {"admin", "operator", "user", NULL};
+static const char *const host_states[] = {"up", "down", "maintenance", NULL};
+static const char *const vm_states[] = {"stopped", "starting", "running", "stopping", "failed",
+                                        NULL};
+static const char *const desktop_states[] = {"provisioning", "stopped", "starting", "running",
+                                             "stopping", "failed", NULL};
+static const char *const pool_modes[] = {"stateless", "persistent", NULL};
+static const char *const session_states[] = {"connected", "disconnected", NULL};
+static const char *const protocols[] = {"spice", "vnc", NULL};
+static const char *const os_types[] = {"linux", "windows", "other", NULL};
+
+#define NAME_FIELD(what)                                                                      \
+        {"name", FIELD_NAME, F_REQUIRED | F_UNIQUE | F_LIST | F_FILTER, NULL, 0, 64, NULL, NULL, \
+         "Unique name of the " what ": letters, digits, '.', '_', '-'; starts with a letter."}
+#define DESC_FIELD {"description", FIELD_TEXT, 0, "", 0, 1024, NULL, NULL, "Free text."}
+
+static const Field user_fields[] = {
+        NAME_FIELD("user (login name)"),
+        {"display_name", FIELD_TEXT, F_LIST, "", 0, 256, NULL, NULL, "Full name shown in the portal."},
+        {"email", FIELD_TEXT, 0, "", 0, 256, NULL, NULL, "Mail address."},
+        {"role", FIELD_ENUM, F_LIST | F_FILTER, "user", 0, 0, role_choices, NULL,
+         "admin, operator or user."},
+        {"enabled", FIELD_BOOL, F_LIST, "true", 0, 0, NULL, NULL,
+         "A disabled user cannot log in; its tokens stop working."},
+        {"password", FIELD_SECRET, F_REQUIRED, NULL, 8, 1024, NULL, NULL,
+         "Password, at least 8 characters; stored as an argon2id hash, never returned."},
+};
+
+static const Field group_fields[] = {
+        NAME_FIELD("group"),
+        DESC_FIELD,
+};
+
+static const Field host_fields[] = {
+        NAME_FIELD("host"),
+        {"address", FIELD_TEXT, F_LIST, "", 0, 255, NULL, NULL,
+         "Management address where consoles of its desktops listen."},
+        {"state", FIELD_ENUM, F_LIST | F_FILTER, "down", 0, 0, host_states, NULL,
+         "up, down or maintenance (no new desktops placed)."},
+        {"cpus", FIELD_INT, F_LIST, "0", 0, 4096, NULL, NULL, "Logical CPUs."},
+        {"ram_mb", FIELD_INT, F_LIST, "0", 0, 1LL << 32, NULL, NULL, "Memory in MiB."},
+        DESC_FIELD,
+};
+
+static const Field storage_fields[] = {
+        NAME_FIELD("image storage"),
+        DESC_FIELD,
+};
+
+static const Field volume_fields[] = {
+        NAME_FIELD("volume"),
+        {"storage", FIELD_REF, F_REQUIRED | F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL,
+         "storage", "Image storage this volume belongs to."},
+        {"path", FIELD_PATH, F_REQUIRED | F_UNIQUE | F_LIST, NULL, 0, 1024, NULL, NULL,
+         "Absolute directory, mounted at the same path on every host of the storage."},
+        DESC_FIELD,
+};
+
+static const Field media_fields[] = {
+        NAME_FIELD("media storage"),
+        {"path", FIELD_PATH, F_REQUIRED | F_UNIQUE | F_LIST, NULL, 0, 1024, NULL, NULL,
+         "Absolute directory holding ISO images."},
+        DESC_FIELD,
+};
+
+static const Field guest_fields[] = {
+        NAME_FIELD("guest"),
+        {"cpus", FIELD_INT, F_LIST, "1", 1, 256, NULL, NULL, "Virtual CPUs."},
+        {"ram_mb", FIELD_INT, F_LIST, "1024", 64, 1LL << 22, NULL, NULL, "Memory in MiB."},
+        {"os_type", FIELD_ENUM, 0, "linux", 0, 0, os_types, NULL, "linux, windows or other."},
+        {"host", FIELD_REF, F_LIST | F_FILTER, NULL, 0, 0, NULL, "host", "Host it runs on."},
+        {"volume", FIELD_REF, F_FILTER, NULL, 0, 0, NULL, "volume", "Volume holding its disk."},
+        {"state", FIELD_ENUM, F_LIST | F_FILTER | F_READONLY, "stopped", 0, 0, vm_states, NULL,
+         "Power state, reported by its host."},
+        DESC_FIELD,
+};
+
+static const Field template_fields[] = {
+        NAME_FIELD("template"),
+        {"volume", FIELD_REF, F_REQUIRED | F_LIST | F_FILTER, NULL, 0, 0, NULL, "volume",
+         "Volume holding the template's base images."},
+        {"guest", FIELD_REF, F_FILTER, NULL, 0, 0, NULL, "guest", "Guest it was made from."},
+        {"cpus", FIELD_INT, F_LIST, "1", 1, 256, NULL, NULL, "Virtual CPUs of its desktops."},
+        {"ram_mb", FIELD_INT, F_LIST, "1024", 64, 1LL << 22, NULL, NULL,
+         "Memory in MiB of its desktops."},
+        {"os_type", FIELD_ENUM, 0, "linux", 0, 0, os_types, NULL, "linux, windows or other."},
+        {"version", FIELD_INT, F_LIST | F_READONLY, "1", 1, G_MAXINT32, NULL, NULL,
+         "Newest version."},
+        DESC_FIELD,
+};
+
+static const Field pool_fields[] = {
+        NAME_FIELD("pool"),
+        {"template", FIELD_REF, F_REQUIRED | F_LIST | F_FILTER, NULL, 0, 0, NULL, "template",
+         "Template its desktops are cloned from."},
+        {"mode", FIELD_ENUM, F_LIST | F_FILTER | F_IMMUTABLE, "stateless", 0, 0, pool_modes, NULL,
+         "stateless (reset when a session ends) or persistent (kept per user)."},
+        {"size", FIELD_INT, F_LIST, "0", 0, 10000, NULL, NULL, "Desktops defined."},
+        {"spares", FIELD_INT, F_LIST, "0", 0, 10000, NULL, NULL,
+         "Desktops kept started and unassigned; at most size."},
+        {"max_size", FIELD_INT, 0, "0", 0, 10000, NULL, NULL,
+         "Most desktops the pool may grow to (0: size)."},
+        {"maintenance", FIELD_BOOL, F_LIST | F_FILTER, "false", 0, 0, NULL, NULL,
+         "No new connections; running sessions untouched."},
+        DESC_FIELD,
+};
+
+static const Field entitlement_fields[] = {
+        {"pool", FIELD_REF, F_REQUIRED | F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL, "pool",
+         "Pool the entitlement grants."},
+        {"user", FIELD_REF, F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL, "user",
+         "User entitled (give user or group, not both)."},
+        {"group", FIELD_REF, F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL, "group",
+         "Group entitled."},
+};
+
+static const Field desktop_fields[] = {
+        NAME_FIELD("desktop"),
+        {"pool", FIELD_REF, F_REQUIRED | F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL, "pool",
+         "Pool it belongs to."},
+        {"host", FIELD_REF, F_LIST | F_FILTER, NULL, 0, 0, NULL, "host", "Host it runs on."},
+        {"user", FIELD_REF, F_LIST | F_FILTER, NULL, 0, 0, NULL, "user",
+         "User it is assigned to."},
+        {"state", FIELD_ENUM, F_LIST | F_FILTER, "stopped", 0, 0, desktop_states, NULL,
+         "Provisioning or power state."},
+        {"maintenance", FIELD_BOOL, F_FILTER, "false", 0, 0, NULL, NULL,
+         "No new connections to this desktop."},
+};
+
+static const Field session_fields[] = {
+        {"user", FIELD_REF, F_REQUIRED | F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL, "user",
+         "User of the session."},
+        {"desktop", FIELD_REF, F_REQUIRED | F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL,
+         "desktop", "Desktop of the session."},
+        {"state", FIELD_ENUM, F_LIST | F_FILTER, "connected", 0, 0, session_states, NULL,
+         "connected or disconnected."},
+        {"protocol", FIELD_ENUM, F_LIST, "spice", 0, 0, protocols, NULL, "spice or vnc."},
+};
+
+static const Field event_fields[] = {
+        {"time", FIELD_TEXT, F_LIST | F_READONLY, NULL, 0, 0, NULL, NULL, "When (UTC)."},
+        {"actor", FIELD_TEXT, F_LIST | F_FILTER | F_READONLY, NULL, 0, 0, NULL, NULL,
+         "Who: a user name, or 'system'."},
+        {"address", FIELD_TEXT, F_READONLY, NULL, 0, 0, NULL, NULL, "From where."},
+        {"action", FIELD_TEXT, F_LIST | F_FILTER | F_READONLY, NULL, 0, 0, NULL, NULL,
+         "create, update, delete, login, login_failed, logout, ..."},
+        {"object_kind", FIELD_TEXT, F_LIST | F_FILTER | F_READONLY, NULL, 0, 0, NULL, NULL,
+         "Kind of object changed."},
+        {"object_id", FIELD_INT, F_READONLY, NULL, 0, G_MAXINT64, NULL, NULL, "Its id."},
+        {"object_name", FIELD_TEXT, F_LIST | F_FILTER | F_READONLY, NULL, 0, 0, NULL, NULL,
+         "Its name."},
+        {"detail", FIELD_TEXT, F_LIST | F_READONLY, NULL, 0, 0, NULL, NULL,
+         "What changed (secrets never shown)."},
+};
+
+static gboolean get_int(JsonObject *o, const char *k, gint64 *v)
+{
+        JsonNode *n = json_object_get_member(o, k);
+        if (!n || !JSON_NODE_HOLDS_VALUE(n))
+                return FALSE;
+        *v = json_node_get_int(n);
+        return TRUE;
+}
+
+static gboolean pool_check(const Resource *res, JsonObject *o, GError **error)
+{
+        gint64 size = 0, spares = 0, max = 0;
+
+        get_int(o, "size", &size);
+        get_int(o, "spares", &spares);
+        get_int(o, "max_size", &max);
+        if (spares > size) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "a pool cannot keep more spares (%" G_GINT64_FORMAT
+                            ") than it has desktops (size %" G_GINT64_FORMAT ")",
+                            spares, size);
+                return FALSE;
+        }
+        if (max != 0 && max < size) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "a pool's max_size (%" G_GINT64_FORMAT
+                            ") cannot be below its size (%" G_GINT64_FORMAT ")",
+                            max, size);
+                return FALSE;
+        }
+        return TRUE;
+}
+
+static gboolean entitlement_check(const Resource *res, JsonObject *o, GError **error)
+{
+        JsonNode *u = json_object_get_member(o, "user"), *g = json_object_get_member(o, "group");
+        gboolean has_u = u && !JSON_NODE_HOLDS_NULL(u), has_g = g && !JSON_NODE_HOLDS_NULL(g);
+
+        if (has_u == has_g) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "an entitlement names exactly one of 'user' or 'group'");
+                return FALSE;
+        }
+        return TRUE;
+}
+
+#define RES(k, p, t, c, T, h, f) .kind = k, .plural = p, .table = t, .cli = c, .title = T, \
+        .help = h, .fields = f, .n_fields = N(f)
+
+static const Resource users = {RES("user", "users", "users", "user", "User",
+        "Local accounts: who may log in, with which role.", user_fields),
+        .named = TRUE, .read_role = ROLE_ADMIN, .write_role = ROLE_ADMIN};
+static const Resource groups = {RES("group", "groups", "groups", "group", "Group",
+        "Groups of users, entitled to pools as a whole.", group_fields),
+        .named = TRUE, .read_role = ROLE_ADMIN, .write_role = ROLE_ADMIN};
+static const Resource hosts = {RES("host", "hosts", "hosts", "host", "Host",
+        "Hypervisor hosts (records; agents fill them in).", host_fields),
+        .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR};
+static const Resource storages = {RES("storage", "storages", "image_storages", "storage",
+        "ImageStorage", "Image storages: sets of volumes shared by hosts.", storage_fields),
+        .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR};
+static const Resource volumes = {RES("volume", "volumes", "volumes", "volume", "Volume",
+        "Volumes of an image storage: directories holding disk images.", volume_fields),
+        .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR};
+static const Resource media = {RES("media", "media", "media_storages", "media", "MediaStorage",
+        "Media storages: ISO libraries.", media_fields),
+        .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR};
+static const Resource guests = {RES("guest", "guests", "guests", "guest", "Guest",
+        "Standalone virtual machines, and the sources of templates.", guest_fields),
+        .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR};
+static const Resource templates = {RES("template", "templates", "templates", "template",
+        "Template", "Frozen, versioned disks and hardware that desktops are cloned from.",
+        template_fields),
+        .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR};
+static const Resource pools = {RES("pool", "pools", "pools", "pool", "Pool",
+        "Pools of desktops cloned from one template.", pool_fields),
+        .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR,
+        .check = pool_check};
+static const Resource entitlements = {RES("entitlement", "entitlements", "entitlements",
+        "entitlement", "Entitlement", "Who may use a pool: a user or a group.",
+        entitlement_fields),
+        .no_update = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR,
+        .check = entitlement_check};
+static const Resource desktops = {RES("desktop", "desktops", "desktops", "desktop", "Desktop",
+        "Desktops: clones of a pool's template.", desktop_fields),
+        .named = TRUE, .owner_field = "user", .read_role = ROLE_USER,
+        .write_role = ROLE_OPERATOR};
+static const Resource sessions = {RES("session", "sessions", "sessions", "session", "Session",
+        "Sessions: a user connected to a desktop.", session_fields),
+        .owner_field = "user", .read_role = ROLE_USER, .write_role = ROLE_OPERATOR};
+static const Resource events = {RES("event", "events", "events", "event", "Event",
+        "Audit trail: who changed what, when, from where.", event_fields),
+        .read_only = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_ADMIN};
+
+/* Order matters only for display (help, OpenAPI). */
+static const Resource *const all[] = {&users,     &groups,    &hosts,        &storages,
+                                      &volumes,   &media,     &guests,       &templates,
+                                      &pools,     &entitlements, &desktops,  &sessions,
+                                      &events};
+
+const Resource *const *resources_all(gsize *n)
+{
+        *n = N(all);
+        return all;
+}
+
+const Resource *resource_by_kind(const char *kind)
+{
+        for (gsize i = 0; i < N(all); i++)
+                if (g_str_equal(all[i]->kind, kind))
+                        return all[i];
+        return NULL;
+}
+
+const Resource *resource_by_plural(const char *plural)
+{
+        for (gsize i = 0; i < N(all); i++)
+                if (g_str_equal(all[i]->plural, plural))
+                        return all[i];
+        return NULL;
+}

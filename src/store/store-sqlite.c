@@ -1,0 +1,1121 @@
+/* SQLite backend of the store: WAL mode, foreign keys on, prepared statements cached, every
+ * change and its audit event in one IMMEDIATE transaction. Used from one thread (the manager's
+ * loop); SQLite's own locking guards other processes. */
+#define G_LOG_DOMAIN "store"
+
+#include "store/store.h"
+#include "common/error.h"
+#include "common/jsonutil.h"
+#include "common/util.h"
+
+#include <sqlite3.h>
+#include <string.h>
+
+
+typedef struct {
+        Store parent;
+        sqlite3 *db;
+        char *path;
+        GHashTable *stmts; /* SQL text -> sqlite3_stmt* */
+} SqliteStore;
+
+static SqliteStore *S(Store *st)
+{
+        return (SqliteStore *)st;
+}
+
+static gboolean db_error(SqliteStore *s, GError **error, const char *what)
+{
+        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "database error while %s: %s",
+                    what, sqlite3_errmsg(s->db));
+        return FALSE;
+}
+
+/* A cached prepared statement, reset and unbound. */
+static sqlite3_stmt *prep(SqliteStore *s, const char *sql, GError **error)
+{
+        sqlite3_stmt *stmt = g_hash_table_lookup(s->stmts, sql);
+
+        if (stmt) {
+                sqlite3_reset(stmt);
+                sqlite3_clear_bindings(stmt);
+                return stmt;
+        }
+        if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) !=
+            SQLITE_OK) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
+                            "database error preparing a statement: %s", sqlite3_errmsg(s->db));
+                return NULL;
+        }
+        g_hash_table_insert(s->stmts, g_strdup(sql), stmt);
+        return stmt;
+}
+
+static gboolean exec(SqliteStore *s, const char *sql, GError **error)
+{
+        char *msg = NULL;
+
+        if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "database error: %s",
+                            msg ? msg : sqlite3_errmsg(s->db));
+                sqlite3_free(msg);
+                return FALSE;
+        }
+        return TRUE;
+}
+
+static gboolean tx_begin(SqliteStore *s, GError **error)
+{
+        return exec(s, "BEGIN IMMEDIATE", error);
+}
+
+static gboolean tx_commit(SqliteStore *s, GError **error)
+{
+        if (exec(s, "COMMIT", error))
+                return TRUE;
+        exec(s, "ROLLBACK", NULL);
+        return FALSE;
+}
+
+static void tx_rollback(SqliteStore *s)
+{
+        if (!sqlite3_get_autocommit(s->db))
+                exec(s, "ROLLBACK", NULL);
+}
+
+/* Step a statement expected to return no rows. */
+static gboolean step_done(SqliteStore *s, sqlite3_stmt *stmt, GError **error, const char *what)
+{
+        int rc = sqlite3_step(stmt);
+        sqlite3_reset(stmt);
+        if (rc == SQLITE_DONE)
+                return TRUE;
+        return db_error(s, error, what);
+}
+
+/* ---- rows as JSON ------------------------------------------------------------------------ */
+
+static gboolean field_stored(const Field *f)
+{
+        return f->type != FIELD_SECRET;
+}
+
+/* SELECT list and joins for a resource; column order: id, fields (+ ref name), timestamps. */
+static char *select_sql(const Resource *res)
+{
+        GString *cols = g_string_new("t.id");
+        GString *joins = g_string_new(NULL);
+
+        for (gsize i = 0; i < res->n_fields; i++) {
+                const Field *f = &res->fields[i];
+                if (!field_stored(f))
+                        continue;
+                g_string_append_printf(cols, ", t.%s", field_column(f));
+                if (f->type == FIELD_REF) {
+                        const Resource *r = resource_by_kind(f->ref);
+                        g_string_append_printf(cols, ", j%zu.name", i);
+                        g_string_append_printf(joins, " LEFT JOIN %s j%zu ON j%zu.id = t.%s",
+                                               r->table, i, i, field_column(f));
+                }
+        }
+        g_string_append(cols, ", t.created_at, t.updated_at");
+        g_string_append_printf(cols, " FROM %s t%s", res->table, joins->str);
+        g_string_free(joins, TRUE);
+        return g_string_free(cols, FALSE);
+}
+
+static void add_text(JsonObject *o, const char *k, sqlite3_stmt *st, int col)
+{
+        if (sqlite3_column_type(st, col) == SQLITE_NULL)
+                json_object_set_null_member(o, k);
+        else
+                json_object_set_string_member(o, k, (const char *)sqlite3_column_text(st, col));
+}
+
+static JsonObject *row_to_json(const Resource *res, sqlite3_stmt *st)
+{
+        JsonObject *o = json_object_new();
+        int col = 0;
+
+        json_object_set_int_member(o, "id", sqlite3_column_int64(st, col++));
+        for (gsize i = 0; i < res->n_fields; i++) {
+                const Field *f = &res->fields[i];
+                if (!field_stored(f))
+                        continue;
+                switch (f->type) {
+                case FIELD_INT:
+                        if (sqlite3_column_type(st, col) == SQLITE_NULL)
+                                json_object_set_null_member(o, f->name);
+                        else
+                                json_object_set_int_member(o, f->name,
+                                                           sqlite3_column_int64(st, col));
+                        col++;
+                        break;
+                case FIELD_BOOL:
+                        json_object_set_boolean_member(o, f->name, sqlite3_column_int(st, col++));
+                        break;
+                case FIELD_REF:
+                        if (sqlite3_column_type(st, col) == SQLITE_NULL)
+                                json_object_set_null_member(o, field_column(f));
+                        else
+                                json_object_set_int_member(o, field_column(f),
+                                                           sqlite3_column_int64(st, col));
+                        col++;
+                        add_text(o, f->name, st, col++);
+                        break;
+                default:
+                        add_text(o, f->name, st, col++);
+                        break;
+                }
+        }
+        add_text(o, "created_at", st, col++);
+        add_text(o, "updated_at", st, col++);
+        return o;
+}
+
+static const char *object_label(const Resource *res, JsonObject *o, char **tmp)
+{
+        if (res->named && json_object_has_member(o, "name"))
+                return json_object_get_string_member(o, "name");
+        *tmp = g_strdup_printf("#%" G_GINT64_FORMAT, json_object_get_int_member(o, "id"));
+        return *tmp;
+}
+
+/* ---- lookups ----------------------------------------------------------------------------- */
+
+/* Row id of an object named by id or name, or 0 with a NOT_FOUND error. */
+static gint64 find_id(SqliteStore *s, const Resource *res, const char *id_or_name,
+                      GError **error)
+{
+        g_autofree char *sql = NULL;
+        sqlite3_stmt *st;
+        gint64 id = 0;
+        gboolean by_id = util_parse_id(id_or_name, &id);
+
+        if (!by_id && !res->named) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
+                            "%ss are named by id; '%s' is not an id", res->kind, id_or_name);
+                return 0;
+        }
+        sql = g_strdup_printf("SELECT id FROM %s WHERE %s = ?", res->table, by_id ? "id" : "name");
+        if (!(st = prep(s, sql, error)))
+                return 0;
+        if (by_id)
+                sqlite3_bind_int64(st, 1, id);
+        else
+                sqlite3_bind_text(st, 1, id_or_name, -1, SQLITE_STATIC);
+        id = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        sqlite3_reset(st);
+        if (!id)
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
+                            "there is no %s '%s'", res->kind, id_or_name);
+        return id;
+}
+
+static JsonObject *get_row(SqliteStore *s, const Resource *res, gint64 id, gint64 owner_id,
+                           GError **error)
+{
+        g_autofree char *base = select_sql(res);
+        g_autofree char *sql = NULL;
+        const Field *of = res->owner_field && owner_id > 0 ? resource_field(res, res->owner_field)
+                                                            : NULL;
+        sqlite3_stmt *st;
+        JsonObject *o = NULL;
+
+        sql = of ? g_strdup_printf("SELECT %s WHERE t.id = ? AND t.%s = ?", base, field_column(of))
+                 : g_strdup_printf("SELECT %s WHERE t.id = ?", base);
+        if (!(st = prep(s, sql, error)))
+                return NULL;
+        sqlite3_bind_int64(st, 1, id);
+        if (of)
+                sqlite3_bind_int64(st, 2, owner_id);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                o = row_to_json(res, st);
+        sqlite3_reset(st);
+        if (!o)
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
+                            "there is no %s '%" G_GINT64_FORMAT "'", res->kind, id);
+        return o;
+}
+
+static JsonObject *sq_get(Store *st, const Resource *res, const char *id_or_name,
+                          gint64 owner_id, GError **error)
+{
+        SqliteStore *s = S(st);
+        g_autoptr(GError) local = NULL;
+        gint64 id = find_id(s, res, id_or_name, error);
+        JsonObject *o;
+
+        if (!id)
+                return NULL;
+        o = get_row(s, res, id, owner_id, &local);
+        if (!o) /* hidden from this user: same answer as absent, naming what was asked */
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND, "there is no %s '%s'",
+                            res->kind, id_or_name);
+        return o;
+}
+
+/* ---- values ------------------------------------------------------------------------------ */
+
+/* Resolve a reference value (id or name) to an id; BAD_REFERENCE when absent. */
+static gboolean resolve_ref(SqliteStore *s, const Field *f, JsonNode *v, gint64 *out,
+                            GError **error)
+{
+        const Resource *r = resource_by_kind(f->ref);
+        g_autofree char *text = NULL;
+        g_autoptr(GError) local = NULL;
+
+        *out = 0;
+        if (!v || JSON_NODE_HOLDS_NULL(v))
+                return TRUE;
+        text = json_node_get_value_type(v) == G_TYPE_INT64
+                       ? g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(v))
+                       : g_strdup(json_node_get_string(v));
+        *out = find_id(s, r, text, &local);
+        if (*out)
+                return TRUE;
+        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_BAD_REFERENCE,
+                    "field '%s': there is no %s '%s'", f->name, r->kind, text);
+        return FALSE;
+}
+
+static void bind_value(sqlite3_stmt *st, int idx, const Field *f, JsonNode *v, gint64 ref_id)
+{
+        if (f->type == FIELD_REF) {
+                if (ref_id)
+                        sqlite3_bind_int64(st, idx, ref_id);
+                else
+                        sqlite3_bind_null(st, idx);
+                return;
+        }
+        if (!v || JSON_NODE_HOLDS_NULL(v)) {
+                sqlite3_bind_null(st, idx);
+                return;
+        }
+        switch (f->type) {
+        case FIELD_INT:
+                sqlite3_bind_int64(st, idx, json_node_get_int(v));
+                break;
+        case FIELD_BOOL:
+                sqlite3_bind_int(st, idx, json_node_get_boolean(v));
+                break;
+        default:
+                sqlite3_bind_text(st, idx, json_node_get_string(v), -1, SQLITE_TRANSIENT);
+                break;
+        }
+}
+
+/* A field's default as a JSON node. */
+static JsonNode *default_node(const Field *f)
+{
+        if (!f->def)
+                return json_node_new(JSON_NODE_NULL);
+        return model_value_from_text(f, f->def, NULL);
+}
+
+static const char *secret_column(const Field *f)
+{
+        g_autofree char *c = g_strconcat(f->name, "_hash", NULL);
+        return g_intern_string(c);
+}
+
+static gboolean check_unique(SqliteStore *s, const Resource *res, JsonObject *values,
+                             gint64 self_id, GError **error)
+{
+        for (gsize i = 0; i < res->n_fields; i++) {
+                const Field *f = &res->fields[i];
+                g_autofree char *sql = NULL;
+                sqlite3_stmt *st;
+                gboolean taken;
+                const char *v;
+
+                if (!(f->flags & F_UNIQUE) || !json_object_has_member(values, f->name))
+                        continue;
+                v = json_object_get_string_member(values, f->name);
+                sql = g_strdup_printf("SELECT 1 FROM %s WHERE %s = ? AND id != ?", res->table,
+                                      f->name);
+                if (!(st = prep(s, sql, error)))
+                        return FALSE;
+                sqlite3_bind_text(st, 1, v, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, self_id);
+                taken = sqlite3_step(st) == SQLITE_ROW;
+                sqlite3_reset(st);
+                if (taken) {
+                        if (g_str_equal(f->name, "name"))
+                                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_DUPLICATE,
+                                            "a %s named '%s' already exists", res->kind, v);
+                        else
+                                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_DUPLICATE,
+                                            "a %s with %s '%s' already exists", res->kind,
+                                            f->name, v);
+                        return FALSE;
+                }
+        }
+        return TRUE;
+}
+
+static char *detail_text(const Resource *res, JsonObject *values)
+{
+        g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
+        JsonObject *copy = json_object_new();
+        g_autoptr(GList) members = json_object_get_members(values);
+
+        for (GList *l = members; l; l = l->next) {
+                const Field *f = resource_field(res, l->data);
+                if (f && f->type == FIELD_SECRET)
+                        json_object_set_string_member(copy, l->data, "(changed)");
+                else
+                        json_object_set_member(copy, l->data,
+                                               json_node_copy(json_object_get_member(values,
+                                                                                     l->data)));
+        }
+        json_node_take_object(node, copy);
+        return json_node_to_text(node, FALSE);
+}
+
+static gboolean event_insert(SqliteStore *s, const Actor *a, const char *action,
+                             const char *kind, gint64 id, const char *name, const char *detail,
+                             GError **error)
+{
+        g_autofree char *now = util_now_iso();
+        sqlite3_stmt *st = prep(s,
+                                "INSERT INTO events (time, actor, address, action, object_kind, "
+                                "object_id, object_name, detail, created_at, updated_at) "
+                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?1)",
+                                error);
+        if (!st)
+                return FALSE;
+        sqlite3_bind_text(st, 1, now, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, a && a->name ? a->name : "system", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, a && a->address ? a->address : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, action, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, kind ? kind : "", -1, SQLITE_STATIC);
+        if (id)
+                sqlite3_bind_int64(st, 6, id);
+        sqlite3_bind_text(st, 7, name ? name : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 8, detail ? detail : "", -1, SQLITE_STATIC);
+        return step_done(s, st, error, "recording an event");
+}
+
+static gboolean sq_event_add(Store *st, const Actor *actor, const char *action, const char *kind,
+                             gint64 id, const char *name, const char *detail, GError **error)
+{
+        return event_insert(S(st), actor, action, kind, id, name, detail, error);
+}
+
+/* At least one enabled admin must remain: checked inside the transaction of any user change. */
+static gboolean check_admins(SqliteStore *s, const Resource *res, GError **error)
+{
+        sqlite3_stmt *st;
+        gint64 n;
+
+        if (!g_str_equal(res->table, "users"))
+                return TRUE;
+        st = prep(s, "SELECT count(*) FROM users WHERE role = 'admin' AND enabled = 1", error);
+        if (!st)
+                return FALSE;
+        sqlite3_step(st);
+        n = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        if (n > 0)
+                return TRUE;
+        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                    "this would leave no enabled admin; make another user admin first");
+        return FALSE;
+}
+
+/* ---- create ------------------------------------------------------------------------------ */
+
+static JsonObject *create_tx(SqliteStore *s, const Resource *res, JsonObject *values,
+                             const Actor *actor, GError **error)
+{
+        g_autoptr(JsonObject) merged = json_object_new();
+        g_autofree gint64 *refs = g_new0(gint64, res->n_fields);
+        g_autofree char *now = util_now_iso();
+        g_autofree char *detail = NULL, *tmp = NULL;
+        GString *cols = g_string_new(NULL), *qs = g_string_new(NULL);
+        g_autofree char *sql = NULL;
+        sqlite3_stmt *st;
+        JsonObject *row;
+        gint64 id;
+        int idx = 1;
+
+        for (gsize i = 0; i < res->n_fields; i++) {
+                const Field *f = &res->fields[i];
+                JsonNode *v = json_object_get_member(values, f->name);
+                json_object_set_member(merged, f->name, v ? json_node_copy(v) : default_node(f));
+                if (f->type == FIELD_REF &&
+                    !resolve_ref(s, f, json_object_get_member(merged, f->name), &refs[i], error))
+                        goto fail;
+        }
+        if (res->check && !res->check(res, merged, error))
+                goto fail;
+        if (!check_unique(s, res, merged, 0, error))
+                goto fail;
+        for (gsize i = 0; i < res->n_fields; i++) {
+                const Field *f = &res->fields[i];
+                g_string_append_printf(cols, "%s, ",
+                                       f->type == FIELD_SECRET ? secret_column(f) : field_column(f));
+                g_string_append(qs, "?, ");
+        }
+        sql = g_strdup_printf("INSERT INTO %s (%screated_at, updated_at) VALUES (%s?, ?)",
+                              res->table, cols->str, qs->str);
+        if (!(st = prep(s, sql, error)))
+                goto fail;
+        for (gsize i = 0; i < res->n_fields; i++)
+                bind_value(st, idx++, &res->fields[i],
+                           json_object_get_member(merged, res->fields[i].name), refs[i]);
+        sqlite3_bind_text(st, idx++, now, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, idx++, now, -1, SQLITE_STATIC);
+        if (!step_done(s, st, error, "inserting"))
+                goto fail;
+        id = sqlite3_last_insert_rowid(s->db);
+        if (!(row = get_row(s, res, id, 0, error)))
+                goto fail;
+        detail = detail_text(res, values);
+        if (!event_insert(s, actor, "create", res->kind, id, object_label(res, row, &tmp), detail,
+                          error)) {
+                json_object_unref(row);
+                goto fail;
+        }
+        g_string_free(cols, TRUE);
+        g_string_free(qs, TRUE);
+        return row;
+fail:
+        g_string_free(cols, TRUE);
+        g_string_free(qs, TRUE);
+        return NULL;
+}
+
+static JsonObject *sq_create(Store *st, const Resource *res, JsonObject *values,
+                             const Actor *actor, GError **error)
+{
+        SqliteStore *s = S(st);
+        JsonObject *row;
+
+        if (!tx_begin(s, error))
+                return NULL;
+        row = create_tx(s, res, values, actor, error);
+        if (!row) {
+                tx_rollback(s);
+                return NULL;
+        }
+        if (!tx_commit(s, error)) {
+                json_object_unref(row);
+                return NULL;
+        }
+        return row;
+}
+
+/* ---- update ------------------------------------------------------------------------------ */
+
+static JsonObject *update_tx(SqliteStore *s, const Resource *res, const char *id_or_name,
+                             JsonObject *patch, const Actor *actor, GError **error)
+{
+        g_autoptr(JsonObject) old = NULL;
+        g_autofree gint64 *refs = g_new0(gint64, res->n_fields);
+        g_autofree char *now = util_now_iso(), *detail = NULL, *tmp = NULL, *sql = NULL;
+        g_autoptr(GString) sets = g_string_new(NULL);
+        sqlite3_stmt *st;
+        JsonObject *row;
+        gint64 id = find_id(s, res, id_or_name, error);
+        int idx = 1;
+
+        if (!id || !(old = get_row(s, res, id, 0, error)))
+                return NULL;
+        /* The merged object, in the same shape as a create body, for the checks. */
+        for (gsize i = 0; i < res->n_fields; i++) {
+                const Field *f = &res->fields[i];
+                JsonNode *v = json_object_get_member(patch, f->name);
+                if (f->type == FIELD_REF && !v) {
+                        JsonNode *cur = json_object_get_member(old, field_column(f));
+                        if (cur)
+                                json_object_set_member(old, f->name, json_node_copy(cur));
+                        else
+                                json_object_set_null_member(old, f->name);
+                }
+                if (v)
+                        json_object_set_member(old, f->name, json_node_copy(v));
+                if (f->type == FIELD_REF &&
+                    !resolve_ref(s, f, json_object_get_member(old, f->name), &refs[i], error))
+                        return NULL;
+        }
+        if (res->check && !res->check(res, old, error))
+                return NULL;
+        if (!check_unique(s, res, patch, id, error))
+                return NULL;
+        for (gsize i = 0; i < res->n_fields; i++) {
+                const Field *f = &res->fields[i];
+                if (json_object_has_member(patch, f->name))
+                        g_string_append_printf(sets, "%s = ?, ",
+                                               f->type == FIELD_SECRET ? secret_column(f)
+                                                                       : field_column(f));
+        }
+        sql = g_strdup_printf("UPDATE %s SET %supdated_at = ? WHERE id = ?", res->table, sets->str);
+        if (!(st = prep(s, sql, error)))
+                return NULL;
+        for (gsize i = 0; i < res->n_fields; i++) {
+                const Field *f = &res->fields[i];
+                if (json_object_has_member(patch, f->name))
+                        bind_value(st, idx++, f, json_object_get_member(patch, f->name), refs[i]);
+        }
+        sqlite3_bind_text(st, idx++, now, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, idx++, id);
+        if (!step_done(s, st, error, "updating"))
+                return NULL;
+        if (!check_admins(s, res, error))
+                return NULL;
+        if (!(row = get_row(s, res, id, 0, error)))
+                return NULL;
+        detail = detail_text(res, patch);
+        if (!event_insert(s, actor, "update", res->kind, id, object_label(res, row, &tmp), detail,
+                          error)) {
+                json_object_unref(row);
+                return NULL;
+        }
+        return row;
+}
+
+static JsonObject *sq_update(Store *st, const Resource *res, const char *id_or_name,
+                             JsonObject *patch, const Actor *actor, GError **error)
+{
+        SqliteStore *s = S(st);
+        JsonObject *row;
+
+        if (!tx_begin(s, error))
+                return NULL;
+        row = update_tx(s, res, id_or_name, patch, actor, error);
+        if (!row) {
+                tx_rollback(s);
+                return NULL;
+        }
+        if (!tx_commit(s, error)) {
+                json_object_unref(row);
+                return NULL;
+        }
+        return row;
+}
+
+/* ---- delete ------------------------------------------------------------------------------ */
+
+/* Refuse to delete an object that other objects still reference, saying which. */
+static gboolean check_unused(SqliteStore *s, const Resource *res, gint64 id, const char *label,
+                             GError **error)
+{
+        gsize n;
+        const Resource *const *all = resources_all(&n);
+
+        for (gsize r = 0; r < n; r++) {
+                for (gsize i = 0; i < all[r]->n_fields; i++) {
+                        const Field *f = &all[r]->fields[i];
+                        g_autofree char *sql = NULL;
+                        sqlite3_stmt *st;
+                        gint64 count;
+
+                        if (f->type != FIELD_REF || !g_str_equal(f->ref, res->kind))
+                                continue;
+                        sql = g_strdup_printf("SELECT count(*) FROM %s WHERE %s = ?",
+                                              all[r]->table, field_column(f));
+                        if (!(st = prep(s, sql, error)))
+                                return FALSE;
+                        sqlite3_bind_int64(st, 1, id);
+                        sqlite3_step(st);
+                        count = sqlite3_column_int64(st, 0);
+                        sqlite3_reset(st);
+                        if (count > 0) {
+                                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE,
+                                            "%s '%s' is still used by %" G_GINT64_FORMAT
+                                            " %s%s (field '%s'); remove or change %s first",
+                                            res->kind, label, count, all[r]->kind,
+                                            count == 1 ? "" : "s", f->name,
+                                            count == 1 ? "it" : "them");
+                                return FALSE;
+                        }
+                }
+        }
+        return TRUE;
+}
+
+static gboolean delete_tx(SqliteStore *s, const Resource *res, const char *id_or_name,
+                          const Actor *actor, GError **error)
+{
+        g_autoptr(JsonObject) old = NULL;
+        g_autofree char *sql = NULL, *tmp = NULL;
+        const char *label;
+        sqlite3_stmt *st;
+        gint64 id = find_id(s, res, id_or_name, error);
+
+        if (!id || !(old = get_row(s, res, id, 0, error)))
+                return FALSE;
+        label = object_label(res, old, &tmp);
+        if (!check_unused(s, res, id, label, error))
+                return FALSE;
+        sql = g_strdup_printf("DELETE FROM %s WHERE id = ?", res->table);
+        if (!(st = prep(s, sql, error)))
+                return FALSE;
+        sqlite3_bind_int64(st, 1, id);
+        if (!step_done(s, st, error, "deleting"))
+                return FALSE;
+        return check_admins(s, res, error) &&
+               event_insert(s, actor, "delete", res->kind, id, label, "", error);
+}
+
+static gboolean sq_delete(Store *st, const Resource *res, const char *id_or_name,
+                          const Actor *actor, GError **error)
+{
+        SqliteStore *s = S(st);
+
+        if (!tx_begin(s, error))
+                return FALSE;
+        if (!delete_tx(s, res, id_or_name, actor, error)) {
+                tx_rollback(s);
+                return FALSE;
+        }
+        return tx_commit(s, error);
+}
+
+/* ---- list -------------------------------------------------------------------------------- */
+
+static gboolean filter_value(SqliteStore *s, const Resource *res, const Field *f,
+                             const char *text, GPtrArray *sqlv, GArray *ints, GError **error)
+{
+        g_autoptr(JsonNode) v = NULL;
+
+        if (f->type == FIELD_ENUM) {
+                const char *const *c = f->choices;
+                while (*c && !g_str_equal(*c, text))
+                        c++;
+                if (!*c) {
+                        g_autofree char *list = g_strjoinv(", ", (char **)f->choices);
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "cannot filter %ss on %s '%s': use one of %s", res->kind,
+                                    f->name, text, list);
+                        return FALSE;
+                }
+        }
+        if (!(v = model_value_from_text(f, text, error)))
+                return FALSE;
+        if (f->type == FIELD_REF) {
+                g_autoptr(GError) local = NULL;
+                gint64 id = 0;
+                if (!resolve_ref(s, f, v, &id, &local))
+                        id = -1; /* no such object: matches nothing */
+                g_array_append_val(ints, id);
+                g_ptr_array_add(sqlv, NULL);
+                return TRUE;
+        }
+        g_ptr_array_add(sqlv, g_steal_pointer(&v));
+        return TRUE;
+}
+
+static JsonArray *sq_list(Store *st, const Resource *res, const ListQuery *q, gint64 *next_after,
+                          GError **error)
+{
+        SqliteStore *s = S(st);
+        g_autofree char *base = select_sql(res);
+        g_autoptr(GString) where = g_string_new("t.id > ?");
+        g_autoptr(GPtrArray) vals = g_ptr_array_new_with_free_func((GDestroyNotify)json_node_unref);
+        g_autoptr(GPtrArray) fields = g_ptr_array_new();
+        g_autoptr(GArray) ints = g_array_new(FALSE, FALSE, sizeof(gint64));
+        g_autofree char *sql = NULL, *like = NULL;
+        sqlite3_stmt *stmt;
+        JsonArray *items;
+        guint n = 0, ref_i = 0;
+        int idx = 1;
+
+        *next_after = 0;
+        if (q->filters) {
+                g_autoptr(GList) keys = g_list_sort(g_hash_table_get_keys(q->filters),
+                                                    (GCompareFunc)g_strcmp0);
+                for (GList *l = keys; l; l = l->next) {
+                        const Field *f = resource_field(res, l->data);
+                        const char *text = g_hash_table_lookup(q->filters, l->data);
+                        if (!f || !(f->flags & F_FILTER)) {
+                                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                            "%ss cannot be filtered by '%s'", res->kind,
+                                            (char *)l->data);
+                                return NULL;
+                        }
+                        if (f->type == FIELD_NAME) {
+                                g_autofree char *esc = NULL;
+                                GString *e = g_string_new(NULL);
+                                for (const char *p = text; *p; p++) {
+                                        if (*p == '%' || *p == '_' || *p == '\\')
+                                                g_string_append_c(e, '\\');
+                                        g_string_append_c(e, *p);
+                                }
+                                esc = g_string_free(e, FALSE);
+                                like = g_strdup_printf("%%%s%%", esc);
+                                g_string_append(where, " AND t.name LIKE ? ESCAPE '\\'");
+                                continue;
+                        }
+                        if (!filter_value(s, res, f, text, vals, ints, error))
+                                return NULL;
+                        g_ptr_array_add(fields, (gpointer)f);
+                        g_string_append_printf(where, " AND t.%s = ?", field_column(f));
+                }
+        }
+        if (q->owner_id > 0 && res->owner_field)
+                g_string_append_printf(where, " AND t.%s = ?",
+                                       field_column(resource_field(res, res->owner_field)));
+        sql = g_strdup_printf("SELECT %s WHERE %s ORDER BY t.id LIMIT ?", base, where->str);
+        if (!(stmt = prep(s, sql, error)))
+                return NULL;
+        sqlite3_bind_int64(stmt, idx++, q->after_id);
+        if (like)
+                sqlite3_bind_text(stmt, idx++, like, -1, SQLITE_TRANSIENT);
+        for (guint i = 0; i < fields->len; i++) {
+                const Field *f = fields->pdata[i];
+                if (f->type == FIELD_REF)
+                        sqlite3_bind_int64(stmt, idx++, g_array_index(ints, gint64, ref_i++));
+                else
+                        bind_value(stmt, idx++, f, vals->pdata[i], 0);
+        }
+        if (q->owner_id > 0 && res->owner_field)
+                sqlite3_bind_int64(stmt, idx++, q->owner_id);
+        sqlite3_bind_int64(stmt, idx++, (gint64)q->limit + 1);
+        items = json_array_new();
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+                if (++n > q->limit) {
+                        *next_after = json_object_get_int_member(
+                                json_array_get_object_element(items, q->limit - 1), "id");
+                        break;
+                }
+                json_array_add_object_element(items, row_to_json(res, stmt));
+        }
+        sqlite3_reset(stmt);
+        return items;
+}
+
+static gint64 sq_count(Store *st, const Resource *res)
+{
+        g_autofree char *sql = g_strdup_printf("SELECT count(*) FROM %s", res->table);
+        sqlite3_stmt *stmt = prep(S(st), sql, NULL);
+        gint64 n = 0;
+
+        if (stmt && sqlite3_step(stmt) == SQLITE_ROW)
+                n = sqlite3_column_int64(stmt, 0);
+        if (stmt)
+                sqlite3_reset(stmt);
+        return n;
+}
+
+/* ---- group members ----------------------------------------------------------------------- */
+
+static gboolean member_change(Store *st, const char *group, const char *user, gboolean add,
+                              const Actor *actor, GError **error)
+{
+        SqliteStore *s = S(st);
+        gint64 gid, uid;
+        sqlite3_stmt *stmt;
+        g_autofree char *detail = NULL;
+
+        if (!tx_begin(s, error))
+                return FALSE;
+        gid = find_id(s, resource_by_kind("group"), group, error);
+        uid = gid ? find_id(s, resource_by_kind("user"), user, error) : 0;
+        if (!uid)
+                goto fail;
+        stmt = prep(s,
+                    add ? "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?, ?)"
+                        : "DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
+                    error);
+        if (!stmt)
+                goto fail;
+        sqlite3_bind_int64(stmt, 1, gid);
+        sqlite3_bind_int64(stmt, 2, uid);
+        if (!step_done(s, stmt, error, "changing group members"))
+                goto fail;
+        if (!add && sqlite3_changes(s->db) == 0) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
+                            "user '%s' is not a member of group '%s'", user, group);
+                goto fail;
+        }
+        detail = g_strdup_printf("{\"user\":\"%s\"}", user);
+        if (!event_insert(s, actor, add ? "add_member" : "remove_member", "group", gid, group,
+                          detail, error))
+                goto fail;
+        return tx_commit(s, error);
+fail:
+        tx_rollback(s);
+        return FALSE;
+}
+
+static gboolean sq_member_add(Store *st, const char *group, const char *user, const Actor *actor,
+                              GError **error)
+{
+        return member_change(st, group, user, TRUE, actor, error);
+}
+
+static gboolean sq_member_remove(Store *st, const char *group, const char *user,
+                                 const Actor *actor, GError **error)
+{
+        return member_change(st, group, user, FALSE, actor, error);
+}
+
+static JsonArray *sq_members(Store *st, const char *group, GError **error)
+{
+        SqliteStore *s = S(st);
+        gint64 gid = find_id(s, resource_by_kind("group"), group, error);
+        sqlite3_stmt *stmt;
+        JsonArray *out;
+
+        if (!gid)
+                return NULL;
+        stmt = prep(s,
+                    "SELECT u.id, u.name, u.display_name FROM group_members m "
+                    "JOIN users u ON u.id = m.user_id WHERE m.group_id = ? ORDER BY u.name",
+                    error);
+        if (!stmt)
+                return NULL;
+        sqlite3_bind_int64(stmt, 1, gid);
+        out = json_array_new();
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+                JsonObject *o = json_object_new();
+                json_object_set_int_member(o, "id", sqlite3_column_int64(stmt, 0));
+                json_object_set_string_member(o, "name", (const char *)sqlite3_column_text(stmt, 1));
+                json_object_set_string_member(o, "display_name",
+                                              (const char *)sqlite3_column_text(stmt, 2));
+                json_array_add_object_element(out, o);
+        }
+        sqlite3_reset(stmt);
+        return out;
+}
+
+/* ---- accounts and tokens ----------------------------------------------------------------- */
+
+static gboolean sq_user_auth(Store *st, const char *name, UserAuth *out, GError **error)
+{
+        SqliteStore *s = S(st);
+        sqlite3_stmt *stmt = prep(s,
+                                  "SELECT id, name, password_hash, role, enabled FROM users "
+                                  "WHERE name = ?",
+                                  error);
+        gboolean found = FALSE;
+
+        if (!stmt)
+                return FALSE;
+        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(stmt) == SQLITE_ROW) {
+                found = TRUE;
+                out->id = sqlite3_column_int64(stmt, 0);
+                out->name = g_strdup((const char *)sqlite3_column_text(stmt, 1));
+                out->password_hash = g_strdup((const char *)sqlite3_column_text(stmt, 2));
+                out->role = MAX(role_from_string((const char *)sqlite3_column_text(stmt, 3)), 0);
+                out->enabled = sqlite3_column_int(stmt, 4);
+        }
+        sqlite3_reset(stmt);
+        if (!found)
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND, "there is no user '%s'",
+                            name);
+        return found;
+}
+
+static gboolean sq_user_set_password(Store *st, gint64 user_id, const char *hash,
+                                     const Actor *actor, GError **error)
+{
+        SqliteStore *s = S(st);
+        g_autofree char *now = util_now_iso();
+        sqlite3_stmt *stmt;
+
+        if (!tx_begin(s, error))
+                return FALSE;
+        stmt = prep(s, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", error);
+        if (!stmt)
+                goto fail;
+        sqlite3_bind_text(stmt, 1, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, now, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 3, user_id);
+        if (!step_done(s, stmt, error, "changing a password"))
+                goto fail;
+        /* A new password ends every other login of this user. */
+        stmt = prep(s, "DELETE FROM api_tokens WHERE user_id = ?", error);
+        if (!stmt)
+                goto fail;
+        sqlite3_bind_int64(stmt, 1, user_id);
+        if (!step_done(s, stmt, error, "revoking tokens") ||
+            !event_insert(s, actor, "change_password", "user", user_id, actor->name, "", error))
+                goto fail;
+        return tx_commit(s, error);
+fail:
+        tx_rollback(s);
+        return FALSE;
+}
+
+static gboolean sq_token_insert(Store *st, const char *hash, gint64 user_id, gint64 expires_at,
+                                const char *address, GError **error)
+{
+        SqliteStore *s = S(st);
+        g_autofree char *now = util_now_iso();
+        sqlite3_stmt *stmt = prep(s,
+                                  "INSERT INTO api_tokens (hash, user_id, created_at, expires_at, "
+                                  "address) VALUES (?, ?, ?, ?, ?)",
+                                  error);
+
+        if (!stmt)
+                return FALSE;
+        sqlite3_bind_text(stmt, 1, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, user_id);
+        sqlite3_bind_text(stmt, 3, now, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 4, expires_at);
+        sqlite3_bind_text(stmt, 5, address ? address : "", -1, SQLITE_STATIC);
+        return step_done(s, stmt, error, "storing a token");
+}
+
+static gboolean sq_token_lookup(Store *st, const char *hash, gint64 now, TokenInfo *out,
+                                GError **error)
+{
+        SqliteStore *s = S(st);
+        sqlite3_stmt *stmt = prep(s,
+                                  "SELECT u.id, u.name, u.role, t.expires_at FROM api_tokens t "
+                                  "JOIN users u ON u.id = t.user_id "
+                                  "WHERE t.hash = ? AND t.expires_at > ? AND u.enabled = 1",
+                                  error);
+        gboolean found = FALSE;
+
+        if (!stmt)
+                return FALSE;
+        sqlite3_bind_text(stmt, 1, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, now);
+        if (sqlite3_step(stmt) == SQLITE_ROW) {
+                found = TRUE;
+                out->user_id = sqlite3_column_int64(stmt, 0);
+                out->user_name = g_strdup((const char *)sqlite3_column_text(stmt, 1));
+                out->role = MAX(role_from_string((const char *)sqlite3_column_text(stmt, 2)), 0);
+                out->expires_at = sqlite3_column_int64(stmt, 3);
+        }
+        sqlite3_reset(stmt);
+        if (!found)
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
+                            "the token is unknown, expired or revoked; log in again");
+        return found;
+}
+
+static gboolean sq_token_delete(Store *st, const char *hash, GError **error)
+{
+        SqliteStore *s = S(st);
+        sqlite3_stmt *stmt = prep(s, "DELETE FROM api_tokens WHERE hash = ? OR expires_at < ?",
+                                  error);
+
+        if (!stmt)
+                return FALSE;
+        sqlite3_bind_text(stmt, 1, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, g_get_real_time() / G_USEC_PER_SEC);
+        return step_done(s, stmt, error, "revoking a token");
+}
+
+/* ---- open, migrate, close ---------------------------------------------------------------- */
+
+static int sq_schema_version(Store *st)
+{
+        sqlite3_stmt *stmt = prep(S(st), "PRAGMA user_version", NULL);
+        int v = -1;
+
+        if (stmt && sqlite3_step(stmt) == SQLITE_ROW)
+                v = sqlite3_column_int(stmt, 0);
+        if (stmt)
+                sqlite3_reset(stmt);
+        return v;
+}
+
+static void sq_close(Store *st)
+{
+        SqliteStore *s = S(st);
+
+        g_hash_table_unref(s->stmts); /* finalizes statements before the close */
+        sqlite3_close(s->db);
+        g_free(s->path);
+        g_free(s);
+}
+
+static const StoreOps sqlite_ops = {
+        .name = "sqlite",
+        .close = sq_close,
+        .schema_version = sq_schema_version,
+        .create = sq_create,
+        .get = sq_get,
+        .list = sq_list,
+        .update = sq_update,
+        .delete = sq_delete,
+        .member_add = sq_member_add,
+        .member_remove = sq_member_remove,
+        .members = sq_members,
+        .user_auth = sq_user_auth,
+        .user_set_password = sq_user_set_password,
+        .token_insert = sq_token_insert,
+        .token_lookup = sq_token_lookup,
+        .token_delete = sq_token_delete,
+        .event_add = sq_event_add,
+        .count = sq_count,
+};
+
+static void stmt_free(gpointer stmt)
+{
+        sqlite3_finalize(stmt);
+}
+
+static gboolean migrate(SqliteStore *s, GError **error)
+{
+        int cur = sq_schema_version(&s->parent), latest = schema_latest();
+
+        if (cur < 0)
+                return db_error(s, error, "reading the schema version");
+        if (cur > latest) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "database '%s' has schema version %d, newer than this atriumd "
+                            "understands (%d): run the atriumd that wrote it, or a newer one",
+                            s->path, cur, latest);
+                return FALSE;
+        }
+        if (cur > 0 && cur < latest) {
+                /* Keep a copy of the data as it was before any migration touches it. */
+                g_autofree char *backup = g_strdup_printf("%s.pre-v%d", s->path, latest);
+                g_autofree char *sql = sqlite3_mprintf("VACUUM INTO %Q", backup);
+                if (!g_file_test(backup, G_FILE_TEST_EXISTS) && !exec(s, sql, error))
+                        return FALSE;
+                g_info("database backed up to %s before migrating from schema %d to %d", backup,
+                       cur, latest);
+        }
+        for (int v = cur + 1; v <= latest; v++) {
+                g_autofree char *bump = g_strdup_printf("PRAGMA user_version = %d", v);
+                if (!tx_begin(s, error))
+                        return FALSE;
+                if (!exec(s, schema_migration(v), error) || !exec(s, bump, error)) {
+                        tx_rollback(s);
+                        g_prefix_error(error, "migrating the database to schema %d: ", v);
+                        return FALSE;
+                }
+                if (!tx_commit(s, error))
+                        return FALSE;
+                g_info("database schema migrated to version %d", v);
+        }
+        return TRUE;
+}
+
+Store *store_open_sqlite(const char *path, GError **error)
+{
+        SqliteStore *s = g_new0(SqliteStore, 1);
+
+        s->parent.ops = &sqlite_ops;
+        s->path = g_strdup(path);
+        s->stmts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, stmt_free);
+        if (sqlite3_open_v2(path, &s->db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                            NULL) != SQLITE_OK) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
+                            "cannot open database '%s': %s", path,
+                            s->db ? sqlite3_errmsg(s->db) : "out of memory");
+                sq_close(&s->parent);
+                return NULL;
+        }
+        sqlite3_busy_timeout(s->db, 5000);
+        if (!exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
+                     "PRAGMA foreign_keys = ON;",
+                  error) ||
+            !migrate(s, error)) {
+                g_prefix_error(error, "%s: ", path);
+                sq_close(&s->parent);
+                return NULL;
+        }
+        return &s->parent;
+}

@@ -1,0 +1,103 @@
+/* State store: a small table of functions in front of the database, so a PostgreSQL backend
+ * can follow SQLite. All generic object operations are driven by proto/model.h Resources.
+ * Every change, with its audit event, is one transaction: it is either all there or not. */
+#pragma once
+#include "proto/model.h"
+
+typedef struct _Store Store;
+
+/* Who is doing a change, for the audit trail. */
+typedef struct {
+        const char *name;    /* user name, or "system" */
+        gint64 user_id;      /* 0 for system */
+        const char *address; /* client address, or "" */
+} Actor;
+
+typedef struct {
+        GHashTable *filters; /* field name -> text value; "name" matches a substring */
+        gint64 owner_id;     /* > 0: only rows whose owner_field is this user */
+        gint64 after_id;     /* cursor: rows with a greater id */
+        guint limit;
+} ListQuery;
+
+typedef struct {
+        gint64 user_id;
+        char *user_name;
+        Role role;
+        gint64 expires_at;
+} TokenInfo;
+void token_info_clear(TokenInfo *t);
+
+typedef struct {
+        gint64 id;
+        char *name;
+        char *password_hash;
+        Role role;
+        gboolean enabled;
+} UserAuth;
+void user_auth_clear(UserAuth *u);
+
+typedef struct {
+        const char *name;
+        void (*close)(Store *st);
+        int (*schema_version)(Store *st);
+
+        JsonObject *(*create)(Store *st, const Resource *res, JsonObject *values,
+                              const Actor *actor, GError **error);
+        JsonObject *(*get)(Store *st, const Resource *res, const char *id_or_name,
+                           gint64 owner_id, GError **error);
+        JsonArray *(*list)(Store *st, const Resource *res, const ListQuery *q, gint64 *next_after,
+                           GError **error);
+        JsonObject *(*update)(Store *st, const Resource *res, const char *id_or_name,
+                              JsonObject *patch, const Actor *actor, GError **error);
+        gboolean (*delete)(Store *st, const Resource *res, const char *id_or_name,
+                           const Actor *actor, GError **error);
+
+        gboolean (*member_add)(Store *st, const char *group, const char *user, const Actor *actor,
+                               GError **error);
+        gboolean (*member_remove)(Store *st, const char *group, const char *user,
+                                  const Actor *actor, GError **error);
+        JsonArray *(*members)(Store *st, const char *group, GError **error);
+
+        gboolean (*user_auth)(Store *st, const char *name, UserAuth *out, GError **error);
+        gboolean (*user_set_password)(Store *st, gint64 user_id, const char *hash,
+                                      const Actor *actor, GError **error);
+        gboolean (*token_insert)(Store *st, const char *hash, gint64 user_id, gint64 expires_at,
+                                 const char *address, GError **error);
+        gboolean (*token_lookup)(Store *st, const char *hash, gint64 now, TokenInfo *out,
+                                 GError **error);
+        gboolean (*token_delete)(Store *st, const char *hash, GError **error);
+        gboolean (*event_add)(Store *st, const Actor *actor, const char *action, const char *kind,
+                              gint64 id, const char *name, const char *detail, GError **error);
+        gint64 (*count)(Store *st, const Resource *res);
+} StoreOps;
+
+struct _Store {
+        const StoreOps *ops;
+};
+
+/* Open the backend named by the config ("sqlite": path) and bring its schema up to date. */
+Store *store_open_sqlite(const char *path, GError **error);
+void store_close(Store *st);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Store, store_close)
+
+/* Newest schema version this binary knows, and its migrations (schema.c). */
+int schema_latest(void);
+const char *schema_migration(int version); /* SQL taking version-1 to version */
+
+#define store_schema_version(st) ((st)->ops->schema_version(st))
+#define store_create(st, ...) ((st)->ops->create((st), __VA_ARGS__))
+#define store_get(st, ...) ((st)->ops->get((st), __VA_ARGS__))
+#define store_list(st, ...) ((st)->ops->list((st), __VA_ARGS__))
+#define store_update(st, ...) ((st)->ops->update((st), __VA_ARGS__))
+#define store_delete(st, ...) ((st)->ops->delete((st), __VA_ARGS__))
+#define store_member_add(st, ...) ((st)->ops->member_add((st), __VA_ARGS__))
+#define store_member_remove(st, ...) ((st)->ops->member_remove((st), __VA_ARGS__))
+#define store_members(st, ...) ((st)->ops->members((st), __VA_ARGS__))
+#define store_user_auth(st, ...) ((st)->ops->user_auth((st), __VA_ARGS__))
+#define store_user_set_password(st, ...) ((st)->ops->user_set_password((st), __VA_ARGS__))
+#define store_token_insert(st, ...) ((st)->ops->token_insert((st), __VA_ARGS__))
+#define store_token_lookup(st, ...) ((st)->ops->token_lookup((st), __VA_ARGS__))
+#define store_token_delete(st, ...) ((st)->ops->token_delete((st), __VA_ARGS__))
+#define store_event_add(st, ...) ((st)->ops->event_add((st), __VA_ARGS__))
+#define store_count(st, res) ((st)->ops->count((st), (res)))
