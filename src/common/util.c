@@ -78,6 +78,31 @@ gboolean util_text_valid(const char *what, const char *text, gsize max_len, GErr
         return TRUE;
 }
 
+char *util_quote(const char *s)
+{
+        GString *out = g_string_new(NULL);
+        gsize chars = 0;
+
+        for (const char *p = s ? s : ""; *p; chars++) {
+                gunichar c = g_utf8_get_char_validated(p, -1);
+                if (chars == 64) {
+                        g_string_append(out, "...");
+                        break;
+                }
+                if (c == (gunichar)-1 || c == (gunichar)-2) {
+                        g_string_append_printf(out, "\\x%02x", (guchar)*p);
+                        p++;
+                        continue;
+                }
+                if (g_unichar_iscntrl(c) || c == '\'')
+                        g_string_append_printf(out, c < 0x100 ? "\\x%02x" : "\\u%04x", c);
+                else
+                        g_string_append_unichar(out, c);
+                p = g_utf8_next_char(p);
+        }
+        return g_string_free(out, FALSE);
+}
+
 gboolean util_parse_id(const char *s, gint64 *out)
 {
         guint64 v;

@@ -15,6 +15,9 @@ char *util_time_iso(gint64 unix_seconds);
 gboolean util_name_valid(const char *name, GError **error);
 /* Free text: valid UTF-8, no control characters but tab, at most max_len bytes. */
 gboolean util_text_valid(const char *what, const char *text, gsize max_len, GError **error);
+/* Client text made safe to quote in a message or a log line: control characters and
+ * non-UTF-8 bytes escaped, cut to 64 characters. */
+char *util_quote(const char *s);
 /* TRUE when s is a decimal integer id (1..G_MAXINT64). */
 gboolean util_parse_id(const char *s, gint64 *out);
 

@@ -20,6 +20,8 @@ typedef struct {
         Manager *mgr;
         char *config_path;
         gboolean config_given;
+        const char *state_dir; /* command-line overrides, applied on every load */
+        const char *listen;
 } Daemon;
 
 static gboolean on_term(gpointer data)
@@ -31,11 +33,13 @@ static gboolean on_term(gpointer data)
         return G_SOURCE_CONTINUE;
 }
 
-static gboolean load_config(Config *c, const char *path, gboolean must_exist, GError **error)
+static gboolean load_config(Daemon *d, Config *c, GError **error)
 {
-        if (!must_exist && !g_file_test(path, G_FILE_TEST_EXISTS))
-                return TRUE;
-        return config_load_file(c, path, error);
+        if ((d->config_given || g_file_test(d->config_path, G_FILE_TEST_EXISTS)) &&
+            !config_load_file(c, d->config_path, error))
+                return FALSE;
+        return (!d->state_dir || config_set(c, "daemon", "state_dir", d->state_dir, error)) &&
+               (!d->listen || config_set(c, "manager", "listen", d->listen, error));
 }
 
 static gboolean on_hup(gpointer data)
@@ -44,7 +48,7 @@ static gboolean on_hup(gpointer data)
         g_autoptr(Config) next = config_new();
         g_autoptr(GError) error = NULL;
 
-        if (!load_config(next, d->config_path, d->config_given, &error)) {
+        if (!load_config(d, next, &error)) {
                 g_warning("reload refused, keeping the running configuration: %s",
                           error->message);
                 return G_SOURCE_CONTINUE;
@@ -56,6 +60,7 @@ static gboolean on_hup(gpointer data)
 int main(int argc, char **argv)
 {
         g_autofree char *config_path = NULL, *state_dir = NULL, *listen = NULL;
+        g_autofree char *state_dir_used = NULL;
         gboolean print_config = FALSE, print_openapi = FALSE, version = FALSE;
         gboolean role_manager = FALSE;
         g_autoptr(GError) error = NULL;
@@ -110,30 +115,29 @@ int main(int argc, char **argv)
         d.config_given = config_path != NULL;
         d.config_path = config_path ? config_path : g_strdup(ATRIUM_DEFAULT_CONFIG);
         config_path = NULL;
-        if (!load_config(config, d.config_path, d.config_given, &error) ||
-            (state_dir && !config_set(config, "daemon", "state_dir", state_dir, &error)) ||
-            (listen && !config_set(config, "manager", "listen", listen, &error)) ||
+        d.state_dir = state_dir;
+        d.listen = listen;
+        if (!load_config(&d, config, &error) ||
             !log_setup(config_get_string(config, "daemon", "log_level"),
                        config_get_string(config, "daemon", "log_target"), &error)) {
                 fprintf(stderr, "atriumd: %s\n", error->message);
                 g_free(d.config_path);
                 return 1;
         }
-        g_free(state_dir);
-        state_dir = g_strdup(config_get_string(config, "daemon", "state_dir"));
-        if (g_mkdir_with_parents(state_dir, 0700) < 0) {
-                fprintf(stderr, "atriumd: cannot create state directory '%s': %s\n", state_dir,
+        state_dir_used = g_strdup(config_get_string(config, "daemon", "state_dir"));
+        if (g_mkdir_with_parents(state_dir_used, 0700) < 0) {
+                fprintf(stderr, "atriumd: cannot create state directory '%s': %s\n", state_dir_used,
                         g_strerror(errno));
                 g_free(d.config_path);
                 return 1;
         }
-        lock_fd = util_pidfile_lock(state_dir, &error);
+        lock_fd = util_pidfile_lock(state_dir_used, &error);
         if (lock_fd < 0) {
                 fprintf(stderr, "atriumd: %s\n", error->message);
                 g_free(d.config_path);
                 return 1;
         }
-        mgr = manager_new(config, state_dir, &error);
+        mgr = manager_new(config, state_dir_used, &error);
         if (!mgr || !manager_start(mgr, &error)) {
                 g_critical("cannot start: %s", error->message);
                 g_free(d.config_path);
@@ -145,7 +149,7 @@ int main(int argc, char **argv)
         g_unix_signal_add(SIGTERM, on_term, &d);
         g_unix_signal_add(SIGINT, on_term, &d);
         g_unix_signal_add(SIGHUP, on_hup, &d);
-        g_info("atriumd %s started (pid %d, state %s)", ATRIUM_VERSION, (int)getpid(), state_dir);
+        g_info("atriumd %s started (pid %d, state %s)", ATRIUM_VERSION, (int)getpid(), state_dir_used);
         g_main_loop_run(d.loop);
         g_main_loop_unref(d.loop);
         {
@@ -153,7 +157,7 @@ int main(int argc, char **argv)
                 g_clear_pointer(&mgr, manager_free);
                 config_free(c);
         }
-        g_autofree char *pidfile = g_build_filename(state_dir, "atriumd.pid", NULL);
+        g_autofree char *pidfile = g_build_filename(state_dir_used, "atriumd.pid", NULL);
         g_unlink(pidfile);
         close(lock_fd);
         g_free(d.config_path);

@@ -254,11 +254,13 @@ static void server_callback(SoupServer *server, SoupServerMessage *msg, const ch
         if (!req->route) {
                 if (path_known)
                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_METHOD_NOT_ALLOWED,
-                                    "%s is not allowed on %s",
-                                    soup_server_message_get_method(msg), path);
-                else
+                                    "%s is not allowed on this route",
+                                    soup_server_message_get_method(msg));
+                else {
+                        g_autofree char *q = util_quote(path);
                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
-                                    "there is no API route %s", path);
+                                    "there is no API route '%s'", q);
+                }
                 api_reply_error(req, error);
                 return;
         }
@@ -415,6 +417,7 @@ gboolean http_server_listen(HttpServer *h, const char *listen, gboolean tls, GTl
         if (!h->listener)
                 return FALSE;
         g_socket_set_option(h->listener, SOL_SOCKET, SO_REUSEADDR, 1, NULL);
+        g_socket_set_listen_backlog(h->listener, 511);
         sa = g_inet_socket_address_new(addr, port);
         if (!g_socket_bind(h->listener, sa, TRUE, error) || !g_socket_listen(h->listener, error)) {
                 g_prefix_error(error, "cannot listen on %s: ", listen);

@@ -34,6 +34,13 @@ int role_from_string(const char *s)
         return -1;
 }
 
+const char *resource_a(const Resource *res)
+{
+        g_autofree char *s = g_strdup_printf("%s %s", strchr("aeio", res->kind[0]) ? "an" : "a",
+                                             res->kind);
+        return g_intern_string(s);
+}
+
 const Field *resource_field(const Resource *res, const char *name)
 {
         for (gsize i = 0; i < res->n_fields; i++)
@@ -68,7 +75,7 @@ static gboolean want_type(const Resource *res, const Field *f, JsonNode *v, GTyp
         if (JSON_NODE_HOLDS_VALUE(v) && json_node_get_value_type(v) == t)
                 return TRUE;
         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_WRONG_TYPE,
-                    "field '%s' of a %s must be %s, not %s", f->name, res->kind, label,
+                    "field '%s' of %s must be %s, not %s", f->name, resource_a(res), label,
                     json_type_label(v));
         return FALSE;
 }
@@ -80,9 +87,11 @@ static gboolean check_choice(const Resource *res, const Field *f, const char *s,
         for (const char *const *c = f->choices; *c; c++)
                 if (g_str_equal(*c, s))
                         return TRUE;
+        g_autofree char *q = util_quote(s);
         list = g_strjoinv(", ", (char **)f->choices);
         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                    "field '%s' of a %s must be one of %s, not '%s'", f->name, res->kind, list, s);
+                    "field '%s' of %s must be one of %s, not '%s'", f->name, resource_a(res), list,
+                    q);
         return FALSE;
 }
 
@@ -103,7 +112,7 @@ static gboolean check_field(const Resource *res, const Field *f, JsonNode *v, GE
                 if (f->flags & F_REQUIRED || f->type == FIELD_BOOL || f->type == FIELD_INT ||
                     f->type == FIELD_ENUM || f->type == FIELD_NAME) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_WRONG_TYPE,
-                                    "field '%s' of a %s cannot be null", f->name, res->kind);
+                                    "field '%s' of %s cannot be null", f->name, resource_a(res));
                         return FALSE;
                 }
                 return TRUE;
@@ -116,9 +125,9 @@ static gboolean check_field(const Resource *res, const Field *f, JsonNode *v, GE
                 n = json_node_get_int(v);
                 if (n < f->min || n > f->max) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                    "field '%s' of a %s must be from %" G_GINT64_FORMAT
+                                    "field '%s' of %s must be from %" G_GINT64_FORMAT
                                     " to %" G_GINT64_FORMAT ", not %" G_GINT64_FORMAT,
-                                    f->name, res->kind, f->min, f->max, n);
+                                    f->name, resource_a(res), f->min, f->max, n);
                         return FALSE;
                 }
                 return TRUE;
@@ -130,15 +139,15 @@ static gboolean check_field(const Resource *res, const Field *f, JsonNode *v, GE
                         if (json_node_get_int(v) > 0)
                                 return TRUE;
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                    "field '%s' of a %s: ids are positive integers", f->name,
-                                    res->kind);
+                                    "field '%s' of %s: ids are positive integers", f->name,
+                                    resource_a(res));
                         return FALSE;
                 }
                 if (!want_type(res, f, v, G_TYPE_STRING, "a name or an id", error))
                         return FALSE;
                 if (!util_name_valid(json_node_get_string(v), &local)) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                    "field '%s' of a %s: %s", f->name, res->kind, local->message);
+                                    "field '%s' of %s: %s", f->name, resource_a(res), local->message);
                         return FALSE;
                 }
                 return TRUE;
@@ -151,8 +160,9 @@ static gboolean check_field(const Resource *res, const Field *f, JsonNode *v, GE
         switch (f->type) {
         case FIELD_NAME:
                 if (!util_name_valid(s, &local)) {
+                        g_autofree char *q = util_quote(s);
                         g_set_error(error, ATRIUM_ERROR, local->code, "invalid %s name '%s': %s",
-                                    res->kind, s, local->message);
+                                    res->kind, q, local->message);
                         return FALSE;
                 }
                 return TRUE;
@@ -163,16 +173,16 @@ static gboolean check_field(const Resource *res, const Field *f, JsonNode *v, GE
                         return FALSE;
                 if (!g_path_is_absolute(s) || strstr(s, "/../") || g_str_has_suffix(s, "/..")) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                    "field '%s' of a %s must be an absolute path without '..', "
-                                    "not '%s'", f->name, res->kind, s);
+                                    "field '%s' of %s must be an absolute path without '..', "
+                                    "not '%s'", f->name, resource_a(res), s);
                         return FALSE;
                 }
                 return TRUE;
         case FIELD_SECRET:
                 if (strlen(s) < (gsize)f->min) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                    "field '%s' of a %s must be at least %" G_GINT64_FORMAT
-                                    " characters long", f->name, res->kind, f->min);
+                                    "field '%s' of %s must be at least %" G_GINT64_FORMAT
+                                    " characters long", f->name, resource_a(res), f->min);
                         return FALSE;
                 }
                 return check_text(res, f, s, error);
@@ -190,20 +200,21 @@ gboolean model_validate(const Resource *res, JsonObject *body, gboolean create, 
                 const char *name = l->data;
                 const Field *f = resource_field(res, name);
                 if (!f) {
+                        g_autofree char *q = util_quote(name);
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNKNOWN_FIELD,
-                                    "a %s has no field '%s'", res->kind, name);
+                                    "%s has no field '%s'", resource_a(res), q);
                         return FALSE;
                 }
                 if (f->flags & F_READONLY) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_READ_ONLY_FIELD,
-                                    "field '%s' of a %s is set by the server and cannot be "
-                                    "written", name, res->kind);
+                                    "field '%s' of %s is set by the server and cannot be "
+                                    "written", name, resource_a(res));
                         return FALSE;
                 }
                 if (!create && (f->flags & F_IMMUTABLE)) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_READ_ONLY_FIELD,
-                                    "field '%s' of a %s can only be set when it is created",
-                                    name, res->kind);
+                                    "field '%s' of %s can only be set when it is created",
+                                    name, resource_a(res));
                         return FALSE;
                 }
                 if (!check_field(res, f, json_object_get_member(body, name), error))
@@ -215,7 +226,7 @@ gboolean model_validate(const Resource *res, JsonObject *body, gboolean create, 
                 const Field *f = &res->fields[i];
                 if ((f->flags & F_REQUIRED) && !json_object_has_member(body, f->name)) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_MISSING_FIELD,
-                                    "a %s needs the field '%s'", res->kind, f->name);
+                                    "%s needs the field '%s'", resource_a(res), f->name);
                         return FALSE;
                 }
         }

@@ -68,6 +68,8 @@ const Resource *const *resources_all(gsize *n);
 const Resource *resource_by_kind(const char *kind);
 const Resource *resource_by_plural(const char *plural);
 const Field *resource_field(const Resource *res, const char *name);
+/* "a pool", "an event": for messages. */
+const char *resource_a(const Resource *res);
 
 /* SQL column of a field: name, or name_id for a reference. Returns a static/interned string. */
 const char *field_column(const Field *f);

@@ -193,8 +193,9 @@ static gint64 find_id(SqliteStore *s, const Resource *res, const char *id_or_nam
         gboolean by_id = util_parse_id(id_or_name, &id);
 
         if (!by_id && !res->named) {
+                g_autofree char *q = util_quote(id_or_name);
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
-                            "%ss are named by id; '%s' is not an id", res->kind, id_or_name);
+                            "%ss are named by id; '%s' is not an id", res->kind, q);
                 return 0;
         }
         sql = g_strdup_printf("SELECT id FROM %s WHERE %s = ?", res->table, by_id ? "id" : "name");
@@ -206,9 +207,11 @@ static gint64 find_id(SqliteStore *s, const Resource *res, const char *id_or_nam
                 sqlite3_bind_text(st, 1, id_or_name, -1, SQLITE_STATIC);
         id = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
         sqlite3_reset(st);
-        if (!id)
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
-                            "there is no %s '%s'", res->kind, id_or_name);
+        if (!id) {
+                g_autofree char *q = util_quote(id_or_name);
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND, "there is no %s '%s'",
+                            res->kind, q);
+        }
         return id;
 }
 
@@ -249,9 +252,11 @@ static JsonObject *sq_get(Store *st, const Resource *res, const char *id_or_name
         if (!id)
                 return NULL;
         o = get_row(s, res, id, owner_id, &local);
-        if (!o) /* hidden from this user: same answer as absent, naming what was asked */
+        if (!o) { /* hidden from this user: same answer as absent, naming what was asked */
+                g_autofree char *q = util_quote(id_or_name);
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND, "there is no %s '%s'",
-                            res->kind, id_or_name);
+                            res->kind, q);
+        }
         return o;
 }
 
@@ -343,10 +348,10 @@ static gboolean check_unique(SqliteStore *s, const Resource *res, JsonObject *va
                 if (taken) {
                         if (g_str_equal(f->name, "name"))
                                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_DUPLICATE,
-                                            "a %s named '%s' already exists", res->kind, v);
+                                            "%s named '%s' already exists", resource_a(res), v);
                         else
                                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_DUPLICATE,
-                                            "a %s with %s '%s' already exists", res->kind,
+                                            "%s with %s '%s' already exists", resource_a(res),
                                             f->name, v);
                         return FALSE;
                 }
@@ -687,9 +692,10 @@ static gboolean filter_value(SqliteStore *s, const Resource *res, const Field *f
                         c++;
                 if (!*c) {
                         g_autofree char *list = g_strjoinv(", ", (char **)f->choices);
+                        g_autofree char *q = util_quote(text);
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                                     "cannot filter %ss on %s '%s': use one of %s", res->kind,
-                                    f->name, text, list);
+                                    f->name, q, list);
                         return FALSE;
                 }
         }
@@ -708,13 +714,19 @@ static gboolean filter_value(SqliteStore *s, const Resource *res, const Field *f
         return TRUE;
 }
 
+static void node_free(gpointer n)
+{
+        if (n)
+                json_node_unref(n);
+}
+
 static JsonArray *sq_list(Store *st, const Resource *res, const ListQuery *q, gint64 *next_after,
                           GError **error)
 {
         SqliteStore *s = S(st);
         g_autofree char *base = select_sql(res);
         g_autoptr(GString) where = g_string_new("t.id > ?");
-        g_autoptr(GPtrArray) vals = g_ptr_array_new_with_free_func((GDestroyNotify)json_node_unref);
+        g_autoptr(GPtrArray) vals = g_ptr_array_new_with_free_func(node_free);
         g_autoptr(GPtrArray) fields = g_ptr_array_new();
         g_autoptr(GArray) ints = g_array_new(FALSE, FALSE, sizeof(gint64));
         g_autofree char *sql = NULL, *like = NULL;
@@ -731,9 +743,9 @@ static JsonArray *sq_list(Store *st, const Resource *res, const ListQuery *q, gi
                         const Field *f = resource_field(res, l->data);
                         const char *text = g_hash_table_lookup(q->filters, l->data);
                         if (!f || !(f->flags & F_FILTER)) {
+                                g_autofree char *quoted = util_quote(l->data);
                                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                            "%ss cannot be filtered by '%s'", res->kind,
-                                            (char *)l->data);
+                                            "%ss cannot be filtered by '%s'", res->kind, quoted);
                                 return NULL;
                         }
                         if (f->type == FIELD_NAME) {

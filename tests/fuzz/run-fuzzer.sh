@@ -1,0 +1,8 @@
+#!/bin/sh
+# Run a libFuzzer harness for a bounded number of iterations over the seed corpus, writing
+# what it finds to a scratch directory (never into the source tree).
+set -eu
+exe=$1 runs=$2 seeds=$3
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+"$exe" -runs="$runs" -max_len=8192 -timeout=10 -artifact_prefix="$scratch/" "$scratch" "$seeds"

@@ -1,0 +1,346 @@
+#!/bin/bash
+# Integration test: the real atriumd on a loopback port with a temporary state directory,
+# driven through raw HTTP (curl) and the atrium CLI. Output is TAP.
+# Usage: test-api.sh ATRIUMD ATRIUM
+set -u
+ATRIUMD=$1 ATRIUM=$2
+T=$(mktemp -d /tmp/atrium-it-XXXXXX)
+STATE=$T/state CONF=$T/atrium.conf
+export XDG_CONFIG_HOME=$T/cli HOME=$T
+n=0 failed=0 PID=
+
+cleanup() {
+        [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+        rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
+# check DESC CMD...: passes when CMD succeeds
+check() { local d=$1; shift; if "$@" >/dev/null 2>&1; then ok "$d"; else not_ok "$d" "command failed: $*"; fi; }
+# is DESC GOT WANT
+is() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got:  $2" "want: $3"; fi; }
+# like DESC GOT SUBSTRING
+like() { case "$2" in *"$3"*) ok "$1";; *) not_ok "$1" "got:  $2" "want substring: $3";; esac; }
+
+start_daemon() {
+        "$ATRIUMD" -c "$CONF" --state-dir "$STATE" >"$T/stdout" 2>"$T/stderr" &
+        PID=$!
+        for _ in $(seq 1 100); do
+                [ -s "$STATE/manager.url" ] && curl -sk "$(cat "$STATE/manager.url")/api/v1/version" >/dev/null 2>&1 && break
+                kill -0 "$PID" 2>/dev/null || break
+                sleep 0.1
+        done
+        URL=$(cat "$STATE/manager.url" 2>/dev/null)
+        API=$URL/api/v1
+}
+stop_daemon() {
+        kill -TERM "$PID" 2>/dev/null
+        wait "$PID"
+        STOP_RC=$?
+        PID=
+}
+
+# http METHOD PATH [BODY] [TOKEN] -> sets CODE and BODY
+http() {
+        local m=$1 p=$2 b=${3-} tok=${4-$TOKEN}
+        local args=(-sk -o "$T/body" -w '%{http_code}' -X "$m")
+        [ -n "$tok" ] && args+=(-H "Authorization: Bearer $tok")
+        [ -n "$b" ] && args+=(-H 'Content-Type: application/json' --data-binary "$b")
+        CODE=$(curl "${args[@]}" "$API$p")
+        BODY=$(cat "$T/body")
+}
+jget() { jq -r "$1" <<<"$BODY"; }
+# The whole database as text, to prove a refused request changed nothing.
+dbdump() { sqlite3 "$STATE/atrium.db" .dump | grep -v '^INSERT INTO api_tokens'; }
+# refuse DESC METHOD PATH BODY STATUS CODE: refused with that error, database unchanged
+refuse() {
+        local before after
+        before=$(dbdump)
+        http "$2" "$3" "$4"
+        after=$(dbdump)
+        if [ "$CODE" = "$5" ] && [ "$(jget .error.code)" = "$6" ] && [ -n "$(jget .error.message)" ] && [ "$before" = "$after" ]; then
+                ok "$1"
+        else
+                not_ok "$1" "status $CODE (want $5), body $BODY (want code $6)" \
+                        "database unchanged: $([ "$before" = "$after" ] && echo yes || echo NO)"
+        fi
+}
+
+cat >"$CONF" <<CONF
+[daemon]
+log_level = info
+[manager]
+listen = 127.0.0.1:0
+password_cost = min
+login_attempts_per_user = 3
+login_attempts_per_address = 50
+login_window = 60
+max_connections = 32
+CONF
+
+echo "# starting $ATRIUMD"
+start_daemon
+like "daemon prints the first admin's credentials once" "$(cat "$T/stdout")" "user 'admin', password '"
+PW=$(cat "$STATE/initial-admin-password")
+is "initial admin password file is private" "$(stat -c %a "$STATE/initial-admin-password")" 600
+TOKEN=
+check "API answers over HTTPS" curl -sfk "$API/version"
+like "stderr logs one line per event" "$(cat "$T/stderr")" "info manager: REST API listening on https://127.0.0.1:"
+case "$(cat "$T/stderr")" in *"$PW"*) not_ok "password never logged";; *) ok "password never logged";; esac
+is "private key generated 0600" "$(stat -c %a "$STATE/tls/key.pem")" 600
+is "plain HTTP on the TLS port gets nothing" "$(curl -s -o /dev/null -w '%{http_code}' "http://${URL#https://}/api/v1/version")" 000
+
+# ---- login, tokens, rate limiting ----
+http POST /auth/login '{"name":"admin","password":"wrong-password"}' ""
+is "wrong password: 401" "$CODE" 401
+is "wrong password: bad_credentials" "$(jget .error.code)" bad_credentials
+http POST /auth/login '{"name":"nobody","password":"x"}' ""
+is "unknown user: same answer" "$(jget .error.message)" "wrong user name or password"
+http POST /auth/login "{\"name\":\"admin\",\"password\":\"$PW\"}" ""
+is "login works" "$CODE" 200
+TOKEN=$(jget .token)
+like "login returns a role" "$(jget .user.role)" admin
+is "token stored only as a hash" "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM api_tokens WHERE hash = '$TOKEN'")" 0
+http GET /pools "" ""
+is "no token: 401" "$CODE" 401
+http GET /pools "" "not-a-token"
+is "bad token: 401" "$CODE" 401
+is "bad token: error body" "$(jget .error.code)" unauthorized
+
+# ---- CLI: login, TLS trust ----
+OUT=$(echo "$PW" | "$ATRIUM" login "$URL" --password-stdin 2>&1); RC=$?
+is "CLI refuses an untrusted certificate (exit 1)" "$RC" 1
+like "CLI says how to trust it" "$OUT" "--ca FILE"
+OUT=$(echo "$PW" | "$ATRIUM" login "$URL" --ca "$STATE/tls/cert.pem" --password-stdin 2>&1); RC=$?
+is "CLI login with the generated CA" "$RC" 0
+is "CLI token file is 0600" "$(stat -c %a "$XDG_CONFIG_HOME/atrium/client.conf")" 600
+like "CLI whoami" "$("$ATRIUM" whoami)" admin
+"$ATRIUM" nosuchcommand >/dev/null 2>&1; is "CLI unknown command exits 2" "$?" 2
+"$ATRIUM" pool create --bogus 1 >/dev/null 2>&1; is "CLI unknown field exits 2" "$?" 2
+like "CLI --help on a family lists fields" "$("$ATRIUM" pool --help)" "--spares"
+like "CLI --help on a verb" "$("$ATRIUM" user create --help)" "--password-stdin"
+like "CLI completion script" "$("$ATRIUM" completion bash)" "complete -F _atrium atrium"
+
+# ---- objects through the CLI ----
+cli() { "$ATRIUM" "$@" 2>&1; }
+check "create storage" "$ATRIUM" storage create --name local --description "Local disks"
+check "create volume" "$ATRIUM" volume create --name vol1 --storage local --path /srv/atrium/vol1
+check "create media storage" "$ATRIUM" media create --name isos --path /srv/atrium/iso
+check "create host" "$ATRIUM" host create --name host1 --address 10.0.0.1 --cpus 8 --ram_mb 16384
+check "create guest" "$ATRIUM" guest create --name golden --cpus 2 --ram-mb 2048 --host host1 --volume vol1
+check "create template" "$ATRIUM" template create --name deb12 --volume vol1 --guest golden
+check "create pool" "$ATRIUM" pool create --name office --template deb12 --size 3 --spares 1 --max_size 5
+check "create group" "$ATRIUM" group create --name staff
+check "create user alice" sh -c "echo alice-pass-1 | '$ATRIUM' user create --name alice --display_name 'Alice A' --password-stdin"
+check "create operator olga" "$ATRIUM" user create --name olga --role operator --password olga-pass-1
+check "add alice to staff" "$ATRIUM" group add-member staff alice
+like "group members" "$(cli group members staff)" alice
+check "entitle staff to office" "$ATRIUM" entitlement create --pool office --group staff
+for i in 1 2 3; do "$ATRIUM" desktop create --name office-$i --pool office >/dev/null; done
+check "assign a desktop to alice" "$ATRIUM" desktop update office-1 --user alice --state running
+check "a session for alice" "$ATRIUM" session create --user alice --desktop office-1
+like "pool list table" "$(cli pool list)" "office  deb12     stateless  3     1"
+is "pool show --json" "$("$ATRIUM" --json pool show office | jq -r .template)" deb12
+is "filter desktops by state" "$("$ATRIUM" --json desktop list --state running | jq '.items | length')" 1
+is "filter desktops by name" "$("$ATRIUM" --json desktop list --name office-2 | jq -r '.items[0].name')" office-2
+is "paging: first page" "$("$ATRIUM" --json desktop list --limit 2 | jq '.items | length')" 2
+CUR=$("$ATRIUM" --json desktop list --limit 2 | jq -r .next_cursor)
+is "paging: next page" "$("$ATRIUM" --json desktop list --limit 2 --cursor "$CUR" | jq -r '.items[0].name')" office-3
+is "paging: --all follows cursors" "$("$ATRIUM" --json desktop list --limit 1 --all | jq '.items | length')" 3
+check "update pool" "$ATRIUM" pool update office --size 4 --maintenance true
+is "update stuck" "$("$ATRIUM" --json pool show office | jq -r '.size, .maintenance' | tr '\n' ' ')" "4 true "
+OUT=$(cli template delete deb12); RC=$?
+is "delete template in use: exit 1" "$RC" 1
+is "delete template in use: server message as is" "$OUT" "atrium: template 'deb12' is still used by 1 pool (field 'template'); remove or change it first"
+OUT=$(cli group delete staff)
+like "delete group in an entitlement refused" "$OUT" "still used by 1 entitlement"
+check "create and delete a spare object" sh -c "'$ATRIUM' host create --name tmp1 && '$ATRIUM' host delete tmp1"
+OUT=$(cli host show tmp1); like "deleted object is gone" "$OUT" "there is no host 'tmp1'"
+like "role list" "$(cli role list)" operator
+
+# ---- every change shows in the event list ----
+EV=$("$ATRIUM" --json event list --all)
+for what in "create storage local" "create volume vol1" "create pool office" "update pool office" \
+            "add_member group staff" "create entitlement" "delete host tmp1" "create user alice"; do
+        set -- $what
+        is "event: $what" "$(jq -r --arg a "$1" --arg k "$2" --arg o "${3-}" \
+                '[.items[] | select(.action == $a and .object_kind == $k and ($o == "" or .object_name == $o))] | length > 0' <<<"$EV")" true
+done
+is "events name the actor" "$(jq -r '[.items[] | select(.action=="create" and .object_kind=="pool")][0].actor' <<<"$EV")" admin
+is "events name the address" "$(jq -r '[.items[] | select(.action=="create" and .object_kind=="pool")][0].address' <<<"$EV")" 127.0.0.1
+is "events never carry a password" "$(grep -c 'alice-pass-1\|olga-pass-1' <<<"$EV")" 0
+is "event filter" "$("$ATRIUM" --json event list --action delete | jq -r '.items[0].object_name')" tmp1
+
+# ---- bad input: clear 4xx and the database as it was ----
+refuse "malformed JSON" POST /pools '{"name":' 400 invalid_json
+refuse "not an object" POST /pools '[1,2]' 400 invalid_json
+refuse "unknown field" POST /pools '{"name":"p2","template":"deb12","colour":"red"}' 400 unknown_field
+refuse "wrong type" POST /pools '{"name":"p2","template":"deb12","size":"3"}' 400 wrong_type
+refuse "missing required field" POST /pools '{"name":"p2"}' 400 missing_field
+refuse "read-only field" POST /guests '{"name":"g2","state":"running"}' 400 read_only_field
+refuse "value out of range" POST /pools '{"name":"p2","template":"deb12","size":-1}' 400 invalid_value
+refuse "bad choice" POST /pools '{"name":"p2","template":"deb12","mode":"sometimes"}' 400 invalid_value
+refuse "cross-field rule" PATCH /pools/office '{"spares":9}' 400 invalid_value
+refuse "name with control characters" POST /groups '{"name":"bad\u0001name"}' 400 invalid_value
+refuse "description with control characters" POST /groups '{"name":"g3","description":"a\u001bb"}' 400 invalid_value
+refuse "name not starting with a letter" POST /groups '{"name":"9lives"}' 400 invalid_value
+refuse "duplicate name" POST /pools '{"name":"office","template":"deb12"}' 409 duplicate_name
+refuse "duplicate name, other case" POST /groups '{"name":"STAFF"}' 409 duplicate_name
+refuse "duplicate path" POST /volumes '{"name":"vol2","storage":"local","path":"/srv/atrium/vol1"}' 409 duplicate_name
+refuse "relative path" POST /volumes '{"name":"vol2","storage":"local","path":"srv"}' 400 invalid_value
+refuse "reference to a missing object" POST /pools '{"name":"p2","template":"nosuch"}' 422 bad_reference
+refuse "reference by a missing id" POST /pools '{"name":"p2","template":999}' 422 bad_reference
+refuse "delete template with pools" DELETE /templates/deb12 "" 409 in_use
+refuse "delete group in an entitlement" DELETE /groups/staff "" 409 in_use
+refuse "delete user with a desktop" DELETE /users/alice "" 409 in_use
+refuse "delete the last admin" DELETE /users/admin "" 409 conflict
+refuse "demote the last admin" PATCH /users/admin '{"role":"user"}' 409 conflict
+refuse "delete a missing object" DELETE /pools/nosuch "" 404 not_found
+refuse "empty update" PATCH /pools/office '{}' 400 invalid_value
+refuse "immutable field" PATCH /pools/office '{"mode":"persistent"}' 400 read_only_field
+refuse "unknown route" GET /nothing "" 404 not_found
+refuse "wrong method" PUT /pools "" 405 method_not_allowed
+refuse "bad list limit" GET "/pools?limit=0" "" 400 invalid_value
+refuse "bad cursor" GET "/pools?cursor=abc" "" 400 invalid_value
+refuse "unknown filter" GET "/pools?colour=red" "" 400 invalid_value
+refuse "short password" POST /users '{"name":"bob","password":"short"}' 400 invalid_value
+printf '{"name":"bad\xff\xfe"}' >"$T/badutf8"
+refuse "invalid UTF-8" POST /groups "$(cat "$T/badutf8")" 400 invalid_utf8
+DEEP=$(python3 -c 'print("{\"name\":\"g4\",\"description\":" + "["*40 + "]"*40 + "}")')
+refuse "deeply nested JSON" POST /groups "$DEEP" 400 too_deep
+BIG=$(python3 -c 'print("{\"name\":\"g5\",\"description\":\"" + "a"*70000 + "\"}")')
+refuse "oversized body for the route" POST /groups "$BIG" 413 body_too_large
+before=$(dbdump)
+head -c 2000000 /dev/zero | tr '\0' a >"$T/huge"
+CODE=$(curl -sk -o "$T/body" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' --data-binary @"$T/huge" "$API/groups")
+is "body over max_body_bytes refused before reading: 413" "$CODE" 413
+is "and the database unchanged" "$(dbdump)" "$before"
+CODE=$(curl -sk -o "$T/body" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" -H 'Content-Type: text/plain' --data '{"name":"g6"}' "$API/groups")
+is "wrong content type: 415" "$CODE" 415
+
+# ---- roles: a plain user and an operator ----
+login_as() { curl -sk -H 'Content-Type: application/json' -d "{\"name\":\"$1\",\"password\":\"$2\"}" "$API/auth/login" | jq -r .token; }
+ALICE=$(login_as alice alice-pass-1)
+OLGA=$(login_as olga olga-pass-1)
+http GET /users "" "$ALICE"; is "user cannot list users: 403" "$CODE" 403
+like "403 says which role is needed" "$(jget .error.message)" "needs the admin role"
+http GET /pools "" "$ALICE"; is "user cannot list pools" "$CODE" 403
+http GET /desktops "" "$ALICE"; is "user sees only own desktops" "$(jget '[.items[].name] | join(",")')" office-1
+http GET /desktops/office-2 "" "$ALICE"; is "user cannot see another's desktop" "$CODE" 404
+http GET /sessions "" "$ALICE"; is "user sees own sessions" "$(jget '.items | length')" 1
+http POST /desktops '{"name":"x1","pool":"office"}' "$ALICE"; is "user cannot create desktops" "$CODE" 403
+http GET /me "" "$ALICE"; is "user reads own account" "$(jget .name)" alice
+http POST /pools '{"name":"olgas","template":"deb12"}' "$OLGA"; is "operator manages pools" "$CODE" 201
+http GET /users "" "$OLGA"; is "operator cannot manage users" "$CODE" 403
+http GET /desktops "" "$OLGA"; is "operator sees all desktops" "$(jget '.items | length')" 3
+http POST /groups/staff/members/olga "" "$OLGA"; is "operator cannot change groups" "$CODE" 405
+http PUT /groups/staff/members/olga "" "$OLGA"; is "operator cannot change membership" "$CODE" 403
+
+# ---- logout, password change, disabled user, stale tokens ----
+http POST /auth/logout "" "$OLGA"; is "logout" "$CODE" 204
+http GET /me "" "$OLGA"; is "revoked token refused" "$CODE" 401
+http PUT /me/password '{"current_password":"nope","new_password":"alice-pass-2"}' "$ALICE"
+is "password change needs the current password" "$CODE" 401
+http PUT /me/password '{"current_password":"alice-pass-1","new_password":"alice-pass-2"}' "$ALICE"
+is "password change" "$CODE" 204
+http GET /me "" "$ALICE"; is "password change revokes tokens" "$CODE" 401
+ALICE=$(login_as alice alice-pass-2)
+is "new password works" "$([ -n "$ALICE" ] && [ "$ALICE" != null ] && echo yes)" yes
+check "disable alice" "$ATRIUM" user update alice --enabled false
+http GET /me "" "$ALICE"; is "disabled user's token refused" "$CODE" 401
+http POST /auth/login '{"name":"alice","password":"alice-pass-2"}' ""
+like "disabled user cannot log in" "$(jget .error.message)" "disabled"
+for i in 1 2 3; do http POST /auth/login '{"name":"olga","password":"bad"}' ""; done
+http POST /auth/login '{"name":"olga","password":"olga-pass-1"}' ""
+is "too many attempts: 429" "$CODE" 429
+like "too many attempts: retry in N s" "$(jget .error.message)" "retry in"
+is "rate limit is logged as an event" "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) > 0 FROM events WHERE action = 'login_failed' AND object_name = 'olga'")" 1
+OUT=$(cli logout); like "CLI logout" "$OUT" "Logged out"
+OUT=$(cli pool list); RC=$?
+is "CLI after logout: exit 1" "$RC" 1
+
+# ---- the daemon itself ----
+"$ATRIUMD" -c "$CONF" --state-dir "$STATE" >"$T/second" 2>&1; RC=$?
+is "a second daemon on the same state dir refuses (exit 1)" "$RC" 1
+like "and says why" "$(cat "$T/second")" "already in use by another atriumd (pid $PID)"
+sed -i 's/log_level = info/log_level = debug/' "$CONF"
+kill -HUP "$PID"; sleep 0.5
+like "SIGHUP reloads reloadable keys" "$(cat "$T/stderr")" "configuration key daemon.log_level reloaded"
+sed -i 's/^listen = .*/listen = 127.0.0.1:1/' "$CONF"
+kill -HUP "$PID"; sleep 0.5
+like "SIGHUP names keys that need a restart" "$(cat "$T/stderr")" "manager.listen changed; it takes effect at the next restart"
+echo "[manager]" >"$T/bad.conf"; echo "max_connections = 1" >>"$T/bad.conf"
+cp "$CONF" "$T/good.conf"; cp "$T/bad.conf" "$CONF"; kill -HUP "$PID"; sleep 0.5
+like "SIGHUP with a bad file keeps the running config" "$(cat "$T/stderr")" "reload refused"
+cp "$T/good.conf" "$CONF"; sed -i 's/^listen = .*/listen = 127.0.0.1:0/' "$CONF"
+check "still serving after reloads" curl -sfk "$API/version"
+
+# wait_log TEXT: wait up to 10 s for TEXT in the daemon's log
+wait_log() { for _ in $(seq 1 100); do grep -q -- "$1" "$T/stderr" && return; sleep 0.1; done; }
+# hold COUNT idle TCP connections for SECONDS in the background
+hold() { pids=(); for i in $(seq 1 "$1"); do (exec 9<>/dev/tcp/127.0.0.1/${URL##*:}; sleep "$2") & pids+=($!); done; }
+
+# Connection bound: hold more idle connections than max_connections, API still recovers.
+hold 50 6
+wait_log "the most allowed"
+like "connections past max_connections are refused and logged" "$(cat "$T/stderr")" "the most allowed (manager.max_connections)"
+wait "${pids[@]}" 2>/dev/null
+check "API answers once they are gone" curl -sfk "$API/version"
+stop_daemon
+is "SIGTERM: graceful stop, exit 0" "$STOP_RC" 0
+like "SIGTERM: logged" "$(cat "$T/stderr")" "stopping on signal"
+is "pid file removed" "$([ -e "$STATE/atriumd.pid" ] && echo present || echo gone)" gone
+
+# Restart: data kept, no second admin created, password file kept until changed.
+start_daemon
+TOKEN=$(login_as admin "$PW")
+http GET /pools; is "data survives a restart" "$(jget '[.items[].name] | sort | join(",")')" office,olgas
+is "no new admin password printed on restart" "$(grep -c "password '" "$T/stdout")" 0
+http PUT /me/password "{\"current_password\":\"$PW\",\"new_password\":\"admin-pass-2\"}"
+is "admin changes the first password" "$CODE" 204
+is "the initial password file is then removed" "$([ -e "$STATE/initial-admin-password" ] && echo present || echo gone)" gone
+stop_daemon
+
+# Running out of file descriptors: accept() fails with EMFILE, the listener survives.
+( ulimit -n 40; exec "$ATRIUMD" -c "$CONF" --state-dir "$STATE" >"$T/stdout" 2>"$T/stderr" ) &
+PID=$!
+for _ in $(seq 1 50); do curl -sk "$(cat "$STATE/manager.url")/api/v1/version" >/dev/null 2>&1 && break; sleep 0.1; done
+URL=$(cat "$STATE/manager.url"); API=$URL/api/v1
+hold 60 6
+wait_log "retrying in"
+like "EMFILE on accept is logged, not fatal" "$(cat "$T/stderr")" "retrying in"
+wait "${pids[@]}" 2>/dev/null
+sleep 0.3
+check "listener accepts again after EMFILE" curl -sfk --max-time 5 "$API/version"
+stop_daemon
+
+# A database from a newer atriumd is refused with a clear message.
+sqlite3 "$STATE/atrium.db" "PRAGMA user_version = 999"
+"$ATRIUMD" -c "$CONF" --state-dir "$STATE" >"$T/newer" 2>&1; RC=$?
+is "newer database refused (exit 1)" "$RC" 1
+like "newer database: clear message" "$(cat "$T/newer")" "has schema version 999, newer than this atriumd understands"
+sqlite3 "$STATE/atrium.db" "PRAGMA user_version = 1"
+
+# plain HTTP only on loopback.
+printf '[manager]\nlisten = 0.0.0.0:0\nplain_http = true\n' >"$T/plain.conf"
+"$ATRIUMD" -c "$T/plain.conf" --state-dir "$T/plainstate" >"$T/plain" 2>&1; RC=$?
+is "plain HTTP on a public address refused" "$RC" 1
+like "plain HTTP: clear message" "$(cat "$T/plain")" "only allowed when manager.listen is a loopback address"
+printf '[manager]\nlisten = 127.0.0.1:0\nplain_http = true\npassword_cost = min\n' >"$T/plain.conf"
+"$ATRIUMD" -c "$T/plain.conf" --state-dir "$T/plainstate" >"$T/plain" 2>&1 &
+PID=$!
+for _ in $(seq 1 50); do [ -s "$T/plainstate/manager.url" ] && break; sleep 0.1; done
+like "plain HTTP on loopback when configured" "$(cat "$T/plainstate/manager.url")" "http://127.0.0.1:"
+check "plain HTTP answers" curl -sf "$(cat "$T/plainstate/manager.url")/api/v1/version"
+stop_daemon
+
+"$ATRIUMD" --print-config >"$T/sample.conf"
+check "--print-config writes a loadable sample" "$ATRIUMD" -c "$T/sample.conf" --version
+"$ATRIUMD" -c "$T/nonexistent.conf" >"$T/noconf" 2>&1; RC=$?
+is "missing config file given with -c: exit 1" "$RC" 1
+"$ATRIUMD" --bogus >/dev/null 2>&1; is "unknown option: exit 2" "$?" 2
+
+echo "1..$n"
+[ "$failed" -eq 0 ]

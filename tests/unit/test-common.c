@@ -1,0 +1,225 @@
+/* util, log, json and error helpers. */
+#include "common/error.h"
+#include "common/jsonutil.h"
+#include "common/log.h"
+#include "common/tls.h"
+#include "common/util.h"
+#include "testutil.h"
+
+#include <string.h>
+#include <unistd.h>
+
+static void test_names(void)
+{
+        static const struct {
+                const char *name;
+                gboolean ok;
+        } cases[] = {
+                {"pool1", TRUE},   {"a", TRUE},         {"Win10.base_v2-x", TRUE},
+                {"", FALSE},       {"1pool", FALSE},    {"-x", FALSE},
+                {"a b", FALSE},    {"a\tb", FALSE},     {"a\x01", FALSE},
+                {"é", FALSE},      {"a/b", FALSE},      {"a'b", FALSE},
+                {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", TRUE},
+                {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", FALSE},
+        };
+
+        for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autoptr(GError) error = NULL;
+                gboolean ok = util_name_valid(cases[i].name, &error);
+                g_assert_cmpint(ok, ==, cases[i].ok);
+                if (!ok)
+                        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID);
+        }
+        g_assert_false(util_name_valid(NULL, NULL));
+}
+
+static void test_text(void)
+{
+        g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL;
+
+        g_assert_true(util_text_valid("d", "héllo\tworld", 100, NULL));
+        g_assert_false(util_text_valid("d", "bell\a", 100, &e1));
+        g_assert_error(e1, ATRIUM_ERROR, ATRIUM_ERROR_INVALID);
+        g_assert_false(util_text_valid("d", "\xff\xfe", 100, &e2));
+        g_assert_error(e2, ATRIUM_ERROR, ATRIUM_ERROR_INVALID_UTF8);
+        g_assert_false(util_text_valid("d", "toolong", 3, &e3));
+        g_assert_nonnull(strstr(e3->message, "at most 3"));
+}
+
+static void test_ids(void)
+{
+        gint64 v = 0;
+
+        g_assert_true(util_parse_id("42", &v));
+        g_assert_cmpint(v, ==, 42);
+        g_assert_false(util_parse_id("0", &v));
+        g_assert_false(util_parse_id("-1", &v));
+        g_assert_false(util_parse_id("4x", &v));
+        g_assert_false(util_parse_id("", &v));
+        g_assert_false(util_parse_id("99999999999999999999", &v));
+        g_assert_false(util_parse_id(NULL, &v));
+}
+
+static void test_hostport(void)
+{
+        g_autofree char *h1 = NULL, *h2 = NULL;
+        guint16 p;
+
+        g_assert_true(util_split_hostport("127.0.0.1:8444", &h1, &p, NULL));
+        g_assert_cmpstr(h1, ==, "127.0.0.1");
+        g_assert_cmpuint(p, ==, 8444);
+        g_assert_true(util_split_hostport("[::1]:0", &h2, &p, NULL));
+        g_assert_cmpstr(h2, ==, "::1");
+        g_assert_cmpuint(p, ==, 0);
+        for (const char *const *bad = (const char *const[]){"host", ":80", "h:99999", "[::1]80",
+                                                             "h:x", NULL};
+             *bad; bad++) {
+                g_autofree char *h = NULL;
+                g_assert_false(util_split_hostport(*bad, &h, &p, NULL));
+        }
+        g_assert_true(util_addr_is_loopback("127.0.0.5"));
+        g_assert_true(util_addr_is_loopback("::1"));
+        g_assert_true(util_addr_is_loopback("localhost"));
+        g_assert_false(util_addr_is_loopback("0.0.0.0"));
+        g_assert_false(util_addr_is_loopback("10.1.2.3"));
+}
+
+static void test_pidfile(void)
+{
+        g_autofree char *dir = testutil_tmpdir();
+        g_autoptr(GError) error = NULL;
+        int fd = util_pidfile_lock(dir, &error);
+        int fd2;
+        g_autofree char *pid = g_strdup_printf("(pid %d)", (int)getpid());
+
+        g_assert_no_error(error);
+        g_assert_cmpint(fd, >=, 0);
+        fd2 = util_pidfile_lock(dir, &error);
+        g_assert_cmpint(fd2, ==, -1);
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT);
+        g_assert_nonnull(strstr(error->message, "already in use"));
+        g_assert_nonnull(strstr(error->message, pid));
+        close(fd);
+        g_clear_error(&error);
+        fd2 = util_pidfile_lock(dir, &error); /* released: can be taken again */
+        g_assert_no_error(error);
+        close(fd2);
+        testutil_rmdir(dir);
+}
+
+static void test_random(void)
+{
+        g_autofree char *a = util_random_token(32), *b = util_random_token(32);
+        g_autofree char *pw = util_random_password();
+
+        g_assert_cmpuint(strlen(a), ==, 43);
+        g_assert_cmpstr(a, !=, b);
+        g_assert_cmpuint(strlen(pw), ==, 20);
+}
+
+static void test_log_line(void)
+{
+        g_autofree char *line = log_format_line(G_LOG_LEVEL_WARNING, "api", "two\nlines\r");
+
+        g_assert_nonnull(strstr(line, " warning api: two\\nlines\\r"));
+        g_assert_null(strchr(line, '\n'));
+        g_assert_true(log_set_level("debug", NULL));
+        g_assert_false(log_set_level("loud", NULL));
+}
+
+static void test_json_depth(void)
+{
+        g_assert_cmpuint(json_scan_depth("{}", 2, 10), ==, 1);
+        g_assert_cmpuint(json_scan_depth("{\"a\":[1,{\"b\":[]}]}", 18, 10), ==, 4);
+        g_assert_cmpuint(json_scan_depth("{\"a\":\"[[[[\"}", 12, 10), ==, 1);
+        g_assert_cmpuint(json_scan_depth("{\"a\\\"[[\":1}", 12, 10), ==, 1);
+        g_assert_cmpuint(json_scan_depth("[[[[[[", 6, 3), ==, 4); /* stops past max */
+}
+
+static void test_json_body(void)
+{
+        static const struct {
+                const char *text;
+                int code; /* -1: ok */
+        } cases[] = {
+                {"{\"a\":1}", -1},
+                {"", ATRIUM_ERROR_INVALID_JSON},
+                {"{", ATRIUM_ERROR_INVALID_JSON},
+                {"[1,2]", ATRIUM_ERROR_INVALID_JSON},
+                {"42", ATRIUM_ERROR_INVALID_JSON},
+                {"{\"a\":\"\xff\"}", ATRIUM_ERROR_INVALID_UTF8},
+                {"{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+                 ATRIUM_ERROR_TOO_DEEP},
+        };
+
+        for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autoptr(GError) error = NULL;
+                JsonNode *n = json_parse_body(cases[i].text, strlen(cases[i].text), 32, &error);
+                if (cases[i].code < 0) {
+                        g_assert_no_error(error);
+                        g_assert_nonnull(n);
+                        json_node_unref(n);
+                } else {
+                        g_assert_null(n);
+                        g_assert_error(error, ATRIUM_ERROR, cases[i].code);
+                }
+        }
+}
+
+static void test_error_table(void)
+{
+        for (int i = 0; i < ATRIUM_ERROR_LAST; i++) {
+                const char *s = atrium_error_code_to_string(i);
+                g_assert_cmpint(atrium_error_code_from_string(s), ==, i);
+                g_assert_cmpuint(atrium_error_http_status(i), >=, 400);
+        }
+        g_assert_cmpint(atrium_error_code_from_string("nope"), ==, -1);
+        {
+                g_autoptr(GError) e = g_error_new(ATRIUM_ERROR, ATRIUM_ERROR_IN_USE, "x 'y'");
+                g_autoptr(JsonNode) body = json_error_body(e);
+                g_autofree char *t = json_node_to_text(body, FALSE);
+                g_assert_cmpstr(t, ==, "{\"error\":{\"code\":\"in_use\",\"message\":\"x 'y'\"}}");
+        }
+}
+
+static void test_self_signed(void)
+{
+        g_autofree char *dir = testutil_tmpdir();
+        g_autofree char *tls = g_build_filename(dir, "tls", NULL);
+        g_autofree char *cert = g_build_filename(tls, "cert.pem", NULL);
+        g_autofree char *key = g_build_filename(tls, "key.pem", NULL);
+        g_autofree char *fp1 = NULL, *fp2 = NULL;
+        g_autoptr(GError) error = NULL;
+        GStatBuf st;
+
+        g_assert_true(tls_ensure_self_signed(tls, &error));
+        g_assert_no_error(error);
+        fp1 = tls_cert_fingerprint(cert, &error);
+        g_assert_no_error(error);
+        g_assert_cmpuint(strlen(fp1), ==, 32 * 3 - 1);
+        g_assert_cmpint(g_stat(key, &st), ==, 0);
+        g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+        /* A second call keeps the existing pair. */
+        g_assert_true(tls_ensure_self_signed(tls, &error));
+        fp2 = tls_cert_fingerprint(cert, &error);
+        g_assert_cmpstr(fp1, ==, fp2);
+        g_assert_null(tls_cert_fingerprint(key, &error));
+        testutil_rmdir(dir);
+}
+
+int main(int argc, char **argv)
+{
+        g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/util/names", test_names);
+        g_test_add_func("/util/text", test_text);
+        g_test_add_func("/util/ids", test_ids);
+        g_test_add_func("/util/hostport", test_hostport);
+        g_test_add_func("/util/pidfile", test_pidfile);
+        g_test_add_func("/util/random", test_random);
+        g_test_add_func("/log/line", test_log_line);
+        g_test_add_func("/json/depth", test_json_depth);
+        g_test_add_func("/json/body", test_json_body);
+        g_test_add_func("/error/table", test_error_table);
+        g_test_add_func("/tls/self-signed", test_self_signed);
+        return g_test_run();
+}

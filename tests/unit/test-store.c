@@ -1,0 +1,466 @@
+/* The SQLite store: migrations, object changes with their events in one transaction, and
+ * refusals that leave the database as it was. */
+#include "common/error.h"
+#include "common/jsonutil.h"
+#include "store/store.h"
+#include "testutil.h"
+
+#include <sqlite3.h>
+#include <string.h>
+
+static const Actor tester = {"tester", 0, "127.0.0.1"};
+
+typedef struct {
+        char *dir;
+        char *path;
+        Store *st;
+} Fixture;
+
+static JsonObject *obj(const char *json)
+{
+        g_autoptr(GError) error = NULL;
+        JsonNode *n = json_parse_body(json, strlen(json), 32, &error);
+        JsonObject *o;
+
+        g_assert_no_error(error);
+        o = json_object_ref(json_node_get_object(n));
+        json_node_unref(n);
+        return o;
+}
+
+static JsonObject *create(Fixture *f, const char *kind, const char *json, GError **error)
+{
+        g_autoptr(JsonObject) v = obj(json);
+        const Resource *res = resource_by_kind(kind);
+        g_autoptr(GError) local = NULL;
+
+        /* Through the same validation as the API. */
+        if (!model_validate(res, v, TRUE, error))
+                return NULL;
+        return store_create(f->st, res, v, &tester, error);
+}
+
+static void must_create(Fixture *f, const char *kind, const char *json)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) o = create(f, kind, json, &error);
+        g_assert_no_error(error);
+        g_assert_nonnull(o);
+}
+
+static void setup(Fixture *f, gconstpointer data)
+{
+        g_autoptr(GError) error = NULL;
+
+        f->dir = testutil_tmpdir();
+        f->path = g_build_filename(f->dir, "atrium.db", NULL);
+        f->st = store_open_sqlite(f->path, &error);
+        g_assert_no_error(error);
+}
+
+static void teardown(Fixture *f, gconstpointer data)
+{
+        store_close(f->st);
+        testutil_rmdir(f->dir);
+        g_free(f->dir);
+        g_free(f->path);
+}
+
+/* A snapshot of every table, to prove a refused change left nothing behind. */
+static char *snapshot(Fixture *f)
+{
+        sqlite3 *db;
+        GString *s = g_string_new(NULL);
+        const char *tables[] = {"users", "groups", "group_members", "api_tokens", "hosts",
+                                "image_storages", "volumes", "media_storages", "guests",
+                                "templates", "pools", "entitlements", "desktops", "sessions",
+                                "events"};
+
+        g_assert_cmpint(sqlite3_open(f->path, &db), ==, SQLITE_OK);
+        for (gsize i = 0; i < G_N_ELEMENTS(tables); i++) {
+                g_autofree char *sql = g_strdup_printf("SELECT * FROM %s ORDER BY 1", tables[i]);
+                sqlite3_stmt *st;
+                g_assert_cmpint(sqlite3_prepare_v2(db, sql, -1, &st, NULL), ==, SQLITE_OK);
+                g_string_append_printf(s, "[%s]\n", tables[i]);
+                while (sqlite3_step(st) == SQLITE_ROW) {
+                        for (int c = 0; c < sqlite3_column_count(st); c++)
+                                g_string_append_printf(s, "%s|", sqlite3_column_text(st, c));
+                        g_string_append_c(s, '\n');
+                }
+                sqlite3_finalize(st);
+        }
+        sqlite3_close(db);
+        return g_string_free(s, FALSE);
+}
+
+static void base_objects(Fixture *f)
+{
+        must_create(f, "user", "{\"name\":\"admin\",\"role\":\"admin\",\"password\":\"hash-of-admin\"}");
+        must_create(f, "user", "{\"name\":\"alice\",\"password\":\"hash-of-alice\"}");
+        must_create(f, "storage", "{\"name\":\"local\"}");
+        must_create(f, "volume", "{\"name\":\"vol1\",\"storage\":\"local\",\"path\":\"/srv/v1\"}");
+        must_create(f, "template", "{\"name\":\"deb12\",\"volume\":\"vol1\"}");
+        must_create(f, "pool", "{\"name\":\"office\",\"template\":\"deb12\",\"size\":2}");
+        must_create(f, "group", "{\"name\":\"staff\"}");
+}
+
+static void test_migrations(Fixture *f, gconstpointer data)
+{
+        g_autoptr(GError) error = NULL;
+        sqlite3 *db;
+        Store *again;
+
+        g_assert_cmpint(store_schema_version(f->st), ==, schema_latest());
+        base_objects(f);
+        /* Reopening applies nothing and keeps the data. */
+        store_close(f->st);
+        f->st = store_open_sqlite(f->path, &error);
+        g_assert_no_error(error);
+        g_assert_cmpint(store_count(f->st, resource_by_kind("pool")), ==, 1);
+        /* A database written by a newer atriumd is refused, and left alone. */
+        store_close(f->st);
+        f->st = NULL;
+        g_assert_cmpint(sqlite3_open(f->path, &db), ==, SQLITE_OK);
+        {
+                g_autofree char *sql = g_strdup_printf("PRAGMA user_version = %d",
+                                                       schema_latest() + 1);
+                g_assert_cmpint(sqlite3_exec(db, sql, NULL, NULL, NULL), ==, SQLITE_OK);
+        }
+        sqlite3_close(db);
+        again = store_open_sqlite(f->path, &error);
+        g_assert_null(again);
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT);
+        g_assert_nonnull(strstr(error->message, "newer than this atriumd"));
+        g_clear_error(&error);
+        g_assert_cmpint(sqlite3_open(f->path, &db), ==, SQLITE_OK);
+        {
+                sqlite3_stmt *st;
+                sqlite3_prepare_v2(db, "SELECT count(*) FROM pools", -1, &st, NULL);
+                g_assert_cmpint(sqlite3_step(st), ==, SQLITE_ROW);
+                g_assert_cmpint(sqlite3_column_int(st, 0), ==, 1);
+                sqlite3_finalize(st);
+                g_assert_cmpint(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL),
+                                ==, SQLITE_OK);
+        }
+        sqlite3_close(db);
+        f->st = store_open_sqlite(f->path, &error);
+        g_assert_no_error(error);
+}
+
+/* Every field of every resource has its column: a new field needs a migration. */
+static void test_schema_matches_model(Fixture *f, gconstpointer data)
+{
+        sqlite3 *db;
+        gsize n;
+        const Resource *const *all = resources_all(&n);
+
+        g_assert_cmpint(sqlite3_open(f->path, &db), ==, SQLITE_OK);
+        for (gsize i = 0; i < n; i++) {
+                g_autofree char *sql = g_strdup_printf("PRAGMA table_info(%s)", all[i]->table);
+                g_autoptr(GHashTable) cols = g_hash_table_new_full(g_str_hash, g_str_equal,
+                                                                  g_free, NULL);
+                sqlite3_stmt *st;
+                sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+                while (sqlite3_step(st) == SQLITE_ROW)
+                        g_hash_table_add(cols, g_strdup((const char *)sqlite3_column_text(st, 1)));
+                sqlite3_finalize(st);
+                g_assert_true(g_hash_table_contains(cols, "id"));
+                g_assert_true(g_hash_table_contains(cols, "created_at"));
+                for (gsize k = 0; k < all[i]->n_fields; k++) {
+                        const Field *fl = &all[i]->fields[k];
+                        g_autofree char *col = fl->type == FIELD_SECRET
+                                                       ? g_strconcat(fl->name, "_hash", NULL)
+                                                       : g_strdup(field_column(fl));
+                        if (!g_hash_table_contains(cols, col))
+                                g_error("table %s lacks column %s", all[i]->table, col);
+                }
+        }
+        sqlite3_close(db);
+}
+
+static void test_crud_and_events(Fixture *f, gconstpointer data)
+{
+        const Resource *pool = resource_by_kind("pool"), *event = resource_by_kind("event");
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) p = NULL, patch = obj("{\"size\":5,\"description\":\"x\"}");
+        g_autoptr(JsonObject) u = NULL;
+        g_autoptr(JsonArray) events = NULL;
+        ListQuery q = {.limit = 100};
+        gint64 next;
+
+        base_objects(f);
+        p = store_get(f->st, pool, "office", 0, &error);
+        g_assert_no_error(error);
+        g_assert_cmpstr(json_object_get_string_member(p, "template"), ==, "deb12");
+        g_assert_cmpstr(json_object_get_string_member(p, "mode"), ==, "stateless");
+        g_assert_cmpint(json_object_get_int_member(p, "spares"), ==, 0);
+        u = store_update(f->st, pool, "office", patch, &tester, &error);
+        g_assert_no_error(error);
+        g_assert_cmpint(json_object_get_int_member(u, "size"), ==, 5);
+        g_assert_cmpstr(json_object_get_string_member(u, "template"), ==, "deb12");
+        /* Names are case-insensitive for lookups. */
+        g_clear_pointer(&p, json_object_unref);
+        p = store_get(f->st, pool, "OFFICE", 0, &error);
+        g_assert_no_error(error);
+        g_assert_true(store_delete(f->st, pool, "office", &tester, &error));
+        g_assert_null(store_get(f->st, pool, "office", 0, &error));
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND);
+        events = store_list(f->st, event, &q, &next, NULL);
+        /* 7 creates, 1 update, 1 delete, in order, each naming actor and object. */
+        g_assert_cmpuint(json_array_get_length(events), ==, 9);
+        {
+                JsonObject *e = json_array_get_object_element(events, 7);
+                g_assert_cmpstr(json_object_get_string_member(e, "action"), ==, "update");
+                g_assert_cmpstr(json_object_get_string_member(e, "object_name"), ==, "office");
+                g_assert_cmpstr(json_object_get_string_member(e, "actor"), ==, "tester");
+                g_assert_cmpstr(json_object_get_string_member(e, "address"), ==, "127.0.0.1");
+                g_assert_nonnull(strstr(json_object_get_string_member(e, "detail"), "\"size\":5"));
+                e = json_array_get_object_element(events, 0);
+                g_assert_null(strstr(json_object_get_string_member(e, "detail"), "hash-of-admin"));
+        }
+}
+
+/* Each refused change leaves every table, events included, exactly as it was. */
+static void test_refusals_change_nothing(Fixture *f, gconstpointer data)
+{
+        static const struct {
+                const char *op, *kind, *target, *json;
+                int code;
+        } cases[] = {
+                {"create", "pool", NULL, "{\"name\":\"Office\",\"template\":\"deb12\"}",
+                 ATRIUM_ERROR_DUPLICATE},
+                {"create", "pool", NULL, "{\"name\":\"p2\",\"template\":\"nosuch\"}",
+                 ATRIUM_ERROR_BAD_REFERENCE},
+                {"create", "pool", NULL, "{\"name\":\"p2\",\"template\":99}",
+                 ATRIUM_ERROR_BAD_REFERENCE},
+                {"create", "pool", NULL,
+                 "{\"name\":\"p2\",\"template\":\"deb12\",\"size\":1,\"spares\":2}",
+                 ATRIUM_ERROR_INVALID},
+                {"create", "volume", NULL,
+                 "{\"name\":\"vol2\",\"storage\":\"local\",\"path\":\"/srv/v1\"}",
+                 ATRIUM_ERROR_DUPLICATE},
+                {"create", "entitlement", NULL, "{\"pool\":\"office\"}", ATRIUM_ERROR_INVALID},
+                {"create", "entitlement", NULL,
+                 "{\"pool\":\"office\",\"user\":\"alice\",\"group\":\"staff\"}",
+                 ATRIUM_ERROR_INVALID},
+                {"update", "pool", "office", "{\"spares\":3}", ATRIUM_ERROR_INVALID},
+                {"update", "pool", "office", "{\"name\":\"ent-pool\"}", ATRIUM_ERROR_DUPLICATE},
+                {"update", "pool", "nosuch", "{\"size\":1}", ATRIUM_ERROR_NOT_FOUND},
+                {"update", "pool", "office", "{\"template\":\"gone\"}", ATRIUM_ERROR_BAD_REFERENCE},
+                {"update", "user", "admin", "{\"role\":\"user\"}", ATRIUM_ERROR_CONFLICT},
+                {"update", "user", "admin", "{\"enabled\":false}", ATRIUM_ERROR_CONFLICT},
+                {"delete", "user", "admin", NULL, ATRIUM_ERROR_CONFLICT},
+                {"delete", "template", "deb12", NULL, ATRIUM_ERROR_IN_USE},
+                {"delete", "volume", "vol1", NULL, ATRIUM_ERROR_IN_USE},
+                {"delete", "group", "staff", NULL, ATRIUM_ERROR_IN_USE},
+                {"delete", "pool", "office", NULL, ATRIUM_ERROR_IN_USE},
+                {"delete", "user", "alice", NULL, ATRIUM_ERROR_IN_USE},
+                {"delete", "pool", "nosuch", NULL, ATRIUM_ERROR_NOT_FOUND},
+                {"delete", "session", "name-not-id", NULL, ATRIUM_ERROR_NOT_FOUND},
+        };
+
+        base_objects(f);
+        must_create(f, "pool", "{\"name\":\"ent-pool\",\"template\":\"deb12\"}");
+        must_create(f, "entitlement", "{\"pool\":\"ent-pool\",\"group\":\"staff\"}");
+        must_create(f, "desktop", "{\"name\":\"office-1\",\"pool\":\"office\",\"user\":\"alice\"}");
+        for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+                const Resource *res = resource_by_kind(cases[i].kind);
+                g_autofree char *before = snapshot(f), *after = NULL;
+                g_autoptr(GError) error = NULL;
+                gboolean ok;
+
+                if (g_str_equal(cases[i].op, "create")) {
+                        g_autoptr(JsonObject) o = create(f, cases[i].kind, cases[i].json, &error);
+                        ok = o != NULL;
+                } else if (g_str_equal(cases[i].op, "update")) {
+                        g_autoptr(JsonObject) p = obj(cases[i].json);
+                        g_autoptr(JsonObject) o = store_update(f->st, res, cases[i].target, p,
+                                                               &tester, &error);
+                        ok = o != NULL;
+                } else {
+                        ok = store_delete(f->st, res, cases[i].target, &tester, &error);
+                }
+                if (ok || !g_error_matches(error, ATRIUM_ERROR, cases[i].code))
+                        g_error("case %zu (%s %s): expected error %s, got %s", i, cases[i].op,
+                                cases[i].kind, atrium_error_code_to_string(cases[i].code),
+                                error ? error->message : "success");
+                after = snapshot(f);
+                g_assert_cmpstr(before, ==, after);
+        }
+}
+
+static void test_in_use_message(Fixture *f, gconstpointer data)
+{
+        g_autoptr(GError) error = NULL;
+
+        base_objects(f);
+        g_assert_false(store_delete(f->st, resource_by_kind("template"), "deb12", &tester,
+                                    &error));
+        g_assert_cmpstr(error->message, ==,
+                        "template 'deb12' is still used by 1 pool (field 'template'); remove or "
+                        "change it first");
+}
+
+static void test_members(Fixture *f, gconstpointer data)
+{
+        const Resource *user = resource_by_kind("user");
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonArray) m = NULL, m2 = NULL;
+
+        base_objects(f);
+        g_assert_true(store_member_add(f->st, "staff", "alice", &tester, &error));
+        g_assert_true(store_member_add(f->st, "staff", "alice", &tester, &error)); /* idempotent */
+        m = store_members(f->st, "staff", &error);
+        g_assert_cmpuint(json_array_get_length(m), ==, 1);
+        g_assert_false(store_member_add(f->st, "staff", "nobody", &tester, &error));
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND);
+        g_clear_error(&error);
+        g_assert_false(store_member_add(f->st, "nogroup", "alice", &tester, &error));
+        g_clear_error(&error);
+        /* Deleting a user drops its memberships with it. */
+        g_assert_true(store_delete(f->st, user, "alice", &tester, &error));
+        m2 = store_members(f->st, "staff", &error);
+        g_assert_cmpuint(json_array_get_length(m2), ==, 0);
+        g_assert_false(store_member_remove(f->st, "staff", "admin", &tester, &error));
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND);
+}
+
+static void test_list(Fixture *f, gconstpointer data)
+{
+        const Resource *desk = resource_by_kind("desktop");
+        g_autoptr(GHashTable) filt = g_hash_table_new(g_str_hash, g_str_equal);
+        g_autoptr(GError) error = NULL;
+        ListQuery q = {.limit = 4};
+        gint64 next = 0, alice_id;
+        guint seen = 0, pages = 0;
+
+        base_objects(f);
+        for (int i = 0; i < 10; i++) {
+                g_autofree char *j = g_strdup_printf(
+                        "{\"name\":\"d%d\",\"pool\":\"office\",\"state\":\"%s\"%s}", i,
+                        i % 3 == 0 ? "running" : "stopped", i < 2 ? ",\"user\":\"alice\"" : "");
+                must_create(f, "desktop", j);
+        }
+        do {
+                g_autoptr(JsonArray) a = store_list(f->st, desk, &q, &next, &error);
+                g_assert_no_error(error);
+                seen += json_array_get_length(a);
+                pages++;
+                q.after_id = next;
+        } while (next);
+        g_assert_cmpuint(seen, ==, 10);
+        g_assert_cmpuint(pages, ==, 3);
+        q = (ListQuery){.limit = 100, .filters = filt};
+        g_hash_table_insert(filt, "state", "running");
+        {
+                g_autoptr(JsonArray) a = store_list(f->st, desk, &q, &next, &error);
+                g_assert_cmpuint(json_array_get_length(a), ==, 4);
+        }
+        g_hash_table_insert(filt, "name", "d9");
+        {
+                g_autoptr(JsonArray) a = store_list(f->st, desk, &q, &next, &error);
+                g_assert_cmpuint(json_array_get_length(a), ==, 1);
+        }
+        g_hash_table_remove_all(filt);
+        g_hash_table_insert(filt, "name", "%"); /* LIKE wildcards are literal */
+        {
+                g_autoptr(JsonArray) a = store_list(f->st, desk, &q, &next, &error);
+                g_assert_cmpuint(json_array_get_length(a), ==, 0);
+        }
+        g_hash_table_remove_all(filt);
+        g_hash_table_insert(filt, "pool", "nosuch");
+        {
+                g_autoptr(JsonArray) a = store_list(f->st, desk, &q, &next, &error);
+                g_assert_cmpuint(json_array_get_length(a), ==, 0);
+        }
+        g_hash_table_remove_all(filt);
+        g_hash_table_insert(filt, "state", "bogus");
+        g_assert_null(store_list(f->st, desk, &q, &next, &error));
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID);
+        g_clear_error(&error);
+        g_hash_table_remove_all(filt);
+        g_hash_table_insert(filt, "created_at", "x");
+        g_assert_null(store_list(f->st, desk, &q, &next, &error));
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID);
+        g_clear_error(&error);
+        /* Owner scope: alice sees her two desktops only, and not others' by id. */
+        g_hash_table_remove_all(filt);
+        {
+                g_autoptr(JsonObject) a = store_get(f->st, resource_by_kind("user"), "alice", 0,
+                                                    NULL);
+                alice_id = json_object_get_int_member(a, "id");
+        }
+        q.owner_id = alice_id;
+        {
+                g_autoptr(JsonArray) a = store_list(f->st, desk, &q, &next, &error);
+                g_assert_cmpuint(json_array_get_length(a), ==, 2);
+        }
+        {
+                g_autoptr(JsonObject) mine = store_get(f->st, desk, "d1", alice_id, &error);
+                g_autoptr(JsonObject) theirs = NULL;
+                g_assert_nonnull(mine);
+                theirs = store_get(f->st, desk, "d5", alice_id, &error);
+                g_assert_null(theirs);
+                g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND);
+        }
+}
+
+static void test_tokens(Fixture *f, gconstpointer data)
+{
+        const Resource *user = resource_by_kind("user");
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) dis = obj("{\"enabled\":false}");
+        TokenInfo ti = {0};
+        UserAuth ua = {0};
+        gint64 now = 1000000;
+
+        base_objects(f);
+        g_assert_true(store_user_auth(f->st, "alice", &ua, &error));
+        g_assert_cmpstr(ua.password_hash, ==, "hash-of-alice");
+        g_assert_cmpint(ua.role, ==, ROLE_USER);
+        g_assert_true(store_token_insert(f->st, "hash1", ua.id, now + 100, "::1", &error));
+        g_assert_true(store_token_insert(f->st, "hash2", ua.id, now + 100, "::1", &error));
+        g_assert_true(store_token_lookup(f->st, "hash1", now, &ti, &error));
+        g_assert_cmpstr(ti.user_name, ==, "alice");
+        token_info_clear(&ti);
+        /* Expired. */
+        g_assert_false(store_token_lookup(f->st, "hash1", now + 100, &ti, &error));
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED);
+        g_clear_error(&error);
+        /* Revoked. */
+        g_assert_true(store_token_delete(f->st, "hash1", &error));
+        g_assert_false(store_token_lookup(f->st, "hash1", now, &ti, &error));
+        g_clear_error(&error);
+        /* A disabled user's tokens stop working. */
+        {
+                g_autoptr(JsonObject) r = store_update(f->st, user, "alice", dis, &tester, &error);
+                g_assert_no_error(error);
+        }
+        g_assert_false(store_token_lookup(f->st, "hash2", now, &ti, &error));
+        g_clear_error(&error);
+        /* A new password revokes every token. */
+        g_assert_true(store_token_insert(f->st, "hash3", 1, now + 100, "", &error));
+        g_assert_true(store_user_set_password(f->st, 1, "h-new", &tester, &error));
+        g_assert_false(store_token_lookup(f->st, "hash3", now, &ti, &error));
+        g_clear_error(&error);
+        user_auth_clear(&ua);
+        g_assert_true(store_user_auth(f->st, "admin", &ua, &error));
+        g_assert_cmpstr(ua.password_hash, ==, "h-new");
+        user_auth_clear(&ua);
+        g_assert_false(store_user_auth(f->st, "ghost", &ua, &error));
+}
+
+int main(int argc, char **argv)
+{
+        g_test_init(&argc, &argv, NULL);
+#define T(name, fn) g_test_add("/store/" name, Fixture, NULL, setup, fn, teardown)
+        T("migrations", test_migrations);
+        T("schema-matches-model", test_schema_matches_model);
+        T("crud-and-events", test_crud_and_events);
+        T("refusals-change-nothing", test_refusals_change_nothing);
+        T("in-use-message", test_in_use_message);
+        T("members", test_members);
+        T("list", test_list);
+        T("tokens", test_tokens);
+        return g_test_run();
+}
