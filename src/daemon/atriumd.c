@@ -139,7 +139,7 @@ int main(int argc, char **argv)
         }
         mgr = manager_new(config, state_dir_used, &error);
         if (!mgr || !manager_start(mgr, &error)) {
-                g_critical("cannot start: %s", error->message);
+                fprintf(stderr, "atriumd: cannot start: %s\n", error->message);
                 g_free(d.config_path);
                 return 1;
         }

@@ -50,17 +50,19 @@ static GArray *build(void)
                         continue;
                 {
                         Route create = {"POST", coll, api_objects_create, r->write_role, KB(64), r,
-                                        "create", g_strdup_printf("Create a %s.", r->kind)};
-                        Route update = {"PATCH", item, api_objects_update, r->write_role, KB(64),
-                                        r, "update",
-                                        g_strdup_printf("Change some fields of a %s.", r->kind)};
+                                        "create", g_strdup_printf("Create %s.", resource_a(r))};
                         Route del = {"DELETE", item, api_objects_delete, r->write_role, 0, r,
                                      "delete",
-                                     g_strdup_printf("Delete a %s; refused while it is in use.",
-                                                     r->kind)};
+                                     g_strdup_printf("Delete %s; refused while it is in use.",
+                                                     resource_a(r))};
                         g_array_append_val(a, create);
-                        if (!r->no_update)
+                        if (!r->no_update) {
+                                Route update = {"PATCH", item, api_objects_update, r->write_role,
+                                                KB(64), r, "update",
+                                                g_strdup_printf("Change some fields of %s.",
+                                                                resource_a(r))};
                                 g_array_append_val(a, update);
+                        }
                         g_array_append_val(a, del);
                 }
         }

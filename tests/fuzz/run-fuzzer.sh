@@ -5,4 +5,4 @@ set -eu
 exe=$1 runs=$2 seeds=$3
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-"$exe" -runs="$runs" -max_len=8192 -timeout=10 -artifact_prefix="$scratch/" "$scratch" "$seeds"
+"$exe" -runs="$runs" -max_len=8192 -timeout=10 -error_exitcode=1 -timeout_exitcode=1 -artifact_prefix="$scratch/" "$scratch" "$seeds"

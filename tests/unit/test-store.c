@@ -32,7 +32,6 @@ static JsonObject *create(Fixture *f, const char *kind, const char *json, GError
 {
         g_autoptr(JsonObject) v = obj(json);
         const Resource *res = resource_by_kind(kind);
-        g_autoptr(GError) local = NULL;
 
         /* Through the same validation as the API. */
         if (!model_validate(res, v, TRUE, error))
@@ -435,6 +434,7 @@ static void test_tokens(Fixture *f, gconstpointer data)
         {
                 g_autoptr(JsonObject) r = store_update(f->st, user, "alice", dis, &tester, &error);
                 g_assert_no_error(error);
+                g_assert_false(json_object_get_boolean_member(r, "enabled"));
         }
         g_assert_false(store_token_lookup(f->st, "hash2", now, &ti, &error));
         g_clear_error(&error);

@@ -1,0 +1,53 @@
+# Atrium: the two README commands, and a few helpers. The build itself is Meson + ninja.
+#   make demo   install what is missing, build, start Atrium on this machine
+#   make check  install what is missing, build, run every test
+#   make bench  run the benchmarks under bench/
+SHELL := /bin/bash
+BUILD := build
+FUZZBUILD := build-fuzz
+FUZZ_RUNS ?= 100000
+
+# Debian packages needed to build, test and run (deps.sh installs the missing ones).
+PACKAGES := gcc clang libclang-rt-14-dev meson ninja-build pkg-config \
+	libglib2.0-dev libsoup-3.0-dev libjson-glib-dev libsqlite3-dev libsodium-dev libssl-dev \
+	glib-networking ca-certificates sqlite3 curl jq python3 procps iproute2 wrk
+
+.PHONY: all deps build build-fuzz check demo demo-stop bench install clean
+
+all: build
+
+deps:
+	@scripts/deps.sh $(PACKAGES)
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+# Second build with clang: ASan+UBSan+LSan for the unit tests, and the libFuzzer harnesses.
+$(FUZZBUILD)/build.ninja:
+	CC=clang meson setup $(FUZZBUILD) -Dfuzzing=true -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dbuildtype=debug -Dfuzz_runs=$(FUZZ_RUNS)
+
+build-fuzz: deps $(FUZZBUILD)/build.ninja
+	meson configure $(FUZZBUILD) -Dfuzz_runs=$(FUZZ_RUNS)
+	ninja -C $(FUZZBUILD)
+
+check: build build-fuzz
+	@scripts/check.sh $(BUILD) $(FUZZBUILD)
+
+demo: build
+	@scripts/demo.sh $(BUILD)
+
+demo-stop:
+	@scripts/demo.sh --stop
+
+bench: build
+	@bench/api/run.sh $(BUILD)
+
+install: build
+	meson install -C $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(FUZZBUILD)
