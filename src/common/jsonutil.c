@@ -125,3 +125,41 @@ JsonNode *json_error_body(const GError *error)
         json_builder_end_object(b);
         return json_builder_get_root(b);
 }
+
+void json_append_string(GString *out, const char *str)
+{
+        const guchar *p = (const guchar *)str, *run = p;
+
+        g_string_append_c(out, '"');
+        for (;; p++) {
+                guchar c = *p;
+                if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+                        continue; /* copied with the rest of its run */
+                g_string_append_len(out, (const char *)run, p - run);
+                if (c == '\0')
+                        break;
+                if (c == '"' || c == '\\') {
+                        g_string_append_c(out, '\\');
+                        g_string_append_c(out, c);
+                } else if (c == '\n') {
+                        g_string_append(out, "\\n");
+                } else if (c == '\t') {
+                        g_string_append(out, "\\t");
+                } else {
+                        g_string_append_printf(out, "\\u%04x", c);
+                }
+                run = p + 1;
+        }
+        g_string_append_c(out, '"');
+}
+
+JsonNode *json_from_text(const char *text, gssize len)
+{
+        g_autoptr(JsonParser) parser = json_parser_new();
+        JsonNode *root;
+
+        if (!json_parser_load_from_data(parser, text, len, NULL))
+                return NULL;
+        root = json_parser_get_root(parser);
+        return root ? json_node_ref(root) : NULL;
+}

@@ -12,6 +12,10 @@ guint json_scan_depth(const char *text, gsize len, guint max);
 JsonNode *json_parse_body(const char *text, gsize len, guint max_depth, GError **error);
 
 char *json_node_to_text(JsonNode *node, gboolean pretty);
+/* Append str as a JSON string literal (quoted, escaped). str must be valid UTF-8. */
+void json_append_string(GString *out, const char *str);
+/* Parse trusted JSON text (made by this program) into a node; NULL if it is not JSON. */
+JsonNode *json_from_text(const char *text, gssize len);
 const char *json_type_label(JsonNode *node); /* "string", "integer", "object", ... */
 
 /* An {"error": {"code": ..., "message": ...}} body for a GError (ATRIUM_ERROR or other). */

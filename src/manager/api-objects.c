@@ -25,8 +25,7 @@ void api_objects_list(ApiRequest *req)
         g_autoptr(GHashTable) filters = g_hash_table_new(g_str_hash, g_str_equal);
         ListQuery q = {.filters = filters, .owner_id = owner_scope(req)};
         gint64 next = 0, max = MCFG_INT(req->mgr, "page_size_max");
-        JsonArray *items;
-        JsonObject *out;
+        GString *out;
         GHashTableIter it;
         gpointer k, v;
 
@@ -58,20 +57,18 @@ void api_objects_list(ApiRequest *req)
                         }
                 }
         }
-        items = store_list(req->mgr->store, res, &q, &next, &error);
-        if (!items) {
+        out = g_string_sized_new(4096);
+        g_string_append(out, "{\"items\":");
+        if (!store_list_json(req->mgr->store, res, &q, out, &next, &error)) {
+                g_string_free(out, TRUE);
                 api_reply_error(req, error);
                 return;
         }
-        out = json_object_new();
-        json_object_set_array_member(out, "items", items);
-        if (next) {
-                g_autofree char *c = g_strdup_printf("%" G_GINT64_FORMAT, next);
-                json_object_set_string_member(out, "next_cursor", c);
-        } else {
-                json_object_set_null_member(out, "next_cursor");
-        }
-        api_reply_object(req, 200, out);
+        if (next)
+                g_string_append_printf(out, ",\"next_cursor\":\"%" G_GINT64_FORMAT "\"}", next);
+        else
+                g_string_append(out, ",\"next_cursor\":null}");
+        api_reply_text(req, 200, out);
 }
 
 void api_objects_get(ApiRequest *req)

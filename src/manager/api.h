@@ -43,6 +43,7 @@ const Route *router_match(const Route *routes, gsize n, const char *method, cons
 void api_reply_json(ApiRequest *req, guint status, JsonNode *body);
 void api_reply_object(ApiRequest *req, guint status, JsonObject *obj); /* takes obj */
 void api_reply_error(ApiRequest *req, const GError *error);
+void api_reply_text(ApiRequest *req, guint status, GString *json); /* takes json */
 void api_reply_empty(ApiRequest *req, guint status);
 /* Keep the request open while work runs in a thread. */
 void api_pause(ApiRequest *req);

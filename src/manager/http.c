@@ -10,6 +10,10 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <gio/gunixsocketaddress.h>
+#include <glib/gstdio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <string.h>
 
@@ -52,22 +56,26 @@ static void finish(ApiRequest *req)
         api_request_free(req);
 }
 
-static void set_json(SoupServerMessage *msg, guint status, JsonNode *body)
+/* Status and a JSON body (taken; NULL for none), never cached by clients or proxies. */
+static void set_body(SoupServerMessage *msg, guint status, char *text, gsize len)
 {
-        gsize len = 0;
-        char *text = NULL;
-
-        if (body) {
-                g_autoptr(JsonGenerator) gen = json_generator_new();
-                json_generator_set_root(gen, body);
-                text = json_generator_to_data(gen, &len);
-        }
         soup_server_message_set_status(msg, status, NULL);
         soup_message_headers_replace(soup_server_message_get_response_headers(msg),
                                      "Cache-Control", "no-store");
         if (text)
                 soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_TAKE, text,
                                                  len);
+}
+
+static void set_json(SoupServerMessage *msg, guint status, JsonNode *body)
+{
+        g_autoptr(JsonGenerator) gen = json_generator_new();
+        gsize len = 0;
+        char *text;
+
+        json_generator_set_root(gen, body);
+        text = json_generator_to_data(gen, &len);
+        set_body(msg, status, text, len);
 }
 
 static void set_error(SoupServerMessage *msg, const GError *error)
@@ -97,6 +105,14 @@ void api_reply_object(ApiRequest *req, guint status, JsonObject *obj)
         api_reply_json(req, status, node);
 }
 
+void api_reply_text(ApiRequest *req, guint status, GString *json)
+{
+        gsize len = json->len;
+
+        set_body(req->msg, status, g_string_free(json, FALSE), len);
+        finish(req);
+}
+
 void api_reply_error(ApiRequest *req, const GError *error)
 {
         set_error(req->msg, error);
@@ -105,7 +121,7 @@ void api_reply_error(ApiRequest *req, const GError *error)
 
 void api_reply_empty(ApiRequest *req, guint status)
 {
-        soup_server_message_set_status(req->msg, status, NULL);
+        set_body(req->msg, status, NULL, 0);
         finish(req);
 }
 
@@ -327,12 +343,15 @@ static void hand_over(HttpServer *h, GSocket *client)
         g_autoptr(GIOStream) stream = NULL;
         g_autoptr(GError) error = NULL;
 
+        g_socket_set_option(client, IPPROTO_TCP, TCP_NODELAY, TRUE, NULL);
         if (h->tls) {
                 stream = g_tls_server_connection_new(G_IO_STREAM(conn), h->cert, &error);
                 if (!stream) {
                         g_warning("cannot start TLS on a connection: %s", error->message);
                         return;
                 }
+                /* Clients may close without a TLS close_notify after a complete response. */
+                g_tls_connection_set_require_close_notify(G_TLS_CONNECTION(stream), FALSE);
         } else {
                 stream = G_IO_STREAM(g_object_ref(conn));
         }
@@ -393,8 +412,31 @@ HttpServer *http_server_new(Manager *mgr, GError **error)
         return h;
 }
 
-gboolean http_server_listen(HttpServer *h, const char *listen, gboolean tls, GTlsCertificate *cert,
-                            char **url, GError **error)
+/* libsoup 3.2 keeps a connection alive after a response only while the SoupServer has a
+ * listener of its own (soup-server.c, request_finished); connections handed over with
+ * soup_server_accept_iostream() were closed after every request, forcing a TLS handshake per
+ * request (~90 requests/s). So soup also gets a local UNIX socket, 0600 in the state dir, which
+ * serves the same API (same authentication) to local root processes. */
+static gboolean listen_local(HttpServer *h, const char *path, GError **error)
+{
+        g_autoptr(GSocket) sock = g_socket_new(G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM,
+                                               G_SOCKET_PROTOCOL_DEFAULT, error);
+        g_autoptr(GSocketAddress) addr = NULL;
+
+        if (!sock)
+                return FALSE;
+        g_unlink(path);
+        addr = g_unix_socket_address_new(path);
+        if (!g_socket_bind(sock, addr, FALSE, error) || !g_socket_listen(sock, error) ||
+            g_chmod(path, 0600) < 0 || !soup_server_listen_socket(h->soup, sock, 0, error)) {
+                g_prefix_error(error, "cannot listen on the local socket '%s': ", path);
+                return FALSE;
+        }
+        return TRUE;
+}
+
+gboolean http_server_listen(HttpServer *h, const char *listen, const char *local_socket,
+                            gboolean tls, GTlsCertificate *cert, char **url, GError **error)
 {
         g_autofree char *host = NULL;
         g_autoptr(GInetAddress) addr = NULL;
@@ -430,6 +472,8 @@ gboolean http_server_listen(HttpServer *h, const char *listen, gboolean tls, GTl
         h->tls = tls;
         if (cert)
                 h->cert = g_object_ref(cert);
+        if (!listen_local(h, local_socket, error))
+                return FALSE;
         resume_accept(h);
         {
                 g_autofree char *shown = g_inet_address_to_string(addr);

@@ -108,6 +108,7 @@ gboolean manager_start(Manager *mgr, GError **error)
         gboolean plain = config_get_bool(mgr->config, "manager", "plain_http");
         g_autoptr(GTlsCertificate) cert = NULL;
         g_autofree char *host = NULL, *url_file = NULL, *url_text = NULL;
+        g_autofree char *sock = g_build_filename(mgr->state_dir, "api.sock", NULL);
         guint16 port;
         guint64 nofile = util_raise_nofile();
 
@@ -127,7 +128,7 @@ gboolean manager_start(Manager *mgr, GError **error)
                           ") is above what the open-file limit (%" G_GUINT64_FORMAT ") allows",
                           MCFG_INT(mgr, "max_connections"), nofile);
         mgr->http = http_server_new(mgr, error);
-        if (!mgr->http || !http_server_listen(mgr->http, listen, !plain, cert, &mgr->url, error))
+        if (!mgr->http || !http_server_listen(mgr->http, listen, sock, !plain, cert, &mgr->url, error))
                 return FALSE;
         url_file = g_build_filename(mgr->state_dir, "manager.url", NULL);
         url_text = g_strdup_printf("%s\n", mgr->url);

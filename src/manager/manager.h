@@ -34,7 +34,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Manager, manager_free)
 /* The HTTP front: TLS listener with its own accept loop (bounded connections, survives
  * accept() failures such as EMFILE), handing connections to a SoupServer. */
 HttpServer *http_server_new(Manager *mgr, GError **error);
-gboolean http_server_listen(HttpServer *h, const char *listen, gboolean tls, GTlsCertificate *cert,
-                            char **url, GError **error);
+/* listen: HOST:PORT (TLS unless tls is FALSE); local_socket: path of the UNIX socket. */
+gboolean http_server_listen(HttpServer *h, const char *listen, const char *local_socket,
+                            gboolean tls, GTlsCertificate *cert, char **url, GError **error);
 guint http_server_connections(HttpServer *h);
 void http_server_free(HttpServer *h);

@@ -124,53 +124,84 @@ static char *select_sql(const Resource *res)
         return g_string_free(cols, FALSE);
 }
 
-static void add_text(JsonObject *o, const char *k, sqlite3_stmt *st, int col)
+/* Keys are field names from the resource table: plain identifiers, nothing to escape. */
+static void put_key(GString *out, const char *key, gboolean *first)
 {
-        if (sqlite3_column_type(st, col) == SQLITE_NULL)
-                json_object_set_null_member(o, k);
-        else
-                json_object_set_string_member(o, k, (const char *)sqlite3_column_text(st, col));
+        if (!*first)
+                g_string_append_c(out, ',');
+        *first = FALSE;
+        g_string_append_c(out, '"');
+        g_string_append(out, key);
+        g_string_append(out, "\":");
 }
 
-static JsonObject *row_to_json(const Resource *res, sqlite3_stmt *st)
+static void put_text(GString *out, sqlite3_stmt *st, int col)
 {
-        JsonObject *o = json_object_new();
+        if (sqlite3_column_type(st, col) == SQLITE_NULL)
+                g_string_append(out, "null");
+        else
+                json_append_string(out, (const char *)sqlite3_column_text(st, col));
+}
+
+static void put_int(GString *out, sqlite3_stmt *st, int col)
+{
+        if (sqlite3_column_type(st, col) == SQLITE_NULL)
+                g_string_append(out, "null");
+        else /* SQLite's own text form of an integer: no printf on the hot path */
+                g_string_append(out, (const char *)sqlite3_column_text(st, col));
+}
+
+/* One row as a JSON object, written straight from the columns of select_sql(): lists are the
+ * API's hot path, and building JsonObjects per row cost most of their time. */
+static void row_append_json(GString *out, const Resource *res, sqlite3_stmt *st)
+{
+        gboolean first = TRUE;
         int col = 0;
 
-        json_object_set_int_member(o, "id", sqlite3_column_int64(st, col++));
+        g_string_append_c(out, '{');
+        put_key(out, "id", &first);
+        put_int(out, st, col++);
         for (gsize i = 0; i < res->n_fields; i++) {
                 const Field *f = &res->fields[i];
                 if (!field_stored(f))
                         continue;
                 switch (f->type) {
                 case FIELD_INT:
-                        if (sqlite3_column_type(st, col) == SQLITE_NULL)
-                                json_object_set_null_member(o, f->name);
-                        else
-                                json_object_set_int_member(o, f->name,
-                                                           sqlite3_column_int64(st, col));
-                        col++;
+                        put_key(out, f->name, &first);
+                        put_int(out, st, col++);
                         break;
                 case FIELD_BOOL:
-                        json_object_set_boolean_member(o, f->name, sqlite3_column_int(st, col++));
+                        put_key(out, f->name, &first);
+                        g_string_append(out, sqlite3_column_int(st, col++) ? "true" : "false");
                         break;
                 case FIELD_REF:
-                        if (sqlite3_column_type(st, col) == SQLITE_NULL)
-                                json_object_set_null_member(o, field_column(f));
-                        else
-                                json_object_set_int_member(o, field_column(f),
-                                                           sqlite3_column_int64(st, col));
-                        col++;
-                        add_text(o, f->name, st, col++);
+                        put_key(out, field_column(f), &first);
+                        put_int(out, st, col++);
+                        put_key(out, f->name, &first);
+                        put_text(out, st, col++);
                         break;
                 default:
-                        add_text(o, f->name, st, col++);
+                        put_key(out, f->name, &first);
+                        put_text(out, st, col++);
                         break;
                 }
         }
-        add_text(o, "created_at", st, col++);
-        add_text(o, "updated_at", st, col++);
-        return o;
+        put_key(out, "created_at", &first);
+        put_text(out, st, col++);
+        put_key(out, "updated_at", &first);
+        put_text(out, st, col++);
+        g_string_append_c(out, '}');
+}
+
+static JsonObject *row_to_json(const Resource *res, sqlite3_stmt *st)
+{
+        g_autoptr(GString) text = g_string_new(NULL);
+        g_autoptr(JsonNode) node = NULL;
+
+        row_append_json(text, res, st);
+        node = json_from_text(text->str, text->len);
+        g_assert(node && JSON_NODE_HOLDS_OBJECT(node)); /* we wrote it */
+        return json_object_ref(json_node_get_object(node));
 }
 
 static const char *object_label(const Resource *res, JsonObject *o, char **tmp)
@@ -720,8 +751,8 @@ static void node_free(gpointer n)
                 json_node_unref(n);
 }
 
-static JsonArray *sq_list(Store *st, const Resource *res, const ListQuery *q, gint64 *next_after,
-                          GError **error)
+static gboolean sq_list_json(Store *st, const Resource *res, const ListQuery *q, GString *out,
+                             gint64 *next_after, GError **error)
 {
         SqliteStore *s = S(st);
         g_autofree char *base = select_sql(res);
@@ -731,7 +762,7 @@ static JsonArray *sq_list(Store *st, const Resource *res, const ListQuery *q, gi
         g_autoptr(GArray) ints = g_array_new(FALSE, FALSE, sizeof(gint64));
         g_autofree char *sql = NULL, *like = NULL;
         sqlite3_stmt *stmt;
-        JsonArray *items;
+        gint64 last_id = 0;
         guint n = 0, ref_i = 0;
         int idx = 1;
 
@@ -746,7 +777,7 @@ static JsonArray *sq_list(Store *st, const Resource *res, const ListQuery *q, gi
                                 g_autofree char *quoted = util_quote(l->data);
                                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                                             "%ss cannot be filtered by '%s'", res->kind, quoted);
-                                return NULL;
+                                return FALSE;
                         }
                         if (f->type == FIELD_NAME) {
                                 g_autofree char *esc = NULL;
@@ -762,7 +793,7 @@ static JsonArray *sq_list(Store *st, const Resource *res, const ListQuery *q, gi
                                 continue;
                         }
                         if (!filter_value(s, res, f, text, vals, ints, error))
-                                return NULL;
+                                return FALSE;
                         g_ptr_array_add(fields, (gpointer)f);
                         g_string_append_printf(where, " AND t.%s = ?", field_column(f));
                 }
@@ -772,7 +803,7 @@ static JsonArray *sq_list(Store *st, const Resource *res, const ListQuery *q, gi
                                        field_column(resource_field(res, res->owner_field)));
         sql = g_strdup_printf("SELECT %s WHERE %s ORDER BY t.id LIMIT ?", base, where->str);
         if (!(stmt = prep(s, sql, error)))
-                return NULL;
+                return FALSE;
         sqlite3_bind_int64(stmt, idx++, q->after_id);
         if (like)
                 sqlite3_bind_text(stmt, idx++, like, -1, SQLITE_TRANSIENT);
@@ -786,17 +817,20 @@ static JsonArray *sq_list(Store *st, const Resource *res, const ListQuery *q, gi
         if (q->owner_id > 0 && res->owner_field)
                 sqlite3_bind_int64(stmt, idx++, q->owner_id);
         sqlite3_bind_int64(stmt, idx++, (gint64)q->limit + 1);
-        items = json_array_new();
+        g_string_append_c(out, '[');
         while (sqlite3_step(stmt) == SQLITE_ROW) {
                 if (++n > q->limit) {
-                        *next_after = json_object_get_int_member(
-                                json_array_get_object_element(items, q->limit - 1), "id");
+                        *next_after = last_id;
                         break;
                 }
-                json_array_add_object_element(items, row_to_json(res, stmt));
+                if (n > 1)
+                        g_string_append_c(out, ',');
+                last_id = sqlite3_column_int64(stmt, 0);
+                row_append_json(out, res, stmt);
         }
+        g_string_append_c(out, ']');
         sqlite3_reset(stmt);
-        return items;
+        return TRUE;
 }
 
 static gint64 sq_count(Store *st, const Resource *res)
@@ -1046,7 +1080,7 @@ static const StoreOps sqlite_ops = {
         .schema_version = sq_schema_version,
         .create = sq_create,
         .get = sq_get,
-        .list = sq_list,
+        .list_json = sq_list_json,
         .update = sq_update,
         .delete = sq_delete,
         .member_add = sq_member_add,

@@ -46,8 +46,9 @@ typedef struct {
                               const Actor *actor, GError **error);
         JsonObject *(*get)(Store *st, const Resource *res, const char *id_or_name,
                            gint64 owner_id, GError **error);
-        JsonArray *(*list)(Store *st, const Resource *res, const ListQuery *q, gint64 *next_after,
-                           GError **error);
+        /* A page of objects as the text of a JSON array, appended to out. */
+        gboolean (*list_json)(Store *st, const Resource *res, const ListQuery *q, GString *out,
+                              gint64 *next_after, GError **error);
         JsonObject *(*update)(Store *st, const Resource *res, const char *id_or_name,
                               JsonObject *patch, const Actor *actor, GError **error);
         gboolean (*delete)(Store *st, const Resource *res, const char *id_or_name,
@@ -88,7 +89,10 @@ const char *schema_migration(int version); /* SQL taking version-1 to version */
 #define store_schema_version(st) ((st)->ops->schema_version(st))
 #define store_create(st, ...) ((st)->ops->create((st), __VA_ARGS__))
 #define store_get(st, ...) ((st)->ops->get((st), __VA_ARGS__))
-#define store_list(st, ...) ((st)->ops->list((st), __VA_ARGS__))
+#define store_list_json(st, ...) ((st)->ops->list_json((st), __VA_ARGS__))
+/* The same page as a JsonArray. */
+JsonArray *store_list(Store *st, const Resource *res, const ListQuery *q, gint64 *next_after,
+                      GError **error);
 #define store_update(st, ...) ((st)->ops->update((st), __VA_ARGS__))
 #define store_delete(st, ...) ((st)->ops->delete((st), __VA_ARGS__))
 #define store_member_add(st, ...) ((st)->ops->member_add((st), __VA_ARGS__))
