@@ -288,6 +288,21 @@ wait_log "the most allowed"
 like "connections past max_connections are refused and logged" "$(cat "$T/stderr")" "the most allowed (manager.max_connections)"
 wait "${pids[@]}" 2>/dev/null
 check "API answers once they are gone" curl -sfk "$API/version"
+
+# Keep-alive clients that close between requests (every CLI run, every curl): libsoup 3.2
+# leaves them in CLOSE-WAIT; the manager must reap them, free their connection slots and
+# descriptors, and recycle soup's leftovers (past 256 of them) without losing requests.
+sleep 1.2
+fds_before=$(ls /proc/$PID/fd | wc -l)
+codes=""
+for batch in $(seq 1 10); do
+        for i in $(seq 1 30); do codes+=$(curl -sk -o /dev/null -w '%{http_code} ' "$API/version"); done
+        sleep 1.1
+done
+is "300 short connections past max_connections (32): all served" "$(tr " " "\n" <<<"$codes" | grep -c "^200$")" 300
+sleep 1.2
+is "their descriptors are all closed again" "$(ls /proc/$PID/fd | wc -l)" "$fds_before"
+check "and the API still answers" curl -sfk "$API/version"
 stop_daemon
 is "SIGTERM: graceful stop, exit 0" "$STOP_RC" 0
 like "SIGTERM: logged" "$(cat "$T/stderr")" "stopping on signal"
