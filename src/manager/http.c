@@ -306,8 +306,10 @@ static void server_callback(SoupServer *server, SoupServerMessage *msg, const ch
         req->route->handler(req);
 }
 
-/* Refuse an oversized body as soon as its headers say so, before reading it. */
-static void got_headers(SoupServerMessage *msg, gpointer user_data)
+/* Early handler: runs once the headers are read, before the body. Refuses an oversized body
+ * as soon as Content-Length says so, without reading it. */
+static void early_callback(SoupServer *server, SoupServerMessage *msg, const char *path,
+                           GHashTable *query, gpointer user_data)
 {
         HttpServer *h = user_data;
         goffset len = soup_message_headers_get_content_length(
@@ -324,11 +326,6 @@ static void got_headers(SoupServerMessage *msg, gpointer user_data)
                 soup_message_headers_replace(soup_server_message_get_response_headers(msg),
                                              "Connection", "close");
         }
-}
-
-static void request_started(SoupServer *server, SoupServerMessage *msg, gpointer user_data)
-{
-        g_signal_connect(msg, "got-headers", G_CALLBACK(got_headers), user_data);
 }
 
 /* ---- connections -------------------------------------------------------------------------
@@ -377,7 +374,7 @@ static Generation *generation_new(HttpServer *h, GError **error)
         gen->h = h;
         gen->soup = soup_server_new("server-header", "atrium/" ATRIUM_VERSION, NULL);
         soup_server_add_handler(gen->soup, NULL, server_callback, h, NULL);
-        g_signal_connect(gen->soup, "request-started", G_CALLBACK(request_started), h);
+        soup_server_add_early_handler(gen->soup, NULL, early_callback, h, NULL);
         /* Its own descriptor of the shared api.sock, so disposing of it closes only that. */
         fd = dup(g_socket_get_fd(h->local));
         if (fd < 0 || !(local = g_socket_new_from_fd(fd, error)) ||

@@ -1074,6 +1074,13 @@ static void sq_close(Store *st)
         g_free(s);
 }
 
+static Store *sq_open_reader(Store *st, GError **error);
+
+static const char *sq_location(Store *st)
+{
+        return S(st)->path;
+}
+
 static const StoreOps sqlite_ops = {
         .name = "sqlite",
         .close = sq_close,
@@ -1093,6 +1100,8 @@ static const StoreOps sqlite_ops = {
         .token_delete = sq_token_delete,
         .event_add = sq_event_add,
         .count = sq_count,
+        .open_reader = sq_open_reader,
+        .location = sq_location,
 };
 
 static void stmt_free(gpointer stmt)
@@ -1138,16 +1147,14 @@ static gboolean migrate(SqliteStore *s, GError **error)
         return TRUE;
 }
 
-Store *store_open_sqlite(const char *path, GError **error)
+static SqliteStore *sq_open(const char *path, int flags, GError **error)
 {
         SqliteStore *s = g_new0(SqliteStore, 1);
 
         s->parent.ops = &sqlite_ops;
         s->path = g_strdup(path);
         s->stmts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, stmt_free);
-        if (sqlite3_open_v2(path, &s->db,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                            NULL) != SQLITE_OK) {
+        if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
                             "cannot open database '%s': %s", path,
                             s->db ? sqlite3_errmsg(s->db) : "out of memory");
@@ -1155,11 +1162,36 @@ Store *store_open_sqlite(const char *path, GError **error)
                 return NULL;
         }
         sqlite3_busy_timeout(s->db, 5000);
+        return s;
+}
+
+Store *store_open_sqlite(const char *path, GError **error)
+{
+        SqliteStore *s = sq_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, error);
+
+        if (!s)
+                return NULL;
         if (!exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
                      "PRAGMA foreign_keys = ON;",
                   error) ||
             !migrate(s, error)) {
                 g_prefix_error(error, "%s: ", path);
+                sq_close(&s->parent);
+                return NULL;
+        }
+        return &s->parent;
+}
+
+/* WAL lets readers run beside the writer; each reader is used by one thread only. */
+static Store *sq_open_reader(Store *st, GError **error)
+{
+        SqliteStore *s = sq_open(S(st)->path, SQLITE_OPEN_READONLY, error);
+
+        if (!s)
+                return NULL;
+        if (sq_schema_version(&s->parent) != schema_latest()) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
+                            "database '%s' changed schema under a reader", S(st)->path);
                 sq_close(&s->parent);
                 return NULL;
         }
