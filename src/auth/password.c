@@ -39,8 +39,8 @@ char *password_hash(const char *password, const char *cost, GError **error)
         size_t mem;
 
         if (!cost_params(cost, &ops, &mem)) {
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                            "unknown password cost '%s'", cost);
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID, "unknown password cost '%s'",
+                            cost);
                 return NULL;
         }
         if (crypto_pwhash_str_alg(out, password, strlen(password), ops, mem,

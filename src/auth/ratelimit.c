@@ -36,8 +36,7 @@ static gboolean expired(gpointer key, gpointer value, gpointer user_data)
         return c->window_start + c->window <= *(gint64 *)user_data;
 }
 
-gint64 ratelimit_retry_after(RateLimiter *rl, const char *key, guint max, gint64 window,
-                             gint64 now)
+gint64 ratelimit_retry_after(RateLimiter *rl, const char *key, guint max, gint64 window, gint64 now)
 {
         Counter *c = g_hash_table_lookup(rl->counters, key);
 

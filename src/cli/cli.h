@@ -12,7 +12,7 @@
 #define EXIT_USAGE 2
 
 typedef struct {
-        char *url;      /* https://host:port */
+        char *url; /* https://host:port */
         char *token;
         char *ca_file;
         gboolean insecure;

@@ -41,8 +41,8 @@ gboolean client_save(Client *c, GError **error)
         g_autofree char *data = NULL;
 
         if (g_mkdir_with_parents(dir, 0700) < 0) {
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "cannot create %s: %s",
-                            dir, g_strerror(errno));
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "cannot create %s: %s", dir,
+                            g_strerror(errno));
                 return FALSE;
         }
         if (c->url)
@@ -135,8 +135,8 @@ JsonNode *client_call(Client *c, const char *method, const char *path, JsonNode 
                 g_signal_connect(msg, "accept-certificate", G_CALLBACK(accept_any), NULL);
         if (c->token) {
                 g_autofree char *auth = g_strdup_printf("Bearer %s", c->token);
-                soup_message_headers_replace(soup_message_get_request_headers(msg),
-                                             "Authorization", auth);
+                soup_message_headers_replace(soup_message_get_request_headers(msg), "Authorization",
+                                             auth);
         }
         if (body) {
                 char *text = json_node_to_text(body, FALSE);

@@ -157,8 +157,7 @@ int cmd_passwd(Client *c, int argc, char **argv)
         guint status;
         const GOptionEntry entries[] = {
                 {"password-stdin", 0, 0, G_OPTION_ARG_NONE, &pw_stdin,
-                 "Read the current and the new password, one per line, from standard input",
-                 NULL},
+                 "Read the current and the new password, one per line, from standard input", NULL},
                 {NULL},
         };
 
@@ -304,7 +303,8 @@ static gboolean parse_fields(const Resource *res, int argc, char **argv, gboolea
                         continue;
                 }
                 f = resource_field(res, name);
-                if (!f || (filters && !(f->flags & F_FILTER)) || (!filters && f->flags & F_READONLY)) {
+                if (!f || (filters && !(f->flags & F_FILTER)) ||
+                    (!filters && f->flags & F_READONLY)) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                                     "a %s has no %s '--%s' (see 'atrium %s --help')", res->kind,
                                     filters ? "filter" : "settable field", name, res->cli);
@@ -330,7 +330,8 @@ static char *item_path(const Resource *res, const char *id)
 
 static int family_list(Client *c, const Resource *res, int argc, char **argv)
 {
-        g_autoptr(GHashTable) extra = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        g_autoptr(GHashTable) extra =
+                g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         g_autoptr(JsonObject) filters = json_object_new();
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonArray) all = json_array_new();
@@ -366,8 +367,8 @@ static int family_list(Client *c, const Resource *res, int argc, char **argv)
                 JsonArray *items;
                 guint status;
 
-                path = g_strdup_printf("/api/v1/%s?%s%s%s", res->plural,
-                                       cursor ? "cursor=" : "", cursor ? cursor : "",
+                path = g_strdup_printf("/api/v1/%s?%s%s%s", res->plural, cursor ? "cursor=" : "",
+                                       cursor ? cursor : "",
                                        query->len ? query->str + (cursor ? 0 : 1) : "");
                 reply = client_call(c, "GET", path, NULL, &status, &error);
                 if (!reply)
@@ -375,7 +376,8 @@ static int family_list(Client *c, const Resource *res, int argc, char **argv)
                 o = json_node_get_object(reply);
                 items = json_object_get_array_member(o, "items");
                 for (guint i = 0; i < json_array_get_length(items); i++)
-                        json_array_add_element(all, json_node_copy(json_array_get_element(items, i)));
+                        json_array_add_element(all,
+                                               json_node_copy(json_array_get_element(items, i)));
                 g_clear_pointer(&cursor, g_free);
                 if (!json_object_get_null_member(o, "next_cursor"))
                         cursor = g_strdup(json_object_get_string_member(o, "next_cursor"));
@@ -412,7 +414,8 @@ static int show_reply(Client *c, JsonNode *reply)
 static int family_write(Client *c, const Resource *res, const char *verb, int argc, char **argv)
 {
         gboolean create = g_str_equal(verb, "create");
-        g_autoptr(GHashTable) extra = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        g_autoptr(GHashTable) extra =
+                g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonNode) reply = NULL, body = NULL;
         g_autofree char *path = NULL;
@@ -458,7 +461,8 @@ static int group_members(Client *c, const char *verb, int argc, char **argv)
 
         if (argc != (list ? 1 : 2))
                 return out_usage(list ? "usage: atrium group members GROUP"
-                                      : "usage: atrium group %s GROUP USER", verb);
+                                      : "usage: atrium group %s GROUP USER",
+                                 verb);
         g = g_uri_escape_string(argv[0], NULL, FALSE);
         if (list) {
                 JsonArray *items;

@@ -45,7 +45,8 @@ static void print_row(GPtrArray *cells, const guint *widths)
 void out_table(const Resource *res, JsonArray *items)
 {
         g_autoptr(GPtrArray) cols = g_ptr_array_new();
-        g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
+        g_autoptr(GPtrArray) rows =
+                g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
         g_autofree guint *widths = NULL;
         guint n = json_array_get_length(items);
 

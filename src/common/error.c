@@ -1,6 +1,6 @@
 #include "common/error.h"
 
-G_DEFINE_QUARK(atrium-error-quark, atrium_error)
+G_DEFINE_QUARK(atrium - error - quark, atrium_error)
 
 static const struct {
         const char *name;

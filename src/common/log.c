@@ -108,7 +108,7 @@ gboolean log_setup(const char *level, const char *target, GError **error)
                 log_target = LOG_TARGET_JOURNAL;
         else if (g_str_equal(target, "auto"))
                 log_target = g_log_writer_is_journald(STDERR_FILENO) ? LOG_TARGET_JOURNAL
-                                                                    : LOG_TARGET_STDERR;
+                                                                     : LOG_TARGET_STDERR;
         else {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                             "unknown log target '%s' (use auto, stderr or journal)", target);

@@ -138,8 +138,7 @@ char *util_random_password(void)
         return pw;
 }
 
-gboolean util_write_file(const char *path, const char *data, gssize len, int mode,
-                         GError **error)
+gboolean util_write_file(const char *path, const char *data, gssize len, int mode, GError **error)
 {
         g_autofree char *tmp = g_strdup_printf("%s.tmp-XXXXXX", path);
         int fd;
@@ -148,16 +147,16 @@ gboolean util_write_file(const char *path, const char *data, gssize len, int mod
                 len = strlen(data);
         fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, mode);
         if (fd < 0) {
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
-                            "cannot create '%s': %s", path, g_strerror(errno));
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "cannot create '%s': %s",
+                            path, g_strerror(errno));
                 return FALSE;
         }
         if (fchmod(fd, mode) < 0 || write(fd, data, len) != len || fsync(fd) < 0) {
                 int e = errno;
                 close(fd);
                 unlink(tmp);
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
-                            "cannot write '%s': %s", path, g_strerror(e));
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "cannot write '%s': %s",
+                            path, g_strerror(e));
                 return FALSE;
         }
         close(fd);

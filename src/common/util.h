@@ -27,8 +27,7 @@ char *util_random_token(gsize n);
 char *util_random_password(void);
 
 /* Write a file atomically with the given mode. */
-gboolean util_write_file(const char *path, const char *data, gssize len, int mode,
-                         GError **error);
+gboolean util_write_file(const char *path, const char *data, gssize len, int mode, GError **error);
 
 /* Take an exclusive lock on DIR/atriumd.pid and write our pid in it; the fd stays open for
  * the life of the process. Fails with a message naming the holder's pid if another process

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <unistd.h>
 
-
 typedef struct {
         GMainLoop *loop;
         Manager *mgr;
@@ -49,8 +48,7 @@ static gboolean on_hup(gpointer data)
         g_autoptr(GError) error = NULL;
 
         if (!load_config(d, next, &error)) {
-                g_warning("reload refused, keeping the running configuration: %s",
-                          error->message);
+                g_warning("reload refused, keeping the running configuration: %s", error->message);
                 return G_SOURCE_CONTINUE;
         }
         manager_reload(d->mgr, next);
@@ -89,9 +87,9 @@ int main(int argc, char **argv)
 
         setlocale(LC_ALL, "");
         ctx = g_option_context_new("- Atrium VDI daemon");
-        g_option_context_set_summary(ctx,
-                "Runs the Atrium manager: state store and REST API over HTTPS.\n"
-                "With no role flags every role built so far runs in this one process.");
+        g_option_context_set_summary(
+                ctx, "Runs the Atrium manager: state store and REST API over HTTPS.\n"
+                     "With no role flags every role built so far runs in this one process.");
         g_option_context_add_main_entries(ctx, entries, NULL);
         if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
                 fprintf(stderr, "atriumd: %s (try --help)\n", error->message);
@@ -149,7 +147,8 @@ int main(int argc, char **argv)
         g_unix_signal_add(SIGTERM, on_term, &d);
         g_unix_signal_add(SIGINT, on_term, &d);
         g_unix_signal_add(SIGHUP, on_hup, &d);
-        g_info("atriumd %s started (pid %d, state %s)", ATRIUM_VERSION, (int)getpid(), state_dir_used);
+        g_info("atriumd %s started (pid %d, state %s)", ATRIUM_VERSION, (int)getpid(),
+               state_dir_used);
         g_main_loop_run(d.loop);
         g_main_loop_unref(d.loop);
         {

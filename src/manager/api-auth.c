@@ -8,7 +8,6 @@
 #include <glib/gstdio.h>
 #include <string.h>
 
-
 static gint64 now_s(void)
 {
         return g_get_real_time() / G_USEC_PER_SEC;
@@ -123,8 +122,7 @@ static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer d
         expires = now_s() + MCFG_INT(req->mgr, "token_ttl");
         req->actor.name = j->user.name;
         req->actor.user_id = j->user.id;
-        if (!store_token_insert(req->mgr->store, hash, j->user.id, expires, req->address,
-                                &error) ||
+        if (!store_token_insert(req->mgr->store, hash, j->user.id, expires, req->address, &error) ||
             !store_event_add(req->mgr->store, &req->actor, "login", "user", j->user.id,
                              j->user.name, "", &error)) {
                 api_reply_error(req, error);
@@ -210,7 +208,7 @@ void api_me_get(ApiRequest *req)
 /* ---- own password ------------------------------------------------------------------------ */
 
 typedef struct {
-        char *hash;    /* current hash, then the new one */
+        char *hash; /* current hash, then the new one */
         char *current;
         char *next;
         char *cost;
@@ -287,7 +285,8 @@ void api_me_password(ApiRequest *req)
         if (strlen(next) < (gsize)pw->min) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                             "the new password must be at least %" G_GINT64_FORMAT
-                            " characters long", pw->min);
+                            " characters long",
+                            pw->min);
                 api_reply_error(req, error);
                 return;
         }
@@ -301,8 +300,7 @@ void api_me_password(ApiRequest *req)
         j->next = g_strdup(next);
         j->cost = g_strdup(MCFG_STR(req->mgr, "password_cost"));
         user_auth_clear(&ua);
-        api_run_in_thread(req, password_work, password_done, j,
-                          (GDestroyNotify)password_job_free);
+        api_run_in_thread(req, password_work, password_done, j, (GDestroyNotify)password_job_free);
 }
 
 /* ---- small read-only routes -------------------------------------------------------------- */

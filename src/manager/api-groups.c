@@ -21,8 +21,7 @@ void api_group_member_add(ApiRequest *req)
 {
         g_autoptr(GError) error = NULL;
 
-        if (!store_member_add(req->mgr->store, req->params[0], req->params[1], &req->actor,
-                              &error))
+        if (!store_member_add(req->mgr->store, req->params[0], req->params[1], &req->actor, &error))
                 api_reply_error(req, error);
         else
                 api_reply_empty(req, 204);

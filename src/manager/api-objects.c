@@ -7,7 +7,6 @@
 
 #include <string.h>
 
-
 /* Plain users see only the rows they own; other roles see all. */
 static gint64 owner_scope(ApiRequest *req)
 {
@@ -131,8 +130,7 @@ void api_objects_list(ApiRequest *req)
                                 if (!util_parse_id(v, &job->q.after_id)) {
                                         g_autofree char *q = util_quote(v);
                                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                                    "'%s' is not a cursor this server gave out",
-                                                    q);
+                                                    "'%s' is not a cursor this server gave out", q);
                                         break;
                                 }
                         } else {
@@ -216,9 +214,8 @@ static void write_values(ApiRequest *req, JsonObject *values)
                 return;
         }
         if (create) {
-                g_autofree char *loc = g_strdup_printf(
-                        "/api/v1/%s/%" G_GINT64_FORMAT, res->plural,
-                        json_object_get_int_member(row, "id"));
+                g_autofree char *loc = g_strdup_printf("/api/v1/%s/%" G_GINT64_FORMAT, res->plural,
+                                                       json_object_get_int_member(row, "id"));
                 soup_message_headers_replace(soup_server_message_get_response_headers(req->msg),
                                              "Location", loc);
         }

@@ -7,12 +7,12 @@ typedef void (*RouteHandler)(ApiRequest *req);
 
 typedef struct {
         const char *method;
-        const char *pattern;      /* "/api/v1/pools/{id}" */
+        const char *pattern; /* "/api/v1/pools/{id}" */
         RouteHandler handler;
-        Role role;                /* least role allowed; ROLE_NONE: no login needed */
-        gsize body_limit;         /* 0: takes no body */
-        const Resource *res;      /* generic object routes */
-        const char *op;           /* list, get, create, update, delete, or a verb */
+        Role role;           /* least role allowed; ROLE_NONE: no login needed */
+        gsize body_limit;    /* 0: takes no body */
+        const Resource *res; /* generic object routes */
+        const char *op;      /* list, get, create, update, delete, or a verb */
         const char *summary;
 } Route;
 
@@ -24,9 +24,9 @@ struct _ApiRequest {
         SoupServerMessage *msg;
         const Route *route;
         char *params[API_MAX_PARAMS];
-        GHashTable *query;        /* may be NULL */
-        JsonObject *body;         /* routes with a body */
-        TokenInfo caller;         /* when the route needs a login */
+        GHashTable *query; /* may be NULL */
+        JsonObject *body;  /* routes with a body */
+        TokenInfo caller;  /* when the route needs a login */
         char *token_hash;
         char *address;
         Actor actor;

@@ -38,8 +38,8 @@ typedef struct {
 struct _HttpServer {
         Manager *mgr;
         Generation *current;
-        GSocket *listener;   /* the public TCP port: our own accept loop */
-        GSocket *local;      /* state_dir/api.sock: soup's own listener */
+        GSocket *listener; /* the public TCP port: our own accept loop */
+        GSocket *local;    /* state_dir/api.sock: soup's own listener */
         GSource *accept_source;
         guint retry_id;
         guint reap_id;
@@ -78,8 +78,8 @@ static void finish(ApiRequest *req)
 static void set_body(SoupServerMessage *msg, guint status, char *text, gsize len)
 {
         soup_server_message_set_status(msg, status, NULL);
-        soup_message_headers_replace(soup_server_message_get_response_headers(msg),
-                                     "Cache-Control", "no-store");
+        soup_message_headers_replace(soup_server_message_get_response_headers(msg), "Cache-Control",
+                                     "no-store");
         if (text)
                 soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_TAKE, text,
                                                  len);
@@ -283,8 +283,8 @@ static void server_callback(SoupServer *server, SoupServerMessage *msg, const ch
         req->actor.address = req->address ? req->address : "";
         if (query)
                 req->query = g_hash_table_ref(query);
-        req->route = router_match(routes, n, soup_server_message_get_method(msg), path,
-                                  req->params, &path_known);
+        req->route = router_match(routes, n, soup_server_message_get_method(msg), path, req->params,
+                                  &path_known);
         if (!req->route) {
                 if (path_known)
                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_METHOD_NOT_ALLOWED,
@@ -317,11 +317,11 @@ static void early_callback(SoupServer *server, SoupServerMessage *msg, const cha
         gint64 max = MCFG_INT(h->mgr, "max_body_bytes");
 
         if (len > max) {
-                g_autoptr(GError) error = g_error_new(
-                        ATRIUM_ERROR, ATRIUM_ERROR_TOO_LARGE,
-                        "the request body is %" G_GOFFSET_FORMAT " bytes; at most %" G_GINT64_FORMAT
-                        " are accepted",
-                        len, max);
+                g_autoptr(GError) error =
+                        g_error_new(ATRIUM_ERROR, ATRIUM_ERROR_TOO_LARGE,
+                                    "the request body is %" G_GOFFSET_FORMAT
+                                    " bytes; at most %" G_GINT64_FORMAT " are accepted",
+                                    len, max);
                 set_error(msg, error);
                 soup_message_headers_replace(soup_server_message_get_response_headers(msg),
                                              "Connection", "close");
@@ -478,9 +478,9 @@ static void hand_over(HttpServer *h, GSocket *client)
                  * one glib-networking copies the whole system CA store into every connection
                  * (~10 ms and ~3 MiB each). Clients may close without a TLS close_notify. */
                 stream = g_initable_new(
-                        g_tls_backend_get_server_connection_type(g_tls_backend_get_default()),
-                        NULL, &error, "base-io-stream", conn, "certificate", h->cert,
-                        "database", NULL, "require-close-notify", FALSE, NULL);
+                        g_tls_backend_get_server_connection_type(g_tls_backend_get_default()), NULL,
+                        &error, "base-io-stream", conn, "certificate", h->cert, "database", NULL,
+                        "require-close-notify", FALSE, NULL);
                 if (!stream) {
                         g_warning("cannot start TLS on a connection: %s", error->message);
                         return;

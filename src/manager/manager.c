@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 static const Actor system_actor = {"system", 0, ""};
 
 /* First start: an 'admin' account, with the configured password or a random one that is
@@ -128,7 +127,8 @@ gboolean manager_start(Manager *mgr, GError **error)
                           ") is above what the open-file limit (%" G_GUINT64_FORMAT ") allows",
                           MCFG_INT(mgr, "max_connections"), nofile);
         mgr->http = http_server_new(mgr, error);
-        if (!mgr->http || !http_server_listen(mgr->http, listen, sock, !plain, cert, &mgr->url, error))
+        if (!mgr->http ||
+            !http_server_listen(mgr->http, listen, sock, !plain, cert, &mgr->url, error))
                 return FALSE;
         url_file = g_build_filename(mgr->state_dir, "manager.url", NULL);
         url_text = g_strdup_printf("%s\n", mgr->url);

@@ -14,8 +14,8 @@ typedef struct {
         RateLimiter *logins;
         HttpServer *http;
         char *state_dir;
-        char *url;                   /* where the API listens, e.g. https://127.0.0.1:8444 */
-        char *admin_password_file;   /* state_dir/initial-admin-password */
+        char *url;                 /* where the API listens, e.g. https://127.0.0.1:8444 */
+        char *admin_password_file; /* state_dir/initial-admin-password */
 } Manager;
 
 /* Opens the store (migrating it), creates the first admin when there is no user. */

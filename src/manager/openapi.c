@@ -198,9 +198,9 @@ static JsonArray *parameters(const Route *r)
                         set_str(o, "in", "query");
                         set_str(s, "type", "string");
                         json_object_set_object_member(o, "schema", s);
-                        set_str(o, "description", f->type == FIELD_NAME
-                                                          ? "Names containing this text."
-                                                          : "Only objects with this value.");
+                        set_str(o, "description",
+                                f->type == FIELD_NAME ? "Names containing this text."
+                                                      : "Only objects with this value.");
                         json_array_add_object_element(a, o);
                 }
         }
@@ -221,8 +221,8 @@ static const char *body_schema(const Route *r)
 static JsonObject *operation(const Route *r)
 {
         JsonObject *op = json_object_new(), *resp = json_object_new();
-        g_autofree char *opid = g_strdup_printf("%s%s%s", r->op, r->res ? "_" : "",
-                                                r->res ? r->res->kind : "");
+        g_autofree char *opid =
+                g_strdup_printf("%s%s%s", r->op, r->res ? "_" : "", r->res ? r->res->kind : "");
         JsonArray *params = parameters(r);
 
         set_str(op, "operationId", opid);
@@ -247,22 +247,21 @@ static JsonObject *operation(const Route *r)
                 json_object_set_object_member(op, "requestBody", rb);
         }
         if (r->res && g_str_equal(r->op, "list"))
-                json_object_set_object_member(resp, "200", response("A page.",
-                                                                    list_schema(r->res->title)));
+                json_object_set_object_member(resp, "200",
+                                              response("A page.", list_schema(r->res->title)));
         else if (r->res && g_str_equal(r->op, "create"))
-                json_object_set_object_member(resp, "201", response("Created.",
-                                                                    ref(r->res->title)));
+                json_object_set_object_member(resp, "201",
+                                              response("Created.", ref(r->res->title)));
         else if (r->res && g_str_equal(r->op, "delete"))
                 json_object_set_object_member(resp, "204", response("Deleted.", NULL));
         else if (r->res)
-                json_object_set_object_member(resp, "200", response("The object.",
-                                                                    ref(r->res->title)));
+                json_object_set_object_member(resp, "200",
+                                              response("The object.", ref(r->res->title)));
         else if (g_str_equal(r->method, "GET") || g_str_equal(r->op, "login"))
                 json_object_set_object_member(resp, "200", response("OK.", json_object_new()));
         else
                 json_object_set_object_member(resp, "204", response("Done.", NULL));
-        json_object_set_object_member(resp, "default",
-                                      response("An error.", ref("Error")));
+        json_object_set_object_member(resp, "default", response("An error.", ref("Error")));
         json_object_set_object_member(op, "responses", resp);
         return op;
 }

@@ -4,7 +4,7 @@
 #include "manager/api.h"
 
 #define API "/api/v1"
-#define KB(n) ((gsize)(n) * 1024)
+#define KB(n) ((gsize)(n)*1024)
 
 static const Route fixed_routes[] = {
         {"GET", API "/version", api_version, ROLE_NONE, 0, NULL, "version",
@@ -15,8 +15,7 @@ static const Route fixed_routes[] = {
          "Log in with a user name and password; returns a bearer token."},
         {"POST", API "/auth/logout", api_auth_logout, ROLE_USER, 0, NULL, "logout",
          "Revoke the token used for this request."},
-        {"GET", API "/me", api_me_get, ROLE_USER, 0, NULL, "me",
-         "The logged-in user."},
+        {"GET", API "/me", api_me_get, ROLE_USER, 0, NULL, "me", "The logged-in user."},
         {"PUT", API "/me/password", api_me_password, ROLE_USER, API_SMALL_BODY, NULL, "password",
          "Change one's own password; every token of the user is revoked."},
         {"GET", API "/roles", api_roles_list, ROLE_USER, 0, NULL, "roles",
@@ -40,27 +39,55 @@ static GArray *build(void)
                 const Resource *r = res[i];
                 char *coll = g_strdup_printf(API "/%s", r->plural);
                 char *item = g_strdup_printf(API "/%s/{id}", r->plural);
-                Route list = {"GET", coll, api_objects_list, r->read_role, 0, r, "list",
+                Route list = {"GET",
+                              coll,
+                              api_objects_list,
+                              r->read_role,
+                              0,
+                              r,
+                              "list",
                               g_strdup_printf("List %ss (paged, filtered).", r->kind)};
-                Route get = {"GET", item, api_objects_get, r->read_role, 0, r, "get",
+                Route get = {"GET",
+                             item,
+                             api_objects_get,
+                             r->read_role,
+                             0,
+                             r,
+                             "get",
                              g_strdup_printf("One %s, by id or name.", r->kind)};
                 g_array_append_val(a, list);
                 g_array_append_val(a, get);
                 if (r->read_only)
                         continue;
                 {
-                        Route create = {"POST", coll, api_objects_create, r->write_role, KB(64), r,
-                                        "create", g_strdup_printf("Create %s.", resource_a(r))};
-                        Route del = {"DELETE", item, api_objects_delete, r->write_role, 0, r,
+                        Route create = {"POST",
+                                        coll,
+                                        api_objects_create,
+                                        r->write_role,
+                                        KB(64),
+                                        r,
+                                        "create",
+                                        g_strdup_printf("Create %s.", resource_a(r))};
+                        Route del = {"DELETE",
+                                     item,
+                                     api_objects_delete,
+                                     r->write_role,
+                                     0,
+                                     r,
                                      "delete",
                                      g_strdup_printf("Delete %s; refused while it is in use.",
                                                      resource_a(r))};
                         g_array_append_val(a, create);
                         if (!r->no_update) {
-                                Route update = {"PATCH", item, api_objects_update, r->write_role,
-                                                KB(64), r, "update",
-                                                g_strdup_printf("Change some fields of %s.",
-                                                                resource_a(r))};
+                                Route update = {
+                                        "PATCH",
+                                        item,
+                                        api_objects_update,
+                                        r->write_role,
+                                        KB(64),
+                                        r,
+                                        "update",
+                                        g_strdup_printf("Change some fields of %s.", resource_a(r))};
                                 g_array_append_val(a, update);
                         }
                         g_array_append_val(a, del);

@@ -36,8 +36,8 @@ int role_from_string(const char *s)
 
 const char *resource_a(const Resource *res)
 {
-        g_autofree char *s = g_strdup_printf("%s %s", strchr("aeio", res->kind[0]) ? "an" : "a",
-                                             res->kind);
+        g_autofree char *s =
+                g_strdup_printf("%s %s", strchr("aeio", res->kind[0]) ? "an" : "a", res->kind);
         return g_intern_string(s);
 }
 
@@ -62,9 +62,9 @@ const char *field_column(const Field *f)
 const char *field_type_label(const Field *f)
 {
         static const char *labels[FIELD_TYPE_LAST] = {
-                [FIELD_NAME] = "name",     [FIELD_TEXT] = "text",   [FIELD_INT] = "integer",
-                [FIELD_BOOL] = "boolean",  [FIELD_ENUM] = "choice", [FIELD_REF] = "reference",
-                [FIELD_PATH] = "path",     [FIELD_SECRET] = "secret",
+                [FIELD_NAME] = "name",    [FIELD_TEXT] = "text",     [FIELD_INT] = "integer",
+                [FIELD_BOOL] = "boolean", [FIELD_ENUM] = "choice",   [FIELD_REF] = "reference",
+                [FIELD_PATH] = "path",    [FIELD_SECRET] = "secret",
         };
         return labels[f->type];
 }
@@ -147,7 +147,8 @@ static gboolean check_field(const Resource *res, const Field *f, JsonNode *v, GE
                         return FALSE;
                 if (!util_name_valid(json_node_get_string(v), &local)) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                    "field '%s' of %s: %s", f->name, resource_a(res), local->message);
+                                    "field '%s' of %s: %s", f->name, resource_a(res),
+                                    local->message);
                         return FALSE;
                 }
                 return TRUE;
@@ -174,7 +175,8 @@ static gboolean check_field(const Resource *res, const Field *f, JsonNode *v, GE
                 if (!g_path_is_absolute(s) || strstr(s, "/../") || g_str_has_suffix(s, "/..")) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                                     "field '%s' of %s must be an absolute path without '..', "
-                                    "not '%s'", f->name, resource_a(res), s);
+                                    "not '%s'",
+                                    f->name, resource_a(res), s);
                         return FALSE;
                 }
                 return TRUE;
@@ -182,7 +184,8 @@ static gboolean check_field(const Resource *res, const Field *f, JsonNode *v, GE
                 if (strlen(s) < (gsize)f->min) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                                     "field '%s' of %s must be at least %" G_GINT64_FORMAT
-                                    " characters long", f->name, resource_a(res), f->min);
+                                    " characters long",
+                                    f->name, resource_a(res), f->min);
                         return FALSE;
                 }
                 return check_text(res, f, s, error);
@@ -208,13 +211,14 @@ gboolean model_validate(const Resource *res, JsonObject *body, gboolean create, 
                 if (f->flags & F_READONLY) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_READ_ONLY_FIELD,
                                     "field '%s' of %s is set by the server and cannot be "
-                                    "written", name, resource_a(res));
+                                    "written",
+                                    name, resource_a(res));
                         return FALSE;
                 }
                 if (!create && (f->flags & F_IMMUTABLE)) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_READ_ONLY_FIELD,
-                                    "field '%s' of %s can only be set when it is created",
-                                    name, resource_a(res));
+                                    "field '%s' of %s can only be set when it is created", name,
+                                    resource_a(res));
                         return FALSE;
                 }
                 if (!check_field(res, f, json_object_get_member(body, name), error))

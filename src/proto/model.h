@@ -11,8 +11,8 @@ int role_from_string(const char *s); /* -1 when unknown */
 const char *role_description(Role r);
 
 typedef enum {
-        FIELD_NAME,   /* object name, util_name_valid */
-        FIELD_TEXT,   /* free text, no control characters */
+        FIELD_NAME, /* object name, util_name_valid */
+        FIELD_TEXT, /* free text, no control characters */
         FIELD_INT,
         FIELD_BOOL,
         FIELD_ENUM,
@@ -35,10 +35,10 @@ typedef struct {
         const char *name;
         FieldType type;
         unsigned flags;
-        const char *def;         /* default on create, as text; NULL: none (NULL in SQL) */
-        gint64 min, max;         /* FIELD_INT range; FIELD_TEXT/PATH max length */
+        const char *def;            /* default on create, as text; NULL: none (NULL in SQL) */
+        gint64 min, max;            /* FIELD_INT range; FIELD_TEXT/PATH max length */
         const char *const *choices; /* FIELD_ENUM, NULL-terminated */
-        const char *ref;         /* FIELD_REF: the referenced resource's kind */
+        const char *ref;            /* FIELD_REF: the referenced resource's kind */
         const char *help;
 } Field;
 
@@ -48,16 +48,16 @@ typedef struct _Resource Resource;
 typedef gboolean (*ResourceCheck)(const Resource *res, JsonObject *obj, GError **error);
 
 struct _Resource {
-        const char *kind;     /* "pool": singular, used in messages and events */
-        const char *plural;   /* "pools": URL segment */
-        const char *table;    /* SQL table */
-        const char *cli;      /* CLI family ("pool"), NULL when none */
-        const char *title;    /* "Pool": OpenAPI schema name */
+        const char *kind;   /* "pool": singular, used in messages and events */
+        const char *plural; /* "pools": URL segment */
+        const char *table;  /* SQL table */
+        const char *cli;    /* CLI family ("pool"), NULL when none */
+        const char *title;  /* "Pool": OpenAPI schema name */
         const char *help;
         const Field *fields;
         gsize n_fields;
-        gboolean named;       /* has a unique "name" field */
-        gboolean read_only;   /* no create/update/delete via generic routes */
+        gboolean named;     /* has a unique "name" field */
+        gboolean read_only; /* no create/update/delete via generic routes */
         gboolean no_update;
         const char *owner_field; /* a FIELD_REF to user: plain users see only their own rows */
         Role read_role, write_role;

@@ -7,23 +7,33 @@
 
 static const char *const role_choices[] = {"admin", "operator", "user", NULL};
 static const char *const host_states[] = {"up", "down", "maintenance", NULL};
-static const char *const vm_states[] = {"stopped", "starting", "running", "stopping", "failed",
-                                        NULL};
+static const char *const vm_states[] = {"stopped",  "starting", "running",
+                                        "stopping", "failed",   NULL};
 static const char *const desktop_states[] = {"provisioning", "stopped", "starting", "running",
-                                             "stopping", "failed", NULL};
+                                             "stopping",     "failed",  NULL};
 static const char *const pool_modes[] = {"stateless", "persistent", NULL};
 static const char *const session_states[] = {"connected", "disconnected", NULL};
 static const char *const protocols[] = {"spice", "vnc", NULL};
 static const char *const os_types[] = {"linux", "windows", "other", NULL};
 
-#define NAME_FIELD(what)                                                                      \
-        {"name", FIELD_NAME, F_REQUIRED | F_UNIQUE | F_LIST | F_FILTER, NULL, 0, 64, NULL, NULL, \
-         "Unique name of the " what ": letters, digits, '.', '_', '-'; starts with a letter."}
-#define DESC_FIELD {"description", FIELD_TEXT, 0, "", 0, 1024, NULL, NULL, "Free text."}
+/* clang-format off: table macros read better unwrapped */
+#define NAME_FIELD(what)                                                                           \
+        {                                                                                          \
+                "name", FIELD_NAME, F_REQUIRED | F_UNIQUE | F_LIST | F_FILTER, NULL, 0, 64, NULL,  \
+                        NULL,                                                                      \
+                        "Unique name of the " what                                                 \
+                        ": letters, digits, '.', '_', '-'; starts with a letter."                  \
+        }
+#define DESC_FIELD                                                                                 \
+        {                                                                                          \
+                "description", FIELD_TEXT, 0, "", 0, 1024, NULL, NULL, "Free text."                \
+        }
+/* clang-format on */
 
 static const Field user_fields[] = {
         NAME_FIELD("user (login name)"),
-        {"display_name", FIELD_TEXT, F_LIST, "", 0, 256, NULL, NULL, "Full name shown in the portal."},
+        {"display_name", FIELD_TEXT, F_LIST, "", 0, 256, NULL, NULL,
+         "Full name shown in the portal."},
         {"email", FIELD_TEXT, 0, "", 0, 256, NULL, NULL, "Mail address."},
         {"role", FIELD_ENUM, F_LIST | F_FILTER, "user", 0, 0, role_choices, NULL,
          "admin, operator or user."},
@@ -126,8 +136,7 @@ static const Field desktop_fields[] = {
         {"pool", FIELD_REF, F_REQUIRED | F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL, "pool",
          "Pool it belongs to."},
         {"host", FIELD_REF, F_LIST | F_FILTER, NULL, 0, 0, NULL, "host", "Host it runs on."},
-        {"user", FIELD_REF, F_LIST | F_FILTER, NULL, 0, 0, NULL, "user",
-         "User it is assigned to."},
+        {"user", FIELD_REF, F_LIST | F_FILTER, NULL, 0, 0, NULL, "user", "User it is assigned to."},
         {"state", FIELD_ENUM, F_LIST | F_FILTER, "stopped", 0, 0, desktop_states, NULL,
          "Provisioning or power state."},
         {"maintenance", FIELD_BOOL, F_FILTER, "false", 0, 0, NULL, NULL,
@@ -206,59 +215,67 @@ static gboolean entitlement_check(const Resource *res, JsonObject *o, GError **e
         return TRUE;
 }
 
+/* clang-format off */
 #define RES(k, p, t, c, T, h, f) .kind = k, .plural = p, .table = t, .cli = c, .title = T, \
         .help = h, .fields = f, .n_fields = N(f)
+/* clang-format on */
 
 static const Resource users = {RES("user", "users", "users", "user", "User",
-        "Local accounts: who may log in, with which role.", user_fields),
-        .named = TRUE, .read_role = ROLE_ADMIN, .write_role = ROLE_ADMIN};
+                                   "Local accounts: who may log in, with which role.", user_fields),
+                               .named = TRUE, .read_role = ROLE_ADMIN, .write_role = ROLE_ADMIN};
 static const Resource groups = {RES("group", "groups", "groups", "group", "Group",
-        "Groups of users, entitled to pools as a whole.", group_fields),
-        .named = TRUE, .read_role = ROLE_ADMIN, .write_role = ROLE_ADMIN};
+                                    "Groups of users, entitled to pools as a whole.", group_fields),
+                                .named = TRUE, .read_role = ROLE_ADMIN, .write_role = ROLE_ADMIN};
 static const Resource hosts = {RES("host", "hosts", "hosts", "host", "Host",
-        "Hypervisor hosts (records; agents fill them in).", host_fields),
+                                   "Hypervisor hosts (records; agents fill them in).", host_fields),
+                               .named = TRUE, .read_role = ROLE_OPERATOR,
+                               .write_role = ROLE_OPERATOR};
+static const Resource storages = {
+        RES("storage", "storages", "image_storages", "storage", "ImageStorage",
+            "Image storages: sets of volumes shared by hosts.", storage_fields),
         .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR};
-static const Resource storages = {RES("storage", "storages", "image_storages", "storage",
-        "ImageStorage", "Image storages: sets of volumes shared by hosts.", storage_fields),
-        .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR};
-static const Resource volumes = {RES("volume", "volumes", "volumes", "volume", "Volume",
-        "Volumes of an image storage: directories holding disk images.", volume_fields),
+static const Resource volumes = {
+        RES("volume", "volumes", "volumes", "volume", "Volume",
+            "Volumes of an image storage: directories holding disk images.", volume_fields),
         .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR};
 static const Resource media = {RES("media", "media", "media_storages", "media", "MediaStorage",
-        "Media storages: ISO libraries.", media_fields),
+                                   "Media storages: ISO libraries.", media_fields),
+                               .named = TRUE, .read_role = ROLE_OPERATOR,
+                               .write_role = ROLE_OPERATOR};
+static const Resource guests = {
+        RES("guest", "guests", "guests", "guest", "Guest",
+            "Standalone virtual machines, and the sources of templates.", guest_fields),
         .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR};
-static const Resource guests = {RES("guest", "guests", "guests", "guest", "Guest",
-        "Standalone virtual machines, and the sources of templates.", guest_fields),
-        .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR};
-static const Resource templates = {RES("template", "templates", "templates", "template",
-        "Template", "Frozen, versioned disks and hardware that desktops are cloned from.",
-        template_fields),
+static const Resource templates = {
+        RES("template", "templates", "templates", "template", "Template",
+            "Frozen, versioned disks and hardware that desktops are cloned from.", template_fields),
         .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR};
 static const Resource pools = {RES("pool", "pools", "pools", "pool", "Pool",
-        "Pools of desktops cloned from one template.", pool_fields),
-        .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR,
-        .check = pool_check};
-static const Resource entitlements = {RES("entitlement", "entitlements", "entitlements",
-        "entitlement", "Entitlement", "Who may use a pool: a user or a group.",
-        entitlement_fields),
+                                   "Pools of desktops cloned from one template.", pool_fields),
+                               .named = TRUE, .read_role = ROLE_OPERATOR,
+                               .write_role = ROLE_OPERATOR, .check = pool_check};
+static const Resource entitlements = {
+        RES("entitlement", "entitlements", "entitlements", "entitlement", "Entitlement",
+            "Who may use a pool: a user or a group.", entitlement_fields),
         .no_update = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR,
         .check = entitlement_check};
 static const Resource desktops = {RES("desktop", "desktops", "desktops", "desktop", "Desktop",
-        "Desktops: clones of a pool's template.", desktop_fields),
-        .named = TRUE, .owner_field = "user", .read_role = ROLE_USER,
-        .write_role = ROLE_OPERATOR};
+                                      "Desktops: clones of a pool's template.", desktop_fields),
+                                  .named = TRUE, .owner_field = "user", .read_role = ROLE_USER,
+                                  .write_role = ROLE_OPERATOR};
 static const Resource sessions = {RES("session", "sessions", "sessions", "session", "Session",
-        "Sessions: a user connected to a desktop.", session_fields),
-        .owner_field = "user", .read_role = ROLE_USER, .write_role = ROLE_OPERATOR};
-static const Resource events = {RES("event", "events", "events", "event", "Event",
-        "Audit trail: who changed what, when, from where.", event_fields),
+                                      "Sessions: a user connected to a desktop.", session_fields),
+                                  .owner_field = "user", .read_role = ROLE_USER,
+                                  .write_role = ROLE_OPERATOR};
+static const Resource events = {
+        RES("event", "events", "events", "event", "Event",
+            "Audit trail: who changed what, when, from where.", event_fields),
         .read_only = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_ADMIN};
 
 /* Order matters only for display (help, OpenAPI). */
-static const Resource *const all[] = {&users,     &groups,    &hosts,        &storages,
-                                      &volumes,   &media,     &guests,       &templates,
-                                      &pools,     &entitlements, &desktops,  &sessions,
-                                      &events};
+static const Resource *const all[] = {&users,    &groups,   &hosts,     &storages, &volumes,
+                                      &media,    &guests,   &templates, &pools,    &entitlements,
+                                      &desktops, &sessions, &events};
 
 const Resource *const *resources_all(gsize *n)
 {

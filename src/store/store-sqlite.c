@@ -11,7 +11,6 @@
 #include <sqlite3.h>
 #include <string.h>
 
-
 typedef struct {
         Store parent;
         sqlite3 *db;
@@ -26,8 +25,8 @@ static SqliteStore *S(Store *st)
 
 static gboolean db_error(SqliteStore *s, GError **error, const char *what)
 {
-        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "database error while %s: %s",
-                    what, sqlite3_errmsg(s->db));
+        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "database error while %s: %s", what,
+                    sqlite3_errmsg(s->db));
         return FALSE;
 }
 
@@ -215,8 +214,7 @@ static const char *object_label(const Resource *res, JsonObject *o, char **tmp)
 /* ---- lookups ----------------------------------------------------------------------------- */
 
 /* Row id of an object named by id or name, or 0 with a NOT_FOUND error. */
-static gint64 find_id(SqliteStore *s, const Resource *res, const char *id_or_name,
-                      GError **error)
+static gint64 find_id(SqliteStore *s, const Resource *res, const char *id_or_name, GError **error)
 {
         g_autofree char *sql = NULL;
         sqlite3_stmt *st;
@@ -251,8 +249,8 @@ static JsonObject *get_row(SqliteStore *s, const Resource *res, gint64 id, gint6
 {
         g_autofree char *base = select_sql(res);
         g_autofree char *sql = NULL;
-        const Field *of = res->owner_field && owner_id > 0 ? resource_field(res, res->owner_field)
-                                                            : NULL;
+        const Field *of =
+                res->owner_field && owner_id > 0 ? resource_field(res, res->owner_field) : NULL;
         sqlite3_stmt *st;
         JsonObject *o = NULL;
 
@@ -272,8 +270,8 @@ static JsonObject *get_row(SqliteStore *s, const Resource *res, gint64 id, gint6
         return o;
 }
 
-static JsonObject *sq_get(Store *st, const Resource *res, const char *id_or_name,
-                          gint64 owner_id, GError **error)
+static JsonObject *sq_get(Store *st, const Resource *res, const char *id_or_name, gint64 owner_id,
+                          GError **error)
 {
         SqliteStore *s = S(st);
         g_autoptr(GError) local = NULL;
@@ -401,17 +399,16 @@ static char *detail_text(const Resource *res, JsonObject *values)
                 if (f && f->type == FIELD_SECRET)
                         json_object_set_string_member(copy, l->data, "(changed)");
                 else
-                        json_object_set_member(copy, l->data,
-                                               json_node_copy(json_object_get_member(values,
-                                                                                     l->data)));
+                        json_object_set_member(
+                                copy, l->data,
+                                json_node_copy(json_object_get_member(values, l->data)));
         }
         json_node_take_object(node, copy);
         return json_node_to_text(node, FALSE);
 }
 
-static gboolean event_insert(SqliteStore *s, const Actor *a, const char *action,
-                             const char *kind, gint64 id, const char *name, const char *detail,
-                             GError **error)
+static gboolean event_insert(SqliteStore *s, const Actor *a, const char *action, const char *kind,
+                             gint64 id, const char *name, const char *detail, GError **error)
 {
         g_autofree char *now = util_now_iso();
         sqlite3_stmt *st = prep(s,
@@ -462,8 +459,8 @@ static gboolean check_admins(SqliteStore *s, const Resource *res, GError **error
 
 /* ---- create ------------------------------------------------------------------------------ */
 
-static JsonObject *create_tx(SqliteStore *s, const Resource *res, JsonObject *values,
-                             const Actor *actor, GError **error)
+static JsonObject *create_tx(SqliteStore *s, const Resource *res, const char *unused,
+                             JsonObject *values, const Actor *actor, GError **error)
 {
         g_autoptr(JsonObject) merged = json_object_new();
         g_autofree gint64 *refs = g_new0(gint64, res->n_fields);
@@ -490,8 +487,8 @@ static JsonObject *create_tx(SqliteStore *s, const Resource *res, JsonObject *va
                 goto fail;
         for (gsize i = 0; i < res->n_fields; i++) {
                 const Field *f = &res->fields[i];
-                g_string_append_printf(cols, "%s, ",
-                                       f->type == FIELD_SECRET ? secret_column(f) : field_column(f));
+                g_string_append_printf(
+                        cols, "%s, ", f->type == FIELD_SECRET ? secret_column(f) : field_column(f));
                 g_string_append(qs, "?, ");
         }
         sql = g_strdup_printf("INSERT INTO %s (%screated_at, updated_at) VALUES (%s?, ?)",
@@ -523,15 +520,19 @@ fail:
         return NULL;
 }
 
-static JsonObject *sq_create(Store *st, const Resource *res, JsonObject *values,
-                             const Actor *actor, GError **error)
+typedef JsonObject *(*RowChange)(SqliteStore *s, const Resource *res, const char *id_or_name,
+                                 JsonObject *values, const Actor *actor, GError **error);
+
+/* Run a change that yields the changed row in one transaction: all of it, or none of it. */
+static JsonObject *row_tx(SqliteStore *s, RowChange change, const Resource *res,
+                          const char *id_or_name, JsonObject *values, const Actor *actor,
+                          GError **error)
 {
-        SqliteStore *s = S(st);
         JsonObject *row;
 
         if (!tx_begin(s, error))
                 return NULL;
-        row = create_tx(s, res, values, actor, error);
+        row = change(s, res, id_or_name, values, actor, error);
         if (!row) {
                 tx_rollback(s);
                 return NULL;
@@ -541,6 +542,12 @@ static JsonObject *sq_create(Store *st, const Resource *res, JsonObject *values,
                 return NULL;
         }
         return row;
+}
+
+static JsonObject *sq_create(Store *st, const Resource *res, JsonObject *values, const Actor *actor,
+                             GError **error)
+{
+        return row_tx(S(st), create_tx, res, NULL, values, actor, error);
 }
 
 /* ---- update ------------------------------------------------------------------------------ */
@@ -615,21 +622,7 @@ static JsonObject *update_tx(SqliteStore *s, const Resource *res, const char *id
 static JsonObject *sq_update(Store *st, const Resource *res, const char *id_or_name,
                              JsonObject *patch, const Actor *actor, GError **error)
 {
-        SqliteStore *s = S(st);
-        JsonObject *row;
-
-        if (!tx_begin(s, error))
-                return NULL;
-        row = update_tx(s, res, id_or_name, patch, actor, error);
-        if (!row) {
-                tx_rollback(s);
-                return NULL;
-        }
-        if (!tx_commit(s, error)) {
-                json_object_unref(row);
-                return NULL;
-        }
-        return row;
+        return row_tx(S(st), update_tx, res, id_or_name, patch, actor, error);
 }
 
 /* ---- delete ------------------------------------------------------------------------------ */
@@ -650,8 +643,8 @@ static gboolean check_unused(SqliteStore *s, const Resource *res, gint64 id, con
 
                         if (f->type != FIELD_REF || !g_str_equal(f->ref, res->kind))
                                 continue;
-                        sql = g_strdup_printf("SELECT count(*) FROM %s WHERE %s = ?",
-                                              all[r]->table, field_column(f));
+                        sql = g_strdup_printf("SELECT count(*) FROM %s WHERE %s = ?", all[r]->table,
+                                              field_column(f));
                         if (!(st = prep(s, sql, error)))
                                 return FALSE;
                         sqlite3_bind_int64(st, 1, id);
@@ -712,8 +705,8 @@ static gboolean sq_delete(Store *st, const Resource *res, const char *id_or_name
 
 /* ---- list -------------------------------------------------------------------------------- */
 
-static gboolean filter_value(SqliteStore *s, const Resource *res, const Field *f,
-                             const char *text, GPtrArray *sqlv, GArray *ints, GError **error)
+static gboolean filter_value(SqliteStore *s, const Resource *res, const Field *f, const char *text,
+                             GPtrArray *sqlv, GArray *ints, GError **error)
 {
         g_autoptr(JsonNode) v = NULL;
 
@@ -768,8 +761,8 @@ static gboolean sq_list_json(Store *st, const Resource *res, const ListQuery *q,
 
         *next_after = 0;
         if (q->filters) {
-                g_autoptr(GList) keys = g_list_sort(g_hash_table_get_keys(q->filters),
-                                                    (GCompareFunc)g_strcmp0);
+                g_autoptr(GList) keys =
+                        g_list_sort(g_hash_table_get_keys(q->filters), (GCompareFunc)g_strcmp0);
                 for (GList *l = keys; l; l = l->next) {
                         const Field *f = resource_field(res, l->data);
                         const char *text = g_hash_table_lookup(q->filters, l->data);
@@ -893,8 +886,8 @@ static gboolean sq_member_add(Store *st, const char *group, const char *user, co
         return member_change(st, group, user, TRUE, actor, error);
 }
 
-static gboolean sq_member_remove(Store *st, const char *group, const char *user,
-                                 const Actor *actor, GError **error)
+static gboolean sq_member_remove(Store *st, const char *group, const char *user, const Actor *actor,
+                                 GError **error)
 {
         return member_change(st, group, user, FALSE, actor, error);
 }
@@ -919,7 +912,8 @@ static JsonArray *sq_members(Store *st, const char *group, GError **error)
         while (sqlite3_step(stmt) == SQLITE_ROW) {
                 JsonObject *o = json_object_new();
                 json_object_set_int_member(o, "id", sqlite3_column_int64(stmt, 0));
-                json_object_set_string_member(o, "name", (const char *)sqlite3_column_text(stmt, 1));
+                json_object_set_string_member(o, "name",
+                                              (const char *)sqlite3_column_text(stmt, 1));
                 json_object_set_string_member(o, "display_name",
                                               (const char *)sqlite3_column_text(stmt, 2));
                 json_array_add_object_element(out, o);
@@ -1040,8 +1034,8 @@ static gboolean sq_token_lookup(Store *st, const char *hash, gint64 now, TokenIn
 static gboolean sq_token_delete(Store *st, const char *hash, GError **error)
 {
         SqliteStore *s = S(st);
-        sqlite3_stmt *stmt = prep(s, "DELETE FROM api_tokens WHERE hash = ? OR expires_at < ?",
-                                  error);
+        sqlite3_stmt *stmt =
+                prep(s, "DELETE FROM api_tokens WHERE hash = ? OR expires_at < ?", error);
 
         if (!stmt)
                 return FALSE;
@@ -1171,8 +1165,9 @@ Store *store_open_sqlite(const char *path, GError **error)
 
         if (!s)
                 return NULL;
-        if (!exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
-                     "PRAGMA foreign_keys = ON;",
+        if (!exec(s,
+                  "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
+                  "PRAGMA foreign_keys = ON;",
                   error) ||
             !migrate(s, error)) {
                 g_prefix_error(error, "%s: ", path);

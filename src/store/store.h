@@ -44,8 +44,8 @@ typedef struct {
 
         JsonObject *(*create)(Store *st, const Resource *res, JsonObject *values,
                               const Actor *actor, GError **error);
-        JsonObject *(*get)(Store *st, const Resource *res, const char *id_or_name,
-                           gint64 owner_id, GError **error);
+        JsonObject *(*get)(Store *st, const Resource *res, const char *id_or_name, gint64 owner_id,
+                           GError **error);
         /* A page of objects as the text of a JSON array, appended to out. */
         gboolean (*list_json)(Store *st, const Resource *res, const ListQuery *q, GString *out,
                               gint64 *next_after, GError **error);
@@ -98,7 +98,7 @@ const char *schema_migration(int version); /* SQL taking version-1 to version */
 JsonArray *store_list(Store *st, const Resource *res, const ListQuery *q, gint64 *next_after,
                       GError **error);
 #define store_update(st, ...) ((st)->ops->update((st), __VA_ARGS__))
-#define store_delete(st, ...) ((st)->ops->delete((st), __VA_ARGS__))
+#define store_delete(st, ...) ((st)->ops->delete ((st), __VA_ARGS__))
 #define store_member_add(st, ...) ((st)->ops->member_add((st), __VA_ARGS__))
 #define store_member_remove(st, ...) ((st)->ops->member_remove((st), __VA_ARGS__))
 #define store_members(st, ...) ((st)->ops->members((st), __VA_ARGS__))

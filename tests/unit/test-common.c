@@ -15,10 +15,18 @@ static void test_names(void)
                 const char *name;
                 gboolean ok;
         } cases[] = {
-                {"pool1", TRUE},   {"a", TRUE},         {"Win10.base_v2-x", TRUE},
-                {"", FALSE},       {"1pool", FALSE},    {"-x", FALSE},
-                {"a b", FALSE},    {"a\tb", FALSE},     {"a\x01", FALSE},
-                {"é", FALSE},      {"a/b", FALSE},      {"a'b", FALSE},
+                {"pool1", TRUE},
+                {"a", TRUE},
+                {"Win10.base_v2-x", TRUE},
+                {"", FALSE},
+                {"1pool", FALSE},
+                {"-x", FALSE},
+                {"a b", FALSE},
+                {"a\tb", FALSE},
+                {"a\x01", FALSE},
+                {"é", FALSE},
+                {"a/b", FALSE},
+                {"a'b", FALSE},
                 {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", TRUE},
                 {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", FALSE},
         };
@@ -71,8 +79,8 @@ static void test_hostport(void)
         g_assert_true(util_split_hostport("[::1]:0", &h2, &p, NULL));
         g_assert_cmpstr(h2, ==, "::1");
         g_assert_cmpuint(p, ==, 0);
-        for (const char *const *bad = (const char *const[]){"host", ":80", "h:99999", "[::1]80",
-                                                             "h:x", NULL};
+        for (const char *const *bad =
+                     (const char *const[]){"host", ":80", "h:99999", "[::1]80", "h:x", NULL};
              *bad; bad++) {
                 g_autofree char *h = NULL;
                 g_assert_false(util_split_hostport(*bad, &h, &p, NULL));
@@ -148,7 +156,8 @@ static void test_json_body(void)
                 {"[1,2]", ATRIUM_ERROR_INVALID_JSON},
                 {"42", ATRIUM_ERROR_INVALID_JSON},
                 {"{\"a\":\"\xff\"}", ATRIUM_ERROR_INVALID_UTF8},
-                {"{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}",
+                {"{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+                 "}",
                  ATRIUM_ERROR_TOO_DEEP},
         };
 

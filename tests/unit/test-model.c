@@ -31,8 +31,8 @@ static void test_validate_golden(void)
                 g_assert_nonnull(res);
                 body = json_parse_body(parts[2], strlen(parts[2]), 32, &error);
                 g_assert_no_error(error);
-                if (model_validate(res, json_node_get_object(body),
-                                   g_str_equal(parts[1], "create"), &error))
+                if (model_validate(res, json_node_get_object(body), g_str_equal(parts[1], "create"),
+                                   &error))
                         g_string_append_printf(out, "%s -> ok\n", *l);
                 else
                         g_string_append_printf(out, "%s -> %s: %s\n", *l,
@@ -96,8 +96,8 @@ static void test_value_from_text(void)
         g_autoptr(JsonNode) a = model_value_from_text(resource_field(pool, "size"), "12", NULL);
         g_autoptr(JsonNode) b = model_value_from_text(resource_field(pool, "template"), "7", NULL);
         g_autoptr(JsonNode) c = model_value_from_text(resource_field(pool, "template"), "t", NULL);
-        g_autoptr(JsonNode) d = model_value_from_text(resource_field(pool, "maintenance"), "yes",
-                                                      NULL);
+        g_autoptr(JsonNode) d =
+                model_value_from_text(resource_field(pool, "maintenance"), "yes", NULL);
 
         g_assert_cmpint(json_node_get_int(a), ==, 12);
         g_assert_cmpint(json_node_get_int(b), ==, 7);

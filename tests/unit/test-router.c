@@ -140,9 +140,9 @@ static void test_openapi_matches_routes(void)
                         for (gsize i = 0; i < n; i++) {
                                 if (g_str_equal(routes[i].pattern, l->data) &&
                                     g_str_equal(routes[i].method, up)) {
-                                        g_assert_cmpstr(json_object_get_string_member(
-                                                                op, "x-atrium-role"),
-                                                        ==, role_to_string(routes[i].role));
+                                        g_assert_cmpstr(
+                                                json_object_get_string_member(op, "x-atrium-role"),
+                                                ==, role_to_string(routes[i].role));
                                         found = TRUE;
                                 }
                         }

@@ -70,10 +70,10 @@ static char *snapshot(Fixture *f)
 {
         sqlite3 *db;
         GString *s = g_string_new(NULL);
-        const char *tables[] = {"users", "groups", "group_members", "api_tokens", "hosts",
-                                "image_storages", "volumes", "media_storages", "guests",
-                                "templates", "pools", "entitlements", "desktops", "sessions",
-                                "events"};
+        const char *tables[] = {"users",    "groups",         "group_members", "api_tokens",
+                                "hosts",    "image_storages", "volumes",       "media_storages",
+                                "guests",   "templates",      "pools",         "entitlements",
+                                "desktops", "sessions",       "events"};
 
         g_assert_cmpint(sqlite3_open(f->path, &db), ==, SQLITE_OK);
         for (gsize i = 0; i < G_N_ELEMENTS(tables); i++) {
@@ -94,7 +94,8 @@ static char *snapshot(Fixture *f)
 
 static void base_objects(Fixture *f)
 {
-        must_create(f, "user", "{\"name\":\"admin\",\"role\":\"admin\",\"password\":\"hash-of-admin\"}");
+        must_create(f, "user",
+                    "{\"name\":\"admin\",\"role\":\"admin\",\"password\":\"hash-of-admin\"}");
         must_create(f, "user", "{\"name\":\"alice\",\"password\":\"hash-of-alice\"}");
         must_create(f, "storage", "{\"name\":\"local\"}");
         must_create(f, "volume", "{\"name\":\"vol1\",\"storage\":\"local\",\"path\":\"/srv/v1\"}");
@@ -121,8 +122,8 @@ static void test_migrations(Fixture *f, gconstpointer data)
         f->st = NULL;
         g_assert_cmpint(sqlite3_open(f->path, &db), ==, SQLITE_OK);
         {
-                g_autofree char *sql = g_strdup_printf("PRAGMA user_version = %d",
-                                                       schema_latest() + 1);
+                g_autofree char *sql =
+                        g_strdup_printf("PRAGMA user_version = %d", schema_latest() + 1);
                 g_assert_cmpint(sqlite3_exec(db, sql, NULL, NULL, NULL), ==, SQLITE_OK);
         }
         sqlite3_close(db);
@@ -138,8 +139,8 @@ static void test_migrations(Fixture *f, gconstpointer data)
                 g_assert_cmpint(sqlite3_step(st), ==, SQLITE_ROW);
                 g_assert_cmpint(sqlite3_column_int(st, 0), ==, 1);
                 sqlite3_finalize(st);
-                g_assert_cmpint(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL),
-                                ==, SQLITE_OK);
+                g_assert_cmpint(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), ==,
+                                SQLITE_OK);
         }
         sqlite3_close(db);
         f->st = store_open_sqlite(f->path, &error);
@@ -156,8 +157,8 @@ static void test_schema_matches_model(Fixture *f, gconstpointer data)
         g_assert_cmpint(sqlite3_open(f->path, &db), ==, SQLITE_OK);
         for (gsize i = 0; i < n; i++) {
                 g_autofree char *sql = g_strdup_printf("PRAGMA table_info(%s)", all[i]->table);
-                g_autoptr(GHashTable) cols = g_hash_table_new_full(g_str_hash, g_str_equal,
-                                                                  g_free, NULL);
+                g_autoptr(GHashTable) cols =
+                        g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
                 sqlite3_stmt *st;
                 sqlite3_prepare_v2(db, sql, -1, &st, NULL);
                 while (sqlite3_step(st) == SQLITE_ROW)
@@ -273,8 +274,8 @@ static void test_refusals_change_nothing(Fixture *f, gconstpointer data)
                         ok = o != NULL;
                 } else if (g_str_equal(cases[i].op, "update")) {
                         g_autoptr(JsonObject) p = obj(cases[i].json);
-                        g_autoptr(JsonObject) o = store_update(f->st, res, cases[i].target, p,
-                                                               &tester, &error);
+                        g_autoptr(JsonObject) o =
+                                store_update(f->st, res, cases[i].target, p, &tester, &error);
                         ok = o != NULL;
                 } else {
                         ok = store_delete(f->st, res, cases[i].target, &tester, &error);
@@ -293,8 +294,7 @@ static void test_in_use_message(Fixture *f, gconstpointer data)
         g_autoptr(GError) error = NULL;
 
         base_objects(f);
-        g_assert_false(store_delete(f->st, resource_by_kind("template"), "deb12", &tester,
-                                    &error));
+        g_assert_false(store_delete(f->st, resource_by_kind("template"), "deb12", &tester, &error));
         g_assert_cmpstr(error->message, ==,
                         "template 'deb12' is still used by 1 pool (field 'template'); remove or "
                         "change it first");
@@ -385,8 +385,8 @@ static void test_list(Fixture *f, gconstpointer data)
         /* Owner scope: alice sees her two desktops only, and not others' by id. */
         g_hash_table_remove_all(filt);
         {
-                g_autoptr(JsonObject) a = store_get(f->st, resource_by_kind("user"), "alice", 0,
-                                                    NULL);
+                g_autoptr(JsonObject) a =
+                        store_get(f->st, resource_by_kind("user"), "alice", 0, NULL);
                 alice_id = json_object_get_int_member(a, "id");
         }
         q.owner_id = alice_id;
