@@ -12,12 +12,14 @@ typedef struct {
 } Counter;
 
 struct _RateLimiter {
+        GMutex lock; /* used from every HTTP worker thread */
         GHashTable *counters;
 };
 
 RateLimiter *ratelimit_new(void)
 {
         RateLimiter *rl = g_new0(RateLimiter, 1);
+        g_mutex_init(&rl->lock);
         rl->counters = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         return rl;
 }
@@ -27,6 +29,7 @@ void ratelimit_free(RateLimiter *rl)
         if (!rl)
                 return;
         g_hash_table_unref(rl->counters);
+        g_mutex_clear(&rl->lock);
         g_free(rl);
 }
 
@@ -51,6 +54,7 @@ gint64 ratelimit_retry_after(RateLimiter *rl, const char *key, guint max, gint64
 
 void ratelimit_fail(RateLimiter *rl, const char *key, gint64 now, gint64 window)
 {
+        g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&rl->lock);
         Counter *c = g_hash_table_lookup(rl->counters, key);
 
         if (!c || c->window_start + window <= now) {
@@ -66,10 +70,12 @@ void ratelimit_fail(RateLimiter *rl, const char *key, gint64 now, gint64 window)
 
 void ratelimit_reset(RateLimiter *rl, const char *key)
 {
+        g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&rl->lock);
         g_hash_table_remove(rl->counters, key);
 }
 
 guint ratelimit_size(RateLimiter *rl)
 {
+        g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&rl->lock);
         return g_hash_table_size(rl->counters);
 }

@@ -24,6 +24,8 @@ static const ConfigKeyDef keys[] = {
          "PEM private key matching tls_cert."},
         {"manager", "plain_http", CFG_BOOL, "false", 0, 0, NULL, FALSE,
          "Serve plain HTTP instead of HTTPS; refused unless listen is a loopback address."},
+        {"manager", "threads", CFG_INT, "0", 0, 64, NULL, FALSE,
+         "HTTP worker threads serving the API; 0: one per processor, at most 8."},
         {"manager", "max_connections", CFG_INT, "1024", 8, 100000, NULL, TRUE,
          "Most API connections open at once; more are closed at accept."},
         {"manager", "max_body_bytes", CFG_INT, "1048576", 1024, 67108864, NULL, TRUE,
@@ -54,8 +56,13 @@ static const ConfigKeyDef keys[] = {
          "SQLite database file; empty: state_dir/atrium.db."},
 };
 
+/* Read from several threads (the manager's HTTP workers) while SIGHUP may change reloadable
+ * keys: lookups take the read lock; a replaced value is kept until the Config is freed, so a
+ * string returned by config_get_string() stays valid for the life of the Config. */
 struct _Config {
-        GHashTable *values; /* "group.key" -> value text */
+        GRWLock lock;
+        GHashTable *values;  /* "group.key" -> value text */
+        GPtrArray *replaced; /* old value texts */
 };
 
 const ConfigKeyDef *config_keys(gsize *n)
@@ -84,7 +91,9 @@ Config *config_new(void)
 {
         Config *c = g_new0(Config, 1);
 
-        c->values = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        g_rw_lock_init(&c->lock);
+        c->replaced = g_ptr_array_new_with_free_func(g_free);
+        c->values = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         for (gsize i = 0; i < G_N_ELEMENTS(keys); i++)
                 g_hash_table_insert(c->values, g_strdup_printf("%s.%s", keys[i].group, keys[i].key),
                                     g_strdup(keys[i].def));
@@ -93,9 +102,17 @@ Config *config_new(void)
 
 void config_free(Config *c)
 {
+        GHashTableIter it;
+        gpointer v;
+
         if (!c)
                 return;
+        g_hash_table_iter_init(&it, c->values);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                g_free(v);
         g_hash_table_unref(c->values);
+        g_ptr_array_unref(c->replaced);
+        g_rw_lock_clear(&c->lock);
         g_free(c);
 }
 
@@ -163,7 +180,16 @@ gboolean config_set(Config *c, const char *group, const char *key, const char *v
         }
         if (!check_value(k, value, &norm, error))
                 return FALSE;
-        g_hash_table_insert(c->values, g_strdup_printf("%s.%s", group, key), norm);
+        {
+                g_autofree char *name = g_strdup_printf("%s.%s", group, key);
+                char *old;
+                g_rw_lock_writer_lock(&c->lock);
+                old = g_hash_table_lookup(c->values, name);
+                if (old)
+                        g_ptr_array_add(c->replaced, old);
+                g_hash_table_insert(c->values, g_steal_pointer(&name), norm);
+                g_rw_lock_writer_unlock(&c->lock);
+        }
         return TRUE;
 }
 
@@ -180,15 +206,7 @@ gboolean config_load_data(Config *c, const char *data, gssize len, GError **erro
                             "configuration is not a valid key file: %s", local->message);
                 return FALSE;
         }
-        /* Validate into a scratch copy first so a bad file changes nothing. */
-        g_hash_table_remove_all(tmp->values);
-        {
-                GHashTableIter it;
-                gpointer k, v;
-                g_hash_table_iter_init(&it, c->values);
-                while (g_hash_table_iter_next(&it, &k, &v))
-                        g_hash_table_insert(tmp->values, g_strdup(k), g_strdup(v));
-        }
+        /* Validate everything into a scratch Config first, so a bad file changes nothing. */
         groups = g_key_file_get_groups(kf, NULL);
         for (char **g = groups; *g; g++) {
                 g_auto(GStrv) ks = NULL;
@@ -209,10 +227,11 @@ gboolean config_load_data(Config *c, const char *data, gssize len, GError **erro
                                 return FALSE;
                 }
         }
-        {
-                GHashTable *old = c->values;
-                c->values = tmp->values;
-                tmp->values = old; /* freed with tmp */
+        /* Then apply the keys the file sets. */
+        for (char **g = groups; *g; g++) {
+                g_auto(GStrv) ks = g_key_file_get_keys(kf, *g, NULL, NULL);
+                for (char **k = ks; k && *k; k++)
+                        config_set(c, *g, *k, config_get_string(tmp, *g, *k), NULL);
         }
         return TRUE;
 }
@@ -238,9 +257,13 @@ gboolean config_load_file(Config *c, const char *path, GError **error)
 
 static const char *lookup(const Config *c, const char *group, const char *key)
 {
-        g_autofree char *k = g_strdup_printf("%s.%s", group, key);
-        const char *v = g_hash_table_lookup(c->values, k);
+        char name[128];
+        const char *v;
 
+        g_snprintf(name, sizeof(name), "%s.%s", group, key);
+        g_rw_lock_reader_lock((GRWLock *)&c->lock);
+        v = g_hash_table_lookup(c->values, name);
+        g_rw_lock_reader_unlock((GRWLock *)&c->lock);
         g_assert(v != NULL); /* asking for a key not in the table is a bug */
         return v;
 }

@@ -83,7 +83,7 @@ static void login_refuse(ApiRequest *req, const char *key_user, const char *key_
 
         ratelimit_fail(req->mgr->logins, key_user, now_s(), window);
         ratelimit_fail(req->mgr->logins, key_addr, now_s(), window);
-        store_event_add(req->mgr->store, &req->actor, "login_failed", "user", 0, name, why, NULL);
+        store_event_add(req->store, &req->actor, "login_failed", "user", 0, name, why, NULL);
         g_info("failed login for '%s' from %s: %s", name, req->address, why);
         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_BAD_CREDENTIALS,
                     "wrong user name or password");
@@ -109,7 +109,7 @@ static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer d
                 return;
         }
         if (!j->user.enabled) {
-                store_event_add(req->mgr->store, &req->actor, "login_failed", "user", j->user.id,
+                store_event_add(req->store, &req->actor, "login_failed", "user", j->user.id,
                                 j->user.name, "account disabled", NULL);
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN,
                             "the account '%s' is disabled; ask an administrator", j->user.name);
@@ -122,8 +122,8 @@ static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer d
         expires = now_s() + MCFG_INT(req->mgr, "token_ttl");
         req->actor.name = j->user.name;
         req->actor.user_id = j->user.id;
-        if (!store_token_insert(req->mgr->store, hash, j->user.id, expires, req->address, &error) ||
-            !store_event_add(req->mgr->store, &req->actor, "login", "user", j->user.id,
+        if (!store_token_insert(req->store, hash, j->user.id, expires, req->address, &error) ||
+            !store_event_add(req->store, &req->actor, "login", "user", j->user.id,
                              j->user.name, "", &error)) {
                 api_reply_error(req, error);
                 return;
@@ -176,7 +176,7 @@ void api_auth_login(ApiRequest *req)
         j = g_new0(LoginJob, 1);
         j->name = g_strdup(name);
         j->password = g_strdup(json_object_get_string_member(req->body, "password"));
-        j->known = store_user_auth(req->mgr->store, name, &j->user, NULL);
+        j->known = store_user_auth(req->store, name, &j->user, NULL);
         api_run_in_thread(req, login_verify, login_done, j, (GDestroyNotify)login_job_free);
 }
 
@@ -184,8 +184,8 @@ void api_auth_logout(ApiRequest *req)
 {
         g_autoptr(GError) error = NULL;
 
-        if (!store_token_delete(req->mgr->store, req->token_hash, &error) ||
-            !store_event_add(req->mgr->store, &req->actor, "logout", "user", req->caller.user_id,
+        if (!store_token_delete(req->store, req->token_hash, &error) ||
+            !store_event_add(req->store, &req->actor, "logout", "user", req->caller.user_id,
                              req->caller.user_name, "", &error)) {
                 api_reply_error(req, error);
                 return;
@@ -197,7 +197,7 @@ void api_me_get(ApiRequest *req)
 {
         g_autoptr(GError) error = NULL;
         g_autofree char *id = g_strdup_printf("%" G_GINT64_FORMAT, req->caller.user_id);
-        JsonObject *o = store_get(req->mgr->store, resource_by_kind("user"), id, 0, &error);
+        JsonObject *o = store_get(req->store, resource_by_kind("user"), id, 0, &error);
 
         if (!o)
                 api_reply_error(req, error);
@@ -256,7 +256,7 @@ static void password_done(ApiRequest *req, gpointer result, GError *err, gpointe
                 api_reply_error(req, error);
                 return;
         }
-        if (!store_user_set_password(req->mgr->store, req->caller.user_id, j->hash, &req->actor,
+        if (!store_user_set_password(req->store, req->caller.user_id, j->hash, &req->actor,
                                      &error)) {
                 api_reply_error(req, error);
                 return;
@@ -290,7 +290,7 @@ void api_me_password(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        if (!store_user_auth(req->mgr->store, req->caller.user_name, &ua, &error)) {
+        if (!store_user_auth(req->store, req->caller.user_name, &ua, &error)) {
                 api_reply_error(req, error);
                 return;
         }

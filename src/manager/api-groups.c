@@ -4,7 +4,7 @@
 void api_group_members(ApiRequest *req)
 {
         g_autoptr(GError) error = NULL;
-        JsonArray *items = store_members(req->mgr->store, req->params[0], &error);
+        JsonArray *items = store_members(req->store, req->params[0], &error);
         JsonObject *o;
 
         if (!items) {
@@ -21,7 +21,7 @@ void api_group_member_add(ApiRequest *req)
 {
         g_autoptr(GError) error = NULL;
 
-        if (!store_member_add(req->mgr->store, req->params[0], req->params[1], &req->actor, &error))
+        if (!store_member_add(req->store, req->params[0], req->params[1], &req->actor, &error))
                 api_reply_error(req, error);
         else
                 api_reply_empty(req, 204);
@@ -31,7 +31,7 @@ void api_group_member_remove(ApiRequest *req)
 {
         g_autoptr(GError) error = NULL;
 
-        if (!store_member_remove(req->mgr->store, req->params[0], req->params[1], &req->actor,
+        if (!store_member_remove(req->store, req->params[0], req->params[1], &req->actor,
                                  &error))
                 api_reply_error(req, error);
         else

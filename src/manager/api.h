@@ -21,6 +21,7 @@ typedef struct {
 
 struct _ApiRequest {
         Manager *mgr;
+        Store *store;             /* this HTTP worker's own handle on the state */
         SoupServerMessage *msg;
         const Route *route;
         char *params[API_MAX_PARAMS];
@@ -32,6 +33,19 @@ struct _ApiRequest {
         Actor actor;
         gboolean paused;
 };
+
+/* What a SoupServer's handlers need: given as their user_data by server.c. */
+typedef struct {
+        Manager *mgr;
+        Store *store; /* the worker thread's own handle */
+} ServeContext;
+
+/* The SoupServer handlers (http.c): the request handler, and the early handler that refuses
+ * an oversized body before it is read. */
+void http_serve(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+                gpointer serve_context);
+void http_serve_early(SoupServer *server, SoupServerMessage *msg, const char *path,
+                      GHashTable *query, gpointer serve_context);
 
 const Route *routes_all(gsize *n);
 /* Find the route for METHOD PATH, capturing {params} (caller frees them). Sets *path_known

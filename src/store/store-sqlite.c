@@ -124,71 +124,112 @@ static char *select_sql(const Resource *res)
 }
 
 /* Keys are field names from the resource table: plain identifiers, nothing to escape. */
-static void put_key(GString *out, const char *key, gboolean *first)
+/* How a row of select_sql() becomes JSON: for each column, the key fragment that precedes its
+ * value (',"name":') and how to write the value. Made once per resource, then shared by every
+ * thread: lists are the API's hot path. */
+typedef enum { OUT_INT, OUT_BOOL, OUT_TEXT } OutKind;
+
+typedef struct {
+        char *frag;
+        gsize frag_len;
+        OutKind kind;
+} OutColumn;
+
+typedef struct {
+        OutColumn *cols;
+        guint n;
+} RowFormat;
+
+static void format_add(GArray *a, const char *key, OutKind kind)
 {
-        if (!*first)
-                g_string_append_c(out, ',');
-        *first = FALSE;
-        g_string_append_c(out, '"');
-        g_string_append(out, key);
-        g_string_append(out, "\":");
+        OutColumn c = {g_strdup_printf("%s\"%s\":", a->len ? "," : "{", key), 0, kind};
+
+        c.frag_len = strlen(c.frag);
+        g_array_append_val(a, c);
 }
 
-static void put_text(GString *out, sqlite3_stmt *st, int col)
+static GHashTable *build_formats(void)
 {
-        if (sqlite3_column_type(st, col) == SQLITE_NULL)
-                g_string_append(out, "null");
-        else
-                json_append_string(out, (const char *)sqlite3_column_text(st, col));
+        GHashTable *formats = g_hash_table_new(NULL, NULL);
+        gsize n;
+        const Resource *const *all = resources_all(&n);
+
+        for (gsize r = 0; r < n; r++) {
+                GArray *a = g_array_new(FALSE, FALSE, sizeof(OutColumn));
+                RowFormat *rf = g_new0(RowFormat, 1);
+                format_add(a, "id", OUT_INT);
+                for (gsize i = 0; i < all[r]->n_fields; i++) {
+                        const Field *f = &all[r]->fields[i];
+                        if (!field_stored(f))
+                                continue;
+                        if (f->type == FIELD_REF) {
+                                format_add(a, field_column(f), OUT_INT);
+                                format_add(a, f->name, OUT_TEXT);
+                        } else {
+                                format_add(a, f->name,
+                                           f->type == FIELD_INT    ? OUT_INT
+                                           : f->type == FIELD_BOOL ? OUT_BOOL
+                                                                   : OUT_TEXT);
+                        }
+                }
+                format_add(a, "created_at", OUT_TEXT);
+                format_add(a, "updated_at", OUT_TEXT);
+                rf->n = a->len;
+                rf->cols = (OutColumn *)g_array_free(a, FALSE);
+                g_hash_table_insert(formats, (gpointer)all[r], rf);
+        }
+        return formats;
 }
 
-static void put_int(GString *out, sqlite3_stmt *st, int col)
+static const RowFormat *row_format(const Resource *res)
 {
-        if (sqlite3_column_type(st, col) == SQLITE_NULL)
-                g_string_append(out, "null");
-        else /* SQLite's own text form of an integer: no printf on the hot path */
-                g_string_append(out, (const char *)sqlite3_column_text(st, col));
+        static GHashTable *formats;
+
+        if (g_once_init_enter(&formats))
+                g_once_init_leave(&formats, build_formats());
+        return g_hash_table_lookup(formats, res);
 }
 
-/* One row as a JSON object, written straight from the columns of select_sql(): lists are the
- * API's hot path, and building JsonObjects per row cost most of their time. */
+static void append_int64(GString *out, gint64 v)
+{
+        char buf[24], *p = buf + sizeof(buf);
+        guint64 u = v < 0 ? -(guint64)v : (guint64)v;
+
+        do
+                *--p = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        if (v < 0)
+                *--p = '-';
+        g_string_append_len(out, p, buf + sizeof(buf) - p);
+}
+
+/* One row as a JSON object, written straight from the columns of select_sql(). */
 static void row_append_json(GString *out, const Resource *res, sqlite3_stmt *st)
 {
-        gboolean first = TRUE;
-        int col = 0;
+        const RowFormat *rf = row_format(res);
 
-        g_string_append_c(out, '{');
-        put_key(out, "id", &first);
-        put_int(out, st, col++);
-        for (gsize i = 0; i < res->n_fields; i++) {
-                const Field *f = &res->fields[i];
-                if (!field_stored(f))
+        for (guint col = 0; col < rf->n; col++) {
+                const OutColumn *c = &rf->cols[col];
+                g_string_append_len(out, c->frag, c->frag_len);
+                if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+                        g_string_append_len(out, "null", 4);
                         continue;
-                switch (f->type) {
-                case FIELD_INT:
-                        put_key(out, f->name, &first);
-                        put_int(out, st, col++);
+                }
+                switch (c->kind) {
+                case OUT_INT:
+                        append_int64(out, sqlite3_column_int64(st, col));
                         break;
-                case FIELD_BOOL:
-                        put_key(out, f->name, &first);
-                        g_string_append(out, sqlite3_column_int(st, col++) ? "true" : "false");
+                case OUT_BOOL:
+                        if (sqlite3_column_int(st, col))
+                                g_string_append_len(out, "true", 4);
+                        else
+                                g_string_append_len(out, "false", 5);
                         break;
-                case FIELD_REF:
-                        put_key(out, field_column(f), &first);
-                        put_int(out, st, col++);
-                        put_key(out, f->name, &first);
-                        put_text(out, st, col++);
-                        break;
-                default:
-                        put_key(out, f->name, &first);
-                        put_text(out, st, col++);
+                case OUT_TEXT:
+                        json_append_string(out, (const char *)sqlite3_column_text(st, col));
                         break;
                 }
         }
-        put_key(out, "created_at", &first);
-        put_text(out, st, col++);
-        put_key(out, "updated_at", &first);
-        put_text(out, st, col++);
         g_string_append_c(out, '}');
 }
 
@@ -1068,7 +1109,7 @@ static void sq_close(Store *st)
         g_free(s);
 }
 
-static Store *sq_open_reader(Store *st, GError **error);
+static Store *sq_open_peer(Store *st, GError **error);
 
 static const char *sq_location(Store *st)
 {
@@ -1094,7 +1135,7 @@ static const StoreOps sqlite_ops = {
         .token_delete = sq_token_delete,
         .event_add = sq_event_add,
         .count = sq_count,
-        .open_reader = sq_open_reader,
+        .open_peer = sq_open_peer,
         .location = sq_location,
 };
 
@@ -1177,18 +1218,23 @@ Store *store_open_sqlite(const char *path, GError **error)
         return &s->parent;
 }
 
-/* WAL lets readers run beside the writer; each reader is used by one thread only. */
-static Store *sq_open_reader(Store *st, GError **error)
+/* WAL lets readers run beside a writer, and IMMEDIATE transactions (with the busy timeout)
+ * queue writers; each handle is used by one thread only. */
+static Store *sq_open_peer(Store *st, GError **error)
 {
-        SqliteStore *s = sq_open(S(st)->path, SQLITE_OPEN_READONLY, error);
+        SqliteStore *s = sq_open(S(st)->path, SQLITE_OPEN_READWRITE, error);
 
         if (!s)
                 return NULL;
+        if (!exec(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;", error))
+                goto fail;
         if (sq_schema_version(&s->parent) != schema_latest()) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
-                            "database '%s' changed schema under a reader", S(st)->path);
-                sq_close(&s->parent);
-                return NULL;
+                            "database '%s' changed schema under a running atriumd", S(st)->path);
+                goto fail;
         }
         return &s->parent;
+fail:
+        sq_close(&s->parent);
+        return NULL;
 }

@@ -71,8 +71,9 @@ typedef struct {
         gboolean (*event_add)(Store *st, const Actor *actor, const char *action, const char *kind,
                               gint64 id, const char *name, const char *detail, GError **error);
         gint64 (*count)(Store *st, const Resource *res);
-        /* Another, read-only handle on the same state, for one worker thread (lists). */
-        Store *(*open_reader)(Store *st, GError **error);
+        /* Another handle on the same state, for one worker thread: no migrations, and it
+         * refuses a schema other than this binary's. */
+        Store *(*open_peer)(Store *st, GError **error);
         /* Where the state is, to tell readers of different stores apart. */
         const char *(*location)(Store *st);
 } StoreOps;
@@ -109,5 +110,5 @@ JsonArray *store_list(Store *st, const Resource *res, const ListQuery *q, gint64
 #define store_token_delete(st, ...) ((st)->ops->token_delete((st), __VA_ARGS__))
 #define store_event_add(st, ...) ((st)->ops->event_add((st), __VA_ARGS__))
 #define store_count(st, res) ((st)->ops->count((st), (res)))
-#define store_open_reader(st, error) ((st)->ops->open_reader((st), (error)))
+#define store_open_peer(st, error) ((st)->ops->open_peer((st), (error)))
 #define store_location(st) ((st)->ops->location(st))
