@@ -54,7 +54,7 @@ gint64 ratelimit_retry_after(RateLimiter *rl, const char *key, guint max, gint64
 
 void ratelimit_fail(RateLimiter *rl, const char *key, gint64 now, gint64 window)
 {
-        g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&rl->lock);
+        G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&rl->lock);
         Counter *c = g_hash_table_lookup(rl->counters, key);
 
         if (!c || c->window_start + window <= now) {
@@ -70,12 +70,12 @@ void ratelimit_fail(RateLimiter *rl, const char *key, gint64 now, gint64 window)
 
 void ratelimit_reset(RateLimiter *rl, const char *key)
 {
-        g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&rl->lock);
+        G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&rl->lock);
         g_hash_table_remove(rl->counters, key);
 }
 
 guint ratelimit_size(RateLimiter *rl)
 {
-        g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&rl->lock);
+        G_GNUC_UNUSED g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&rl->lock);
         return g_hash_table_size(rl->counters);
 }
