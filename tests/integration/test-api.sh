@@ -173,6 +173,19 @@ is "events name the address" "$(jq -r '[.items[] | select(.action=="create" and 
 is "events never carry a password" "$(grep -c 'alice-pass-1\|olga-pass-1' <<<"$EV")" 0
 is "event filter" "$("$ATRIUM" --json event list --action delete | jq -r '.items[0].object_name')" tmp1
 
+# ---- concurrent writers on several HTTP worker threads ----
+par() { # par N NAME-PREFIX: N parallel creates, prints the status codes sorted
+        for i in $(seq 1 "$1"); do
+                curl -sk -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $TOKEN" \
+                        -H 'Content-Type: application/json' -d "{\"name\":\"$2$([ "$3" = same ] || echo "$i")\"}" "$API/groups" &
+        done
+        wait
+}
+is "20 parallel creates: all succeed" "$(par 20 par- distinct | sort | uniq -c | awk '{print $2 "x" $1}')" "201x20"
+is "10 parallel creates of one name: one wins, the rest get 409" "$(par 10 same- same | sort | uniq -c | awk '{print $2 "x" $1}' | tr '\n' ' ')" "201x1 409x9 "
+is "and each success has its event" "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM events WHERE action = 'create' AND object_kind = 'group' AND (object_name LIKE 'par-%' OR object_name LIKE 'same-%')")" 21
+for i in $(seq 1 20); do "$ATRIUM" group delete "par-$i" >/dev/null; done; "$ATRIUM" group delete same- >/dev/null
+
 # ---- bad input: clear 4xx and the database as it was ----
 refuse "malformed JSON" POST /pools '{"name":' 400 invalid_json
 refuse "not an object" POST /pools '[1,2]' 400 invalid_json
