@@ -261,6 +261,10 @@ is "password change" "$CODE" 204
 http GET /me "" "$ALICE"; is "password change revokes tokens" "$CODE" 401
 ALICE=$(login_as alice alice-pass-2)
 is "new password works" "$([ -n "$ALICE" ] && [ "$ALICE" != null ] && echo yes)" yes
+sqlite3 "$STATE/atrium.db" "UPDATE api_tokens SET expires_at = 1 WHERE user_id = (SELECT id FROM users WHERE name = 'alice')"
+http GET /me "" "$ALICE"; is "expired (stale) token refused" "$CODE" 401
+like "expired token: says to log in again" "$(jget .error.message)" "log in again"
+ALICE=$(login_as alice alice-pass-2)
 check "disable alice" "$ATRIUM" user update alice --enabled false
 http GET /me "" "$ALICE"; is "disabled user's token refused" "$CODE" 401
 http POST /auth/login '{"name":"alice","password":"alice-pass-2"}' ""
