@@ -150,6 +150,9 @@ static void conn_end(Worker *w, GObject *stream, gboolean reaped)
                 if (next) {
                         gen->retired = TRUE;
                         w->current = next;
+                        g_info("HTTP worker %u: new SoupServer after %u abandoned keep-alive "
+                               "connections; the old one goes when its last connection ends",
+                               w->index, gen->reaped);
                 } else {
                         g_warning("cannot start a new HTTP server generation: %s", error->message);
                 }
