@@ -1,19 +1,67 @@
 #include "common/jsonutil.h"
 #include "common/error.h"
 
+#include <string.h>
+
+static int hex4(const char *p, const char *end)
+{
+        int v = 0;
+
+        if (end - p < 4)
+                return -1;
+        for (int i = 0; i < 4; i++) {
+                int d = g_ascii_xdigit_value(p[i]);
+                if (d < 0)
+                        return -1;
+                v = (v << 4) | d;
+        }
+        return v;
+}
+
 guint json_scan_depth(const char *text, gsize len, guint max)
 {
-        guint depth = 0, deepest = 0;
-        gboolean in_string = FALSE;
+        return json_prescan(text, len, max, NULL);
+}
 
-        for (gsize i = 0; i < len; i++) {
-                char c = text[i];
+guint json_prescan(const char *text, gsize len, guint max, const char **bad)
+{
+        const char *p = text, *end = text + len;
+        guint depth = 0, deepest = 0;
+        gboolean in_string = FALSE, closed = FALSE;
+
+        if (bad)
+                *bad = NULL;
+        for (; p < end; p++) {
+                char c = *p;
                 if (in_string) {
-                        if (c == '\\')
-                                i++;
-                        else if (c == '"')
+                        if (c == '"') {
                                 in_string = FALSE;
+                        } else if (c == '\\') {
+                                int u, lo;
+                                if (++p >= end || !strchr("\"\\/bfnrtu", *p))
+                                        goto bad_escape;
+                                if (*p != 'u')
+                                        continue;
+                                /* json-glib 1.6 leaks on malformed \u escapes: refuse them first.
+                                 * \u0000 too: no NUL may hide inside a C string. */
+                                u = hex4(p + 1, end);
+                                if (u <= 0 || (u >= 0xDC00 && u <= 0xDFFF))
+                                        goto bad_escape;
+                                p += 4;
+                                if (u >= 0xD800 && u <= 0xDBFF) {
+                                        if (end - p < 7 || p[1] != '\\' || p[2] != 'u' ||
+                                            (lo = hex4(p + 3, end)) < 0xDC00 || lo > 0xDFFF)
+                                                goto bad_escape;
+                                        p += 6;
+                                }
+                        }
                         continue;
+                }
+                if (closed && !g_ascii_isspace(c)) {
+                        /* json-glib 1.6 leaks the first value when another follows it. */
+                        if (bad)
+                                *bad = "text after the JSON value";
+                        return deepest;
                 }
                 if (c == '"') {
                         in_string = TRUE;
@@ -24,9 +72,13 @@ guint json_scan_depth(const char *text, gsize len, guint max)
                                         return deepest;
                         }
                 } else if ((c == '}' || c == ']') && depth > 0) {
-                        depth--;
+                        closed = --depth == 0;
                 }
         }
+        return deepest;
+bad_escape:
+        if (bad)
+                *bad = "a string has an invalid escape sequence";
         return deepest;
 }
 
@@ -46,10 +98,19 @@ JsonNode *json_parse_body(const char *text, gsize len, guint max_depth, GError *
                             "the request body is not valid UTF-8");
                 return NULL;
         }
-        if (json_scan_depth(text, len, max_depth) > max_depth) {
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_TOO_DEEP,
-                            "the request body nests JSON deeper than %u levels", max_depth);
-                return NULL;
+        {
+                const char *bad = NULL;
+                if (json_prescan(text, len, max_depth, &bad) > max_depth) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_TOO_DEEP,
+                                    "the request body nests JSON deeper than %u levels",
+                                    max_depth);
+                        return NULL;
+                }
+                if (bad) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID_JSON,
+                                    "the request body is not valid JSON: %s", bad);
+                        return NULL;
+                }
         }
         /* Only an object is ever accepted: refuse anything else before json-glib sees it
          * (its 1.6 parser leaks on some malformed top-level values, found by fuzzing). */

@@ -6,6 +6,10 @@
 /* Deepest nesting of arrays/objects in text, ignoring brackets inside strings. Stops counting
  * (returns > max) as soon as max is passed, so hostile input costs O(n). */
 guint json_scan_depth(const char *text, gsize len, guint max);
+/* The same, also checking every string escape (\\uXXXX well formed, surrogates paired, no
+ * \\u0000): *bad gets a message when one is not. Such text never reaches json-glib, which
+ * leaks on some of them. */
+guint json_prescan(const char *text, gsize len, guint max, const char **bad);
 
 /* Parse an untrusted request body: valid UTF-8, nesting at most max_depth, a JSON object at
  * the top. Returns a new reference to the root node. */

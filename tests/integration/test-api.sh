@@ -174,6 +174,7 @@ is "events never carry a password" "$(grep -c 'alice-pass-1\|olga-pass-1' <<<"$E
 is "event filter" "$("$ATRIUM" --json event list --action delete | jq -r '.items[0].object_name')" tmp1
 
 # ---- concurrent writers on several HTTP worker threads ----
+sleep 1.2 # let the CLI runs above be reaped: this daemon allows 32 connections
 par() { # par N NAME-PREFIX: N parallel creates, prints the status codes sorted
         for i in $(seq 1 "$1"); do
                 curl -sk -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $TOKEN" \
@@ -189,6 +190,8 @@ for i in $(seq 1 20); do "$ATRIUM" group delete "par-$i" >/dev/null; done; "$ATR
 # ---- bad input: clear 4xx and the database as it was ----
 refuse "malformed JSON" POST /pools '{"name":' 400 invalid_json
 refuse "not an object" POST /pools '[1,2]' 400 invalid_json
+refuse "two JSON objects" POST /groups '{"name":"g7"}{"name":"g8"}' 400 invalid_json
+refuse "broken \\u escape" POST /groups '{"name":"g7","description":"\ud800"}' 400 invalid_json
 refuse "unknown field" POST /pools '{"name":"p2","template":"deb12","colour":"red"}' 400 unknown_field
 refuse "wrong type" POST /pools '{"name":"p2","template":"deb12","size":"3"}' 400 wrong_type
 refuse "missing required field" POST /pools '{"name":"p2"}' 400 missing_field
