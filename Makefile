@@ -2,6 +2,7 @@
 #   make demo   install what is missing, build, start Atrium on this machine
 #   make check  install what is missing, build, run every test
 #   make bench  run the benchmarks under bench/
+#   make images build the test desktop image (build/images/)
 SHELL := /bin/bash
 BUILD := build
 FUZZBUILD := build-fuzz
@@ -10,9 +11,12 @@ FUZZ_RUNS ?= 100000
 # Debian packages needed to build, test and run (deps.sh installs the missing ones).
 PACKAGES := gcc clang libclang-rt-14-dev meson ninja-build pkg-config \
 	libglib2.0-dev libsoup-3.0-dev libjson-glib-dev libsqlite3-dev libsodium-dev libssl-dev \
-	glib-networking ca-certificates sqlite3 curl jq python3 procps iproute2 wrk
+	glib-networking ca-certificates sqlite3 curl jq python3 procps iproute2 wrk \
+	syslinux syslinux-common mtools dosfstools fdisk cpio kmod qemu-utils qemu-system-x86 \
+	tesseract-ocr tesseract-ocr-eng
+IMAGE := $(BUILD)/images/atrium-test-desktop.qcow2
 
-.PHONY: all deps build build-fuzz check demo demo-stop bench install clean
+.PHONY: all deps build build-fuzz images check demo demo-stop bench install clean
 
 all: build
 
@@ -34,10 +38,17 @@ build-fuzz: deps $(FUZZBUILD)/build.ninja
 	meson configure $(FUZZBUILD) -Dfuzz_runs=$(FUZZ_RUNS)
 	ninja -C $(FUZZBUILD)
 
-check: build build-fuzz
+# The test desktop image: rebuilt when missing, or older than its builder or atrium-guest.
+$(IMAGE): images/build-test-desktop.sh $(BUILD)/src/atrium-guest
+	images/build-test-desktop.sh $(BUILD)/src/atrium-guest $(BUILD)/images
+
+images: build
+	@$(MAKE) --no-print-directory $(IMAGE)
+
+check: build build-fuzz images
 	@scripts/check.sh $(BUILD) $(FUZZBUILD)
 
-demo: build
+demo: build images
 	@scripts/demo.sh $(BUILD)
 
 demo-stop:
