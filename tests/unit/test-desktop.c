@@ -135,6 +135,27 @@ static void send_line(GSocket *s, const char *line)
         g_assert_no_error(error);
 }
 
+/* Run a command on the serial console and wait for want in its output. */
+static void vm_console_shows(Vm *vm, const char *cmd, const char *want)
+{
+        g_autoptr(GString) seen = g_string_new(NULL);
+        gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+
+        send_line(vm->serial, cmd);
+        while (!strstr(seen->str, want)) {
+                char chunk[1024];
+                g_autoptr(GError) error = NULL;
+                gssize n;
+                if (g_get_monotonic_time() > deadline)
+                        g_error("the console never showed '%s' after '%s'; it showed:\n%s", want,
+                                cmd, seen->str);
+                g_socket_set_timeout(vm->serial, 2);
+                n = g_socket_receive(vm->serial, chunk, sizeof(chunk), NULL, &error);
+                if (n > 0)
+                        g_string_append_len(seen, chunk, n);
+        }
+}
+
 /* The screen as text: QEMU's screendump, read by tesseract. */
 static char *vm_screen_text(Vm *vm)
 {
@@ -219,7 +240,9 @@ static void test_desktop(void)
         }
         vm_screen_shows(&vm, (const char *const[]){"desk-alpha", NULL});
         g_test_message("hostname on screen; login at the console");
-        /* A user logs in at the console. */
+        /* A user logs in at the console, and writes a file to the desktop's disk. */
+        vm_console_shows(&vm, "\necho kept-$((40+2)) > /root/marker; cat /root/marker\n",
+                         "kept-42");
         send_line(vm.serial, "\natrium-guest-login alice\n");
         {
                 g_autoptr(GuestMsg) m = vm_expect(&vm, GUEST_MSG_USER_LOGIN);
@@ -239,6 +262,7 @@ static void test_desktop(void)
                 g_assert_null(m->user);
         }
         vm_screen_shows(&vm, (const char *const[]){"desk-alpha", "no user", "boot: 2", NULL});
+        vm_console_shows(&vm, "\ncat /root/marker\n", "kept-42");
         vm_stop(&vm);
 
         /* Another fresh overlay of the same image: none of that happened to it. */
@@ -248,6 +272,7 @@ static void test_desktop(void)
                 g_assert_cmpint(m->boots, ==, 1);
                 g_assert_cmpstr(m->hostname, ==, "localhost");
         }
+        vm_console_shows(&vm, "\nls /root/marker || echo no-marker-$((1+1))\n", "no-marker-2");
         vm_stop(&vm);
         testutil_rmdir(dir);
 }
