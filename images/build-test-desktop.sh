@@ -1,6 +1,7 @@
 #!/bin/bash
-# Build atrium-test-desktop.qcow2: a tiny Linux desktop for tests, from Debian packages only,
-# as root but without mounts or loop devices (docs/guest-tools.md, "The test image").
+# Build atrium-test-desktop.qcow2, a tiny Linux desktop for tests, and atrium-test-live.iso,
+# the same system booting from CD and running from memory; from Debian packages only, as root
+# but without mounts or loop devices (docs/guest-tools.md, "The test image").
 #
 #   images/build-test-desktop.sh ATRIUM_GUEST_BINARY OUTPUT_DIR
 #
@@ -100,6 +101,7 @@ cat >root/etc/init.d/rcS <<'RCS'
 #!/bin/sh
 mount -t proc proc /proc
 mount -t sysfs sys /sys
+[ -e /dev/null ] || mount -t devtmpfs dev /dev
 mount -t tmpfs -o mode=755 run /run
 mount -t tmpfs tmp /tmp
 mount -o remount,rw /
@@ -151,5 +153,33 @@ dd if=/usr/lib/syslinux/mbr/mbr.bin of=disk.raw bs=440 count=1 conv=notrunc stat
 dd if=fat.img of=disk.raw bs=1M seek=1 conv=notrunc status=none
 dd if=root.img of=disk.raw bs=1M seek=$((1 + fat_mb)) conv=notrunc status=none
 qemu-img convert -c -O qcow2 disk.raw "$out/atrium-test-desktop.qcow2.tmp"
+
+echo "== live ISO"
+# The whole root in the initramfs, with every module: nothing to mount, the CD is only read
+# at boot.
+cp -a root live
+cp initrd/lib/modules/*.ko live/lib/modules/
+cat initrd/lib/modules/order root/lib/modules/order >live/lib/modules/order
+sed -i 's|^mount -o remount,rw /$|true|' live/etc/init.d/rcS
+ln -s /sbin/init live/init
+mknod -m 600 live/dev/console c 5 1
+(cd live && find . | cpio -o -H newc --quiet) | gzip -9 >live.img
+mkdir -p iso/isolinux
+cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 iso/isolinux/
+cp "kernel/boot/vmlinuz-$kver" iso/vmlinuz
+cp live.img iso/live.img
+cat >iso/isolinux/isolinux.cfg <<CFG
+DEFAULT live
+TIMEOUT 1
+PROMPT 0
+LABEL live
+  LINUX /vmlinuz
+  INITRD /live.img
+  APPEND console=tty1 quiet loglevel=3
+CFG
+xorriso -as mkisofs -quiet -V ATRIUM_LIVE -o "$out/atrium-test-live.iso.tmp" \
+        -b isolinux/isolinux.bin -c isolinux/boot.cat -no-emul-boot -boot-load-size 4 \
+        -boot-info-table iso
 mv "$out/atrium-test-desktop.qcow2.tmp" "$out/atrium-test-desktop.qcow2"
-echo "== $out/atrium-test-desktop.qcow2: $(du -k "$out/atrium-test-desktop.qcow2" | cut -f1) KiB on disk (kernel $kver)"
+mv "$out/atrium-test-live.iso.tmp" "$out/atrium-test-live.iso"
+echo "== $out/atrium-test-desktop.qcow2: $(du -k "$out/atrium-test-desktop.qcow2" | cut -f1) KiB on disk; atrium-test-live.iso: $(du -k "$out/atrium-test-live.iso" | cut -f1) KiB (kernel $kver)"

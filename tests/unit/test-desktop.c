@@ -62,10 +62,12 @@ static GSubprocess *spawn_qemu(GError **error, ...)
         return g_subprocess_launcher_spawnv(l, (const char *const *)argv->pdata, error);
 }
 
-static void vm_start(Vm *vm, const char *overlay)
+/* Boot from overlay (a qcow2 disk), or from iso as a CD when overlay is NULL. */
+static void vm_start(Vm *vm, const char *overlay, const char *iso)
 {
         g_autoptr(GError) error = NULL;
-        g_autofree char *drive = g_strdup_printf("file=%s,if=virtio", overlay);
+        g_autofree char *drive = overlay ? g_strdup_printf("file=%s,if=virtio", overlay)
+                                         : g_strdup_printf("file=%s,media=cdrom", iso);
         g_autofree char *agent = g_strdup_printf(
                 "socket,id=ag,path=%s/agent.sock,server=on,wait=off", vm->dir);
         g_autofree char *serial = g_strdup_printf("unix:%s/serial.sock,server=on,wait=off",
@@ -219,7 +221,7 @@ static void test_desktop(void)
         }
 
         /* A fresh clone: boot 1, its IP, nobody logged in — on the channel and on screen. */
-        vm_start(&vm, ov1);
+        vm_start(&vm, ov1, NULL);
         g_test_message("booting a fresh clone");
         {
                 g_autoptr(GuestMsg) m = vm_expect(&vm, GUEST_MSG_READY);
@@ -266,7 +268,7 @@ static void test_desktop(void)
         vm_stop(&vm);
 
         /* Another fresh overlay of the same image: none of that happened to it. */
-        vm_start(&vm, ov2);
+        vm_start(&vm, ov2, NULL);
         {
                 g_autoptr(GuestMsg) m = vm_expect(&vm, GUEST_MSG_READY);
                 g_assert_cmpint(m->boots, ==, 1);
@@ -277,9 +279,42 @@ static void test_desktop(void)
         testutil_rmdir(dir);
 }
 
+/* The live ISO boots as a CD, with no disk at all, and its guest tools answer. */
+static void test_live_iso(void)
+{
+        const char *image = g_getenv("ATRIUM_TEST_IMAGE");
+        g_autofree char *dir = NULL, *iso = NULL, *base = NULL;
+        Vm vm = {0};
+
+        if (!image || !g_file_test(image, G_FILE_TEST_EXISTS)) {
+                g_test_skip("no test images (make images)");
+                return;
+        }
+        base = g_path_get_dirname(image);
+        iso = g_build_filename(base, "atrium-test-live.iso", NULL);
+        g_assert_true(g_file_test(iso, G_FILE_TEST_EXISTS));
+        dir = testutil_tmpdir();
+        vm.dir = dir;
+        vm_start(&vm, NULL, iso);
+        {
+                g_autoptr(GuestMsg) m = vm_expect(&vm, GUEST_MSG_READY);
+                g_assert_cmpint(m->boots, ==, 1);
+                g_assert_true(g_strv_contains((const char *const *)m->ips, "10.0.2.15"));
+        }
+        send_line(vm.agent, "{\"v\":1,\"id\":\"p\",\"op\":\"ping\"}\n");
+        {
+                g_autoptr(GuestMsg) m = vm_expect(&vm, GUEST_MSG_REPLY);
+                g_assert_true(m->ok);
+        }
+        vm_screen_shows(&vm, (const char *const[]){"ATRIUM TEST DESKTOP", "boot: 1", NULL});
+        vm_stop(&vm);
+        testutil_rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
         g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/desktop/live-iso", test_live_iso);
         g_test_add_func("/desktop/boot-banner-hostname-login-reboot-reset", test_desktop);
         return g_test_run();
 }
