@@ -13,8 +13,12 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+typedef enum { SCREEN_DUMP, SCREEN_SPICE, SCREEN_VNC } ScreenVia;
+
 typedef struct {
         char *dir;
+        guint spice_port;
+        guint vnc_display;
         GSubprocess *qemu;
         GSocket *agent;   /* the virtio-serial port's host end */
         GSocket *serial;  /* the guest's serial console (a shell) */
@@ -73,15 +77,22 @@ static void vm_start(Vm *vm, const char *overlay, const char *iso)
         g_autofree char *serial = g_strdup_printf("unix:%s/serial.sock,server=on,wait=off",
                                                   vm->dir);
         g_autofree char *mon = g_strdup_printf("unix:%s/mon.sock,server=on,wait=off", vm->dir);
-        g_autofree char *p = NULL;
+        g_autofree char *p = NULL, *spice = NULL, *vnc = NULL;
+
+        /* Consoles on loopback only, as the agent will set them up (minus the tickets). */
+        vm->spice_port = g_random_int_range(20000, 29000);
+        vm->vnc_display = g_random_int_range(100, 1000);
+        spice = g_strdup_printf("port=%u,addr=127.0.0.1,disable-ticketing=on", vm->spice_port);
+        vnc = g_strdup_printf("127.0.0.1:%u", vm->vnc_display);
 
         vm->buf = g_string_new(NULL);
         vm->qemu = spawn_qemu(&error, "qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "256",
                                     "-drive", drive, "-device", "virtio-serial", "-chardev", agent,
                                     "-device",
                                     "virtserialport,chardev=ag,name=" GUEST_PROTO_PORT, "-nic",
-                                    "user,model=virtio-net-pci", "-vga", "std", "-display",
-                                    "none", "-serial", serial, "-monitor", mon, NULL);
+                                    "user,model=virtio-net-pci", "-vga", "qxl", "-display",
+                                    "none", "-spice", spice, "-vnc", vnc, "-serial", serial,
+                                    "-monitor", mon, NULL);
         g_assert_no_error(error);
         p = g_strdup_printf("%s/agent.sock", vm->dir);
         vm->agent = connect_unix(p);
@@ -158,20 +169,43 @@ static void vm_console_shows(Vm *vm, const char *cmd, const char *want)
         }
 }
 
-/* The screen as text: QEMU's screendump, read by tesseract. */
-static char *vm_screen_text(Vm *vm)
+static void run_ok(const char *const *argv)
 {
-        g_autofree char *ppm = g_strdup_printf("%s/screen.ppm", vm->dir);
-        g_autofree char *cmd = g_strdup_printf("screendump %s\n", ppm);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GSubprocess) p = g_subprocess_newv(argv, G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+                                                             G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                                                     &error);
+        g_assert_no_error(error);
+        g_subprocess_wait(p, NULL, NULL);
+}
+
+/* The screen as text, read by tesseract from a screenshot taken by QEMU itself, by a SPICE
+ * client (spicy-screenshot) or by a VNC client (gvnccapture). */
+static char *vm_screen_text_via(Vm *vm, ScreenVia via)
+{
+        g_autofree char *ppm = g_strdup_printf("%s/screen.%s", vm->dir,
+                                               via == SCREEN_VNC ? "png" : "ppm");
         g_autoptr(GError) error = NULL;
         g_autoptr(GSubprocess) ocr = NULL;
         char *text = NULL;
 
         g_unlink(ppm);
-        send_line(vm->monitor, cmd);
-        for (int i = 0; i < 50 && !g_file_test(ppm, G_FILE_TEST_EXISTS); i++)
-                g_usleep(100 * 1000);
-        g_usleep(300 * 1000); /* let QEMU finish writing it */
+        if (via == SCREEN_DUMP) {
+                g_autofree char *cmd = g_strdup_printf("screendump %s\n", ppm);
+                send_line(vm->monitor, cmd);
+                for (int i = 0; i < 50 && !g_file_test(ppm, G_FILE_TEST_EXISTS); i++)
+                        g_usleep(100 * 1000);
+                g_usleep(300 * 1000); /* let QEMU finish writing it */
+        } else if (via == SCREEN_SPICE) {
+                g_autofree char *port = g_strdup_printf("%u", vm->spice_port);
+                run_ok((const char *const[]){"spicy-screenshot", "-h", "127.0.0.1", "-p", port,
+                                             "-o", ppm, NULL});
+        } else {
+                g_autofree char *display = g_strdup_printf("127.0.0.1:%u", vm->vnc_display);
+                run_ok((const char *const[]){"gvnccapture", display, ppm, NULL});
+        }
+        if (!g_file_test(ppm, G_FILE_TEST_EXISTS))
+                return g_strdup("(no screenshot)");
         ocr = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
                                &error, "tesseract", ppm, "-", "--psm", "6", NULL);
         g_assert_no_error(error);
@@ -181,21 +215,27 @@ static char *vm_screen_text(Vm *vm)
 }
 
 /* Wait until the screen shows every one of the texts (OCR, so a few tries). */
-static void vm_screen_shows(Vm *vm, const char *const *texts)
+static void vm_screen_shows_via(Vm *vm, ScreenVia via, const char *const *texts)
 {
         g_autofree char *last = NULL;
 
         for (int attempt = 0; attempt < 20; attempt++) {
                 gboolean all = TRUE;
                 g_free(last);
-                last = vm_screen_text(vm);
+                last = vm_screen_text_via(vm, via);
                 for (const char *const *t = texts; *t; t++)
                         all = all && strstr(last, *t) != NULL;
                 if (all)
                         return;
                 g_usleep(500 * 1000);
         }
-        g_error("the screen does not show what it should; OCR read:\n%s", last);
+        g_error("the screen (%s) does not show what it should; OCR read:\n%s",
+                via == SCREEN_DUMP ? "screendump" : via == SCREEN_SPICE ? "SPICE" : "VNC", last);
+}
+
+static void vm_screen_shows(Vm *vm, const char *const *texts)
+{
+        vm_screen_shows_via(vm, SCREEN_DUMP, texts);
 }
 
 static void test_desktop(void)
@@ -232,7 +272,12 @@ static void test_desktop(void)
         g_test_message("ready; reading the screen");
         vm_screen_shows(&vm, (const char *const[]){"ATRIUM TEST DESKTOP", "10.0.2.15",
                                                     "no user", "boot: 1", NULL});
-        g_test_message("banner seen; set-hostname");
+        g_test_message("banner seen; through SPICE and VNC too");
+        vm_screen_shows_via(&vm, SCREEN_SPICE, (const char *const[]){"ATRIUM TEST DESKTOP",
+                                                                      "boot: 1", NULL});
+        vm_screen_shows_via(&vm, SCREEN_VNC, (const char *const[]){"ATRIUM TEST DESKTOP",
+                                                                    "boot: 1", NULL});
+        g_test_message("set-hostname");
         /* Personalise it. */
         send_line(vm.agent, "{\"v\":1,\"id\":\"h\",\"op\":\"set-hostname\","
                             "\"hostname\":\"desk-alpha\"}\n");
