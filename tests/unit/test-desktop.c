@@ -3,7 +3,7 @@
  * tesseract), set-hostname, a user login through the serial console, a reboot that keeps the
  * overlay's changes and counts the boot, and a fresh overlay that starts at boot 1.
  * Needs ATRIUM_TEST_IMAGE (the qcow2) and qemu-system-x86_64; skipped without the image. */
-#include "proto/guestproto.h"
+#include "guesthost.h"
 #include "testutil.h"
 
 #include <gio/gio.h>
@@ -23,7 +23,7 @@ typedef struct {
         GSocket *agent;   /* the virtio-serial port's host end */
         GSocket *serial;  /* the guest's serial console (a shell) */
         GSocket *monitor; /* QEMU's human monitor */
-        GString *buf;
+        GuestHost gh;
 } Vm;
 
 static GSocket *connect_unix(const char *path)
@@ -85,7 +85,6 @@ static void vm_start(Vm *vm, const char *overlay, const char *iso)
         spice = g_strdup_printf("port=%u,addr=127.0.0.1,disable-ticketing=on", vm->spice_port);
         vnc = g_strdup_printf("127.0.0.1:%u", vm->vnc_display);
 
-        vm->buf = g_string_new(NULL);
         vm->qemu = spawn_qemu(&error, "qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "256",
                                     "-drive", drive, "-device", "virtio-serial", "-chardev", agent,
                                     "-device",
@@ -96,6 +95,7 @@ static void vm_start(Vm *vm, const char *overlay, const char *iso)
         g_assert_no_error(error);
         p = g_strdup_printf("%s/agent.sock", vm->dir);
         vm->agent = connect_unix(p);
+        guest_host_init(&vm->gh, vm->agent);
         g_free(p);
         p = g_strdup_printf("%s/serial.sock", vm->dir);
         vm->serial = connect_unix(p);
@@ -112,40 +112,17 @@ static void vm_stop(Vm *vm)
         g_clear_object(&vm->agent);
         g_clear_object(&vm->serial);
         g_clear_object(&vm->monitor);
-        g_string_free(vm->buf, TRUE);
+        guest_host_clear(&vm->gh);
 }
 
-/* The next message of type t from the guest (others, like heartbeats, are skipped). */
 static GuestMsg *vm_expect(Vm *vm, GuestMsgType t)
 {
-        for (;;) {
-                char *nl = memchr(vm->buf->str, '\n', vm->buf->len);
-                char chunk[4096];
-                gssize n;
-                g_autoptr(GError) error = NULL;
-
-                if (nl) {
-                        gsize len = nl - vm->buf->str;
-                        GuestMsg *m = guest_msg_parse(vm->buf->str, len, &error);
-                        g_assert_no_error(error);
-                        g_string_erase(vm->buf, 0, len + 1);
-                        if (m->type == t)
-                                return m;
-                        guest_msg_free(m);
-                        continue;
-                }
-                n = g_socket_receive(vm->agent, chunk, sizeof(chunk), NULL, &error);
-                g_assert_no_error(error);
-                g_assert_cmpint(n, >, 0);
-                g_string_append_len(vm->buf, chunk, n);
-        }
+        return guest_host_expect(&vm->gh, t);
 }
 
 static void send_line(GSocket *s, const char *line)
 {
-        g_autoptr(GError) error = NULL;
-        g_socket_send(s, line, strlen(line), NULL, &error);
-        g_assert_no_error(error);
+        guest_host_send(s, line);
 }
 
 /* Run a command on the serial console and wait for want in its output. */

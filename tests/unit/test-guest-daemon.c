@@ -2,7 +2,7 @@
  * the host protocol library: ready, requests and bad lines, user login, reconnect after the
  * host goes away, SIGTERM. Simulate mode and a temporary root: nothing on this machine
  * changes. */
-#include "proto/guestproto.h"
+#include "guesthost.h"
 #include "testutil.h"
 
 #include <gio/gio.h>
@@ -16,7 +16,7 @@ typedef struct {
         GSocket *listener;
         GSubprocess *proc;
         GSocket *conn;
-        GString *buf;
+        GuestHost gh;
 } Host;
 
 static void host_accept(Host *h)
@@ -24,52 +24,27 @@ static void host_accept(Host *h)
         g_autoptr(GError) error = NULL;
 
         g_clear_object(&h->conn);
-        g_string_truncate(h->buf, 0);
         h->conn = g_socket_accept(h->listener, NULL, &error); /* blocking, with a timeout */
         g_assert_no_error(error);
         g_socket_set_timeout(h->conn, 10);
+        guest_host_init(&h->gh, h->conn);
 }
 
-/* The next line from the guest, parsed. */
 static GuestMsg *host_read(Host *h)
 {
-        for (;;) {
-                char *nl = memchr(h->buf->str, '\n', h->buf->len);
-                char chunk[4096];
-                gssize n;
-                g_autoptr(GError) error = NULL;
-
-                if (nl) {
-                        gsize len = nl - h->buf->str;
-                        GuestMsg *m = guest_msg_parse(h->buf->str, len, &error);
-                        g_assert_no_error(error);
-                        g_string_erase(h->buf, 0, len + 1);
-                        return m;
-                }
-                n = g_socket_receive(h->conn, chunk, sizeof(chunk), NULL, &error);
-                g_assert_no_error(error);
-                g_assert_cmpint(n, >, 0);
-                g_string_append_len(h->buf, chunk, n);
-        }
+        return guest_host_read(&h->gh);
 }
 
 static void host_send(Host *h, const char *line)
 {
-        g_autoptr(GError) error = NULL;
-        g_socket_send(h->conn, line, strlen(line), NULL, &error);
-        g_assert_no_error(error);
+        guest_host_send(h->conn, line);
 }
 
-/* Send a line and read messages until the reply comes (heartbeats may come first). */
+/* Send a line and wait for its reply (heartbeats may come first). */
 static GuestMsg *host_ask(Host *h, const char *line)
 {
         host_send(h, line);
-        for (;;) {
-                GuestMsg *m = host_read(h);
-                if (m->type == GUEST_MSG_REPLY)
-                        return m;
-                guest_msg_free(m);
-        }
+        return guest_host_expect(&h->gh, GUEST_MSG_REPLY);
 }
 
 static void test_daemon(void)
@@ -83,7 +58,6 @@ static void test_daemon(void)
 
         g_assert_nonnull(guest_bin);
         h.dir = testutil_tmpdir();
-        h.buf = g_string_new(NULL);
         h.sock_path = g_build_filename(h.dir, "port.sock", NULL);
         root = g_build_filename(h.dir, "root", NULL);
         console = g_build_filename(h.dir, "tty0", NULL);
@@ -162,7 +136,7 @@ static void test_daemon(void)
         g_clear_object(&h.conn);
         g_clear_object(&h.listener);
         g_clear_object(&h.proc);
-        g_string_free(h.buf, TRUE);
+        guest_host_clear(&h.gh);
         testutil_rmdir(h.dir);
         g_free(h.dir);
         g_free(h.sock_path);
