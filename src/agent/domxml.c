@@ -1,0 +1,188 @@
+#include "agent/domxml.h"
+#include "common/error.h"
+#include "common/util.h"
+
+#include <gio/gio.h>
+#include <string.h>
+
+#define GUEST_PORT "org.atrium.guest.0"
+
+static gboolean invalid(GError **error, const char *field, const char *why)
+{
+        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID, "domain spec: %s %s", field, why);
+        return FALSE;
+}
+
+static gboolean path_ok(const char *p)
+{
+        return p && g_path_is_absolute(p) && !strstr(p, "/../") &&
+               util_text_valid("path", p, 4096, NULL);
+}
+
+static gboolean mac_ok(const char *mac)
+{
+        if (strlen(mac) != 17)
+                return FALSE;
+        for (int i = 0; i < 17; i++)
+                if (i % 3 == 2 ? mac[i] != ':' : !g_ascii_isxdigit(mac[i]))
+                        return FALSE;
+        return TRUE;
+}
+
+static gboolean check(const DomainSpec *s, GError **error)
+{
+        g_autoptr(GInetAddress) listen = s->listen ? g_inet_address_new_from_string(s->listen)
+                                                   : NULL;
+
+        if (!s->name || !util_name_valid(s->name, NULL))
+                return invalid(error, "name", "must be a valid Atrium name");
+        if (s->uuid && !g_uuid_string_is_valid(s->uuid))
+                return invalid(error, "uuid", "is not a UUID");
+        if (s->vcpus < 1 || s->vcpus > 256)
+                return invalid(error, "vcpus", "must be 1 to 256");
+        if (s->ram_mb < 64 || s->ram_mb > (1ULL << 22))
+                return invalid(error, "ram_mb", "must be 64 MiB to 4 TiB");
+        if (!path_ok(s->disk))
+                return invalid(error, "disk", "must be an absolute path");
+        if (s->cdrom && !path_ok(s->cdrom))
+                return invalid(error, "cdrom", "must be an absolute path");
+        if (s->boot_cdrom && !s->cdrom)
+                return invalid(error, "boot_cdrom", "needs a cdrom");
+        if (s->network && s->bridge)
+                return invalid(error, "network", "and bridge are exclusive");
+        if ((s->network && !util_name_valid(s->network, NULL)) ||
+            (s->bridge && !util_name_valid(s->bridge, NULL)))
+                return invalid(error, "network or bridge", "must be a valid name");
+        if (s->mac && !mac_ok(s->mac))
+                return invalid(error, "mac", "must look like 52:54:00:12:34:56");
+        if (!listen)
+                return invalid(error, "listen", "must be an IP address (the management address)");
+        if (g_inet_address_get_is_any(listen))
+                return invalid(error, "listen",
+                               "must be the host's management address, not every address");
+        if (!path_ok(s->guest_channel))
+                return invalid(error, "guest_channel", "must be an absolute path");
+        if (s->monitors < 1 || s->monitors > DOMXML_MAX_MONITORS)
+                return invalid(error, "monitors", "must be 1 to 4");
+        if (s->usb_redir > DOMXML_MAX_USB_REDIR)
+                return invalid(error, "usb_redir", "must be 0 to 8");
+        if (s->clipboard > DOMXML_CLIPBOARD_BOTH)
+                return invalid(error, "clipboard", "is not a clipboard policy");
+        return TRUE;
+}
+
+/* Append printf-style text with every %s argument escaped for XML: arguments are values,
+ * never markup. */
+static void add(GString *x, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void add(GString *x, const char *fmt, ...)
+{
+        va_list ap;
+        g_autofree char *s = NULL;
+
+        va_start(ap, fmt);
+        s = g_markup_vprintf_escaped(fmt, ap);
+        va_end(ap);
+        g_string_append(x, s);
+}
+
+static void add_disks(GString *x, const DomainSpec *s)
+{
+        add(x, "    <disk type='file' device='disk'>\n"
+               "      <driver name='qemu' type='qcow2' discard='unmap'/>\n"
+               "      <source file='%s'/>\n"
+               "      <target dev='vda' bus='virtio'/>\n"
+               "    </disk>\n",
+            s->disk);
+        if (s->cdrom)
+                add(x, "    <disk type='file' device='cdrom'>\n"
+                       "      <driver name='qemu' type='raw'/>\n"
+                       "      <source file='%s'/>\n"
+                       "      <target dev='sda' bus='sata'/>\n"
+                       "      <readonly/>\n"
+                       "    </disk>\n",
+                    s->cdrom);
+}
+
+static void add_network(GString *x, const DomainSpec *s)
+{
+        if (s->network)
+                add(x, "    <interface type='network'>\n      <source network='%s'/>\n",
+                    s->network);
+        else if (s->bridge)
+                add(x, "    <interface type='bridge'>\n      <source bridge='%s'/>\n", s->bridge);
+        else
+                add(x, "    <interface type='user'>\n");
+        if (s->mac)
+                add(x, "      <mac address='%s'/>\n", s->mac);
+        add(x, "      <model type='virtio'/>\n    </interface>\n");
+}
+
+/* SPICE and VNC on the management address only, ports picked by libvirt. SPICE's clipboard
+ * switch is all or nothing: a one-way policy turns it on here and the direction is enforced
+ * on the console path (the gateway). */
+static void add_consoles(GString *x, const DomainSpec *s)
+{
+        add(x, "    <graphics type='spice' autoport='yes' listen='%s'>\n"
+               "      <listen type='address' address='%s'/>\n"
+               "      <clipboard copypaste='%s'/>\n"
+               "      <filetransfer enable='%s'/>\n"
+               "    </graphics>\n"
+               "    <graphics type='vnc' autoport='yes' listen='%s'>\n"
+               "      <listen type='address' address='%s'/>\n"
+               "    </graphics>\n",
+            s->listen, s->listen, s->clipboard == DOMXML_CLIPBOARD_NONE ? "no" : "yes",
+            s->file_transfer ? "yes" : "no", s->listen, s->listen);
+        add(x, "    <video>\n      <model type='qxl' heads='%u' primary='yes'/>\n    </video>\n",
+            s->monitors);
+}
+
+static void add_channels(GString *x, const DomainSpec *s)
+{
+        add(x, "    <controller type='virtio-serial' index='0'/>\n"
+               "    <channel type='unix'>\n"
+               "      <source mode='bind' path='%s'/>\n"
+               "      <target type='virtio' name='" GUEST_PORT "'/>\n"
+               "    </channel>\n"
+               "    <channel type='spicevmc'>\n"
+               "      <target type='virtio' name='com.redhat.spice.0'/>\n"
+               "    </channel>\n",
+            s->guest_channel);
+        add(x, "    <controller type='usb' model='qemu-xhci'/>\n");
+        for (guint i = 0; i < s->usb_redir; i++)
+                add(x, "    <redirdev bus='usb' type='spicevmc'/>\n");
+        if (s->audio)
+                add(x, "    <sound model='ich9'/>\n    <audio id='1' type='spice'/>\n");
+}
+
+char *domxml_build(const DomainSpec *s, GError **error)
+{
+        GString *x;
+
+        if (!check(s, error))
+                return NULL;
+        x = g_string_new(NULL);
+        add(x, "<domain type='%s'>\n  <name>%s</name>\n",
+            s->accel == DOMXML_ACCEL_KVM ? "kvm" : "qemu", s->name);
+        if (s->uuid)
+                add(x, "  <uuid>%s</uuid>\n", s->uuid);
+        add(x, "  <memory unit='MiB'>%" G_GUINT64_FORMAT "</memory>\n  <vcpu>%u</vcpu>\n",
+            s->ram_mb, s->vcpus);
+        add(x, "  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n");
+        if (s->boot_cdrom)
+                add(x, "    <boot dev='cdrom'/>\n");
+        add(x, "    <boot dev='hd'/>\n  </os>\n");
+        add(x, "  <features>\n    <acpi/>\n    <apic/>\n  </features>\n");
+        if (s->accel == DOMXML_ACCEL_KVM)
+                add(x, "  <cpu mode='host-passthrough'/>\n");
+        add(x, "  <clock offset='utc'/>\n  <on_poweroff>destroy</on_poweroff>\n"
+               "  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n"
+               "  <devices>\n");
+        add_disks(x, s);
+        add_network(x, s);
+        add_channels(x, s);
+        add_consoles(x, s);
+        add(x, "    <input type='tablet' bus='usb'/>\n    <memballoon model='virtio'/>\n"
+               "  </devices>\n</domain>\n");
+        return g_string_free(x, FALSE);
+}

@@ -1,0 +1,39 @@
+/* Domain XML for a desktop or guest: a pure function from a spec to libvirt XML, so it is
+ * tested with golden files and validated by virt-xml-validate (tests/unit/test-domxml.c). */
+#pragma once
+#include <glib.h>
+
+typedef enum { DOMXML_ACCEL_QEMU, DOMXML_ACCEL_KVM } DomxmlAccel; /* TCG or KVM */
+typedef enum {
+        DOMXML_CLIPBOARD_NONE,
+        DOMXML_CLIPBOARD_TO_GUEST,
+        DOMXML_CLIPBOARD_FROM_GUEST,
+        DOMXML_CLIPBOARD_BOTH,
+} DomxmlClipboard;
+
+#define DOMXML_MAX_MONITORS 4
+#define DOMXML_MAX_USB_REDIR 8
+
+typedef struct {
+        const char *name;           /* libvirt domain name */
+        const char *uuid;           /* optional */
+        guint vcpus;
+        guint64 ram_mb;
+        DomxmlAccel accel;
+        const char *disk;           /* qcow2 overlay, absolute path */
+        const char *cdrom;          /* ISO to attach, absolute path, or NULL */
+        gboolean boot_cdrom;        /* boot from the CD first */
+        const char *network;        /* libvirt network, or NULL */
+        const char *bridge;         /* host bridge, or NULL; neither: user-mode networking */
+        const char *mac;            /* or NULL: libvirt picks one */
+        const char *listen;         /* management address the consoles listen on */
+        const char *guest_channel;  /* UNIX socket path of org.atrium.guest.0 */
+        DomxmlClipboard clipboard;
+        gboolean file_transfer;
+        guint usb_redir;            /* 0..DOMXML_MAX_USB_REDIR */
+        guint monitors;             /* 1..DOMXML_MAX_MONITORS */
+        gboolean audio;
+} DomainSpec;
+
+/* The domain XML, or NULL with an ATRIUM_ERROR_INVALID error naming the bad field. */
+char *domxml_build(const DomainSpec *spec, GError **error);
