@@ -42,6 +42,21 @@ static GSocket *connect_unix(const char *path)
         g_error("cannot connect to %s", path);
 }
 
+/* A loopback TCP port free right now: port itself if it is free (0 if not), or any free one
+ * when port is 0. */
+static guint free_port(guint port)
+{
+        g_autoptr(GSocket) s = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, 0, NULL);
+        g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+        g_autoptr(GSocketAddress) sa = g_inet_socket_address_new(lo, port);
+        g_autoptr(GSocketAddress) bound = NULL;
+
+        if (!g_socket_bind(s, sa, FALSE, NULL))
+                return 0;
+        bound = g_socket_get_local_address(s, NULL);
+        return g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+}
+
 static void die_with_parent(gpointer data)
 {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test must not leave a VM behind */
@@ -80,8 +95,13 @@ static void vm_start(Vm *vm, const char *overlay, const char *iso)
         g_autofree char *p = NULL, *spice = NULL, *vnc = NULL;
 
         /* Consoles on loopback only, as the agent will set them up (minus the tickets). */
-        vm->spice_port = g_random_int_range(20000, 29000);
-        vm->vnc_display = g_random_int_range(100, 1000);
+        vm->spice_port = free_port(0);
+        vm->vnc_display = 0;
+        while (vm->vnc_display == 0) {
+                guint d = g_random_int_range(100, 1000);
+                if (free_port(5900 + d))
+                        vm->vnc_display = d;
+        }
         spice = g_strdup_printf("port=%u,addr=127.0.0.1,disable-ticketing=on", vm->spice_port);
         vnc = g_strdup_printf("127.0.0.1:%u", vm->vnc_display);
 
