@@ -11,7 +11,7 @@ else
 fi
 pidfile=$state/atriumd.pid
 
-running() { [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+running() { local pid; pid=$(cat "$pidfile" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
 
 if [ "${1-}" = --stop ]; then
         if running; then
