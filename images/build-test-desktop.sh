@@ -35,7 +35,7 @@ modlist() {
         done | awk '!seen[$0]++'
 }
 BOOT_MODS="virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk crc16 crc32c_generic mbcache jbd2 ext4"
-LATE_MODS="virtio_console failover net_failover virtio_net"
+LATE_MODS="virtio_console failover net_failover virtio_net qxl bochs"
 
 busybox_tree() { # busybox_tree DIR: busybox and a link per applet
         mkdir -p "$1/bin" "$1/sbin" "$1/usr/bin" "$1/usr/sbin"
