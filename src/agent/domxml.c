@@ -60,8 +60,8 @@ static gboolean check(const DomainSpec *s, GError **error)
         if (g_inet_address_get_is_any(listen))
                 return invalid(error, "listen",
                                "must be the host's management address, not every address");
-        if (!path_ok(s->guest_channel))
-                return invalid(error, "guest_channel", "must be an absolute path");
+        if (s->guest_channel && !path_ok(s->guest_channel))
+                return invalid(error, "guest_channel", "must be an absolute path (or unset)");
         if (s->monitors < 1 || s->monitors > DOMXML_MAX_MONITORS)
                 return invalid(error, "monitors", "must be 1 to 4");
         if (s->usb_redir > DOMXML_MAX_USB_REDIR)
@@ -94,14 +94,11 @@ static void add_disks(GString *x, const DomainSpec *s)
                "      <target dev='vda' bus='virtio'/>\n"
                "    </disk>\n",
             s->disk);
+        /* Always a drive, so that an ISO can be inserted while the guest runs. */
+        add(x, "    <disk type='file' device='cdrom'>\n      <driver name='qemu' type='raw'/>\n");
         if (s->cdrom)
-                add(x, "    <disk type='file' device='cdrom'>\n"
-                       "      <driver name='qemu' type='raw'/>\n"
-                       "      <source file='%s'/>\n"
-                       "      <target dev='sda' bus='sata'/>\n"
-                       "      <readonly/>\n"
-                       "    </disk>\n",
-                    s->cdrom);
+                add(x, "      <source file='%s'/>\n", s->cdrom);
+        add(x, "      <target dev='sda' bus='sata'/>\n      <readonly/>\n    </disk>\n");
 }
 
 static void add_network(GString *x, const DomainSpec *s)
@@ -139,15 +136,16 @@ static void add_consoles(GString *x, const DomainSpec *s)
 
 static void add_channels(GString *x, const DomainSpec *s)
 {
-        add(x, "    <controller type='virtio-serial' index='0'/>\n"
-               "    <channel type='unix'>\n"
-               "      <source mode='bind' path='%s'/>\n"
-               "      <target type='virtio' name='" GUEST_PORT "'/>\n"
+        add(x, "    <controller type='virtio-serial' index='0'/>\n    <channel type='unix'>\n");
+        if (s->guest_channel) /* else libvirt puts the socket in its channel directory */
+                add(x, "      <source mode='bind' path='%s'/>\n", s->guest_channel);
+        else
+                add(x, "      <source mode='bind'/>\n");
+        add(x, "      <target type='virtio' name='" GUEST_PORT "'/>\n"
                "    </channel>\n"
                "    <channel type='spicevmc'>\n"
                "      <target type='virtio' name='com.redhat.spice.0'/>\n"
-               "    </channel>\n",
-            s->guest_channel);
+               "    </channel>\n");
         add(x, "    <controller type='usb' model='qemu-xhci'/>\n");
         for (guint i = 0; i < s->usb_redir; i++)
                 add(x, "    <redirdev bus='usb' type='spicevmc'/>\n");
@@ -166,6 +164,11 @@ char *domxml_build(const DomainSpec *s, GError **error)
             s->accel == DOMXML_ACCEL_KVM ? "kvm" : "qemu", s->name);
         if (s->uuid)
                 add(x, "  <uuid>%s</uuid>\n", s->uuid);
+        if (s->title)
+                add(x, "  <title>%s</title>\n", s->title);
+        /* Marks the domain as Atrium's: the agent touches no other. */
+        add(x, "  <metadata>\n    <atrium:domain xmlns:atrium='%s' version='1'/>\n  </metadata>\n",
+            DOMXML_XMLNS);
         add(x, "  <memory unit='MiB'>%" G_GUINT64_FORMAT "</memory>\n  <vcpu>%u</vcpu>\n",
             s->ram_mb, s->vcpus);
         add(x, "  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n");

@@ -11,12 +11,14 @@ typedef enum {
         DOMXML_CLIPBOARD_BOTH,
 } DomxmlClipboard;
 
+#define DOMXML_XMLNS "https://atrium-vdi.org/xmlns/domain/1"
 #define DOMXML_MAX_MONITORS 4
 #define DOMXML_MAX_USB_REDIR 8
 
 typedef struct {
         const char *name;           /* libvirt domain name */
         const char *uuid;           /* optional */
+        const char *title;          /* optional: the guest's or desktop's name */
         guint vcpus;
         guint64 ram_mb;
         DomxmlAccel accel;
@@ -27,7 +29,7 @@ typedef struct {
         const char *bridge;         /* host bridge, or NULL; neither: user-mode networking */
         const char *mac;            /* or NULL: libvirt picks one */
         const char *listen;         /* management address the consoles listen on */
-        const char *guest_channel;  /* UNIX socket path of org.atrium.guest.0 */
+        const char *guest_channel;  /* UNIX socket of org.atrium.guest.0, or NULL: libvirt's */
         DomxmlClipboard clipboard;
         gboolean file_transfer;
         guint usb_redir;            /* 0..DOMXML_MAX_USB_REDIR */

@@ -221,7 +221,9 @@ static gboolean has_verb(const Resource *res, const char *verb)
                 return FALSE;
         if (g_str_equal(verb, "update"))
                 return !res->no_update;
-        return g_str_equal(verb, "create") || g_str_equal(verb, "delete") ||
+        if (g_str_equal(verb, "create"))
+                return !res->no_create;
+        return g_str_equal(verb, "delete") ||
                (g_str_equal(res->kind, "group") &&
                 (g_str_equal(verb, "members") || g_str_equal(verb, "add-member") ||
                  g_str_equal(verb, "remove-member")));

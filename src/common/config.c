@@ -6,6 +6,7 @@
 static const char *const log_levels[] = {"debug", "info", "warning", "error", NULL};
 static const char *const log_targets[] = {"auto", "stderr", "journal", NULL};
 static const char *const store_backends[] = {"sqlite", NULL};
+static const char *const accel_modes[] = {"auto", "kvm", "qemu", NULL};
 static const char *const pw_costs[] = {"interactive", "moderate", "sensitive", "min", NULL};
 
 /* The one table of configuration keys. Secrets have "secret" in their help's first word. */
@@ -50,6 +51,38 @@ static const ConfigKeyDef keys[] = {
         {"manager", "initial_admin_password", CFG_STRING, "", 0, 0, NULL, FALSE,
          "Secret: password of the 'admin' account created at first start; empty: random, "
          "printed once and kept in state_dir/initial-admin-password until changed."},
+        {"manager", "heartbeat_interval", CFG_INT, "5", 1, 300, NULL, FALSE,
+         "Seconds between two heartbeats of a host's agent (told to agents when they link)."},
+        {"manager", "host_missed_heartbeats", CFG_INT, "3", 1, 100, NULL, TRUE,
+         "A host is marked down after this many heartbeats did not come."},
+        {"manager", "agent_command_timeout", CFG_INT, "180", 5, 3600, NULL, TRUE,
+         "Seconds to wait for an agent's answer to a command (a shutdown waits its own time "
+         "on top)."},
+        {"manager", "join_token_ttl", CFG_INT, "3600", 60, 604800, NULL, TRUE,
+         "Default seconds a host join token stays valid."},
+        {"agent", "manager", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "Manager URL(s) the agent links to, separated by commas or spaces, tried in turn."},
+        {"agent", "manager_fingerprint", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "SHA-256 fingerprint of the manager's certificate (as printed by 'atrium host "
+         "join-token create'); empty: the system's trusted CAs decide."},
+        {"agent", "name", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "Host name given when joining; empty: the machine's host name."},
+        {"agent", "address", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "Management address consoles listen on; empty: the address used to reach the "
+         "manager."},
+        {"agent", "libvirt_uri", CFG_STRING, "qemu:///system", 0, 0, NULL, FALSE,
+         "libvirt connection, e.g. qemu:///system or qemu:///embed?root=DIR (test:///default "
+         "for tests)."},
+        {"agent", "accel", CFG_ENUM, "auto", 0, 0, accel_modes, FALSE,
+         "auto (KVM where it really works, else TCG), kvm or qemu (TCG)."},
+        {"agent", "storage_roots", CFG_STRING, "/var/lib/atrium:/srv/atrium", 0, 0, NULL, FALSE,
+         "Colon-separated directories under which volumes and media storages may lie; any "
+         "other path a command names is refused."},
+        {"agent", "network", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "Default network of guests: a libvirt network, bridge:NAME, or empty for user-mode "
+         "networking."},
+        {"agent", "workers", CFG_INT, "4", 1, 64, NULL, FALSE,
+         "Threads running blocking libvirt and storage calls (no thread per guest)."},
         {"store", "backend", CFG_ENUM, "sqlite", 0, 0, store_backends, FALSE,
          "State store backend."},
         {"store", "path", CFG_STRING, "", 0, 0, NULL, FALSE,

@@ -2,6 +2,7 @@
 #define G_LOG_DOMAIN "api"
 
 #include "manager/api.h"
+#include "manager/agents.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -195,9 +196,19 @@ void api_objects_update(ApiRequest *req)
 void api_objects_delete(ApiRequest *req)
 {
         g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) row = NULL;
 
-        if (!store_delete(req->store, req->route->res, req->params[0], &req->actor, &error))
+        if (req->route->res == resource_by_kind("guest")) {
+                api_guest_delete(req); /* its domain goes first */
+                return;
+        }
+        if (req->route->res == resource_by_kind("host"))
+                row = store_get(req->store, req->route->res, req->params[0], 0, NULL);
+        if (!store_delete(req->store, req->route->res, req->params[0], &req->actor, &error)) {
                 api_reply_error(req, error);
-        else
-                api_reply_empty(req, 204);
+                return;
+        }
+        if (row) /* a removed host's credential is gone with its row; close its link too */
+                agents_forget(req->mgr->agents, json_object_get_int_member(row, "id"));
+        api_reply_empty(req, 204);
 }

@@ -208,6 +208,10 @@ static gboolean read_body(ApiRequest *req, GError **error)
                 return TRUE;
         bytes = soup_message_body_flatten(body);
         data = g_bytes_get_data(bytes, &len);
+        if (len == 0) { /* no body: an empty object (actions whose arguments are optional) */
+                req->body = json_object_new();
+                return TRUE;
+        }
         if (len > limit) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_TOO_LARGE,
                             "the request body is %zu bytes; this route accepts at most %zu", len,

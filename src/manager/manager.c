@@ -1,6 +1,7 @@
 #define G_LOG_DOMAIN "manager"
 
 #include "manager/manager.h"
+#include "manager/agents.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/tls.h"
@@ -95,9 +96,17 @@ static GTlsCertificate *load_cert(Manager *mgr, GError **error)
                 key = gkey;
         }
         c = g_tls_certificate_new_from_files(cert, key, error);
-        if (!c)
+        if (!c) {
                 g_prefix_error(error, "cannot load the TLS certificate '%s' and key '%s': ", cert,
                                key);
+                return NULL;
+        }
+        g_free(mgr->fingerprint);
+        mgr->fingerprint = tls_cert_fingerprint(cert, error);
+        if (!mgr->fingerprint) {
+                g_object_unref(c);
+                return NULL;
+        }
         return c;
 }
 
@@ -122,6 +131,9 @@ gboolean manager_start(Manager *mgr, GError **error)
         }
         if (!plain && !(cert = load_cert(mgr, error)))
                 return FALSE;
+        if (plain)
+                mgr->fingerprint = g_strdup("");
+        mgr->agents = agents_new(mgr);
         if ((guint64)MCFG_INT(mgr, "max_connections") + 64 > nofile)
                 g_warning("manager.max_connections (%" G_GINT64_FORMAT
                           ") is above what the open-file limit (%" G_GUINT64_FORMAT ") allows",
@@ -168,10 +180,12 @@ void manager_free(Manager *mgr)
         if (!mgr)
                 return;
         http_server_free(mgr->http);
+        agents_free(mgr->agents);
         store_close(mgr->store);
         ratelimit_free(mgr->logins);
         g_free(mgr->state_dir);
         g_free(mgr->url);
+        g_free(mgr->fingerprint);
         g_free(mgr->admin_password_file);
         g_free(mgr);
 }

@@ -7,6 +7,7 @@
 #include <libsoup/soup.h>
 
 typedef struct _HttpServer HttpServer;
+typedef struct _Agents Agents;
 
 typedef struct {
         Config *config;
@@ -16,6 +17,8 @@ typedef struct {
         char *state_dir;
         char *url;                 /* where the API listens, e.g. https://127.0.0.1:8444 */
         char *admin_password_file; /* state_dir/initial-admin-password */
+        char *fingerprint;         /* SHA-256 of the API's certificate, "" over plain HTTP */
+        Agents *agents;            /* the hosts' agent links (agents.h) */
 } Manager;
 
 /* Opens the store (migrating it), creates the first admin when there is no user. */

@@ -26,6 +26,35 @@ static const Route fixed_routes[] = {
          "add_member", "Add a user to a group (no change if already a member)."},
         {"DELETE", API "/groups/{id}/members/{user}", api_group_member_remove, ROLE_ADMIN, 0, NULL,
          "remove_member", "Remove a user from a group."},
+        {"POST", API "/agent/register", api_agent_register, ROLE_NONE, KB(16), NULL, "register",
+         "An agent joins its host with a join token; returns the host's credential (once)."},
+        {"POST", API "/join-tokens", api_join_token_create, ROLE_ADMIN, API_SMALL_BODY, NULL,
+         "create", "Issue a single-use join token for a new host (shown once)."},
+        {"PUT", API "/hosts/{id}/maintenance", api_host_maintenance, ROLE_OPERATOR,
+         API_SMALL_BODY, NULL, "maintenance",
+         "Put a host in maintenance (no new desktops placed) or take it out."},
+        {"POST", API "/guests/{id}/start", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY, NULL,
+         "start", "Define the guest on a host (its own, the one given, or the freest) and start it."},
+        {"POST", API "/guests/{id}/stop", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY, NULL,
+         "stop", "ACPI shutdown; destroyed after 'timeout' seconds (default 60) or at once with "
+                 "'force'."},
+        {"POST", API "/guests/{id}/reboot", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY, NULL, "reboot",
+         "ACPI reboot."},
+        {"POST", API "/guests/{id}/reset", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY, NULL, "reset",
+         "Hard reset."},
+        {"POST", API "/guests/{id}/destroy", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY, NULL, "destroy",
+         "Power off at once."},
+        {"POST", API "/guests/{id}/console", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY, NULL,
+         "console", "Set a one-time console password ('protocol' spice or vnc, 'ttl' seconds) "
+                    "and return where to connect."},
+        {"POST", API "/guests/{id}/attach-iso", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY,
+         NULL, "attach-iso", "Put an ISO of a media storage in the guest's CD-ROM drive."},
+        {"POST", API "/guests/{id}/eject", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY, NULL, "eject",
+         "Empty the guest's CD-ROM drive."},
+        {"GET", API "/volumes/{id}/images", api_volume_images, ROLE_OPERATOR, 0, NULL, "images",
+         "Disk images of a volume with their backing files, and its free space (asks a host)."},
+        {"GET", API "/media/{id}/isos", api_media_isos, ROLE_OPERATOR, 0, NULL, "isos",
+         "ISO images of a media storage (asks a host)."},
 };
 
 static GArray *build(void)
@@ -77,7 +106,8 @@ static GArray *build(void)
                                      "delete",
                                      g_strdup_printf("Delete %s; refused while it is in use.",
                                                      resource_a(r))};
-                        g_array_append_val(a, create);
+                        if (!r->no_create)
+                                g_array_append_val(a, create);
                         if (!r->no_update) {
                                 Route update = {
                                         "PATCH",

@@ -27,6 +27,7 @@
 #define G_LOG_DOMAIN "api"
 
 #include "manager/api.h"
+#include "manager/agents.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -113,6 +114,7 @@ static Generation *generation_new(Worker *w, GError **error)
         gen->soup = soup_server_new("server-header", "atrium/" ATRIUM_VERSION, NULL);
         soup_server_add_early_handler(gen->soup, NULL, http_serve_early, &w->sc, NULL);
         soup_server_add_handler(gen->soup, NULL, http_serve, &w->sc, NULL);
+        agents_install(w->h->mgr->agents, gen->soup, &w->sc);
         /* Its own descriptor of the shared api.sock, so disposing of it closes only that. */
         fd = dup(g_socket_get_fd(w->h->local));
         if (fd < 0) {

@@ -58,6 +58,7 @@ struct _Resource {
         gsize n_fields;
         gboolean named;     /* has a unique "name" field */
         gboolean read_only; /* no create/update/delete via generic routes */
+        gboolean no_create; /* created by its own route (hosts join, tokens are issued) */
         gboolean no_update;
         const char *owner_field; /* a FIELD_REF to user: plain users see only their own rows */
         Role read_role, write_role;

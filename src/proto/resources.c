@@ -48,15 +48,47 @@ static const Field group_fields[] = {
         DESC_FIELD,
 };
 
+/* Hosts are created by their agent joining (POST /agent/register) and filled in by it. */
+#define HOST_FACT(n, t, h) {n, t, F_READONLY, "", 0, 0, NULL, NULL, h}
 static const Field host_fields[] = {
         NAME_FIELD("host"),
-        {"address", FIELD_TEXT, F_LIST, "", 0, 255, NULL, NULL,
+        {"address", FIELD_TEXT, F_LIST | F_READONLY, "", 0, 255, NULL, NULL,
          "Management address where consoles of its desktops listen."},
-        {"state", FIELD_ENUM, F_LIST | F_FILTER, "down", 0, 0, host_states, NULL,
-         "up, down or maintenance (no new desktops placed)."},
-        {"cpus", FIELD_INT, F_LIST, "0", 0, 4096, NULL, NULL, "Logical CPUs."},
-        {"ram_mb", FIELD_INT, F_LIST, "0", 0, 1LL << 32, NULL, NULL, "Memory in MiB."},
+        {"state", FIELD_ENUM, F_LIST | F_FILTER | F_READONLY, "down", 0, 0, host_states, NULL,
+         "up, down (missed heartbeats) or maintenance (no new desktops placed)."},
+        {"maintenance", FIELD_BOOL, F_FILTER | F_READONLY, "false", 0, 0, NULL, NULL,
+         "Set by an operator (PUT /hosts/{id}/maintenance): no new desktops are placed on the "
+         "host."},
+        {"cpus", FIELD_INT, F_LIST | F_READONLY, "0", 0, 4096, NULL, NULL, "Logical CPUs."},
+        {"ram_mb", FIELD_INT, F_LIST | F_READONLY, "0", 0, 1LL << 32, NULL, NULL,
+         "Memory in MiB."},
+        {"ram_free_mb", FIELD_INT, F_READONLY, "0", 0, 1LL << 32, NULL, NULL,
+         "Free memory in MiB at the last heartbeat."},
+        {"ram_committed_mb", FIELD_INT, F_READONLY, "0", 0, 1LL << 32, NULL, NULL,
+         "Memory in MiB given to its running guests and desktops."},
+        {"running", FIELD_INT, F_LIST | F_READONLY, "0", 0, 1LL << 32, NULL, NULL,
+         "Domains running at the last heartbeat."},
+        {"accel", FIELD_TEXT, F_LIST | F_READONLY, "", 0, 0, NULL, NULL,
+         "kvm or qemu (TCG): what its guests run with."},
+        HOST_FACT("accel_reason", FIELD_TEXT, "Why that accelerator."),
+        HOST_FACT("cpu_model", FIELD_TEXT, "CPU model name."),
+        HOST_FACT("libvirt_version", FIELD_TEXT, "libvirt version."),
+        HOST_FACT("qemu_version", FIELD_TEXT, "QEMU (hypervisor) version."),
+        HOST_FACT("volumes", FIELD_TEXT,
+                  "Volumes the host reaches, with free space (JSON), at the last heartbeat."),
+        HOST_FACT("last_seen", FIELD_TEXT, "Time of the last message from its agent (UTC)."),
         DESC_FIELD,
+};
+
+static const Field join_token_fields[] = {
+        {"expires_at", FIELD_INT, F_LIST | F_READONLY, NULL, 0, G_MAXINT64, NULL, NULL,
+         "Unix time after which the token is refused."},
+        {"used_at", FIELD_TEXT, F_LIST | F_READONLY, "", 0, 0, NULL, NULL,
+         "When a host joined with it (a token works once)."},
+        {"host_name", FIELD_TEXT, F_LIST | F_READONLY, "", 0, 0, NULL, NULL,
+         "The host that joined with it."},
+        {"created_by", FIELD_TEXT, F_LIST | F_READONLY, "", 0, 0, NULL, NULL,
+         "Who issued it."},
 };
 
 static const Field storage_fields[] = {
@@ -89,6 +121,21 @@ static const Field guest_fields[] = {
         {"volume", FIELD_REF, F_FILTER, NULL, 0, 0, NULL, "volume", "Volume holding its disk."},
         {"state", FIELD_ENUM, F_LIST | F_FILTER | F_READONLY, "stopped", 0, 0, vm_states, NULL,
          "Power state, reported by its host."},
+        {"disk", FIELD_TEXT, F_LIST, "", 0, 255, NULL, NULL,
+         "Disk image: a file name in the volume (created empty when disk_gb > 0 and missing)."},
+        {"disk_gb", FIELD_INT, 0, "0", 0, 65536, NULL, NULL,
+         "Size in GiB of a new empty disk; 0: the disk must exist."},
+        {"media", FIELD_REF, 0, NULL, 0, 0, NULL, "media", "Media storage of the ISO."},
+        {"iso", FIELD_TEXT, 0, "", 0, 255, NULL, NULL,
+         "ISO file name in the media storage, in the CD-ROM drive."},
+        {"boot_cdrom", FIELD_BOOL, 0, "false", 0, 0, NULL, NULL, "Boot from the CD-ROM first."},
+        {"network", FIELD_TEXT, 0, "", 0, 64, NULL, NULL,
+         "libvirt network, or bridge:NAME for a host bridge; empty: the host's default "
+         "(user-mode networking when it has none)."},
+        {"spice_port", FIELD_INT, F_READONLY, "0", 0, 65535, NULL, NULL,
+         "SPICE port on its host's management address while running."},
+        {"vnc_port", FIELD_INT, F_READONLY, "0", 0, 65535, NULL, NULL,
+         "VNC port on its host's management address while running."},
         DESC_FIELD,
 };
 
@@ -227,9 +274,14 @@ static const Resource groups = {RES("group", "groups", "groups", "group", "Group
                                     "Groups of users, entitled to pools as a whole.", group_fields),
                                 .named = TRUE, .read_role = ROLE_ADMIN, .write_role = ROLE_ADMIN};
 static const Resource hosts = {RES("host", "hosts", "hosts", "host", "Host",
-                                   "Hypervisor hosts (records; agents fill them in).", host_fields),
-                               .named = TRUE, .read_role = ROLE_OPERATOR,
+                                   "Hypervisor hosts: added by an agent joining with a token.",
+                                   host_fields),
+                               .named = TRUE, .no_create = TRUE, .read_role = ROLE_OPERATOR,
                                .write_role = ROLE_OPERATOR};
+static const Resource join_tokens = {
+        RES("join-token", "join-tokens", "join_tokens", NULL, "JoinToken",
+            "Single-use, expiring tokens with which a new host's agent joins.", join_token_fields),
+        .no_create = TRUE, .no_update = TRUE, .read_role = ROLE_ADMIN, .write_role = ROLE_ADMIN};
 static const Resource storages = {
         RES("storage", "storages", "image_storages", "storage", "ImageStorage",
             "Image storages: sets of volumes shared by hosts.", storage_fields),
@@ -273,9 +325,9 @@ static const Resource events = {
         .read_only = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_ADMIN};
 
 /* Order matters only for display (help, OpenAPI). */
-static const Resource *const all[] = {&users,    &groups,   &hosts,     &storages, &volumes,
-                                      &media,    &guests,   &templates, &pools,    &entitlements,
-                                      &desktops, &sessions, &events};
+static const Resource *const all[] = {
+        &users, &groups,       &hosts,    &join_tokens, &storages, &volumes, &media,
+        &guests, &templates, &pools, &entitlements, &desktops, &sessions, &events};
 
 const Resource *const *resources_all(gsize *n)
 {

@@ -130,6 +130,36 @@ static const char *const migrations[] = {
         "  object_name TEXT NOT NULL DEFAULT '',"
         "  detail TEXT NOT NULL DEFAULT '',"
         "  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);",
+        /* 2: hosts joined by agents, their facts and heartbeats; guests' disks and consoles. */
+        "CREATE TABLE join_tokens ("
+        "  id INTEGER PRIMARY KEY,"
+        "  hash TEXT NOT NULL UNIQUE,"
+        "  expires_at INTEGER NOT NULL,"
+        "  used_at TEXT NOT NULL DEFAULT '',"
+        "  host_name TEXT NOT NULL DEFAULT '',"
+        "  created_by TEXT NOT NULL DEFAULT '',"
+        "  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+        "ALTER TABLE hosts ADD COLUMN credential_hash TEXT;"
+        "CREATE UNIQUE INDEX hosts_credential ON hosts(credential_hash);"
+        "ALTER TABLE hosts ADD COLUMN maintenance INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE hosts ADD COLUMN ram_free_mb INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE hosts ADD COLUMN ram_committed_mb INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE hosts ADD COLUMN running INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE hosts ADD COLUMN accel TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE hosts ADD COLUMN accel_reason TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE hosts ADD COLUMN cpu_model TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE hosts ADD COLUMN libvirt_version TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE hosts ADD COLUMN qemu_version TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE hosts ADD COLUMN volumes TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE hosts ADD COLUMN last_seen TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE guests ADD COLUMN disk TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE guests ADD COLUMN disk_gb INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE guests ADD COLUMN media_id INTEGER REFERENCES media_storages(id);"
+        "ALTER TABLE guests ADD COLUMN iso TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE guests ADD COLUMN boot_cdrom INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE guests ADD COLUMN network TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE guests ADD COLUMN spice_port INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE guests ADD COLUMN vnc_port INTEGER NOT NULL DEFAULT 0;",
 };
 
 int schema_latest(void)

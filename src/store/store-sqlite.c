@@ -652,7 +652,7 @@ static JsonObject *update_tx(SqliteStore *s, const Resource *res, const char *id
         if (!(row = get_row(s, res, id, 0, error)))
                 return NULL;
         detail = detail_text(res, patch);
-        if (!event_insert(s, actor, "update", res->kind, id, object_label(res, row, &tmp), detail,
+        if (actor && !event_insert(s, actor, "update", res->kind, id, object_label(res, row, &tmp), detail,
                           error)) {
                 json_object_unref(row);
                 return NULL;
@@ -1087,6 +1087,139 @@ static gboolean sq_token_delete(Store *st, const char *hash, GError **error)
 
 /* ---- open, migrate, close ---------------------------------------------------------------- */
 
+/* ---- hosts joining ----------------------------------------------------------------------- */
+
+static gboolean sq_join_token_insert(Store *st, const char *hash, gint64 expires_at,
+                                     const Actor *actor, gint64 *id, GError **error)
+{
+        SqliteStore *s = S(st);
+        g_autofree char *now = util_now_iso();
+        sqlite3_stmt *q;
+
+        if (!tx_begin(s, error))
+                return FALSE;
+        q = prep(s,
+                 "INSERT INTO join_tokens (hash, expires_at, created_by, created_at, updated_at) "
+                 "VALUES (?1, ?2, ?3, ?4, ?4)",
+                 error);
+        if (!q)
+                goto fail;
+        sqlite3_bind_text(q, 1, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, expires_at);
+        sqlite3_bind_text(q, 3, actor->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 4, now, -1, SQLITE_STATIC);
+        if (!step_done(s, q, error, "issuing a join token"))
+                goto fail;
+        *id = sqlite3_last_insert_rowid(s->db);
+        if (!event_insert(s, actor, "create", "join-token", *id, "", "", error))
+                goto fail;
+        return tx_commit(s, error);
+fail:
+        tx_rollback(s);
+        return FALSE;
+}
+
+/* The token must exist, be unused and unexpired; the host name must be free. The token is
+ * spent, the host created with its facts and credential, and the event written: all or none. */
+static JsonObject *join_tx(SqliteStore *s, const char *token_hash, gint64 now, JsonObject *facts,
+                           const char *credential_hash, const Actor *actor, GError **error)
+{
+        const Resource *hosts = resource_by_kind("host");
+        const char *name = json_object_get_string_member(facts, "name");
+        g_autofree char *now_iso = util_now_iso();
+        g_autoptr(JsonObject) created = NULL;
+        sqlite3_stmt *q = prep(s,
+                               "SELECT id, expires_at, used_at FROM join_tokens WHERE hash = ?",
+                               error);
+        gint64 token_id, expires;
+        gboolean used;
+
+        if (!q)
+                return NULL;
+        sqlite3_bind_text(q, 1, token_hash, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) != SQLITE_ROW) {
+                sqlite3_reset(q);
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
+                            "unknown join token: issue one with 'atrium host join-token create'");
+                return NULL;
+        }
+        token_id = sqlite3_column_int64(q, 0);
+        expires = sqlite3_column_int64(q, 1);
+        used = ((const char *)sqlite3_column_text(q, 2))[0] != '\0';
+        sqlite3_reset(q);
+        if (used) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
+                            "this join token was already used; a token works once, issue a new "
+                            "one");
+                return NULL;
+        }
+        if (expires <= now) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
+                            "this join token has expired; issue a new one");
+                return NULL;
+        }
+        created = create_tx(s, hosts, NULL, facts, actor, error);
+        if (!created)
+                return NULL;
+        q = prep(s, "UPDATE hosts SET credential_hash = ? WHERE id = ?", error);
+        if (!q)
+                return NULL;
+        sqlite3_bind_text(q, 1, credential_hash, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 2, json_object_get_int_member(created, "id"));
+        if (!step_done(s, q, error, "storing the host credential"))
+                return NULL;
+        q = prep(s, "UPDATE join_tokens SET used_at = ?, host_name = ?, updated_at = ? WHERE id = ?",
+                 error);
+        if (!q)
+                return NULL;
+        sqlite3_bind_text(q, 1, now_iso, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 3, now_iso, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 4, token_id);
+        if (!step_done(s, q, error, "spending the join token"))
+                return NULL;
+        return g_steal_pointer(&created);
+}
+
+static JsonObject *sq_host_join(Store *st, const char *token_hash, gint64 now, JsonObject *facts,
+                                const char *credential_hash, const Actor *actor, GError **error)
+{
+        SqliteStore *s = S(st);
+        JsonObject *row;
+
+        if (!tx_begin(s, error))
+                return NULL;
+        row = join_tx(s, token_hash, now, facts, credential_hash, actor, error);
+        if (!row) {
+                tx_rollback(s);
+                return NULL;
+        }
+        if (!tx_commit(s, error)) {
+                json_object_unref(row);
+                return NULL;
+        }
+        return row;
+}
+
+static gint64 sq_host_by_credential(Store *st, const char *credential_hash, GError **error)
+{
+        SqliteStore *s = S(st);
+        sqlite3_stmt *q = prep(s, "SELECT id FROM hosts WHERE credential_hash = ?", error);
+        gint64 id = 0;
+
+        if (!q)
+                return 0;
+        sqlite3_bind_text(q, 1, credential_hash, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW)
+                id = sqlite3_column_int64(q, 0);
+        sqlite3_reset(q);
+        if (!id)
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
+                            "this host credential is not known: the host was removed or never "
+                            "joined; join again with a new token");
+        return id;
+}
+
 static int sq_schema_version(Store *st)
 {
         sqlite3_stmt *stmt = prep(S(st), "PRAGMA user_version", NULL);
@@ -1137,6 +1270,9 @@ static const StoreOps sqlite_ops = {
         .count = sq_count,
         .open_peer = sq_open_peer,
         .location = sq_location,
+        .join_token_insert = sq_join_token_insert,
+        .host_join = sq_host_join,
+        .host_by_credential = sq_host_by_credential,
 };
 
 static void stmt_free(gpointer stmt)
@@ -1160,8 +1296,10 @@ static gboolean migrate(SqliteStore *s, GError **error)
         if (cur > 0 && cur < latest) {
                 /* Keep a copy of the data as it was before any migration touches it. */
                 g_autofree char *backup = g_strdup_printf("%s.pre-v%d", s->path, latest);
-                g_autofree char *sql = sqlite3_mprintf("VACUUM INTO %Q", backup);
-                if (!g_file_test(backup, G_FILE_TEST_EXISTS) && !exec(s, sql, error))
+                char *sql = sqlite3_mprintf("VACUUM INTO %Q", backup); /* sqlite3_free() */
+                gboolean ok = g_file_test(backup, G_FILE_TEST_EXISTS) || exec(s, sql, error);
+                sqlite3_free(sql);
+                if (!ok)
                         return FALSE;
                 g_info("database backed up to %s before migrating from schema %d to %d", backup,
                        cur, latest);

@@ -76,6 +76,14 @@ typedef struct {
         Store *(*open_peer)(Store *st, GError **error);
         /* Where the state is, to tell readers of different stores apart. */
         const char *(*location)(Store *st);
+
+        /* Hosts: a join token (its hash) is issued; an agent spends it once to create its host
+         * with a credential (its hash), by which its link is authenticated afterwards. */
+        gboolean (*join_token_insert)(Store *st, const char *hash, gint64 expires_at,
+                                      const Actor *actor, gint64 *id, GError **error);
+        JsonObject *(*host_join)(Store *st, const char *token_hash, gint64 now, JsonObject *facts,
+                                 const char *credential_hash, const Actor *actor, GError **error);
+        gint64 (*host_by_credential)(Store *st, const char *credential_hash, GError **error);
 } StoreOps;
 
 struct _Store {
@@ -98,6 +106,7 @@ const char *schema_migration(int version); /* SQL taking version-1 to version */
 /* The same page as a JsonArray. */
 JsonArray *store_list(Store *st, const Resource *res, const ListQuery *q, gint64 *next_after,
                       GError **error);
+/* With a NULL actor no audit event is written (heartbeat figures, reported states). */
 #define store_update(st, ...) ((st)->ops->update((st), __VA_ARGS__))
 #define store_delete(st, ...) ((st)->ops->delete ((st), __VA_ARGS__))
 #define store_member_add(st, ...) ((st)->ops->member_add((st), __VA_ARGS__))
@@ -112,3 +121,6 @@ JsonArray *store_list(Store *st, const Resource *res, const ListQuery *q, gint64
 #define store_count(st, res) ((st)->ops->count((st), (res)))
 #define store_open_peer(st, error) ((st)->ops->open_peer((st), (error)))
 #define store_location(st) ((st)->ops->location(st))
+#define store_join_token_insert(st, ...) ((st)->ops->join_token_insert((st), __VA_ARGS__))
+#define store_host_join(st, ...) ((st)->ops->host_join((st), __VA_ARGS__))
+#define store_host_by_credential(st, ...) ((st)->ops->host_by_credential((st), __VA_ARGS__))

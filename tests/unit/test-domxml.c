@@ -133,7 +133,7 @@ static void test_bad_specs(void)
                 BAD("mac", s->mac = "52:54:00:12:34");
                 BAD("listen", s->listen = "0.0.0.0");
                 BAD("listen", s->listen = "host.example");
-                BAD("guest_channel", s->guest_channel = NULL);
+                BAD("guest_channel", s->guest_channel = "relative.sock");
                 BAD("monitors", s->monitors = 5);
                 BAD("usb_redir", s->usb_redir = 9);
                 for (int i = 0; i < n; i++) {

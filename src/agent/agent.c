@@ -1,0 +1,1248 @@
+/* The agent role. See agent.h; the link's messages are in proto/agentproto.h. */
+#define G_LOG_DOMAIN "agent"
+
+#include "agent/agent.h"
+#include "agent/accel.h"
+#include "agent/storage.h"
+#include "agent/virt.h"
+#include "common/error.h"
+#include "common/jsonutil.h"
+#include "common/util.h"
+#include "proto/agentproto.h"
+#include "proto/guestproto.h"
+
+#include <gio/gunixsocketaddress.h>
+#include <libsoup/soup.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BACKOFF_MAX_S 30
+#define REPLY_CACHE 1024
+#define GUEST_BEAT_S 5
+#define GUEST_MISSED 3
+
+typedef struct _GuestChannel GuestChannel;
+
+struct _Agent {
+        Config *config;
+        char *state_dir;
+        char *cred_path;
+        GMainContext *ctx;
+        AgentFatalFunc fatal;
+        gpointer fatal_data;
+
+        /* identity (the credential file) */
+        GStrv managers;
+        char *fingerprint;
+        gint64 host_id;
+        char *name;
+        char *credential;
+
+        /* host */
+        char *address;
+        GStrv roots;
+        AccelReport accel;
+        JsonObject *facts;
+        Virt *virt;
+        GThreadPool *pool;
+
+        /* link */
+        SoupSession *session;
+        SoupWebsocketConnection *ws;
+        GCancellable *cancel;
+        guint manager_index;
+        guint backoff_s;
+        GSource *retry;
+        GSource *heartbeat;
+        guint heartbeat_s;
+        GHashTable *replies; /* command id -> reply text, the last REPLY_CACHE */
+        GQueue reply_order;
+        GHashTable *inflight; /* command ids running */
+        GHashTable *channels; /* domain -> GuestChannel */
+        JsonArray *volumes;   /* paths the manager's volumes and media have (welcome) */
+        gboolean stopping;
+};
+
+typedef enum { JOB_COMMAND, JOB_HELLO, JOB_HEARTBEAT, JOB_DESCRIBE } JobKind;
+
+typedef struct {
+        Agent *a;
+        JobKind kind;
+        char *id;
+        char *op;
+        JsonObject *args;
+        JsonObject *result;
+        GError *error;
+} Job;
+
+static void job_free(Job *j)
+{
+        g_free(j->id);
+        g_free(j->op);
+        if (j->args)
+                json_object_unref(j->args);
+        if (j->result)
+                json_object_unref(j->result);
+        g_clear_error(&j->error);
+        g_free(j);
+}
+
+static void guest_channel_open(Agent *a, const char *domain, const char *path);
+static void guest_channel_close(Agent *a, const char *domain);
+static void link_connect(Agent *a);
+
+/* ---- sending ----------------------------------------------------------------------------- */
+
+static gboolean linked(Agent *a)
+{
+        return a->ws && soup_websocket_connection_get_state(a->ws) == SOUP_WEBSOCKET_STATE_OPEN;
+}
+
+static void send_text(Agent *a, const char *text)
+{
+        if (linked(a))
+                soup_websocket_connection_send_text(a->ws, text);
+}
+
+static void send_msg(Agent *a, JsonObject *msg) /* takes msg */
+{
+        g_autofree char *text = agent_msg_text(msg);
+
+        send_text(a, text);
+        json_object_unref(msg);
+}
+
+/* ---- the work (worker threads) ----------------------------------------------------------- */
+
+static gboolean net_from(const char *net, DomainSpec *s)
+{
+        if (!net || !net[0])
+                return TRUE;
+        if (g_str_has_prefix(net, "bridge:"))
+                s->bridge = net + strlen("bridge:");
+        else
+                s->network = net;
+        return TRUE;
+}
+
+static const char *domain_arg(JsonObject *args, GError **error)
+{
+        const char *d = agent_arg_string(args, "domain", TRUE, error), *kind;
+        gint64 id;
+
+        if (d && !agent_domain_parse(d, &kind, &id)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "'%s' is not the name of an Atrium domain (atrium-KIND-ID)", d);
+                return NULL;
+        }
+        return d;
+}
+
+static JsonObject *op_start(Agent *a, JsonObject *args, GError **error)
+{
+        DomainSpec s = {0};
+        g_autofree char *disk = NULL, *cdrom = NULL;
+        gint64 vcpus, ram, disk_gb, usb, monitors;
+        const char *volume, *disk_name, *media, *iso, *net;
+
+        if (!(s.name = domain_arg(args, error)) ||
+            !agent_arg_int(args, "vcpus", 1, 256, 1, &vcpus, error) ||
+            !agent_arg_int(args, "ram_mb", 64, 1LL << 22, 1024, &ram, error) ||
+            !agent_arg_int(args, "disk_gb", 0, 65536, 0, &disk_gb, error) ||
+            !agent_arg_int(args, "usb_redir", 0, DOMXML_MAX_USB_REDIR, 0, &usb, error) ||
+            !agent_arg_int(args, "monitors", 1, DOMXML_MAX_MONITORS, 1, &monitors, error) ||
+            !(volume = agent_arg_string(args, "volume", TRUE, error)) ||
+            !(disk_name = agent_arg_string(args, "disk", TRUE, error)))
+                return NULL;
+        s.title = agent_arg_string(args, "title", FALSE, NULL);
+        media = agent_arg_string(args, "media", FALSE, NULL);
+        iso = agent_arg_string(args, "iso", FALSE, NULL);
+        net = agent_arg_string(args, "network", FALSE, NULL);
+        if (!net || !net[0])
+                net = config_get_string(a->config, "agent", "network");
+        disk = storage_path((const char *const *)a->roots, volume, disk_name, disk_gb == 0, error);
+        if (!disk)
+                return NULL;
+        if (!g_file_test(disk, G_FILE_TEST_EXISTS) && !storage_blank_create(disk, disk_gb, error))
+                return NULL;
+        if (iso && iso[0]) {
+                if (!media) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "argument 'media' is missing for the ISO");
+                        return NULL;
+                }
+                if (!(cdrom = storage_path((const char *const *)a->roots, media, iso, TRUE, error)))
+                        return NULL;
+        }
+        s.vcpus = vcpus;
+        s.ram_mb = ram;
+        s.disk = disk;
+        s.cdrom = cdrom;
+        s.boot_cdrom = cdrom && agent_arg_bool(args, "boot_cdrom", FALSE);
+        net_from(net, &s);
+        s.listen = a->address;
+        s.accel = a->accel.accel;
+        s.clipboard = DOMXML_CLIPBOARD_BOTH;
+        s.file_transfer = agent_arg_bool(args, "file_transfer", TRUE);
+        s.audio = agent_arg_bool(args, "audio", FALSE);
+        s.usb_redir = usb;
+        s.monitors = monitors;
+        return virt_start(a->virt, &s, error);
+}
+
+static JsonObject *done_obj(const char *domain, const char *state)
+{
+        JsonObject *o = json_object_new();
+
+        json_object_set_string_member(o, "domain", domain);
+        if (state)
+                json_object_set_string_member(o, "state", state);
+        return o;
+}
+
+static JsonObject *op_domain(Agent *a, const char *op, JsonObject *args, GError **error)
+{
+        const char *d = domain_arg(args, error);
+        gint64 timeout, expires, port;
+
+        if (!d)
+                return NULL;
+        if (g_str_equal(op, "domain.describe"))
+                return virt_describe(a->virt, d, error);
+        if (g_str_equal(op, "domain.shutdown")) {
+                if (!agent_arg_int(args, "timeout", 1, 3600, 60, &timeout, error) ||
+                    !virt_shutdown(a->virt, d, timeout, agent_arg_bool(args, "force", FALSE),
+                                   error))
+                        return NULL;
+                return done_obj(d, "shutoff");
+        }
+        if (g_str_equal(op, "domain.console")) {
+                const char *proto = agent_arg_string(args, "protocol", TRUE, error);
+                const char *pw = proto ? agent_arg_string(args, "password", TRUE, error) : NULL;
+                JsonObject *o;
+                if (!pw || !agent_arg_int(args, "expires_at", 1, G_MAXINT64, 0, &expires, error))
+                        return NULL;
+                if (!g_str_equal(proto, "spice") && !g_str_equal(proto, "vnc")) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "protocol must be spice or vnc");
+                        return NULL;
+                }
+                if (g_str_equal(proto, "vnc") && strlen(pw) > 8) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "a VNC password has at most 8 characters");
+                        return NULL;
+                }
+                port = virt_console(a->virt, d, proto, pw, expires, error);
+                if (!port)
+                        return NULL;
+                o = done_obj(d, NULL);
+                json_object_set_int_member(o, "port", port);
+                json_object_set_string_member(o, "address", a->address);
+                return o;
+        }
+        if (g_str_equal(op, "domain.media")) {
+                const char *iso = agent_arg_string(args, "iso", FALSE, NULL);
+                const char *media = agent_arg_string(args, "media", FALSE, NULL);
+                g_autofree char *path = NULL;
+                if (iso && iso[0]) {
+                        if (!media) {
+                                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                            "argument 'media' is missing for the ISO");
+                                return NULL;
+                        }
+                        if (!(path = storage_path((const char *const *)a->roots, media, iso, TRUE,
+                                                  error)))
+                                return NULL;
+                }
+                if (!virt_media(a->virt, d, path, error))
+                        return NULL;
+                return done_obj(d, NULL);
+        }
+        if (!virt_simple(a->virt, d, op + strlen("domain."), error))
+                return NULL;
+        return done_obj(d, NULL);
+}
+
+static JsonObject *op_image(Agent *a, const char *op, JsonObject *args, GError **error)
+{
+        const char *const *roots = (const char *const *)a->roots;
+        const char *vol = agent_arg_string(args, "volume", TRUE, error);
+        const char *name = vol ? agent_arg_string(args, "name", TRUE, error) : NULL;
+        gboolean ok = FALSE;
+
+        if (!name)
+                return NULL;
+        if (g_str_equal(op, "image.overlay")) {
+                const char *base = agent_arg_string(args, "base", TRUE, error);
+                ok = base && storage_overlay_create(roots, vol, name, base, error);
+        } else if (g_str_equal(op, "image.base")) {
+                const char *sv = agent_arg_string(args, "source_volume", TRUE, error);
+                const char *sn = sv ? agent_arg_string(args, "source", TRUE, error) : NULL;
+                ok = sn && storage_base_create(roots, vol, name, sv, sn, error);
+        } else {
+                g_auto(GStrv) in_use = virt_disks_in_use(a->virt, error);
+                ok = in_use && storage_image_delete(roots, vol, name,
+                                                    (const char *const *)in_use, error);
+        }
+        if (!ok)
+                return NULL;
+        {
+                JsonObject *o = json_object_new();
+                json_object_set_string_member(o, "name", name);
+                return o;
+        }
+}
+
+JsonObject *agent_run_op(Agent *a, const char *op, JsonObject *args, GError **error)
+{
+        if (g_str_equal(op, "domain.start"))
+                return op_start(a, args, error);
+        if (g_str_equal(op, "domain.shutdown") || g_str_equal(op, "domain.reboot") ||
+            g_str_equal(op, "domain.reset") || g_str_equal(op, "domain.destroy") ||
+            g_str_equal(op, "domain.undefine") || g_str_equal(op, "domain.remove") ||
+            g_str_equal(op, "domain.console") || g_str_equal(op, "domain.media") ||
+            g_str_equal(op, "domain.describe"))
+                return op_domain(a, op, args, error);
+        if (g_str_equal(op, "image.overlay") || g_str_equal(op, "image.base") ||
+            g_str_equal(op, "image.delete"))
+                return op_image(a, op, args, error);
+        if (g_str_equal(op, "volume.list") || g_str_equal(op, "media.list")) {
+                gboolean vol = g_str_equal(op, "volume.list");
+                const char *dir = agent_arg_string(args, vol ? "volume" : "media", TRUE, error);
+                if (!dir)
+                        return NULL;
+                return vol ? storage_volume_list((const char *const *)a->roots, dir, error)
+                           : storage_media_list((const char *const *)a->roots, dir, error);
+        }
+        if (g_str_equal(op, "inventory")) {
+                JsonArray *inv = virt_inventory(a->virt, TRUE, error);
+                JsonObject *o;
+                if (!inv)
+                        return NULL;
+                o = json_object_new();
+                json_object_set_array_member(o, "domains", inv);
+                return o;
+        }
+        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                    "unknown command '%s' (this agent speaks protocol %d)", op,
+                    AGENT_PROTO_VERSION);
+        return NULL;
+}
+
+static JsonArray *volume_figures(Agent *a, JsonArray *volumes)
+{
+        JsonArray *out = json_array_new();
+
+        for (guint i = 0; volumes && i < json_array_get_length(volumes); i++) {
+                JsonNode *n = json_array_get_element(volumes, i);
+                const char *path = JSON_NODE_HOLDS_VALUE(n) ? json_node_get_string(n) : NULL;
+                g_autofree char *d = NULL;
+                JsonObject *o;
+
+                if (!path)
+                        continue;
+                d = storage_dir((const char *const *)a->roots, path, NULL);
+                o = json_object_new();
+                json_object_set_string_member(o, "path", path);
+                json_object_set_boolean_member(o, "reachable", d != NULL);
+                json_object_set_int_member(o, "free_mb", d ? storage_free_bytes(d) / (1 << 20) : 0);
+                json_array_add_object_element(out, o);
+        }
+        return out;
+}
+
+static void job_run(gpointer data, gpointer pool_data)
+{
+        Job *j = data;
+        Agent *a = j->a;
+
+        switch (j->kind) {
+        case JOB_COMMAND:
+                j->result = agent_run_op(a, j->op, j->args, &j->error);
+                break;
+        case JOB_HELLO: {
+                JsonArray *inv = virt_inventory(a->virt, TRUE, &j->error);
+                JsonObject *fig = inv ? virt_figures(a->virt, &j->error) : NULL;
+                if (fig) {
+                        GList *m = json_object_get_members(fig);
+                        j->result = agent_msg_new("hello");
+                        for (GList *k = m; k; k = k->next)
+                                json_object_set_member(j->result, k->data,
+                                                       json_object_dup_member(fig, k->data));
+                        g_list_free(m);
+                        m = json_object_get_members(a->facts);
+                        for (GList *k = m; k; k = k->next)
+                                json_object_set_member(j->result, k->data,
+                                                       json_object_dup_member(a->facts, k->data));
+                        g_list_free(m);
+                        json_object_set_array_member(j->result, "inventory", inv);
+                        json_object_unref(fig);
+                } else if (inv) {
+                        json_array_unref(inv);
+                }
+                break;
+        }
+        case JOB_HEARTBEAT: {
+                JsonObject *fig = virt_figures(a->virt, &j->error);
+                JsonNode *vols = j->args ? json_object_get_member(j->args, "volumes") : NULL;
+                if (fig) {
+                        j->result = fig;
+                        json_object_set_string_member(fig, "type", "heartbeat");
+                        json_object_set_array_member(
+                                fig, "volumes",
+                                volume_figures(a, vols && JSON_NODE_HOLDS_ARRAY(vols)
+                                                          ? json_node_get_array(vols)
+                                                          : NULL));
+                }
+                break;
+        }
+        case JOB_DESCRIBE:
+                j->result = virt_describe(a->virt, j->op, &j->error);
+                break;
+        }
+}
+
+/* ---- the results (loop) ------------------------------------------------------------------ */
+
+static void remember_reply(Agent *a, const char *id, char *text)
+{
+        g_hash_table_replace(a->replies, g_strdup(id), text);
+        g_queue_push_tail(&a->reply_order, g_strdup(id));
+        while (g_queue_get_length(&a->reply_order) > REPLY_CACHE) {
+                char *old = g_queue_pop_head(&a->reply_order);
+                g_hash_table_remove(a->replies, old);
+                g_free(old);
+        }
+}
+
+static void forward_state(Agent *a, JsonObject *desc, const char *reason)
+{
+        JsonObject *e = agent_msg_new("event");
+        GList *m = json_object_get_members(desc);
+
+        for (GList *k = m; k; k = k->next)
+                json_object_set_member(e, k->data, json_object_dup_member(desc, k->data));
+        g_list_free(m);
+        json_object_set_string_member(e, "event", "lifecycle");
+        json_object_set_string_member(e, "reason", reason);
+        send_msg(a, e);
+}
+
+static void job_finished(Job *j)
+{
+        Agent *a = j->a;
+
+        switch (j->kind) {
+        case JOB_COMMAND: {
+                JsonObject *r = agent_msg_new("reply");
+                json_object_set_string_member(r, "id", j->id);
+                json_object_set_boolean_member(r, "ok", j->error == NULL);
+                if (j->error) {
+                        g_message("command %s %s refused: %s", j->id, j->op, j->error->message);
+                        json_object_set_object_member(r, "error", agent_error_to_json(j->error));
+                } else {
+                        json_object_set_object_member(r, "result", json_object_ref(j->result));
+                        if (g_str_equal(j->op, "domain.start")) {
+                                const char *ch = json_object_get_string_member_with_default(
+                                        j->result, "channel", "");
+                                if (ch[0])
+                                        guest_channel_open(a, json_object_get_string_member(
+                                                                      j->result, "domain"),
+                                                           ch);
+                        }
+                }
+                g_hash_table_remove(a->inflight, j->id);
+                {
+                        char *text = agent_msg_text(r);
+                        send_text(a, text);
+                        remember_reply(a, j->id, text);
+                }
+                json_object_unref(r);
+                break;
+        }
+        case JOB_HELLO:
+                if (j->error) {
+                        g_warning("cannot take the inventory: %s", j->error->message);
+                        break;
+                }
+                {
+                        JsonArray *inv = json_object_get_array_member(j->result, "inventory");
+                        for (guint i = 0; i < json_array_get_length(inv); i++) {
+                                JsonObject *d = json_array_get_object_element(inv, i);
+                                const char *ch = json_object_get_string_member_with_default(
+                                        d, "channel", "");
+                                if (ch[0])
+                                        guest_channel_open(
+                                                a, json_object_get_string_member(d, "domain"), ch);
+                        }
+                        g_info("linked to the manager as host %s; %u domains", a->name,
+                               json_array_get_length(inv));
+                }
+                send_msg(a, json_object_ref(j->result));
+                break;
+        case JOB_HEARTBEAT:
+                if (j->result)
+                        send_msg(a, json_object_ref(j->result));
+                else
+                        g_warning("heartbeat figures: %s", j->error->message);
+                break;
+        case JOB_DESCRIBE:
+                if (j->result) {
+                        const char *ch = json_object_get_string_member_with_default(j->result,
+                                                                                    "channel", "");
+                        forward_state(a, j->result, "started");
+                        if (ch[0] && g_str_equal(json_object_get_string_member(j->result, "state"),
+                                                 "running"))
+                                guest_channel_open(a, j->op, ch);
+                }
+                break;
+        }
+        job_free(j);
+}
+
+static gboolean job_finished_cb(gpointer data)
+{
+        job_finished(data);
+        return G_SOURCE_REMOVE;
+}
+
+static void job_run_then_finish(gpointer data, gpointer pool_data)
+{
+        Job *j = data;
+
+        job_run(j, pool_data);
+        g_main_context_invoke(j->a->ctx, job_finished_cb, j);
+}
+
+static void submit(Agent *a, JobKind kind, const char *id, const char *op, JsonObject *args)
+{
+        Job *j = g_new0(Job, 1);
+
+        j->a = a;
+        j->kind = kind;
+        j->id = g_strdup(id);
+        j->op = g_strdup(op);
+        j->args = args;
+        g_thread_pool_push(a->pool, j, NULL);
+}
+
+/* ---- libvirt events ---------------------------------------------------------------------- */
+
+static void on_virt_event(JsonObject *e, gpointer data)
+{
+        Agent *a = data;
+        const char *what = json_object_get_string_member(e, "event");
+        const char *domain = json_object_get_string_member(e, "domain");
+
+        if (g_str_equal(what, "lifecycle")) {
+                const char *state = json_object_get_string_member(e, "state");
+                if (g_str_equal(state, "running")) {
+                        /* ports and the guest channel come from the live XML: a worker reads it */
+                        submit(a, JOB_DESCRIBE, NULL, domain, NULL);
+                        json_object_unref(e);
+                        return;
+                }
+                if (g_str_equal(state, "shutoff") || g_str_equal(state, "crashed"))
+                        guest_channel_close(a, domain);
+        }
+        json_object_set_string_member(e, "type", "event");
+        send_msg(a, e);
+}
+
+/* ---- guest channels ---------------------------------------------------------------------- */
+
+struct _GuestChannel {
+        Agent *a;
+        char *domain;
+        char *path;
+        GSocketConnection *conn;
+        GDataInputStream *in;
+        GCancellable *cancel;
+        GSource *watchdog;
+        gint64 last_beat;
+        gboolean lost;
+        guint attempts;
+};
+
+static void guest_event(GuestChannel *ch, const char *what, const char *user,
+                        const GuestMsg *m)
+{
+        JsonObject *e = agent_msg_new("event");
+
+        json_object_set_string_member(e, "event", "guest");
+        json_object_set_string_member(e, "domain", ch->domain);
+        json_object_set_string_member(e, "what", what);
+        if (user)
+                json_object_set_string_member(e, "user", user);
+        if (m && m->hostname)
+                json_object_set_string_member(e, "hostname", m->hostname);
+        if (m && m->type == GUEST_MSG_READY)
+                json_object_set_int_member(e, "boots", m->boots);
+        send_msg(ch->a, e);
+}
+
+static void channel_free(gpointer data)
+{
+        GuestChannel *ch = data;
+
+        g_cancellable_cancel(ch->cancel);
+        g_object_unref(ch->cancel);
+        if (ch->watchdog) {
+                g_source_destroy(ch->watchdog);
+                g_source_unref(ch->watchdog);
+        }
+        g_clear_object(&ch->in);
+        if (ch->conn)
+                g_io_stream_close(G_IO_STREAM(ch->conn), NULL, NULL);
+        g_clear_object(&ch->conn);
+        g_free(ch->domain);
+        g_free(ch->path);
+        g_free(ch);
+}
+
+static void read_next(GuestChannel *ch);
+
+static void on_line(GObject *src, GAsyncResult *res, gpointer data)
+{
+        GuestChannel *ch = data;
+        g_autoptr(GError) error = NULL;
+        gsize len = 0;
+        g_autofree char *line = g_data_input_stream_read_line_finish(G_DATA_INPUT_STREAM(src), res,
+                                                                     &len, &error);
+        g_autoptr(GuestMsg) m = NULL;
+
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+                return; /* freed already */
+        if (!line) {
+                g_debug("guest channel of %s closed", ch->domain);
+                g_hash_table_remove(ch->a->channels, ch->domain);
+                return;
+        }
+        m = guest_msg_parse(line, len, &error);
+        if (!m) {
+                g_message("guest %s said something malformed: %s", ch->domain, error->message);
+        } else {
+                switch (m->type) {
+                case GUEST_MSG_READY:
+                        ch->last_beat = g_get_monotonic_time();
+                        guest_event(ch, "ready", m->user, m);
+                        break;
+                case GUEST_MSG_HEARTBEAT:
+                        ch->last_beat = g_get_monotonic_time();
+                        if (ch->lost)
+                                guest_event(ch, "heartbeat-back", m->user, NULL);
+                        ch->lost = FALSE;
+                        break;
+                case GUEST_MSG_USER_LOGIN:
+                        guest_event(ch, "user-login", m->user, NULL);
+                        break;
+                case GUEST_MSG_USER_LOGOUT:
+                        guest_event(ch, "user-logout", m->user, NULL);
+                        break;
+                default:
+                        break;
+                }
+        }
+        read_next(ch);
+}
+
+static void read_next(GuestChannel *ch)
+{
+        g_data_input_stream_read_line_async(ch->in, G_PRIORITY_DEFAULT, ch->cancel, on_line, ch);
+}
+
+static gboolean watchdog(gpointer data)
+{
+        GuestChannel *ch = data;
+
+        if (ch->in && ch->last_beat && !ch->lost &&
+            g_get_monotonic_time() - ch->last_beat > GUEST_MISSED * GUEST_BEAT_S * G_USEC_PER_SEC) {
+                ch->lost = TRUE;
+                guest_event(ch, "heartbeat-lost", NULL, NULL);
+        }
+        return G_SOURCE_CONTINUE;
+}
+
+static void channel_try(GuestChannel *ch);
+
+static gboolean channel_retry(gpointer data)
+{
+        channel_try(data);
+        return G_SOURCE_REMOVE;
+}
+
+static void on_connected(GObject *src, GAsyncResult *res, gpointer data)
+{
+        GuestChannel *ch = data;
+        g_autoptr(GError) error = NULL;
+        GSocketConnection *conn = g_socket_client_connect_finish(G_SOCKET_CLIENT(src), res, &error);
+
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+                return;
+        if (!conn) {
+                if (++ch->attempts < 10) {
+                        GSource *s = g_timeout_source_new(1000);
+                        g_source_set_callback(s, channel_retry, ch, NULL);
+                        g_source_attach(s, ch->a->ctx);
+                        g_source_unref(s);
+                } else {
+                        g_warning("cannot reach the guest channel of %s: %s", ch->domain,
+                                  error->message);
+                }
+                return;
+        }
+        ch->conn = conn;
+        ch->in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(conn)));
+        g_buffered_input_stream_set_buffer_size(G_BUFFERED_INPUT_STREAM(ch->in),
+                                                GUEST_PROTO_LINE_MAX * 2);
+        ch->last_beat = g_get_monotonic_time();
+        read_next(ch);
+}
+
+static void channel_try(GuestChannel *ch)
+{
+        g_autoptr(GSocketClient) client = g_socket_client_new();
+        g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(ch->path);
+
+        g_socket_client_connect_async(client, G_SOCKET_CONNECTABLE(addr), ch->cancel, on_connected,
+                                      ch);
+}
+
+static void guest_channel_open(Agent *a, const char *domain, const char *path)
+{
+        GuestChannel *ch = g_hash_table_lookup(a->channels, domain);
+
+        if (ch && g_str_equal(ch->path, path))
+                return;
+        ch = g_new0(GuestChannel, 1);
+        ch->a = a;
+        ch->domain = g_strdup(domain);
+        ch->path = g_strdup(path);
+        ch->cancel = g_cancellable_new();
+        ch->watchdog = g_timeout_source_new_seconds(GUEST_BEAT_S);
+        g_source_set_callback(ch->watchdog, watchdog, ch, NULL);
+        g_source_attach(ch->watchdog, a->ctx);
+        g_hash_table_replace(a->channels, ch->domain, ch);
+        channel_try(ch);
+}
+
+static void guest_channel_close(Agent *a, const char *domain)
+{
+        g_hash_table_remove(a->channels, domain);
+}
+
+/* ---- the link ---------------------------------------------------------------------------- */
+
+static char *fp_normal(const char *fp)
+{
+        GString *s = g_string_new(NULL);
+
+        if (g_str_has_prefix(fp, "sha256:") || g_str_has_prefix(fp, "SHA256:"))
+                fp += 7;
+        for (; *fp; fp++)
+                if (g_ascii_isxdigit(*fp))
+                        g_string_append_c(s, g_ascii_tolower(*fp));
+        return g_string_free(s, FALSE);
+}
+
+/* The manager's certificate is accepted when its SHA-256 is the pinned fingerprint. */
+static gboolean accept_cert(SoupMessage *msg, GTlsCertificate *cert, GTlsCertificateFlags errors,
+                            gpointer data)
+{
+        Agent *a = data;
+        g_autoptr(GByteArray) der = NULL;
+        g_autofree char *want = NULL, *have = NULL;
+
+        if (!a->fingerprint || !a->fingerprint[0])
+                return FALSE;
+        g_object_get(cert, "certificate", &der, NULL);
+        if (!der)
+                return FALSE;
+        have = g_compute_checksum_for_data(G_CHECKSUM_SHA256, der->data, der->len);
+        want = fp_normal(a->fingerprint);
+        if (!g_str_equal(have, want)) {
+                g_warning("the manager's certificate (SHA-256 %s) is not the pinned one", have);
+                return FALSE;
+        }
+        return TRUE;
+}
+
+static char *manager_url(const char *base, const char *path, gboolean ws)
+{
+        g_autofree char *b = g_strdup(base);
+        gsize n = strlen(b);
+
+        while (n > 0 && b[n - 1] == '/')
+                b[--n] = '\0';
+        if (ws && g_str_has_prefix(b, "https://"))
+                return g_strdup_printf("wss://%s%s", b + 8, path);
+        if (ws && g_str_has_prefix(b, "http://"))
+                return g_strdup_printf("ws://%s%s", b + 7, path);
+        return g_strdup_printf("%s%s", b, path);
+}
+
+static void heartbeat_stop(Agent *a)
+{
+        if (a->heartbeat) {
+                g_source_destroy(a->heartbeat);
+                g_source_unref(a->heartbeat);
+                a->heartbeat = NULL;
+        }
+}
+
+static gboolean heartbeat_tick(gpointer data)
+{
+        Agent *a = data;
+        JsonObject *args = json_object_new();
+
+        if (a->volumes)
+                json_object_set_array_member(args, "volumes", json_array_ref(a->volumes));
+        submit(a, JOB_HEARTBEAT, NULL, NULL, args);
+        return G_SOURCE_CONTINUE;
+}
+
+static void on_command(Agent *a, JsonObject *msg)
+{
+        const char *id = json_object_get_string_member_with_default(msg, "id", "");
+        const char *op = json_object_get_string_member_with_default(msg, "op", "");
+        JsonNode *args = json_object_get_member(msg, "args");
+        const char *cached;
+
+        if (!id[0] || strlen(id) > 64 || !op[0]) {
+                g_warning("the manager sent a command without id or op; ignored");
+                return;
+        }
+        cached = g_hash_table_lookup(a->replies, id);
+        if (cached) { /* a repeated command: the same answer, nothing run twice */
+                send_text(a, cached);
+                return;
+        }
+        if (g_hash_table_contains(a->inflight, id))
+                return;
+        g_hash_table_add(a->inflight, g_strdup(id));
+        submit(a, JOB_COMMAND, id, op,
+               args && JSON_NODE_HOLDS_OBJECT(args) ? json_object_ref(json_node_get_object(args))
+                                                    : json_object_new());
+}
+
+static void on_message(SoupWebsocketConnection *ws, gint type, GBytes *bytes, gpointer data)
+{
+        Agent *a = data;
+        gsize len;
+        const char *text = g_bytes_get_data(bytes, &len);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) msg = agent_msg_parse(text, len, &error);
+        const char *t;
+
+        if (!msg) {
+                g_warning("bad message from the manager: %s", error->message);
+                return;
+        }
+        t = json_object_get_string_member(msg, "type");
+        if (g_str_equal(t, "command")) {
+                on_command(a, msg);
+        } else if (g_str_equal(t, "welcome")) {
+                gint64 hb = json_object_get_int_member_with_default(msg, "heartbeat_interval", 5);
+                JsonNode *v = json_object_get_member(msg, "volumes");
+                a->heartbeat_s = hb >= 1 && hb <= 300 ? hb : 5;
+                g_clear_pointer(&a->volumes, json_array_unref);
+                if (v && JSON_NODE_HOLDS_ARRAY(v))
+                        a->volumes = json_array_ref(json_node_get_array(v));
+                submit(a, JOB_HELLO, NULL, NULL, NULL);
+                heartbeat_stop(a);
+                a->heartbeat = g_timeout_source_new_seconds(a->heartbeat_s);
+                g_source_set_callback(a->heartbeat, heartbeat_tick, a, NULL);
+                g_source_attach(a->heartbeat, a->ctx);
+        } else {
+                g_debug("unknown message '%s' from the manager", t);
+        }
+}
+
+static gboolean retry_cb(gpointer data)
+{
+        Agent *a = data;
+
+        g_clear_pointer(&a->retry, g_source_unref);
+        link_connect(a);
+        return G_SOURCE_REMOVE;
+}
+
+static void schedule_retry(Agent *a)
+{
+        guint delay;
+
+        if (a->stopping || a->retry)
+                return;
+        delay = a->backoff_s + g_random_int_range(0, a->backoff_s / 2 + 1);
+        a->backoff_s = MIN(a->backoff_s * 2, BACKOFF_MAX_S);
+        a->manager_index = (a->manager_index + 1) % g_strv_length(a->managers);
+        g_info("linking again in %u s", delay);
+        a->retry = g_timeout_source_new_seconds(delay);
+        g_source_set_callback(a->retry, retry_cb, a, NULL);
+        g_source_attach(a->retry, a->ctx);
+}
+
+static void on_closed(SoupWebsocketConnection *ws, gpointer data)
+{
+        Agent *a = data;
+
+        g_warning("link to the manager closed (%u %s)", soup_websocket_connection_get_close_code(ws),
+                  soup_websocket_connection_get_close_data(ws) ? soup_websocket_connection_get_close_data(ws) : "");
+        heartbeat_stop(a);
+        g_clear_object(&a->ws);
+        schedule_retry(a);
+}
+
+static void on_link(GObject *src, GAsyncResult *res, gpointer data)
+{
+        Agent *a = data;
+        g_autoptr(GError) error = NULL;
+        SoupMessage *msg = soup_session_get_async_result_message(SOUP_SESSION(src), res);
+        SoupWebsocketConnection *ws = soup_session_websocket_connect_finish(SOUP_SESSION(src), res,
+                                                                           &error);
+
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+                return;
+        if (!ws) {
+                guint status = msg ? soup_message_get_status(msg) : 0;
+                if (status == SOUP_STATUS_UNAUTHORIZED) {
+                        a->fatal("the manager refused this host's credential: the host was "
+                                 "removed. Join it again with a new token "
+                                 "('atrium host join-token create', then atriumd --role agent "
+                                 "--join-token TOKEN)",
+                                 a->fatal_data);
+                        return;
+                }
+                g_warning("cannot link to %s: %s", a->managers[a->manager_index], error->message);
+                schedule_retry(a);
+                return;
+        }
+        a->ws = ws;
+        a->backoff_s = 1;
+        soup_websocket_connection_set_max_incoming_payload_size(ws, AGENT_MSG_MAX);
+        soup_websocket_connection_set_keepalive_interval(ws, 15);
+        g_signal_connect(ws, "message", G_CALLBACK(on_message), a);
+        g_signal_connect(ws, "closed", G_CALLBACK(on_closed), a);
+        g_info("linked to %s", a->managers[a->manager_index]);
+}
+
+static void link_connect(Agent *a)
+{
+        g_autofree char *url = manager_url(a->managers[a->manager_index], AGENT_LINK_PATH, TRUE);
+        g_autofree char *auth = g_strdup_printf("Bearer %s", a->credential);
+        SoupMessage *msg = soup_message_new("GET", url);
+
+        if (!msg) {
+                g_warning("manager URL '%s' is not valid", a->managers[a->manager_index]);
+                schedule_retry(a);
+                return;
+        }
+        soup_message_headers_replace(soup_message_get_request_headers(msg), "Authorization", auth);
+        g_signal_connect(msg, "accept-certificate", G_CALLBACK(accept_cert), a);
+        soup_session_websocket_connect_async(a->session, msg, NULL, NULL, G_PRIORITY_DEFAULT,
+                                             a->cancel, on_link, a);
+        g_object_unref(msg);
+}
+
+/* ---- joining and the credential file ----------------------------------------------------- */
+
+static gboolean load_credential(Agent *a, GError **error)
+{
+        g_autofree char *text = NULL;
+        gsize len;
+        g_autoptr(JsonNode) root = NULL;
+        JsonObject *o;
+        JsonArray *m;
+
+        if (!g_file_get_contents(a->cred_path, &text, &len, error))
+                return FALSE;
+        root = json_parse_body(text, len, 8, error);
+        if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
+                if (root)
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID, "not an object");
+                g_prefix_error(error, "%s: ", a->cred_path);
+                return FALSE;
+        }
+        o = json_node_get_object(root);
+        m = json_object_get_array_member(o, "managers");
+        if (!m || json_array_get_length(m) == 0 ||
+            !json_object_get_string_member_with_default(o, "credential", NULL)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "%s lacks the managers or the credential", a->cred_path);
+                return FALSE;
+        }
+        g_strfreev(a->managers);
+        a->managers = g_new0(char *, json_array_get_length(m) + 1);
+        for (guint i = 0; i < json_array_get_length(m); i++)
+                a->managers[i] = g_strdup(json_array_get_string_element(m, i));
+        a->host_id = json_object_get_int_member_with_default(o, "host_id", 0);
+        g_free(a->name);
+        a->name = g_strdup(json_object_get_string_member_with_default(o, "name", ""));
+        g_free(a->credential);
+        a->credential = g_strdup(json_object_get_string_member(o, "credential"));
+        g_free(a->fingerprint);
+        a->fingerprint = g_strdup(json_object_get_string_member_with_default(o, "fingerprint", ""));
+        return TRUE;
+}
+
+gboolean agent_joined(Agent *a)
+{
+        return g_file_test(a->cred_path, G_FILE_TEST_EXISTS);
+}
+
+/* The address this host reaches the manager from: where consoles will listen. */
+static char *local_address_towards(const char *url)
+{
+        g_autoptr(GUri) u = g_uri_parse(url, G_URI_FLAGS_NONE, NULL);
+        g_autoptr(GInetAddress) ip = NULL;
+        g_autoptr(GSocket) s = NULL;
+        g_autoptr(GSocketAddress) remote = NULL, local = NULL;
+
+        if (!u || !g_uri_get_host(u) || !(ip = g_inet_address_new_from_string(g_uri_get_host(u))))
+                return NULL;
+        s = g_socket_new(g_inet_address_get_family(ip), G_SOCKET_TYPE_DATAGRAM,
+                         G_SOCKET_PROTOCOL_UDP, NULL);
+        remote = g_inet_socket_address_new(ip, g_uri_get_port(u) > 0 ? g_uri_get_port(u) : 443);
+        if (!s || !g_socket_connect(s, remote, NULL, NULL) ||
+            !(local = g_socket_get_local_address(s, NULL)))
+                return NULL;
+        return g_inet_address_to_string(
+                g_inet_socket_address_get_address(G_INET_SOCKET_ADDRESS(local)));
+}
+
+static JsonObject *join_body(Agent *a, const char *token)
+{
+        JsonObject *b = json_object_new();
+        GList *m = json_object_get_members(a->facts);
+
+        json_object_set_string_member(b, "join_token", token);
+        json_object_set_string_member(b, "name", a->name);
+        json_object_set_string_member(b, "agent", "atriumd/" ATRIUM_VERSION);
+        for (GList *k = m; k; k = k->next)
+                json_object_set_member(b, k->data, json_object_dup_member(a->facts, k->data));
+        g_list_free(m);
+        return b;
+}
+
+static gboolean host_facts(Agent *a, GError **error)
+{
+        JsonObject *f;
+
+        if (a->facts)
+                return TRUE;
+        if (!a->virt && !(a->virt = virt_open(config_get_string(a->config, "agent", "libvirt_uri"),
+                                              a->ctx, on_virt_event, a, error)))
+                return FALSE;
+        if (!accel_detect(config_get_string(a->config, "agent", "accel"), "/proc/cpuinfo",
+                          "/dev/kvm", &a->accel, error))
+                return FALSE;
+        if (!(f = virt_facts(a->virt, error)))
+                return FALSE;
+        json_object_set_string_member(f, "accel",
+                                      a->accel.accel == DOMXML_ACCEL_KVM ? "kvm" : "qemu");
+        json_object_set_string_member(f, "accel_reason", a->accel.reason);
+        a->facts = f;
+        return TRUE;
+}
+
+static gboolean resolve_address(Agent *a, const char *manager, GError **error)
+{
+        const char *conf = config_get_string(a->config, "agent", "address");
+
+        g_free(a->address);
+        a->address = conf[0] ? g_strdup(conf) : local_address_towards(manager);
+        if (!a->address)
+                a->address = g_strdup("127.0.0.1");
+        if (!g_hostname_is_ip_address(a->address) || g_str_equal(a->address, "0.0.0.0") ||
+            g_str_equal(a->address, "::")) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "agent.address must be this host's management IP address, not '%s'",
+                            a->address);
+                return FALSE;
+        }
+        json_object_set_string_member(a->facts, "address", a->address);
+        return TRUE;
+}
+
+gboolean agent_join(Agent *a, const char *const *managers, const char *fingerprint,
+                    const char *token, GError **error)
+{
+        g_autoptr(GError) last = NULL;
+
+        g_free(a->fingerprint);
+        a->fingerprint = g_strdup(fingerprint ? fingerprint : "");
+        if (!managers || !managers[0]) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "joining needs the manager's URL (--manager URL or agent.manager)");
+                return FALSE;
+        }
+        if (!host_facts(a, error))
+                return FALSE;
+        for (const char *const *m = managers; *m; m++) {
+                g_autofree char *url = manager_url(*m, AGENT_REGISTER_PATH, FALSE);
+                g_autoptr(SoupMessage) msg = soup_message_new("POST", url);
+                g_autoptr(JsonObject) body = NULL;
+                g_autoptr(GBytes) reply = NULL;
+                g_autoptr(JsonNode) root = NULL;
+                g_autofree char *text = NULL;
+                JsonObject *o;
+                gsize len;
+                guint status;
+
+                g_clear_error(&last);
+                if (!msg) {
+                        g_set_error(&last, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "'%s' is not a manager URL (https://HOST:PORT)", *m);
+                        continue;
+                }
+                if (!resolve_address(a, *m, error))
+                        return FALSE;
+                body = join_body(a, token);
+                text = agent_msg_text(body);
+                len = strlen(text);
+                {
+                        g_autoptr(GBytes) b = g_bytes_new_take(g_steal_pointer(&text), len);
+                        soup_message_set_request_body_from_bytes(msg, "application/json", b);
+                }
+                g_signal_connect(msg, "accept-certificate", G_CALLBACK(accept_cert), a);
+                reply = soup_session_send_and_read(a->session, msg, NULL, &last);
+                if (!reply) {
+                        g_prefix_error(&last, "%s: ", *m);
+                        continue;
+                }
+                status = soup_message_get_status(msg);
+                root = json_parse_body(g_bytes_get_data(reply, &len), g_bytes_get_size(reply), 8,
+                                       NULL);
+                o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
+                if (status != 201 || !o || !json_object_has_member(o, "credential")) {
+                        JsonObject *e = o ? json_object_get_object_member(o, "error") : NULL;
+                        g_set_error(error, ATRIUM_ERROR,
+                                    status == 401 ? ATRIUM_ERROR_UNAUTHORIZED : ATRIUM_ERROR_INVALID,
+                                    "the manager refused to join this host (HTTP %u): %s", status,
+                                    e ? json_object_get_string_member_with_default(e, "message",
+                                                                                   "")
+                                      : "no reason given");
+                        return FALSE;
+                }
+                {
+                        g_autoptr(JsonObject) cred = json_object_new();
+                        g_autoptr(JsonArray) ms = json_array_new();
+                        g_autofree char *ctext = NULL;
+                        for (const char *const *k = managers; *k; k++)
+                                json_array_add_string_element(ms, *k);
+                        json_object_set_int_member(cred, "host_id",
+                                                   json_object_get_int_member(o, "host_id"));
+                        json_object_set_string_member(cred, "name", a->name);
+                        json_object_set_string_member(cred, "credential",
+                                                      json_object_get_string_member(o, "credential"));
+                        json_object_set_array_member(cred, "managers", json_array_ref(ms));
+                        json_object_set_string_member(cred, "fingerprint", a->fingerprint);
+                        ctext = agent_msg_text(cred);
+                        if (!util_write_file(a->cred_path, ctext, -1, 0600, error))
+                                return FALSE;
+                        memset(ctext, 0, strlen(ctext));
+                }
+                g_info("host %s joined the manager at %s (host id %" G_GINT64_FORMAT ")", a->name,
+                       *m, json_object_get_int_member(o, "host_id"));
+                return TRUE;
+        }
+        g_propagate_prefixed_error(error, g_steal_pointer(&last), "cannot reach a manager: ");
+        return FALSE;
+}
+
+/* ---- life -------------------------------------------------------------------------------- */
+
+Agent *agent_new(Config *config, const char *state_dir, AgentFatalFunc fatal, gpointer data,
+                 GError **error)
+{
+        Agent *a = g_new0(Agent, 1);
+        const char *name = config_get_string(config, "agent", "name");
+
+        a->config = config;
+        a->state_dir = g_strdup(state_dir);
+        a->cred_path = g_build_filename(state_dir, "agent-credential.json", NULL);
+        a->ctx = g_main_context_ref_thread_default();
+        a->fatal = fatal;
+        a->fatal_data = data;
+        a->name = g_strdup(name[0] ? name : g_get_host_name());
+        if (!util_name_valid(a->name, NULL)) {
+                g_autofree char *clean = g_strcanon(g_strdup(a->name),
+                                                    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                    "0123456789._-",
+                                                    '-');
+                g_free(a->name);
+                a->name = g_steal_pointer(&clean);
+        }
+        a->roots = g_strsplit(config_get_string(config, "agent", "storage_roots"), ":", -1);
+        a->session = soup_session_new_with_options("user-agent", "atrium-agent/" ATRIUM_VERSION,
+                                                   "timeout", 60, NULL);
+        a->cancel = g_cancellable_new();
+        a->backoff_s = 1;
+        a->replies = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        a->inflight = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        a->channels = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, channel_free);
+        a->pool = g_thread_pool_new(job_run_then_finish, a,
+                                    config_get_int(config, "agent", "workers"), FALSE, error);
+        if (!a->pool) {
+                agent_free(a);
+                return NULL;
+        }
+        return a;
+}
+
+gboolean agent_start(Agent *a, GError **error)
+{
+        if (!load_credential(a, error))
+                return FALSE;
+        if (!host_facts(a, error) || !resolve_address(a, a->managers[0], error))
+                return FALSE;
+        g_info("agent for host %s: libvirt %s, %s (%s); consoles on %s", a->name,
+               virt_uri(a->virt), a->accel.accel == DOMXML_ACCEL_KVM ? "KVM" : "TCG",
+               a->accel.reason, a->address);
+        link_connect(a);
+        return TRUE;
+}
+
+void agent_free(Agent *a)
+{
+        if (!a)
+                return;
+        a->stopping = TRUE;
+        g_cancellable_cancel(a->cancel);
+        heartbeat_stop(a);
+        if (a->retry) {
+                g_source_destroy(a->retry);
+                g_source_unref(a->retry);
+        }
+        if (a->ws) {
+                g_signal_handlers_disconnect_by_data(a->ws, a);
+                if (soup_websocket_connection_get_state(a->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+                        soup_websocket_connection_close(a->ws, SOUP_WEBSOCKET_CLOSE_GOING_AWAY,
+                                                        "agent stopping");
+                g_clear_object(&a->ws);
+        }
+        if (a->pool)
+                g_thread_pool_free(a->pool, TRUE, TRUE);
+        g_hash_table_destroy(a->channels);
+        g_hash_table_destroy(a->replies);
+        g_hash_table_destroy(a->inflight);
+        g_queue_clear_full(&a->reply_order, g_free);
+        virt_close(a->virt);
+        accel_report_clear(&a->accel);
+        if (a->facts)
+                json_object_unref(a->facts);
+        if (a->volumes)
+                json_array_unref(a->volumes);
+        g_clear_object(&a->session);
+        g_object_unref(a->cancel);
+        g_main_context_unref(a->ctx);
+        g_strfreev(a->managers);
+        g_strfreev(a->roots);
+        g_free(a->fingerprint);
+        g_free(a->name);
+        g_free(a->credential);
+        g_free(a->address);
+        g_free(a->state_dir);
+        g_free(a->cred_path);
+        g_free(a);
+}

@@ -1,0 +1,51 @@
+/* The agent's use of libvirt (its C API only; never virsh). Every function here blocks and is
+ * called from the agent's worker threads, never from its loop. One connection is shared by
+ * the workers (libvirt connections are thread-safe) and reopened when it dies. libvirt's
+ * events are read by one thread of their own and handed to the agent's loop.
+ *
+ * Only domains named atrium-KIND-ID and carrying Atrium's <metadata> element are touched:
+ * any other is refused as not ours. */
+#pragma once
+#include "agent/domxml.h"
+
+#include <json-glib/json-glib.h>
+
+typedef struct _Virt Virt;
+
+/* Called on the agent's context with an event object:
+ *   {event: "lifecycle", domain, state, reason}
+ *   {event: "graphics", domain, phase: connect|disconnect, protocol, client}
+ *   {event: "disk-error", domain, path, reason}
+ * The callback takes the object. */
+typedef void (*VirtEventFunc)(JsonObject *event, gpointer data);
+
+Virt *virt_open(const char *uri, GMainContext *ctx, VirtEventFunc cb, gpointer data,
+                GError **error);
+void virt_close(Virt *v);
+const char *virt_uri(Virt *v);
+
+/* {cpus, ram_mb, cpu_model, libvirt_version, qemu_version} */
+JsonObject *virt_facts(Virt *v, GError **error);
+/* {ram_free_mb, ram_committed_mb, running} */
+JsonObject *virt_figures(Virt *v, GError **error);
+/* [{domain, state}] of our domains; with_details adds the console ports of running ones. */
+JsonArray *virt_inventory(Virt *v, gboolean with_details, GError **error);
+
+/* Defines (or redefines, when stopped) and starts; a running domain is left as it is.
+ * Returns {domain, state, spice_port, vnc_port, channel}. */
+JsonObject *virt_start(Virt *v, const DomainSpec *spec, GError **error);
+/* {domain, state, spice_port, vnc_port, channel} of a domain of ours. */
+JsonObject *virt_describe(Virt *v, const char *name, GError **error);
+/* ACPI shutdown, then destroy after timeout_s (at once with force). */
+gboolean virt_shutdown(Virt *v, const char *name, guint timeout_s, gboolean force,
+                       GError **error);
+/* "reboot", "reset", "destroy", "undefine" (refused while running), "remove" (destroy and
+ * undefine; a missing domain is fine). */
+gboolean virt_simple(Virt *v, const char *name, const char *op, GError **error);
+/* One-time console password valid until expires_at (Unix time); returns the port. */
+gint64 virt_console(Virt *v, const char *name, const char *protocol, const char *password,
+                    gint64 expires_at, GError **error);
+/* Inserts an ISO (absolute path) in the CD-ROM drive, or ejects it (iso NULL). */
+gboolean virt_media(Virt *v, const char *name, const char *iso, GError **error);
+/* Disk paths of running domains of ours (NULL-terminated). */
+GStrv virt_disks_in_use(Virt *v, GError **error);

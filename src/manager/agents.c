@@ -1,0 +1,806 @@
+/* The manager's side of the agent links. See agents.h for the threading rules. */
+#define G_LOG_DOMAIN "agents"
+
+#include "manager/agents.h"
+#include "common/error.h"
+#include "common/jsonutil.h"
+#include "common/util.h"
+#include "manager/api.h"
+#include "proto/agentproto.h"
+
+#include <string.h>
+
+typedef struct {
+        gatomicrefcount rc;
+        Agents *ag;
+        gint64 host_id;
+        char *host_name;
+        char *actor_name; /* "host:NAME", for events */
+        GMainContext *ctx;
+        Store *store; /* the worker's handle: used on ctx only */
+        SoupWebsocketConnection *ws;
+        gboolean closed;
+} Link;
+
+typedef struct {
+        char *id;
+        GMainContext *origin;
+        AgentReplyFunc cb;
+        gpointer data;
+        GSource *timeout;
+        JsonObject *result;
+        GError *error;
+} Pending;
+
+struct _Agents {
+        Manager *mgr;
+        GMutex lock;
+        GHashTable *links;   /* host id -> Link (a reference) */
+        GHashTable *seen;    /* host id -> last message, monotonic µs */
+        GHashTable *pending; /* command id -> Pending */
+        gint64 started;
+        guint64 next_id;
+        GSource *monitor;
+};
+
+static const Actor system_actor = {"system", 0, ""};
+
+static Link *link_ref(Link *l)
+{
+        g_atomic_ref_count_inc(&l->rc);
+        return l;
+}
+
+static void link_unref(Link *l)
+{
+        if (!g_atomic_ref_count_dec(&l->rc))
+                return;
+        g_clear_object(&l->ws);
+        g_main_context_unref(l->ctx);
+        g_free(l->host_name);
+        g_free(l->actor_name);
+        g_free(l);
+}
+
+static Actor link_actor(Link *l)
+{
+        Actor a = {l->actor_name, 0, ""};
+        return a;
+}
+
+static void pending_free(Pending *p)
+{
+        g_free(p->id);
+        g_main_context_unref(p->origin);
+        if (p->result)
+                json_object_unref(p->result);
+        g_clear_error(&p->error);
+        if (p->timeout) {
+                g_source_destroy(p->timeout);
+                g_source_unref(p->timeout);
+        }
+        g_free(p);
+}
+
+/* ---- sending ----------------------------------------------------------------------------- */
+
+typedef struct {
+        Link *link;
+        char *text;
+} Outgoing;
+
+static gboolean send_on_link(gpointer data)
+{
+        Outgoing *o = data;
+
+        if (!o->link->closed && o->link->ws &&
+            soup_websocket_connection_get_state(o->link->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+                soup_websocket_connection_send_text(o->link->ws, o->text);
+        link_unref(o->link);
+        g_free(o->text);
+        g_free(o);
+        return G_SOURCE_REMOVE;
+}
+
+/* Queue a message (taken) to a link's thread. */
+static void link_send(Link *l, JsonObject *msg)
+{
+        Outgoing *o = g_new0(Outgoing, 1);
+
+        o->link = link_ref(l);
+        o->text = agent_msg_text(msg);
+        json_object_unref(msg);
+        g_main_context_invoke(l->ctx, send_on_link, o);
+}
+
+/* Runs on the caller's context: the reply, the error or the timeout, whichever came first. */
+static gboolean pending_complete(gpointer data)
+{
+        Pending *p = data;
+
+        p->cb(p->error ? NULL : p->result, p->error, p->data);
+        pending_free(p);
+        return G_SOURCE_REMOVE;
+}
+
+static void pending_finish(Agents *ag, const char *id, JsonObject *result, GError *error)
+{
+        Pending *p;
+
+        g_mutex_lock(&ag->lock);
+        p = g_hash_table_lookup(ag->pending, id);
+        if (p)
+                g_hash_table_steal(ag->pending, id);
+        g_mutex_unlock(&ag->lock);
+        if (!p) {
+                if (error)
+                        g_error_free(error);
+                return; /* timed out already */
+        }
+        p->result = result ? json_object_ref(result) : NULL;
+        p->error = error;
+        g_main_context_invoke(p->origin, pending_complete, p);
+}
+
+typedef struct {
+        Agents *ag;
+        char *id;
+        guint timeout_s;
+} TimeoutData;
+
+static gboolean pending_timeout(gpointer data)
+{
+        TimeoutData *t = data;
+
+        pending_finish(t->ag, t->id,
+                       NULL,
+                       g_error_new(ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                                   "the host's agent did not answer within %u s", t->timeout_s));
+        return G_SOURCE_REMOVE;
+}
+
+static void timeout_data_free(gpointer data)
+{
+        TimeoutData *t = data;
+        g_free(t->id);
+        g_free(t);
+}
+
+gboolean agents_call(Agents *ag, gint64 host_id, const char *op, JsonObject *args,
+                     guint timeout_s, AgentReplyFunc cb, gpointer data, GError **error)
+{
+        g_autoptr(JsonObject) owned_args = args;
+        Pending *p;
+        Link *l;
+        JsonObject *msg;
+        TimeoutData *t;
+
+        g_mutex_lock(&ag->lock);
+        l = g_hash_table_lookup(ag->links, &host_id);
+        if (!l) {
+                g_mutex_unlock(&ag->lock);
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                            "the host's agent is not connected (host down); try again when "
+                            "the host is up");
+                return FALSE;
+        }
+        link_ref(l);
+        p = g_new0(Pending, 1);
+        p->id = g_strdup_printf("c%" G_GUINT64_FORMAT "-%" G_GINT64_FORMAT, ++ag->next_id,
+                                g_get_real_time());
+        p->origin = g_main_context_ref_thread_default();
+        p->cb = cb;
+        p->data = data;
+        t = g_new0(TimeoutData, 1);
+        t->ag = ag;
+        t->id = g_strdup(p->id);
+        t->timeout_s = timeout_s;
+        p->timeout = g_timeout_source_new_seconds(timeout_s);
+        g_source_set_callback(p->timeout, pending_timeout, t, timeout_data_free);
+        g_source_attach(p->timeout, p->origin);
+        g_hash_table_insert(ag->pending, p->id, p);
+        msg = agent_msg_new("command");
+        json_object_set_string_member(msg, "id", p->id);
+        json_object_set_string_member(msg, "op", op);
+        json_object_set_object_member(msg, "args", g_steal_pointer(&owned_args));
+        g_mutex_unlock(&ag->lock);
+        g_debug("command %s to host %" G_GINT64_FORMAT ": %s", p->id, host_id, op);
+        link_send(l, msg);
+        link_unref(l);
+        return TRUE;
+}
+
+gboolean agents_linked(Agents *ag, gint64 host_id)
+{
+        gboolean r;
+
+        g_mutex_lock(&ag->lock);
+        r = g_hash_table_contains(ag->links, &host_id);
+        g_mutex_unlock(&ag->lock);
+        return r;
+}
+
+static gboolean close_on_link(gpointer data)
+{
+        Link *l = data;
+
+        if (l->ws && soup_websocket_connection_get_state(l->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+                soup_websocket_connection_close(l->ws, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
+                                                "host removed");
+        link_unref(l);
+        return G_SOURCE_REMOVE;
+}
+
+void agents_forget(Agents *ag, gint64 host_id)
+{
+        Link *l;
+
+        g_mutex_lock(&ag->lock);
+        l = g_hash_table_lookup(ag->links, &host_id);
+        if (l) {
+                link_ref(l);
+                g_hash_table_remove(ag->links, &host_id);
+        }
+        g_hash_table_remove(ag->seen, &host_id);
+        g_mutex_unlock(&ag->lock);
+        if (l)
+                g_main_context_invoke(l->ctx, close_on_link, l);
+}
+
+/* ---- host state -------------------------------------------------------------------------- */
+
+static void mark_seen(Agents *ag, gint64 host_id)
+{
+        gint64 *k = g_new(gint64, 1), *v = g_new(gint64, 1);
+
+        *k = host_id;
+        *v = g_get_monotonic_time();
+        g_mutex_lock(&ag->lock);
+        g_hash_table_replace(ag->seen, k, v);
+        g_mutex_unlock(&ag->lock);
+}
+
+static char *id_text(gint64 id)
+{
+        return g_strdup_printf("%" G_GINT64_FORMAT, id);
+}
+
+/* Sets the host's state to up (or maintenance when flagged) or down, with an event when it
+ * changes; figures (taken, may be NULL) are written without one. */
+static void host_update(Store *st, gint64 host_id, gboolean up, JsonObject *figures,
+                        const Actor *actor)
+{
+        const Resource *hosts = resource_by_kind("host");
+        g_autofree char *id = id_text(host_id);
+        g_autoptr(JsonObject) row = store_get(st, hosts, id, 0, NULL);
+        g_autoptr(GError) error = NULL;
+        const char *want, *have;
+
+        if (!row) {
+                if (figures)
+                        json_object_unref(figures);
+                return;
+        }
+        if (figures) {
+                g_autofree char *now = util_now_iso();
+                g_autoptr(JsonObject) upd = NULL;
+                json_object_set_string_member(figures, "last_seen", now);
+                upd = store_update(st, hosts, id, figures, NULL, &error);
+                json_object_unref(figures);
+                if (!upd)
+                        g_warning("host %s: cannot record its figures: %s", id, error->message);
+                g_clear_error(&error);
+        }
+        have = json_object_get_string_member(row, "state");
+        want = !up ? "down"
+                   : json_object_get_boolean_member(row, "maintenance") ? "maintenance" : "up";
+        if (!g_str_equal(have, want)) {
+                g_autoptr(JsonObject) patch = json_object_new();
+                g_autoptr(JsonObject) upd = NULL;
+                json_object_set_string_member(patch, "state", want);
+                upd = store_update(st, hosts, id, patch, actor, &error);
+                if (!upd)
+                        g_warning("host %s: cannot set its state: %s", id, error->message);
+                else
+                        g_info("host %s is %s", json_object_get_string_member(row, "name"), want);
+        }
+}
+
+/* Once a second, on the main context: hosts whose agent went quiet are marked down. */
+static gboolean monitor_tick(gpointer data)
+{
+        Agents *ag = data;
+        Manager *mgr = ag->mgr;
+        const Resource *hosts = resource_by_kind("host");
+        gint64 limit = (gint64)MCFG_INT(mgr, "heartbeat_interval") *
+                       MCFG_INT(mgr, "host_missed_heartbeats") * G_USEC_PER_SEC;
+        gint64 now = g_get_monotonic_time();
+        ListQuery q = {0};
+        g_autoptr(JsonArray) rows = NULL;
+        gint64 next = 0;
+
+        q.limit = 10000;
+        do {
+                q.after_id = next;
+                g_clear_pointer(&rows, json_array_unref);
+                rows = store_list(mgr->store, hosts, &q, &next, NULL);
+                for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
+                        JsonObject *h = json_array_get_object_element(rows, i);
+                        gint64 id = json_object_get_int_member(h, "id"), last;
+                        gint64 *seen;
+
+                        if (g_str_equal(json_object_get_string_member(h, "state"), "down"))
+                                continue;
+                        g_mutex_lock(&ag->lock);
+                        seen = g_hash_table_lookup(ag->seen, &id);
+                        last = seen ? *seen : ag->started;
+                        g_mutex_unlock(&ag->lock);
+                        if (now - last <= limit)
+                                continue;
+                        g_warning("host %s missed %d heartbeats: marking it down",
+                                  json_object_get_string_member(h, "name"),
+                                  (int)MCFG_INT(mgr, "host_missed_heartbeats"));
+                        host_update(mgr->store, id, FALSE, NULL, &system_actor);
+                        store_event_add(mgr->store, &system_actor, "host_down", "host", id,
+                                        json_object_get_string_member(h, "name"),
+                                        "missed heartbeats", NULL);
+                }
+        } while (rows && next);
+        return G_SOURCE_CONTINUE;
+}
+
+/* ---- events and reconciliation ----------------------------------------------------------- */
+
+static const char *vm_state(const char *libvirt_state)
+{
+        if (g_str_equal(libvirt_state, "running") || g_str_equal(libvirt_state, "paused"))
+                return "running";
+        if (g_str_equal(libvirt_state, "crashed"))
+                return "failed";
+        return "stopped";
+}
+
+/* Record a domain's reported state on its guest/desktop row; returns FALSE when the row does
+ * not exist (an orphan). */
+static gboolean object_set_state(Link *l, const Resource *res, gint64 id, JsonObject *report,
+                                 const char *why)
+{
+        g_autofree char *sid = id_text(id);
+        g_autoptr(JsonObject) row = store_get(l->store, res, sid, 0, NULL);
+        g_autoptr(JsonObject) patch = json_object_new();
+        g_autoptr(JsonObject) upd = NULL;
+        g_autoptr(GError) error = NULL;
+        const char *state = vm_state(json_object_get_string_member_with_default(report, "state",
+                                                                                "shutoff"));
+        gboolean running = g_str_equal(state, "running");
+        JsonNode *host = NULL;
+        Actor actor = link_actor(l);
+
+        if (!row)
+                return FALSE;
+        if (resource_field(res, "host"))
+                host = json_object_get_member(row, "host_id");
+        if (running && (!host || JSON_NODE_HOLDS_NULL(host) || json_node_get_int(host) != l->host_id))
+                json_object_set_int_member(patch, "host", l->host_id);
+        else if (!running && host && !JSON_NODE_HOLDS_NULL(host) &&
+                 json_node_get_int(host) != l->host_id)
+                return TRUE; /* it runs elsewhere now: a stale report from this host */
+        if (!g_str_equal(json_object_get_string_member(row, "state"), state))
+                json_object_set_string_member(patch, "state", state);
+        if (resource_field(res, "spice_port")) {
+                gint64 sp = running ? json_object_get_int_member_with_default(report, "spice_port",
+                                                                              0)
+                                    : 0;
+                gint64 vp = running ? json_object_get_int_member_with_default(report, "vnc_port", 0)
+                                    : 0;
+                if (sp != json_object_get_int_member(row, "spice_port"))
+                        json_object_set_int_member(patch, "spice_port", sp);
+                if (vp != json_object_get_int_member(row, "vnc_port"))
+                        json_object_set_int_member(patch, "vnc_port", vp);
+        }
+        if (json_object_get_size(patch) == 0)
+                return TRUE;
+        upd = store_update(l->store, res, sid, patch, NULL, &error);
+        if (!upd) {
+                g_warning("%s %s: cannot record its state: %s", res->kind, sid, error->message);
+                return TRUE;
+        }
+        if (json_object_has_member(patch, "state")) {
+                g_autofree char *action = g_strdup_printf("%s_%s", res->kind, state);
+                store_event_add(l->store, &actor, action, res->kind, id,
+                                json_object_get_string_member(row, "name"), why, NULL);
+        }
+        return TRUE;
+}
+
+static void orphan_done(JsonObject *result, const GError *error, gpointer data)
+{
+        g_autofree char *name = data;
+
+        if (error)
+                g_warning("could not remove orphan domain %s: %s", name, error->message);
+        else
+                g_info("removed orphan domain %s", name);
+}
+
+/* A domain of ours whose object no longer exists: destroy and undefine it, with an event. */
+static void remove_orphan(Link *l, const char *domain, const char *kind, gint64 id)
+{
+        JsonObject *args = json_object_new();
+        Actor actor = link_actor(l);
+        g_autofree char *detail = g_strdup_printf("domain %s on host %s: its %s was deleted",
+                                                  domain, l->host_name, kind);
+
+        json_object_set_string_member(args, "domain", domain);
+        store_event_add(l->store, &actor, "orphan_removed", kind, id, domain, detail, NULL);
+        agents_call(l->ag, l->host_id, "domain.remove", args, 120, orphan_done, g_strdup(domain),
+                    NULL);
+}
+
+/* What the host runs against what the records say: every domain of the inventory updates its
+ * object; an object the records place on this host with no domain there is stopped; a domain
+ * with no object is an orphan. */
+static void reconcile(Link *l, JsonArray *inventory)
+{
+        const char *kinds[] = {"guest", "desktop"};
+        g_autoptr(GHashTable) present = g_hash_table_new(g_str_hash, g_str_equal);
+        Actor actor = link_actor(l);
+
+        for (guint i = 0; inventory && i < json_array_get_length(inventory); i++) {
+                JsonNode *n = json_array_get_element(inventory, i);
+                JsonObject *d;
+                const char *name, *kind;
+                gint64 id;
+
+                if (!JSON_NODE_HOLDS_OBJECT(n))
+                        continue;
+                d = json_node_get_object(n);
+                name = json_object_get_string_member_with_default(d, "domain", "");
+                if (!agent_domain_parse(name, &kind, &id))
+                        continue;
+                g_hash_table_add(present, (gpointer)name);
+                if (!object_set_state(l, resource_by_kind(kind), id, d, "reported by its host"))
+                        remove_orphan(l, name, kind, id);
+        }
+        for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
+                const Resource *res = resource_by_kind(kinds[k]);
+                ListQuery q = {0};
+                g_autoptr(GHashTable) filters =
+                        g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+                g_autoptr(JsonArray) rows = NULL;
+                gint64 next = 0;
+
+                g_hash_table_insert(filters, (gpointer) "host", id_text(l->host_id));
+                q.filters = filters;
+                q.limit = 10000;
+                do {
+                        q.after_id = next;
+                        g_clear_pointer(&rows, json_array_unref);
+                        rows = store_list(l->store, res, &q, &next, NULL);
+                        for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
+                                JsonObject *o = json_array_get_object_element(rows, i);
+                                gint64 id = json_object_get_int_member(o, "id");
+                                g_autofree char *dom = agent_domain_name(kinds[k], id);
+                                g_autoptr(JsonObject) gone = NULL;
+
+                                if (g_hash_table_contains(present, dom) ||
+                                    g_str_equal(json_object_get_string_member(o, "state"),
+                                                "stopped"))
+                                        continue;
+                                gone = json_object_new();
+                                json_object_set_string_member(gone, "state", "shutoff");
+                                object_set_state(l, res, id, gone,
+                                                 "its domain is gone from its host");
+                        }
+                } while (rows && next);
+        }
+        store_event_add(l->store, &actor, "reconciled", "host", l->host_id, l->host_name, "",
+                        NULL);
+}
+
+static const char *figure_keys[] = {"cpus", "ram_mb", "ram_free_mb", "ram_committed_mb",
+                                    "running"};
+
+static JsonObject *figures_from(JsonObject *msg, gboolean facts)
+{
+        JsonObject *f = json_object_new();
+
+        for (gsize i = 0; i < G_N_ELEMENTS(figure_keys); i++) {
+                JsonNode *n = json_object_get_member(msg, figure_keys[i]);
+                if (n && JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64 &&
+                    json_node_get_int(n) >= 0)
+                        json_object_set_int_member(f, figure_keys[i], json_node_get_int(n));
+        }
+        if (json_object_has_member(msg, "volumes")) {
+                g_autoptr(JsonNode) v = json_node_copy(json_object_get_member(msg, "volumes"));
+                g_autofree char *text = json_node_to_text(v, FALSE);
+                json_object_set_string_member(f, "volumes", text);
+        }
+        if (facts) {
+                const char *keys[] = {"accel", "accel_reason", "cpu_model", "libvirt_version",
+                                      "qemu_version", "address"};
+                for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
+                        const char *v = json_object_get_string_member_with_default(msg, keys[i],
+                                                                                   NULL);
+                        if (v && util_text_valid(keys[i], v, 255, NULL))
+                                json_object_set_string_member(f, keys[i], v);
+                }
+        }
+        return f;
+}
+
+static void on_event(Link *l, JsonObject *msg)
+{
+        const char *event = json_object_get_string_member_with_default(msg, "event", "");
+        const char *domain = json_object_get_string_member_with_default(msg, "domain", "");
+        const char *kind;
+        gint64 id;
+        Actor actor = link_actor(l);
+        const Resource *res;
+
+        if (!agent_domain_parse(domain, &kind, &id)) {
+                g_debug("host %s: event about a domain not ours: %s", l->host_name, domain);
+                return;
+        }
+        res = resource_by_kind(kind);
+        if (g_str_equal(event, "lifecycle")) {
+                g_autofree char *why = g_strdup_printf(
+                        "%s (libvirt)", json_object_get_string_member_with_default(msg, "reason",
+                                                                                   "changed"));
+                if (!object_set_state(l, res, id, msg, why))
+                        remove_orphan(l, domain, kind, id);
+                return;
+        }
+        if (g_str_equal(event, "graphics") || g_str_equal(event, "disk-error") ||
+            g_str_equal(event, "guest")) {
+                g_autofree char *sid = id_text(id);
+                g_autoptr(JsonObject) row = store_get(l->store, res, sid, 0, NULL);
+                g_autoptr(JsonObject) detail_obj = json_object_new();
+                g_autoptr(JsonNode) dn = json_node_new(JSON_NODE_OBJECT);
+                g_autofree char *detail = NULL, *action = NULL;
+                const char *what = json_object_get_string_member_with_default(
+                        msg, g_str_equal(event, "guest") ? "what" : "phase", "");
+                GList *members = json_object_get_members(msg);
+
+                for (GList *m = members; m; m = m->next) {
+                        JsonNode *v = json_object_get_member(msg, m->data);
+                        if (!g_str_equal(m->data, "type") && JSON_NODE_HOLDS_VALUE(v))
+                                json_object_set_member(detail_obj, m->data, json_node_copy(v));
+                }
+                g_list_free(members);
+                json_node_set_object(dn, detail_obj);
+                detail = json_node_to_text(dn, FALSE);
+                action = g_str_equal(event, "disk-error")
+                                 ? g_strdup("disk_error")
+                                 : g_strdup_printf("%s_%s",
+                                                   g_str_equal(event, "graphics") ? "console"
+                                                                                  : "guest_agent",
+                                                   what[0] ? what : "event");
+                for (char *c = action; *c; c++)
+                        if (*c == '-')
+                                *c = '_';
+                store_event_add(l->store, &actor, action, kind, id,
+                                row ? json_object_get_string_member(row, "name") : domain, detail,
+                                NULL);
+                return;
+        }
+        g_debug("host %s: unknown event '%s'", l->host_name, event);
+}
+
+static void on_message(SoupWebsocketConnection *ws, gint type, GBytes *bytes, gpointer data)
+{
+        Link *l = data;
+        gsize len;
+        const char *text = g_bytes_get_data(bytes, &len);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) msg = NULL;
+        const char *mtype;
+
+        if (type != SOUP_WEBSOCKET_DATA_TEXT) {
+                g_warning("host %s sent a binary message; ignored", l->host_name);
+                return;
+        }
+        msg = agent_msg_parse(text, len, &error);
+        if (!msg) {
+                g_warning("host %s sent a bad message: %s", l->host_name, error->message);
+                return;
+        }
+        mark_seen(l->ag, l->host_id);
+        mtype = json_object_get_string_member(msg, "type");
+        if (g_str_equal(mtype, "reply")) {
+                const char *id = json_object_get_string_member_with_default(msg, "id", "");
+                JsonNode *res = json_object_get_member(msg, "result");
+                JsonNode *err = json_object_get_member(msg, "error");
+                if (json_object_get_boolean_member_with_default(msg, "ok", FALSE))
+                        pending_finish(l->ag, id,
+                                       res && JSON_NODE_HOLDS_OBJECT(res) ? json_node_get_object(res)
+                                                                          : NULL,
+                                       NULL);
+                else
+                        pending_finish(l->ag, id, NULL,
+                                       agent_error_from_json(err && JSON_NODE_HOLDS_OBJECT(err)
+                                                                     ? json_node_get_object(err)
+                                                                     : NULL));
+        } else if (g_str_equal(mtype, "heartbeat")) {
+                Actor actor = link_actor(l);
+                host_update(l->store, l->host_id, TRUE, figures_from(msg, FALSE), &actor);
+        } else if (g_str_equal(mtype, "hello")) {
+                Actor actor = link_actor(l);
+                JsonNode *inv = json_object_get_member(msg, "inventory");
+                g_info("host %s linked (agent %s)", l->host_name,
+                       json_object_get_string_member_with_default(msg, "agent", "?"));
+                host_update(l->store, l->host_id, TRUE, figures_from(msg, TRUE), &actor);
+                reconcile(l, inv && JSON_NODE_HOLDS_ARRAY(inv) ? json_node_get_array(inv) : NULL);
+        } else if (g_str_equal(mtype, "event")) {
+                on_event(l, msg);
+        } else {
+                g_warning("host %s sent an unknown message type '%s'", l->host_name, mtype);
+        }
+}
+
+static void on_closed(SoupWebsocketConnection *ws, gpointer data)
+{
+        Link *l = data;
+        Agents *ag = l->ag;
+
+        l->closed = TRUE;
+        g_mutex_lock(&ag->lock);
+        if (g_hash_table_lookup(ag->links, &l->host_id) == l)
+                g_hash_table_remove(ag->links, &l->host_id);
+        g_mutex_unlock(&ag->lock);
+        g_info("host %s: link closed", l->host_name);
+        link_unref(l);
+}
+
+/* ---- the WebSocket endpoint -------------------------------------------------------------- */
+
+/* Before the upgrade: the host credential must be known. */
+static void link_auth(SoupServer *server, SoupServerMessage *msg, const char *path,
+                      GHashTable *query, gpointer data)
+{
+        ServeContext *sc = data;
+        const char *h = soup_message_headers_get_one(soup_server_message_get_request_headers(msg),
+                                                     "Authorization");
+        g_autoptr(GError) error = NULL;
+        g_autofree char *hash = NULL;
+        gint64 id = 0;
+
+        if (h && g_str_has_prefix(h, "Bearer ") && h[7]) {
+                hash = token_hash(h + 7);
+                id = store_host_by_credential(sc->store, hash, &error);
+        } else {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
+                            "the agent link needs 'Authorization: Bearer HOST-CREDENTIAL'");
+        }
+        if (!id) {
+                g_autoptr(JsonNode) body = json_error_body(error);
+                g_autofree char *text = json_node_to_text(body, FALSE);
+                g_message("agent link refused: %s", error->message);
+                soup_server_message_set_status(msg, SOUP_STATUS_UNAUTHORIZED, NULL);
+                soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_COPY, text,
+                                                 strlen(text));
+                return;
+        }
+        g_object_set_data_full(G_OBJECT(msg), "atrium-host-id", g_memdup2(&id, sizeof(id)),
+                               g_free);
+}
+
+/* The directories of every volume and media storage: the host reports which it reaches. */
+static JsonArray *storage_paths(Store *st)
+{
+        const char *kinds[] = {"volume", "media"};
+        JsonArray *out = json_array_new();
+
+        for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
+                ListQuery q = {0};
+                g_autoptr(JsonArray) rows = NULL;
+                gint64 next = 0;
+                q.limit = 10000;
+                do {
+                        q.after_id = next;
+                        g_clear_pointer(&rows, json_array_unref);
+                        rows = store_list(st, resource_by_kind(kinds[k]), &q, &next, NULL);
+                        for (guint i = 0; rows && i < json_array_get_length(rows); i++)
+                                json_array_add_string_element(
+                                        out, json_object_get_string_member(
+                                                     json_array_get_object_element(rows, i),
+                                                     "path"));
+                } while (rows && next);
+        }
+        return out;
+}
+
+static void link_open(SoupServer *server, SoupServerMessage *msg, const char *path,
+                      SoupWebsocketConnection *ws, gpointer data)
+{
+        ServeContext *sc = data;
+        Agents *ag = sc->mgr->agents;
+        gint64 *idp = g_object_get_data(G_OBJECT(msg), "atrium-host-id");
+        g_autofree char *sid = NULL;
+        g_autoptr(JsonObject) row = NULL;
+        Link *l, *old;
+        JsonObject *welcome;
+
+        if (!idp)
+                return;
+        sid = id_text(*idp);
+        row = store_get(sc->store, resource_by_kind("host"), sid, 0, NULL);
+        if (!row) {
+                soup_websocket_connection_close(ws, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
+                                                "host removed");
+                return;
+        }
+        l = g_new0(Link, 1);
+        g_atomic_ref_count_init(&l->rc);
+        l->ag = ag;
+        l->host_id = *idp;
+        l->host_name = g_strdup(json_object_get_string_member(row, "name"));
+        l->actor_name = g_strdup_printf("host:%s", l->host_name);
+        l->ctx = g_main_context_ref_thread_default();
+        l->store = sc->store;
+        l->ws = g_object_ref(ws);
+        soup_websocket_connection_set_max_incoming_payload_size(ws, AGENT_MSG_MAX);
+        soup_websocket_connection_set_keepalive_interval(ws, 15);
+        g_signal_connect(ws, "message", G_CALLBACK(on_message), l);
+        g_signal_connect(ws, "closed", G_CALLBACK(on_closed), l);
+        g_mutex_lock(&ag->lock);
+        old = g_hash_table_lookup(ag->links, &l->host_id);
+        if (old)
+                link_ref(old);
+        g_hash_table_replace(ag->links, g_memdup2(&l->host_id, sizeof(gint64)), link_ref(l));
+        g_mutex_unlock(&ag->lock);
+        if (old) /* the agent reconnected before we saw its old link close */
+                g_main_context_invoke(old->ctx, close_on_link, old);
+        mark_seen(ag, l->host_id);
+        welcome = agent_msg_new("welcome");
+        json_object_set_int_member(welcome, "version", AGENT_PROTO_VERSION);
+        json_object_set_int_member(welcome, "host_id", l->host_id);
+        json_object_set_string_member(welcome, "name", l->host_name);
+        json_object_set_int_member(welcome, "heartbeat_interval",
+                                   MCFG_INT(sc->mgr, "heartbeat_interval"));
+        json_object_set_array_member(welcome, "volumes", storage_paths(sc->store));
+        {
+                g_autofree char *text = agent_msg_text(welcome);
+                soup_websocket_connection_send_text(ws, text);
+        }
+        json_object_unref(welcome);
+}
+
+void agents_install(Agents *ag, SoupServer *soup, gpointer serve_context)
+{
+        soup_server_add_handler(soup, AGENT_LINK_PATH, link_auth, serve_context, NULL);
+        soup_server_add_websocket_handler(soup, AGENT_LINK_PATH, NULL, NULL, link_open,
+                                          serve_context, NULL);
+}
+
+/* ---- life -------------------------------------------------------------------------------- */
+
+Agents *agents_new(Manager *mgr)
+{
+        Agents *ag = g_new0(Agents, 1);
+
+        ag->mgr = mgr;
+        g_mutex_init(&ag->lock);
+        ag->links = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+                                          (GDestroyNotify)link_unref);
+        ag->seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+        ag->pending = g_hash_table_new(g_str_hash, g_str_equal);
+        ag->started = g_get_monotonic_time();
+        ag->monitor = g_timeout_source_new(1000);
+        g_source_set_callback(ag->monitor, monitor_tick, ag, NULL);
+        g_source_attach(ag->monitor, g_main_context_default());
+        return ag;
+}
+
+void agents_free(Agents *ag)
+{
+        if (!ag)
+                return;
+        g_source_destroy(ag->monitor);
+        g_source_unref(ag->monitor);
+        g_hash_table_destroy(ag->links);
+        g_hash_table_destroy(ag->seen);
+        g_hash_table_destroy(ag->pending); /* pending ones are freed by their timeout */
+        g_mutex_clear(&ag->lock);
+        g_free(ag);
+}

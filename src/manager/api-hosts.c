@@ -1,0 +1,693 @@
+/* Hosts and what runs on them: joining, maintenance, guests' lifecycle and consoles, and the
+ * listings only a host can make (volume images, media ISOs). Orders go to the host's agent
+ * over its link (agents.h); the request waits, paused, for the answer. */
+#define G_LOG_DOMAIN "api"
+
+#include "common/error.h"
+#include "common/util.h"
+#include "manager/agents.h"
+#include "manager/api.h"
+#include "proto/agentproto.h"
+
+#include <string.h>
+
+static gint64 now_s(void)
+{
+        return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+static void reply_error_literal(ApiRequest *req, int code, const char *message)
+{
+        g_autoptr(GError) e = g_error_new_literal(ATRIUM_ERROR, code, message);
+        api_reply_error(req, e);
+}
+
+/* ---- joining ----------------------------------------------------------------------------- */
+
+void api_join_token_create(ApiRequest *req)
+{
+        g_autoptr(GError) error = NULL;
+        g_autofree char *secret = util_random_token(24), *token = NULL, *hash = NULL;
+        g_autofree char *command = NULL;
+        gint64 ttl = MCFG_INT(req->mgr, "join_token_ttl"), id = 0, expires;
+        JsonObject *o;
+
+        if (req->body && !agent_arg_int(req->body, "ttl_seconds", 60, 7 * 86400, ttl, &ttl,
+                                        &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        if (req->body) {
+                g_autoptr(GList) keys = json_object_get_members(req->body);
+                for (GList *k = keys; k; k = k->next)
+                        if (!g_str_equal(k->data, "ttl_seconds")) {
+                                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNKNOWN_FIELD,
+                                            "a join token takes only 'ttl_seconds', not '%s'",
+                                            (char *)k->data);
+                                api_reply_error(req, error);
+                                return;
+                        }
+        }
+        token = g_strdup_printf("atj1.%s", secret);
+        hash = token_hash(token);
+        expires = now_s() + ttl;
+        if (!store_join_token_insert(req->store, hash, expires, &req->actor, &id, &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        command = g_strdup_printf("atriumd --role agent --manager %s%s%s --join-token %s",
+                                  req->mgr->url, req->mgr->fingerprint[0] ? " --manager-fingerprint " : "",
+                                  req->mgr->fingerprint, token);
+        o = json_object_new();
+        json_object_set_int_member(o, "id", id);
+        json_object_set_string_member(o, "token", token);
+        json_object_set_int_member(o, "expires_at", expires);
+        json_object_set_string_member(o, "manager_url", req->mgr->url);
+        json_object_set_string_member(o, "manager_fingerprint", req->mgr->fingerprint);
+        json_object_set_string_member(o, "command", command);
+        memset(token, 0, strlen(token));
+        api_reply_object(req, 201, o);
+}
+
+static gboolean fact_int(JsonObject *body, JsonObject *facts, const char *key, gint64 max,
+                         GError **error)
+{
+        gint64 v;
+
+        if (!agent_arg_int(body, key, 0, max, 0, &v, error))
+                return FALSE;
+        json_object_set_int_member(facts, key, v);
+        return TRUE;
+}
+
+static gboolean fact_text(JsonObject *body, JsonObject *facts, const char *key, GError **error)
+{
+        GError *local = NULL;
+        const char *v = agent_arg_string(body, key, FALSE, &local);
+
+        if (local) {
+                g_propagate_error(error, local);
+                return FALSE;
+        }
+        if (v && !util_text_valid(key, v, 255, error))
+                return FALSE;
+        json_object_set_string_member(facts, key, v ? v : "");
+        return TRUE;
+}
+
+void api_agent_register(ApiRequest *req)
+{
+        static const char *const texts[] = {"address",         "cpu_model",    "accel",
+                                            "accel_reason",    "libvirt_version",
+                                            "qemu_version"};
+        static const char *const known[] = {"join_token", "name", "address", "cpu_model",
+                                            "accel", "accel_reason", "libvirt_version",
+                                            "qemu_version", "cpus", "ram_mb", "agent"};
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) facts = json_object_new();
+        g_autoptr(JsonObject) host = NULL;
+        g_autofree char *key = g_strdup_printf("join:%s", req->address);
+        g_autofree char *credential = NULL, *cred_hash = NULL, *tok_hash = NULL;
+        g_autoptr(GList) members = json_object_get_members(req->body);
+        const char *token, *name;
+        const Actor actor = {"agent", 0, req->address};
+        gint64 retry = ratelimit_retry_after(req->mgr->logins, key,
+                                             MCFG_INT(req->mgr, "login_attempts_per_address"),
+                                             MCFG_INT(req->mgr, "login_window"), now_s());
+        JsonObject *o;
+
+        if (retry > 0) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_RATE_LIMITED,
+                            "too many failed joins from this address; try again in %" G_GINT64_FORMAT
+                            " s",
+                            retry);
+                api_reply_error(req, error);
+                return;
+        }
+        for (GList *m = members; m; m = m->next) {
+                gboolean ok = FALSE;
+                for (gsize i = 0; i < G_N_ELEMENTS(known); i++)
+                        ok |= g_str_equal(m->data, known[i]);
+                if (!ok) {
+                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNKNOWN_FIELD,
+                                    "a join request has no field '%s'", (char *)m->data);
+                        api_reply_error(req, error);
+                        return;
+                }
+        }
+        if (!(token = agent_arg_string(req->body, "join_token", TRUE, &error)) ||
+            !(name = agent_arg_string(req->body, "name", TRUE, &error)) ||
+            !util_name_valid(name, &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        json_object_set_string_member(facts, "name", name);
+        for (gsize i = 0; i < G_N_ELEMENTS(texts); i++)
+                if (!fact_text(req->body, facts, texts[i], &error)) {
+                        api_reply_error(req, error);
+                        return;
+                }
+        if (!fact_int(req->body, facts, "cpus", 4096, &error) ||
+            !fact_int(req->body, facts, "ram_mb", 1LL << 32, &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        {
+                g_autofree char *secret = util_random_token(32);
+                credential = g_strdup_printf("ath1.%s", secret);
+        }
+        cred_hash = token_hash(credential);
+        tok_hash = token_hash(token);
+        host = store_host_join(req->store, tok_hash, now_s(), facts, cred_hash, &actor, &error);
+        if (!host) {
+                if (error->code == ATRIUM_ERROR_UNAUTHORIZED)
+                        ratelimit_fail(req->mgr->logins, key, now_s(),
+                                       MCFG_INT(req->mgr, "login_window"));
+                store_event_add(req->store, &actor, "join_refused", "host", 0, name,
+                                error->message, NULL);
+                api_reply_error(req, error);
+                return;
+        }
+        g_info("host %s joined from %s", name, req->address);
+        o = json_object_new();
+        json_object_set_int_member(o, "host_id", json_object_get_int_member(host, "id"));
+        json_object_set_string_member(o, "name", name);
+        json_object_set_string_member(o, "credential", credential);
+        json_object_set_string_member(o, "link", AGENT_LINK_PATH);
+        memset(credential, 0, strlen(credential));
+        api_reply_object(req, 201, o);
+}
+
+void api_host_maintenance(ApiRequest *req)
+{
+        const Resource *hosts = resource_by_kind("host");
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) row = store_get(req->store, hosts, req->params[0], 0, &error);
+        g_autoptr(JsonObject) patch = json_object_new();
+        JsonNode *flag = json_object_get_member(req->body, "maintenance");
+        const char *state;
+        gboolean on;
+        JsonObject *upd;
+
+        if (!row) {
+                api_reply_error(req, error);
+                return;
+        }
+        if (!flag || !JSON_NODE_HOLDS_VALUE(flag) ||
+            json_node_get_value_type(flag) != G_TYPE_BOOLEAN || json_object_get_size(req->body) != 1) {
+                reply_error_literal(req, ATRIUM_ERROR_INVALID,
+                                    "give exactly {\"maintenance\": true} or {\"maintenance\": "
+                                    "false}");
+                return;
+        }
+        on = json_node_get_boolean(flag);
+        state = json_object_get_string_member(row, "state");
+        json_object_set_boolean_member(patch, "maintenance", on);
+        if (!g_str_equal(state, "down"))
+                json_object_set_string_member(patch, "state", on ? "maintenance" : "up");
+        upd = store_update(req->store, hosts, req->params[0], patch, &req->actor, &error);
+        if (!upd)
+                api_reply_error(req, error);
+        else
+                api_reply_object(req, 200, upd);
+}
+
+/* ---- orders to a host -------------------------------------------------------------------- */
+
+typedef struct {
+        ApiRequest *req;
+        char *op;
+        gint64 guest_id;
+        gint64 host_id;
+        JsonObject *extra; /* console: what the reply adds */
+} Order;
+
+static void order_free(Order *o)
+{
+        g_free(o->op);
+        if (o->extra)
+                json_object_unref(o->extra);
+        g_free(o);
+}
+
+static char *id_text(gint64 id)
+{
+        return g_strdup_printf("%" G_GINT64_FORMAT, id);
+}
+
+/* The host for a guest: its own when it has one; else the one asked for; else the linked
+ * host, up and not in maintenance, with the most free memory. */
+static gint64 pick_host(ApiRequest *req, JsonObject *guest, const char *wanted, GError **error)
+{
+        const Resource *hosts = resource_by_kind("host");
+        JsonNode *own = json_object_get_member(guest, "host_id");
+        g_autoptr(JsonArray) rows = NULL;
+        ListQuery q = {0};
+        gint64 best = 0, best_free = -1, next = 0;
+
+        if (wanted) {
+                g_autoptr(JsonObject) h = store_get(req->store, hosts, wanted, 0, error);
+                if (!h)
+                        return 0;
+                if (own && !JSON_NODE_HOLDS_NULL(own) &&
+                    json_node_get_int(own) != json_object_get_int_member(h, "id") &&
+                    !g_str_equal(json_object_get_string_member(guest, "state"), "stopped")) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                                    "the guest runs on another host; stop it first");
+                        return 0;
+                }
+                if (!g_str_equal(json_object_get_string_member(h, "state"), "up")) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                                    "host '%s' is %s: no new guests are started there",
+                                    json_object_get_string_member(h, "name"),
+                                    json_object_get_string_member(h, "state"));
+                        return 0;
+                }
+                return json_object_get_int_member(h, "id");
+        }
+        if (own && !JSON_NODE_HOLDS_NULL(own))
+                return json_node_get_int(own);
+        q.limit = 10000;
+        do {
+                q.after_id = next;
+                g_clear_pointer(&rows, json_array_unref);
+                if (!(rows = store_list(req->store, hosts, &q, &next, error)))
+                        return 0;
+                for (guint i = 0; i < json_array_get_length(rows); i++) {
+                        JsonObject *h = json_array_get_object_element(rows, i);
+                        gint64 id = json_object_get_int_member(h, "id");
+                        gint64 free_mb = json_object_get_int_member(h, "ram_free_mb");
+                        if (g_str_equal(json_object_get_string_member(h, "state"), "up") &&
+                            agents_linked(req->mgr->agents, id) && free_mb > best_free) {
+                                best = id;
+                                best_free = free_mb;
+                        }
+                }
+        } while (next);
+        if (!best)
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                            "no host is up (and out of maintenance) to run the guest: join a "
+                            "host with 'atrium host join-token create'");
+        return best;
+}
+
+/* Path of a volume or media storage row by reference column. */
+static char *ref_path(ApiRequest *req, JsonObject *row, const char *column, const char *kind,
+                      GError **error)
+{
+        JsonNode *n = json_object_get_member(row, column);
+        g_autofree char *id = NULL;
+        g_autoptr(JsonObject) ref = NULL;
+
+        if (!n || JSON_NODE_HOLDS_NULL(n))
+                return NULL;
+        id = id_text(json_node_get_int(n));
+        ref = store_get(req->store, resource_by_kind(kind), id, 0, error);
+        return ref ? g_strdup(json_object_get_string_member(ref, "path")) : NULL;
+}
+
+static JsonObject *start_args(ApiRequest *req, JsonObject *g, const char *domain, GError **error)
+{
+        g_autoptr(JsonObject) a = json_object_new();
+        g_autofree char *volume = NULL, *media = NULL;
+        GError *local = NULL;
+        const char *iso = json_object_get_string_member(g, "iso");
+
+        volume = ref_path(req, g, "volume_id", "volume", &local);
+        if (local) {
+                g_propagate_error(error, local);
+                return NULL;
+        }
+        media = ref_path(req, g, "media_id", "media", &local);
+        if (local) {
+                g_propagate_error(error, local);
+                return NULL;
+        }
+        if (!volume || !json_object_get_string_member(g, "disk")[0]) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "guest '%s' has no disk: set its 'volume' and 'disk' first",
+                            json_object_get_string_member(g, "name"));
+                return NULL;
+        }
+        if (iso[0] && !media) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "guest '%s' names ISO '%s' but no 'media' storage",
+                            json_object_get_string_member(g, "name"), iso);
+                return NULL;
+        }
+        json_object_set_string_member(a, "domain", domain);
+        json_object_set_string_member(a, "title", json_object_get_string_member(g, "name"));
+        json_object_set_int_member(a, "vcpus", json_object_get_int_member(g, "cpus"));
+        json_object_set_int_member(a, "ram_mb", json_object_get_int_member(g, "ram_mb"));
+        json_object_set_string_member(a, "volume", volume);
+        json_object_set_string_member(a, "disk", json_object_get_string_member(g, "disk"));
+        json_object_set_int_member(a, "disk_gb", json_object_get_int_member(g, "disk_gb"));
+        if (media && iso[0]) {
+                json_object_set_string_member(a, "media", media);
+                json_object_set_string_member(a, "iso", iso);
+        }
+        json_object_set_boolean_member(a, "boot_cdrom",
+                                       json_object_get_boolean_member(g, "boot_cdrom"));
+        json_object_set_string_member(a, "network", json_object_get_string_member(g, "network"));
+        return g_steal_pointer(&a);
+}
+
+static void order_done(JsonObject *result, const GError *error, gpointer data)
+{
+        Order *o = data;
+        ApiRequest *req = o->req;
+        const Resource *guests = resource_by_kind("guest");
+        g_autofree char *gid = id_text(o->guest_id);
+        g_autoptr(JsonObject) patch = json_object_new();
+        g_autoptr(GError) err = NULL;
+        JsonObject *row;
+
+        if (error) {
+                api_reply_error(req, error);
+                order_free(o);
+                return;
+        }
+        if (g_str_equal(o->op, "console")) {
+                JsonObject *reply = json_object_ref(o->extra);
+                json_object_set_int_member(reply, "port",
+                                           json_object_get_int_member_with_default(result, "port",
+                                                                                   0));
+                api_reply_object(req, 200, reply);
+                order_free(o);
+                return;
+        }
+        if (g_str_equal(o->op, "start")) {
+                json_object_set_int_member(patch, "host", o->host_id);
+                json_object_set_string_member(patch, "state", "running");
+                json_object_set_int_member(
+                        patch, "spice_port",
+                        json_object_get_int_member_with_default(result, "spice_port", 0));
+                json_object_set_int_member(
+                        patch, "vnc_port",
+                        json_object_get_int_member_with_default(result, "vnc_port", 0));
+        } else if (g_str_equal(o->op, "stop") || g_str_equal(o->op, "destroy")) {
+                json_object_set_string_member(patch, "state", "stopped");
+                json_object_set_int_member(patch, "spice_port", 0);
+                json_object_set_int_member(patch, "vnc_port", 0);
+        } else if (o->extra) { /* attach-iso, eject: the new drive content */
+                GList *m = json_object_get_members(o->extra);
+                for (GList *k = m; k; k = k->next)
+                        json_object_set_member(patch, k->data,
+                                               json_object_dup_member(o->extra, k->data));
+                g_list_free(m);
+        }
+        if (json_object_get_size(patch) > 0) {
+                g_autoptr(JsonObject) upd = store_update(req->store, guests, gid, patch, NULL, &err);
+                if (!upd)
+                        g_warning("guest %s: cannot record '%s': %s", gid, o->op, err->message);
+        }
+        row = store_get(req->store, guests, gid, 0, &err);
+        store_event_add(req->store, &req->actor, o->op, "guest", o->guest_id,
+                        row ? json_object_get_string_member(row, "name") : "",
+                        json_object_get_string_member_with_default(result, "domain", ""), NULL);
+        if (row)
+                api_reply_object(req, 200, row);
+        else
+                api_reply_error(req, err);
+        order_free(o);
+}
+
+/* Builds the command for a guest order: op name for the agent, arguments, the wait, and
+ * what the reply reports. */
+static gboolean order_build(ApiRequest *req, Order *o, JsonObject *g, const char *domain,
+                            const char **agent_op, JsonObject **args, guint *timeout,
+                            GError **error)
+{
+        const char *op = o->op;
+        JsonObject *body = req->body;
+        g_autoptr(JsonObject) a = NULL;
+
+        *timeout = MCFG_INT(req->mgr, "agent_command_timeout");
+        if (g_str_equal(op, "start")) {
+                *agent_op = "domain.start";
+                a = start_args(req, g, domain, error);
+                if (!a)
+                        return FALSE;
+        } else {
+                a = json_object_new();
+                json_object_set_string_member(a, "domain", domain);
+        }
+        if (g_str_equal(op, "stop")) {
+                gint64 t;
+                if (!agent_arg_int(body, "timeout", 1, 3600, 60, &t, error))
+                        return FALSE;
+                json_object_set_int_member(a, "timeout", t);
+                json_object_set_boolean_member(a, "force", agent_arg_bool(body, "force", FALSE));
+                *agent_op = "domain.shutdown";
+                *timeout += t;
+        } else if (g_str_equal(op, "reboot") || g_str_equal(op, "reset") ||
+                   g_str_equal(op, "destroy")) {
+                *agent_op = g_str_equal(op, "reboot")  ? "domain.reboot"
+                            : g_str_equal(op, "reset") ? "domain.reset"
+                                                       : "domain.destroy";
+        } else if (g_str_equal(op, "console")) {
+                const char *proto = agent_arg_string(body, "protocol", FALSE, error);
+                gint64 ttl;
+                g_autofree char *pw = NULL;
+                JsonNode *host_addr;
+                if ((!proto && error && *error) ||
+                    !agent_arg_int(body, "ttl", 10, 3600, 60, &ttl, error))
+                        return FALSE;
+                proto = proto ? proto : "spice";
+                if (!g_str_equal(proto, "spice") && !g_str_equal(proto, "vnc")) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "protocol must be spice or vnc, not '%s'", proto);
+                        return FALSE;
+                }
+                pw = util_random_password();
+                if (g_str_equal(proto, "vnc"))
+                        pw[8] = '\0'; /* VNC passwords are at most 8 characters */
+                json_object_set_string_member(a, "protocol", proto);
+                json_object_set_string_member(a, "password", pw);
+                json_object_set_int_member(a, "expires_at", now_s() + ttl);
+                *agent_op = "domain.console";
+                o->extra = json_object_new();
+                json_object_set_string_member(o->extra, "protocol", proto);
+                json_object_set_string_member(o->extra, "password", pw);
+                json_object_set_int_member(o->extra, "expires_at", now_s() + ttl);
+                {
+                        g_autofree char *hid = id_text(o->host_id);
+                        g_autoptr(JsonObject) h =
+                                store_get(req->store, resource_by_kind("host"), hid, 0, NULL);
+                        host_addr = h ? json_object_get_member(h, "address") : NULL;
+                        json_object_set_string_member(o->extra, "host",
+                                                      host_addr ? json_node_get_string(host_addr)
+                                                                : "");
+                }
+        } else if (g_str_equal(op, "attach-iso") || g_str_equal(op, "eject")) {
+                gboolean attach = g_str_equal(op, "attach-iso");
+                const char *iso = attach ? agent_arg_string(body, "iso", TRUE, error) : "";
+                const char *media_name = attach ? agent_arg_string(body, "media", FALSE, error)
+                                                : NULL;
+                g_autofree char *media = NULL;
+                if (!iso || (error && *error))
+                        return FALSE;
+                if (media_name) {
+                        g_autoptr(JsonObject) m =
+                                store_get(req->store, resource_by_kind("media"), media_name, 0,
+                                          error);
+                        if (!m)
+                                return FALSE;
+                        media = g_strdup(json_object_get_string_member(m, "path"));
+                        o->extra = json_object_new();
+                        json_object_set_int_member(o->extra, "media",
+                                                   json_object_get_int_member(m, "id"));
+                } else if (attach) {
+                        GError *local = NULL;
+                        media = ref_path(req, g, "media_id", "media", &local);
+                        if (!media) {
+                                if (local)
+                                        g_propagate_error(error, local);
+                                else
+                                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                                    "name the media storage of the ISO "
+                                                    "('media')");
+                                return FALSE;
+                        }
+                }
+                if (!o->extra)
+                        o->extra = json_object_new();
+                json_object_set_string_member(o->extra, "iso", iso);
+                if (attach)
+                        json_object_set_string_member(a, "media", media);
+                json_object_set_string_member(a, "iso", iso);
+                *agent_op = "domain.media";
+        }
+        *args = g_steal_pointer(&a);
+        return TRUE;
+}
+
+void api_guest_action(ApiRequest *req)
+{
+        const Resource *guests = resource_by_kind("guest");
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) g = store_get(req->store, guests, req->params[0], 0, &error);
+        g_autofree char *domain = NULL;
+        const char *agent_op = NULL, *state;
+        JsonObject *args = NULL;
+        guint timeout = 0;
+        Order *o;
+
+        if (!g) {
+                api_reply_error(req, error);
+                return;
+        }
+        state = json_object_get_string_member(g, "state");
+        o = g_new0(Order, 1);
+        o->req = req;
+        o->op = g_strdup(req->route->op);
+        o->guest_id = json_object_get_int_member(g, "id");
+        domain = agent_domain_name("guest", o->guest_id);
+        if (!g_str_equal(o->op, "start") && g_str_equal(state, "stopped") &&
+            !g_str_equal(o->op, "stop") && !g_str_equal(o->op, "destroy")) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "guest '%s' is stopped: start it first",
+                            json_object_get_string_member(g, "name"));
+                goto fail;
+        }
+        o->host_id = pick_host(req, g, g_str_equal(o->op, "start") && req->body
+                                               ? agent_arg_string(req->body, "host", FALSE, NULL)
+                                               : NULL,
+                               &error);
+        if (!o->host_id) {
+                if (!error)
+                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                                    "guest '%s' is on no host", json_object_get_string_member(g, "name"));
+                goto fail;
+        }
+        if (!order_build(req, o, g, domain, &agent_op, &args, &timeout, &error))
+                goto fail;
+        api_pause(req);
+        if (!agents_call(req->mgr->agents, o->host_id, agent_op, args, timeout, order_done, o,
+                         &error))
+                goto fail;
+        return;
+fail:
+        order_free(o);
+        api_reply_error(req, error);
+}
+
+/* A guest is deleted with its domain: undefined on its host first (its disk stays in the
+ * volume). A running guest is refused; when its host is down, the row goes and the host's
+ * next reconciliation removes the orphan domain. */
+static void undefined(JsonObject *result, const GError *error, gpointer data)
+{
+        Order *o = data;
+        ApiRequest *req = o->req;
+        g_autoptr(GError) err = NULL;
+        g_autofree char *gid = id_text(o->guest_id);
+
+        if (error && !g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND)) {
+                api_reply_error(req, error);
+        } else if (!store_delete(req->store, resource_by_kind("guest"), gid, &req->actor, &err)) {
+                api_reply_error(req, err);
+        } else {
+                api_reply_empty(req, 204);
+        }
+        order_free(o);
+}
+
+void api_guest_delete(ApiRequest *req)
+{
+        const Resource *guests = resource_by_kind("guest");
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) g = store_get(req->store, guests, req->params[0], 0, &error);
+        JsonNode *host;
+        Order *o;
+        JsonObject *args;
+
+        if (!g) {
+                api_reply_error(req, error);
+                return;
+        }
+        if (!g_str_equal(json_object_get_string_member(g, "state"), "stopped")) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "guest '%s' is %s: stop it before deleting it",
+                            json_object_get_string_member(g, "name"),
+                            json_object_get_string_member(g, "state"));
+                api_reply_error(req, error);
+                return;
+        }
+        o = g_new0(Order, 1);
+        o->req = req;
+        o->op = g_strdup("delete");
+        o->guest_id = json_object_get_int_member(g, "id");
+        host = json_object_get_member(g, "host_id");
+        if (!host || JSON_NODE_HOLDS_NULL(host) ||
+            !agents_linked(req->mgr->agents, json_node_get_int(host))) {
+                undefined(NULL, NULL, o);
+                return;
+        }
+        args = json_object_new();
+        {
+                g_autofree char *dom = agent_domain_name("guest", o->guest_id);
+                json_object_set_string_member(args, "domain", dom);
+        }
+        api_pause(req);
+        if (!agents_call(req->mgr->agents, json_node_get_int(host), "domain.undefine", args,
+                         MCFG_INT(req->mgr, "agent_command_timeout"), undefined, o, &error)) {
+                order_free(o);
+                api_reply_error(req, error);
+        }
+}
+
+/* ---- listings a host makes --------------------------------------------------------------- */
+
+static void listed(JsonObject *result, const GError *error, gpointer data)
+{
+        Order *o = data;
+
+        if (error)
+                api_reply_error(o->req, error);
+        else
+                api_reply_object(o->req, 200, json_object_ref(result));
+        order_free(o);
+}
+
+static void host_listing(ApiRequest *req, const char *kind, const char *op, const char *arg)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) row = store_get(req->store, resource_by_kind(kind), req->params[0], 0,
+                                              &error);
+        g_autoptr(JsonObject) none = json_object_new();
+        JsonObject *args;
+        Order *o;
+
+        if (!row) {
+                api_reply_error(req, error);
+                return;
+        }
+        o = g_new0(Order, 1);
+        o->req = req;
+        o->op = g_strdup(op);
+        json_object_set_null_member(none, "host_id");
+        o->host_id = pick_host(req, none, NULL, &error);
+        if (!o->host_id) {
+                order_free(o);
+                api_reply_error(req, error);
+                return;
+        }
+        args = json_object_new();
+        json_object_set_string_member(args, arg, json_object_get_string_member(row, "path"));
+        api_pause(req);
+        if (!agents_call(req->mgr->agents, o->host_id, op, args,
+                         MCFG_INT(req->mgr, "agent_command_timeout"), listed, o, &error)) {
+                order_free(o);
+                api_reply_error(req, error);
+        }
+}
+
+void api_volume_images(ApiRequest *req)
+{
+        host_listing(req, "volume", "volume.list", "volume");
+}
+
+void api_media_isos(ApiRequest *req)
+{
+        host_listing(req, "media", "media.list", "media");
+}

@@ -1,0 +1,40 @@
+/* The agent link: one WebSocket from each host's agent to the manager, carrying JSON text
+ * messages. docs/architecture.md ("Agent link") lists them; both sides use these helpers.
+ *
+ *   agent -> manager: hello (facts + inventory), heartbeat, event, reply
+ *   manager -> agent: welcome (volumes, media, timing), command (id, op, args)
+ *
+ * A command's id is chosen by the manager; the agent remembers the replies of recent ids, so
+ * a repeated command gets the same answer without being run twice. */
+#pragma once
+#include <json-glib/json-glib.h>
+
+#define AGENT_PROTO_VERSION 1
+#define AGENT_MSG_MAX (8 * 1024 * 1024)
+#define AGENT_MSG_DEPTH 16
+#define AGENT_LINK_PATH "/api/v1/agent/link"
+#define AGENT_REGISTER_PATH "/api/v1/agent/register"
+/* Namespace of the <metadata> element that marks a libvirt domain as ours. */
+#define AGENT_XMLNS "https://atrium-vdi.org/xmlns/domain/1" /* = DOMXML_XMLNS */
+
+/* Domains are named atrium-KIND-ID (kind: guest or desktop). */
+char *agent_domain_name(const char *kind, gint64 id);
+/* TRUE for a name of that form; *kind points to a static string. */
+gboolean agent_domain_parse(const char *name, const char **kind, gint64 *id);
+
+/* One message: a JSON object with a string "type". */
+JsonObject *agent_msg_parse(const char *text, gsize len, GError **error);
+char *agent_msg_text(JsonObject *msg);
+JsonObject *agent_msg_new(const char *type);
+
+/* Replies carry errors as {"code": "...", "message": "..."} with the codes of common/error.h. */
+JsonObject *agent_error_to_json(const GError *error);
+GError *agent_error_from_json(JsonObject *err);
+
+/* Command arguments, checked: a missing or mistyped argument is an ATRIUM_ERROR_INVALID error
+ * naming it. agent_arg_string returns NULL (no error) for an absent optional argument. */
+const char *agent_arg_string(JsonObject *args, const char *key, gboolean required,
+                             GError **error);
+gboolean agent_arg_int(JsonObject *args, const char *key, gint64 min, gint64 max, gint64 def,
+                       gint64 *out, GError **error);
+gboolean agent_arg_bool(JsonObject *args, const char *key, gboolean def);
