@@ -60,6 +60,8 @@ struct _Agent {
         GHashTable *inflight; /* command ids running */
         GHashTable *channels; /* domain -> GuestChannel */
         JsonArray *volumes;   /* paths the manager's volumes and media have (welcome) */
+        JsonObject *figures;  /* the last heartbeat's figures */
+        gboolean figures_busy;
         gboolean stopping;
 };
 
@@ -141,7 +143,7 @@ static const char *domain_arg(JsonObject *args, GError **error)
 static JsonObject *op_start(Agent *a, JsonObject *args, GError **error)
 {
         DomainSpec s = {0};
-        g_autofree char *disk = NULL, *cdrom = NULL;
+        g_autofree char *disk = NULL, *cdrom = NULL, *pw = NULL;
         gint64 vcpus, ram, disk_gb, usb, monitors;
         const char *volume, *disk_name, *media, *iso, *net;
 
@@ -181,6 +183,10 @@ static JsonObject *op_start(Agent *a, JsonObject *args, GError **error)
         s.boot_cdrom = cdrom && agent_arg_bool(args, "boot_cdrom", FALSE);
         net_from(net, &s);
         s.listen = a->address;
+        pw = util_random_password();
+        pw[8] = '\0';
+        s.console_password = pw; /* expired at once: a console needs a one-time password */
+        s.console_valid_to = "2000-01-01T00:00:00";
         s.accel = a->accel.accel;
         s.clipboard = DOMXML_CLIPBOARD_BOTH;
         s.file_transfer = agent_arg_bool(args, "file_transfer", TRUE);
@@ -481,10 +487,14 @@ static void job_finished(Job *j)
                 send_msg(a, json_object_ref(j->result));
                 break;
         case JOB_HEARTBEAT:
-                if (j->result)
-                        send_msg(a, json_object_ref(j->result));
-                else
+                a->figures_busy = FALSE;
+                if (j->result) {
+                        if (a->figures)
+                                json_object_unref(a->figures);
+                        a->figures = json_object_ref(j->result);
+                } else {
                         g_warning("heartbeat figures: %s", j->error->message);
+                }
                 break;
         case JOB_DESCRIBE:
                 if (j->result) {
@@ -790,14 +800,25 @@ static void heartbeat_stop(Agent *a)
         }
 }
 
+/* A heartbeat goes at once with the last figures; fresh figures are read in a worker, so a
+ * slow libvirt never delays the heartbeat that says this agent is alive. */
 static gboolean heartbeat_tick(gpointer data)
 {
         Agent *a = data;
-        JsonObject *args = json_object_new();
 
-        if (a->volumes)
-                json_object_set_array_member(args, "volumes", json_array_ref(a->volumes));
-        submit(a, JOB_HEARTBEAT, NULL, NULL, args);
+        if (!a->figures_busy) {
+                JsonObject *args = json_object_new();
+                if (a->volumes)
+                        json_object_set_array_member(args, "volumes", json_array_ref(a->volumes));
+                a->figures_busy = TRUE;
+                submit(a, JOB_HEARTBEAT, NULL, NULL, args);
+        }
+        if (a->figures) {
+                g_autofree char *text = agent_msg_text(a->figures);
+                send_text(a, text);
+        } else {
+                send_msg(a, agent_msg_new("heartbeat"));
+        }
         return G_SOURCE_CONTINUE;
 }
 
@@ -1233,6 +1254,8 @@ void agent_free(Agent *a)
                 json_object_unref(a->facts);
         if (a->volumes)
                 json_array_unref(a->volumes);
+        if (a->figures)
+                json_object_unref(a->figures);
         g_clear_object(&a->session);
         g_object_unref(a->cancel);
         g_main_context_unref(a->ctx);

@@ -62,6 +62,11 @@ static gboolean check(const DomainSpec *s, GError **error)
                                "must be the host's management address, not every address");
         if (s->guest_channel && !path_ok(s->guest_channel))
                 return invalid(error, "guest_channel", "must be an absolute path (or unset)");
+        if (s->console_password &&
+            (!s->console_password[0] || strlen(s->console_password) > 8 || !s->console_valid_to ||
+             strlen(s->console_valid_to) != 19))
+                return invalid(error, "console_password",
+                               "must be 1 to 8 characters, with a console_valid_to time");
         if (s->monitors < 1 || s->monitors > DOMXML_MAX_MONITORS)
                 return invalid(error, "monitors", "must be 1 to 4");
         if (s->usb_redir > DOMXML_MAX_USB_REDIR)
@@ -118,18 +123,26 @@ static void add_network(GString *x, const DomainSpec *s)
 /* SPICE and VNC on the management address only, ports picked by libvirt. SPICE's clipboard
  * switch is all or nothing: a one-way policy turns it on here and the direction is enforced
  * on the console path (the gateway). */
+static void add_password(GString *x, const DomainSpec *s)
+{
+        if (s->console_password)
+                add(x, " passwd='%s' passwdValidTo='%s'", s->console_password,
+                    s->console_valid_to);
+}
+
 static void add_consoles(GString *x, const DomainSpec *s)
 {
-        add(x, "    <graphics type='spice' autoport='yes' listen='%s'>\n"
-               "      <listen type='address' address='%s'/>\n"
+        add(x, "    <graphics type='spice' autoport='yes' listen='%s'", s->listen);
+        add_password(x, s);
+        add(x, ">\n      <listen type='address' address='%s'/>\n"
                "      <clipboard copypaste='%s'/>\n"
                "      <filetransfer enable='%s'/>\n"
                "    </graphics>\n"
-               "    <graphics type='vnc' autoport='yes' listen='%s'>\n"
-               "      <listen type='address' address='%s'/>\n"
-               "    </graphics>\n",
-            s->listen, s->listen, s->clipboard == DOMXML_CLIPBOARD_NONE ? "no" : "yes",
-            s->file_transfer ? "yes" : "no", s->listen, s->listen);
+               "    <graphics type='vnc' autoport='yes' listen='%s'",
+            s->listen, s->clipboard == DOMXML_CLIPBOARD_NONE ? "no" : "yes",
+            s->file_transfer ? "yes" : "no", s->listen);
+        add_password(x, s);
+        add(x, ">\n      <listen type='address' address='%s'/>\n    </graphics>\n", s->listen);
         add(x, "    <video>\n      <model type='qxl' heads='%u' primary='yes'/>\n    </video>\n",
             s->monitors);
 }

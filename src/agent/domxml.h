@@ -29,6 +29,13 @@ typedef struct {
         const char *bridge;         /* host bridge, or NULL; neither: user-mode networking */
         const char *mac;            /* or NULL: libvirt picks one */
         const char *listen;         /* management address the consoles listen on */
+        /* Console password from the start (at most 8 characters, for VNC) and until when it is
+         * valid ("2026-01-01T00:00:00", UTC). Without one QEMU starts SPICE and VNC with no
+         * authentication and refuses to set a password later; the agent gives a random one
+         * already expired, so a console opens only with a one-time password set per
+         * connection. NULL: open consoles (tests of the XML only). */
+        const char *console_password;
+        const char *console_valid_to;
         const char *guest_channel;  /* UNIX socket of org.atrium.guest.0, or NULL: libvirt's */
         DomxmlClipboard clipboard;
         gboolean file_transfer;

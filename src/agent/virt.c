@@ -495,8 +495,17 @@ JsonObject *virt_start(Virt *v, const DomainSpec *spec, GError **error)
                 goto out;
         }
         defined_now = dom == NULL;
-        if (dom)
+        if (dom) { /* redefine in place: the same UUID, or libvirt refuses the name */
+                char uuid[VIR_UUID_STRING_BUFLEN];
+                DomainSpec again = *spec;
+                if (virDomainGetUUIDString(dom, uuid) == 0 && !spec->uuid) {
+                        again.uuid = uuid;
+                        g_free(xml);
+                        if (!(xml = domxml_build(&again, error)))
+                                goto out;
+                }
                 virDomainFree(dom);
+        }
         dom = virDomainDefineXML(c, xml);
         if (!dom) {
                 set_virt_error(error, ATRIUM_ERROR_INTERNAL, "cannot define the domain");

@@ -71,6 +71,8 @@ static void test_full(void)
         s.clipboard = DOMXML_CLIPBOARD_BOTH;
         s.file_transfer = TRUE;
         s.usb_redir = 2;
+        s.console_password = "Xy7pQ2zK";
+        s.console_valid_to = "2000-01-01T00:00:00";
         s.monitors = 4;
         s.audio = TRUE;
         golden("full", &s);
@@ -107,7 +109,7 @@ static void test_bad_specs(void)
                 struct {
                         const char *needle;
                         DomainSpec s;
-                } bad[16];
+                } bad[24];
                 int n = 0;
                 DomainSpec base = minimal();
 #define BAD(needle_, stmt)                                                                         \
@@ -136,6 +138,8 @@ static void test_bad_specs(void)
                 BAD("guest_channel", s->guest_channel = "relative.sock");
                 BAD("monitors", s->monitors = 5);
                 BAD("usb_redir", s->usb_redir = 9);
+                BAD("console_password", (s->console_password = "123456789", s->console_valid_to = "2000-01-01T00:00:00"));
+                BAD("console_password", s->console_password = "abc");
                 for (int i = 0; i < n; i++) {
                         g_autoptr(GError) error = NULL;
                         g_assert_null(domxml_build(&bad[i].s, &error));
