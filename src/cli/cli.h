@@ -47,3 +47,7 @@ int cmd_role(Client *c, int argc, char **argv);
 int cmd_family(Client *c, const Resource *res, int argc, char **argv);
 void cmd_family_help(const Resource *res, FILE *to);
 char *read_secret(const char *prompt, gboolean from_stdin);
+/* Verbs beyond the generic ones (commands-hosts.c). */
+gboolean cmd_extra_has(const Resource *res, const char *verb);
+void cmd_extra_help(const Resource *res, FILE *to);
+int cmd_extra(Client *c, const Resource *res, const char *verb, int argc, char **argv);

@@ -243,6 +243,7 @@ void cmd_family_help(const Resource *res, FILE *to)
         if (has_verb(res, "members"))
                 fprintf(to, "  members GROUP\n  add-member GROUP USER\n"
                             "  remove-member GROUP USER\n");
+        cmd_extra_help(res, to);
         fprintf(to, "\nFields:\n");
         for (gsize i = 0; i < res->n_fields; i++) {
                 const Field *f = &res->fields[i];
@@ -509,6 +510,13 @@ int cmd_family(Client *c, const Resource *res, int argc, char **argv)
                 return argc < 2 ? EXIT_USAGE : EXIT_OK;
         }
         verb = argv[1];
+        if (cmd_extra_has(res, verb)) {
+                if (argc > 2 && (g_str_equal(argv[2], "--help") || g_str_equal(argv[2], "-h"))) {
+                        cmd_family_help(res, stdout);
+                        return EXIT_OK;
+                }
+                return cmd_extra(c, res, verb, argc - 2, argv + 2);
+        }
         if (!has_verb(res, verb))
                 return out_usage("'%s' is not a command of 'atrium %s' (see 'atrium %s --help')",
                                  verb, res->cli, res->cli);

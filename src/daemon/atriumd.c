@@ -63,7 +63,7 @@ static void on_agent_fatal(const char *message, gpointer data)
 {
         Daemon *d = data;
 
-        g_critical("%s", message);
+        g_warning("%s", message);
         fprintf(stderr, "atriumd: %s\n", message);
         d->exit_code = 1;
         g_main_loop_quit(d->loop);

@@ -24,6 +24,7 @@ typedef struct {
 
 typedef struct {
         char *id;
+        char *op;
         GMainContext *origin;
         AgentReplyFunc cb;
         gpointer data;
@@ -71,6 +72,7 @@ static Actor link_actor(Link *l)
 static void pending_free(Pending *p)
 {
         g_free(p->id);
+        g_free(p->op);
         g_main_context_unref(p->origin);
         if (p->result)
                 json_object_unref(p->result);
@@ -121,6 +123,19 @@ static gboolean pending_complete(gpointer data)
         p->cb(p->error ? NULL : p->result, p->error, p->data);
         pending_free(p);
         return G_SOURCE_REMOVE;
+}
+
+static char *pending_op(Agents *ag, const char *id)
+{
+        Pending *p;
+        char *op = NULL;
+
+        g_mutex_lock(&ag->lock);
+        p = g_hash_table_lookup(ag->pending, id);
+        if (p)
+                op = g_strdup(p->op);
+        g_mutex_unlock(&ag->lock);
+        return op;
 }
 
 static void pending_finish(Agents *ag, const char *id, JsonObject *result, GError *error)
@@ -189,6 +204,7 @@ gboolean agents_call(Agents *ag, gint64 host_id, const char *op, JsonObject *arg
         p->id = g_strdup_printf("c%" G_GUINT64_FORMAT "-%" G_GINT64_FORMAT, ++ag->next_id,
                                 g_get_real_time());
         p->origin = g_main_context_ref_thread_default();
+        p->op = g_strdup(op);
         p->cb = cb;
         p->data = data;
         t = g_new0(TimeoutData, 1);
@@ -616,11 +632,18 @@ static void on_message(SoupWebsocketConnection *ws, gint type, GBytes *bytes, gp
                                        res && JSON_NODE_HOLDS_OBJECT(res) ? json_node_get_object(res)
                                                                           : NULL,
                                        NULL);
-                else
-                        pending_finish(l->ag, id, NULL,
-                                       agent_error_from_json(err && JSON_NODE_HOLDS_OBJECT(err)
-                                                                     ? json_node_get_object(err)
-                                                                     : NULL));
+                else {
+                        GError *e = agent_error_from_json(
+                                err && JSON_NODE_HOLDS_OBJECT(err) ? json_node_get_object(err)
+                                                                   : NULL);
+                        Actor actor = link_actor(l);
+                        g_autofree char *op = pending_op(l->ag, id);
+                        g_autofree char *detail = g_strdup_printf("%s: %s", op ? op : "?",
+                                                                  e->message);
+                        store_event_add(l->store, &actor, "command_refused", "host", l->host_id,
+                                        l->host_name, detail, NULL);
+                        pending_finish(l->ag, id, NULL, e);
+                }
         } else if (g_str_equal(mtype, "heartbeat")) {
                 Actor actor = link_actor(l);
                 host_update(l->store, l->host_id, TRUE, figures_from(msg, FALSE), &actor);

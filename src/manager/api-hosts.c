@@ -109,7 +109,7 @@ void api_agent_register(ApiRequest *req)
         g_autofree char *key = g_strdup_printf("join:%s", req->address);
         g_autofree char *credential = NULL, *cred_hash = NULL, *tok_hash = NULL;
         g_autoptr(GList) members = json_object_get_members(req->body);
-        const char *token, *name;
+        const char *token = NULL, *name = NULL;
         const Actor actor = {"agent", 0, req->address};
         gint64 retry = ratelimit_retry_after(req->mgr->logins, key,
                                              MCFG_INT(req->mgr, "login_attempts_per_address"),
@@ -121,8 +121,7 @@ void api_agent_register(ApiRequest *req)
                             "too many failed joins from this address; try again in %" G_GINT64_FORMAT
                             " s",
                             retry);
-                api_reply_error(req, error);
-                return;
+                goto refused;
         }
         for (GList *m = members; m; m = m->next) {
                 gboolean ok = FALSE;
@@ -131,27 +130,20 @@ void api_agent_register(ApiRequest *req)
                 if (!ok) {
                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNKNOWN_FIELD,
                                     "a join request has no field '%s'", (char *)m->data);
-                        api_reply_error(req, error);
-                        return;
+                        goto refused;
                 }
         }
         if (!(token = agent_arg_string(req->body, "join_token", TRUE, &error)) ||
             !(name = agent_arg_string(req->body, "name", TRUE, &error)) ||
-            !util_name_valid(name, &error)) {
-                api_reply_error(req, error);
-                return;
-        }
+            !util_name_valid(name, &error))
+                goto refused;
         json_object_set_string_member(facts, "name", name);
         for (gsize i = 0; i < G_N_ELEMENTS(texts); i++)
-                if (!fact_text(req->body, facts, texts[i], &error)) {
-                        api_reply_error(req, error);
-                        return;
-                }
+                if (!fact_text(req->body, facts, texts[i], &error))
+                        goto refused;
         if (!fact_int(req->body, facts, "cpus", 4096, &error) ||
-            !fact_int(req->body, facts, "ram_mb", 1LL << 32, &error)) {
-                api_reply_error(req, error);
-                return;
-        }
+            !fact_int(req->body, facts, "ram_mb", 1LL << 32, &error))
+                goto refused;
         {
                 g_autofree char *secret = util_random_token(32);
                 credential = g_strdup_printf("ath1.%s", secret);
@@ -163,10 +155,7 @@ void api_agent_register(ApiRequest *req)
                 if (error->code == ATRIUM_ERROR_UNAUTHORIZED)
                         ratelimit_fail(req->mgr->logins, key, now_s(),
                                        MCFG_INT(req->mgr, "login_window"));
-                store_event_add(req->store, &actor, "join_refused", "host", 0, name,
-                                error->message, NULL);
-                api_reply_error(req, error);
-                return;
+                goto refused;
         }
         g_info("host %s joined from %s", name, req->address);
         o = json_object_new();
@@ -176,6 +165,12 @@ void api_agent_register(ApiRequest *req)
         json_object_set_string_member(o, "link", AGENT_LINK_PATH);
         memset(credential, 0, strlen(credential));
         api_reply_object(req, 201, o);
+        return;
+refused: /* every refused join is an event: who tried, from where, why */
+        store_event_add(req->store, &actor, "join_refused", "host", 0,
+                        name && util_text_valid("name", name, 64, NULL) ? name : "",
+                        error->message, NULL);
+        api_reply_error(req, error);
 }
 
 void api_host_maintenance(ApiRequest *req)

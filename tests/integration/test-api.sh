@@ -15,14 +15,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
-# check DESC CMD...: passes when CMD succeeds
-check() { local d=$1; shift; if "$@" >/dev/null 2>&1; then ok "$d"; else not_ok "$d" "command failed: $*"; fi; }
-# is DESC GOT WANT
-is() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got:  $2" "want: $3"; fi; }
-# like DESC GOT SUBSTRING
-like() { case "$2" in *"$3"*) ok "$1";; *) not_ok "$1" "got:  $2" "want substring: $3";; esac; }
+. "$(dirname "$0")/lib.sh"
 
 start_daemon() {
         "$ATRIUMD" -c "$CONF" --state-dir "$STATE" >"$T/stdout" 2>"$T/stderr" &
@@ -40,32 +33,6 @@ stop_daemon() {
         wait "$PID"
         STOP_RC=$?
         PID=
-}
-
-# http METHOD PATH [BODY] [TOKEN] -> sets CODE and BODY
-http() {
-        local m=$1 p=$2 b=${3-} tok=${4-$TOKEN}
-        local args=(-sk -o "$T/body" -w '%{http_code}' -X "$m")
-        [ -n "$tok" ] && args+=(-H "Authorization: Bearer $tok")
-        [ -n "$b" ] && args+=(-H 'Content-Type: application/json' --data-binary "$b")
-        CODE=$(curl "${args[@]}" "$API$p")
-        BODY=$(cat "$T/body")
-}
-jget() { jq -r "$1" <<<"$BODY"; }
-# The whole database as text, to prove a refused request changed nothing.
-dbdump() { sqlite3 "$STATE/atrium.db" .dump | grep -v '^INSERT INTO api_tokens'; }
-# refuse DESC METHOD PATH BODY STATUS CODE: refused with that error, database unchanged
-refuse() {
-        local before after
-        before=$(dbdump)
-        http "$2" "$3" "$4"
-        after=$(dbdump)
-        if [ "$CODE" = "$5" ] && [ "$(jget .error.code)" = "$6" ] && [ -n "$(jget .error.message)" ] && [ "$before" = "$after" ]; then
-                ok "$1"
-        else
-                not_ok "$1" "status $CODE (want $5), body $BODY (want code $6)" \
-                        "database unchanged: $([ "$before" = "$after" ] && echo yes || echo NO)"
-        fi
 }
 
 cat >"$CONF" <<CONF

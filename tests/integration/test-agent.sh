@@ -1,0 +1,344 @@
+#!/bin/bash
+# Integration test of the host agent with real libvirt and QEMU (TCG): a manager and agents,
+# all real atriumd processes. Part 1, one host on the system libvirtd (started here when not
+# running): join, a guest from the test desktop image, ready from atrium-guest, a console
+# screenshot with a one-time password, media, kill -9 of the agent and of QEMU, maintenance,
+# removal and re-join, and the bad inputs. Part 2, two hosts in two network namespaces, each
+# agent with its own embedded libvirt (qemu:///embed), sharing one directory as a volume.
+# Output is TAP. Usage: test-agent.sh ATRIUMD ATRIUM IMAGE ISO
+set -u
+ATRIUMD=$1 ATRIUM=$2 IMAGE=$3 ISO=$4
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/lib.sh"
+
+if [ "$(id -u)" -ne 0 ]; then echo "1..0 # SKIP needs root (libvirt, network namespaces)"; exit 0; fi
+if [ ! -f "$IMAGE" ]; then echo "1..0 # SKIP no test desktop image (make images)"; exit 0; fi
+
+T=$(mktemp -d /tmp/atrium-agent-XXXXXX)
+chmod 755 "$T" # QEMU runs as libvirt-qemu: it must reach the disks
+STATE=$T/manager CONF=$T/manager.conf
+export XDG_CONFIG_HOME=$T/cli HOME=$T
+MPID= PIDS=() NETNS=()
+declare -A APID
+
+cleanup() {
+        for p in "${APID[@]}" ; do kill -9 "$p" 2>/dev/null; done
+        [ -n "$MPID" ] && kill "$MPID" 2>/dev/null && wait "$MPID" 2>/dev/null
+        for d in $(virsh -c qemu:///system list --all --name 2>/dev/null | grep "^atrium-"); do
+                grep -q "$T" <(virsh -c qemu:///system dumpxml "$d" 2>/dev/null) || continue
+                virsh -c qemu:///system destroy "$d" >/dev/null 2>&1
+                virsh -c qemu:///system undefine "$d" >/dev/null 2>&1
+        done
+        pkill -9 -f "qemu-system.*$T" 2>/dev/null
+        for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+        ip link del atr-v1 2>/dev/null; ip link del atr-v2 2>/dev/null
+        rm -rf "$T"
+}
+trap cleanup EXIT
+
+# wait_for SECONDS CMD...: until CMD succeeds (bounded)
+wait_for() {
+        local s=$1; shift
+        for _ in $(seq 1 $((s * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+        return 1
+}
+api_is() { http GET "$1"; [ "$(jget "$2")" = "$3" ]; }
+event_seen() { # ACTION OBJECT_NAME [SINCE_ID]
+        http GET "/events?action=$1&limit=1000"
+        [ "$(jq --arg o "$2" --argjson s "${3:-0}" '[.items[] | select(.object_name == $o and .id > $s)] | length' <<<"$BODY")" -gt 0 ]
+}
+last_event_id() { sqlite3 "$STATE/atrium.db" "SELECT coalesce(max(id),0) FROM events"; }
+domstate() { virsh -c qemu:///system domstate "$1" 2>/dev/null | head -1; }
+dbdump_noev() { sqlite3 "$STATE/atrium.db" .dump | grep -v '^INSERT INTO api_tokens\|^INSERT INTO events'; }
+# refuse_ev DESC METHOD PATH BODY STATUS CODE EVENT: refused, nothing changed but an event
+refuse_ev() {
+        local before after since
+        since=$(last_event_id)
+        before=$(dbdump_noev)
+        http "$2" "$3" "$4" "${8-$TOKEN}"
+        after=$(dbdump_noev)
+        if [ "$CODE" = "$5" ] && [ "$(jget .error.code)" = "$6" ] && [ "$before" = "$after" ] &&
+                [ "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM events WHERE id > $since AND action = '$7'")" -gt 0 ]; then
+                ok "$1"
+        else
+                not_ok "$1" "status $CODE (want $5), body $BODY (want code $6, event $7)" \
+                        "database unchanged: $([ "$before" = "$after" ] && echo yes || echo NO)"
+        fi
+}
+
+"$SRC/scripts/libvirt-up.sh" >/dev/null || { echo "1..0 # SKIP libvirt cannot be started here"; exit 0; }
+if virsh -c qemu:///system list --all --name | grep -q '^atrium-'; then
+        echo "1..0 # SKIP qemu:///system already has Atrium domains (another installation)"
+        exit 0
+fi
+
+# ---- the manager ----
+cat >"$CONF" <<CONF
+[daemon]
+log_level = info
+[manager]
+listen = 0.0.0.0:0
+password_cost = min
+initial_admin_password = admin-pass-1
+heartbeat_interval = 1
+host_missed_heartbeats = 3
+agent_command_timeout = 60
+CONF
+"$ATRIUMD" -c "$CONF" --state-dir "$STATE" >"$T/manager.out" 2>"$T/manager.err" &
+MPID=$!
+wait_for 10 test -s "$STATE/manager.url"
+PORT=$(sed 's/.*://' "$STATE/manager.url")
+URL=https://127.0.0.1:$PORT API=$URL/api/v1 TOKEN=
+http POST /auth/login '{"name":"admin","password":"admin-pass-1"}'
+TOKEN=$(jget .token)
+is "admin logs in" "$CODE" 200
+echo admin-pass-1 | "$ATRIUM" login "$URL" --ca "$STATE/tls/cert.pem" --password-stdin >/dev/null 2>&1
+is "CLI logs in" "$?" 0
+
+# ---- join tokens ----
+OUT=$("$ATRIUM" host join-token create --ttl 600 2>&1)
+like "CLI issues a join token with the command to run" "$OUT" "atriumd --role agent --manager"
+JT=$(grep -o 'atj1\.[A-Za-z0-9_-]*' <<<"$OUT" | head -1)
+FP=$(grep -o -- '--manager-fingerprint [0-9A-F:]*' <<<"$OUT" | head -1 | cut -d' ' -f2)
+like "join token list" "$("$ATRIUM" host join-token list 2>&1)" "admin"
+
+# Bad joins: each refused with a clear error and an event, nothing else changes.
+refuse_ev "unknown join token refused" POST /agent/register '{"join_token":"atj1.nope","name":"hx"}' 401 unauthorized join_refused ""
+http POST /join-tokens '{"ttl_seconds":60}'; OLD=$(jget .token)
+sqlite3 "$STATE/atrium.db" "UPDATE join_tokens SET expires_at = 1000 WHERE id = $(jget .id)"
+refuse_ev "expired join token refused" POST /agent/register "{\"join_token\":\"$OLD\",\"name\":\"hx\"}" 401 unauthorized join_refused ""
+like "the expired token's message says so" "$(jget .error.message)" "expired"
+http POST /join-tokens '{"ttl_seconds":5}'; is "a join token lives at least 60 s" "$CODE" 400
+http POST /join-tokens '{"ttl_seconds":60,"bogus":1}'; is "join token: unknown field refused" "$CODE" 400
+http POST /join-tokens '{}' ""; is "join token: needs a login" "$CODE" 401
+refuse_ev "join with a bad host name refused" POST /agent/register "{\"join_token\":\"$JT\",\"name\":\"../etc\"}" 400 invalid_value join_refused ""
+http POST /agent/register "{\"join_token\":\"$JT\",\"name\":\"h\",\"cpus\":-1}" ""
+is "join with absurd facts refused" "$CODE" 400
+
+# An agent with a wrong fingerprint does not join.
+AC=$T/h1.conf
+cat >"$AC" <<CONF
+[daemon]
+log_level = info
+[agent]
+libvirt_uri = qemu:///system
+storage_roots = $T
+name = h1
+CONF
+"$ATRIUMD" -c "$AC" --state-dir "$T/h1" --role agent --manager "$URL" \
+        --manager-fingerprint "00:11:22" --join-token "$JT" >"$T/h1.out" 2>"$T/h1.err"
+is "agent refuses a manager whose certificate is not the pinned one" "$?" 1
+is "no credential stored after a failed join" "$(ls "$T/h1/agent-credential.json" 2>/dev/null)" ""
+
+# ---- join for real ----
+start_agent() { # NAME [ARGS...]
+        local name=$1; shift
+        "$ATRIUMD" -c "$T/$name.conf" --state-dir "$T/$name" --role agent "$@" >>"$T/$name.out" 2>>"$T/$name.err" &
+        APID[$name]=$!
+}
+start_agent h1 --manager "$URL" --manager-fingerprint "$FP" --join-token "$JT"
+wait_for 30 api_is /hosts/h1 .state up; is "host h1 joins and is up" "$(jget .state)" up
+is "its credential is kept 0600" "$(stat -c %a "$T/h1/agent-credential.json" 2>/dev/null)" 600
+is "host reports TCG (no usable KVM here)" "$(jget .accel)" qemu
+like "host reports why" "$(jget .accel_reason)" "TCG"
+is "host reports its libvirt version" "$(jget '.libvirt_version | test("^[0-9]+\\.[0-9]+")')" true
+is "host reports its CPUs" "$(jget '.cpus > 0')" true
+is "host reports its management address" "$(jget .address)" 127.0.0.1
+refuse_ev "a used join token is refused" POST /agent/register "{\"join_token\":\"$JT\",\"name\":\"h9\"}" 401 unauthorized join_refused ""
+like "... saying it was used" "$(jget .error.message)" "already used"
+like "CLI host list" "$("$ATRIUM" host list 2>&1)" "h1"
+
+# ---- storage and a guest from the test desktop image ----
+mkdir -p "$T/vol" "$T/iso" "$T/outside"
+chmod 755 "$T/vol" "$T/iso"
+cp "$IMAGE" "$T/vol/desk1.qcow2"
+cp "$ISO" "$T/iso/live.iso"
+echo secret >"$T/outside/secret.iso"
+ln -s "$T/outside/secret.iso" "$T/iso/link.iso"
+"$ATRIUM" storage create --name local >/dev/null
+"$ATRIUM" volume create --name vol --storage local --path "$T/vol" >/dev/null
+"$ATRIUM" media create --name isos --path "$T/iso" >/dev/null
+"$ATRIUM" volume create --name outside --storage local --path / >/dev/null
+check "create a guest" "$ATRIUM" guest create --name g1 --volume vol --disk desk1.qcow2 --ram_mb 256
+http GET /volumes/vol/images
+is "volume images listed by a host" "$(jget '.images[] | select(.name == "desk1.qcow2") | .format')" qcow2
+is "volume free space reported" "$(jget '.free_bytes > 0')" true
+http GET /media/isos/isos
+is "media ISOs listed by a host (not links)" "$(jget '[.isos[].name] | join(",")')" "live.iso"
+http GET /volumes/outside/images
+is "a volume outside the storage roots is refused" "$CODE" 403
+
+SINCE=$(last_event_id)
+OUT=$("$ATRIUM" guest start g1 2>&1); RC=$?
+is "CLI guest start" "$RC" 0
+http GET /guests/g1
+is "guest runs" "$(jget .state)" running
+is "on h1" "$(jget .host)" h1
+is "with a SPICE port" "$(jget '.spice_port > 0')" true
+SPORT=$(jget .spice_port)
+is "libvirt runs it" "$(domstate atrium-guest-1)" running
+wait_for 90 event_seen guest_agent_ready g1 "$SINCE"; is "atrium-guest says ready (event)" "$?" 0
+
+# Consoles: no password, no console; a one-time password opens it and shows the banner.
+spicy-screenshot -h 127.0.0.1 -p "$SPORT" -o "$T/none.ppm" >/dev/null 2>&1
+is "console without a password is refused" "$?" 1
+http POST /guests/g1/console '{"protocol":"spice","ttl":60}'
+is "one-time console password set" "$CODE" 200
+PW=$(jget .password)
+is "console reported at host:port" "$(jget '.host + ":" + (.port|tostring)')" "127.0.0.1:$SPORT"
+screen_text() {
+        rm -f "$T/shot.ppm"
+        spicy-screenshot -h 127.0.0.1 -p "$SPORT" -w "$1" -o "$T/shot.ppm" >/dev/null 2>&1 || return 1
+        tesseract "$T/shot.ppm" - --psm 6 2>/dev/null
+}
+banner() { screen_text "$PW" | grep -q "ATRIUM TEST DESKTOP"; }
+wait_for 60 banner; is "screenshot with the one-time password shows the desktop banner" "$?" 0
+spicy-screenshot -h 127.0.0.1 -p "$SPORT" -w wrong-password -o "$T/wrong.ppm" >/dev/null 2>&1
+is "a wrong console password is refused" "$?" 1
+http POST /guests/g1/console '{"protocol":"vnc"}'
+is "VNC one-time password has at most 8 characters" "$(jget '.password | length')" 8
+http POST /guests/g1/console '{"protocol":"rdp"}'; is "unknown console protocol refused" "$CODE" 400
+wait_for 10 event_seen console_connect g1 "$SINCE"; is "console connections are events" "$?" 0
+
+# Media: attach and eject while running; paths out of the media storage refused.
+check "attach an ISO while running" "$ATRIUM" guest attach-iso g1 --media isos --iso live.iso
+like "the CD-ROM holds it" "$(virsh -c qemu:///system domblklist atrium-guest-1)" "$T/iso/live.iso"
+check "eject" "$ATRIUM" guest eject g1
+for bad in "../outside/secret.iso" "/etc/passwd" "link.iso" ".hidden.iso"; do
+        SINCE=$(last_event_id)
+        http POST /guests/g1/attach-iso "{\"media\":\"isos\",\"iso\":\"$bad\"}"
+        is "ISO '$bad' refused" "$(jget .error.code)" "$([ "$bad" = link.iso ] && echo forbidden || echo invalid_value)"
+        wait_for 5 event_seen command_refused h1 "$SINCE"; is "... with an event" "$?" 0
+done
+
+# ---- kill -9 the agent: the guest keeps running, and is reconciled when it is back ----
+kill -9 "${APID[h1]}"; wait "${APID[h1]}" 2>/dev/null
+wait_for 15 api_is /hosts/h1 .state down; is "host marked down after missed heartbeats" "$(jget .state)" down
+is "the guest kept running" "$(domstate atrium-guest-1)" running
+sqlite3 "$STATE/atrium.db" "UPDATE guests SET state = 'stopped', spice_port = 0 WHERE name = 'g1'"
+SINCE=$(last_event_id)
+start_agent h1
+wait_for 30 api_is /hosts/h1 .state up; is "agent back: host up" "$(jget .state)" up
+wait_for 10 api_is /guests/g1 .state running; is "reconciled: the record says running again" "$(jget .state)" running
+is "reconciled: console port known again" "$(jget '.spice_port > 0')" true
+wait_for 5 event_seen reconciled h1 "$SINCE"; is "reconciliation is an event" "$?" 0
+
+# ---- kill the QEMU process: the manager marks the guest stopped, with an event ----
+SINCE=$(last_event_id)
+pkill -9 -f "guest=atrium-guest-1," ; sleep 0.5
+wait_for 20 api_is /guests/g1 .state stopped; is "QEMU killed: guest marked stopped" "$(jget .state)" stopped
+wait_for 5 event_seen guest_stopped g1 "$SINCE"; is "... with an event" "$?" 0
+
+# ---- lifecycle: start, reboot, reset, ACPI shutdown with timeout then destroy ----
+check "start again" "$ATRIUM" guest start g1
+check "reboot" "$ATRIUM" guest reboot g1
+check "reset" "$ATRIUM" guest reset g1
+http POST /guests/g1/stop '{"timeout":3}'
+is "stop: ACPI shutdown then destroy after the timeout" "$(jget .state)" stopped
+is "libvirt agrees" "$(domstate atrium-guest-1)" "shut off"
+http POST /guests/g1/reboot ''; is "reboot of a stopped guest refused" "$(jget .error.code)" conflict
+http POST /guests/g1/stop '{"timeout":0}'; is "stop with a zero timeout refused" "$CODE" 400
+
+# ---- bad guest specs ----
+http POST /guests '{"name":"huge","volume":"vol","disk":"x.qcow2","ram_mb":99999999999}'
+is "absurd memory refused" "$CODE" 400
+http POST /guests '{"name":"many","volume":"vol","disk":"x.qcow2","cpus":100000}'
+is "absurd CPU count refused" "$CODE" 400
+"$ATRIUM" guest create --name esc --volume vol --disk ../../etc/shadow >/dev/null 2>&1
+http POST /guests/esc/start ''
+is "a disk path escaping the volume is refused" "$(jget .error.code)" invalid_value
+is "... and nothing was defined" "$(domstate atrium-guest-2)" ""
+"$ATRIUM" guest create --name far --volume outside --disk etc.qcow2 --disk_gb 1 >/dev/null 2>&1
+http POST /guests/far/start ''
+is "a volume outside the storage roots is refused" "$(jget .error.code)" forbidden
+# A domain with an Atrium name that Atrium did not make is never touched.
+cat >"$T/foreign.xml" <<XML
+<domain type='qemu'><name>atrium-guest-4</name><memory unit='MiB'>64</memory>
+<os><type arch='x86_64'>hvm</type></os></domain>
+XML
+virsh -c qemu:///system define "$T/foreign.xml" >/dev/null
+"$ATRIUM" guest create --name foreign --volume vol --disk f.qcow2 --disk_gb 1 >/dev/null
+http POST /guests/foreign/start ''
+is "a domain not made by Atrium is refused" "$(jget .error.code)" forbidden
+is "... and left alone" "$(domstate atrium-guest-4)" "shut off"
+virsh -c qemu:///system undefine atrium-guest-4 >/dev/null
+
+# ---- maintenance ----
+check "CLI host maintenance on" "$ATRIUM" host maintenance h1 on
+http GET /hosts/h1; is "host in maintenance" "$(jget .state)" maintenance
+"$ATRIUM" guest create --name g2 --volume vol --disk g2.qcow2 --disk_gb 1 --ram_mb 128 >/dev/null
+http POST /guests/g2/start ''; is "no guest placed on a host in maintenance" "$CODE" 503
+check "CLI host maintenance off" "$ATRIUM" host maintenance h1 off
+http GET /hosts/h1; is "host up again" "$(jget .state)" up
+
+# ---- an orphan domain is removed when its host comes back ----
+check "start g2" "$ATRIUM" guest start g2
+check "stop g2" "$ATRIUM" guest stop g2 --force
+kill -9 "${APID[h1]}"; wait "${APID[h1]}" 2>/dev/null
+wait_for 15 api_is /hosts/h1 .state down
+check "delete g2 while its host is down" "$ATRIUM" guest delete g2
+is "its domain is still on the host" "$(domstate atrium-guest-5)" "shut off"
+SINCE=$(last_event_id)
+start_agent h1
+wait_for 30 api_is /hosts/h1 .state up
+wait_for 15 sh -c "! virsh -c qemu:///system domstate atrium-guest-5"; is "orphan domain removed on reconnect" "$?" 0
+wait_for 5 event_seen orphan_removed atrium-guest-5 "$SINCE"; is "... with an event" "$?" 0
+check "delete g1 (undefined on its host)" "$ATRIUM" guest delete g1
+is "g1's domain is gone" "$(domstate atrium-guest-1)" ""
+
+# ---- remove the host: its agent's credential stops working; it can join again ----
+check "CLI host remove" "$ATRIUM" host remove h1
+wait "${APID[h1]}"; RC=$?
+is "the agent of a removed host stops with an error" "$RC" 1
+like "... saying what to do" "$(cat "$T/h1.err")" "Join it again with a new token"
+JT2=$("$ATRIUM" --json host join-token create | jq -r .token)
+start_agent h1 --manager "$URL" --manager-fingerprint "$FP" --join-token "$JT2"
+wait_for 30 api_is /hosts/h1 .state up; is "a removed host joins again" "$(jget .state)" up
+kill "${APID[h1]}"; wait "${APID[h1]}" 2>/dev/null; unset 'APID[h1]'
+
+# ---- two hosts in two network namespaces, each with its own libvirt, one shared volume ----
+mkdir -p "$T/shared"; chmod 755 "$T/shared"
+cp "$IMAGE" "$T/shared/a.qcow2"; cp "$IMAGE" "$T/shared/b.qcow2"
+"$ATRIUM" volume create --name shared --storage local --path "$T/shared" >/dev/null
+for i in 1 2; do
+        ns=atr-ns$i-$$
+        ip netns add "$ns" && NETNS+=("$ns")
+        ip link add atr-v$i type veth peer name eth0 netns "$ns"
+        ip addr add 10.231.$i.1/24 dev atr-v$i; ip link set atr-v$i up
+        ip -n "$ns" addr add 10.231.$i.2/24 dev eth0
+        ip -n "$ns" link set eth0 up; ip -n "$ns" link set lo up
+        name=n$i
+        mkdir -p "$T/$name-embed"
+        cat >"$T/$name.conf" <<CONF
+[daemon]
+log_level = info
+[agent]
+libvirt_uri = qemu:///embed?root=$T/$name-embed
+storage_roots = $T
+name = $name
+CONF
+        jt=$("$ATRIUM" --json host join-token create | jq -r .token)
+        ip netns exec "$ns" "$ATRIUMD" -c "$T/$name.conf" --state-dir "$T/$name" --role agent \
+                --manager "https://10.231.$i.1:$PORT" --manager-fingerprint "$FP" --join-token "$jt" \
+                >"$T/$name.out" 2>"$T/$name.err" &
+        APID[$name]=$!
+done
+wait_for 40 api_is /hosts/n1 .state up; is "namespace host n1 joins" "$(jget .state)" up
+is "n1's consoles listen on its own address" "$(jget .address)" 10.231.1.2
+wait_for 40 api_is /hosts/n2 .state up; is "namespace host n2 joins" "$(jget .state)" up
+"$ATRIUM" guest create --name ga --volume shared --disk a.qcow2 --ram_mb 256 >/dev/null
+"$ATRIUM" guest create --name gb --volume shared --disk b.qcow2 --ram_mb 256 >/dev/null
+http POST /guests/ga/start '{"host":"n1"}'; is "a guest runs on n1" "$(jget .state):$(jget .host)" running:n1
+http POST /guests/gb/start '{"host":"n2"}'; is "a guest runs on n2" "$(jget .state):$(jget .host)" running:n2
+http POST /guests/gb/console '{"protocol":"spice"}'; is "n2's console is on n2's address" "$(jget .host)" 10.231.2.2
+SINCE=$(last_event_id)
+START=$(date +%s)
+kill -9 "${APID[n2]}"; pkill -9 -f "qemu-system.*$T/n2-embed"
+wait_for 15 api_is /hosts/n2 .state down; RC=$?
+is "n2 (agent and QEMUs killed) is marked down within 15 s" "$RC:$(jget .state)" "0:down"
+echo "# n2 marked down after $(( $(date +%s) - START )) s"
+http GET /hosts/n1; is "n1 stays up" "$(jget .state)" up
+http POST /guests/ga/stop '{"force":true}'; is "n1 still takes orders" "$(jget .state)" stopped
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
