@@ -526,7 +526,14 @@ static void job_run_then_finish(gpointer data, gpointer pool_data)
 
 static void submit(Agent *a, JobKind kind, const char *id, const char *op, JsonObject *args)
 {
-        Job *j = g_new0(Job, 1);
+        Job *j;
+
+        if (!a->pool) { /* stopping */
+                if (args)
+                        json_object_unref(args);
+                return;
+        }
+        j = g_new0(Job, 1);
 
         j->a = a;
         j->kind = kind;
@@ -541,6 +548,11 @@ static void submit(Agent *a, JobKind kind, const char *id, const char *op, JsonO
 static void on_virt_event(JsonObject *e, gpointer data)
 {
         Agent *a = data;
+
+        if (a->stopping) {
+                json_object_unref(e);
+                return;
+        }
         const char *what = json_object_get_string_member(e, "event");
         const char *domain = json_object_get_string_member(e, "domain");
 
@@ -985,7 +997,10 @@ static gboolean load_credential(Agent *a, GError **error)
                 return FALSE;
         }
         o = json_node_get_object(root);
-        m = json_object_get_array_member(o, "managers");
+        m = json_object_has_member(o, "managers") &&
+                            JSON_NODE_HOLDS_ARRAY(json_object_get_member(o, "managers"))
+                    ? json_object_get_array_member(o, "managers")
+                    : NULL;
         if (!m || json_array_get_length(m) == 0 ||
             !json_object_get_string_member_with_default(o, "credential", NULL)) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
@@ -1136,7 +1151,9 @@ gboolean agent_join(Agent *a, const char *const *managers, const char *fingerpri
                                        NULL);
                 o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
                 if (status != 201 || !o || !json_object_has_member(o, "credential")) {
-                        JsonObject *e = o ? json_object_get_object_member(o, "error") : NULL;
+                        JsonNode *en = o ? json_object_get_member(o, "error") : NULL;
+                        JsonObject *e = en && JSON_NODE_HOLDS_OBJECT(en) ? json_node_get_object(en)
+                                                                          : NULL;
                         g_set_error(error, ATRIUM_ERROR,
                                     status == 401 ? ATRIUM_ERROR_UNAUTHORIZED : ATRIUM_ERROR_INVALID,
                                     "the manager refused to join this host (HTTP %u): %s", status,
@@ -1233,7 +1250,7 @@ void agent_free(Agent *a)
         heartbeat_stop(a);
         if (a->retry) {
                 g_source_destroy(a->retry);
-                g_source_unref(a->retry);
+                g_clear_pointer(&a->retry, g_source_unref);
         }
         if (a->ws) {
                 g_signal_handlers_disconnect_by_data(a->ws, a);
@@ -1242,13 +1259,18 @@ void agent_free(Agent *a)
                                                         "agent stopping");
                 g_clear_object(&a->ws);
         }
+        /* Let queued work finish, then deliver its results (they only touch what is still
+         * here), so that no callback is left to run on a freed agent. */
         if (a->pool)
-                g_thread_pool_free(a->pool, TRUE, TRUE);
+                g_thread_pool_free(a->pool, FALSE, TRUE);
+        a->pool = NULL;
+        g_clear_pointer(&a->virt, virt_close);
+        for (int i = 0; i < 1000 && g_main_context_pending(a->ctx); i++)
+                g_main_context_iteration(a->ctx, FALSE);
         g_hash_table_destroy(a->channels);
         g_hash_table_destroy(a->replies);
         g_hash_table_destroy(a->inflight);
         g_queue_clear_full(&a->reply_order, g_free);
-        virt_close(a->virt);
         accel_report_clear(&a->accel);
         if (a->facts)
                 json_object_unref(a->facts);

@@ -21,15 +21,11 @@ struct _Virt {
         gpointer cb_data;
 };
 
-/* ---- libvirt's event loop: one thread for the process ------------------------------------ */
-
-static gpointer event_thread(gpointer data)
-{
-        for (;;)
-                if (virEventRunDefaultImpl() < 0)
-                        g_usleep(100 * 1000);
-        return NULL;
-}
+/* ---- libvirt's event loop ----------------------------------------------------------------
+ * libvirt 9's default event implementation is built on GLib and attaches its sources to the
+ * process's default main context. So no thread of its own here (a second thread iterating the
+ * default context would dispatch the agent's sources too, on the wrong thread): the agent's
+ * loop, which runs the default context, dispatches libvirt's events. */
 
 static void event_loop_once(void)
 {
@@ -37,7 +33,6 @@ static void event_loop_once(void)
 
         if (g_once_init_enter(&done)) {
                 virEventRegisterDefaultImpl();
-                g_thread_unref(g_thread_new("libvirt-events", event_thread, NULL));
                 g_once_init_leave(&done, 1);
         }
 }
@@ -56,8 +51,10 @@ static void silence(void *data, virErrorPtr e)
 
 /* ---- events (libvirt's thread) ----------------------------------------------------------- */
 
+/* Carries the callback itself: the Virt may be closed before the loop delivers. */
 typedef struct {
-        Virt *v;
+        VirtEventFunc cb;
+        gpointer cb_data;
         JsonObject *event;
 } Handoff;
 
@@ -65,7 +62,7 @@ static gboolean deliver(gpointer data)
 {
         Handoff *h = data;
 
-        h->v->cb(h->event, h->v->cb_data);
+        h->cb(h->event, h->cb_data);
         g_free(h);
         return G_SOURCE_REMOVE;
 }
@@ -88,7 +85,8 @@ static void hand_off(Virt *v, JsonObject *e)
 {
         Handoff *h = g_new0(Handoff, 1);
 
-        h->v = v;
+        h->cb = v->cb;
+        h->cb_data = v->cb_data;
         h->event = e;
         g_main_context_invoke(v->ctx, deliver, h);
 }

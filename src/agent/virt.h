@@ -1,7 +1,8 @@
 /* The agent's use of libvirt (its C API only; never virsh). Every function here blocks and is
  * called from the agent's worker threads, never from its loop. One connection is shared by
  * the workers (libvirt connections are thread-safe) and reopened when it dies. libvirt's
- * events are read by one thread of their own and handed to the agent's loop.
+ * events are dispatched by the loop of the process's default main context, which must be the
+ * agent's (libvirt's GLib event implementation attaches there).
  *
  * Only domains named atrium-KIND-ID and carrying Atrium's <metadata> element are touched:
  * any other is refused as not ours. */

@@ -96,7 +96,8 @@ static GArray *build(void)
                                         KB(64),
                                         r,
                                         "create",
-                                        g_strdup_printf("Create %s.", resource_a(r))};
+                                        r->no_create ? NULL
+                                                     : g_strdup_printf("Create %s.", resource_a(r))};
                         Route del = {"DELETE",
                                      item,
                                      api_objects_delete,
