@@ -58,6 +58,7 @@ struct _Agent {
         GHashTable *replies; /* command id -> reply text, the last REPLY_CACHE */
         GQueue reply_order;
         GHashTable *inflight; /* command ids running */
+        GHashTable *busy;     /* domain -> GQueue of Jobs waiting: one command per domain at once */
         GHashTable *channels; /* domain -> GuestChannel */
         JsonArray *volumes;   /* paths the manager's volumes and media have (welcome) */
         JsonObject *figures;  /* the last heartbeat's figures */
@@ -72,6 +73,7 @@ typedef struct {
         JobKind kind;
         char *id;
         char *op;
+        char *domain; /* commands on a domain run one at a time, in order */
         JsonObject *args;
         JsonObject *result;
         GError *error;
@@ -79,6 +81,7 @@ typedef struct {
 
 static void job_free(Job *j)
 {
+        g_free(j->domain);
         g_free(j->id);
         g_free(j->op);
         if (j->args)
@@ -90,6 +93,7 @@ static void job_free(Job *j)
 }
 
 static void guest_channel_open(Agent *a, const char *domain, const char *path);
+static void domain_release(Agent *a, const char *domain);
 static void guest_channel_close(Agent *a, const char *domain);
 static void link_connect(Agent *a);
 
@@ -512,7 +516,13 @@ static void job_finished(Job *j)
 
 static gboolean job_finished_cb(gpointer data)
 {
-        job_finished(data);
+        Job *j = data;
+        Agent *a = j->a;
+        g_autofree char *domain = g_strdup(j->domain);
+
+        job_finished(j);
+        if (domain)
+                domain_release(a, domain);
         return G_SOURCE_REMOVE;
 }
 
@@ -527,6 +537,7 @@ static void job_run_then_finish(gpointer data, gpointer pool_data)
 static void submit(Agent *a, JobKind kind, const char *id, const char *op, JsonObject *args)
 {
         Job *j;
+        GQueue *waiting;
 
         if (!a->pool) { /* stopping */
                 if (args)
@@ -534,13 +545,37 @@ static void submit(Agent *a, JobKind kind, const char *id, const char *op, JsonO
                 return;
         }
         j = g_new0(Job, 1);
-
         j->a = a;
         j->kind = kind;
         j->id = g_strdup(id);
         j->op = g_strdup(op);
         j->args = args;
+        if (kind == JOB_COMMAND && args)
+                j->domain = g_strdup(json_object_get_string_member_with_default(args, "domain",
+                                                                                NULL));
+        if (j->domain) {
+                waiting = g_hash_table_lookup(a->busy, j->domain);
+                if (waiting) { /* another command on this domain runs: after it */
+                        g_queue_push_tail(waiting, j);
+                        return;
+                }
+                g_hash_table_insert(a->busy, g_strdup(j->domain), g_queue_new());
+        }
         g_thread_pool_push(a->pool, j, NULL);
+}
+
+/* A command on a domain finished: the next one waiting for that domain may run. */
+static void domain_release(Agent *a, const char *domain)
+{
+        GQueue *waiting = g_hash_table_lookup(a->busy, domain);
+        Job *next = waiting ? g_queue_pop_head(waiting) : NULL;
+
+        if (next && a->pool)
+                g_thread_pool_push(a->pool, next, NULL);
+        else if (next)
+                job_free(next);
+        else
+                g_hash_table_remove(a->busy, domain);
 }
 
 /* ---- libvirt events ---------------------------------------------------------------------- */
@@ -1190,6 +1225,11 @@ gboolean agent_join(Agent *a, const char *const *managers, const char *fingerpri
 
 /* ---- life -------------------------------------------------------------------------------- */
 
+static void queue_free(gpointer q)
+{
+        g_queue_free_full(q, (GDestroyNotify)job_free);
+}
+
 Agent *agent_new(Config *config, const char *state_dir, AgentFatalFunc fatal, gpointer data,
                  GError **error)
 {
@@ -1218,6 +1258,7 @@ Agent *agent_new(Config *config, const char *state_dir, AgentFatalFunc fatal, gp
         a->backoff_s = 1;
         a->replies = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         a->inflight = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        a->busy = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, queue_free);
         a->channels = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, channel_free);
         a->pool = g_thread_pool_new(job_run_then_finish, a,
                                     config_get_int(config, "agent", "workers"), FALSE, error);
@@ -1270,6 +1311,7 @@ void agent_free(Agent *a)
         g_hash_table_destroy(a->channels);
         g_hash_table_destroy(a->replies);
         g_hash_table_destroy(a->inflight);
+        g_hash_table_destroy(a->busy);
         g_queue_clear_full(&a->reply_order, g_free);
         accel_report_clear(&a->accel);
         if (a->facts)
