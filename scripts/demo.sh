@@ -10,17 +10,23 @@ else
         conf=$top/.demo/atrium.conf state=$top/.demo/state logdir=$top/.demo
 fi
 pidfile=$state/atriumd.pid
+agent_state=$state/agent agent_conf=$(dirname "$conf")/agent.conf
+agent_pidfile=$agent_state/atriumd.pid
 
-running() { local pid; pid=$(cat "$pidfile" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+running() { local pid; pid=$(cat "${2:-$pidfile}" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+stop() { # PIDFILE WHAT
+        if running x "$1"; then
+                kill -TERM "$(cat "$1")"
+                for _ in $(seq 1 50); do running x "$1" || break; sleep 0.1; done
+                echo "$2 stopped."
+        else
+                echo "$2 is not running."
+        fi
+}
 
 if [ "${1-}" = --stop ]; then
-        if running; then
-                kill -TERM "$(cat "$pidfile")"
-                for _ in $(seq 1 50); do running || break; sleep 0.1; done
-                echo "Atrium stopped."
-        else
-                echo "Atrium is not running."
-        fi
+        stop "$agent_pidfile" "The host agent"
+        stop "$pidfile" "Atrium"
         exit 0
 fi
 
@@ -48,6 +54,56 @@ else
         fi
 fi
 url=$(cat "$state/manager.url")
+
+# The host agent: this machine joins as host 'local' (root only: it drives the system libvirt).
+# A demo guest from the test desktop image is started on it.
+agent_note=""
+demo_guest() {
+        local api=$url/api/v1 pw tok jt fp hdr images=$state/storage/images isos=$state/storage/isos
+        pw=$(cat "$state/initial-admin-password" 2>/dev/null) || return 1
+        tok=$(curl -sk "$api/auth/login" -H 'Content-Type: application/json' \
+                -d "{\"name\":\"admin\",\"password\":\"$pw\"}" | jq -r .token)
+        [ -n "$tok" ] && [ "$tok" != null ] || return 1
+        hdr=(-H "Authorization: Bearer $tok" -H 'Content-Type: application/json')
+        "$top/scripts/libvirt-up.sh" >/dev/null
+        mkdir -p "$images" "$isos" "$agent_state"
+        chmod 755 "$state" "$state/storage" "$images" "$isos"
+        if [ ! -e "$agent_conf" ]; then
+                printf '[daemon]\nlog_level = info\n[agent]\nname = local\nstorage_roots = %s\n' \
+                        "$state/storage" >"$agent_conf"
+        fi
+        if ! running x "$agent_pidfile"; then
+                local join=()
+                if [ ! -e "$agent_state/agent-credential.json" ]; then
+                        jt=$(curl -sk "${hdr[@]}" -X POST "$api/join-tokens" -d '{}')
+                        fp=$(jq -r .manager_fingerprint <<<"$jt")
+                        join=(--manager "$url" --manager-fingerprint "$fp" --join-token "$(jq -r .token <<<"$jt")")
+                fi
+                nohup "$atriumd" -c "$agent_conf" --state-dir "$agent_state" --role agent "${join[@]}" \
+                        >/dev/null 2>>"$logdir/agent.log" &
+                for _ in $(seq 1 100); do
+                        [ "$(curl -sk "${hdr[@]}" "$api/hosts/local" | jq -r .state)" = up ] && break
+                        sleep 0.3
+                done
+        fi
+        [ -e "$images/demo.qcow2" ] || cp "$top/$build/images/atrium-test-desktop.qcow2" "$images/demo.qcow2"
+        [ -e "$isos/atrium-live.iso" ] || cp "$top/$build/images/atrium-test-live.iso" "$isos/atrium-live.iso"
+        curl -sk "${hdr[@]}" -X POST "$api/storages" -d '{"name":"local"}' >/dev/null
+        curl -sk "${hdr[@]}" -X POST "$api/volumes" -d "{\"name\":\"images\",\"storage\":\"local\",\"path\":\"$images\"}" >/dev/null
+        curl -sk "${hdr[@]}" -X POST "$api/media" -d "{\"name\":\"isos\",\"path\":\"$isos\"}" >/dev/null
+        curl -sk "${hdr[@]}" -X POST "$api/guests" -d '{"name":"demo","volume":"images","disk":"demo.qcow2","ram_mb":256}' >/dev/null
+        [ "$(curl -sk "${hdr[@]}" -X POST "$api/guests/demo/start" | jq -r .state)" = running ]
+}
+if [ "$(id -u)" -eq 0 ]; then
+        if demo_guest; then
+                agent_note="  Host:       'local' (this machine; agent log $logdir/agent.log)
+  Guest:      'demo' runs the test desktop; see it with:
+                $atrium guest console demo   then   spicy -h HOST -p PORT -w PASSWORD"
+        else
+                agent_note="  Host:       not joined (the admin password was changed, or libvirt did not start):
+                $atrium host join-token create   prints the command that joins a host"
+        fi
+fi
 cat <<TXT
 
 Atrium is running.
@@ -55,6 +111,7 @@ Atrium is running.
   Log:        $logdir/atriumd.log
   State:      $state
   TLS cert:   $state/tls/cert.pem (self-signed; hand it to clients with --ca)
+$agent_note
 TXT
 if [ -s "$state/initial-admin-password" ]; then
         echo "  Admin:      user 'admin', password '$(cat "$state/initial-admin-password")' (first login; change it with 'atrium passwd')"

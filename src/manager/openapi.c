@@ -207,15 +207,47 @@ static JsonArray *parameters(const Route *r)
         return a;
 }
 
+/* Routes outside the generic object routes: their request and reply schemas. */
+typedef struct {
+        const char *pattern_end; /* the route's pattern ends with this */
+        const char *request;
+        guint status;
+        const char *reply; /* a schema, or NULL: an object, or nothing for 204 */
+} FixedDoc;
+
+static const FixedDoc fixed_docs[] = {
+        {"/auth/login", "LoginRequest", 200, NULL},
+        {"/me/password", "PasswordChange", 204, NULL},
+        {"/agent/register", "JoinRequest", 201, "JoinReply"},
+        {"/join-tokens", "JoinTokenRequest", 201, "JoinTokenIssued"},
+        {"/maintenance", "MaintenanceRequest", 200, "Host"},
+        {"/console", "GuestAction", 200, "Console"},
+        {"/images", NULL, 200, "VolumeImages"},
+        {"/isos", NULL, 200, "MediaIsos"},
+        {"/guests/{id}/start", "GuestAction", 200, "Guest"},
+        {"/guests/{id}/stop", "GuestAction", 200, "Guest"},
+        {"/guests/{id}/reboot", "GuestAction", 200, "Guest"},
+        {"/guests/{id}/reset", "GuestAction", 200, "Guest"},
+        {"/guests/{id}/destroy", "GuestAction", 200, "Guest"},
+        {"/guests/{id}/attach-iso", "GuestAction", 200, "Guest"},
+        {"/guests/{id}/eject", "GuestAction", 200, "Guest"},
+};
+
+static const FixedDoc *fixed_doc(const Route *r)
+{
+        for (gsize i = 0; i < G_N_ELEMENTS(fixed_docs); i++)
+                if (!r->res && g_str_has_suffix(r->pattern, fixed_docs[i].pattern_end))
+                        return &fixed_docs[i];
+        return NULL;
+}
+
 static const char *body_schema(const Route *r)
 {
+        const FixedDoc *d = fixed_doc(r);
+
         if (r->res)
                 return r->res->title;
-        if (g_str_equal(r->op, "login"))
-                return "LoginRequest";
-        if (g_str_equal(r->op, "password"))
-                return "PasswordChange";
-        return NULL;
+        return d && d->request ? d->request : "Object";
 }
 
 static JsonObject *operation(const Route *r)
@@ -257,7 +289,14 @@ static JsonObject *operation(const Route *r)
         else if (r->res)
                 json_object_set_object_member(resp, "200",
                                               response("The object.", ref(r->res->title)));
-        else if (g_str_equal(r->method, "GET") || g_str_equal(r->op, "login"))
+        else if (fixed_doc(r) && fixed_doc(r)->status != 204) {
+                const FixedDoc *d = fixed_doc(r);
+                g_autofree char *st = g_strdup_printf("%u", d->status);
+                json_object_set_object_member(
+                        resp, st,
+                        response(d->status == 201 ? "Created." : "OK.",
+                                 d->reply ? ref(d->reply) : json_object_new()));
+        } else if (g_str_equal(r->method, "GET"))
                 json_object_set_object_member(resp, "200", response("OK.", json_object_new()));
         else
                 json_object_set_object_member(resp, "204", response("Done.", NULL));
@@ -283,6 +322,38 @@ static JsonObject *fixed_schemas(JsonObject *schemas)
         set_str(err, "type", "object");
         json_object_set_object_member(err, "properties", p);
         json_object_set_object_member(schemas, "Error", err);
+        /* Open objects with their known members: name, JSON type. */
+        static const char *const open_objects[][16] = {
+                {"Object", NULL},
+                {"JoinRequest", "join_token", "string", "name", "string", "address", "string",
+                 "cpus", "integer", "ram_mb", "integer", "accel", "string", "qemu_version",
+                 "string", NULL},
+                {"JoinReply", "host_id", "integer", "name", "string", "credential", "string",
+                 "link", "string", NULL},
+                {"JoinTokenRequest", "ttl_seconds", "integer", NULL},
+                {"JoinTokenIssued", "id", "integer", "token", "string", "expires_at", "integer",
+                 "manager_fingerprint", "string", "command", "string", NULL},
+                {"MaintenanceRequest", "maintenance", "boolean", NULL},
+                {"GuestAction", "host", "string", "timeout", "integer", "force", "boolean",
+                 "protocol", "string", "ttl", "integer", "iso", "string", "media", "string",
+                 NULL},
+                {"Console", "protocol", "string", "host", "string", "port", "integer",
+                 "password", "string", "expires_at", "integer", NULL},
+                {"VolumeImages", "volume", "string", "free_bytes", "integer", "total_bytes",
+                 "integer", "images", "array", NULL},
+                {"MediaIsos", "media", "string", "isos", "array", NULL},
+        };
+        for (gsize i = 0; i < G_N_ELEMENTS(open_objects); i++) {
+                JsonObject *s = json_object_new(), *props = json_object_new();
+                set_str(s, "type", "object");
+                for (int k = 1; open_objects[i][k]; k += 2) {
+                        JsonObject *f = json_object_new();
+                        set_str(f, "type", open_objects[i][k + 1]);
+                        json_object_set_object_member(props, open_objects[i][k], f);
+                }
+                json_object_set_object_member(s, "properties", props);
+                json_object_set_object_member(schemas, open_objects[i][0], s);
+        }
         for (gsize i = 0; i < G_N_ELEMENTS(bodies); i++) {
                 JsonObject *s = json_object_new(), *props = json_object_new();
                 JsonArray *req = json_array_new();

@@ -67,10 +67,10 @@ refuse_ev() {
 }
 
 "$SRC/scripts/libvirt-up.sh" >/dev/null || { echo "1..0 # SKIP libvirt cannot be started here"; exit 0; }
-if virsh -c qemu:///system list --all --name | grep -q '^atrium-'; then
-        echo "1..0 # SKIP qemu:///system already has Atrium domains (another installation)"
-        exit 0
-fi
+# Guests of this test get ids from a random base, so that their domains (atrium-guest-ID)
+# never meet those of another installation on the system libvirt (make demo's, say).
+BASE=$(( (RANDOM * 32768 + RANDOM) % 900000 * 10 + 1000000 ))
+dom() { echo "atrium-guest-$((BASE + $1))"; } # the domain of the Nth guest created
 
 # ---- the manager ----
 cat >"$CONF" <<CONF
@@ -89,6 +89,7 @@ MPID=$!
 wait_for 10 test -s "$STATE/manager.url"
 PORT=$(sed 's/.*://' "$STATE/manager.url")
 URL=https://127.0.0.1:$PORT API=$URL/api/v1 TOKEN=
+sqlite3 "$STATE/atrium.db" "INSERT INTO guests (id, name, created_at, updated_at) VALUES ($BASE, 'zz-id-base', 'now', 'now')"
 http POST /auth/login '{"name":"admin","password":"admin-pass-1"}'
 TOKEN=$(jget .token)
 is "admin logs in" "$CODE" 200
@@ -176,7 +177,7 @@ is "guest runs" "$(jget .state)" running
 is "on h1" "$(jget .host)" h1
 is "with a SPICE port" "$(jget '.spice_port > 0')" true
 SPORT=$(jget .spice_port)
-is "libvirt runs it" "$(domstate atrium-guest-1)" running
+is "libvirt runs it" "$(domstate $(dom 1))" running
 wait_for 90 event_seen guest_agent_ready g1 "$SINCE"; is "atrium-guest says ready (event)" "$?" 0
 
 # Consoles: no password, no console; a one-time password opens it and shows the banner.
@@ -202,7 +203,7 @@ wait_for 10 event_seen console_connect g1 "$SINCE"; is "console connections are 
 
 # Media: attach and eject while running; paths out of the media storage refused.
 check "attach an ISO while running" "$ATRIUM" guest attach-iso g1 --media isos --iso live.iso
-like "the CD-ROM holds it" "$(virsh -c qemu:///system domblklist atrium-guest-1)" "$T/iso/live.iso"
+like "the CD-ROM holds it" "$(virsh -c qemu:///system domblklist $(dom 1))" "$T/iso/live.iso"
 check "eject" "$ATRIUM" guest eject g1
 for bad in "../outside/secret.iso" "/etc/passwd" "link.iso" ".hidden.iso"; do
         SINCE=$(last_event_id)
@@ -214,7 +215,7 @@ done
 # ---- kill -9 the agent: the guest keeps running, and is reconciled when it is back ----
 kill -9 "${APID[h1]}"; wait "${APID[h1]}" 2>/dev/null
 wait_for 15 api_is /hosts/h1 .state down; is "host marked down after missed heartbeats" "$(jget .state)" down
-is "the guest kept running" "$(domstate atrium-guest-1)" running
+is "the guest kept running" "$(domstate $(dom 1))" running
 sqlite3 "$STATE/atrium.db" "UPDATE guests SET state = 'stopped', spice_port = 0 WHERE name = 'g1'"
 SINCE=$(last_event_id)
 start_agent h1
@@ -225,7 +226,7 @@ wait_for 5 event_seen reconciled h1 "$SINCE"; is "reconciliation is an event" "$
 
 # ---- kill the QEMU process: the manager marks the guest stopped, with an event ----
 SINCE=$(last_event_id)
-pkill -9 -f "guest=atrium-guest-1," ; sleep 0.5
+pkill -9 -f "guest=$(dom 1)," ; sleep 0.5
 wait_for 20 api_is /guests/g1 .state stopped; is "QEMU killed: guest marked stopped" "$(jget .state)" stopped
 wait_for 5 event_seen guest_stopped g1 "$SINCE"; is "... with an event" "$?" 0
 
@@ -235,7 +236,7 @@ check "reboot" "$ATRIUM" guest reboot g1
 check "reset" "$ATRIUM" guest reset g1
 http POST /guests/g1/stop '{"timeout":3}'
 is "stop: ACPI shutdown then destroy after the timeout" "$(jget .state)" stopped
-is "libvirt agrees" "$(domstate atrium-guest-1)" "shut off"
+is "libvirt agrees" "$(domstate $(dom 1))" "shut off"
 http POST /guests/g1/reboot ''; is "reboot of a stopped guest refused" "$(jget .error.code)" conflict
 http POST /guests/g1/stop '{"timeout":0}'; is "stop with a zero timeout refused" "$CODE" 400
 
@@ -247,21 +248,21 @@ is "absurd CPU count refused" "$CODE" 400
 "$ATRIUM" guest create --name esc --volume vol --disk ../../etc/shadow >/dev/null 2>&1
 http POST /guests/esc/start ''
 is "a disk path escaping the volume is refused" "$(jget .error.code)" invalid_value
-is "... and nothing was defined" "$(domstate atrium-guest-2)" ""
+is "... and nothing was defined" "$(domstate $(dom 2))" ""
 "$ATRIUM" guest create --name far --volume outside --disk etc.qcow2 --disk_gb 1 >/dev/null 2>&1
 http POST /guests/far/start ''
 is "a volume outside the storage roots is refused" "$(jget .error.code)" forbidden
 # A domain with an Atrium name that Atrium did not make is never touched.
 cat >"$T/foreign.xml" <<XML
-<domain type='qemu'><name>atrium-guest-4</name><memory unit='MiB'>64</memory>
+<domain type='qemu'><name>$(dom 4)</name><memory unit='MiB'>64</memory>
 <os><type arch='x86_64'>hvm</type></os></domain>
 XML
 virsh -c qemu:///system define "$T/foreign.xml" >/dev/null
 "$ATRIUM" guest create --name foreign --volume vol --disk f.qcow2 --disk_gb 1 >/dev/null
 http POST /guests/foreign/start ''
 is "a domain not made by Atrium is refused" "$(jget .error.code)" forbidden
-is "... and left alone" "$(domstate atrium-guest-4)" "shut off"
-virsh -c qemu:///system undefine atrium-guest-4 >/dev/null
+is "... and left alone" "$(domstate $(dom 4))" "shut off"
+virsh -c qemu:///system undefine $(dom 4) >/dev/null
 
 # ---- maintenance ----
 check "CLI host maintenance on" "$ATRIUM" host maintenance h1 on
@@ -277,14 +278,14 @@ check "stop g2" "$ATRIUM" guest stop g2 --force
 kill -9 "${APID[h1]}"; wait "${APID[h1]}" 2>/dev/null
 wait_for 15 api_is /hosts/h1 .state down
 check "delete g2 while its host is down" "$ATRIUM" guest delete g2
-is "its domain is still on the host" "$(domstate atrium-guest-5)" "shut off"
+is "its domain is still on the host" "$(domstate $(dom 5))" "shut off"
 SINCE=$(last_event_id)
 start_agent h1
 wait_for 30 api_is /hosts/h1 .state up
-wait_for 15 sh -c "! virsh -c qemu:///system domstate atrium-guest-5"; is "orphan domain removed on reconnect" "$?" 0
-wait_for 5 event_seen orphan_removed atrium-guest-5 "$SINCE"; is "... with an event" "$?" 0
+wait_for 15 sh -c "! virsh -c qemu:///system domstate $(dom 5)"; is "orphan domain removed on reconnect" "$?" 0
+wait_for 5 event_seen orphan_removed $(dom 5) "$SINCE"; is "... with an event" "$?" 0
 check "delete g1 (undefined on its host)" "$ATRIUM" guest delete g1
-is "g1's domain is gone" "$(domstate atrium-guest-1)" ""
+is "g1's domain is gone" "$(domstate $(dom 1))" ""
 
 # ---- remove the host: its agent's credential stops working; it can join again ----
 check "CLI host remove" "$ATRIUM" host remove h1
