@@ -136,9 +136,9 @@ static const char *domain_arg(JsonObject *args, GError **error)
         const char *d = agent_arg_string(args, "domain", TRUE, error), *kind;
         gint64 id;
 
-        if (d && !agent_domain_parse(d, &kind, &id)) {
+        if (d && !agent_domain_parse(d, NULL, &kind, &id)) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                            "'%s' is not the name of an Atrium domain (atrium-KIND-ID)", d);
+                            "'%s' is not the name of an Atrium domain (atrium-INST-KIND-ID)", d);
                 return NULL;
         }
         return d;
@@ -912,6 +912,13 @@ static void on_message(SoupWebsocketConnection *ws, gint type, GBytes *bytes, gp
         } else if (g_str_equal(t, "welcome")) {
                 gint64 hb = json_object_get_int_member_with_default(msg, "heartbeat_interval", 5);
                 JsonNode *v = json_object_get_member(msg, "volumes");
+                const char *inst = json_object_get_string_member_with_default(msg, "installation",
+                                                                              NULL);
+                if (!agent_installation_valid(inst)) {
+                        g_warning("the manager's welcome has no valid installation id; ignored");
+                        return;
+                }
+                virt_set_installation(a->virt, inst);
                 a->heartbeat_s = hb >= 1 && hb <= 300 ? hb : 5;
                 g_clear_pointer(&a->volumes, json_array_unref);
                 if (v && JSON_NODE_HOLDS_ARRAY(v))

@@ -13,6 +13,7 @@
 
 struct _Virt {
         char *uri;
+        char *installation; /* domains of other installations are not ours; under lock */
         GMutex lock; /* conn, callbacks */
         virConnectPtr conn;
         int cb_ids[3];
@@ -67,13 +68,33 @@ static gboolean deliver(gpointer data)
         return G_SOURCE_REMOVE;
 }
 
-static JsonObject *event_for(virDomainPtr dom, const char *what)
+/* TRUE when NAME is a domain name of this agent's installation. */
+static gboolean ours_name(Virt *v, const char *name)
 {
-        const char *name = virDomainGetName(dom), *kind;
+        const char *kind;
         gint64 id;
+        gboolean r;
+
+        g_mutex_lock(&v->lock);
+        r = v->installation && agent_domain_parse(name, v->installation, &kind, &id);
+        g_mutex_unlock(&v->lock);
+        return r;
+}
+
+void virt_set_installation(Virt *v, const char *installation)
+{
+        g_mutex_lock(&v->lock);
+        g_free(v->installation);
+        v->installation = g_strdup(installation);
+        g_mutex_unlock(&v->lock);
+}
+
+static JsonObject *event_for(Virt *v, virDomainPtr dom, const char *what)
+{
+        const char *name = virDomainGetName(dom);
         JsonObject *e;
 
-        if (!agent_domain_parse(name, &kind, &id))
+        if (!ours_name(v, name))
                 return NULL;
         e = json_object_new();
         json_object_set_string_member(e, "event", what);
@@ -127,7 +148,7 @@ static int on_lifecycle(virConnectPtr c, virDomainPtr dom, int event, int detail
         default:
                 return 0;
         }
-        if (!(e = event_for(dom, "lifecycle")))
+        if (!(e = event_for(opaque, dom, "lifecycle")))
                 return 0;
         json_object_set_string_member(e, "state", state);
         json_object_set_string_member(e, "reason", reason);
@@ -142,7 +163,8 @@ static int on_graphics(virConnectPtr c, virDomainPtr dom, int phase,
 {
         JsonObject *e;
 
-        if (phase == VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE || !(e = event_for(dom, "graphics")))
+        if (phase == VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE ||
+            !(e = event_for(opaque, dom, "graphics")))
                 return 0;
         json_object_set_string_member(e, "phase", phase == VIR_DOMAIN_EVENT_GRAPHICS_CONNECT
                                                           ? "connect"
@@ -157,7 +179,7 @@ static int on_graphics(virConnectPtr c, virDomainPtr dom, int phase,
 static int on_io_error(virConnectPtr c, virDomainPtr dom, const char *path, const char *alias,
                        int action, const char *reason, void *opaque)
 {
-        JsonObject *e = event_for(dom, "disk-error");
+        JsonObject *e = event_for(opaque, dom, "disk-error");
 
         if (!e)
                 return 0;
@@ -254,6 +276,7 @@ void virt_close(Virt *v)
         g_mutex_unlock(&v->lock);
         g_mutex_clear(&v->lock);
         g_main_context_unref(v->ctx);
+        g_free(v->installation);
         g_free(v->uri);
         g_free(v);
 }
@@ -275,15 +298,21 @@ static gboolean is_ours(virDomainPtr dom)
         return TRUE;
 }
 
-static virDomainPtr lookup(virConnectPtr c, const char *name, GError **error)
+static virDomainPtr lookup(Virt *v, virConnectPtr c, const char *name, GError **error)
 {
         const char *kind;
         gint64 id;
         virDomainPtr dom;
 
-        if (!agent_domain_parse(name, &kind, &id)) {
+        if (!agent_domain_parse(name, NULL, &kind, &id)) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                            "'%s' is not the name of an Atrium domain (atrium-KIND-ID)", name);
+                            "'%s' is not the name of an Atrium domain (atrium-INST-KIND-ID)",
+                            name);
+                return NULL;
+        }
+        if (!ours_name(v, name)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN,
+                            "domain '%s' belongs to another Atrium installation: refused", name);
                 return NULL;
         }
         dom = virDomainLookupByName(c, name);
@@ -463,7 +492,7 @@ JsonObject *virt_describe(Virt *v, const char *name, GError **error)
 
         if (!c)
                 return NULL;
-        if ((dom = lookup(c, name, error))) {
+        if ((dom = lookup(v, c, name, error))) {
                 o = describe(dom, error);
                 virDomainFree(dom);
         }
@@ -533,7 +562,7 @@ gboolean virt_shutdown(Virt *v, const char *name, guint timeout_s, gboolean forc
 
         if (!c)
                 return FALSE;
-        if (!(dom = lookup(c, name, error)))
+        if (!(dom = lookup(v, c, name, error)))
                 goto out;
         if (!active(dom)) {
                 ok = TRUE;
@@ -564,7 +593,7 @@ gboolean virt_simple(Virt *v, const char *name, const char *op, GError **error)
 
         if (!c)
                 return FALSE;
-        dom = lookup(c, name, error);
+        dom = lookup(v, c, name, error);
         if (!dom) {
                 if (remove && g_error_matches(*error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND)) {
                         g_clear_error(error);
@@ -615,7 +644,7 @@ gint64 virt_console(Virt *v, const char *name, const char *protocol, const char 
 
         if (!c)
                 return 0;
-        if (!(dom = lookup(c, name, error)))
+        if (!(dom = lookup(v, c, name, error)))
                 goto out;
         if (!active(dom)) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
@@ -659,7 +688,7 @@ gboolean virt_media(Virt *v, const char *name, const char *iso, GError **error)
 
         if (!c)
                 return FALSE;
-        if (!(dom = lookup(c, name, error)))
+        if (!(dom = lookup(v, c, name, error)))
                 goto out;
         if (active(dom))
                 flags |= VIR_DOMAIN_AFFECT_LIVE;
@@ -738,15 +767,13 @@ JsonObject *virt_facts(Virt *v, GError **error)
 }
 
 /* Our running domains; *n gets their count. The caller frees each and the array. */
-static virDomainPtr *ours_running(virConnectPtr c, int *n)
+static virDomainPtr *ours_running(Virt *v, virConnectPtr c, int *n)
 {
         virDomainPtr *doms = NULL;
         int all = virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE), k = 0;
-        const char *kind;
-        gint64 id;
 
         for (int i = 0; i < all; i++) {
-                if (agent_domain_parse(virDomainGetName(doms[i]), &kind, &id))
+                if (ours_name(v, virDomainGetName(doms[i])))
                         doms[k++] = doms[i];
                 else
                         virDomainFree(doms[i]);
@@ -767,7 +794,7 @@ JsonObject *virt_figures(Virt *v, GError **error)
         if (!c)
                 return NULL;
         free_b = virNodeGetFreeMemory(c);
-        doms = ours_running(c, &n);
+        doms = ours_running(v, c, &n);
         for (int i = 0; i < n; i++) {
                 virDomainInfo info;
                 if (virDomainGetInfo(doms[i], &info) == 0)
@@ -800,9 +827,8 @@ JsonArray *virt_inventory(Virt *v, gboolean with_details, GError **error)
         }
         a = json_array_new();
         for (int i = 0; i < n; i++) {
-                const char *name = virDomainGetName(doms[i]), *kind;
-                gint64 id;
-                if (agent_domain_parse(name, &kind, &id) && is_ours(doms[i])) {
+                const char *name = virDomainGetName(doms[i]);
+                if (ours_name(v, name) && is_ours(doms[i])) {
                         JsonObject *o = NULL;
                         if (with_details && active(doms[i]))
                                 o = describe(doms[i], NULL);
@@ -830,7 +856,7 @@ GStrv virt_disks_in_use(Virt *v, GError **error)
 
         if (!c)
                 return NULL;
-        doms = ours_running(c, &n);
+        doms = ours_running(v, c, &n);
         for (int i = 0; i < n; i++) {
                 XmlFacts f;
                 if (read_xml(doms[i], &f, NULL))

@@ -4,8 +4,8 @@
  * events are dispatched by the loop of the process's default main context, which must be the
  * agent's (libvirt's GLib event implementation attaches there).
  *
- * Only domains named atrium-KIND-ID and carrying Atrium's <metadata> element are touched:
- * any other is refused as not ours. */
+ * Only domains named atrium-INST-KIND-ID with this agent's installation and carrying Atrium's
+ * <metadata> element are touched: any other is refused as not ours. */
 #pragma once
 #include "agent/domxml.h"
 
@@ -24,6 +24,9 @@ Virt *virt_open(const char *uri, GMainContext *ctx, VirtEventFunc cb, gpointer d
                 GError **error);
 void virt_close(Virt *v);
 const char *virt_uri(Virt *v);
+/* The installation whose domains are ours (from the manager's welcome); until it is set,
+ * no domain is. */
+void virt_set_installation(Virt *v, const char *installation);
 
 /* {cpus, ram_mb, cpu_model, libvirt_version, qemu_version} */
 JsonObject *virt_facts(Virt *v, GError **error);

@@ -472,7 +472,7 @@ static void reconcile(Link *l, JsonArray *inventory)
                         continue;
                 d = json_node_get_object(n);
                 name = json_object_get_string_member_with_default(d, "domain", "");
-                if (!agent_domain_parse(name, &kind, &id))
+                if (!agent_domain_parse(name, l->ag->mgr->installation, &kind, &id))
                         continue;
                 g_hash_table_add(present, (gpointer)name);
                 if (!object_set_state(l, resource_by_kind(kind), id, d, "reported by its host"))
@@ -496,7 +496,8 @@ static void reconcile(Link *l, JsonArray *inventory)
                         for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
                                 JsonObject *o = json_array_get_object_element(rows, i);
                                 gint64 id = json_object_get_int_member(o, "id");
-                                g_autofree char *dom = agent_domain_name(kinds[k], id);
+                                g_autofree char *dom =
+                                        agent_domain_name(l->ag->mgr->installation, kinds[k], id);
                                 g_autoptr(JsonObject) gone = NULL;
 
                                 if (g_hash_table_contains(present, dom) ||
@@ -554,7 +555,7 @@ static void on_event(Link *l, JsonObject *msg)
         Actor actor = link_actor(l);
         const Resource *res;
 
-        if (!agent_domain_parse(domain, &kind, &id)) {
+        if (!agent_domain_parse(domain, l->ag->mgr->installation, &kind, &id)) {
                 g_debug("host %s: event about a domain not ours: %s", l->host_name, domain);
                 return;
         }
@@ -779,6 +780,7 @@ static void link_open(SoupServer *server, SoupServerMessage *msg, const char *pa
         json_object_set_int_member(welcome, "version", AGENT_PROTO_VERSION);
         json_object_set_int_member(welcome, "host_id", l->host_id);
         json_object_set_string_member(welcome, "name", l->host_name);
+        json_object_set_string_member(welcome, "installation", sc->mgr->installation);
         json_object_set_int_member(welcome, "heartbeat_interval",
                                    MCFG_INT(sc->mgr, "heartbeat_interval"));
         json_object_set_array_member(welcome, "volumes", storage_paths(sc->store));

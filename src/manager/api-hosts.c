@@ -537,7 +537,7 @@ void api_guest_action(ApiRequest *req)
         o->req = req;
         o->op = g_strdup(req->route->op);
         o->guest_id = json_object_get_int_member(g, "id");
-        domain = agent_domain_name("guest", o->guest_id);
+        domain = agent_domain_name(req->mgr->installation, "guest", o->guest_id);
         if (!g_str_equal(o->op, "start") && g_str_equal(state, "stopped") &&
             !g_str_equal(o->op, "stop") && !g_str_equal(o->op, "destroy")) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
@@ -620,7 +620,8 @@ void api_guest_delete(ApiRequest *req)
         }
         args = json_object_new();
         {
-                g_autofree char *dom = agent_domain_name("guest", o->guest_id);
+                g_autofree char *dom =
+                        agent_domain_name(req->mgr->installation, "guest", o->guest_id);
                 json_object_set_string_member(args, "domain", dom);
         }
         api_pause(req);

@@ -2,6 +2,7 @@
 
 #include "manager/manager.h"
 #include "manager/agents.h"
+#include "proto/agentproto.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/tls.h"
@@ -66,6 +67,12 @@ Manager *manager_new(Config *config, const char *state_dir, GError **error)
         mgr->store = store_open_sqlite(db_path, error);
         if (!mgr->store)
                 return NULL;
+        mgr->installation = store_setting(mgr->store, "installation");
+        if (!agent_installation_valid(mgr->installation)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
+                            "the database has no valid installation id");
+                return NULL;
+        }
         if (!ensure_admin(mgr, error))
                 return NULL;
         return g_steal_pointer(&mgr);
@@ -186,6 +193,7 @@ void manager_free(Manager *mgr)
         g_free(mgr->state_dir);
         g_free(mgr->url);
         g_free(mgr->fingerprint);
+        g_free(mgr->installation);
         g_free(mgr->admin_password_file);
         g_free(mgr);
 }

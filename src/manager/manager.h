@@ -19,6 +19,7 @@ typedef struct {
         char *admin_password_file; /* state_dir/initial-admin-password */
         char *fingerprint;         /* SHA-256 of the API's certificate, "" over plain HTTP */
         Agents *agents;            /* the hosts' agent links (agents.h) */
+        char *installation;        /* this installation's id: its domains' names carry it */
 } Manager;
 
 /* Opens the store (migrating it), creates the first admin when there is no user. */

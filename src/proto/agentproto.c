@@ -7,16 +7,36 @@
 
 static const char *const domain_kinds[] = {"guest", "desktop"};
 
-char *agent_domain_name(const char *kind, gint64 id)
+gboolean agent_installation_valid(const char *inst)
 {
-        return g_strdup_printf("atrium-%s-%" G_GINT64_FORMAT, kind, id);
+        if (!inst || strlen(inst) != AGENT_INSTALLATION_LEN)
+                return FALSE;
+        for (const char *c = inst; *c; c++)
+                if (!g_ascii_isxdigit(*c) || g_ascii_isupper(*c))
+                        return FALSE;
+        return TRUE;
 }
 
-gboolean agent_domain_parse(const char *name, const char **kind, gint64 *id)
+char *agent_domain_name(const char *installation, const char *kind, gint64 id)
 {
+        return g_strdup_printf("atrium-%s-%s-%" G_GINT64_FORMAT, installation, kind, id);
+}
+
+gboolean agent_domain_parse(const char *name, const char *installation, const char **kind,
+                            gint64 *id)
+{
+        char inst[AGENT_INSTALLATION_LEN + 1];
+
         if (!name || !g_str_has_prefix(name, "atrium-"))
                 return FALSE;
         name += strlen("atrium-");
+        if (strlen(name) < AGENT_INSTALLATION_LEN + 1 || name[AGENT_INSTALLATION_LEN] != '-')
+                return FALSE;
+        memcpy(inst, name, AGENT_INSTALLATION_LEN);
+        inst[AGENT_INSTALLATION_LEN] = '\0';
+        if (!agent_installation_valid(inst) || (installation && strcmp(inst, installation) != 0))
+                return FALSE;
+        name += AGENT_INSTALLATION_LEN + 1;
         for (gsize i = 0; i < G_N_ELEMENTS(domain_kinds); i++) {
                 gsize n = strlen(domain_kinds[i]);
                 if (strncmp(name, domain_kinds[i], n) == 0 && name[n] == '-' &&

@@ -17,10 +17,16 @@
 /* Namespace of the <metadata> element that marks a libvirt domain as ours. */
 #define AGENT_XMLNS "https://atrium-vdi.org/xmlns/domain/1" /* = DOMXML_XMLNS */
 
-/* Domains are named atrium-KIND-ID (kind: guest or desktop). */
-char *agent_domain_name(const char *kind, gint64 id);
-/* TRUE for a name of that form; *kind points to a static string. */
-gboolean agent_domain_parse(const char *name, const char **kind, gint64 *id);
+/* Domains are named atrium-INST-KIND-ID: INST is the installation's id (8 lowercase hex
+ * digits, made when its database was created), KIND guest or desktop. Two installations that
+ * share a libvirt never see each other's domains. */
+#define AGENT_INSTALLATION_LEN 8
+gboolean agent_installation_valid(const char *inst);
+char *agent_domain_name(const char *installation, const char *kind, gint64 id);
+/* TRUE for a name of that form, of this installation (NULL: of any); *kind points to a static
+ * string. */
+gboolean agent_domain_parse(const char *name, const char *installation, const char **kind,
+                            gint64 *id);
 
 /* One message: a JSON object with a string "type". */
 JsonObject *agent_msg_parse(const char *text, gsize len, GError **error);

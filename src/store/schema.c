@@ -160,6 +160,11 @@ static const char *const migrations[] = {
         "ALTER TABLE guests ADD COLUMN network TEXT NOT NULL DEFAULT '';"
         "ALTER TABLE guests ADD COLUMN spice_port INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE guests ADD COLUMN vnc_port INTEGER NOT NULL DEFAULT 0;",
+        /* 3: this installation's id, which its libvirt domains' names carry, so that two
+         * installations sharing a libvirt never touch each other's domains. */
+        "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO settings (key, value) VALUES ('installation', lower(hex(randomblob(4))));"
+        "ALTER TABLE guests ADD COLUMN block_device TEXT NOT NULL DEFAULT '';",
 };
 
 int schema_latest(void)

@@ -1220,6 +1220,21 @@ static gint64 sq_host_by_credential(Store *st, const char *credential_hash, GErr
         return id;
 }
 
+static char *sq_setting(Store *st, const char *key)
+{
+        SqliteStore *s = S(st);
+        sqlite3_stmt *q = prep(s, "SELECT value FROM settings WHERE key = ?", NULL);
+        char *v = NULL;
+
+        if (!q)
+                return NULL;
+        sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW)
+                v = g_strdup((const char *)sqlite3_column_text(q, 0));
+        sqlite3_reset(q);
+        return v;
+}
+
 static int sq_schema_version(Store *st)
 {
         sqlite3_stmt *stmt = prep(S(st), "PRAGMA user_version", NULL);
@@ -1273,6 +1288,7 @@ static const StoreOps sqlite_ops = {
         .join_token_insert = sq_join_token_insert,
         .host_join = sq_host_join,
         .host_by_credential = sq_host_by_credential,
+        .setting = sq_setting,
 };
 
 static void stmt_free(gpointer stmt)

@@ -84,6 +84,8 @@ typedef struct {
         JsonObject *(*host_join)(Store *st, const char *token_hash, gint64 now, JsonObject *facts,
                                  const char *credential_hash, const Actor *actor, GError **error);
         gint64 (*host_by_credential)(Store *st, const char *credential_hash, GError **error);
+        /* A stored setting ("installation": 8 hex digits made at creation), or NULL. */
+        char *(*setting)(Store *st, const char *key);
 } StoreOps;
 
 struct _Store {
@@ -124,3 +126,4 @@ JsonArray *store_list(Store *st, const Resource *res, const ListQuery *q, gint64
 #define store_join_token_insert(st, ...) ((st)->ops->join_token_insert((st), __VA_ARGS__))
 #define store_host_join(st, ...) ((st)->ops->host_join((st), __VA_ARGS__))
 #define store_host_by_credential(st, ...) ((st)->ops->host_by_credential((st), __VA_ARGS__))
+#define store_setting(st, key) ((st)->ops->setting((st), (key)))

@@ -29,12 +29,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
                 g_assert(text && text[0] == '{');
 
-                if (d && agent_domain_parse(d, &kind, &id)) {
+                if (d && agent_domain_parse(d, NULL, &kind, &id)) {
                         /* a parsed name, written back, parses to the same object */
-                        g_autofree char *again = agent_domain_name(kind, id);
+                        char inst[AGENT_INSTALLATION_LEN + 1];
+                        g_autofree char *again = NULL;
                         const char *k2;
                         gint64 id2;
-                        if (!agent_domain_parse(again, &k2, &id2) || id2 != id ||
+                        memcpy(inst, d + strlen("atrium-"), AGENT_INSTALLATION_LEN);
+                        inst[AGENT_INSTALLATION_LEN] = '\0';
+                        again = agent_domain_name(inst, kind, id);
+                        if (!agent_domain_parse(again, inst, &k2, &id2) || id2 != id ||
                             strcmp(k2, kind) != 0)
                                 __builtin_trap();
                 }

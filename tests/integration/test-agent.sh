@@ -30,6 +30,7 @@ cleanup() {
                 virsh -c qemu:///system undefine "$d" >/dev/null 2>&1
         done
         pkill -9 -f "qemu-system.*$T" 2>/dev/null
+        virsh -c qemu:///system undefine atrium-ffffffff-guest-1 >/dev/null 2>&1
         for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
         ip link del atr-v1 2>/dev/null; ip link del atr-v2 2>/dev/null
         rm -rf "$T"
@@ -67,10 +68,9 @@ refuse_ev() {
 }
 
 "$SRC/scripts/libvirt-up.sh" >/dev/null || { echo "1..0 # SKIP libvirt cannot be started here"; exit 0; }
-# Guests of this test get ids from a random base, so that their domains (atrium-guest-ID)
-# never meet those of another installation on the system libvirt (make demo's, say).
-BASE=$(( (RANDOM * 32768 + RANDOM) % 900000 * 10 + 1000000 ))
-dom() { echo "atrium-guest-$((BASE + $1))"; } # the domain of the Nth guest created
+# The domain of the guest with id N: its name carries this installation's id, so that the
+# domains of another installation on the same libvirt (make demo's, say) are never touched.
+dom() { echo "atrium-$INST-guest-$1"; }
 
 # ---- the manager ----
 cat >"$CONF" <<CONF
@@ -89,7 +89,7 @@ MPID=$!
 wait_for 10 test -s "$STATE/manager.url"
 PORT=$(sed 's/.*://' "$STATE/manager.url")
 URL=https://127.0.0.1:$PORT API=$URL/api/v1 TOKEN=
-sqlite3 "$STATE/atrium.db" "INSERT INTO guests (id, name, created_at, updated_at) VALUES ($BASE, 'zz-id-base', 'now', 'now')"
+INST=$(sqlite3 "$STATE/atrium.db" "SELECT value FROM settings WHERE key = 'installation'")
 http POST /auth/login '{"name":"admin","password":"admin-pass-1"}'
 TOKEN=$(jget .token)
 is "admin logs in" "$CODE" 200
@@ -130,6 +130,14 @@ CONF
         --manager-fingerprint "00:11:22" --join-token "$JT" >"$T/h1.out" 2>"$T/h1.err"
 is "agent refuses a manager whose certificate is not the pinned one" "$?" 1
 is "no credential stored after a failed join" "$(ls "$T/h1/agent-credential.json" 2>/dev/null)" ""
+
+# A domain of another installation on the same libvirt: this one must never touch it.
+cat >"$T/other.xml" <<XML
+<domain type='qemu'><name>atrium-ffffffff-guest-1</name><metadata><atrium:domain
+xmlns:atrium='https://atrium-vdi.org/xmlns/domain/1' version='1'/></metadata>
+<memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os></domain>
+XML
+virsh -c qemu:///system define "$T/other.xml" >/dev/null
 
 # ---- join for real ----
 start_agent() { # NAME [ARGS...]
@@ -284,6 +292,7 @@ start_agent h1
 wait_for 30 api_is /hosts/h1 .state up
 wait_for 15 sh -c "! virsh -c qemu:///system domstate $(dom 5)"; is "orphan domain removed on reconnect" "$?" 0
 wait_for 5 event_seen orphan_removed $(dom 5) "$SINCE"; is "... with an event" "$?" 0
+is "a domain of another installation is left alone" "$(domstate atrium-ffffffff-guest-1)" "shut off"
 check "delete g1 (undefined on its host)" "$ATRIUM" guest delete g1
 is "g1's domain is gone" "$(domstate $(dom 1))" ""
 

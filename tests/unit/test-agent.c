@@ -95,7 +95,7 @@ static void on_link(SoupServer *s, SoupServerMessage *msg, const char *path,
         g_signal_connect(ws, "message", G_CALLBACK(on_message), NULL);
         soup_websocket_connection_send_text(
                 ws, "{\"type\":\"welcome\",\"version\":1,\"host_id\":7,\"name\":\"t1\","
-                    "\"heartbeat_interval\":1,\"volumes\":[]}");
+                    "\"heartbeat_interval\":1,\"volumes\":[],\"installation\":\"0123abcd\"}");
 }
 
 static void on_register(SoupServer *s, SoupServerMessage *msg, const char *path, GHashTable *q,
@@ -306,7 +306,7 @@ static void test_agent(void)
         g_assert_true(run_until(have_heartbeats, GUINT_TO_POINTER(2), 10));
 
         /* A command runs once; the same id again gets the same answer without running. */
-        args = g_strdup_printf("{\"domain\":\"atrium-guest-7\",\"volume\":\"%s\","
+        args = g_strdup_printf("{\"domain\":\"atrium-0123abcd-guest-7\",\"volume\":\"%s\","
                                "\"disk\":\"g7.qcow2\",\"disk_gb\":1,\"ram_mb\":128}",
                                vol);
         send_command("c1", "domain.start", args);
@@ -340,24 +340,25 @@ static void test_agent(void)
         g_assert_nonnull(conn);
         {
                 virDomainPtr d = virDomainDefineXML(
-                        conn, "<domain type='test'><name>atrium-guest-8</name>"
+                        conn, "<domain type='test'><name>atrium-0123abcd-guest-8</name>"
                               "<memory>65536</memory><os><type>hvm</type></os></domain>");
                 g_assert_nonnull(d);
                 virDomainFree(d);
         }
-        send_command("c2", "domain.destroy", "{\"domain\":\"atrium-guest-8\"}");
-        send_command("c3", "domain.start", "{\"domain\":\"atrium-guest-9\",\"vcpus\":0}");
+        send_command("c2", "domain.destroy", "{\"domain\":\"atrium-0123abcd-guest-8\"}");
+        send_command("c3", "domain.start", "{\"domain\":\"atrium-0123abcd-guest-9\",\"vcpus\":0}");
         send_command("c4", "domain.fly", "{}");
         send_command("c5", "domain.destroy", "{\"domain\":\"test\"}");
+        send_command("c10", "domain.destroy", "{\"domain\":\"atrium-ffffffff-guest-3\"}");
         send_command("c6", "domain.start",
-                     "{\"domain\":\"atrium-guest-9\",\"volume\":\"/etc\",\"disk\":\"passwd\"}");
-        g_assert_true(run_until(have_replies, GUINT_TO_POINTER(7), 10));
+                     "{\"domain\":\"atrium-0123abcd-guest-9\",\"volume\":\"/etc\",\"disk\":\"passwd\"}");
+        g_assert_true(run_until(have_replies, GUINT_TO_POINTER(8), 10));
         {
                 /* replies come as the work finishes, not in the order sent */
-                const char *ids[] = {"c2", "c3", "c4", "c5", "c6"};
-                const char *codes[] = {"forbidden", "invalid_value", "invalid_value",
-                                       "invalid_value", "forbidden"};
-                for (guint i = 2; i < 7; i++) {
+                const char *ids[] = {"c2", "c3", "c4", "c5", "c6", "c10"};
+                const char *codes[] = {"forbidden",     "invalid_value", "invalid_value",
+                                       "invalid_value", "forbidden",     "forbidden"};
+                for (guint i = 2; i < 8; i++) {
                         g_autoptr(JsonObject) r = reply_obj(i);
                         JsonObject *e = json_object_get_object_member(r, "error");
                         const char *id = json_object_get_string_member(r, "id");
@@ -369,7 +370,7 @@ static void test_agent(void)
                 }
         }
         {
-                virDomainPtr d = virDomainLookupByName(conn, "atrium-guest-8");
+                virDomainPtr d = virDomainLookupByName(conn, "atrium-0123abcd-guest-8");
                 g_assert_nonnull(d); /* untouched */
                 virDomainUndefine(d);
                 virDomainFree(d);
@@ -379,20 +380,20 @@ static void test_agent(void)
         g_main_context_invoke(fake.ctx, server_send, NULL);
         g_assert_true(run_until(have_hellos, GUINT_TO_POINTER(2), 15));
         g_assert_cmpuint(locked_count(&fake.links), >=, 2);
-        g_assert_true(inventory_has("atrium-guest-7", "running"));
+        g_assert_true(inventory_has("atrium-0123abcd-guest-7", "running"));
         g_assert_cmpint(hello_int("running"), ==, 1);
         g_assert_cmpint(hello_int("ram_committed_mb"), ==, 128);
 
         /* Stop and remove; removing again is harmless. */
-        send_command("c7", "domain.shutdown", "{\"domain\":\"atrium-guest-7\",\"force\":true}");
-        send_command("c8", "domain.remove", "{\"domain\":\"atrium-guest-7\"}");
-        send_command("c9", "domain.remove", "{\"domain\":\"atrium-guest-7\"}");
-        g_assert_true(run_until(have_replies, GUINT_TO_POINTER(10), 10));
-        for (guint i = 7; i < 10; i++) {
+        send_command("c7", "domain.shutdown", "{\"domain\":\"atrium-0123abcd-guest-7\",\"force\":true}");
+        send_command("c8", "domain.remove", "{\"domain\":\"atrium-0123abcd-guest-7\"}");
+        send_command("c9", "domain.remove", "{\"domain\":\"atrium-0123abcd-guest-7\"}");
+        g_assert_true(run_until(have_replies, GUINT_TO_POINTER(11), 10));
+        for (guint i = 8; i < 11; i++) {
                 g_autoptr(JsonObject) r = reply_obj(i);
                 g_assert_true(json_object_get_boolean_member(r, "ok"));
         }
-        g_assert_null(virDomainLookupByName(conn, "atrium-guest-7"));
+        g_assert_null(virDomainLookupByName(conn, "atrium-0123abcd-guest-7"));
         virConnectClose(conn);
         g_assert_null(fake.fatal);
 
