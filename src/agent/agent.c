@@ -147,7 +147,8 @@ static const char *domain_arg(JsonObject *args, GError **error)
 static JsonObject *op_start(Agent *a, JsonObject *args, GError **error)
 {
         DomainSpec s = {0};
-        g_autofree char *disk = NULL, *cdrom = NULL, *pw = NULL;
+        g_autofree char *disk = NULL, *cdrom = NULL, *pw = NULL, *bdev = NULL;
+        const char *block;
         gint64 vcpus, ram, disk_gb, usb, monitors;
         const char *volume, *disk_name, *media, *iso, *net;
 
@@ -179,6 +180,14 @@ static JsonObject *op_start(Agent *a, JsonObject *args, GError **error)
                 }
                 if (!(cdrom = storage_path((const char *const *)a->roots, media, iso, TRUE, error)))
                         return NULL;
+        }
+        block = agent_arg_string(args, "block_device", FALSE, NULL);
+        if (block && block[0]) {
+                g_auto(GStrv) allowed = g_strsplit(
+                        config_get_string(a->config, "agent", "block_devices"), ":", -1);
+                if (!(bdev = storage_block_device((const char *const *)allowed, block, error)))
+                        return NULL;
+                s.block_device = bdev;
         }
         s.vcpus = vcpus;
         s.ram_mb = ram;

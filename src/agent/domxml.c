@@ -44,6 +44,8 @@ static gboolean check(const DomainSpec *s, GError **error)
                 return invalid(error, "ram_mb", "must be 64 MiB to 4 TiB");
         if (!path_ok(s->disk))
                 return invalid(error, "disk", "must be an absolute path");
+        if (s->block_device && !path_ok(s->block_device))
+                return invalid(error, "block_device", "must be an absolute path");
         if (s->cdrom && !path_ok(s->cdrom))
                 return invalid(error, "cdrom", "must be an absolute path");
         if (s->boot_cdrom && !s->cdrom)
@@ -99,6 +101,13 @@ static void add_disks(GString *x, const DomainSpec *s)
                "      <target dev='vda' bus='virtio'/>\n"
                "    </disk>\n",
             s->disk);
+        if (s->block_device)
+                add(x, "    <disk type='block' device='disk'>\n"
+                       "      <driver name='qemu' type='raw' cache='none' io='native'/>\n"
+                       "      <source dev='%s'/>\n"
+                       "      <target dev='vdb' bus='virtio'/>\n"
+                       "    </disk>\n",
+                    s->block_device);
         /* Always a drive, so that an ISO can be inserted while the guest runs. */
         add(x, "    <disk type='file' device='cdrom'>\n      <driver name='qemu' type='raw'/>\n");
         if (s->cdrom)

@@ -24,6 +24,7 @@ typedef struct {
         DomxmlAccel accel;
         const char *disk;           /* qcow2 overlay, absolute path */
         const char *cdrom;          /* ISO to attach, absolute path, or NULL */
+        const char *block_device;   /* host block device as a second disk (vdb), or NULL */
         gboolean boot_cdrom;        /* boot from the CD first */
         const char *network;        /* libvirt network, or NULL */
         const char *bridge;         /* host bridge, or NULL; neither: user-mode networking */

@@ -109,6 +109,38 @@ char *storage_path(const char *const *roots, const char *dir, const char *name,
         return g_steal_pointer(&path);
 }
 
+char *storage_block_device(const char *const *allowed, const char *path, GError **error)
+{
+        g_autofree char *real = NULL;
+        g_autofree char *q = util_quote(path ? path : "");
+        gboolean ok = FALSE;
+        struct stat st;
+
+        if (!path || !g_path_is_absolute(path)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "block device '%s' is not an absolute path", q);
+                return NULL;
+        }
+        real = realpath(path, NULL);
+        /* allowed first: nothing is learnt about devices the host does not allow */
+        for (const char *const *a = allowed; a && *a && !ok; a++) {
+                g_autofree char *ra = (*a)[0] ? realpath(*a, NULL) : NULL;
+                ok = (*a)[0] && (under(path, *a) || (real && ra && under(real, ra)));
+        }
+        if (!ok) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN,
+                            "block device '%s' is not one this host allows (agent.block_devices)",
+                            q);
+                return NULL;
+        }
+        if (!real || stat(real, &st) < 0 || !S_ISBLK(st.st_mode)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "'%s' is not a block device on this host", q);
+                return NULL;
+        }
+        return g_steal_pointer(&real);
+}
+
 static guint64 be64(const guint8 *p)
 {
         guint64 v = 0;

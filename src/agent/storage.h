@@ -24,6 +24,10 @@ JsonObject *storage_media_list(const char *const *roots, const char *dir, GError
 /* Free bytes of the file system holding PATH, or -1. */
 gint64 storage_free_bytes(const char *path);
 
+/* The real path of a host block device a guest may be given: it must be a block device, and
+ * be (or lie under) one of ALLOWED; else NULL with a forbidden or invalid error. */
+char *storage_block_device(const char *const *allowed, const char *path, GError **error);
+
 /* New empty qcow2 disk of size_gb GiB. */
 gboolean storage_blank_create(const char *path, gint64 size_gb, GError **error);
 /* A template base image NAME in DIR from SOURCE (a disk of a stopped guest, in a volume): a

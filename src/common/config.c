@@ -78,6 +78,9 @@ static const ConfigKeyDef keys[] = {
         {"agent", "storage_roots", CFG_STRING, "/var/lib/atrium:/srv/atrium", 0, 0, NULL, FALSE,
          "Colon-separated directories under which volumes and media storages may lie; any "
          "other path a command names is refused."},
+        {"agent", "block_devices", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "Colon-separated host block devices, or directories of them (e.g. /dev/disk/by-id), "
+         "that guests may be given as direct storage; empty: none."},
         {"agent", "network", CFG_STRING, "", 0, 0, NULL, FALSE,
          "Default network of guests: a libvirt network, bridge:NAME, or empty for user-mode "
          "networking."},

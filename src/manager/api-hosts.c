@@ -344,6 +344,8 @@ static JsonObject *start_args(ApiRequest *req, JsonObject *g, const char *domain
         json_object_set_boolean_member(a, "boot_cdrom",
                                        json_object_get_boolean_member(g, "boot_cdrom"));
         json_object_set_string_member(a, "network", json_object_get_string_member(g, "network"));
+        json_object_set_string_member(a, "block_device",
+                                      json_object_get_string_member(g, "block_device"));
         return g_steal_pointer(&a);
 }
 

@@ -129,6 +129,9 @@ static const Field guest_fields[] = {
         {"iso", FIELD_TEXT, 0, "", 0, 255, NULL, NULL,
          "ISO file name in the media storage, in the CD-ROM drive."},
         {"boot_cdrom", FIELD_BOOL, 0, "false", 0, 0, NULL, NULL, "Boot from the CD-ROM first."},
+        {"block_device", FIELD_TEXT, 0, "", 0, 1024, NULL, NULL,
+         "Direct storage: a host block device (e.g. /dev/disk/by-id/...) given to the guest as "
+         "a second disk; the host must allow it (agent.block_devices)."},
         {"network", FIELD_TEXT, 0, "", 0, 64, NULL, NULL,
          "libvirt network, or bridge:NAME for a host bridge; empty: the host's default "
          "(user-mode networking when it has none)."},

@@ -66,6 +66,7 @@ static void test_full(void)
         s.ram_mb = 8192;
         s.accel = DOMXML_ACCEL_KVM;
         s.cdrom = "/srv/atrium/iso/tools.iso";
+        s.block_device = "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4";
         s.network = "atrium-net";
         s.mac = "52:54:00:12:34:56";
         s.clipboard = DOMXML_CLIPBOARD_BOTH;
@@ -130,6 +131,7 @@ static void test_bad_specs(void)
                 BAD("disk", s->disk = "relative.qcow2");
                 BAD("disk", s->disk = NULL);
                 BAD("cdrom", s->cdrom = "x.iso");
+                BAD("block_device", s->block_device = "sdb");
                 BAD("boot_cdrom", s->boot_cdrom = TRUE);
                 BAD("network", (s->network = "n1", s->bridge = "br0"));
                 BAD("mac", s->mac = "52:54:00:12:34");

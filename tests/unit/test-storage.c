@@ -5,6 +5,8 @@
 #include "testutil.h"
 
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 typedef struct {
@@ -226,6 +228,46 @@ static void test_media(Fx *f, gconstpointer data)
         g_assert_null(storage_media_list(ROOTS(f), "/etc", &error));
 }
 
+/* Direct storage: only block devices, and only those the host allows. */
+static void test_block_device(Fx *f, gconstpointer data)
+{
+        g_autofree char *dev = g_build_filename(f->dir, "disk0", NULL);
+        g_autofree char *file = g_build_filename(f->dir, "plain", NULL);
+        const char *const none[] = {NULL};
+        const char *const dir_allowed[] = {f->dir, NULL};
+        const char *const exact[] = {dev, NULL};
+        g_autoptr(GError) error = NULL;
+        g_autofree char *ok = NULL;
+
+        g_assert_true(g_file_set_contents(file, "x", 1, NULL));
+        g_assert_null(storage_block_device(dir_allowed, file, &error));
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID);
+        g_clear_error(&error);
+        g_assert_null(storage_block_device((const char *const[]){"/dev/null", NULL}, "/dev/null",
+                                           &error)); /* allowed, but a character device */
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID);
+        g_clear_error(&error);
+        g_assert_null(storage_block_device(dir_allowed, "/dev/sda", &error)); /* not allowed */
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN);
+        g_clear_error(&error);
+        g_assert_null(storage_block_device(dir_allowed, "disk0", &error));
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID);
+        g_clear_error(&error);
+        if (mknod(dev, S_IFBLK | 0600, makedev(7, 250)) < 0) {
+                g_test_skip("making a block device node needs root");
+                return;
+        }
+        g_assert_null(storage_block_device(none, dev, &error));
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN);
+        g_clear_error(&error);
+        ok = storage_block_device(dir_allowed, dev, &error);
+        g_assert_no_error(error);
+        g_assert_cmpstr(ok, ==, dev);
+        g_clear_pointer(&ok, g_free);
+        ok = storage_block_device(exact, dev, &error);
+        g_assert_cmpstr(ok, ==, dev);
+}
+
 int main(int argc, char **argv)
 {
         g_test_init(&argc, &argv, NULL);
@@ -233,5 +275,6 @@ int main(int argc, char **argv)
         g_test_add_func("/storage/qcow2-header", test_qcow2_header);
         g_test_add("/storage/images", Fx, NULL, fx_setup, test_images, fx_teardown);
         g_test_add("/storage/media", Fx, NULL, fx_setup, test_media, fx_teardown);
+        g_test_add("/storage/block-device", Fx, NULL, fx_setup, test_block_device, fx_teardown);
         return g_test_run();
 }
