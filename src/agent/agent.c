@@ -201,7 +201,20 @@ static JsonObject *op_start(Agent *a, JsonObject *args, GError **error)
         s.console_password = pw; /* expired at once: a console needs a one-time password */
         s.console_valid_to = "2000-01-01T00:00:00";
         s.accel = a->accel.accel;
-        s.clipboard = DOMXML_CLIPBOARD_BOTH;
+        {
+                static const char *const policies[] = {"none", "to-guest", "from-guest", "both"};
+                const char *clip = agent_arg_string(args, "clipboard", FALSE, NULL);
+                s.clipboard = DOMXML_CLIPBOARD_BOTH;
+                for (gsize i = 0; clip && i < G_N_ELEMENTS(policies); i++)
+                        if (g_str_equal(clip, policies[i]))
+                                s.clipboard = (DomxmlClipboard)i;
+                if (clip && !g_str_equal(clip, policies[s.clipboard])) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "argument 'clipboard' must be none, to-guest, from-guest or "
+                                    "both");
+                        return NULL;
+                }
+        }
         s.file_transfer = agent_arg_bool(args, "file_transfer", TRUE);
         s.audio = agent_arg_bool(args, "audio", FALSE);
         s.usb_redir = usb;

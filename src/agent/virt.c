@@ -787,12 +787,15 @@ JsonObject *virt_figures(Virt *v, GError **error)
         virConnectPtr c = conn_get(v, error);
         virDomainPtr *doms;
         unsigned long long free_b;
+        virNodeInfo node;
         gint64 committed = 0;
         int n = 0;
         JsonObject *o;
 
         if (!c)
                 return NULL;
+        if (virNodeGetInfo(c, &node) < 0)
+                memset(&node, 0, sizeof(node));
         free_b = virNodeGetFreeMemory(c);
         doms = ours_running(v, c, &n);
         for (int i = 0; i < n; i++) {
@@ -803,6 +806,8 @@ JsonObject *virt_figures(Virt *v, GError **error)
         }
         free(doms);
         o = json_object_new();
+        json_object_set_int_member(o, "cpus", node.cpus);
+        json_object_set_int_member(o, "ram_mb", (gint64)(node.memory / 1024));
         json_object_set_int_member(o, "ram_free_mb", (gint64)(free_b / (1024 * 1024)));
         json_object_set_int_member(o, "ram_committed_mb", committed);
         json_object_set_int_member(o, "running", n);

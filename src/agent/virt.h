@@ -30,7 +30,7 @@ void virt_set_installation(Virt *v, const char *installation);
 
 /* {cpus, ram_mb, cpu_model, libvirt_version, qemu_version} */
 JsonObject *virt_facts(Virt *v, GError **error);
-/* {ram_free_mb, ram_committed_mb, running} */
+/* {cpus, ram_mb, ram_free_mb, ram_committed_mb, running}: what a heartbeat carries */
 JsonObject *virt_figures(Virt *v, GError **error);
 /* [{domain, state}] of our domains; with_details adds the console ports of running ones. */
 JsonArray *virt_inventory(Virt *v, gboolean with_details, GError **error);

@@ -355,16 +355,21 @@ static void test_agent(void)
                                "\"disk\":\"g9.qcow2\",\"disk_gb\":1,\"block_device\":\"/dev/sda\"}",
                                vol);
         send_command("c11", "domain.start", args); /* no block device is allowed here */
+        g_free(args);
+        args = g_strdup_printf("{\"domain\":\"atrium-0123abcd-guest-9\",\"volume\":\"%s\","
+                               "\"disk\":\"g9.qcow2\",\"disk_gb\":1,\"clipboard\":\"sideways\"}",
+                               vol);
+        send_command("c12", "domain.start", args);
         send_command("c6", "domain.start",
                      "{\"domain\":\"atrium-0123abcd-guest-9\",\"volume\":\"/etc\",\"disk\":\"passwd\"}");
-        g_assert_true(run_until(have_replies, GUINT_TO_POINTER(9), 10));
+        g_assert_true(run_until(have_replies, GUINT_TO_POINTER(10), 10));
         {
                 /* replies come as the work finishes, not in the order sent */
-                const char *ids[] = {"c2", "c3", "c4", "c5", "c6", "c10", "c11"};
+                const char *ids[] = {"c2", "c3", "c4", "c5", "c6", "c10", "c11", "c12"};
                 const char *codes[] = {"forbidden",     "invalid_value", "invalid_value",
                                        "invalid_value", "forbidden",     "forbidden",
-                                       "forbidden"};
-                for (guint i = 2; i < 9; i++) {
+                                       "forbidden",     "invalid_value"};
+                for (guint i = 2; i < 10; i++) {
                         g_autoptr(JsonObject) r = reply_obj(i);
                         JsonObject *e = json_object_get_object_member(r, "error");
                         const char *id = json_object_get_string_member(r, "id");
@@ -394,8 +399,8 @@ static void test_agent(void)
         send_command("c7", "domain.shutdown", "{\"domain\":\"atrium-0123abcd-guest-7\",\"force\":true}");
         send_command("c8", "domain.remove", "{\"domain\":\"atrium-0123abcd-guest-7\"}");
         send_command("c9", "domain.remove", "{\"domain\":\"atrium-0123abcd-guest-7\"}");
-        g_assert_true(run_until(have_replies, GUINT_TO_POINTER(12), 10));
-        for (guint i = 9; i < 12; i++) {
+        g_assert_true(run_until(have_replies, GUINT_TO_POINTER(13), 10));
+        for (guint i = 10; i < 13; i++) {
                 g_autoptr(JsonObject) r = reply_obj(i);
                 g_assert_true(json_object_get_boolean_member(r, "ok"));
         }
