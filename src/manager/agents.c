@@ -546,6 +546,34 @@ static JsonObject *figures_from(JsonObject *msg, gboolean facts)
         return f;
 }
 
+/* A console of a desktop connected or went away: its sessions follow (the broker creates
+ * them; the gateway's tunnel events will refine this). */
+static void sessions_follow(Link *l, gint64 desktop_id, gboolean connected)
+{
+        const Resource *sessions = resource_by_kind("session");
+        g_autoptr(GHashTable) filters = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+        ListQuery q = {0};
+        g_autoptr(JsonArray) rows = NULL;
+        const char *want = connected ? "connected" : "disconnected";
+        Actor actor = link_actor(l);
+        gint64 next = 0;
+
+        g_hash_table_insert(filters, (gpointer) "desktop", id_text(desktop_id));
+        q.filters = filters;
+        q.limit = 1000;
+        rows = store_list(l->store, sessions, &q, &next, NULL);
+        for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
+                JsonObject *o = json_array_get_object_element(rows, i);
+                g_autofree char *sid = id_text(json_object_get_int_member(o, "id"));
+                g_autoptr(JsonObject) patch = NULL, upd = NULL;
+                if (g_str_equal(json_object_get_string_member(o, "state"), want))
+                        continue;
+                patch = json_object_new();
+                json_object_set_string_member(patch, "state", want);
+                upd = store_update(l->store, sessions, sid, patch, &actor, NULL);
+        }
+}
+
 static void on_event(Link *l, JsonObject *msg)
 {
         const char *event = json_object_get_string_member_with_default(msg, "event", "");
@@ -568,6 +596,11 @@ static void on_event(Link *l, JsonObject *msg)
                         remove_orphan(l, domain, kind, id);
                 return;
         }
+        if (g_str_equal(event, "graphics") && g_str_equal(kind, "desktop"))
+                sessions_follow(l, id,
+                                g_str_equal(json_object_get_string_member_with_default(
+                                                    msg, "phase", ""),
+                                            "connect"));
         if (g_str_equal(event, "graphics") || g_str_equal(event, "disk-error") ||
             g_str_equal(event, "guest")) {
                 g_autofree char *sid = id_text(id);

@@ -32,7 +32,7 @@ cleanup() {
         pkill -9 -f "qemu-system.*$T" 2>/dev/null
         virsh -c qemu:///system undefine atrium-ffffffff-guest-1 >/dev/null 2>&1
         for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
-        ip link del atr-v1 2>/dev/null; ip link del atr-v2 2>/dev/null
+        ip link del "atr$$v1" 2>/dev/null; ip link del "atr$$v2" 2>/dev/null
         rm -rf "$T"
 }
 trap cleanup EXIT
@@ -306,16 +306,45 @@ start_agent h1 --manager "$URL" --manager-fingerprint "$FP" --join-token "$JT2"
 wait_for 30 api_is /hosts/h1 .state up; is "a removed host joins again" "$(jget .state)" up
 kill "${APID[h1]}"; wait "${APID[h1]}" 2>/dev/null; unset 'APID[h1]'
 
+# ---- the manager's side with a scripted agent (tests/integration/fake-agent.py) ----
+"$ATRIUM" template create --name t1 --volume vol >/dev/null
+"$ATRIUM" pool create --name p1 --template t1 --size 1 >/dev/null
+"$ATRIUM" desktop create --name d1 --pool p1 >/dev/null
+echo ann-pass-1 | "$ATRIUM" user create --name ann --password-stdin >/dev/null
+"$ATRIUM" session create --user ann --desktop d1 --state disconnected >/dev/null
+DID=$("$ATRIUM" --json desktop show d1 | jq -r .id)
+http POST /join-tokens '{}'; JTF=$(jget .token)
+http POST /agent/register "{\"join_token\":\"$JTF\",\"name\":\"fa\",\"address\":\"127.0.0.1\"}" ""
+CRED=$(jget .credential)
+is "a scripted agent joins" "$CODE" 201
+OUT=$(python3 "$SRC/tests/integration/fake-agent.py" 127.0.0.1 "$PORT" "ath1.wrong" "$DID")
+like "a wrong host credential is refused before the link opens" "$OUT" "status 401"
+python3 "$SRC/tests/integration/fake-agent.py" 127.0.0.1 "$PORT" "$CRED" "$DID" >"$T/fake.out" 2>&1 &
+FPID=$!
+wait_for 10 api_is /desktops/d1 .state running; is "hello: a desktop the host runs is recorded running" "$(jget .state)" running
+is "... on that host" "$(jget .host)" fa
+wait_for 10 api_is /sessions/1 .state connected; is "console connected: its session is connected" "$(jget .state)" connected
+wait_for 10 api_is /sessions/1 .state disconnected; is "console gone: its session is disconnected" "$(jget .state)" disconnected
+http GET /hosts/fa; is "bad frames did not break the link (host up)" "$(jget .state)" up
+wait "$FPID"
+like "the scripted agent played to the end" "$(cat "$T/fake.out")" "closed"
+is "no event about another installation's domain" \
+        "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM events WHERE object_name LIKE 'atrium-ffffffff%' OR detail LIKE '%ffffffff%'")" 0
+wait_for 15 api_is /hosts/fa .state down; is "its link closed and heartbeats gone: host down" "$(jget .state)" down
+"$ATRIUM" host remove fa >/dev/null 2>&1 || true
+
 # ---- two hosts in two network namespaces, each with its own libvirt, one shared volume ----
+net() { echo "10.$((200 + $1)).$(($$ % 250))"; }
 mkdir -p "$T/shared"; chmod 755 "$T/shared"
 cp "$IMAGE" "$T/shared/a.qcow2"; cp "$IMAGE" "$T/shared/b.qcow2"
 "$ATRIUM" volume create --name shared --storage local --path "$T/shared" >/dev/null
 for i in 1 2; do
         ns=atr-ns$i-$$
         ip netns add "$ns" && NETNS+=("$ns")
-        ip link add atr-v$i type veth peer name eth0 netns "$ns"
-        ip addr add 10.231.$i.1/24 dev atr-v$i; ip link set atr-v$i up
-        ip -n "$ns" addr add 10.231.$i.2/24 dev eth0
+        # names and subnets from the test's pid: two runs at once do not meet
+        ip link add "atr$$v$i" type veth peer name eth0 netns "$ns"
+        ip addr add "$(net $i).1/24" dev "atr$$v$i"; ip link set "atr$$v$i" up
+        ip -n "$ns" addr add "$(net $i).2/24" dev eth0
         ip -n "$ns" link set eth0 up; ip -n "$ns" link set lo up
         name=n$i
         mkdir -p "$T/$name-embed"
@@ -329,18 +358,18 @@ name = $name
 CONF
         jt=$("$ATRIUM" --json host join-token create | jq -r .token)
         ip netns exec "$ns" "$ATRIUMD" -c "$T/$name.conf" --state-dir "$T/$name" --role agent \
-                --manager "https://10.231.$i.1:$PORT" --manager-fingerprint "$FP" --join-token "$jt" \
+                --manager "https://$(net $i).1:$PORT" --manager-fingerprint "$FP" --join-token "$jt" \
                 >"$T/$name.out" 2>"$T/$name.err" &
         APID[$name]=$!
 done
 wait_for 40 api_is /hosts/n1 .state up; is "namespace host n1 joins" "$(jget .state)" up
-is "n1's consoles listen on its own address" "$(jget .address)" 10.231.1.2
+is "n1's consoles listen on its own address" "$(jget .address)" "$(net 1).2"
 wait_for 40 api_is /hosts/n2 .state up; is "namespace host n2 joins" "$(jget .state)" up
 "$ATRIUM" guest create --name ga --volume shared --disk a.qcow2 --ram_mb 256 >/dev/null
 "$ATRIUM" guest create --name gb --volume shared --disk b.qcow2 --ram_mb 256 >/dev/null
 http POST /guests/ga/start '{"host":"n1"}'; is "a guest runs on n1" "$(jget .state):$(jget .host)" running:n1
 http POST /guests/gb/start '{"host":"n2"}'; is "a guest runs on n2" "$(jget .state):$(jget .host)" running:n2
-http POST /guests/gb/console '{"protocol":"spice"}'; is "n2's console is on n2's address" "$(jget .host)" 10.231.2.2
+http POST /guests/gb/console '{"protocol":"spice"}'; is "n2's console is on n2's address" "$(jget .host)" "$(net 2).2"
 SINCE=$(last_event_id)
 START=$(date +%s)
 kill -9 "${APID[n2]}"; pkill -9 -f "qemu-system.*$T/n2-embed"
