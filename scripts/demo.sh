@@ -59,7 +59,7 @@ url=$(cat "$state/manager.url")
 # A demo guest from the test desktop image is started on it.
 agent_note=""
 demo_guest() {
-        local api=$url/api/v1 pw tok jt fp hdr images=$state/storage/images isos=$state/storage/isos
+        local api=$url/api/v1 pw tok jt hdr images=$state/storage/images isos=$state/storage/isos
         pw=$(cat "$state/initial-admin-password" 2>/dev/null) || return 1
         tok=$(curl -sk "$api/auth/login" -H 'Content-Type: application/json' \
                 -d "{\"name\":\"admin\",\"password\":\"$pw\"}" | jq -r .token)
@@ -76,8 +76,7 @@ demo_guest() {
                 local join=()
                 if [ ! -e "$agent_state/agent-credential.json" ]; then
                         jt=$(curl -sk "${hdr[@]}" -X POST "$api/join-tokens" -d '{}')
-                        fp=$(jq -r .manager_fingerprint <<<"$jt")
-                        join=(--manager "$url" --manager-fingerprint "$fp" --join-token "$(jq -r .token <<<"$jt")")
+                        join=(--manager "$url" --join-token "$(jq -r .token <<<"$jt")")
                 fi
                 nohup "$atriumd" -c "$agent_conf" --state-dir "$agent_state" --role agent "${join[@]}" \
                         >/dev/null 2>>"$logdir/agent.log" &

@@ -1171,6 +1171,13 @@ gboolean agent_join(Agent *a, const char *const *managers, const char *fingerpri
 
         g_free(a->fingerprint);
         a->fingerprint = g_strdup(fingerprint ? fingerprint : "");
+        if (!a->fingerprint[0]) { /* atj1.SECRET.FINGERPRINT: the pin comes with the token */
+                g_auto(GStrv) parts = g_strsplit(token, ".", 3);
+                if (g_strv_length(parts) == 3 && strlen(parts[2]) == 64) {
+                        g_free(a->fingerprint);
+                        a->fingerprint = g_strdup(parts[2]);
+                }
+        }
         if (!managers || !managers[0]) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                             "joining needs the manager's URL (--manager URL or agent.manager)");

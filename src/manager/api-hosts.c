@@ -48,16 +48,25 @@ void api_join_token_create(ApiRequest *req)
                                 return;
                         }
         }
-        token = g_strdup_printf("atj1.%s", secret);
+        /* The token carries the manager's certificate fingerprint after a second dot, so that
+         * 'atriumd --role agent --manager URL --join-token T' pins it with nothing more. */
+        {
+                g_autofree char *fp = g_strdup(req->mgr->fingerprint);
+                char *w = fp;
+                for (const char *c = fp; *c; c++)
+                        if (*c != ':')
+                                *w++ = g_ascii_tolower(*c);
+                *w = '\0';
+                token = g_strdup_printf("atj1.%s%s%s", secret, fp[0] ? "." : "", fp);
+        }
         hash = token_hash(token);
         expires = now_s() + ttl;
         if (!store_join_token_insert(req->store, hash, expires, &req->actor, &id, &error)) {
                 api_reply_error(req, error);
                 return;
         }
-        command = g_strdup_printf("atriumd --role agent --manager %s%s%s --join-token %s",
-                                  req->mgr->url, req->mgr->fingerprint[0] ? " --manager-fingerprint " : "",
-                                  req->mgr->fingerprint, token);
+        command = g_strdup_printf("atriumd --role agent --manager %s --join-token %s",
+                                  req->mgr->url, token);
         o = json_object_new();
         json_object_set_int_member(o, "id", id);
         json_object_set_string_member(o, "token", token);

@@ -98,9 +98,10 @@ is "CLI logs in" "$?" 0
 
 # ---- join tokens ----
 OUT=$("$ATRIUM" host join-token create --ttl 600 2>&1)
-like "CLI issues a join token with the command to run" "$OUT" "atriumd --role agent --manager"
-JT=$(grep -o 'atj1\.[A-Za-z0-9_-]*' <<<"$OUT" | head -1)
-FP=$(grep -o -- '--manager-fingerprint [0-9A-F:]*' <<<"$OUT" | head -1 | cut -d' ' -f2)
+like "CLI issues a join token with the command to run" "$OUT" "atriumd --role agent --manager https://"
+JT=$(grep -o 'atj1\.[A-Za-z0-9_.-]*' <<<"$OUT" | head -1)
+FP=$("$ATRIUM" --json host join-token create | jq -r .manager_fingerprint)
+like "the token carries the manager's certificate fingerprint" "$JT" ".$(tr -d : <<<"$FP" | tr A-F a-f)"
 like "join token list" "$("$ATRIUM" host join-token list 2>&1)" "admin"
 
 # Bad joins: each refused with a clear error and an event, nothing else changes.
@@ -145,7 +146,7 @@ start_agent() { # NAME [ARGS...]
         "$ATRIUMD" -c "$T/$name.conf" --state-dir "$T/$name" --role agent "$@" >>"$T/$name.out" 2>>"$T/$name.err" &
         APID[$name]=$!
 }
-start_agent h1 --manager "$URL" --manager-fingerprint "$FP" --join-token "$JT"
+start_agent h1 --manager "$URL" --join-token "$JT" # the pin comes with the token
 wait_for 30 api_is /hosts/h1 .state up; is "host h1 joins and is up" "$(jget .state)" up
 is "its credential is kept 0600" "$(stat -c %a "$T/h1/agent-credential.json" 2>/dev/null)" 600
 is "host reports TCG (no usable KVM here)" "$(jget .accel)" qemu
