@@ -265,6 +265,10 @@ void cmd_family_help(const Resource *res, FILE *to)
         if (resource_field(res, "password"))
                 fprintf(to, "  %-18s %s\n", "--password-stdin",
                         "Read the password from standard input instead of --password.");
+        if (g_str_equal(res->kind, "template"))
+                fprintf(to, "  %-18s %s\n", "--from-guest G",
+                        "create/update: freeze stopped guest G's disk as the next version (a "
+                        "read-only base image in --volume made by a host).");
         fprintf(to, "\nGlobal options (before the family): --json, --url URL, --insecure, "
                     "--ca FILE.\n");
 }
@@ -431,9 +435,14 @@ static int family_write(Client *c, const Resource *res, const char *verb, int ar
                                  res->kind);
         if (resource_field(res, "password"))
                 g_hash_table_insert(extra, g_strdup("password_stdin"), NULL);
+        if (g_str_equal(res->kind, "template")) /* a new version from a stopped guest */
+                g_hash_table_insert(extra, g_strdup("from_guest"), NULL);
         if (!parse_fields(res, create ? argc : argc - 1, create ? argv : argv + 1, FALSE, values,
                           extra, &error))
                 return out_usage("%s %s: %s", res->cli, verb, error->message);
+        if (g_hash_table_lookup(extra, "from_guest"))
+                json_object_set_string_member(values, "from_guest",
+                                              g_hash_table_lookup(extra, "from_guest"));
         if (g_hash_table_lookup(extra, "password_stdin")) {
                 g_autofree char *pw = read_secret("Password: ", TRUE);
                 json_object_set_string_member(values, "password", pw);

@@ -241,7 +241,7 @@ static char *id_text(gint64 id)
 
 /* The host for a guest: its own when it has one; else the one asked for; else the linked
  * host, up and not in maintenance, with the most free memory. */
-static gint64 pick_host(ApiRequest *req, JsonObject *guest, const char *wanted, GError **error)
+gint64 api_pick_host(ApiRequest *req, JsonObject *guest, const char *wanted, GError **error)
 {
         const Resource *hosts = resource_by_kind("host");
         JsonNode *own = json_object_get_member(guest, "host_id");
@@ -296,8 +296,8 @@ static gint64 pick_host(ApiRequest *req, JsonObject *guest, const char *wanted, 
 }
 
 /* Path of a volume or media storage row by reference column. */
-static char *ref_path(ApiRequest *req, JsonObject *row, const char *column, const char *kind,
-                      GError **error)
+char *api_ref_path(ApiRequest *req, JsonObject *row, const char *column, const char *kind,
+                   GError **error)
 {
         JsonNode *n = json_object_get_member(row, column);
         g_autofree char *id = NULL;
@@ -317,12 +317,12 @@ static JsonObject *start_args(ApiRequest *req, JsonObject *g, const char *domain
         GError *local = NULL;
         const char *iso = json_object_get_string_member(g, "iso");
 
-        volume = ref_path(req, g, "volume_id", "volume", &local);
+        volume = api_ref_path(req, g, "volume_id", "volume", &local);
         if (local) {
                 g_propagate_error(error, local);
                 return NULL;
         }
-        media = ref_path(req, g, "media_id", "media", &local);
+        media = api_ref_path(req, g, "media_id", "media", &local);
         if (local) {
                 g_propagate_error(error, local);
                 return NULL;
@@ -505,7 +505,7 @@ static gboolean order_build(ApiRequest *req, Order *o, JsonObject *g, const char
                                                    json_object_get_int_member(m, "id"));
                 } else if (attach) {
                         GError *local = NULL;
-                        media = ref_path(req, g, "media_id", "media", &local);
+                        media = api_ref_path(req, g, "media_id", "media", &local);
                         if (!media) {
                                 if (local)
                                         g_propagate_error(error, local);
@@ -556,7 +556,7 @@ void api_guest_action(ApiRequest *req)
                             json_object_get_string_member(g, "name"));
                 goto fail;
         }
-        o->host_id = pick_host(req, g, g_str_equal(o->op, "start") && req->body
+        o->host_id = api_pick_host(req, g, g_str_equal(o->op, "start") && req->body
                                                ? agent_arg_string(req->body, "host", FALSE, NULL)
                                                : NULL,
                                &error);
@@ -673,7 +673,7 @@ static void host_listing(ApiRequest *req, const char *kind, const char *op, cons
         o->req = req;
         o->op = g_strdup(op);
         json_object_set_null_member(none, "host_id");
-        o->host_id = pick_host(req, none, NULL, &error);
+        o->host_id = api_pick_host(req, none, NULL, &error);
         if (!o->host_id) {
                 order_free(o);
                 api_reply_error(req, error);

@@ -162,6 +162,11 @@ static void write_object(ApiRequest *req, gboolean create)
         const Resource *res = req->route->res;
         g_autoptr(GError) error = NULL;
 
+        if (res == resource_by_kind("template") && json_object_has_member(req->body, "from_guest")) {
+                api_template_from_guest(req, create); /* a new version, made by a host */
+                return;
+        }
+
         if (!model_validate(res, req->body, create, &error)) {
                 api_reply_error(req, error);
                 return;
@@ -200,6 +205,10 @@ void api_objects_delete(ApiRequest *req)
 
         if (req->route->res == resource_by_kind("guest")) {
                 api_guest_delete(req); /* its domain goes first */
+                return;
+        }
+        if (req->route->res == resource_by_kind("template-version")) {
+                api_template_version_delete(req); /* its image goes first */
                 return;
         }
         if (req->route->res == resource_by_kind("host"))

@@ -156,6 +156,26 @@ static const Field template_fields[] = {
         DESC_FIELD,
 };
 
+/* Made by the server from a guest's disk (POST /templates or PATCH with "from_guest"). */
+static const Field template_version_fields[] = {
+        {"name", FIELD_NAME, F_READONLY | F_UNIQUE | F_LIST | F_FILTER, NULL, 0, 80, NULL, NULL,
+         "TEMPLATE-vN, e.g. office-v3."},
+        {"template", FIELD_REF, F_LIST | F_FILTER | F_READONLY, NULL, 0, 0, NULL, "template",
+         "Template it is a version of."},
+        {"version", FIELD_INT, F_LIST | F_READONLY, "1", 1, G_MAXINT32, NULL, NULL,
+         "Version number, from 1."},
+        {"volume", FIELD_REF, F_LIST | F_READONLY, NULL, 0, 0, NULL, "volume",
+         "Volume holding its base image."},
+        {"image", FIELD_TEXT, F_LIST | F_READONLY, "", 0, 255, NULL, NULL,
+         "Base image file in the volume (read-only qcow2)."},
+        {"guest", FIELD_REF, F_READONLY, NULL, 0, 0, NULL, "guest", "Guest it was made from."},
+        {"cpus", FIELD_INT, F_READONLY, "1", 1, 256, NULL, NULL, "Virtual CPUs of its desktops."},
+        {"ram_mb", FIELD_INT, F_READONLY, "1024", 64, 1LL << 22, NULL, NULL,
+         "Memory in MiB of its desktops."},
+        {"os_type", FIELD_ENUM, F_READONLY, "linux", 0, 0, os_types, NULL,
+         "linux, windows or other."},
+};
+
 static const Field pool_fields[] = {
         NAME_FIELD("pool"),
         {"template", FIELD_REF, F_REQUIRED | F_LIST | F_FILTER, NULL, 0, 0, NULL, "template",
@@ -191,6 +211,8 @@ static const Field desktop_fields[] = {
          "Provisioning or power state."},
         {"maintenance", FIELD_BOOL, F_FILTER, "false", 0, 0, NULL, NULL,
          "No new connections to this desktop."},
+        {"template_version", FIELD_REF, F_FILTER | F_READONLY, NULL, 0, 0, NULL,
+         "template-version", "Template version its disk is an overlay of."},
 };
 
 static const Field session_fields[] = {
@@ -305,6 +327,13 @@ static const Resource templates = {
         RES("template", "templates", "templates", "template", "Template",
             "Frozen, versioned disks and hardware that desktops are cloned from.", template_fields),
         .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR};
+static const Resource template_versions = {
+        RES("template-version", "template-versions", "template_versions", "template-version",
+            "TemplateVersion",
+            "Versions of templates: read-only base images; one nobody uses can be deleted.",
+            template_version_fields),
+        .named = TRUE, .no_create = TRUE, .no_update = TRUE, .read_role = ROLE_OPERATOR,
+        .write_role = ROLE_OPERATOR};
 static const Resource pools = {RES("pool", "pools", "pools", "pool", "Pool",
                                    "Pools of desktops cloned from one template.", pool_fields),
                                .named = TRUE, .read_role = ROLE_OPERATOR,
@@ -330,7 +359,8 @@ static const Resource events = {
 /* Order matters only for display (help, OpenAPI). */
 static const Resource *const all[] = {
         &users, &groups,       &hosts,    &join_tokens, &storages, &volumes, &media,
-        &guests, &templates, &pools, &entitlements, &desktops, &sessions, &events};
+        &guests, &templates, &template_versions, &pools, &entitlements, &desktops, &sessions,
+        &events};
 
 const Resource *const *resources_all(gsize *n)
 {

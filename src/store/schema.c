@@ -165,6 +165,21 @@ static const char *const migrations[] = {
         "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
         "INSERT INTO settings (key, value) VALUES ('installation', lower(hex(randomblob(4))));"
         "ALTER TABLE guests ADD COLUMN block_device TEXT NOT NULL DEFAULT '';",
+        /* 4: template versions: read-only base images made from guests' disks. */
+        "CREATE TABLE template_versions ("
+        "  id INTEGER PRIMARY KEY,"
+        "  name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+        "  template_id INTEGER NOT NULL REFERENCES templates(id),"
+        "  version INTEGER NOT NULL,"
+        "  volume_id INTEGER NOT NULL REFERENCES volumes(id),"
+        "  image TEXT NOT NULL,"
+        "  guest_id INTEGER REFERENCES guests(id),"
+        "  cpus INTEGER NOT NULL DEFAULT 1,"
+        "  ram_mb INTEGER NOT NULL DEFAULT 1024,"
+        "  os_type TEXT NOT NULL DEFAULT 'linux',"
+        "  created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
+        "  UNIQUE (template_id, version));"
+        "ALTER TABLE desktops ADD COLUMN template_version_id INTEGER REFERENCES template_versions(id);",
 };
 
 int schema_latest(void)

@@ -1220,6 +1220,34 @@ static gint64 sq_host_by_credential(Store *st, const char *credential_hash, GErr
         return id;
 }
 
+static JsonArray *sq_change_batch(Store *st, const StoreChange *c, gsize n, const Actor *actor,
+                                  GError **error)
+{
+        SqliteStore *s = S(st);
+        JsonArray *rows;
+
+        if (!tx_begin(s, error))
+                return NULL;
+        rows = json_array_new();
+        for (gsize i = 0; i < n; i++) {
+                JsonObject *row = c[i].id_or_name ? update_tx(s, c[i].res, c[i].id_or_name,
+                                                              c[i].values, actor, error)
+                                                  : create_tx(s, c[i].res, NULL, c[i].values,
+                                                              actor, error);
+                if (!row) {
+                        tx_rollback(s);
+                        json_array_unref(rows);
+                        return NULL;
+                }
+                json_array_add_object_element(rows, row);
+        }
+        if (!tx_commit(s, error)) {
+                json_array_unref(rows);
+                return NULL;
+        }
+        return rows;
+}
+
 static char *sq_setting(Store *st, const char *key)
 {
         SqliteStore *s = S(st);
@@ -1289,6 +1317,7 @@ static const StoreOps sqlite_ops = {
         .host_join = sq_host_join,
         .host_by_credential = sq_host_by_credential,
         .setting = sq_setting,
+        .change_batch = sq_change_batch,
 };
 
 static void stmt_free(gpointer stmt)

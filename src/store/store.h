@@ -37,6 +37,13 @@ typedef struct {
 } UserAuth;
 void user_auth_clear(UserAuth *u);
 
+/* One change of a batch: a create (id_or_name NULL) or an update. */
+typedef struct {
+        const Resource *res;
+        const char *id_or_name;
+        JsonObject *values;
+} StoreChange;
+
 typedef struct {
         const char *name;
         void (*close)(Store *st);
@@ -84,6 +91,10 @@ typedef struct {
         JsonObject *(*host_join)(Store *st, const char *token_hash, gint64 now, JsonObject *facts,
                                  const char *credential_hash, const Actor *actor, GError **error);
         gint64 (*host_by_credential)(Store *st, const char *credential_hash, GError **error);
+        /* Several creates and updates in one transaction (a later one may name, by name, an
+         * object an earlier one made): the changed rows, or NULL and nothing changed. */
+        JsonArray *(*change_batch)(Store *st, const StoreChange *changes, gsize n,
+                                   const Actor *actor, GError **error);
         /* A stored setting ("installation": 8 hex digits made at creation), or NULL. */
         char *(*setting)(Store *st, const char *key);
 } StoreOps;
@@ -127,3 +138,4 @@ JsonArray *store_list(Store *st, const Resource *res, const ListQuery *q, gint64
 #define store_host_join(st, ...) ((st)->ops->host_join((st), __VA_ARGS__))
 #define store_host_by_credential(st, ...) ((st)->ops->host_by_credential((st), __VA_ARGS__))
 #define store_setting(st, key) ((st)->ops->setting((st), (key)))
+#define store_change_batch(st, ...) ((st)->ops->change_batch((st), __VA_ARGS__))

@@ -187,6 +187,8 @@ is "on h1" "$(jget .host)" h1
 is "with a SPICE port" "$(jget '.spice_port > 0')" true
 SPORT=$(jget .spice_port)
 is "libvirt runs it" "$(domstate $(dom 1))" running
+http POST /templates '{"name":"hot","volume":"vol","from_guest":"g1"}'
+is "a template from a running guest is refused" "$(jget .error.code)" conflict
 wait_for 90 event_seen guest_agent_ready g1 "$SINCE"; is "atrium-guest says ready (event)" "$?" 0
 
 # Consoles: no password, no console; a one-time password opens it and shows the banner.
@@ -273,10 +275,31 @@ is "a domain not made by Atrium is refused" "$(jget .error.code)" forbidden
 is "... and left alone" "$(domstate $(dom 4))" "shut off"
 virsh -c qemu:///system undefine $(dom 4) >/dev/null
 
+# ---- templates from a stopped guest ----
+cp "$IMAGE" "$T/vol/gold.qcow2"
+"$ATRIUM" guest create --name gold --volume vol --disk gold.qcow2 --cpus 2 --ram_mb 512 >/dev/null
+check "template from a stopped guest (version 1)" "$ATRIUM" template create --name deb --volume vol --from-guest gold
+http GET /templates/deb
+is "... version 1 with the guest's hardware" "$(jget '[.version, .cpus, .ram_mb] | map(tostring) | join(" ")')" "1 2 512"
+is "its base image is read-only in the volume" "$(stat -c %a "$T/vol/tpl-deb-v1.qcow2" 2>&1)" 444
+like "... a qcow2 copy of the guest's disk" "$(qemu-img info "$T/vol/tpl-deb-v1.qcow2" 2>&1)" "file format: qcow2"
+check "update from the guest: version 2" "$ATRIUM" template update deb --from-guest gold
+is "template at version 2" "$("$ATRIUM" --json template show deb | jq -r .version)" 2
+is "versions listed" "$("$ATRIUM" --json template-version list --template deb | jq -r '[.items[].name] | join(",")')" "deb-v1,deb-v2"
+http DELETE /template-versions/deb-v2 ''; is "the newest version cannot be deleted" "$(jget .error.code)" conflict
+check "a version nobody uses is deleted" "$ATRIUM" template-version delete deb-v1
+is "... with its image" "$(ls "$T/vol/tpl-deb-v1.qcow2" 2>/dev/null)" ""
+tpl_rows() { sqlite3 "$STATE/atrium.db" "SELECT * FROM templates; SELECT * FROM template_versions"; }
+SINCE_DB=$(tpl_rows)
+http POST /templates '{"name":"deb","volume":"vol","from_guest":"gold"}'; is "template name taken: refused" "$(jget .error.code)" duplicate_name
+http POST /templates '{"name":"deb9","volume":"vol","from_guest":"nobody"}'; is "template from an unknown guest refused" "$(jget .error.code)" bad_reference
+is "... nothing made" "$(ls "$T/vol/" | grep -c deb9):$([ "$SINCE_DB" = "$(tpl_rows)" ] && echo same)" "0:same"
+
 # ---- maintenance ----
 check "CLI host maintenance on" "$ATRIUM" host maintenance h1 on
 http GET /hosts/h1; is "host in maintenance" "$(jget .state)" maintenance
 "$ATRIUM" guest create --name g2 --volume vol --disk g2.qcow2 --disk_gb 1 --ram_mb 128 >/dev/null
+G2=$("$ATRIUM" --json guest show g2 | jq -r .id)
 http POST /guests/g2/start ''; is "no guest placed on a host in maintenance" "$CODE" 503
 check "CLI host maintenance off" "$ATRIUM" host maintenance h1 off
 http GET /hosts/h1; is "host up again" "$(jget .state)" up
@@ -287,12 +310,12 @@ check "stop g2" "$ATRIUM" guest stop g2 --force
 kill -9 "${APID[h1]}"; wait "${APID[h1]}" 2>/dev/null
 wait_for 15 api_is /hosts/h1 .state down
 check "delete g2 while its host is down" "$ATRIUM" guest delete g2
-is "its domain is still on the host" "$(domstate $(dom 5))" "shut off"
+is "its domain is still on the host" "$(domstate $(dom $G2))" "shut off"
 SINCE=$(last_event_id)
 start_agent h1
 wait_for 30 api_is /hosts/h1 .state up
-wait_for 15 sh -c "! virsh -c qemu:///system domstate $(dom 5)"; is "orphan domain removed on reconnect" "$?" 0
-wait_for 5 event_seen orphan_removed $(dom 5) "$SINCE"; is "... with an event" "$?" 0
+wait_for 15 sh -c "! virsh -c qemu:///system domstate $(dom $G2)"; is "orphan domain removed on reconnect" "$?" 0
+wait_for 5 event_seen orphan_removed $(dom $G2) "$SINCE"; is "... with an event" "$?" 0
 is "a domain of another installation is left alone" "$(domstate atrium-ffffffff-guest-1)" "shut off"
 check "delete g1 (undefined on its host)" "$ATRIUM" guest delete g1
 is "g1's domain is gone" "$(domstate $(dom 1))" ""

@@ -1,0 +1,294 @@
+/* Templates from guests: a stopped guest's disk is copied by a host into a read-only base
+ * image (agent op image.base), then the template and its version are written in one
+ * transaction. If that write fails, the image is deleted again: nothing is left half-made.
+ *
+ *   POST  /templates        {name, volume, from_guest, ...}   version 1
+ *   PATCH /templates/{id}   {from_guest}                      version N+1
+ *   DELETE /template-versions/{id}                            a version nobody uses
+ */
+#define G_LOG_DOMAIN "api"
+
+#include "common/error.h"
+#include "common/util.h"
+#include "manager/agents.h"
+#include "manager/api.h"
+
+#include <string.h>
+
+typedef struct {
+        ApiRequest *req;
+        gboolean create;
+        gint64 host_id;
+        gint64 version;
+        char *template_name;
+        char *image;
+        char *volume_path;
+        JsonObject *template_values; /* create: the template; update: the patch */
+        JsonObject *version_values;
+} Freeze;
+
+static void freeze_free(Freeze *f)
+{
+        g_free(f->template_name);
+        g_free(f->image);
+        g_free(f->volume_path);
+        if (f->template_values)
+                json_object_unref(f->template_values);
+        if (f->version_values)
+                json_object_unref(f->version_values);
+        g_free(f);
+}
+
+static void image_removed(JsonObject *result, const GError *error, gpointer data)
+{
+        g_autofree char *image = data;
+
+        if (error)
+                g_warning("could not remove the unused base image %s: %s", image, error->message);
+}
+
+static void frozen(JsonObject *result, const GError *error, gpointer data)
+{
+        Freeze *f = data;
+        ApiRequest *req = f->req;
+        const Resource *templates = resource_by_kind("template");
+        g_autoptr(GError) err = NULL;
+        g_autoptr(JsonArray) rows = NULL;
+        StoreChange changes[2] = {
+                {templates, f->create ? NULL : f->template_name, f->template_values},
+                {resource_by_kind("template-version"), NULL, f->version_values},
+        };
+
+        if (error) {
+                api_reply_error(req, error);
+                freeze_free(f);
+                return;
+        }
+        rows = store_change_batch(req->store, changes, 2, &req->actor, &err);
+        if (!rows) { /* roll back: the image goes too */
+                JsonObject *args = json_object_new();
+                json_object_set_string_member(args, "volume", f->volume_path);
+                json_object_set_string_member(args, "name", f->image);
+                agents_call(req->mgr->agents, f->host_id, "image.delete", args, 120,
+                            image_removed, g_strdup(f->image), NULL);
+                api_reply_error(req, err);
+                freeze_free(f);
+                return;
+        }
+        api_reply_object(req, f->create ? 201 : 200,
+                         json_object_ref(json_array_get_object_element(rows, 0)));
+        freeze_free(f);
+}
+
+void api_template_from_guest(ApiRequest *req, gboolean create)
+{
+        const Resource *templates = resource_by_kind("template");
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) guest = NULL, tpl = NULL;
+        g_autofree char *guest_ref = NULL, *source_volume = NULL, *vname = NULL;
+        JsonNode *from = json_object_get_member(req->body, "from_guest");
+        Freeze *f = NULL;
+        JsonObject *args;
+        const char *volume_ref;
+
+        if (!JSON_NODE_HOLDS_VALUE(from) ||
+            (json_node_get_value_type(from) != G_TYPE_STRING &&
+             json_node_get_value_type(from) != G_TYPE_INT64)) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_WRONG_TYPE,
+                            "'from_guest' names a guest (id or name)");
+                goto fail;
+        }
+        guest_ref = json_node_get_value_type(from) == G_TYPE_STRING
+                            ? g_strdup(json_node_get_string(from))
+                            : g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(from));
+        json_object_remove_member(req->body, "from_guest");
+        if (!model_validate(templates, req->body, create, &error))
+                goto fail;
+        guest = store_get(req->store, resource_by_kind("guest"), guest_ref, 0, &error);
+        if (!guest) {
+                g_clear_error(&error);
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_BAD_REFERENCE,
+                            "field 'from_guest': there is no guest '%s'", guest_ref);
+                goto fail;
+        }
+        if (!g_str_equal(json_object_get_string_member(guest, "state"), "stopped")) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "guest '%s' is %s: a template is made from a stopped guest (shut it "
+                            "down first)",
+                            json_object_get_string_member(guest, "name"),
+                            json_object_get_string_member(guest, "state"));
+                goto fail;
+        }
+        source_volume = api_ref_path(req, guest, "volume_id", "volume", &error);
+        if (!source_volume || !json_object_get_string_member(guest, "disk")[0]) {
+                if (!error)
+                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "guest '%s' has no disk to make a template from",
+                                    json_object_get_string_member(guest, "name"));
+                goto fail;
+        }
+        f = g_new0(Freeze, 1);
+        f->req = req;
+        f->create = create;
+        if (create) {
+                f->template_name = g_strdup(json_object_get_string_member(req->body, "name"));
+                if ((tpl = store_get(req->store, templates, f->template_name, 0, NULL))) {
+                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_DUPLICATE,
+                                    "a template named '%s' already exists", f->template_name);
+                        goto fail;
+                }
+                volume_ref = json_object_get_string_member(req->body, "volume");
+                f->version = 1;
+        } else {
+                if (!(tpl = store_get(req->store, templates, req->params[0], 0, &error)))
+                        goto fail;
+                f->template_name = g_strdup(json_object_get_string_member(tpl, "name"));
+                volume_ref = json_object_get_string_member(tpl, "volume");
+                f->version = json_object_get_int_member(tpl, "version") + 1;
+        }
+        {
+                g_autoptr(JsonObject) vol =
+                        store_get(req->store, resource_by_kind("volume"), volume_ref, 0, &error);
+                if (!vol)
+                        goto fail;
+                f->volume_path = g_strdup(json_object_get_string_member(vol, "path"));
+        }
+        f->host_id = api_pick_host(req, guest, NULL, &error);
+        if (!f->host_id)
+                goto fail;
+        f->image = g_strdup_printf("tpl-%s-v%" G_GINT64_FORMAT ".qcow2", f->template_name,
+                                   f->version);
+        vname = g_strdup_printf("%s-v%" G_GINT64_FORMAT, f->template_name, f->version);
+
+        /* What is written once the image exists: the template (with the guest's hardware
+         * unless given) and the version. */
+        f->template_values = json_object_ref(req->body);
+        {
+                const char *hw[] = {"cpus", "ram_mb", "os_type"};
+                for (gsize i = 0; i < G_N_ELEMENTS(hw); i++)
+                        if (create && !json_object_has_member(f->template_values, hw[i]))
+                                json_object_set_member(f->template_values, hw[i],
+                                                       json_object_dup_member(guest, hw[i]));
+                json_object_set_int_member(f->template_values, "version", f->version);
+                json_object_set_string_member(f->template_values, "guest",
+                                              json_object_get_string_member(guest, "name"));
+                f->version_values = json_object_new();
+                json_object_set_string_member(f->version_values, "name", vname);
+                json_object_set_string_member(f->version_values, "template", f->template_name);
+                json_object_set_int_member(f->version_values, "version", f->version);
+                json_object_set_string_member(f->version_values, "volume", volume_ref);
+                json_object_set_string_member(f->version_values, "image", f->image);
+                json_object_set_string_member(f->version_values, "guest",
+                                              json_object_get_string_member(guest, "name"));
+                for (gsize i = 0; i < G_N_ELEMENTS(hw); i++)
+                        json_object_set_member(
+                                f->version_values, hw[i],
+                                json_object_dup_member(create ? f->template_values : tpl, hw[i]));
+        }
+        args = json_object_new();
+        json_object_set_string_member(args, "volume", f->volume_path);
+        json_object_set_string_member(args, "name", f->image);
+        json_object_set_string_member(args, "source_volume", source_volume);
+        json_object_set_string_member(args, "source", json_object_get_string_member(guest, "disk"));
+        api_pause(req);
+        if (!agents_call(req->mgr->agents, f->host_id, "image.base", args,
+                         MCFG_INT(req->mgr, "agent_command_timeout"), frozen, f, &error))
+                goto fail;
+        return;
+fail:
+        if (f)
+                freeze_free(f);
+        api_reply_error(req, error);
+}
+
+/* ---- deleting a version ------------------------------------------------------------------ */
+
+typedef struct {
+        ApiRequest *req;
+        gint64 id;
+} VersionDelete;
+
+static void version_image_deleted(JsonObject *result, const GError *error, gpointer data)
+{
+        VersionDelete *d = data;
+        g_autoptr(GError) err = NULL;
+        g_autofree char *sid = g_strdup_printf("%" G_GINT64_FORMAT, d->id);
+
+        if (error && !g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND))
+                api_reply_error(d->req, error);
+        else if (!store_delete(d->req->store, resource_by_kind("template-version"), sid,
+                               &d->req->actor, &err))
+                api_reply_error(d->req, err);
+        else
+                api_reply_empty(d->req, 204);
+        g_free(d);
+}
+
+void api_template_version_delete(ApiRequest *req)
+{
+        const Resource *versions = resource_by_kind("template-version");
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) v = store_get(req->store, versions, req->params[0], 0, &error);
+        g_autoptr(JsonObject) tpl = NULL, none = json_object_new();
+        g_autofree char *tid = NULL, *volume = NULL;
+        VersionDelete *d;
+        JsonObject *args;
+        gint64 host;
+
+        if (!v) {
+                api_reply_error(req, error);
+                return;
+        }
+        tid = g_strdup_printf("%" G_GINT64_FORMAT, json_object_get_int_member(v, "template_id"));
+        tpl = store_get(req->store, resource_by_kind("template"), tid, 0, &error);
+        if (tpl && json_object_get_int_member(tpl, "version") ==
+                           json_object_get_int_member(v, "version")) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "'%s' is the newest version of template '%s': add a newer one first "
+                            "(or delete the template)",
+                            json_object_get_string_member(v, "name"),
+                            json_object_get_string_member(tpl, "name"));
+                api_reply_error(req, error);
+                return;
+        }
+        {
+                /* desktops still on it: refused by the store before the image is touched */
+                g_autoptr(GHashTable) filters = g_hash_table_new(g_str_hash, g_str_equal);
+                ListQuery q = {.filters = filters, .limit = 1};
+                g_autoptr(JsonArray) users = NULL;
+                gint64 next = 0;
+                g_hash_table_insert(filters, (gpointer) "template_version",
+                                    (gpointer)json_object_get_string_member(v, "name"));
+                users = store_list(req->store, resource_by_kind("desktop"), &q, &next, &error);
+                if (users && json_array_get_length(users) > 0) {
+                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE,
+                                    "version '%s' is still used by desktops (e.g. '%s')",
+                                    json_object_get_string_member(v, "name"),
+                                    json_object_get_string_member(
+                                            json_array_get_object_element(users, 0), "name"));
+                        api_reply_error(req, error);
+                        return;
+                }
+                g_clear_error(&error);
+        }
+        volume = api_ref_path(req, v, "volume_id", "volume", &error);
+        json_object_set_null_member(none, "host_id");
+        host = volume ? api_pick_host(req, none, NULL, &error) : 0;
+        if (!host) {
+                api_reply_error(req, error);
+                return;
+        }
+        d = g_new0(VersionDelete, 1);
+        d->req = req;
+        d->id = json_object_get_int_member(v, "id");
+        args = json_object_new();
+        json_object_set_string_member(args, "volume", volume);
+        json_object_set_string_member(args, "name", json_object_get_string_member(v, "image"));
+        api_pause(req);
+        if (!agents_call(req->mgr->agents, host, "image.delete", args,
+                         MCFG_INT(req->mgr, "agent_command_timeout"), version_image_deleted, d,
+                         &error)) {
+                g_free(d);
+                api_reply_error(req, error);
+        }
+}
