@@ -634,6 +634,7 @@ struct _GuestChannel {
         Agent *a;
         char *domain;
         char *path;
+        GHashTable *waiting; /* request ids sent to atrium-guest -> their timeout GSource */
         GSocketConnection *conn;
         GDataInputStream *in;
         GCancellable *cancel;
@@ -664,6 +665,7 @@ static void channel_free(gpointer data)
 {
         GuestChannel *ch = data;
 
+        g_hash_table_destroy(ch->waiting);
         g_cancellable_cancel(ch->cancel);
         g_object_unref(ch->cancel);
         if (ch->watchdog) {
@@ -680,6 +682,121 @@ static void channel_free(gpointer data)
 }
 
 static void read_next(GuestChannel *ch);
+
+static void source_drop(gpointer data)
+{
+        g_source_destroy(data);
+        g_source_unref(data);
+}
+
+/* The agent's answer to a guest.request command, remembered like any other. */
+static void request_answer(Agent *a, const char *id, JsonObject *result, const GError *error)
+{
+        JsonObject *r = agent_msg_new("reply");
+        char *text;
+
+        json_object_set_string_member(r, "id", id);
+        json_object_set_boolean_member(r, "ok", error == NULL);
+        if (error)
+                json_object_set_object_member(r, "error", agent_error_to_json(error));
+        else
+                json_object_set_object_member(r, "result", result ? json_object_ref(result)
+                                                                  : json_object_new());
+        text = agent_msg_text(r);
+        send_text(a, text);
+        remember_reply(a, id, text);
+        g_hash_table_remove(a->inflight, id);
+        json_object_unref(r);
+}
+
+static void guest_reply(GuestChannel *ch, const GuestMsg *m)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonNode) result = NULL;
+
+        if (!m->id || !g_hash_table_contains(ch->waiting, m->id))
+                return; /* not ours, or too late */
+        if (!m->ok)
+                error = g_error_new(ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT, "atrium-guest: %s: %s",
+                                    m->error_code ? m->error_code : "failed",
+                                    m->error_message ? m->error_message : "");
+        else if (m->result)
+                result = json_parse_body(m->result, strlen(m->result), 8, NULL);
+        request_answer(ch->a, m->id,
+                       result && JSON_NODE_HOLDS_OBJECT(result) ? json_node_get_object(result)
+                                                                : NULL,
+                       error);
+        g_hash_table_remove(ch->waiting, m->id);
+}
+
+typedef struct {
+        GuestChannel *ch;
+        char *id;
+} RequestTimeout;
+
+static gboolean request_timeout(gpointer data)
+{
+        RequestTimeout *t = data;
+        g_autoptr(GError) e = g_error_new(ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                                          "atrium-guest in %s did not answer in time",
+                                          t->ch->domain);
+
+        request_answer(t->ch->a, t->id, NULL, e);
+        g_hash_table_remove(t->ch->waiting, t->id); /* destroys this source */
+        return G_SOURCE_REMOVE;
+}
+
+static void request_timeout_free(gpointer data)
+{
+        RequestTimeout *t = data;
+        g_free(t->id);
+        g_free(t);
+}
+
+/* guest.request: a request to atrium-guest inside the domain, answered when it replies. Runs
+ * on the loop: it only writes one line on the guest channel. */
+static void guest_request(Agent *a, const char *id, JsonObject *args)
+{
+        g_autoptr(GError) error = NULL;
+        const char *domain = domain_arg(args, &error);
+        const char *op = domain ? agent_arg_string(args, "op", TRUE, &error) : NULL;
+        const char *hostname = agent_arg_string(args, "hostname", FALSE, NULL);
+        GuestChannel *ch = domain ? g_hash_table_lookup(a->channels, domain) : NULL;
+        int gop = op ? guest_op_from_string(op) : -1;
+        g_autofree char *line = NULL;
+        RequestTimeout *t;
+        GSource *s;
+
+        if (!error && gop < 0)
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "'%s' is not a request atrium-guest knows", op);
+        else if (!error && gop == GUEST_OP_SET_HOSTNAME && !hostname)
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "set-hostname needs a 'hostname'");
+        else if (!error && (!ch || !ch->conn))
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "atrium-guest is not connected in %s (not running, still booting, "
+                            "or no guest tools)",
+                            domain);
+        if (!error) {
+                line = guest_request_line(id, gop, hostname);
+                if (!g_output_stream_write_all(
+                            g_io_stream_get_output_stream(G_IO_STREAM(ch->conn)), line,
+                            strlen(line), NULL, NULL, &error))
+                        g_prefix_error(&error, "cannot write to atrium-guest: ");
+        }
+        if (error) {
+                request_answer(a, id, NULL, error);
+                return;
+        }
+        t = g_new0(RequestTimeout, 1);
+        t->ch = ch;
+        t->id = g_strdup(id);
+        s = g_timeout_source_new_seconds(30);
+        g_source_set_callback(s, request_timeout, t, request_timeout_free);
+        g_source_attach(s, a->ctx);
+        g_hash_table_replace(ch->waiting, g_strdup(id), s);
+}
 
 static void on_line(GObject *src, GAsyncResult *res, gpointer data)
 {
@@ -717,6 +834,9 @@ static void on_line(GObject *src, GAsyncResult *res, gpointer data)
                         break;
                 case GUEST_MSG_USER_LOGOUT:
                         guest_event(ch, "user-logout", m->user, NULL);
+                        break;
+                case GUEST_MSG_REPLY:
+                        guest_reply(ch, m);
                         break;
                 default:
                         break;
@@ -798,6 +918,7 @@ static void guest_channel_open(Agent *a, const char *domain, const char *path)
         ch->domain = g_strdup(domain);
         ch->path = g_strdup(path);
         ch->cancel = g_cancellable_new();
+        ch->waiting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, source_drop);
         ch->watchdog = g_timeout_source_new_seconds(GUEST_BEAT_S);
         g_source_set_callback(ch->watchdog, watchdog, ch, NULL);
         g_source_attach(ch->watchdog, a->ctx);
@@ -910,6 +1031,12 @@ static void on_command(Agent *a, JsonObject *msg)
         if (g_hash_table_contains(a->inflight, id))
                 return;
         g_hash_table_add(a->inflight, g_strdup(id));
+        if (g_str_equal(op, "guest.request")) {
+                guest_request(a, id,
+                              args && JSON_NODE_HOLDS_OBJECT(args) ? json_node_get_object(args)
+                                                                   : NULL);
+                return;
+        }
         submit(a, JOB_COMMAND, id, op,
                args && JSON_NODE_HOLDS_OBJECT(args) ? json_object_ref(json_node_get_object(args))
                                                     : json_object_new());

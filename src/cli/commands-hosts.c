@@ -50,6 +50,10 @@ static const Extra extras[] = {
          "GUEST --iso FILE [--media STORAGE]", "Put an ISO in the guest's CD-ROM drive.",
          {{"iso", OPT_TEXT, "ISO file name in the media storage"},
           {"media", OPT_TEXT, "media storage (default: the guest's)"}}},
+        {"guest", "tools", "POST", "/api/v1/guests/", "/tools", "GUEST --op OP [--hostname H]",
+         "Ask atrium-guest in the running guest: ping, set-hostname, logoff, reboot, shutdown, "
+         "seal (before making a template).",
+         {{"op", OPT_TEXT, "the request"}, {"hostname", OPT_TEXT, "for set-hostname"}}},
         {"guest", "eject", "POST", "/api/v1/guests/", "/eject", "GUEST", "Empty the CD-ROM drive."},
         {"volume", "images", "GET", "/api/v1/volumes/", "/images", "VOLUME",
          "Disk images of a volume, their backing files and the free space (asked of a host)."},

@@ -485,6 +485,19 @@ static gboolean order_build(ApiRequest *req, Order *o, JsonObject *g, const char
                                                       host_addr ? json_node_get_string(host_addr)
                                                                 : "");
                 }
+        } else if (g_str_equal(op, "tools")) {
+                const char *gop = agent_arg_string(body, "op", TRUE, error);
+                const char *hostname = gop ? agent_arg_string(body, "hostname", FALSE, error)
+                                           : NULL;
+                if (!gop || (error && *error))
+                        return FALSE;
+                if (hostname && !util_name_valid(hostname, error))
+                        return FALSE;
+                json_object_set_string_member(a, "op", gop);
+                if (hostname)
+                        json_object_set_string_member(a, "hostname", hostname);
+                *agent_op = "guest.request";
+                *timeout = 40;
         } else if (g_str_equal(op, "attach-iso") || g_str_equal(op, "eject")) {
                 gboolean attach = g_str_equal(op, "attach-iso");
                 const char *iso = attach ? agent_arg_string(body, "iso", TRUE, error) : "";

@@ -207,6 +207,10 @@ void api_objects_delete(ApiRequest *req)
                 api_guest_delete(req); /* its domain goes first */
                 return;
         }
+        if (req->route->res == resource_by_kind("template")) {
+                api_template_delete(req); /* with its versions and their images */
+                return;
+        }
         if (req->route->res == resource_by_kind("template-version")) {
                 api_template_version_delete(req); /* its image goes first */
                 return;

@@ -292,3 +292,147 @@ void api_template_version_delete(ApiRequest *req)
                 api_reply_error(req, error);
         }
 }
+
+/* ---- deleting a template ------------------------------------------------------------------
+ * Refused while a pool uses it or a desktop uses one of its versions; else every version's
+ * image is deleted by a host, one after the other, then the versions' rows, then the
+ * template's. A failure stops there: what is left is still consistent (rows whose images are
+ * gone are deleted as the images go). */
+
+typedef struct {
+        ApiRequest *req;
+        char *template_id;
+        JsonArray *versions; /* rows still to delete */
+        gint64 host;
+} TemplateDelete;
+
+static void template_delete_free(TemplateDelete *d)
+{
+        g_free(d->template_id);
+        json_array_unref(d->versions);
+        g_free(d);
+}
+
+static void template_delete_next(TemplateDelete *d);
+
+static void template_image_deleted(JsonObject *result, const GError *error, gpointer data)
+{
+        TemplateDelete *d = data;
+        JsonObject *v = json_array_get_object_element(d->versions, 0);
+        g_autoptr(GError) err = NULL;
+        g_autofree char *vid = g_strdup_printf("%" G_GINT64_FORMAT,
+                                               json_object_get_int_member(v, "id"));
+
+        if (error && !g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND)) {
+                api_reply_error(d->req, error);
+                template_delete_free(d);
+                return;
+        }
+        if (!store_delete(d->req->store, resource_by_kind("template-version"), vid,
+                          &d->req->actor, &err)) {
+                api_reply_error(d->req, err);
+                template_delete_free(d);
+                return;
+        }
+        json_array_remove_element(d->versions, 0);
+        template_delete_next(d);
+}
+
+static void template_delete_next(TemplateDelete *d)
+{
+        g_autoptr(GError) error = NULL;
+        JsonObject *v, *args;
+        g_autofree char *volume = NULL;
+
+        if (json_array_get_length(d->versions) == 0) {
+                if (!store_delete(d->req->store, resource_by_kind("template"), d->template_id,
+                                  &d->req->actor, &error))
+                        api_reply_error(d->req, error);
+                else
+                        api_reply_empty(d->req, 204);
+                template_delete_free(d);
+                return;
+        }
+        v = json_array_get_object_element(d->versions, 0);
+        volume = api_ref_path(d->req, v, "volume_id", "volume", &error);
+        args = json_object_new();
+        json_object_set_string_member(args, "volume", volume ? volume : "");
+        json_object_set_string_member(args, "name", json_object_get_string_member(v, "image"));
+        if (!agents_call(d->req->mgr->agents, d->host, "image.delete", args,
+                         MCFG_INT(d->req->mgr, "agent_command_timeout"), template_image_deleted,
+                         d, &error)) {
+                api_reply_error(d->req, error);
+                template_delete_free(d);
+        }
+}
+
+void api_template_delete(ApiRequest *req)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) tpl = store_get(req->store, resource_by_kind("template"),
+                                              req->params[0], 0, &error);
+        g_autoptr(GHashTable) filters = g_hash_table_new(g_str_hash, g_str_equal);
+        g_autoptr(JsonObject) none = json_object_new();
+        ListQuery q = {.filters = filters, .limit = 10000};
+        g_autoptr(JsonArray) pools = NULL, versions = NULL;
+        TemplateDelete *d;
+        gint64 next = 0;
+
+        if (!tpl) {
+                api_reply_error(req, error);
+                return;
+        }
+        g_hash_table_insert(filters, (gpointer) "template",
+                            (gpointer)json_object_get_string_member(tpl, "name"));
+        pools = store_list(req->store, resource_by_kind("pool"), &q, &next, &error);
+        if (pools && json_array_get_length(pools) > 0) {
+                guint np = json_array_get_length(pools);
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE,
+                            "template '%s' is still used by %u pool%s (field 'template'); "
+                            "remove or change %s first",
+                            json_object_get_string_member(tpl, "name"), np, np == 1 ? "" : "s",
+                            np == 1 ? "it" : "them");
+                api_reply_error(req, error);
+                return;
+        }
+        versions = store_list(req->store, resource_by_kind("template-version"), &q, &next,
+                              &error);
+        if (!versions) {
+                api_reply_error(req, error);
+                return;
+        }
+        for (guint i = 0; i < json_array_get_length(versions); i++) {
+                JsonObject *v = json_array_get_object_element(versions, i);
+                g_autoptr(GHashTable) f2 = g_hash_table_new(g_str_hash, g_str_equal);
+                ListQuery q2 = {.filters = f2, .limit = 1};
+                g_autoptr(JsonArray) users = NULL;
+                gint64 n2 = 0;
+                g_hash_table_insert(f2, (gpointer) "template_version",
+                                    (gpointer)json_object_get_string_member(v, "name"));
+                users = store_list(req->store, resource_by_kind("desktop"), &q2, &n2, NULL);
+                if (users && json_array_get_length(users) > 0) {
+                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE,
+                                    "version '%s' is still used by desktop '%s'",
+                                    json_object_get_string_member(v, "name"),
+                                    json_object_get_string_member(
+                                            json_array_get_object_element(users, 0), "name"));
+                        api_reply_error(req, error);
+                        return;
+                }
+        }
+        d = g_new0(TemplateDelete, 1);
+        d->req = req;
+        d->template_id = g_strdup_printf("%" G_GINT64_FORMAT, json_object_get_int_member(tpl, "id"));
+        d->versions = json_array_ref(versions);
+        if (json_array_get_length(versions) > 0) {
+                json_object_set_null_member(none, "host_id");
+                d->host = api_pick_host(req, none, NULL, &error);
+                if (!d->host) {
+                        template_delete_free(d);
+                        api_reply_error(req, error);
+                        return;
+                }
+        }
+        api_pause(req);
+        template_delete_next(d);
+}

@@ -94,6 +94,7 @@ void api_guest_delete(ApiRequest *req);
 void api_volume_images(ApiRequest *req);
 void api_template_from_guest(ApiRequest *req, gboolean create);
 void api_template_version_delete(ApiRequest *req);
+void api_template_delete(ApiRequest *req);
 /* The host for a guest's work (its own, the one wanted, or the freest up host), or 0. */
 gint64 api_pick_host(ApiRequest *req, JsonObject *guest, const char *wanted, GError **error);
 /* The path of the volume or media storage a row refers to by COLUMN, or NULL. */

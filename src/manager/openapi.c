@@ -231,6 +231,7 @@ static const FixedDoc fixed_docs[] = {
         {"/guests/{id}/destroy", "GuestAction", 200, "Guest"},
         {"/guests/{id}/attach-iso", "GuestAction", 200, "Guest"},
         {"/guests/{id}/eject", "GuestAction", 200, "Guest"},
+        {"/guests/{id}/tools", "GuestAction", 200, "Guest"},
 };
 
 static const FixedDoc *fixed_doc(const Route *r)
@@ -323,7 +324,7 @@ static JsonObject *fixed_schemas(JsonObject *schemas)
         json_object_set_object_member(err, "properties", p);
         json_object_set_object_member(schemas, "Error", err);
         /* Open objects with their known members: name, JSON type. */
-        static const char *const open_objects[][16] = {
+        static const char *const open_objects[][24] = {
                 {"Object", NULL},
                 {"JoinRequest", "join_token", "string", "name", "string", "address", "string",
                  "cpus", "integer", "ram_mb", "integer", "accel", "string", "qemu_version",
@@ -336,7 +337,7 @@ static JsonObject *fixed_schemas(JsonObject *schemas)
                 {"MaintenanceRequest", "maintenance", "boolean", NULL},
                 {"GuestAction", "host", "string", "timeout", "integer", "force", "boolean",
                  "protocol", "string", "ttl", "integer", "iso", "string", "media", "string",
-                 NULL},
+                 "op", "string", "hostname", "string", NULL},
                 {"Console", "protocol", "string", "host", "string", "port", "integer",
                  "password", "string", "expires_at", "integer", NULL},
                 {"VolumeImages", "volume", "string", "free_bytes", "integer", "total_bytes",

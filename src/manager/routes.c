@@ -49,6 +49,9 @@ static const Route fixed_routes[] = {
                     "and return where to connect."},
         {"POST", API "/guests/{id}/attach-iso", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY,
          NULL, "attach-iso", "Put an ISO of a media storage in the guest's CD-ROM drive."},
+        {"POST", API "/guests/{id}/tools", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY, NULL,
+         "tools", "Ask atrium-guest inside the running guest: 'op' ping, set-hostname (with "
+                  "'hostname'), logoff, reboot, shutdown or seal."},
         {"POST", API "/guests/{id}/eject", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY, NULL, "eject",
          "Empty the guest's CD-ROM drive."},
         {"GET", API "/volumes/{id}/images", api_volume_images, ROLE_OPERATOR, 0, NULL, "images",

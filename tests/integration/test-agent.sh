@@ -205,6 +205,13 @@ screen_text() {
 }
 banner() { screen_text "$PW" | grep -q "ATRIUM TEST DESKTOP"; }
 wait_for 60 banner; is "screenshot with the one-time password shows the desktop banner" "$?" 0
+http POST /guests/g1/tools '{"op":"set-hostname","hostname":"desk-one"}'
+is "atrium-guest set-hostname through the agent" "$CODE" 200
+named() { screen_text "$PW" | grep -q "desk-one"; }
+wait_for 30 named; is "... and the desktop's screen shows its new name" "$?" 0
+http POST /guests/g1/tools '{"op":"fly"}'; is "a request atrium-guest does not know is refused" "$(jget .error.code)" invalid_value
+http POST /guests/g1/tools '{"op":"set-hostname","hostname":"bad name!"}'; is "a bad host name is refused" "$CODE" 400
+check "CLI guest tools ping" "$ATRIUM" guest tools g1 --op ping
 spicy-screenshot -h 127.0.0.1 -p "$SPORT" -w wrong-password -o "$T/wrong.ppm" >/dev/null 2>&1
 is "a wrong console password is refused" "$?" 1
 http POST /guests/g1/console '{"protocol":"vnc"}'
@@ -290,6 +297,11 @@ http DELETE /template-versions/deb-v2 ''; is "the newest version cannot be delet
 check "a version nobody uses is deleted" "$ATRIUM" template-version delete deb-v1
 is "... with its image" "$(ls "$T/vol/tpl-deb-v1.qcow2" 2>/dev/null)" ""
 tpl_rows() { sqlite3 "$STATE/atrium.db" "SELECT * FROM templates; SELECT * FROM template_versions"; }
+check "template update again: version 3" "$ATRIUM" template update deb --from-guest gold
+check "delete a template: its versions and images go" "$ATRIUM" template delete deb
+is "... no version left" "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM template_versions WHERE name LIKE 'deb-v%'")" 0
+is "... no image left" "$(ls "$T/vol" | grep -c '^tpl-deb')" 0
+check "template again from the guest" "$ATRIUM" template create --name deb --volume vol --from-guest gold
 SINCE_DB=$(tpl_rows)
 http POST /templates '{"name":"deb","volume":"vol","from_guest":"gold"}'; is "template name taken: refused" "$(jget .error.code)" duplicate_name
 http POST /templates '{"name":"deb9","volume":"vol","from_guest":"nobody"}'; is "template from an unknown guest refused" "$(jget .error.code)" bad_reference
