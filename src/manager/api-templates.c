@@ -203,6 +203,30 @@ fail:
 
 /* ---- deleting a version ------------------------------------------------------------------ */
 
+/* FALSE, with an in-use error naming one, when a desktop's disk is an overlay of version V. */
+static gboolean version_unused(ApiRequest *req, JsonObject *v, GError **error)
+{
+        g_autoptr(GHashTable) filters = g_hash_table_new(g_str_hash, g_str_equal);
+        ListQuery q = {.filters = filters, .limit = 1};
+        g_autoptr(JsonArray) users = NULL;
+        gint64 next = 0;
+
+        g_hash_table_insert(filters, (gpointer) "template_version",
+                            (gpointer)json_object_get_string_member(v, "name"));
+        users = store_list(req->store, resource_by_kind("desktop"), &q, &next, error);
+        if (!users)
+                return FALSE;
+        if (json_array_get_length(users) > 0) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE,
+                            "version '%s' is still used by desktop '%s' (and maybe more)",
+                            json_object_get_string_member(v, "name"),
+                            json_object_get_string_member(json_array_get_object_element(users, 0),
+                                                          "name"));
+                return FALSE;
+        }
+        return TRUE;
+}
+
 typedef struct {
         ApiRequest *req;
         gint64 id;
@@ -252,20 +276,8 @@ void api_template_version_delete(ApiRequest *req)
                 return;
         }
         {
-                /* desktops still on it: refused by the store before the image is touched */
-                g_autoptr(GHashTable) filters = g_hash_table_new(g_str_hash, g_str_equal);
-                ListQuery q = {.filters = filters, .limit = 1};
-                g_autoptr(JsonArray) users = NULL;
-                gint64 next = 0;
-                g_hash_table_insert(filters, (gpointer) "template_version",
-                                    (gpointer)json_object_get_string_member(v, "name"));
-                users = store_list(req->store, resource_by_kind("desktop"), &q, &next, &error);
-                if (users && json_array_get_length(users) > 0) {
-                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE,
-                                    "version '%s' is still used by desktops (e.g. '%s')",
-                                    json_object_get_string_member(v, "name"),
-                                    json_object_get_string_member(
-                                            json_array_get_object_element(users, 0), "name"));
+                /* desktops still on it: refused before the image is touched */
+                if (!version_unused(req, v, &error)) {
                         api_reply_error(req, error);
                         return;
                 }
@@ -402,20 +414,7 @@ void api_template_delete(ApiRequest *req)
                 return;
         }
         for (guint i = 0; i < json_array_get_length(versions); i++) {
-                JsonObject *v = json_array_get_object_element(versions, i);
-                g_autoptr(GHashTable) f2 = g_hash_table_new(g_str_hash, g_str_equal);
-                ListQuery q2 = {.filters = f2, .limit = 1};
-                g_autoptr(JsonArray) users = NULL;
-                gint64 n2 = 0;
-                g_hash_table_insert(f2, (gpointer) "template_version",
-                                    (gpointer)json_object_get_string_member(v, "name"));
-                users = store_list(req->store, resource_by_kind("desktop"), &q2, &n2, NULL);
-                if (users && json_array_get_length(users) > 0) {
-                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE,
-                                    "version '%s' is still used by desktop '%s'",
-                                    json_object_get_string_member(v, "name"),
-                                    json_object_get_string_member(
-                                            json_array_get_object_element(users, 0), "name"));
+                if (!version_unused(req, json_array_get_object_element(versions, i), &error)) {
                         api_reply_error(req, error);
                         return;
                 }
