@@ -49,5 +49,6 @@ void cmd_family_help(const Resource *res, FILE *to);
 char *read_secret(const char *prompt, gboolean from_stdin);
 /* Verbs beyond the generic ones (commands-hosts.c). */
 gboolean cmd_extra_has(const Resource *res, const char *verb);
+char *cmd_extra_verbs(const char *family); /* " verb verb ...", for completion */
 void cmd_extra_help(const Resource *res, FILE *to);
 int cmd_extra(Client *c, const Resource *res, const char *verb, int argc, char **argv);

@@ -69,6 +69,16 @@ static const Extra *find_extra(const char *family, const char *verb)
         return NULL;
 }
 
+char *cmd_extra_verbs(const char *family)
+{
+        GString *v = g_string_new(NULL);
+
+        for (gsize i = 0; i < G_N_ELEMENTS(extras); i++)
+                if (g_str_equal(extras[i].family, family))
+                        g_string_append_printf(v, " %s", extras[i].verb);
+        return g_string_free(v, FALSE);
+}
+
 gboolean cmd_extra_has(const Resource *res, const char *verb)
 {
         return res->cli && find_extra(res->cli, verb) != NULL;
