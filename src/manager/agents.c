@@ -25,6 +25,7 @@ typedef struct {
 typedef struct {
         char *id;
         char *op;
+        gint64 host_id;
         GMainContext *origin;
         AgentReplyFunc cb;
         gpointer data;
@@ -205,6 +206,7 @@ gboolean agents_call(Agents *ag, gint64 host_id, const char *op, JsonObject *arg
                                 g_get_real_time());
         p->origin = g_main_context_ref_thread_default();
         p->op = g_strdup(op);
+        p->host_id = host_id;
         p->cb = cb;
         p->data = data;
         t = g_new0(TimeoutData, 1);
@@ -699,12 +701,28 @@ static void on_closed(SoupWebsocketConnection *ws, gpointer data)
 {
         Link *l = data;
         Agents *ag = l->ag;
+        g_autoptr(GPtrArray) orphaned = g_ptr_array_new_with_free_func(g_free);
+        GHashTableIter it;
+        gpointer k, v;
+        gboolean current;
 
         l->closed = TRUE;
         g_mutex_lock(&ag->lock);
-        if (g_hash_table_lookup(ag->links, &l->host_id) == l)
+        current = g_hash_table_lookup(ag->links, &l->host_id) == l;
+        if (current)
                 g_hash_table_remove(ag->links, &l->host_id);
+        /* commands sent on this link get no answer now: fail them at once, not at timeout */
+        g_hash_table_iter_init(&it, ag->pending);
+        while (current && g_hash_table_iter_next(&it, &k, &v))
+                if (((Pending *)v)->host_id == l->host_id)
+                        g_ptr_array_add(orphaned, g_strdup(k));
         g_mutex_unlock(&ag->lock);
+        for (guint i = 0; i < orphaned->len; i++)
+                pending_finish(ag, orphaned->pdata[i], NULL,
+                               g_error_new(ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                                           "the link to host %s closed before it answered; the "
+                                           "host's next report tells what happened",
+                                           l->host_name));
         g_info("host %s: link closed", l->host_name);
         link_unref(l);
 }

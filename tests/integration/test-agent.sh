@@ -362,6 +362,12 @@ is "... on that host" "$(jget .host)" fa
 wait_for 10 api_is /sessions/1 .state connected; is "console connected: its session is connected" "$(jget .state)" connected
 wait_for 10 api_is /sessions/1 .state disconnected; is "console gone: its session is disconnected" "$(jget .state)" disconnected
 http GET /hosts/fa; is "bad frames did not break the link (host up)" "$(jget .state)" up
+"$ATRIUM" guest create --name gf --volume vol --disk gf.qcow2 >/dev/null
+START=$(date +%s)
+http POST /guests/gf/start '{"host":"fa"}' # the scripted agent never answers, then leaves
+is "a command whose link closes fails then, not at the command timeout" \
+        "$CODE:$(( $(date +%s) - START < 20 ))" "503:1"
+like "... saying so" "$(jget .error.message)" "closed before it answered"
 wait "$FPID"
 like "the scripted agent played to the end" "$(cat "$T/fake.out")" "closed"
 is "no event about another installation's domain" \
