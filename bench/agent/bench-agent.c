@@ -39,9 +39,9 @@ static void self_status(long *rss_kb, long *threads)
         lines = g_strsplit(text, "\n", -1);
         for (char **l = lines; *l; l++) {
                 if (g_str_has_prefix(*l, "VmRSS:"))
-                        *rss_kb = atol(*l + 6);
+                        *rss_kb = g_ascii_strtoll(*l + 6, NULL, 10);
                 else if (g_str_has_prefix(*l, "Threads:"))
-                        *threads = atol(*l + 8);
+                        *threads = g_ascii_strtoll(*l + 8, NULL, 10);
         }
 }
 
@@ -100,7 +100,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "usage: bench-agent NODE_XML INSTALLATION SECONDS\n");
                 return 2;
         }
-        seconds = atoi(argv[3]);
+        seconds = (int)g_ascii_strtoll(argv[3], NULL, 10);
         uri = g_strdup_printf("test://%s", argv[1]);
         v = virt_open(uri, g_main_context_default(), on_event, NULL, &error);
         if (!v) {
