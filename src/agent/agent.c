@@ -2,6 +2,7 @@
 #define G_LOG_DOMAIN "agent"
 
 #include "agent/agent.h"
+#include "agent/agent-private.h"
 #include "agent/accel.h"
 #include "agent/storage.h"
 #include "agent/virt.h"
@@ -9,62 +10,13 @@
 #include "common/jsonutil.h"
 #include "common/util.h"
 #include "proto/agentproto.h"
-#include "proto/guestproto.h"
 
-#include <gio/gunixsocketaddress.h>
 #include <libsoup/soup.h>
 #include <string.h>
 #include <unistd.h>
 
 #define BACKOFF_MAX_S 30
 #define REPLY_CACHE 1024
-#define GUEST_BEAT_S 5
-#define GUEST_MISSED 3
-
-typedef struct _GuestChannel GuestChannel;
-
-struct _Agent {
-        Config *config;
-        char *state_dir;
-        char *cred_path;
-        GMainContext *ctx;
-        AgentFatalFunc fatal;
-        gpointer fatal_data;
-
-        /* identity (the credential file) */
-        GStrv managers;
-        char *fingerprint;
-        gint64 host_id;
-        char *name;
-        char *credential;
-
-        /* host */
-        char *address;
-        GStrv roots;
-        AccelReport accel;
-        JsonObject *facts;
-        Virt *virt;
-        GThreadPool *pool;
-
-        /* link */
-        SoupSession *session;
-        SoupWebsocketConnection *ws;
-        GCancellable *cancel;
-        guint manager_index;
-        guint backoff_s;
-        GSource *retry;
-        GSource *heartbeat;
-        guint heartbeat_s;
-        GHashTable *replies; /* command id -> reply text, the last REPLY_CACHE */
-        GQueue reply_order;
-        GHashTable *inflight; /* command ids running */
-        GHashTable *busy;     /* domain -> GQueue of Jobs waiting: one command per domain at once */
-        GHashTable *channels; /* domain -> GuestChannel */
-        JsonArray *volumes;   /* paths the manager's volumes and media have (welcome) */
-        JsonObject *figures;  /* the last heartbeat's figures */
-        gboolean figures_busy;
-        gboolean stopping;
-};
 
 typedef enum { JOB_COMMAND, JOB_HELLO, JOB_HEARTBEAT, JOB_DESCRIBE } JobKind;
 
@@ -92,9 +44,7 @@ static void job_free(Job *j)
         g_free(j);
 }
 
-static void guest_channel_open(Agent *a, const char *domain, const char *path);
 static void domain_release(Agent *a, const char *domain);
-static void guest_channel_close(Agent *a, const char *domain);
 static void link_connect(Agent *a);
 
 /* ---- sending ----------------------------------------------------------------------------- */
@@ -104,17 +54,17 @@ static gboolean linked(Agent *a)
         return a->ws && soup_websocket_connection_get_state(a->ws) == SOUP_WEBSOCKET_STATE_OPEN;
 }
 
-static void send_text(Agent *a, const char *text)
+void agent_send_text(Agent *a, const char *text)
 {
         if (linked(a))
                 soup_websocket_connection_send_text(a->ws, text);
 }
 
-static void send_msg(Agent *a, JsonObject *msg) /* takes msg */
+void agent_send_msg(Agent *a, JsonObject *msg) /* takes msg */
 {
         g_autofree char *text = agent_msg_text(msg);
 
-        send_text(a, text);
+        agent_send_text(a, text);
         json_object_unref(msg);
 }
 
@@ -131,7 +81,7 @@ static gboolean net_from(const char *net, DomainSpec *s)
         return TRUE;
 }
 
-static const char *domain_arg(JsonObject *args, GError **error)
+const char *agent_domain_arg(JsonObject *args, GError **error)
 {
         const char *d = agent_arg_string(args, "domain", TRUE, error), *kind;
         gint64 id;
@@ -152,7 +102,7 @@ static JsonObject *op_start(Agent *a, JsonObject *args, GError **error)
         gint64 vcpus, ram, disk_gb, usb, monitors;
         const char *volume, *disk_name, *media, *iso, *net;
 
-        if (!(s.name = domain_arg(args, error)) ||
+        if (!(s.name = agent_domain_arg(args, error)) ||
             !agent_arg_int(args, "vcpus", 1, 256, 1, &vcpus, error) ||
             !agent_arg_int(args, "ram_mb", 64, 1LL << 22, 1024, &ram, error) ||
             !agent_arg_int(args, "disk_gb", 0, 65536, 0, &disk_gb, error) ||
@@ -183,8 +133,8 @@ static JsonObject *op_start(Agent *a, JsonObject *args, GError **error)
         }
         block = agent_arg_string(args, "block_device", FALSE, NULL);
         if (block && block[0]) {
-                g_auto(GStrv) allowed = g_strsplit(
-                        config_get_string(a->config, "agent", "block_devices"), ":", -1);
+                g_auto(GStrv) allowed =
+                        g_strsplit(config_get_string(a->config, "agent", "block_devices"), ":", -1);
                 if (!(bdev = storage_block_device((const char *const *)allowed, block, error)))
                         return NULL;
                 s.block_device = bdev;
@@ -234,7 +184,7 @@ static JsonObject *done_obj(const char *domain, const char *state)
 
 static JsonObject *op_domain(Agent *a, const char *op, JsonObject *args, GError **error)
 {
-        const char *d = domain_arg(args, error);
+        const char *d = agent_domain_arg(args, error);
         gint64 timeout, expires, port;
 
         if (!d)
@@ -313,8 +263,8 @@ static JsonObject *op_image(Agent *a, const char *op, JsonObject *args, GError *
                 ok = sn && storage_base_create(roots, vol, name, sv, sn, error);
         } else {
                 g_auto(GStrv) in_use = virt_disks_in_use(a->virt, error);
-                ok = in_use && storage_image_delete(roots, vol, name,
-                                                    (const char *const *)in_use, error);
+                ok = in_use &&
+                     storage_image_delete(roots, vol, name, (const char *const *)in_use, error);
         }
         if (!ok)
                 return NULL;
@@ -436,7 +386,7 @@ static void job_run(gpointer data, gpointer pool_data)
 
 /* ---- the results (loop) ------------------------------------------------------------------ */
 
-static void remember_reply(Agent *a, const char *id, char *text)
+void agent_remember_reply(Agent *a, const char *id, char *text)
 {
         g_hash_table_replace(a->replies, g_strdup(id), text);
         g_queue_push_tail(&a->reply_order, g_strdup(id));
@@ -457,7 +407,7 @@ static void forward_state(Agent *a, JsonObject *desc, const char *reason)
         g_list_free(m);
         json_object_set_string_member(e, "event", "lifecycle");
         json_object_set_string_member(e, "reason", reason);
-        send_msg(a, e);
+        agent_send_msg(a, e);
 }
 
 static void job_finished(Job *j)
@@ -478,16 +428,17 @@ static void job_finished(Job *j)
                                 const char *ch = json_object_get_string_member_with_default(
                                         j->result, "channel", "");
                                 if (ch[0])
-                                        guest_channel_open(a, json_object_get_string_member(
-                                                                      j->result, "domain"),
-                                                           ch);
+                                        guest_channel_open(
+                                                a,
+                                                json_object_get_string_member(j->result, "domain"),
+                                                ch);
                         }
                 }
                 g_hash_table_remove(a->inflight, j->id);
                 {
                         char *text = agent_msg_text(r);
-                        send_text(a, text);
-                        remember_reply(a, j->id, text);
+                        agent_send_text(a, text);
+                        agent_remember_reply(a, j->id, text);
                 }
                 json_object_unref(r);
                 break;
@@ -510,7 +461,7 @@ static void job_finished(Job *j)
                         g_info("linked to the manager as host %s; %u domains", a->name,
                                json_array_get_length(inv));
                 }
-                send_msg(a, json_object_ref(j->result));
+                agent_send_msg(a, json_object_ref(j->result));
                 break;
         case JOB_HEARTBEAT:
                 a->figures_busy = FALSE;
@@ -573,8 +524,8 @@ static void submit(Agent *a, JobKind kind, const char *id, const char *op, JsonO
         j->op = g_strdup(op);
         j->args = args;
         if (kind == JOB_COMMAND && args)
-                j->domain = g_strdup(json_object_get_string_member_with_default(args, "domain",
-                                                                                NULL));
+                j->domain =
+                        g_strdup(json_object_get_string_member_with_default(args, "domain", NULL));
         if (j->domain) {
                 waiting = g_hash_table_lookup(a->busy, j->domain);
                 if (waiting) { /* another command on this domain runs: after it */
@@ -625,310 +576,7 @@ static void on_virt_event(JsonObject *e, gpointer data)
                         guest_channel_close(a, domain);
         }
         json_object_set_string_member(e, "type", "event");
-        send_msg(a, e);
-}
-
-/* ---- guest channels ---------------------------------------------------------------------- */
-
-struct _GuestChannel {
-        Agent *a;
-        char *domain;
-        char *path;
-        GHashTable *waiting; /* request ids sent to atrium-guest -> their timeout GSource */
-        GSocketConnection *conn;
-        GDataInputStream *in;
-        GCancellable *cancel;
-        GSource *watchdog;
-        gint64 last_beat;
-        gboolean lost;
-        guint attempts;
-};
-
-static void guest_event(GuestChannel *ch, const char *what, const char *user,
-                        const GuestMsg *m)
-{
-        JsonObject *e = agent_msg_new("event");
-
-        json_object_set_string_member(e, "event", "guest");
-        json_object_set_string_member(e, "domain", ch->domain);
-        json_object_set_string_member(e, "what", what);
-        if (user)
-                json_object_set_string_member(e, "user", user);
-        if (m && m->hostname)
-                json_object_set_string_member(e, "hostname", m->hostname);
-        if (m && m->type == GUEST_MSG_READY)
-                json_object_set_int_member(e, "boots", m->boots);
-        send_msg(ch->a, e);
-}
-
-static void channel_free(gpointer data)
-{
-        GuestChannel *ch = data;
-
-        g_hash_table_destroy(ch->waiting);
-        g_cancellable_cancel(ch->cancel);
-        g_object_unref(ch->cancel);
-        if (ch->watchdog) {
-                g_source_destroy(ch->watchdog);
-                g_source_unref(ch->watchdog);
-        }
-        g_clear_object(&ch->in);
-        if (ch->conn)
-                g_io_stream_close(G_IO_STREAM(ch->conn), NULL, NULL);
-        g_clear_object(&ch->conn);
-        g_free(ch->domain);
-        g_free(ch->path);
-        g_free(ch);
-}
-
-static void read_next(GuestChannel *ch);
-
-static void source_drop(gpointer data)
-{
-        g_source_destroy(data);
-        g_source_unref(data);
-}
-
-/* The agent's answer to a guest.request command, remembered like any other. */
-static void request_answer(Agent *a, const char *id, JsonObject *result, const GError *error)
-{
-        JsonObject *r = agent_msg_new("reply");
-        char *text;
-
-        json_object_set_string_member(r, "id", id);
-        json_object_set_boolean_member(r, "ok", error == NULL);
-        if (error)
-                json_object_set_object_member(r, "error", agent_error_to_json(error));
-        else
-                json_object_set_object_member(r, "result", result ? json_object_ref(result)
-                                                                  : json_object_new());
-        text = agent_msg_text(r);
-        send_text(a, text);
-        remember_reply(a, id, text);
-        g_hash_table_remove(a->inflight, id);
-        json_object_unref(r);
-}
-
-static void guest_reply(GuestChannel *ch, const GuestMsg *m)
-{
-        g_autoptr(GError) error = NULL;
-        g_autoptr(JsonNode) result = NULL;
-
-        if (!m->id || !g_hash_table_contains(ch->waiting, m->id))
-                return; /* not ours, or too late */
-        if (!m->ok)
-                error = g_error_new(ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT, "atrium-guest: %s: %s",
-                                    m->error_code ? m->error_code : "failed",
-                                    m->error_message ? m->error_message : "");
-        else if (m->result)
-                result = json_parse_body(m->result, strlen(m->result), 8, NULL);
-        request_answer(ch->a, m->id,
-                       result && JSON_NODE_HOLDS_OBJECT(result) ? json_node_get_object(result)
-                                                                : NULL,
-                       error);
-        g_hash_table_remove(ch->waiting, m->id);
-}
-
-typedef struct {
-        GuestChannel *ch;
-        char *id;
-} RequestTimeout;
-
-static gboolean request_timeout(gpointer data)
-{
-        RequestTimeout *t = data;
-        g_autoptr(GError) e = g_error_new(ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
-                                          "atrium-guest in %s did not answer in time",
-                                          t->ch->domain);
-
-        request_answer(t->ch->a, t->id, NULL, e);
-        g_hash_table_remove(t->ch->waiting, t->id); /* destroys this source */
-        return G_SOURCE_REMOVE;
-}
-
-static void request_timeout_free(gpointer data)
-{
-        RequestTimeout *t = data;
-        g_free(t->id);
-        g_free(t);
-}
-
-/* guest.request: a request to atrium-guest inside the domain, answered when it replies. Runs
- * on the loop: it only writes one line on the guest channel. */
-static void guest_request(Agent *a, const char *id, JsonObject *args)
-{
-        g_autoptr(GError) error = NULL;
-        const char *domain = domain_arg(args, &error);
-        const char *op = domain ? agent_arg_string(args, "op", TRUE, &error) : NULL;
-        const char *hostname = agent_arg_string(args, "hostname", FALSE, NULL);
-        GuestChannel *ch = domain ? g_hash_table_lookup(a->channels, domain) : NULL;
-        int gop = op ? guest_op_from_string(op) : -1;
-        g_autofree char *line = NULL;
-        RequestTimeout *t;
-        GSource *s;
-
-        if (!error && gop < 0)
-                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                            "'%s' is not a request atrium-guest knows", op);
-        else if (!error && gop == GUEST_OP_SET_HOSTNAME && !hostname)
-                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                            "set-hostname needs a 'hostname'");
-        else if (!error && (!ch || !ch->conn))
-                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
-                            "atrium-guest is not connected in %s (not running, still booting, "
-                            "or no guest tools)",
-                            domain);
-        if (!error) {
-                line = guest_request_line(id, gop, hostname);
-                if (!g_output_stream_write_all(
-                            g_io_stream_get_output_stream(G_IO_STREAM(ch->conn)), line,
-                            strlen(line), NULL, NULL, &error))
-                        g_prefix_error(&error, "cannot write to atrium-guest: ");
-        }
-        if (error) {
-                request_answer(a, id, NULL, error);
-                return;
-        }
-        t = g_new0(RequestTimeout, 1);
-        t->ch = ch;
-        t->id = g_strdup(id);
-        s = g_timeout_source_new_seconds(30);
-        g_source_set_callback(s, request_timeout, t, request_timeout_free);
-        g_source_attach(s, a->ctx);
-        g_hash_table_replace(ch->waiting, g_strdup(id), s);
-}
-
-static void on_line(GObject *src, GAsyncResult *res, gpointer data)
-{
-        GuestChannel *ch = data;
-        g_autoptr(GError) error = NULL;
-        gsize len = 0;
-        g_autofree char *line = g_data_input_stream_read_line_finish(G_DATA_INPUT_STREAM(src), res,
-                                                                     &len, &error);
-        g_autoptr(GuestMsg) m = NULL;
-
-        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-                return; /* freed already */
-        if (!line) {
-                g_debug("guest channel of %s closed", ch->domain);
-                g_hash_table_remove(ch->a->channels, ch->domain);
-                return;
-        }
-        m = guest_msg_parse(line, len, &error);
-        if (!m) {
-                g_message("guest %s said something malformed: %s", ch->domain, error->message);
-        } else {
-                switch (m->type) {
-                case GUEST_MSG_READY:
-                        ch->last_beat = g_get_monotonic_time();
-                        guest_event(ch, "ready", m->user, m);
-                        break;
-                case GUEST_MSG_HEARTBEAT:
-                        ch->last_beat = g_get_monotonic_time();
-                        if (ch->lost)
-                                guest_event(ch, "heartbeat-back", m->user, NULL);
-                        ch->lost = FALSE;
-                        break;
-                case GUEST_MSG_USER_LOGIN:
-                        guest_event(ch, "user-login", m->user, NULL);
-                        break;
-                case GUEST_MSG_USER_LOGOUT:
-                        guest_event(ch, "user-logout", m->user, NULL);
-                        break;
-                case GUEST_MSG_REPLY:
-                        guest_reply(ch, m);
-                        break;
-                default:
-                        break;
-                }
-        }
-        read_next(ch);
-}
-
-static void read_next(GuestChannel *ch)
-{
-        g_data_input_stream_read_line_async(ch->in, G_PRIORITY_DEFAULT, ch->cancel, on_line, ch);
-}
-
-static gboolean watchdog(gpointer data)
-{
-        GuestChannel *ch = data;
-
-        if (ch->in && ch->last_beat && !ch->lost &&
-            g_get_monotonic_time() - ch->last_beat > GUEST_MISSED * GUEST_BEAT_S * G_USEC_PER_SEC) {
-                ch->lost = TRUE;
-                guest_event(ch, "heartbeat-lost", NULL, NULL);
-        }
-        return G_SOURCE_CONTINUE;
-}
-
-static void channel_try(GuestChannel *ch);
-
-static gboolean channel_retry(gpointer data)
-{
-        channel_try(data);
-        return G_SOURCE_REMOVE;
-}
-
-static void on_connected(GObject *src, GAsyncResult *res, gpointer data)
-{
-        GuestChannel *ch = data;
-        g_autoptr(GError) error = NULL;
-        GSocketConnection *conn = g_socket_client_connect_finish(G_SOCKET_CLIENT(src), res, &error);
-
-        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-                return;
-        if (!conn) {
-                if (++ch->attempts < 10) {
-                        GSource *s = g_timeout_source_new(1000);
-                        g_source_set_callback(s, channel_retry, ch, NULL);
-                        g_source_attach(s, ch->a->ctx);
-                        g_source_unref(s);
-                } else {
-                        g_warning("cannot reach the guest channel of %s: %s", ch->domain,
-                                  error->message);
-                }
-                return;
-        }
-        ch->conn = conn;
-        ch->in = g_data_input_stream_new(g_io_stream_get_input_stream(G_IO_STREAM(conn)));
-        g_buffered_input_stream_set_buffer_size(G_BUFFERED_INPUT_STREAM(ch->in),
-                                                GUEST_PROTO_LINE_MAX * 2);
-        ch->last_beat = g_get_monotonic_time();
-        read_next(ch);
-}
-
-static void channel_try(GuestChannel *ch)
-{
-        g_autoptr(GSocketClient) client = g_socket_client_new();
-        g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(ch->path);
-
-        g_socket_client_connect_async(client, G_SOCKET_CONNECTABLE(addr), ch->cancel, on_connected,
-                                      ch);
-}
-
-static void guest_channel_open(Agent *a, const char *domain, const char *path)
-{
-        GuestChannel *ch = g_hash_table_lookup(a->channels, domain);
-
-        if (ch && g_str_equal(ch->path, path))
-                return;
-        ch = g_new0(GuestChannel, 1);
-        ch->a = a;
-        ch->domain = g_strdup(domain);
-        ch->path = g_strdup(path);
-        ch->cancel = g_cancellable_new();
-        ch->waiting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, source_drop);
-        ch->watchdog = g_timeout_source_new_seconds(GUEST_BEAT_S);
-        g_source_set_callback(ch->watchdog, watchdog, ch, NULL);
-        g_source_attach(ch->watchdog, a->ctx);
-        g_hash_table_replace(a->channels, ch->domain, ch);
-        channel_try(ch);
-}
-
-static void guest_channel_close(Agent *a, const char *domain)
-{
-        g_hash_table_remove(a->channels, domain);
+        agent_send_msg(a, e);
 }
 
 /* ---- the link ---------------------------------------------------------------------------- */
@@ -1005,9 +653,9 @@ static gboolean heartbeat_tick(gpointer data)
         }
         if (a->figures) {
                 g_autofree char *text = agent_msg_text(a->figures);
-                send_text(a, text);
+                agent_send_text(a, text);
         } else {
-                send_msg(a, agent_msg_new("heartbeat"));
+                agent_send_msg(a, agent_msg_new("heartbeat"));
         }
         return G_SOURCE_CONTINUE;
 }
@@ -1025,7 +673,7 @@ static void on_command(Agent *a, JsonObject *msg)
         }
         cached = g_hash_table_lookup(a->replies, id);
         if (cached) { /* a repeated command: the same answer, nothing run twice */
-                send_text(a, cached);
+                agent_send_text(a, cached);
                 return;
         }
         if (g_hash_table_contains(a->inflight, id))
@@ -1061,8 +709,8 @@ static void on_message(SoupWebsocketConnection *ws, gint type, GBytes *bytes, gp
         } else if (g_str_equal(t, "welcome")) {
                 gint64 hb = json_object_get_int_member_with_default(msg, "heartbeat_interval", 5);
                 JsonNode *v = json_object_get_member(msg, "volumes");
-                const char *inst = json_object_get_string_member_with_default(msg, "installation",
-                                                                              NULL);
+                const char *inst =
+                        json_object_get_string_member_with_default(msg, "installation", NULL);
                 if (!agent_installation_valid(inst)) {
                         g_warning("the manager's welcome has no valid installation id; ignored");
                         return;
@@ -1110,8 +758,11 @@ static void on_closed(SoupWebsocketConnection *ws, gpointer data)
 {
         Agent *a = data;
 
-        g_warning("link to the manager closed (%u %s)", soup_websocket_connection_get_close_code(ws),
-                  soup_websocket_connection_get_close_data(ws) ? soup_websocket_connection_get_close_data(ws) : "");
+        g_warning("link to the manager closed (%u %s)",
+                  soup_websocket_connection_get_close_code(ws),
+                  soup_websocket_connection_get_close_data(ws)
+                          ? soup_websocket_connection_get_close_data(ws)
+                          : "");
         heartbeat_stop(a);
         g_clear_object(&a->ws);
         schedule_retry(a);
@@ -1122,8 +773,8 @@ static void on_link(GObject *src, GAsyncResult *res, gpointer data)
         Agent *a = data;
         g_autoptr(GError) error = NULL;
         SoupMessage *msg = soup_session_get_async_result_message(SOUP_SESSION(src), res);
-        SoupWebsocketConnection *ws = soup_session_websocket_connect_finish(SOUP_SESSION(src), res,
-                                                                           &error);
+        SoupWebsocketConnection *ws =
+                soup_session_websocket_connect_finish(SOUP_SESSION(src), res, &error);
 
         if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
                 return;
@@ -1350,13 +1001,13 @@ gboolean agent_join(Agent *a, const char *const *managers, const char *fingerpri
                 o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
                 if (status != 201 || !o || !json_object_has_member(o, "credential")) {
                         JsonNode *en = o ? json_object_get_member(o, "error") : NULL;
-                        JsonObject *e = en && JSON_NODE_HOLDS_OBJECT(en) ? json_node_get_object(en)
-                                                                          : NULL;
+                        JsonObject *e =
+                                en && JSON_NODE_HOLDS_OBJECT(en) ? json_node_get_object(en) : NULL;
                         g_set_error(error, ATRIUM_ERROR,
-                                    status == 401 ? ATRIUM_ERROR_UNAUTHORIZED : ATRIUM_ERROR_INVALID,
+                                    status == 401 ? ATRIUM_ERROR_UNAUTHORIZED
+                                                  : ATRIUM_ERROR_INVALID,
                                     "the manager refused to join this host (HTTP %u): %s", status,
-                                    e ? json_object_get_string_member_with_default(e, "message",
-                                                                                   "")
+                                    e ? json_object_get_string_member_with_default(e, "message", "")
                                       : "no reason given");
                         return FALSE;
                 }
@@ -1369,8 +1020,8 @@ gboolean agent_join(Agent *a, const char *const *managers, const char *fingerpri
                         json_object_set_int_member(cred, "host_id",
                                                    json_object_get_int_member(o, "host_id"));
                         json_object_set_string_member(cred, "name", a->name);
-                        json_object_set_string_member(cred, "credential",
-                                                      json_object_get_string_member(o, "credential"));
+                        json_object_set_string_member(
+                                cred, "credential", json_object_get_string_member(o, "credential"));
                         json_object_set_array_member(cred, "managers", json_array_ref(ms));
                         json_object_set_string_member(cred, "fingerprint", a->fingerprint);
                         ctext = agent_msg_text(cred);
@@ -1407,10 +1058,11 @@ Agent *agent_new(Config *config, const char *state_dir, AgentFatalFunc fatal, gp
         a->fatal_data = data;
         a->name = g_strdup(name[0] ? name : g_get_host_name());
         if (!util_name_valid(a->name, NULL)) {
-                g_autofree char *clean = g_strcanon(g_strdup(a->name),
-                                                    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                    "0123456789._-",
-                                                    '-');
+                g_autofree char *clean =
+                        g_strcanon(g_strdup(a->name),
+                                   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                   "0123456789._-",
+                                   '-');
                 g_free(a->name);
                 a->name = g_steal_pointer(&clean);
         }
@@ -1422,7 +1074,7 @@ Agent *agent_new(Config *config, const char *state_dir, AgentFatalFunc fatal, gp
         a->replies = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         a->inflight = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         a->busy = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, queue_free);
-        a->channels = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, channel_free);
+        a->channels = guest_channels_new();
         a->pool = g_thread_pool_new(job_run_then_finish, a,
                                     config_get_int(config, "agent", "workers"), FALSE, error);
         if (!a->pool) {
@@ -1438,9 +1090,8 @@ gboolean agent_start(Agent *a, GError **error)
                 return FALSE;
         if (!host_facts(a, error) || !resolve_address(a, a->managers[0], error))
                 return FALSE;
-        g_info("agent for host %s: libvirt %s, %s (%s); consoles on %s", a->name,
-               virt_uri(a->virt), a->accel.accel == DOMXML_ACCEL_KVM ? "KVM" : "TCG",
-               a->accel.reason, a->address);
+        g_info("agent for host %s: libvirt %s, %s (%s); consoles on %s", a->name, virt_uri(a->virt),
+               a->accel.accel == DOMXML_ACCEL_KVM ? "KVM" : "TCG", a->accel.reason, a->address);
         link_connect(a);
         return TRUE;
 }
