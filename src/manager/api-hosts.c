@@ -562,8 +562,16 @@ void api_guest_action(ApiRequest *req)
         o->op = g_strdup(req->route->op);
         o->guest_id = json_object_get_int_member(g, "id");
         domain = agent_domain_name(req->mgr->installation, "guest", o->guest_id);
-        if (!g_str_equal(o->op, "start") && g_str_equal(state, "stopped") &&
-            !g_str_equal(o->op, "stop") && !g_str_equal(o->op, "destroy")) {
+        if (g_str_equal(state, "stopped") &&
+            (g_str_equal(o->op, "stop") || g_str_equal(o->op, "destroy"))) {
+                gint64 t;
+                if (!agent_arg_int(req->body, "timeout", 1, 3600, 60, &t, &error))
+                        goto fail; /* a bad argument is refused whatever the state */
+                order_free(o); /* already there: nothing to ask a host */
+                api_reply_object(req, 200, g_steal_pointer(&g));
+                return;
+        }
+        if (!g_str_equal(o->op, "start") && g_str_equal(state, "stopped")) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                             "guest '%s' is stopped: start it first",
                             json_object_get_string_member(g, "name"));

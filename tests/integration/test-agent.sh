@@ -256,6 +256,7 @@ http POST /guests/g1/stop '{"timeout":3}'
 is "stop: ACPI shutdown then destroy after the timeout" "$(jget .state)" stopped
 is "libvirt agrees" "$(domstate $(dom 1))" "shut off"
 http POST /guests/g1/reboot ''; is "reboot of a stopped guest refused" "$(jget .error.code)" conflict
+http POST /guests/g1/stop '{}'; is "stopping a stopped guest is harmless" "$CODE:$(jget .state)" "200:stopped"
 http POST /guests/g1/stop '{"timeout":0}'; is "stop with a zero timeout refused" "$CODE" 400
 
 # ---- bad guest specs ----
