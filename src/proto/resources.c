@@ -1,6 +1,7 @@
 /* The object families of the REST API, as data. Adding a field here adds it to the API,
  * the CLI, the OpenAPI document and (with a migration in store/schema.c) the database. */
 #include "proto/model.h"
+#include "proto/naming.h"
 #include "common/error.h"
 
 #define N(a) G_N_ELEMENTS(a)
@@ -187,6 +188,9 @@ static const Field pool_fields[] = {
          "Desktops kept started and unassigned; at most size."},
         {"max_size", FIELD_INT, 0, "0", 0, 10000, NULL, NULL,
          "Most desktops the pool may grow to (0: size)."},
+        {"name_pattern", FIELD_TEXT, F_IMMUTABLE, "", 0, POOL_PATTERN_MAX, NULL, NULL,
+         "Names of its desktops, with one number placeholder: {n}, or {n:3} zero-padded "
+         "(default POOL-{n})."},
         {"maintenance", FIELD_BOOL, F_LIST | F_FILTER, "false", 0, 0, NULL, NULL,
          "No new connections; running sessions untouched."},
         DESC_FIELD,
@@ -253,6 +257,15 @@ static gboolean get_int(JsonObject *o, const char *k, gint64 *v)
 static gboolean pool_check(const Resource *res, JsonObject *o, GError **error)
 {
         gint64 size = 0, spares = 0, max = 0;
+        JsonNode *pattern = json_object_get_member(o, "name_pattern");
+
+        if (pattern && JSON_NODE_HOLDS_VALUE(pattern) &&
+            json_node_get_value_type(pattern) == G_TYPE_STRING &&
+            json_node_get_string(pattern)[0] &&
+            !pool_pattern_valid(json_node_get_string(pattern), error)) {
+                g_prefix_error(error, "name_pattern: ");
+                return FALSE;
+        }
 
         get_int(o, "size", &size);
         get_int(o, "spares", &spares);

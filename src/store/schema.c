@@ -180,6 +180,8 @@ static const char *const migrations[] = {
         "  created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
         "  UNIQUE (template_id, version));"
         "ALTER TABLE desktops ADD COLUMN template_version_id INTEGER REFERENCES template_versions(id);",
+        /* 5: pools name their desktops from a pattern. */
+        "ALTER TABLE pools ADD COLUMN name_pattern TEXT NOT NULL DEFAULT '';",
 };
 
 int schema_latest(void)

@@ -1,8 +1,10 @@
 /* libFuzzer harness for what crosses the agent link and the host's disk headers: the link's
- * message parser and command-argument readers (both sides use them), domain names, and the
- * qcow2 header parser the agent runs on every image of a volume. */
+ * message parser and command-argument readers (both sides use them), domain names, the qcow2
+ * header parser the agent runs on every image of a volume, and pool name patterns. */
 #include "agent/storage.h"
+#include "common/util.h"
 #include "proto/agentproto.h"
+#include "proto/naming.h"
 
 #include <glib.h>
 #include <stdint.h>
@@ -16,6 +18,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         g_autofree char *backing = NULL;
 
         storage_qcow2_backing(data, size, &backing, NULL);
+        { /* pool name patterns: a valid one only ever makes valid names */
+                g_autofree char *pattern = g_strndup((const char *)data, size);
+                if (pool_pattern_valid(pattern, NULL)) {
+                        g_autofree char *name = pool_desktop_name(pattern, 7);
+                        if (!util_name_valid(name, NULL))
+                                __builtin_trap();
+                }
+        }
         msg = agent_msg_parse((const char *)data, size, NULL);
         if (msg) {
                 JsonNode *args = json_object_get_member(msg, "args");

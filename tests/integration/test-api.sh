@@ -169,6 +169,9 @@ refuse "broken \\u escape" POST /groups '{"name":"g7","description":"\ud800"}' 4
 refuse "unknown field" POST /pools '{"name":"p2","template":"deb12","colour":"red"}' 400 unknown_field
 refuse "wrong type" POST /pools '{"name":"p2","template":"deb12","size":"3"}' 400 wrong_type
 refuse "missing required field" POST /pools '{"name":"p2"}' 400 missing_field
+refuse "a name pattern that makes one name for all" POST /pools '{"name":"p2","template":"deb12","name_pattern":"same"}' 400 invalid_value
+refuse "a name pattern with two placeholders" POST /pools '{"name":"p2","template":"deb12","name_pattern":"d{n}-{n}"}' 400 invalid_value
+refuse "a name pattern making bad names" POST /pools '{"name":"p2","template":"deb12","name_pattern":"1-{n}"}' 400 invalid_value
 refuse "read-only field" POST /guests '{"name":"g2","state":"running"}' 400 read_only_field
 refuse "value out of range" POST /pools '{"name":"p2","template":"deb12","size":-1}' 400 invalid_value
 refuse "bad choice" POST /pools '{"name":"p2","template":"deb12","mode":"sometimes"}' 400 invalid_value

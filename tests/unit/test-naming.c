@@ -1,0 +1,57 @@
+/* Desktop names from pool patterns: tests/data/naming.in, one pattern per line, against the
+ * golden tests/data/naming.out (the first names it makes, or the error). */
+#include "common/error.h"
+#include "proto/naming.h"
+#include "testutil.h"
+
+static void test_golden(void)
+{
+        g_autofree char *in_path = testutil_source_path("tests/data/naming.in");
+        g_autofree char *text = NULL;
+        g_auto(GStrv) lines = NULL;
+        g_autoptr(GString) out = g_string_new(NULL);
+
+        g_assert_true(g_file_get_contents(in_path, &text, NULL, NULL));
+        lines = g_strsplit(text, "\n", -1);
+        for (char **l = lines; *l; l++) {
+                g_autoptr(GError) error = NULL;
+                if (!**l || **l == '#')
+                        continue;
+                g_string_append_printf(out, "%s => ", *l);
+                if (pool_pattern_valid(*l, &error)) {
+                        const guint ns[] = {1, 2, 10, 1000};
+                        for (gsize i = 0; i < G_N_ELEMENTS(ns); i++) {
+                                g_autofree char *name = pool_desktop_name(*l, ns[i]);
+                                g_string_append_printf(out, "%s%s", i ? " " : "", name);
+                        }
+                        g_string_append_c(out, '\n');
+                } else {
+                        g_string_append_printf(out, "error: %s\n", error->message);
+                }
+        }
+        testutil_golden("naming.out", out->str);
+}
+
+static void test_distinct(void)
+{
+        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+        for (guint n = 1; n <= 10000; n++) {
+                char *name = pool_desktop_name("lab{n:3}.desk", n);
+                g_assert_false(g_hash_table_contains(seen, name));
+                g_hash_table_add(seen, name);
+        }
+        {
+                g_autofree char *d = pool_default_pattern("office");
+                g_assert_cmpstr(d, ==, "office-{n}");
+                g_assert_true(pool_pattern_valid(d, NULL));
+        }
+}
+
+int main(int argc, char **argv)
+{
+        g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/naming/golden", test_golden);
+        g_test_add_func("/naming/distinct", test_distinct);
+        return g_test_run();
+}
