@@ -333,37 +333,29 @@ static gboolean monitor_tick(gpointer data)
         gint64 limit = (gint64)MCFG_INT(mgr, "heartbeat_interval") *
                        MCFG_INT(mgr, "host_missed_heartbeats") * G_USEC_PER_SEC;
         gint64 now = g_get_monotonic_time();
-        ListQuery q = {0};
-        g_autoptr(JsonArray) rows = NULL;
-        gint64 next = 0;
+        g_autoptr(JsonArray) rows = store_list_all(mgr->store, hosts, NULL, NULL);
 
-        q.limit = 10000;
-        do {
-                q.after_id = next;
-                g_clear_pointer(&rows, json_array_unref);
-                rows = store_list(mgr->store, hosts, &q, &next, NULL);
-                for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
-                        JsonObject *h = json_array_get_object_element(rows, i);
-                        gint64 id = json_object_get_int_member(h, "id"), last;
-                        gint64 *seen;
+        for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
+                JsonObject *h = json_array_get_object_element(rows, i);
+                gint64 id = json_object_get_int_member(h, "id"), last;
+                gint64 *seen;
 
-                        if (g_str_equal(json_object_get_string_member(h, "state"), "down"))
-                                continue;
-                        g_mutex_lock(&ag->lock);
-                        seen = g_hash_table_lookup(ag->seen, &id);
-                        last = seen ? *seen : ag->started;
-                        g_mutex_unlock(&ag->lock);
-                        if (now - last <= limit)
-                                continue;
-                        g_warning("host %s missed %d heartbeats: marking it down",
-                                  json_object_get_string_member(h, "name"),
-                                  (int)MCFG_INT(mgr, "host_missed_heartbeats"));
-                        host_update(mgr->store, id, FALSE, NULL, &system_actor);
-                        store_event_add(mgr->store, &system_actor, "host_down", "host", id,
-                                        json_object_get_string_member(h, "name"),
-                                        "missed heartbeats", NULL);
-                }
-        } while (rows && next);
+                if (g_str_equal(json_object_get_string_member(h, "state"), "down"))
+                        continue;
+                g_mutex_lock(&ag->lock);
+                seen = g_hash_table_lookup(ag->seen, &id);
+                last = seen ? *seen : ag->started;
+                g_mutex_unlock(&ag->lock);
+                if (now - last <= limit)
+                        continue;
+                g_warning("host %s missed %d heartbeats: marking it down",
+                          json_object_get_string_member(h, "name"),
+                          (int)MCFG_INT(mgr, "host_missed_heartbeats"));
+                host_update(mgr->store, id, FALSE, NULL, &system_actor);
+                store_event_add(mgr->store, &system_actor, "host_down", "host", id,
+                                json_object_get_string_member(h, "name"), "missed heartbeats",
+                                NULL);
+        }
         return G_SOURCE_CONTINUE;
 }
 
@@ -482,36 +474,26 @@ static void reconcile(Link *l, JsonArray *inventory)
         }
         for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
                 const Resource *res = resource_by_kind(kinds[k]);
-                ListQuery q = {0};
                 g_autoptr(GHashTable) filters =
                         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
                 g_autoptr(JsonArray) rows = NULL;
-                gint64 next = 0;
 
                 g_hash_table_insert(filters, (gpointer) "host", id_text(l->host_id));
-                q.filters = filters;
-                q.limit = 10000;
-                do {
-                        q.after_id = next;
-                        g_clear_pointer(&rows, json_array_unref);
-                        rows = store_list(l->store, res, &q, &next, NULL);
-                        for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
-                                JsonObject *o = json_array_get_object_element(rows, i);
-                                gint64 id = json_object_get_int_member(o, "id");
-                                g_autofree char *dom =
-                                        agent_domain_name(l->ag->mgr->installation, kinds[k], id);
-                                g_autoptr(JsonObject) gone = NULL;
+                rows = store_list_all(l->store, res, filters, NULL);
+                for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
+                        JsonObject *o = json_array_get_object_element(rows, i);
+                        gint64 id = json_object_get_int_member(o, "id");
+                        g_autofree char *dom =
+                                agent_domain_name(l->ag->mgr->installation, kinds[k], id);
+                        g_autoptr(JsonObject) gone = NULL;
 
-                                if (g_hash_table_contains(present, dom) ||
-                                    g_str_equal(json_object_get_string_member(o, "state"),
-                                                "stopped"))
-                                        continue;
-                                gone = json_object_new();
-                                json_object_set_string_member(gone, "state", "shutoff");
-                                object_set_state(l, res, id, gone,
-                                                 "its domain is gone from its host");
-                        }
-                } while (rows && next);
+                        if (g_hash_table_contains(present, dom) ||
+                            g_str_equal(json_object_get_string_member(o, "state"), "stopped"))
+                                continue;
+                        gone = json_object_new();
+                        json_object_set_string_member(gone, "state", "shutoff");
+                        object_set_state(l, res, id, gone, "its domain is gone from its host");
+                }
         }
         store_event_add(l->store, &actor, "reconciled", "host", l->host_id, l->host_name, "",
                         NULL);
@@ -554,16 +536,12 @@ static void sessions_follow(Link *l, gint64 desktop_id, gboolean connected)
 {
         const Resource *sessions = resource_by_kind("session");
         g_autoptr(GHashTable) filters = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
-        ListQuery q = {0};
         g_autoptr(JsonArray) rows = NULL;
         const char *want = connected ? "connected" : "disconnected";
         Actor actor = link_actor(l);
-        gint64 next = 0;
 
         g_hash_table_insert(filters, (gpointer) "desktop", id_text(desktop_id));
-        q.filters = filters;
-        q.limit = 1000;
-        rows = store_list(l->store, sessions, &q, &next, NULL);
+        rows = store_list_all(l->store, sessions, filters, NULL);
         for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
                 JsonObject *o = json_array_get_object_element(rows, i);
                 g_autofree char *sid = id_text(json_object_get_int_member(o, "id"));
@@ -767,20 +745,12 @@ static JsonArray *storage_paths(Store *st)
         JsonArray *out = json_array_new();
 
         for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
-                ListQuery q = {0};
-                g_autoptr(JsonArray) rows = NULL;
-                gint64 next = 0;
-                q.limit = 10000;
-                do {
-                        q.after_id = next;
-                        g_clear_pointer(&rows, json_array_unref);
-                        rows = store_list(st, resource_by_kind(kinds[k]), &q, &next, NULL);
-                        for (guint i = 0; rows && i < json_array_get_length(rows); i++)
-                                json_array_add_string_element(
-                                        out, json_object_get_string_member(
-                                                     json_array_get_object_element(rows, i),
-                                                     "path"));
-                } while (rows && next);
+                g_autoptr(JsonArray) rows =
+                        store_list_all(st, resource_by_kind(kinds[k]), NULL, NULL);
+                for (guint i = 0; rows && i < json_array_get_length(rows); i++)
+                        json_array_add_string_element(
+                                out, json_object_get_string_member(
+                                             json_array_get_object_element(rows, i), "path"));
         }
         return out;
 }

@@ -246,8 +246,7 @@ gint64 api_pick_host(ApiRequest *req, JsonObject *guest, const char *wanted, GEr
         const Resource *hosts = resource_by_kind("host");
         JsonNode *own = json_object_get_member(guest, "host_id");
         g_autoptr(JsonArray) rows = NULL;
-        ListQuery q = {0};
-        gint64 best = 0, best_free = -1, next = 0;
+        gint64 best = 0, best_free = -1;
 
         if (wanted) {
                 g_autoptr(JsonObject) h = store_get(req->store, hosts, wanted, 0, error);
@@ -271,23 +270,18 @@ gint64 api_pick_host(ApiRequest *req, JsonObject *guest, const char *wanted, GEr
         }
         if (own && !JSON_NODE_HOLDS_NULL(own))
                 return json_node_get_int(own);
-        q.limit = 10000;
-        do {
-                q.after_id = next;
-                g_clear_pointer(&rows, json_array_unref);
-                if (!(rows = store_list(req->store, hosts, &q, &next, error)))
-                        return 0;
-                for (guint i = 0; i < json_array_get_length(rows); i++) {
-                        JsonObject *h = json_array_get_object_element(rows, i);
-                        gint64 id = json_object_get_int_member(h, "id");
-                        gint64 free_mb = json_object_get_int_member(h, "ram_free_mb");
-                        if (g_str_equal(json_object_get_string_member(h, "state"), "up") &&
-                            agents_linked(req->mgr->agents, id) && free_mb > best_free) {
-                                best = id;
-                                best_free = free_mb;
-                        }
+        if (!(rows = store_list_all(req->store, hosts, NULL, error)))
+                return 0;
+        for (guint i = 0; i < json_array_get_length(rows); i++) {
+                JsonObject *h = json_array_get_object_element(rows, i);
+                gint64 id = json_object_get_int_member(h, "id");
+                gint64 free_mb = json_object_get_int_member(h, "ram_free_mb");
+                if (g_str_equal(json_object_get_string_member(h, "state"), "up") &&
+                    agents_linked(req->mgr->agents, id) && free_mb > best_free) {
+                        best = id;
+                        best_free = free_mb;
                 }
-        } while (next);
+        }
         if (!best)
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
                             "no host is up (and out of maintenance) to run the guest: join a "

@@ -385,10 +385,8 @@ void api_template_delete(ApiRequest *req)
                                               req->params[0], 0, &error);
         g_autoptr(GHashTable) filters = g_hash_table_new(g_str_hash, g_str_equal);
         g_autoptr(JsonObject) none = json_object_new();
-        ListQuery q = {.filters = filters, .limit = 10000};
         g_autoptr(JsonArray) pools = NULL, versions = NULL;
         TemplateDelete *d;
-        gint64 next = 0;
 
         if (!tpl) {
                 api_reply_error(req, error);
@@ -396,7 +394,7 @@ void api_template_delete(ApiRequest *req)
         }
         g_hash_table_insert(filters, (gpointer) "template",
                             (gpointer)json_object_get_string_member(tpl, "name"));
-        pools = store_list(req->store, resource_by_kind("pool"), &q, &next, &error);
+        pools = store_list_all(req->store, resource_by_kind("pool"), filters, &error);
         if (pools && json_array_get_length(pools) > 0) {
                 guint np = json_array_get_length(pools);
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE,
@@ -407,8 +405,8 @@ void api_template_delete(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        versions = store_list(req->store, resource_by_kind("template-version"), &q, &next,
-                              &error);
+        versions = store_list_all(req->store, resource_by_kind("template-version"), filters,
+                                  &error);
         if (!versions) {
                 api_reply_error(req, error);
                 return;

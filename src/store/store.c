@@ -35,3 +35,24 @@ JsonArray *store_list(Store *st, const Resource *res, const ListQuery *q, gint64
         g_assert(node && JSON_NODE_HOLDS_ARRAY(node));
         return json_array_ref(json_node_get_array(node));
 }
+
+JsonArray *store_list_all(Store *st, const Resource *res, GHashTable *filters, GError **error)
+{
+        ListQuery q = {.filters = filters, .limit = 1000};
+        JsonArray *all = json_array_new();
+        gint64 next = 0;
+
+        do {
+                g_autoptr(JsonArray) page = NULL;
+                q.after_id = next;
+                page = store_list(st, res, &q, &next, error);
+                if (!page) {
+                        json_array_unref(all);
+                        return NULL;
+                }
+                for (guint i = 0; i < json_array_get_length(page); i++)
+                        json_array_add_element(all,
+                                               json_node_copy(json_array_get_element(page, i)));
+        } while (next);
+        return all;
+}

@@ -119,6 +119,8 @@ const char *schema_migration(int version); /* SQL taking version-1 to version */
 /* The same page as a JsonArray. */
 JsonArray *store_list(Store *st, const Resource *res, const ListQuery *q, gint64 *next_after,
                       GError **error);
+/* Every object (matching filters, may be NULL), all pages: for the manager's own work. */
+JsonArray *store_list_all(Store *st, const Resource *res, GHashTable *filters, GError **error);
 /* With a NULL actor no audit event is written (heartbeat figures, reported states). */
 #define store_update(st, ...) ((st)->ops->update((st), __VA_ARGS__))
 #define store_delete(st, ...) ((st)->ops->delete ((st), __VA_ARGS__))
