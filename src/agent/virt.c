@@ -331,6 +331,22 @@ static virDomainPtr lookup(Virt *v, virConnectPtr c, const char *name, GError **
         return dom;
 }
 
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(virDomain, virDomainFree)
+
+/* A domain of ours by name, on the shared connection (the domain keeps its connection alive
+ * until it is freed): the one way the operations below reach a domain. */
+static virDomainPtr domain_open(Virt *v, const char *name, GError **error)
+{
+        virConnectPtr c = conn_get(v, error);
+        virDomainPtr dom;
+
+        if (!c)
+                return NULL;
+        dom = lookup(v, c, name, error);
+        virConnectClose(c);
+        return dom;
+}
+
 static const char *state_name(int state)
 {
         switch (state) {
@@ -486,18 +502,9 @@ static JsonObject *describe(virDomainPtr dom, GError **error)
 
 JsonObject *virt_describe(Virt *v, const char *name, GError **error)
 {
-        virConnectPtr c = conn_get(v, error);
-        virDomainPtr dom;
-        JsonObject *o = NULL;
+        g_autoptr(virDomain) dom = domain_open(v, name, error);
 
-        if (!c)
-                return NULL;
-        if ((dom = lookup(v, c, name, error))) {
-                o = describe(dom, error);
-                virDomainFree(dom);
-        }
-        virConnectClose(c);
-        return o;
+        return dom ? describe(dom, error) : NULL;
 }
 
 JsonObject *virt_start(Virt *v, const DomainSpec *spec, GError **error)
@@ -555,61 +562,48 @@ out:
 gboolean virt_shutdown(Virt *v, const char *name, guint timeout_s, gboolean force,
                        GError **error)
 {
-        virConnectPtr c = conn_get(v, error);
-        virDomainPtr dom;
-        gboolean ok = FALSE;
+        g_autoptr(virDomain) dom = domain_open(v, name, error);
         gint64 deadline = g_get_monotonic_time() + (gint64)timeout_s * G_USEC_PER_SEC;
 
-        if (!c)
+        if (!dom)
                 return FALSE;
-        if (!(dom = lookup(v, c, name, error)))
-                goto out;
-        if (!active(dom)) {
-                ok = TRUE;
-                goto out;
-        }
+        if (!active(dom))
+                return TRUE;
         if (!force && virDomainShutdown(dom) == 0) {
                 while (active(dom) && g_get_monotonic_time() < deadline)
                         g_usleep(POLL_MS * 1000);
         }
         if (active(dom) && virDomainDestroy(dom) < 0 && active(dom)) {
                 set_virt_error(error, ATRIUM_ERROR_INTERNAL, "cannot power the domain off");
-                goto out;
+                return FALSE;
         }
-        ok = TRUE;
-out:
-        if (dom)
-                virDomainFree(dom);
-        virConnectClose(c);
-        return ok;
+        return TRUE;
 }
 
 gboolean virt_simple(Virt *v, const char *name, const char *op, GError **error)
 {
-        virConnectPtr c = conn_get(v, error);
-        virDomainPtr dom;
-        gboolean ok = FALSE, remove = g_str_equal(op, "remove");
+        GError *local = NULL;
+        g_autoptr(virDomain) dom = domain_open(v, name, &local);
+        gboolean remove = g_str_equal(op, "remove");
         int rc = 0;
 
-        if (!c)
-                return FALSE;
-        dom = lookup(v, c, name, error);
         if (!dom) {
-                if (remove && g_error_matches(*error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND)) {
-                        g_clear_error(error);
-                        ok = TRUE;
+                if (remove && g_error_matches(local, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND)) {
+                        g_error_free(local); /* nothing to remove: done */
+                        return TRUE;
                 }
-                goto out;
+                g_propagate_error(error, local);
+                return FALSE;
         }
         if (g_str_equal(op, "undefine") && active(dom)) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                             "domain '%s' is running: stop it before removing it", name);
-                goto out;
+                return FALSE;
         }
         if (!active(dom) && (g_str_equal(op, "reboot") || g_str_equal(op, "reset"))) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                             "domain '%s' is not running", name);
-                goto out;
+                return FALSE;
         }
         if (g_str_equal(op, "reboot"))
                 rc = virDomainReboot(dom, 0);
@@ -622,30 +616,22 @@ gboolean virt_simple(Virt *v, const char *name, const char *op, GError **error)
         if (rc < 0) {
                 g_autofree char *what = g_strdup_printf("cannot %s '%s'", op, name);
                 set_virt_error(error, ATRIUM_ERROR_INTERNAL, what);
-                goto out;
+                return FALSE;
         }
-        ok = TRUE;
-out:
-        if (dom)
-                virDomainFree(dom);
-        virConnectClose(c);
-        return ok;
+        return TRUE;
 }
 
 gint64 virt_console(Virt *v, const char *name, const char *protocol, const char *password,
                     gint64 expires_at, GError **error)
 {
-        virConnectPtr c = conn_get(v, error);
-        virDomainPtr dom;
+        g_autoptr(virDomain) dom = domain_open(v, name, error);
         XmlFacts f = {0};
         g_autofree char *until = NULL, *xml = NULL;
         g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(expires_at);
         gint64 port = 0;
 
-        if (!c)
+        if (!dom)
                 return 0;
-        if (!(dom = lookup(v, c, name, error)))
-                goto out;
         if (!active(dom)) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                             "domain '%s' is not running: no console", name);
@@ -672,24 +658,17 @@ gint64 virt_console(Virt *v, const char *name, const char *protocol, const char 
         memset(xml, 0, strlen(xml));
 out:
         xml_facts_clear(&f);
-        if (dom)
-                virDomainFree(dom);
-        virConnectClose(c);
         return port;
 }
 
 gboolean virt_media(Virt *v, const char *name, const char *iso, GError **error)
 {
-        virConnectPtr c = conn_get(v, error);
-        virDomainPtr dom;
+        g_autoptr(virDomain) dom = domain_open(v, name, error);
         g_autofree char *xml = NULL;
-        gboolean ok = FALSE;
         unsigned flags = VIR_DOMAIN_AFFECT_CONFIG;
 
-        if (!c)
+        if (!dom)
                 return FALSE;
-        if (!(dom = lookup(v, c, name, error)))
-                goto out;
         if (active(dom))
                 flags |= VIR_DOMAIN_AFFECT_LIVE;
         if (iso)
@@ -703,14 +682,9 @@ gboolean virt_media(Virt *v, const char *name, const char *iso, GError **error)
         if (virDomainUpdateDeviceFlags(dom, xml, flags) < 0) {
                 set_virt_error(error, ATRIUM_ERROR_INTERNAL,
                                iso ? "cannot insert the ISO" : "cannot eject the CD-ROM");
-                goto out;
+                return FALSE;
         }
-        ok = TRUE;
-out:
-        if (dom)
-                virDomainFree(dom);
-        virConnectClose(c);
-        return ok;
+        return TRUE;
 }
 
 /* ---- host -------------------------------------------------------------------------------- */

@@ -561,19 +561,10 @@ fail:
         return NULL;
 }
 
-typedef JsonObject *(*RowChange)(SqliteStore *s, const Resource *res, const char *id_or_name,
-                                 JsonObject *values, const Actor *actor, GError **error);
-
-/* Run a change that yields the changed row in one transaction: all of it, or none of it. */
-static JsonObject *row_tx(SqliteStore *s, RowChange change, const Resource *res,
-                          const char *id_or_name, JsonObject *values, const Actor *actor,
-                          GError **error)
+/* Ends the transaction of a change that made ROW (taken; NULL: the change failed and set its
+ * error): committed, and the row returned; or rolled back, and NULL. */
+static JsonObject *tx_end(SqliteStore *s, JsonObject *row, GError **error)
 {
-        JsonObject *row;
-
-        if (!tx_begin(s, error))
-                return NULL;
-        row = change(s, res, id_or_name, values, actor, error);
         if (!row) {
                 tx_rollback(s);
                 return NULL;
@@ -583,6 +574,19 @@ static JsonObject *row_tx(SqliteStore *s, RowChange change, const Resource *res,
                 return NULL;
         }
         return row;
+}
+
+typedef JsonObject *(*RowChange)(SqliteStore *s, const Resource *res, const char *id_or_name,
+                                 JsonObject *values, const Actor *actor, GError **error);
+
+/* Run a change that yields the changed row in one transaction: all of it, or none of it. */
+static JsonObject *row_tx(SqliteStore *s, RowChange change, const Resource *res,
+                          const char *id_or_name, JsonObject *values, const Actor *actor,
+                          GError **error)
+{
+        if (!tx_begin(s, error))
+                return NULL;
+        return tx_end(s, change(s, res, id_or_name, values, actor, error), error);
 }
 
 static JsonObject *sq_create(Store *st, const Resource *res, JsonObject *values, const Actor *actor,
@@ -1185,20 +1189,10 @@ static JsonObject *sq_host_join(Store *st, const char *token_hash, gint64 now, J
                                 const char *credential_hash, const Actor *actor, GError **error)
 {
         SqliteStore *s = S(st);
-        JsonObject *row;
 
         if (!tx_begin(s, error))
                 return NULL;
-        row = join_tx(s, token_hash, now, facts, credential_hash, actor, error);
-        if (!row) {
-                tx_rollback(s);
-                return NULL;
-        }
-        if (!tx_commit(s, error)) {
-                json_object_unref(row);
-                return NULL;
-        }
-        return row;
+        return tx_end(s, join_tx(s, token_hash, now, facts, credential_hash, actor, error), error);
 }
 
 static gint64 sq_host_by_credential(Store *st, const char *credential_hash, GError **error)
