@@ -207,6 +207,9 @@ char *domxml_build(const DomainSpec *s, GError **error)
         add_network(x, s);
         add_channels(x, s);
         add_consoles(x, s);
+        /* A serial console on a pty, for an administrator's "virsh console". */
+        add(x, "    <serial type='pty'>\n      <target port='0'/>\n    </serial>\n"
+               "    <console type='pty'>\n      <target type='serial' port='0'/>\n    </console>\n");
         add(x, "    <input type='tablet' bus='usb'/>\n    <memballoon model='virtio'/>\n"
                "  </devices>\n</domain>\n");
         return g_string_free(x, FALSE);

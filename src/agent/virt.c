@@ -507,7 +507,7 @@ JsonObject *virt_describe(Virt *v, const char *name, GError **error)
         return dom ? describe(dom, error) : NULL;
 }
 
-JsonObject *virt_start(Virt *v, const DomainSpec *spec, GError **error)
+JsonObject *virt_define(Virt *v, const DomainSpec *spec, gboolean start, GError **error)
 {
         g_autofree char *xml = domxml_build(spec, error);
         virConnectPtr c;
@@ -525,7 +525,12 @@ JsonObject *virt_start(Virt *v, const DomainSpec *spec, GError **error)
                 goto out;
         }
         if (dom && active(dom)) {
-                o = describe(dom, error);
+                if (start) {
+                        o = describe(dom, error);
+                        goto out;
+                }
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "domain '%s' is running: it cannot be redefined", spec->name);
                 goto out;
         }
         defined_now = dom == NULL;
@@ -545,7 +550,7 @@ JsonObject *virt_start(Virt *v, const DomainSpec *spec, GError **error)
                 set_virt_error(error, ATRIUM_ERROR_INTERNAL, "cannot define the domain");
                 goto out;
         }
-        if (virDomainCreate(dom) < 0) {
+        if (start && virDomainCreate(dom) < 0) {
                 set_virt_error(error, ATRIUM_ERROR_INTERNAL, "cannot start the domain");
                 if (defined_now) /* leave nothing half-made */
                         virDomainUndefine(dom);

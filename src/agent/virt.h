@@ -35,9 +35,10 @@ JsonObject *virt_figures(Virt *v, GError **error);
 /* [{domain, state}] of our domains; with_details adds the console ports of running ones. */
 JsonArray *virt_inventory(Virt *v, gboolean with_details, GError **error);
 
-/* Defines (or redefines, when stopped) and starts; a running domain is left as it is.
+/* Defines the domain (in place when it exists and is stopped) and, with start, starts it; a
+ * running domain is described as it is (start) or refused (define only).
  * Returns {domain, state, spice_port, vnc_port, channel}. */
-JsonObject *virt_start(Virt *v, const DomainSpec *spec, GError **error);
+JsonObject *virt_define(Virt *v, const DomainSpec *spec, gboolean start, GError **error);
 /* {domain, state, spice_port, vnc_port, channel} of a domain of ours. */
 JsonObject *virt_describe(Virt *v, const char *name, GError **error);
 /* ACPI shutdown, then destroy after timeout_s (at once with force). */

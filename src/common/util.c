@@ -257,3 +257,8 @@ bad:
                     "'%s' is not an address of the form HOST:PORT", s ? s : "");
         return FALSE;
 }
+
+char *util_id_text(gint64 id)
+{
+        return g_strdup_printf("%" G_GINT64_FORMAT, id);
+}

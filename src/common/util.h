@@ -18,6 +18,8 @@ gboolean util_text_valid(const char *what, const char *text, gsize max_len, GErr
 /* Client text made safe to quote in a message or a log line: control characters and
  * non-UTF-8 bytes escaped, cut to 64 characters. */
 char *util_quote(const char *s);
+/* An id as text, for store calls taking an id or a name. */
+char *util_id_text(gint64 id);
 /* TRUE when s is a decimal integer id (1..G_MAXINT64). */
 gboolean util_parse_id(const char *s, gint64 *out);
 

@@ -2,6 +2,7 @@
 #define G_LOG_DOMAIN "agents"
 
 #include "manager/agents.h"
+#include "manager/pools.h"
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "common/util.h"
@@ -395,8 +396,17 @@ static gboolean object_set_state(Link *l, const Resource *res, gint64 id, JsonOb
         else if (!running && host && !JSON_NODE_HOLDS_NULL(host) &&
                  json_node_get_int(host) != l->host_id)
                 return TRUE; /* it runs elsewhere now: a stale report from this host */
-        if (!g_str_equal(json_object_get_string_member(row, "state"), state))
+        /* The reconciler's own states hold until its step ends: a provisioning desktop's domain
+         * is destroyed and redefined on purpose. */
+        if (!g_str_equal(json_object_get_string_member(row, "state"), state) &&
+            !(g_str_equal(res->kind, "desktop") &&
+              (g_str_equal(json_object_get_string_member(row, "state"), "provisioning") ||
+               g_str_equal(json_object_get_string_member(row, "state"), "deleting")))) {
                 json_object_set_string_member(patch, "state", state);
+                if (resource_field(res, "state_since"))
+                        json_object_set_int_member(patch, "state_since",
+                                                   g_get_real_time() / G_USEC_PER_SEC);
+        }
         if (resource_field(res, "spice_port")) {
                 gint64 sp = running ? json_object_get_int_member_with_default(report, "spice_port",
                                                                               0)
@@ -419,6 +429,8 @@ static gboolean object_set_state(Link *l, const Resource *res, gint64 id, JsonOb
                 g_autofree char *action = g_strdup_printf("%s_%s", res->kind, state);
                 store_event_add(l->store, &actor, action, res->kind, id,
                                 json_object_get_string_member(row, "name"), why, NULL);
+                if (g_str_equal(res->kind, "desktop"))
+                        pools_kick(l->ag->mgr->pools);
         }
         return TRUE;
 }
@@ -554,6 +566,32 @@ static void sessions_follow(Link *l, gint64 desktop_id, gboolean connected)
         }
 }
 
+static void named(JsonObject *result, const GError *error, gpointer data)
+{
+        g_autofree char *name = data;
+
+        if (error)
+                g_warning("desktop %s: atrium-guest could not set its host name: %s", name,
+                          error->message);
+}
+
+/* At a desktop's first boot atrium-guest reports the template's host name: give it its own. */
+static void name_desktop(Link *l, const char *domain, gint64 id, const char *hostname)
+{
+        g_autofree char *sid = id_text(id);
+        g_autoptr(JsonObject) row = store_get(l->store, resource_by_kind("desktop"), sid, 0, NULL);
+        const char *name = row ? json_object_get_string_member(row, "name") : NULL;
+        JsonObject *args;
+
+        if (!name || g_ascii_strcasecmp(name, hostname) == 0)
+                return;
+        args = json_object_new();
+        json_object_set_string_member(args, "domain", domain);
+        json_object_set_string_member(args, "op", "set-hostname");
+        json_object_set_string_member(args, "hostname", name);
+        agents_call(l->ag, l->host_id, "guest.request", args, 40, named, g_strdup(name), NULL);
+}
+
 static void on_event(Link *l, JsonObject *msg)
 {
         const char *event = json_object_get_string_member_with_default(msg, "event", "");
@@ -576,6 +614,10 @@ static void on_event(Link *l, JsonObject *msg)
                         remove_orphan(l, domain, kind, id);
                 return;
         }
+        if (g_str_equal(event, "guest") && g_str_equal(kind, "desktop") &&
+            g_str_equal(json_object_get_string_member_with_default(msg, "what", ""), "ready"))
+                name_desktop(l, domain, id, json_object_get_string_member_with_default(
+                                                    msg, "hostname", ""));
         if (g_str_equal(event, "graphics") && g_str_equal(kind, "desktop"))
                 sessions_follow(l, id,
                                 g_str_equal(json_object_get_string_member_with_default(

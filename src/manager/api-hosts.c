@@ -7,6 +7,7 @@
 #include "common/util.h"
 #include "manager/agents.h"
 #include "manager/api.h"
+#include "manager/pools.h"
 #include "proto/agentproto.h"
 
 #include <string.h>
@@ -221,7 +222,8 @@ void api_host_maintenance(ApiRequest *req)
 typedef struct {
         ApiRequest *req;
         char *op;
-        gint64 guest_id;
+        gint64 guest_id; /* the guest's or desktop's id */
+        const Resource *res;
         gint64 host_id;
         JsonObject *extra; /* console: what the reply adds */
 } Order;
@@ -356,7 +358,7 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
 {
         Order *o = data;
         ApiRequest *req = o->req;
-        const Resource *guests = resource_by_kind("guest");
+        const Resource *guests = o->res;
         g_autofree char *gid = id_text(o->guest_id);
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(GError) err = NULL;
@@ -379,16 +381,20 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
         if (g_str_equal(o->op, "start")) {
                 json_object_set_int_member(patch, "host", o->host_id);
                 json_object_set_string_member(patch, "state", "running");
-                json_object_set_int_member(
-                        patch, "spice_port",
-                        json_object_get_int_member_with_default(result, "spice_port", 0));
-                json_object_set_int_member(
-                        patch, "vnc_port",
-                        json_object_get_int_member_with_default(result, "vnc_port", 0));
+                if (resource_field(guests, "spice_port")) {
+                        json_object_set_int_member(
+                                patch, "spice_port",
+                                json_object_get_int_member_with_default(result, "spice_port", 0));
+                        json_object_set_int_member(
+                                patch, "vnc_port",
+                                json_object_get_int_member_with_default(result, "vnc_port", 0));
+                }
         } else if (g_str_equal(o->op, "stop") || g_str_equal(o->op, "destroy")) {
                 json_object_set_string_member(patch, "state", "stopped");
-                json_object_set_int_member(patch, "spice_port", 0);
-                json_object_set_int_member(patch, "vnc_port", 0);
+                if (resource_field(guests, "spice_port")) {
+                        json_object_set_int_member(patch, "spice_port", 0);
+                        json_object_set_int_member(patch, "vnc_port", 0);
+                }
         } else if (o->extra) { /* attach-iso, eject: the new drive content */
                 GList *m = json_object_get_members(o->extra);
                 for (GList *k = m; k; k = k->next)
@@ -396,13 +402,15 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
                                                json_object_dup_member(o->extra, k->data));
                 g_list_free(m);
         }
+        if (resource_field(guests, "state_since") && json_object_has_member(patch, "state"))
+                json_object_set_int_member(patch, "state_since", now_s());
         if (json_object_get_size(patch) > 0) {
                 g_autoptr(JsonObject) upd = store_update(req->store, guests, gid, patch, NULL, &err);
                 if (!upd)
                         g_warning("guest %s: cannot record '%s': %s", gid, o->op, err->message);
         }
         row = store_get(req->store, guests, gid, 0, &err);
-        store_event_add(req->store, &req->actor, o->op, "guest", o->guest_id,
+        store_event_add(req->store, &req->actor, o->op, guests->kind, o->guest_id,
                         row ? json_object_get_string_member(row, "name") : "",
                         json_object_get_string_member_with_default(result, "domain", ""), NULL);
         if (row)
@@ -425,7 +433,9 @@ static gboolean order_build(ApiRequest *req, Order *o, JsonObject *g, const char
         *timeout = MCFG_INT(req->mgr, "agent_command_timeout");
         if (g_str_equal(op, "start")) {
                 *agent_op = "domain.start";
-                a = start_args(req, g, domain, error);
+                a = o->res == resource_by_kind("desktop")
+                            ? pools_desktop_args(req->store, req->mgr->installation, g, error)
+                            : start_args(req, g, domain, error);
                 if (!a)
                         return FALSE;
         } else {
@@ -537,7 +547,8 @@ static gboolean order_build(ApiRequest *req, Order *o, JsonObject *g, const char
 
 void api_guest_action(ApiRequest *req)
 {
-        const Resource *guests = resource_by_kind("guest");
+        const Resource *guests = resource_by_kind(
+                g_str_has_prefix(req->route->pattern, "/api/v1/desktops/") ? "desktop" : "guest");
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) g = store_get(req->store, guests, req->params[0], 0, &error);
         g_autofree char *domain = NULL;
@@ -555,7 +566,17 @@ void api_guest_action(ApiRequest *req)
         o->req = req;
         o->op = g_strdup(req->route->op);
         o->guest_id = json_object_get_int_member(g, "id");
-        domain = agent_domain_name(req->mgr->installation, "guest", o->guest_id);
+        o->res = guests;
+        domain = agent_domain_name(req->mgr->installation, guests->kind, o->guest_id);
+        if (guests == resource_by_kind("desktop") &&
+            (g_str_equal(state, "provisioning") || g_str_equal(state, "deleting") ||
+             g_str_equal(state, "failed"))) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "desktop '%s' is %s: wait for the pool's reconciler (or recompose a "
+                            "failed one)",
+                            json_object_get_string_member(g, "name"), state);
+                goto fail;
+        }
         if (g_str_equal(state, "stopped") &&
             (g_str_equal(o->op, "stop") || g_str_equal(o->op, "destroy"))) {
                 gint64 t;
@@ -567,7 +588,7 @@ void api_guest_action(ApiRequest *req)
         }
         if (!g_str_equal(o->op, "start") && g_str_equal(state, "stopped")) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
-                            "guest '%s' is stopped: start it first",
+                            "%s '%s' is stopped: start it first", guests->kind,
                             json_object_get_string_member(g, "name"));
                 goto fail;
         }
@@ -638,6 +659,7 @@ void api_guest_delete(ApiRequest *req)
         o->req = req;
         o->op = g_strdup("delete");
         o->guest_id = json_object_get_int_member(g, "id");
+        o->res = guests;
         host = json_object_get_member(g, "host_id");
         if (!host || JSON_NODE_HOLDS_NULL(host) ||
             !agents_linked(req->mgr->agents, json_node_get_int(host))) {

@@ -3,6 +3,7 @@
 
 #include "manager/api.h"
 #include "manager/agents.h"
+#include "manager/pools.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -131,6 +132,9 @@ static void write_values(ApiRequest *req, JsonObject *values)
         const Resource *res = req->route->res;
         g_autoptr(GError) error = NULL;
         gboolean create = g_str_equal(req->route->op, "create");
+        gboolean pool = res == resource_by_kind("pool");
+        g_autoptr(JsonObject) old =
+                pool && !create ? store_get(req->store, res, req->params[0], 0, NULL) : NULL;
         JsonObject *row = create ? store_create(req->store, res, values, &req->actor, &error)
                                  : store_update(req->store, res, req->params[0], values,
                                                 &req->actor, &error);
@@ -139,6 +143,10 @@ static void write_values(ApiRequest *req, JsonObject *values)
                 api_reply_error(req, error);
                 return;
         }
+        if (pool)
+                api_pool_written(req, old, row);
+        else if (create && res == resource_by_kind("session"))
+                api_session_written(req, row);
         if (create) {
                 g_autofree char *loc = g_strdup_printf("/api/v1/%s/%" G_GINT64_FORMAT, res->plural,
                                                        json_object_get_int_member(row, "id"));
@@ -168,6 +176,10 @@ static void write_object(ApiRequest *req, gboolean create)
         }
 
         if (!model_validate(res, req->body, create, &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        if (res == resource_by_kind("pool") && !api_pool_check(req, create, &error)) {
                 api_reply_error(req, error);
                 return;
         }
@@ -215,6 +227,14 @@ void api_objects_delete(ApiRequest *req)
                 api_template_version_delete(req); /* its image goes first */
                 return;
         }
+        if (req->route->res == resource_by_kind("pool")) {
+                api_pool_delete(req); /* its desktops go first, by the reconciler */
+                return;
+        }
+        if (req->route->res == resource_by_kind("desktop")) {
+                api_desktop_delete(req); /* its domain and overlay go first */
+                return;
+        }
         if (req->route->res == resource_by_kind("host"))
                 row = store_get(req->store, req->route->res, req->params[0], 0, NULL);
         if (!store_delete(req->store, req->route->res, req->params[0], &req->actor, &error)) {
@@ -223,5 +243,7 @@ void api_objects_delete(ApiRequest *req)
         }
         if (row) /* a removed host's credential is gone with its row; close its link too */
                 agents_forget(req->mgr->agents, json_object_get_int_member(row, "id"));
+        if (req->route->res == resource_by_kind("session")) /* a stateless desktop is reset */
+                pools_kick(req->mgr->pools);
         api_reply_empty(req, 204);
 }

@@ -12,6 +12,7 @@
 #include "common/util.h"
 #include "manager/agents.h"
 #include "manager/api.h"
+#include "manager/pools.h"
 
 #include <string.h>
 
@@ -75,8 +76,14 @@ static void frozen(JsonObject *result, const GError *error, gpointer data)
                 freeze_free(f);
                 return;
         }
-        api_reply_object(req, f->create ? 201 : 200,
-                         json_object_ref(json_array_get_object_element(rows, 0)));
+        {
+                JsonObject *row = json_object_ref(json_array_get_object_element(rows, 0));
+                if (!f->create) /* stateless pools move to the new version */
+                        api_template_rollout(req, row);
+                else
+                        pools_kick(req->mgr->pools);
+                api_reply_object(req, f->create ? 201 : 200, row);
+        }
         freeze_free(f);
 }
 

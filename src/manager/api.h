@@ -101,3 +101,13 @@ gint64 api_pick_host(ApiRequest *req, JsonObject *guest, const char *wanted, GEr
 char *api_ref_path(ApiRequest *req, JsonObject *row, const char *column, const char *kind,
                    GError **error);
 void api_media_isos(ApiRequest *req);
+/* Pools and desktops (api-pools.c). */
+gboolean api_pool_check(ApiRequest *req, gboolean create, GError **error);
+void api_pool_written(ApiRequest *req, JsonObject *old, JsonObject *row);
+void api_session_written(ApiRequest *req, JsonObject *row);
+void api_pool_delete(ApiRequest *req);
+void api_desktop_delete(ApiRequest *req);
+void api_desktop_recompose(ApiRequest *req);
+void api_template_rollout(ApiRequest *req, JsonObject *template_row);
+void api_pool_disk(ApiRequest *req);
+void api_host_domains(ApiRequest *req);

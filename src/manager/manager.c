@@ -2,6 +2,7 @@
 
 #include "manager/manager.h"
 #include "manager/agents.h"
+#include "manager/pools.h"
 #include "proto/agentproto.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -149,6 +150,9 @@ gboolean manager_start(Manager *mgr, GError **error)
         if (!mgr->http ||
             !http_server_listen(mgr->http, listen, sock, !plain, cert, &mgr->url, error))
                 return FALSE;
+        mgr->pools = pools_new(mgr, error);
+        if (!mgr->pools)
+                return FALSE;
         url_file = g_build_filename(mgr->state_dir, "manager.url", NULL);
         url_text = g_strdup_printf("%s\n", mgr->url);
         if (!util_write_file(url_file, url_text, -1, 0644, error))
@@ -186,6 +190,7 @@ void manager_free(Manager *mgr)
 {
         if (!mgr)
                 return;
+        pools_free(mgr->pools);
         http_server_free(mgr->http);
         agents_free(mgr->agents);
         store_close(mgr->store);

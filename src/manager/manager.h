@@ -8,6 +8,7 @@
 
 typedef struct _HttpServer HttpServer;
 typedef struct _Agents Agents;
+typedef struct _Pools Pools;
 
 typedef struct {
         Config *config;
@@ -19,6 +20,7 @@ typedef struct {
         char *admin_password_file; /* state_dir/initial-admin-password */
         char *fingerprint;         /* SHA-256 of the API's certificate, "" over plain HTTP */
         Agents *agents;            /* the hosts' agent links (agents.h) */
+        Pools *pools;              /* the pool reconciler (pools.h) */
         char *installation;        /* this installation's id: its domains' names carry it */
 } Manager;
 

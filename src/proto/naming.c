@@ -1,4 +1,5 @@
 #include "proto/naming.h"
+#include "proto/agentproto.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -76,4 +77,18 @@ char *pool_desktop_name(const char *pattern, guint n)
 char *pool_default_pattern(const char *pool)
 {
         return g_strdup_printf("%s-{n}", pool);
+}
+
+char *desktop_overlay_name(const char *installation, gint64 desktop_id)
+{
+        g_autofree char *domain = agent_domain_name(installation, "desktop", desktop_id);
+
+        return g_strconcat(domain, ".qcow2", NULL);
+}
+
+char *desktop_overlay_path(const char *volume_path, const char *overlay)
+{
+        g_autofree char *dir = g_canonicalize_filename(volume_path, "/");
+
+        return g_build_filename(dir, overlay, NULL);
 }

@@ -13,3 +13,10 @@ gboolean pool_pattern_valid(const char *pattern, GError **error);
 char *pool_desktop_name(const char *pattern, guint n);
 /* The pattern a pool without one uses: POOL-{n}. */
 char *pool_default_pattern(const char *pool);
+
+/* A desktop's overlay: "atrium-INST-desktop-ID.qcow2", the name of its libvirt domain with
+ * .qcow2, in the template's volume beside the version's base image. The agent confines both
+ * to its storage roots; these only say where they are meant to be. */
+char *desktop_overlay_name(const char *installation, gint64 desktop_id);
+/* The overlay's full path in a volume directory, and the base image it is backed by. */
+char *desktop_overlay_path(const char *volume_path, const char *overlay);

@@ -11,7 +11,9 @@ static const char *const host_states[] = {"up", "down", "maintenance", NULL};
 static const char *const vm_states[] = {"stopped",  "starting", "running",
                                         "stopping", "failed",   NULL};
 static const char *const desktop_states[] = {"provisioning", "stopped", "starting", "running",
-                                             "stopping",     "failed",  NULL};
+                                             "stopping",     "failed",  "deleting", NULL};
+static const char *const clipboard_choices[] = {"both", "to-guest", "from-guest", "none", NULL};
+static const char *const operation_states[] = {"running", "done", "failed", NULL};
 static const char *const pool_modes[] = {"stateless", "persistent", NULL};
 static const char *const session_states[] = {"connected", "disconnected", NULL};
 static const char *const protocols[] = {"spice", "vnc", NULL};
@@ -193,6 +195,28 @@ static const Field pool_fields[] = {
          "(default POOL-{n})."},
         {"maintenance", FIELD_BOOL, F_LIST | F_FILTER, "false", 0, 0, NULL, NULL,
          "No new connections; running sessions untouched."},
+        {"clipboard", FIELD_ENUM, 0, "both", 0, 0, clipboard_choices, NULL,
+         "Clipboard sharing: both, to-guest, from-guest or none."},
+        {"file_transfer", FIELD_BOOL, 0, "true", 0, 0, NULL, NULL,
+         "Files may be dropped into the desktop (SPICE)."},
+        {"usb_redir", FIELD_INT, 0, "0", 0, 8, NULL, NULL, "USB devices a client may redirect."},
+        {"audio", FIELD_BOOL, 0, "false", 0, 0, NULL, NULL, "Sound to and from the client."},
+        {"monitors", FIELD_INT, 0, "1", 1, 4, NULL, NULL, "Monitors a client may use (1 to 4)."},
+        {"printing", FIELD_BOOL, 0, "false", 0, 0, NULL, NULL,
+         "Client printers offered to the desktop."},
+        {"idle_timeout", FIELD_INT, 0, "0", 0, 7 * 86400, NULL, NULL,
+         "Seconds without input before a session ends (0: never)."},
+        {"disconnect_grace", FIELD_INT, 0, "0", 0, 7 * 86400, NULL, NULL,
+         "Seconds a disconnected session is kept before it ends (0: forever)."},
+        {"max_session", FIELD_INT, 0, "0", 0, 30 * 86400, NULL, NULL,
+         "Longest session in seconds (0: no limit)."},
+        {"hosts", FIELD_TEXT, 0, "", 0, 1024, NULL, NULL,
+         "Placement hint: host names, separated by commas, its desktops may be placed on "
+         "(empty: any host reaching the template's volume)."},
+        {"status", FIELD_TEXT, F_LIST | F_READONLY, "", 0, 0, NULL, NULL,
+         "What the reconciler is doing with the pool, e.g. 'ready' or 'provisioning 12/200'."},
+        {"deleting", FIELD_BOOL, F_READONLY, "false", 0, 0, NULL, NULL,
+         "Being deleted: its desktops are removed, then the pool."},
         DESC_FIELD,
 };
 
@@ -217,6 +241,18 @@ static const Field desktop_fields[] = {
          "No new connections to this desktop."},
         {"template_version", FIELD_REF, F_FILTER | F_READONLY, NULL, 0, 0, NULL,
          "template-version", "Template version its disk is an overlay of."},
+        {"volume", FIELD_REF, F_READONLY, NULL, 0, 0, NULL, "volume",
+         "Volume holding its overlay (the template's)."},
+        {"disk", FIELD_TEXT, F_READONLY, "", 0, 255, NULL, NULL,
+         "Its overlay: a qcow2 file in the volume backed by the template version's image."},
+        {"disk_bytes", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL,
+         "Bytes its overlay used on disk when last made."},
+        {"dirty", FIELD_BOOL, F_READONLY, "false", 0, 0, NULL, NULL,
+         "Used by a session since it was last made fresh (a stateless desktop is then reset)."},
+        {"failure", FIELD_TEXT, F_READONLY, "", 0, 0, NULL, NULL,
+         "Why it is failed."},
+        {"state_since", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL,
+         "Unix time of its last state change."},
 };
 
 static const Field session_fields[] = {
@@ -243,6 +279,22 @@ static const Field event_fields[] = {
          "Its name."},
         {"detail", FIELD_TEXT, F_LIST | F_READONLY, NULL, 0, 0, NULL, NULL,
          "What changed (secrets never shown)."},
+};
+
+static const Field operation_fields[] = {
+        {"kind", FIELD_TEXT, F_LIST | F_FILTER | F_READONLY, NULL, 0, 0, NULL, NULL,
+         "pool_create, pool_resize, pool_delete, recompose or rollout."},
+        {"object_kind", FIELD_TEXT, F_FILTER | F_READONLY, NULL, 0, 0, NULL, NULL,
+         "Kind of object it works on."},
+        {"object_id", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL, "Its id."},
+        {"object_name", FIELD_TEXT, F_LIST | F_FILTER | F_READONLY, "", 0, 0, NULL, NULL,
+         "Its name."},
+        {"state", FIELD_ENUM, F_LIST | F_FILTER | F_READONLY, "running", 0, 0, operation_states,
+         NULL, "running, done or failed."},
+        {"percent", FIELD_INT, F_LIST | F_READONLY, "0", 0, 100, NULL, NULL, "Progress."},
+        {"message", FIELD_TEXT, F_LIST | F_READONLY, "", 0, 0, NULL, NULL,
+         "What it is doing or why it failed."},
+        {"created_by", FIELD_TEXT, F_READONLY, "", 0, 0, NULL, NULL, "Who started it."},
 };
 
 static gboolean get_int(JsonObject *o, const char *k, gint64 *v)
@@ -364,6 +416,12 @@ static const Resource sessions = {RES("session", "sessions", "sessions", "sessio
                                       "Sessions: a user connected to a desktop.", session_fields),
                                   .owner_field = "user", .read_role = ROLE_USER,
                                   .write_role = ROLE_OPERATOR};
+static const Resource operations = {
+        RES("operation", "operations", "operations", "operation", "Operation",
+            "Long operations (pool create, resize, delete, recompose, template roll-out) with "
+            "their progress.",
+            operation_fields),
+        .read_only = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_ADMIN};
 static const Resource events = {
         RES("event", "events", "events", "event", "Event",
             "Audit trail: who changed what, when, from where.", event_fields),
@@ -373,7 +431,7 @@ static const Resource events = {
 static const Resource *const all[] = {
         &users, &groups,       &hosts,    &join_tokens, &storages, &volumes, &media,
         &guests, &templates, &template_versions, &pools, &entitlements, &desktops, &sessions,
-        &events};
+        &operations, &events};
 
 const Resource *const *resources_all(gsize *n)
 {

@@ -182,6 +182,40 @@ static const char *const migrations[] = {
         "ALTER TABLE desktops ADD COLUMN template_version_id INTEGER REFERENCES template_versions(id);",
         /* 5: pools name their desktops from a pattern. */
         "ALTER TABLE pools ADD COLUMN name_pattern TEXT NOT NULL DEFAULT '';",
+        /* 6: pools' client policy, timeouts, placement and reconciler status; desktops'
+         * overlays and failures; long operations. */
+        "ALTER TABLE pools ADD COLUMN clipboard TEXT NOT NULL DEFAULT 'both';"
+        "ALTER TABLE pools ADD COLUMN file_transfer INTEGER NOT NULL DEFAULT 1;"
+        "ALTER TABLE pools ADD COLUMN usb_redir INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE pools ADD COLUMN audio INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE pools ADD COLUMN monitors INTEGER NOT NULL DEFAULT 1;"
+        "ALTER TABLE pools ADD COLUMN printing INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE pools ADD COLUMN idle_timeout INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE pools ADD COLUMN disconnect_grace INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE pools ADD COLUMN max_session INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE pools ADD COLUMN hosts TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE pools ADD COLUMN status TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE pools ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE desktops ADD COLUMN volume_id INTEGER REFERENCES volumes(id);"
+        "ALTER TABLE desktops ADD COLUMN disk TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE desktops ADD COLUMN disk_bytes INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE desktops ADD COLUMN dirty INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE desktops ADD COLUMN failure TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE desktops ADD COLUMN state_since INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX desktops_state ON desktops(state);"
+        "CREATE INDEX sessions_desktop ON sessions(desktop_id);"
+        "CREATE TABLE operations ("
+        "  id INTEGER PRIMARY KEY,"
+        "  kind TEXT NOT NULL,"
+        "  object_kind TEXT NOT NULL DEFAULT '',"
+        "  object_id INTEGER NOT NULL DEFAULT 0,"
+        "  object_name TEXT NOT NULL DEFAULT '',"
+        "  state TEXT NOT NULL DEFAULT 'running',"
+        "  percent INTEGER NOT NULL DEFAULT 0,"
+        "  message TEXT NOT NULL DEFAULT '',"
+        "  created_by TEXT NOT NULL DEFAULT '',"
+        "  created_at TEXT NOT NULL, updated_at TEXT NOT NULL);"
+        "CREATE INDEX operations_state ON operations(state);",
 };
 
 int schema_latest(void)

@@ -48,10 +48,38 @@ static void test_distinct(void)
         }
 }
 
+/* Overlay names and paths: tests/data/overlays.in (installation, desktop id, volume path per
+ * line) against tests/data/overlays.out. */
+static void test_overlays(void)
+{
+        g_autofree char *in_path = testutil_source_path("tests/data/overlays.in");
+        g_autofree char *text = NULL;
+        g_auto(GStrv) lines = NULL;
+        g_autoptr(GString) out = g_string_new(NULL);
+
+        g_assert_true(g_file_get_contents(in_path, &text, NULL, NULL));
+        lines = g_strsplit(text, "\n", -1);
+        for (char **l = lines; *l; l++) {
+                g_auto(GStrv) f = NULL;
+                g_autofree char *name = NULL, *path = NULL;
+                gint64 id;
+                if (!**l || **l == '#')
+                        continue;
+                f = g_strsplit(*l, " ", 3);
+                g_assert_cmpuint(g_strv_length(f), ==, 3);
+                id = g_ascii_strtoll(f[1], NULL, 10);
+                name = desktop_overlay_name(f[0], id);
+                path = desktop_overlay_path(f[2], name);
+                g_string_append_printf(out, "%s => %s %s\n", *l, name, path);
+        }
+        testutil_golden("overlays.out", out->str);
+}
+
 int main(int argc, char **argv)
 {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/naming/golden", test_golden);
         g_test_add_func("/naming/distinct", test_distinct);
+        g_test_add_func("/naming/overlays", test_overlays);
         return g_test_run();
 }

@@ -1,0 +1,349 @@
+/* The agent's commands (proto/agentproto.h), run in its worker threads: domain lifecycle
+ * through virt.c, images through storage.c, and the desktop steps the manager's pool
+ * reconciler asks for. */
+#define G_LOG_DOMAIN "agent"
+
+#include "agent/agent.h"
+#include "agent/agent-private.h"
+#include "agent/storage.h"
+#include "agent/virt.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "proto/agentproto.h"
+
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <string.h>
+
+/* ---- the work (worker threads) ----------------------------------------------------------- */
+
+static gboolean net_from(const char *net, DomainSpec *s)
+{
+        if (!net || !net[0])
+                return TRUE;
+        if (g_str_has_prefix(net, "bridge:"))
+                s->bridge = net + strlen("bridge:");
+        else
+                s->network = net;
+        return TRUE;
+}
+
+const char *agent_domain_arg(JsonObject *args, GError **error)
+{
+        const char *d = agent_arg_string(args, "domain", TRUE, error), *kind;
+        gint64 id;
+
+        if (d && !agent_domain_parse(d, NULL, &kind, &id)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "'%s' is not the name of an Atrium domain (atrium-INST-KIND-ID)", d);
+                return NULL;
+        }
+        return d;
+}
+
+static JsonObject *done_obj(const char *domain, const char *state)
+{
+        JsonObject *o = json_object_new();
+
+        json_object_set_string_member(o, "domain", domain);
+        if (state)
+                json_object_set_string_member(o, "state", state);
+        return o;
+}
+
+/* A domain spec from a command's arguments, with the strings it points to. */
+typedef struct {
+        DomainSpec s;
+        char *disk, *cdrom, *pw, *bdev;
+} SpecHold;
+
+static void spec_hold_clear(SpecHold *h)
+{
+        g_free(h->disk);
+        g_free(h->cdrom);
+        g_free(h->pw);
+        g_free(h->bdev);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SpecHold, spec_hold_clear)
+
+static gboolean spec_from_args(Agent *a, JsonObject *args, SpecHold *h, GError **error)
+{
+        static const char *const policies[] = {"none", "to-guest", "from-guest", "both"};
+        DomainSpec *s = &h->s;
+        const char *block, *clip;
+        gint64 vcpus, ram, disk_gb, usb, monitors;
+        const char *volume, *disk_name, *media, *iso, *net;
+
+        if (!(s->name = agent_domain_arg(args, error)) ||
+            !agent_arg_int(args, "vcpus", 1, 256, 1, &vcpus, error) ||
+            !agent_arg_int(args, "ram_mb", 64, 1LL << 22, 1024, &ram, error) ||
+            !agent_arg_int(args, "disk_gb", 0, 65536, 0, &disk_gb, error) ||
+            !agent_arg_int(args, "usb_redir", 0, DOMXML_MAX_USB_REDIR, 0, &usb, error) ||
+            !agent_arg_int(args, "monitors", 1, DOMXML_MAX_MONITORS, 1, &monitors, error) ||
+            !(volume = agent_arg_string(args, "volume", TRUE, error)) ||
+            !(disk_name = agent_arg_string(args, "disk", TRUE, error)))
+                return FALSE;
+        s->title = agent_arg_string(args, "title", FALSE, NULL);
+        media = agent_arg_string(args, "media", FALSE, NULL);
+        iso = agent_arg_string(args, "iso", FALSE, NULL);
+        net = agent_arg_string(args, "network", FALSE, NULL);
+        if (!net || !net[0])
+                net = config_get_string(a->config, "agent", "network");
+        h->disk = storage_path((const char *const *)a->roots, volume, disk_name, disk_gb == 0,
+                               error);
+        if (!h->disk)
+                return FALSE;
+        if (!g_file_test(h->disk, G_FILE_TEST_EXISTS) &&
+            !storage_blank_create(h->disk, disk_gb, error))
+                return FALSE;
+        if (iso && iso[0]) {
+                if (!media) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "argument 'media' is missing for the ISO");
+                        return FALSE;
+                }
+                h->cdrom = storage_path((const char *const *)a->roots, media, iso, TRUE, error);
+                if (!h->cdrom)
+                        return FALSE;
+        }
+        block = agent_arg_string(args, "block_device", FALSE, NULL);
+        if (block && block[0]) {
+                g_auto(GStrv) allowed =
+                        g_strsplit(config_get_string(a->config, "agent", "block_devices"), ":", -1);
+                if (!(h->bdev = storage_block_device((const char *const *)allowed, block, error)))
+                        return FALSE;
+                s->block_device = h->bdev;
+        }
+        s->vcpus = vcpus;
+        s->ram_mb = ram;
+        s->disk = h->disk;
+        s->cdrom = h->cdrom;
+        s->boot_cdrom = h->cdrom && agent_arg_bool(args, "boot_cdrom", FALSE);
+        net_from(net, s);
+        s->listen = a->address;
+        h->pw = util_random_password();
+        h->pw[8] = '\0';
+        s->console_password = h->pw; /* expired at once: a console needs a one-time password */
+        s->console_valid_to = "2000-01-01T00:00:00";
+        s->accel = a->accel.accel;
+        clip = agent_arg_string(args, "clipboard", FALSE, NULL);
+        s->clipboard = DOMXML_CLIPBOARD_BOTH;
+        for (gsize i = 0; clip && i < G_N_ELEMENTS(policies); i++)
+                if (g_str_equal(clip, policies[i]))
+                        s->clipboard = (DomxmlClipboard)i;
+        if (clip && !g_str_equal(clip, policies[s->clipboard])) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "argument 'clipboard' must be none, to-guest, from-guest or both");
+                return FALSE;
+        }
+        s->file_transfer = agent_arg_bool(args, "file_transfer", TRUE);
+        s->audio = agent_arg_bool(args, "audio", FALSE);
+        s->usb_redir = usb;
+        s->monitors = monitors;
+        return TRUE;
+}
+
+static JsonObject *op_start(Agent *a, JsonObject *args, GError **error)
+{
+        g_auto(SpecHold) h = {0};
+
+        if (!spec_from_args(a, args, &h, error))
+                return NULL;
+        return virt_define(a->virt, &h.s, TRUE, error);
+}
+
+/* A desktop made fresh: its domain powered off, its overlay replaced by a new one on the base
+ * image, its domain (re)defined, not started. Each step may be repeated (the manager retries
+ * after a crash); on failure nothing of it is left: no overlay, no domain. */
+static JsonObject *op_provision(Agent *a, JsonObject *args, GError **error)
+{
+        const char *const *roots = (const char *const *)a->roots;
+        const char *domain = agent_domain_arg(args, error);
+        const char *vol = domain ? agent_arg_string(args, "volume", TRUE, error) : NULL;
+        const char *disk = vol ? agent_arg_string(args, "disk", TRUE, error) : NULL;
+        const char *base = disk ? agent_arg_string(args, "base", TRUE, error) : NULL;
+        g_auto(SpecHold) h = {0};
+        g_autofree char *path = NULL;
+        g_autoptr(JsonObject) o = NULL;
+        GError *local = NULL;
+        GStatBuf st;
+
+        if (!base || !(path = storage_path(roots, vol, disk, FALSE, error)))
+                return NULL;
+        if (!virt_simple(a->virt, domain, "remove", error))
+                return NULL;
+        if (g_unlink(path) < 0 && errno != ENOENT) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "cannot delete '%s': %s",
+                            path, g_strerror(errno));
+                return NULL;
+        }
+        if (!storage_overlay_create(roots, vol, disk, base, &local) ||
+            !spec_from_args(a, args, &h, &local) ||
+            !(o = virt_define(a->virt, &h.s, FALSE, &local))) {
+                virt_simple(a->virt, domain, "remove", NULL);
+                g_unlink(path); /* qemu-img may leave a partial file (disk full) */
+                g_propagate_error(error, local);
+                return NULL;
+        }
+        json_object_set_string_member(o, "disk", disk);
+        json_object_set_int_member(o, "disk_bytes",
+                                   g_stat(path, &st) == 0 ? (gint64)st.st_blocks * 512 : 0);
+        return g_steal_pointer(&o);
+}
+
+/* A desktop removed: its domain destroyed and undefined, its overlay deleted. Done when
+ * already gone. */
+static JsonObject *op_desktop_delete(Agent *a, JsonObject *args, GError **error)
+{
+        const char *domain = agent_domain_arg(args, error);
+        const char *vol = domain ? agent_arg_string(args, "volume", TRUE, error) : NULL;
+        const char *disk = vol ? agent_arg_string(args, "disk", TRUE, error) : NULL;
+        g_autofree char *path = NULL;
+
+        if (!disk || !virt_simple(a->virt, domain, "remove", error))
+                return NULL;
+        if (disk[0]) {
+                if (!(path = storage_path((const char *const *)a->roots, vol, disk, FALSE, error)))
+                        return NULL;
+                if (g_unlink(path) < 0 && errno != ENOENT) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
+                                    "cannot delete '%s': %s", path, g_strerror(errno));
+                        return NULL;
+                }
+        }
+        return done_obj(domain, "deleted");
+}
+
+static JsonObject *op_domain(Agent *a, const char *op, JsonObject *args, GError **error)
+{
+        const char *d = agent_domain_arg(args, error);
+        gint64 timeout, expires, port;
+
+        if (!d)
+                return NULL;
+        if (g_str_equal(op, "domain.describe"))
+                return virt_describe(a->virt, d, error);
+        if (g_str_equal(op, "domain.shutdown")) {
+                if (!agent_arg_int(args, "timeout", 1, 3600, 60, &timeout, error) ||
+                    !virt_shutdown(a->virt, d, timeout, agent_arg_bool(args, "force", FALSE),
+                                   error))
+                        return NULL;
+                return done_obj(d, "shutoff");
+        }
+        if (g_str_equal(op, "domain.console")) {
+                const char *proto = agent_arg_string(args, "protocol", TRUE, error);
+                const char *pw = proto ? agent_arg_string(args, "password", TRUE, error) : NULL;
+                JsonObject *o;
+                if (!pw || !agent_arg_int(args, "expires_at", 1, G_MAXINT64, 0, &expires, error))
+                        return NULL;
+                if (!g_str_equal(proto, "spice") && !g_str_equal(proto, "vnc")) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "protocol must be spice or vnc");
+                        return NULL;
+                }
+                if (g_str_equal(proto, "vnc") && strlen(pw) > 8) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "a VNC password has at most 8 characters");
+                        return NULL;
+                }
+                port = virt_console(a->virt, d, proto, pw, expires, error);
+                if (!port)
+                        return NULL;
+                o = done_obj(d, NULL);
+                json_object_set_int_member(o, "port", port);
+                json_object_set_string_member(o, "address", a->address);
+                return o;
+        }
+        if (g_str_equal(op, "domain.media")) {
+                const char *iso = agent_arg_string(args, "iso", FALSE, NULL);
+                const char *media = agent_arg_string(args, "media", FALSE, NULL);
+                g_autofree char *path = NULL;
+                if (iso && iso[0]) {
+                        if (!media) {
+                                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                            "argument 'media' is missing for the ISO");
+                                return NULL;
+                        }
+                        if (!(path = storage_path((const char *const *)a->roots, media, iso, TRUE,
+                                                  error)))
+                                return NULL;
+                }
+                if (!virt_media(a->virt, d, path, error))
+                        return NULL;
+                return done_obj(d, NULL);
+        }
+        if (!virt_simple(a->virt, d, op + strlen("domain."), error))
+                return NULL;
+        return done_obj(d, NULL);
+}
+
+static JsonObject *op_image(Agent *a, const char *op, JsonObject *args, GError **error)
+{
+        const char *const *roots = (const char *const *)a->roots;
+        const char *vol = agent_arg_string(args, "volume", TRUE, error);
+        const char *name = vol ? agent_arg_string(args, "name", TRUE, error) : NULL;
+        gboolean ok = FALSE;
+
+        if (!name)
+                return NULL;
+        if (g_str_equal(op, "image.overlay")) {
+                const char *base = agent_arg_string(args, "base", TRUE, error);
+                ok = base && storage_overlay_create(roots, vol, name, base, error);
+        } else if (g_str_equal(op, "image.base")) {
+                const char *sv = agent_arg_string(args, "source_volume", TRUE, error);
+                const char *sn = sv ? agent_arg_string(args, "source", TRUE, error) : NULL;
+                ok = sn && storage_base_create(roots, vol, name, sv, sn, error);
+        } else {
+                g_auto(GStrv) in_use = virt_disks_in_use(a->virt, error);
+                ok = in_use &&
+                     storage_image_delete(roots, vol, name, (const char *const *)in_use, error);
+        }
+        if (!ok)
+                return NULL;
+        {
+                JsonObject *o = json_object_new();
+                json_object_set_string_member(o, "name", name);
+                return o;
+        }
+}
+
+JsonObject *agent_run_op(Agent *a, const char *op, JsonObject *args, GError **error)
+{
+        if (g_str_equal(op, "domain.start"))
+                return op_start(a, args, error);
+        if (g_str_equal(op, "desktop.provision"))
+                return op_provision(a, args, error);
+        if (g_str_equal(op, "desktop.delete"))
+                return op_desktop_delete(a, args, error);
+        if (g_str_equal(op, "domain.shutdown") || g_str_equal(op, "domain.reboot") ||
+            g_str_equal(op, "domain.reset") || g_str_equal(op, "domain.destroy") ||
+            g_str_equal(op, "domain.undefine") || g_str_equal(op, "domain.remove") ||
+            g_str_equal(op, "domain.console") || g_str_equal(op, "domain.media") ||
+            g_str_equal(op, "domain.describe"))
+                return op_domain(a, op, args, error);
+        if (g_str_equal(op, "image.overlay") || g_str_equal(op, "image.base") ||
+            g_str_equal(op, "image.delete"))
+                return op_image(a, op, args, error);
+        if (g_str_equal(op, "volume.list") || g_str_equal(op, "media.list")) {
+                gboolean vol = g_str_equal(op, "volume.list");
+                const char *dir = agent_arg_string(args, vol ? "volume" : "media", TRUE, error);
+                if (!dir)
+                        return NULL;
+                return vol ? storage_volume_list((const char *const *)a->roots, dir, error)
+                           : storage_media_list((const char *const *)a->roots, dir, error);
+        }
+        if (g_str_equal(op, "inventory")) {
+                JsonArray *inv = virt_inventory(a->virt, TRUE, error);
+                JsonObject *o;
+                if (!inv)
+                        return NULL;
+                o = json_object_new();
+                json_object_set_array_member(o, "domains", inv);
+                return o;
+        }
+        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                    "unknown command '%s' (this agent speaks protocol %d)", op,
+                    AGENT_PROTO_VERSION);
+        return NULL;
+}
+

@@ -1,0 +1,1136 @@
+/* The pool reconciler: see pools.h. */
+#define G_LOG_DOMAIN "pools"
+
+#include "manager/pools.h"
+#include "manager/agents.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "proto/agentproto.h"
+#include "proto/naming.h"
+
+#include <string.h>
+
+static const Actor system_actor = {"system", 0, ""};
+
+typedef struct {
+        guint failures;
+        gint64 next_at; /* monotonic µs: no new attempt before */
+} Retry;
+
+struct _Pools {
+        Manager *mgr;
+        Store *store; /* the reconciler thread's own handle */
+        GThread *thread;
+        GMainContext *ctx;
+        GMainLoop *loop;
+        gint kicked;
+        GHashTable *inflight;  /* desktop id -> step name (static string) */
+        GHashTable *host_load; /* host id -> steps in flight */
+        GHashTable *retries;   /* desktop id -> Retry */
+        gint64 last_pass;
+};
+
+/* What a pass looks at, read at its start. */
+typedef struct {
+        JsonArray *pools, *desktops, *sessions, *hosts, *versions, *volumes;
+        GHashTable *newest;      /* template id -> newest version row */
+        GHashTable *versions_by; /* version id -> row */
+        GHashTable *volume_path; /* volume id -> path */
+        GHashTable *in_session;  /* desktop id -> TRUE */
+        GHashTable *names;       /* every desktop name (lower case) */
+        GHashTable *host_count;  /* host id -> desktops placed there */
+} Snapshot;
+
+typedef struct {
+        Pools *p;
+        gint64 desktop_id, host_id;
+        const char *step; /* provision, start, stop, delete */
+} Step;
+
+static gint64 *id_key(gint64 id)
+{
+        return g_memdup2(&id, sizeof(id));
+}
+
+static gint64 now_s(void)
+{
+        return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+static gint64 ref_id(JsonObject *o, const char *column)
+{
+        JsonNode *n = json_object_get_member(o, column);
+
+        return n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_int(n) : 0;
+}
+
+static const char *str(JsonObject *o, const char *k)
+{
+        return json_object_get_string_member_with_default(o, k, "");
+}
+
+static gboolean state_is(JsonObject *o, const char *state)
+{
+        return g_str_equal(str(o, "state"), state);
+}
+
+/* ---- shared helpers (API and reconciler) ------------------------------------------------- */
+
+JsonObject *pools_newest_version(Store *st, gint64 template_id)
+{
+        g_autoptr(GHashTable) f = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+        g_autoptr(JsonArray) rows = NULL;
+        JsonObject *best = NULL;
+
+        g_hash_table_insert(f, (gpointer) "template", util_id_text(template_id));
+        rows = store_list_all(st, resource_by_kind("template-version"), f, NULL);
+        for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
+                JsonObject *v = json_array_get_object_element(rows, i);
+                if (!best || json_object_get_int_member(v, "version") >
+                                     json_object_get_int_member(best, "version"))
+                        best = v;
+        }
+        return best ? json_object_ref(best) : NULL;
+}
+
+static gboolean host_in_hint(const char *hint, const char *name)
+{
+        g_auto(GStrv) names = NULL;
+
+        if (!hint || !hint[0])
+                return TRUE;
+        names = g_strsplit_set(hint, ", ", -1);
+        for (char **n = names; *n; n++)
+                if (**n && g_ascii_strcasecmp(*n, name) == 0)
+                        return TRUE;
+        return FALSE;
+}
+
+/* A host's last report says it cannot reach path. */
+static gboolean host_unreachable(JsonObject *host, const char *path)
+{
+        g_autoptr(JsonNode) v = json_from_string(str(host, "volumes"), NULL);
+        JsonArray *a;
+
+        if (!v || !JSON_NODE_HOLDS_ARRAY(v))
+                return FALSE;
+        a = json_node_get_array(v);
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+                JsonNode *e = json_array_get_element(a, i);
+                JsonObject *o = JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
+                if (o && g_str_equal(str(o, "path"), path))
+                        return !json_object_get_boolean_member_with_default(o, "reachable", TRUE);
+        }
+        return FALSE;
+}
+
+static gboolean host_usable(Manager *mgr, JsonObject *host, const char *path, const char *hint)
+{
+        return state_is(host, "up") && !json_object_get_boolean_member(host, "maintenance") &&
+               agents_linked(mgr->agents, json_object_get_int_member(host, "id")) &&
+               host_in_hint(hint, str(host, "name")) && !host_unreachable(host, path);
+}
+
+gboolean pools_volume_reachable(Store *st, const char *path, const char *hosts_hint)
+{
+        g_autoptr(JsonArray) hosts = store_list_all(st, resource_by_kind("host"), NULL, NULL);
+
+        for (guint i = 0; hosts && i < json_array_get_length(hosts); i++) {
+                JsonObject *h = json_array_get_object_element(hosts, i);
+                if (state_is(h, "up") && !json_object_get_boolean_member(h, "maintenance") &&
+                    host_in_hint(hosts_hint, str(h, "name")) && !host_unreachable(h, path))
+                        return TRUE;
+        }
+        return FALSE;
+}
+
+gint64 pools_operation_start(Store *st, const char *kind, const char *object_kind,
+                             gint64 object_id, const char *object_name, const Actor *actor)
+{
+        g_autoptr(JsonObject) v = json_object_new();
+        g_autoptr(JsonObject) row = NULL;
+        g_autoptr(GError) error = NULL;
+
+        json_object_set_string_member(v, "kind", kind);
+        json_object_set_string_member(v, "object_kind", object_kind);
+        json_object_set_int_member(v, "object_id", object_id);
+        json_object_set_string_member(v, "object_name", object_name);
+        json_object_set_string_member(v, "message", "queued");
+        json_object_set_string_member(v, "created_by", actor ? actor->name : "system");
+        row = store_create(st, resource_by_kind("operation"), v, NULL, &error);
+        if (!row) {
+                g_warning("cannot record operation %s of %s: %s", kind, object_name,
+                          error->message);
+                return 0;
+        }
+        return json_object_get_int_member(row, "id");
+}
+
+static JsonObject *get_by_id(Store *st, const char *kind, gint64 id, GError **error)
+{
+        g_autofree char *sid = util_id_text(id);
+
+        if (id <= 0) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND, "no %s", kind);
+                return NULL;
+        }
+        return store_get(st, resource_by_kind(kind), sid, 0, error);
+}
+
+JsonObject *pools_desktop_args(Store *st, const char *installation, JsonObject *d,
+                               GError **error)
+{
+        g_autoptr(JsonObject) pool = get_by_id(st, "pool", ref_id(d, "pool_id"), error);
+        g_autoptr(JsonObject) ver =
+                pool ? get_by_id(st, "template-version", ref_id(d, "template_version_id"), error)
+                     : NULL;
+        g_autoptr(JsonObject) vol =
+                ver ? get_by_id(st, "volume", ref_id(ver, "volume_id"), error) : NULL;
+        gint64 id = json_object_get_int_member(d, "id");
+        g_autofree char *domain = agent_domain_name(installation, "desktop", id);
+        g_autofree char *disk = desktop_overlay_name(installation, id);
+        JsonObject *a;
+
+        if (!vol) {
+                g_prefix_error(error, "desktop '%s': ", str(d, "name"));
+                return NULL;
+        }
+        a = json_object_new();
+        json_object_set_string_member(a, "domain", domain);
+        json_object_set_string_member(a, "title", str(d, "name"));
+        json_object_set_int_member(a, "vcpus", json_object_get_int_member(ver, "cpus"));
+        json_object_set_int_member(a, "ram_mb", json_object_get_int_member(ver, "ram_mb"));
+        json_object_set_string_member(a, "volume", str(vol, "path"));
+        json_object_set_string_member(a, "disk", disk);
+        json_object_set_string_member(a, "base", str(ver, "image"));
+        json_object_set_string_member(a, "clipboard", str(pool, "clipboard"));
+        json_object_set_boolean_member(a, "file_transfer",
+                                       json_object_get_boolean_member(pool, "file_transfer"));
+        json_object_set_boolean_member(a, "audio", json_object_get_boolean_member(pool, "audio"));
+        json_object_set_int_member(a, "usb_redir", json_object_get_int_member(pool, "usb_redir"));
+        json_object_set_int_member(a, "monitors", json_object_get_int_member(pool, "monitors"));
+        return a;
+}
+
+/* ---- desktop rows ------------------------------------------------------------------------ */
+
+/* Changes a desktop's row (state and more), quietly, with an event when action is given. */
+static gboolean desktop_set(Pools *p, gint64 id, const char *name, const char *state,
+                            JsonObject *extra, const char *action, const char *detail)
+{
+        g_autoptr(JsonObject) patch = extra ? json_object_ref(extra) : json_object_new();
+        g_autoptr(JsonObject) row = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autofree char *sid = util_id_text(id);
+
+        if (state) {
+                json_object_set_string_member(patch, "state", state);
+                json_object_set_int_member(patch, "state_since", now_s());
+        }
+        row = store_update(p->store, resource_by_kind("desktop"), sid, patch, NULL, &error);
+        if (!row) {
+                g_warning("desktop %s: cannot record its state: %s", name, error->message);
+                return FALSE;
+        }
+        if (action)
+                store_event_add(p->store, &system_actor, action, "desktop", id, name,
+                                detail ? detail : "", NULL);
+        return TRUE;
+}
+
+static void retry_clear(Pools *p, gint64 id)
+{
+        g_hash_table_remove(p->retries, &id);
+}
+
+static gboolean backing_off(Pools *p, gint64 id)
+{
+        Retry *r = g_hash_table_lookup(p->retries, &id);
+
+        return r && g_get_monotonic_time() < r->next_at;
+}
+
+/* A step failed: try again later, or after provision_retries attempts mark it failed. */
+static void step_failed(Pools *p, JsonObject *row, const char *step, const GError *error)
+{
+        gint64 id = json_object_get_int_member(row, "id");
+        Retry *r = g_hash_table_lookup(p->retries, &id);
+        gint64 most = config_get_int(p->mgr->config, "manager", "provision_retries");
+
+        if (!r) {
+                r = g_new0(Retry, 1);
+                g_hash_table_insert(p->retries, id_key(id), r);
+        }
+        r->failures++;
+        if ((gint64)r->failures >= most) {
+                g_autoptr(JsonObject) extra = json_object_new();
+                g_autofree char *why = g_strdup_printf("%s failed: %s", step, error->message);
+                json_object_set_string_member(extra, "failure", why);
+                g_warning("desktop %s: %s (after %u attempts)", str(row, "name"), why,
+                          r->failures);
+                desktop_set(p, id, str(row, "name"), "failed", extra, "desktop_failed", why);
+                retry_clear(p, id);
+                return;
+        }
+        r->next_at = g_get_monotonic_time() +
+                     MIN((gint64)1 << (r->failures - 1), 60) * G_USEC_PER_SEC;
+        g_info("desktop %s: %s failed (attempt %u of %" G_GINT64_FORMAT "), will retry: %s",
+               str(row, "name"), step, r->failures, most, error->message);
+}
+
+/* ---- steps: agent commands and their replies --------------------------------------------- */
+
+static void step_release(Pools *p, Step *s)
+{
+        guint n = GPOINTER_TO_UINT(g_hash_table_lookup(p->host_load, &s->host_id));
+
+        g_hash_table_remove(p->inflight, &s->desktop_id);
+        if (n > 1)
+                g_hash_table_insert(p->host_load, id_key(s->host_id), GUINT_TO_POINTER(n - 1));
+        else
+                g_hash_table_remove(p->host_load, &s->host_id);
+}
+
+static void delete_row(Pools *p, JsonObject *row)
+{
+        g_autoptr(GHashTable) f = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+        g_autoptr(JsonArray) sessions = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autofree char *sid = util_id_text(json_object_get_int_member(row, "id"));
+
+        g_hash_table_insert(f, (gpointer) "desktop", g_strdup(sid));
+        sessions = store_list_all(p->store, resource_by_kind("session"), f, NULL);
+        for (guint i = 0; sessions && i < json_array_get_length(sessions); i++) {
+                g_autofree char *ses = util_id_text(
+                        json_object_get_int_member(json_array_get_object_element(sessions, i), "id"));
+                store_delete(p->store, resource_by_kind("session"), ses, &system_actor, NULL);
+        }
+        if (!store_delete(p->store, resource_by_kind("desktop"), sid, &system_actor, &error))
+                g_warning("desktop %s: cannot delete its row: %s", str(row, "name"),
+                          error->message);
+}
+
+static void step_done(JsonObject *result, const GError *error, gpointer data)
+{
+        Step *s = data;
+        Pools *p = s->p;
+        g_autoptr(JsonObject) row = get_by_id(p->store, "desktop", s->desktop_id, NULL);
+        g_autoptr(JsonObject) extra = json_object_new();
+        const char *want = g_str_equal(s->step, "provision") ? "provisioning"
+                           : g_str_equal(s->step, "start")   ? "starting"
+                           : g_str_equal(s->step, "stop")    ? "stopping"
+                                                             : "deleting";
+
+        step_release(p, s);
+        if (!row)
+                goto out;
+        /* The row moved on meanwhile (deleted, recomposed, reported by libvirt): this reply
+         * is stale, unless a start was already reported running. */
+        if (!state_is(row, want) &&
+            !(g_str_equal(s->step, "start") && state_is(row, "running") && !error))
+                goto out;
+        if (error) {
+                if (g_str_equal(s->step, "delete") &&
+                    g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND)) {
+                        delete_row(p, row);
+                        goto out;
+                }
+                step_failed(p, row, s->step, error);
+                goto out;
+        }
+        retry_clear(p, s->desktop_id);
+        if (g_str_equal(s->step, "provision")) {
+                json_object_set_string_member(extra, "disk", str(result, "disk"));
+                json_object_set_int_member(
+                        extra, "disk_bytes",
+                        json_object_get_int_member_with_default(result, "disk_bytes", 0));
+                json_object_set_string_member(extra, "failure", "");
+                json_object_set_int_member(extra, "host", s->host_id);
+                desktop_set(p, s->desktop_id, str(row, "name"), "stopped", extra, NULL, NULL);
+        } else if (g_str_equal(s->step, "start")) {
+                json_object_set_int_member(extra, "host", s->host_id);
+                desktop_set(p, s->desktop_id, str(row, "name"), "running", extra,
+                            "desktop_started", "started as a spare");
+        } else if (g_str_equal(s->step, "stop")) {
+                desktop_set(p, s->desktop_id, str(row, "name"), "stopped", NULL, NULL, NULL);
+        } else {
+                delete_row(p, row);
+        }
+out:
+        g_free(s);
+        pools_kick(p);
+}
+
+/* Sends a step for a desktop to its host; FALSE when it cannot be sent now. */
+static gboolean step_send(Pools *p, JsonObject *row, gint64 host_id, const char *step,
+                          JsonObject *args)
+{
+        g_autoptr(GError) error = NULL;
+        Step *s = g_new0(Step, 1);
+        const char *op = g_str_equal(step, "provision") ? "desktop.provision"
+                         : g_str_equal(step, "start")   ? "domain.start"
+                         : g_str_equal(step, "stop")    ? "domain.destroy"
+                                                        : "desktop.delete";
+        guint n = GPOINTER_TO_UINT(g_hash_table_lookup(p->host_load, &host_id));
+
+        s->p = p;
+        s->desktop_id = json_object_get_int_member(row, "id");
+        s->host_id = host_id;
+        s->step = step;
+        if (!agents_call(p->mgr->agents, host_id, op, args,
+                         config_get_int(p->mgr->config, "manager", "agent_command_timeout"),
+                         step_done, s, &error)) {
+                g_free(s);
+                step_failed(p, row, step, error);
+                return FALSE;
+        }
+        g_hash_table_insert(p->inflight, id_key(s->desktop_id), (gpointer)step);
+        g_hash_table_insert(p->host_load, id_key(host_id), GUINT_TO_POINTER(n + 1));
+        return TRUE;
+}
+
+static gboolean host_has_room(Pools *p, gint64 host_id)
+{
+        return GPOINTER_TO_UINT(g_hash_table_lookup(p->host_load, &host_id)) <
+               (guint)config_get_int(p->mgr->config, "manager", "provision_parallel");
+}
+
+/* ---- a pass ------------------------------------------------------------------------------ */
+
+static void snapshot_clear(Snapshot *s)
+{
+        g_clear_pointer(&s->pools, json_array_unref);
+        g_clear_pointer(&s->desktops, json_array_unref);
+        g_clear_pointer(&s->sessions, json_array_unref);
+        g_clear_pointer(&s->hosts, json_array_unref);
+        g_clear_pointer(&s->versions, json_array_unref);
+        g_clear_pointer(&s->volumes, json_array_unref);
+        g_clear_pointer(&s->newest, g_hash_table_unref);
+        g_clear_pointer(&s->versions_by, g_hash_table_unref);
+        g_clear_pointer(&s->volume_path, g_hash_table_unref);
+        g_clear_pointer(&s->in_session, g_hash_table_unref);
+        g_clear_pointer(&s->names, g_hash_table_unref);
+        g_clear_pointer(&s->host_count, g_hash_table_unref);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Snapshot, snapshot_clear)
+
+static GHashTable *id_table(void)
+{
+        return g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+}
+
+static gboolean snapshot_load(Pools *p, Snapshot *s, GError **error)
+{
+        Store *st = p->store;
+
+        if (!(s->pools = store_list_all(st, resource_by_kind("pool"), NULL, error)) ||
+            !(s->desktops = store_list_all(st, resource_by_kind("desktop"), NULL, error)) ||
+            !(s->sessions = store_list_all(st, resource_by_kind("session"), NULL, error)) ||
+            !(s->hosts = store_list_all(st, resource_by_kind("host"), NULL, error)) ||
+            !(s->versions = store_list_all(st, resource_by_kind("template-version"), NULL,
+                                           error)) ||
+            !(s->volumes = store_list_all(st, resource_by_kind("volume"), NULL, error)))
+                return FALSE;
+        s->newest = id_table();
+        s->versions_by = id_table();
+        s->volume_path = id_table();
+        s->in_session = id_table();
+        s->host_count = id_table();
+        s->names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        for (guint i = 0; i < json_array_get_length(s->versions); i++) {
+                JsonObject *v = json_array_get_object_element(s->versions, i);
+                gint64 t = ref_id(v, "template_id");
+                JsonObject *cur = g_hash_table_lookup(s->newest, &t);
+                g_hash_table_insert(s->versions_by, id_key(json_object_get_int_member(v, "id")), v);
+                if (!cur || json_object_get_int_member(v, "version") >
+                                    json_object_get_int_member(cur, "version"))
+                        g_hash_table_insert(s->newest, id_key(t), v);
+        }
+        for (guint i = 0; i < json_array_get_length(s->volumes); i++) {
+                JsonObject *v = json_array_get_object_element(s->volumes, i);
+                g_hash_table_insert(s->volume_path, id_key(json_object_get_int_member(v, "id")),
+                                    (gpointer)str(v, "path"));
+        }
+        for (guint i = 0; i < json_array_get_length(s->sessions); i++)
+                g_hash_table_insert(s->in_session,
+                                    id_key(ref_id(json_array_get_object_element(s->sessions, i),
+                                                  "desktop_id")),
+                                    GINT_TO_POINTER(1));
+        for (guint i = 0; i < json_array_get_length(s->desktops); i++) {
+                JsonObject *d = json_array_get_object_element(s->desktops, i);
+                gint64 h = ref_id(d, "host_id");
+                g_hash_table_add(s->names, g_ascii_strdown(str(d, "name"), -1));
+                if (h)
+                        g_hash_table_insert(
+                                s->host_count, id_key(h),
+                                GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(
+                                                         s->host_count, &h)) +
+                                                 1));
+        }
+        return TRUE;
+}
+
+/* The usable host with the fewest desktops (spread), or 0. */
+static gint64 place(Pools *p, Snapshot *s, const char *path, const char *hint)
+{
+        gint64 best = 0;
+        guint best_n = G_MAXUINT;
+
+        for (guint i = 0; i < json_array_get_length(s->hosts); i++) {
+                JsonObject *h = json_array_get_object_element(s->hosts, i);
+                gint64 id = json_object_get_int_member(h, "id");
+                guint n = GPOINTER_TO_UINT(g_hash_table_lookup(s->host_count, &id));
+                if (host_usable(p->mgr, h, path, hint) && n < best_n) {
+                        best = id;
+                        best_n = n;
+                }
+        }
+        if (best)
+                g_hash_table_insert(s->host_count, id_key(best), GUINT_TO_POINTER(best_n + 1));
+        return best;
+}
+
+static JsonObject *host_row(Snapshot *s, gint64 id)
+{
+        for (guint i = 0; i < json_array_get_length(s->hosts); i++) {
+                JsonObject *h = json_array_get_object_element(s->hosts, i);
+                if (json_object_get_int_member(h, "id") == id)
+                        return h;
+        }
+        return NULL;
+}
+
+typedef struct {
+        JsonObject *pool;
+        gboolean stateless;
+        JsonObject *newest;
+        const char *path; /* the newest version's volume */
+        const char *hint;
+        GPtrArray *live;  /* desktops of the pool not being deleted */
+        GPtrArray *going; /* being deleted */
+        guint settled, failed, transitional;
+} PoolView;
+
+static gboolean in_session(Snapshot *s, JsonObject *d)
+{
+        gint64 id = json_object_get_int_member(d, "id");
+
+        return g_hash_table_contains(s->in_session, &id);
+}
+
+/* A desktop someone has: a session, or (persistent pools) an assigned user. */
+static gboolean in_use(PoolView *v, Snapshot *s, JsonObject *d)
+{
+        return in_session(s, d) || (!v->stateless && ref_id(d, "user_id") != 0);
+}
+
+static gboolean busy(Pools *p, JsonObject *d)
+{
+        gint64 id = json_object_get_int_member(d, "id");
+
+        return g_hash_table_contains(p->inflight, &id) || backing_off(p, id);
+}
+
+static void set_status(Pools *p, JsonObject *pool, const char *status)
+{
+        g_autoptr(JsonObject) patch = NULL;
+        g_autoptr(JsonObject) row = NULL;
+        g_autofree char *sid = NULL;
+
+        if (g_str_equal(str(pool, "status"), status))
+                return;
+        patch = json_object_new();
+        json_object_set_string_member(patch, "status", status);
+        sid = util_id_text(json_object_get_int_member(pool, "id"));
+        row = store_update(p->store, resource_by_kind("pool"), sid, patch, NULL, NULL);
+}
+
+/* New rows for missing desktops, named from the pattern, placed, state provisioning: written
+ * in one transaction before any host makes anything. */
+static guint grow(Pools *p, Snapshot *s, PoolView *v, guint missing)
+{
+        const char *pattern = str(v->pool, "name_pattern");
+        g_autofree char *def = pool_default_pattern(str(v->pool, "name"));
+        g_autoptr(GPtrArray) values = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+        g_autofree StoreChange *changes = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonArray) made = NULL;
+        guint n = 1;
+
+        if (!pattern[0])
+                pattern = def;
+        for (guint k = 0; k < missing && n <= 100000; n++) {
+                g_autofree char *name = pool_desktop_name(pattern, n);
+                g_autofree char *low = g_ascii_strdown(name, -1);
+                JsonObject *o;
+                gint64 host;
+                if (g_hash_table_contains(s->names, low))
+                        continue;
+                host = place(p, s, v->path, v->hint);
+                if (!host)
+                        break;
+                o = json_object_new();
+                json_object_set_string_member(o, "name", name);
+                json_object_set_int_member(o, "pool", json_object_get_int_member(v->pool, "id"));
+                json_object_set_int_member(o, "host", host);
+                json_object_set_string_member(o, "state", "provisioning");
+                json_object_set_int_member(o, "state_since", now_s());
+                json_object_set_int_member(o, "template_version",
+                                           json_object_get_int_member(v->newest, "id"));
+                json_object_set_int_member(o, "volume", ref_id(v->newest, "volume_id"));
+                g_ptr_array_add(values, o);
+                g_hash_table_add(s->names, g_steal_pointer(&low));
+                k++;
+        }
+        if (values->len == 0)
+                return 0;
+        changes = g_new0(StoreChange, values->len);
+        for (guint i = 0; i < values->len; i++) {
+                changes[i].res = resource_by_kind("desktop");
+                changes[i].values = values->pdata[i];
+        }
+        made = store_change_batch(p->store, changes, values->len, &system_actor, &error);
+        if (!made) {
+                g_warning("pool %s: cannot add desktops: %s", str(v->pool, "name"),
+                          error->message);
+                return 0;
+        }
+        return values->len;
+}
+
+/* Marks desktops for removal, never one in use: failed, provisioning, stopped, then running
+ * spares, the highest numbers first. */
+static guint shrink(Pools *p, Snapshot *s, PoolView *v, guint excess)
+{
+        static const char *const order[] = {"failed", "provisioning", "stopped", "running"};
+        guint marked = 0;
+
+        for (gsize o = 0; o < G_N_ELEMENTS(order) && excess > 0; o++)
+                for (guint i = v->live->len; i-- > 0 && excess > 0;) {
+                        JsonObject *d = v->live->pdata[i];
+                        gint64 id = json_object_get_int_member(d, "id");
+                        if (!state_is(d, order[o]) || in_use(v, s, d) ||
+                            g_hash_table_contains(p->inflight, &id))
+                                continue;
+                        desktop_set(p, id, str(d, "name"), "deleting", NULL, "desktop_removing",
+                                    "the pool shrinks");
+                        json_object_set_string_member(d, "state", "deleting");
+                        excess--;
+                        marked++;
+                }
+        return marked;
+}
+
+/* Stateless desktops whose session ended, or on an older version, made fresh. */
+static void resets(Pools *p, Snapshot *s, PoolView *v)
+{
+        gint64 newest = json_object_get_int_member(v->newest, "id");
+
+        for (guint i = 0; i < v->live->len; i++) {
+                JsonObject *d = v->live->pdata[i];
+                gboolean dirty = json_object_get_boolean_member(d, "dirty");
+                gboolean old = ref_id(d, "template_version_id") != newest;
+                g_autoptr(JsonObject) extra = NULL;
+                if (!(state_is(d, "stopped") || state_is(d, "running")) || in_session(s, d) ||
+                    busy(p, d) || !(dirty || old))
+                        continue;
+                extra = json_object_new();
+                json_object_set_int_member(extra, "template_version", newest);
+                json_object_set_int_member(extra, "volume", ref_id(v->newest, "volume_id"));
+                json_object_set_null_member(extra, "user");
+                json_object_set_boolean_member(extra, "dirty", FALSE);
+                desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"),
+                            "provisioning", extra, "desktop_reset",
+                            dirty ? "its session ended" : "a new template version");
+                json_object_set_string_member(d, "state", "provisioning");
+        }
+}
+
+static void provisions(Pools *p, Snapshot *s, PoolView *v)
+{
+        for (guint i = 0; i < v->live->len; i++) {
+                JsonObject *d = v->live->pdata[i];
+                gint64 host = ref_id(d, "host_id");
+                JsonObject *h = host ? host_row(s, host) : NULL;
+                g_autoptr(GError) error = NULL;
+                JsonObject *args;
+                if (!state_is(d, "provisioning") || busy(p, d))
+                        continue;
+                if (!h || !host_usable(p->mgr, h, v->path, v->hint)) {
+                        g_autoptr(JsonObject) extra = json_object_new();
+                        host = place(p, s, v->path, v->hint);
+                        if (!host)
+                                continue;
+                        json_object_set_int_member(extra, "host", host);
+                        desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"), NULL,
+                                    extra, NULL, NULL);
+                        json_object_set_int_member(d, "host_id", host);
+                }
+                if (!host_has_room(p, host))
+                        continue;
+                args = pools_desktop_args(p->store, p->mgr->installation, d, &error);
+                if (!args) {
+                        step_failed(p, d, "provision", error);
+                        continue;
+                }
+                step_send(p, d, host, "provision", args);
+        }
+}
+
+/* Started, unassigned, unused desktops kept ready: started or stopped to match spares. */
+static void spares(Pools *p, Snapshot *s, PoolView *v)
+{
+        gint64 want = json_object_get_int_member(v->pool, "spares"), have = 0;
+        gint64 newest = json_object_get_int_member(v->newest, "id");
+
+        for (guint i = 0; i < v->live->len; i++) {
+                JsonObject *d = v->live->pdata[i];
+                if ((state_is(d, "running") || state_is(d, "starting")) && !in_use(v, s, d) &&
+                    ref_id(d, "user_id") == 0 && !json_object_get_boolean_member(d, "dirty"))
+                        have++;
+        }
+        for (guint i = 0; i < v->live->len && have < want; i++) {
+                JsonObject *d = v->live->pdata[i];
+                gint64 host = ref_id(d, "host_id");
+                JsonObject *h = host ? host_row(s, host) : NULL;
+                g_autoptr(GError) error = NULL;
+                JsonObject *args;
+                if (!state_is(d, "stopped") || in_use(v, s, d) || ref_id(d, "user_id") ||
+                    json_object_get_boolean_member(d, "dirty") || busy(p, d) ||
+                    (v->stateless && ref_id(d, "template_version_id") != newest) || !h ||
+                    !host_usable(p->mgr, h, v->path, v->hint) || !host_has_room(p, host))
+                        continue;
+                args = pools_desktop_args(p->store, p->mgr->installation, d, &error);
+                if (!args) {
+                        step_failed(p, d, "start", error);
+                        continue;
+                }
+                desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"), "starting",
+                            NULL, NULL, NULL);
+                json_object_set_string_member(d, "state", "starting");
+                step_send(p, d, host, "start", args);
+                have++;
+        }
+        for (guint i = v->live->len; i-- > 0 && have > want;) {
+                JsonObject *d = v->live->pdata[i];
+                gint64 host = ref_id(d, "host_id");
+                JsonObject *args;
+                if (!state_is(d, "running") || in_use(v, s, d) || ref_id(d, "user_id") ||
+                    busy(p, d) || !host || !agents_linked(p->mgr->agents, host) ||
+                    !host_has_room(p, host))
+                        continue;
+                args = json_object_new();
+                {
+                        g_autofree char *dom = agent_domain_name(
+                                p->mgr->installation, "desktop", json_object_get_int_member(d, "id"));
+                        json_object_set_string_member(args, "domain", dom);
+                }
+                desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"), "stopping",
+                            NULL, NULL, NULL);
+                step_send(p, d, host, "stop", args);
+                have--;
+        }
+}
+
+/* Desktops marked deleting: domain and overlay removed by their host, then the row. */
+static void deletions(Pools *p, Snapshot *s, GPtrArray *going)
+{
+        for (guint i = 0; i < going->len; i++) {
+                JsonObject *d = going->pdata[i];
+                gint64 id = json_object_get_int_member(d, "id");
+                gint64 host = ref_id(d, "host_id");
+                g_autofree char *dom = agent_domain_name(p->mgr->installation, "desktop", id);
+                g_autofree char *disk = desktop_overlay_name(p->mgr->installation, id);
+                const char *path = g_hash_table_lookup(s->volume_path,
+                                                       &(gint64){ref_id(d, "volume_id")});
+                JsonObject *args;
+                if (busy(p, d))
+                        continue;
+                if (!host || !path) { /* never provisioned: nothing exists on a host */
+                        delete_row(p, d);
+                        continue;
+                }
+                if (!agents_linked(p->mgr->agents, host) || !host_has_room(p, host))
+                        continue;
+                args = json_object_new();
+                json_object_set_string_member(args, "domain", dom);
+                json_object_set_string_member(args, "volume", path);
+                json_object_set_string_member(args, "disk", disk);
+                step_send(p, d, host, "delete", args);
+        }
+}
+
+/* Desktops stuck in a transition longer than manager.transition_timeout: failed. */
+static void timeouts(Pools *p, GPtrArray *rows)
+{
+        gint64 limit = config_get_int(p->mgr->config, "manager", "transition_timeout");
+        static const char *const transitional[] = {"provisioning", "starting", "stopping",
+                                                   "deleting"};
+
+        for (guint i = 0; i < rows->len; i++) {
+                JsonObject *d = rows->pdata[i];
+                gint64 since = json_object_get_int_member(d, "state_since");
+                gint64 id = json_object_get_int_member(d, "id");
+                g_autofree char *why = NULL;
+                g_autoptr(JsonObject) extra = NULL;
+                gboolean stuck = FALSE;
+                for (gsize k = 0; k < G_N_ELEMENTS(transitional); k++)
+                        stuck |= state_is(d, transitional[k]);
+                if (!stuck || since <= 0 || now_s() - since <= limit ||
+                    g_hash_table_contains(p->inflight, &id))
+                        continue;
+                why = g_strdup_printf("stuck %s for more than %" G_GINT64_FORMAT " s",
+                                      str(d, "state"), limit);
+                extra = json_object_new();
+                json_object_set_string_member(extra, "failure", why);
+                desktop_set(p, id, str(d, "name"), "failed", extra, "desktop_failed", why);
+                json_object_set_string_member(d, "state", "failed");
+        }
+}
+
+static void pool_delete_finish(Pools *p, JsonObject *pool)
+{
+        g_autoptr(GHashTable) f = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+        g_autoptr(JsonArray) ents = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autofree char *sid = util_id_text(json_object_get_int_member(pool, "id"));
+
+        g_hash_table_insert(f, (gpointer) "pool", g_strdup(sid));
+        ents = store_list_all(p->store, resource_by_kind("entitlement"), f, NULL);
+        for (guint i = 0; ents && i < json_array_get_length(ents); i++) {
+                g_autofree char *eid = util_id_text(
+                        json_object_get_int_member(json_array_get_object_element(ents, i), "id"));
+                store_delete(p->store, resource_by_kind("entitlement"), eid, &system_actor, NULL);
+        }
+        if (!store_delete(p->store, resource_by_kind("pool"), sid, &system_actor, &error))
+                g_warning("pool %s: cannot delete its row: %s", str(pool, "name"),
+                          error->message);
+}
+
+static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)
+{
+        gint64 pid = json_object_get_int_member(pool, "id");
+        gint64 tid = ref_id(pool, "template_id");
+        gint64 size = json_object_get_int_member(pool, "size");
+        g_autoptr(GPtrArray) live = g_ptr_array_new();
+        g_autoptr(GPtrArray) going = g_ptr_array_new();
+        g_autofree char *status = NULL;
+        PoolView v = {.pool = pool, .live = live, .going = going};
+
+        for (guint i = 0; i < json_array_get_length(s->desktops); i++) {
+                JsonObject *d = json_array_get_object_element(s->desktops, i);
+                if (ref_id(d, "pool_id") != pid)
+                        continue;
+                if (json_object_get_boolean_member(pool, "deleting") && !state_is(d, "deleting") &&
+                    !g_hash_table_contains(p->inflight, &(gint64){json_object_get_int_member(d, "id")})) {
+                        desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"),
+                                    "deleting", NULL, NULL, NULL);
+                        json_object_set_string_member(d, "state", "deleting");
+                }
+                g_ptr_array_add(state_is(d, "deleting") ? going : live, d);
+        }
+        timeouts(p, live);
+        timeouts(p, going);
+        if (json_object_get_boolean_member(pool, "deleting")) {
+                deletions(p, s, going);
+                if (live->len + going->len == 0)
+                        pool_delete_finish(p, pool);
+                else {
+                        status = g_strdup_printf("deleting (%u desktops left)",
+                                                 live->len + going->len);
+                        set_status(p, pool, status);
+                }
+                return;
+        }
+        v.stateless = g_str_equal(str(pool, "mode"), "stateless");
+        v.hint = str(pool, "hosts");
+        v.newest = g_hash_table_lookup(s->newest, &tid);
+        if (!v.newest) {
+                deletions(p, s, going);
+                set_status(p, pool, "waiting: its template has no version yet");
+                return;
+        }
+        v.path = g_hash_table_lookup(s->volume_path, &(gint64){ref_id(v.newest, "volume_id")});
+        if (!v.path) {
+                set_status(p, pool, "waiting: its template's volume is gone");
+                return;
+        }
+        if (((gint64)live->len > size && shrink(p, s, &v, live->len - size)) ||
+            ((gint64)live->len < size && grow(p, s, &v, size - live->len)))
+                pools_kick(p); /* rows were added or marked: the next pass works on them */
+        if (v.stateless)
+                resets(p, s, &v);
+        provisions(p, s, &v);
+        spares(p, s, &v);
+        deletions(p, s, going);
+        for (guint i = 0; i < live->len; i++) {
+                JsonObject *d = live->pdata[i];
+                if (state_is(d, "failed"))
+                        v.failed++;
+                else if (state_is(d, "stopped") || state_is(d, "running"))
+                        v.settled++;
+        }
+        if ((gint64)live->len == size && v.settled + v.failed == live->len && going->len == 0)
+                status = v.failed ? g_strdup_printf("ready (%u failed)", v.failed)
+                                  : g_strdup("ready");
+        else if (!place(p, s, v.path, v.hint))
+                status = g_strdup("waiting: no host that is up and not in maintenance reaches "
+                                  "its template's volume");
+        else
+                status = g_strdup_printf("provisioning %u/%" G_GINT64_FORMAT, v.settled + v.failed,
+                                         size);
+        set_status(p, pool, status);
+}
+
+/* ---- operations -------------------------------------------------------------------------- */
+
+static void operation_set(Pools *p, JsonObject *op, const char *state, gint64 percent,
+                          const char *message)
+{
+        g_autoptr(JsonObject) patch = json_object_new();
+        g_autoptr(JsonObject) row = NULL;
+        g_autofree char *sid = util_id_text(json_object_get_int_member(op, "id"));
+
+        if (g_str_equal(str(op, "state"), state) &&
+            json_object_get_int_member(op, "percent") == percent &&
+            g_str_equal(str(op, "message"), message))
+                return;
+        json_object_set_string_member(patch, "state", state);
+        json_object_set_int_member(patch, "percent", CLAMP(percent, 0, 100));
+        json_object_set_string_member(patch, "message", message);
+        row = store_update(p->store, resource_by_kind("operation"), sid, patch, NULL, NULL);
+        if (!g_str_equal(state, "running")) {
+                g_autofree char *action = g_strconcat("operation_", state, NULL);
+                store_event_add(p->store, &system_actor, action, "operation",
+                                json_object_get_int_member(op, "id"), str(op, "kind"), message,
+                                NULL);
+        }
+}
+
+static JsonObject *find(JsonArray *rows, gint64 id)
+{
+        for (guint i = 0; i < json_array_get_length(rows); i++) {
+                JsonObject *o = json_array_get_object_element(rows, i);
+                if (json_object_get_int_member(o, "id") == id)
+                        return o;
+        }
+        return NULL;
+}
+
+/* Progress over a set of desktops: how many are where they should be. */
+typedef struct {
+        guint total, done, failed, waiting;
+        const char *failure;
+} Tally;
+
+static void tally_desktop(Tally *t, Snapshot *s, JsonObject *d, gint64 want_version)
+{
+        t->total++;
+        if (state_is(d, "failed")) {
+                t->failed++;
+                t->failure = str(d, "failure");
+        } else if ((state_is(d, "stopped") || state_is(d, "running")) &&
+                   (!want_version || ref_id(d, "template_version_id") == want_version)) {
+                t->done++;
+        } else if (in_session(s, d)) {
+                t->waiting++;
+        }
+}
+
+static void operation_pass(Pools *p, Snapshot *s, JsonObject *op)
+{
+        const char *kind = str(op, "kind");
+        gint64 oid = json_object_get_int_member(op, "object_id");
+        Tally t = {0};
+        g_autofree char *msg = NULL;
+        gint64 target = 0;
+
+        if (g_str_equal(kind, "recompose")) {
+                JsonObject *d = find(s->desktops, oid);
+                JsonObject *pool = d ? find(s->pools, ref_id(d, "pool_id")) : NULL;
+                JsonObject *nv = pool ? g_hash_table_lookup(s->newest,
+                                                            &(gint64){ref_id(pool, "template_id")})
+                                      : NULL;
+                if (!d || !nv) {
+                        operation_set(p, op, "failed", 0, "the desktop is gone");
+                        return;
+                }
+                tally_desktop(&t, s, d, json_object_get_int_member(nv, "id"));
+                target = 1;
+        } else if (g_str_equal(kind, "rollout")) {
+                JsonObject *nv = g_hash_table_lookup(s->newest, &oid);
+                for (guint i = 0; nv && i < json_array_get_length(s->pools); i++) {
+                        JsonObject *pool = json_array_get_object_element(s->pools, i);
+                        if (ref_id(pool, "template_id") != oid ||
+                            !g_str_equal(str(pool, "mode"), "stateless"))
+                                continue;
+                        for (guint k = 0; k < json_array_get_length(s->desktops); k++) {
+                                JsonObject *d = json_array_get_object_element(s->desktops, k);
+                                if (ref_id(d, "pool_id") == json_object_get_int_member(pool, "id") &&
+                                    !state_is(d, "deleting"))
+                                        tally_desktop(&t, s, d, json_object_get_int_member(nv, "id"));
+                        }
+                }
+                target = t.total;
+        } else { /* pool_create, pool_resize, pool_delete */
+                JsonObject *pool = find(s->pools, oid);
+                if (!pool) {
+                        operation_set(p, op, g_str_equal(kind, "pool_delete") ? "done" : "failed",
+                                      100, g_str_equal(kind, "pool_delete") ? "deleted"
+                                                                            : "the pool is gone");
+                        return;
+                }
+                for (guint k = 0; k < json_array_get_length(s->desktops); k++) {
+                        JsonObject *d = json_array_get_object_element(s->desktops, k);
+                        if (ref_id(d, "pool_id") != oid)
+                                continue;
+                        if (state_is(d, "deleting"))
+                                t.total++;
+                        else
+                                tally_desktop(&t, s, d, 0);
+                }
+                if (g_str_equal(kind, "pool_delete")) {
+                        msg = g_strdup_printf("%u desktops left", t.total);
+                        operation_set(p, op, "running", 0, msg);
+                        return;
+                }
+                target = MAX((gint64)t.total, json_object_get_int_member(pool, "size"));
+                if ((gint64)t.total != json_object_get_int_member(pool, "size"))
+                        t.done = MIN(t.done, t.total - 1);
+        }
+        if (target > 0 && t.done + t.failed >= target) {
+                if (t.failed) {
+                        msg = g_strdup_printf("%u of %" G_GINT64_FORMAT " desktops failed: %s",
+                                              t.failed, target, t.failure);
+                        operation_set(p, op, "failed", 100, msg);
+                } else {
+                        msg = g_strdup_printf("%" G_GINT64_FORMAT " desktops ready", target);
+                        operation_set(p, op, "done", 100, msg);
+                }
+                return;
+        }
+        if (target == 0) {
+                operation_set(p, op, "done", 100, "nothing to do");
+                return;
+        }
+        msg = t.waiting ? g_strdup_printf("%u of %" G_GINT64_FORMAT
+                                          " desktops ready; %u wait for their session to end",
+                                          t.done, target, t.waiting)
+                        : g_strdup_printf("%u of %" G_GINT64_FORMAT " desktops ready", t.done,
+                                          target);
+        operation_set(p, op, "running", (t.done + t.failed) * 100 / target, msg);
+}
+
+static void pass(Pools *p)
+{
+        g_auto(Snapshot) s = {0};
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GHashTable) f = g_hash_table_new(g_str_hash, g_str_equal);
+        g_autoptr(JsonArray) ops = NULL;
+
+        p->last_pass = g_get_monotonic_time();
+        if (!snapshot_load(p, &s, &error)) {
+                g_warning("pool reconciler: cannot read the state: %s", error->message);
+                return;
+        }
+        for (guint i = 0; i < json_array_get_length(s.pools); i++)
+                pool_pass(p, &s, json_array_get_object_element(s.pools, i));
+        /* Operations against the state as this pass left it. */
+        snapshot_clear(&s);
+        if (!snapshot_load(p, &s, &error))
+                return;
+        g_hash_table_insert(f, (gpointer) "state", (gpointer) "running");
+        ops = store_list_all(p->store, resource_by_kind("operation"), f, NULL);
+        for (guint i = 0; ops && i < json_array_get_length(ops); i++)
+                operation_pass(p, &s, json_array_get_object_element(ops, i));
+}
+
+/* ---- the thread -------------------------------------------------------------------------- */
+
+static gboolean on_kick(gpointer data)
+{
+        Pools *p = data;
+
+        g_atomic_int_set(&p->kicked, 0);
+        pass(p);
+        return G_SOURCE_REMOVE;
+}
+
+static gboolean on_tick(gpointer data)
+{
+        Pools *p = data;
+        gint64 interval = config_get_int(p->mgr->config, "manager", "reconcile_interval");
+
+        if (g_get_monotonic_time() - p->last_pass >= interval * G_USEC_PER_SEC - 100000)
+                pass(p);
+        return G_SOURCE_CONTINUE;
+}
+
+void pools_kick(Pools *p)
+{
+        GSource *src;
+
+        if (!p || g_atomic_int_exchange(&p->kicked, 1))
+                return;
+        src = g_timeout_source_new(50); /* gathers a burst of kicks into one pass */
+        g_source_set_callback(src, on_kick, p, NULL);
+        g_source_attach(src, p->ctx);
+        g_source_unref(src);
+}
+
+static gpointer thread_main(gpointer data)
+{
+        Pools *p = data;
+        GSource *tick = g_timeout_source_new_seconds(1);
+
+        g_main_context_push_thread_default(p->ctx);
+        g_source_set_callback(tick, on_tick, p, NULL);
+        g_source_attach(tick, p->ctx);
+        g_source_unref(tick);
+        pools_kick(p);
+        g_main_loop_run(p->loop);
+        g_main_context_pop_thread_default(p->ctx);
+        return NULL;
+}
+
+static gboolean quit(gpointer data)
+{
+        g_main_loop_quit(data);
+        return G_SOURCE_REMOVE;
+}
+
+Pools *pools_new(Manager *mgr, GError **error)
+{
+        Pools *p = g_new0(Pools, 1);
+
+        p->mgr = mgr;
+        p->store = store_open_peer(mgr->store, error);
+        if (!p->store) {
+                g_free(p);
+                return NULL;
+        }
+        p->ctx = g_main_context_new();
+        p->loop = g_main_loop_new(p->ctx, FALSE);
+        p->inflight = id_table();
+        p->host_load = id_table();
+        p->retries = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+        p->thread = g_thread_new("pools", thread_main, p);
+        return p;
+}
+
+void pools_free(Pools *p)
+{
+        if (!p)
+                return;
+        g_main_context_invoke(p->ctx, quit, p->loop);
+        g_thread_join(p->thread);
+        /* Replies still pending are dropped with the context; their steps are redone by the
+         * next manager from what the database says. */
+        g_main_loop_unref(p->loop);
+        g_main_context_unref(p->ctx);
+        g_hash_table_unref(p->inflight);
+        g_hash_table_unref(p->host_load);
+        g_hash_table_unref(p->retries);
+        store_close(p->store);
+        g_free(p);
+}
