@@ -52,3 +52,7 @@ gboolean cmd_extra_has(const Resource *res, const char *verb);
 char *cmd_extra_verbs(const char *family); /* " verb verb ...", for completion */
 void cmd_extra_help(const Resource *res, FILE *to);
 int cmd_extra(Client *c, const Resource *res, const char *verb, int argc, char **argv);
+/* Long operations (commands-pools.c). */
+int cli_wait_operation(Client *c, gint64 id, guint timeout_s);
+int cli_after_operation(Client *c, JsonObject *reply, gboolean wait);
+void cli_pool_disk(Client *c, JsonObject *pool);

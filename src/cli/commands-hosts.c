@@ -55,6 +55,32 @@ static const Extra extras[] = {
          "seal (before making a template).",
          {{"op", OPT_TEXT, "the request"}, {"hostname", OPT_TEXT, "for set-hostname"}}},
         {"guest", "eject", "POST", "/api/v1/guests/", "/eject", "GUEST", "Empty the CD-ROM drive."},
+        {"desktop", "start", "POST", "/api/v1/desktops/", "/start", "DESKTOP",
+         "Start the desktop on its host."},
+        {"desktop", "stop", "POST", "/api/v1/desktops/", "/stop", "DESKTOP [--timeout S] [--force]",
+         "ACPI shutdown, powered off after the timeout (default 60 s) or at once with --force.",
+         {{"timeout", OPT_INT, "seconds to wait for the desktop to shut down"},
+          {"force", OPT_FLAG, "power off at once"}}},
+        {"desktop", "reboot", "POST", "/api/v1/desktops/", "/reboot", "DESKTOP", "ACPI reboot."},
+        {"desktop", "reset", "POST", "/api/v1/desktops/", "/reset", "DESKTOP",
+         "Hard reset (power cycle; its disk is kept)."},
+        {"desktop", "destroy", "POST", "/api/v1/desktops/", "/destroy", "DESKTOP",
+         "Power off at once."},
+        {"desktop", "console", "POST", "/api/v1/desktops/", "/console",
+         "DESKTOP [--protocol spice|vnc] [--ttl S]",
+         "Set a one-time console password and print where to connect.",
+         {{"protocol", OPT_TEXT, "spice (default) or vnc"},
+          {"ttl", OPT_INT, "seconds the password stays valid (default 60)"}}},
+        {"desktop", "tools", "POST", "/api/v1/desktops/", "/tools", "DESKTOP --op OP [--hostname H]",
+         "Ask atrium-guest in the running desktop: ping, set-hostname, logoff, reboot, shutdown.",
+         {{"op", OPT_TEXT, "the request"}, {"hostname", OPT_TEXT, "for set-hostname"}}},
+        {"desktop", "recompose", "POST", "/api/v1/desktops/", "/recompose",
+         "DESKTOP --yes [--wait]",
+         "Make the desktop's system disk anew on its pool's newest template version: CHANGES "
+         "MADE ON IT ARE LOST (a persistent desktop keeps its user). Also retries a failed "
+         "desktop.",
+         {{"yes", OPT_FLAG, "go ahead although the disk's changes are lost"},
+          {"wait", OPT_FLAG, "follow the operation until it ends"}}},
         {"volume", "images", "GET", "/api/v1/volumes/", "/images", "VOLUME",
          "Disk images of a volume, their backing files and the free space (asked of a host)."},
         {"media", "isos", "GET", "/api/v1/media/", "/isos", "MEDIA",
@@ -221,6 +247,7 @@ int cmd_extra(Client *c, const Resource *res, const char *verb, int argc, char *
         JsonObject *b;
         guint status;
         int i = 1;
+        gboolean wait = FALSE;
 
         if (g_str_equal(verb, "join-token"))
                 return join_token(c, argc, argv);
@@ -260,6 +287,20 @@ int cmd_extra(Client *c, const Resource *res, const char *verb, int argc, char *
                                          argv[i + 1]);
                 }
         }
+        if (g_str_equal(verb, "recompose")) {
+                gboolean yes = json_object_get_boolean_member_with_default(b, "yes", FALSE);
+                wait = json_object_get_boolean_member_with_default(b, "wait", FALSE);
+                json_object_remove_member(b, "yes");
+                json_object_remove_member(b, "wait");
+                if (!yes) {
+                        fprintf(stderr,
+                                "atrium: recompose makes desktop %s's system disk anew from its "
+                                "template: every change made on it is lost. Add --yes to go "
+                                "ahead.\n",
+                                argv[0]);
+                        return EXIT_ERROR;
+                }
+        }
         esc = g_uri_escape_string(argv[0], NULL, FALSE);
         path = g_strconcat(e->path, esc, e->suffix, NULL);
         reply = client_call(c, e->method,
@@ -273,6 +314,13 @@ int cmd_extra(Client *c, const Resource *res, const char *verb, int argc, char *
                 if (!c->json)
                         printf("Removed host %s\n", argv[0]);
                 return EXIT_OK;
+        }
+        if (g_str_equal(verb, "recompose") && reply) {
+                JsonObject *o = json_node_get_object(reply);
+                if (!c->json)
+                        printf("Recomposing desktop %s: %s\n", argv[0],
+                               json_object_get_string_member_with_default(o, "warning", ""));
+                return cli_after_operation(c, o, wait);
         }
         return print_reply(c, e, argv[0], reply);
 }

@@ -291,7 +291,8 @@ static gboolean parse_fields(const Resource *res, int argc, char **argv, gboolea
                 name = eq ? g_strndup(argv[i] + 2, eq - argv[i] - 2) : g_strdup(argv[i] + 2);
                 g_strdelimit(name, "-", '_');
                 if (extra && g_hash_table_contains(extra, name)) {
-                        if (g_str_equal(name, "all") || g_str_equal(name, "password_stdin")) {
+                        if (g_str_equal(name, "all") || g_str_equal(name, "password_stdin") ||
+                            g_str_equal(name, "wait") || g_str_equal(name, "force")) {
                                 g_hash_table_replace(extra, g_strdup(name), g_strdup("1"));
                                 continue;
                         }
@@ -437,6 +438,8 @@ static int family_write(Client *c, const Resource *res, const char *verb, int ar
                 g_hash_table_insert(extra, g_strdup("password_stdin"), NULL);
         if (g_str_equal(res->kind, "template")) /* a new version from a stopped guest */
                 g_hash_table_insert(extra, g_strdup("from_guest"), NULL);
+        if (g_str_equal(res->kind, "pool") || g_str_equal(res->kind, "template"))
+                g_hash_table_insert(extra, g_strdup("wait"), NULL); /* follow the operation */
         if (!parse_fields(res, create ? argc : argc - 1, create ? argv : argv + 1, FALSE, values,
                           extra, &error))
                 return out_usage("%s %s: %s", res->cli, verb, error->message);
@@ -458,9 +461,11 @@ static int family_write(Client *c, const Resource *res, const char *verb, int ar
                        json_object_has_member(o, "name") ? json_object_get_string_member(o, "name")
                                                          : "",
                        json_object_get_int_member(o, "id"));
-                return EXIT_OK;
+                return cli_after_operation(c, o, g_hash_table_lookup(extra, "wait") != NULL);
         }
-        return show_reply(c, reply);
+        show_reply(c, reply);
+        return cli_after_operation(c, json_node_get_object(reply),
+                                   g_hash_table_lookup(extra, "wait") != NULL);
 }
 
 static int group_members(Client *c, const char *verb, int argc, char **argv)
@@ -541,17 +546,52 @@ int cmd_family(Client *c, const Resource *res, int argc, char **argv)
                 return family_write(c, res, verb, argc - 2, argv + 2);
         if (g_str_has_suffix(verb, "member") || g_str_equal(verb, "members"))
                 return group_members(c, verb, argc - 2, argv + 2);
-        if (argc != 3)
-                return out_usage("usage: atrium %s %s ID|NAME", res->cli, verb);
-        path = item_path(res, argv[2]);
-        reply = client_call(c, g_str_equal(verb, "show") ? "GET" : "DELETE", path, NULL, &status,
-                            &error);
-        if (!reply)
-                return out_error(error);
-        if (g_str_equal(verb, "delete")) {
-                if (!c->json)
-                        printf("Deleted %s %s\n", res->kind, argv[2]);
+        {
+                gboolean wait = FALSE, force = FALSE;
+                int n = 0;
+                const char *target = NULL;
+                for (int i = 2; i < argc; i++) {
+                        if (g_str_equal(verb, "delete") && g_str_equal(argv[i], "--wait"))
+                                wait = TRUE;
+                        else if (g_str_equal(verb, "delete") && g_str_equal(res->kind, "pool") &&
+                                 g_str_equal(argv[i], "--force"))
+                                force = TRUE;
+                        else if (!g_str_has_prefix(argv[i], "--") && n++ == 0)
+                                target = argv[i];
+                        else
+                                n = 99;
+                }
+                if (!target || n != 1)
+                        return out_usage("usage: atrium %s %s ID|NAME%s", res->cli, verb,
+                                         g_str_equal(verb, "delete")
+                                                 ? (g_str_equal(res->kind, "pool")
+                                                            ? " [--force] [--wait]"
+                                                            : " [--wait]")
+                                                 : "");
+                path = item_path(res, target);
+                if (force) {
+                        char *p = g_strconcat(path, "?force=true", NULL);
+                        g_free(path);
+                        path = p;
+                }
+                reply = client_call(c, g_str_equal(verb, "show") ? "GET" : "DELETE", path, NULL,
+                                    &status, &error);
+                if (error)
+                        return out_error(error);
+                if (g_str_equal(verb, "delete")) {
+                        JsonObject *o = reply && JSON_NODE_HOLDS_OBJECT(reply)
+                                                ? json_node_get_object(reply)
+                                                : NULL;
+                        if (!c->json)
+                                printf("%s %s %s\n", status == 202 ? "Deleting" : "Deleted",
+                                       res->kind, target);
+                        return o ? cli_after_operation(c, o, wait) : EXIT_OK;
+                }
+                if (!reply)
+                        return EXIT_OK;
+                show_reply(c, reply);
+                if (g_str_equal(res->kind, "pool") && !c->json)
+                        cli_pool_disk(c, json_node_get_object(reply));
                 return EXIT_OK;
         }
-        return show_reply(c, reply);
 }

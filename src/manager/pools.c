@@ -639,10 +639,16 @@ static void resets(Pools *p, Snapshot *s, PoolView *v)
                 json_object_set_int_member(extra, "volume", ref_id(v->newest, "volume_id"));
                 json_object_set_null_member(extra, "user");
                 json_object_set_boolean_member(extra, "dirty", FALSE);
-                desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"),
-                            "provisioning", extra, "desktop_reset",
-                            dirty ? "its session ended" : "a new template version");
+                if (!desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"),
+                                 "provisioning", extra, "desktop_reset",
+                                 dirty ? "its session ended" : "a new template version"))
+                        continue;
+                /* this pass goes on with the row as it is now */
                 json_object_set_string_member(d, "state", "provisioning");
+                json_object_set_int_member(d, "template_version_id", newest);
+                json_object_set_int_member(d, "volume_id", ref_id(v->newest, "volume_id"));
+                json_object_set_null_member(d, "user_id");
+                json_object_set_boolean_member(d, "dirty", FALSE);
         }
 }
 
@@ -974,6 +980,8 @@ static void operation_pass(Pools *p, Snapshot *s, JsonObject *op)
                 target = t.total;
         } else { /* pool_create, pool_resize, pool_delete */
                 JsonObject *pool = find(s->pools, oid);
+                if (pool && !g_str_equal(str(pool, "name"), str(op, "object_name")))
+                        pool = NULL; /* its id was taken again by a newer pool */
                 if (!pool) {
                         operation_set(p, op, g_str_equal(kind, "pool_delete") ? "done" : "failed",
                                       100, g_str_equal(kind, "pool_delete") ? "deleted"
@@ -1029,18 +1037,19 @@ static void pass(Pools *p)
         g_autoptr(JsonArray) ops = NULL;
 
         p->last_pass = g_get_monotonic_time();
+        g_hash_table_insert(f, (gpointer) "state", (gpointer) "running");
         if (!snapshot_load(p, &s, &error)) {
                 g_warning("pool reconciler: cannot read the state: %s", error->message);
                 return;
         }
         for (guint i = 0; i < json_array_get_length(s.pools); i++)
                 pool_pass(p, &s, json_array_get_object_element(s.pools, i));
-        /* Operations against the state as this pass left it. */
+        /* Operations against the state as this pass left it; read first, so that the object
+         * of each (written before its operation) is in the snapshot. */
         snapshot_clear(&s);
+        ops = store_list_all(p->store, resource_by_kind("operation"), f, NULL);
         if (!snapshot_load(p, &s, &error))
                 return;
-        g_hash_table_insert(f, (gpointer) "state", (gpointer) "running");
-        ops = store_list_all(p->store, resource_by_kind("operation"), f, NULL);
         for (guint i = 0; ops && i < json_array_get_length(ops); i++)
                 operation_pass(p, &s, json_array_get_object_element(ops, i));
 }

@@ -1,0 +1,260 @@
+#!/bin/bash
+# Integration test of templates, pools and the pool reconciler at scale, on libvirt's test
+# driver (test:///default inside the agent: domains are defined and "run" in memory) with real
+# qcow2 overlays made by qemu-img, a real manager and a real agent. A 200-desktop pool
+# converges, shrinks and grows, resets a desktop whose session ended, rolls onto a new
+# template version, and converges again after a kill -9 of the manager in the middle of
+# provisioning; after each step the overlay files, the libvirt domains and the database rows
+# agree. Then the bad inputs, disk full included. Output is TAP.
+# Usage: test-pools.sh ATRIUMD ATRIUM
+set -u
+ATRIUMD=$1 ATRIUM=$2
+. "$(dirname "$0")/lib.sh"
+
+if [ "$(id -u)" -ne 0 ]; then echo "1..0 # SKIP needs root (a small tmpfs for disk full)"; exit 0; fi
+command -v qemu-img >/dev/null || { echo "1..0 # SKIP no qemu-img"; exit 0; }
+
+T=$(mktemp -d /tmp/atrium-pools-XXXXXX)
+STATE=$T/manager CONF=$T/manager.conf
+export XDG_CONFIG_HOME=$T/cli HOME=$T
+MPID= APID=
+
+cleanup() {
+        [ -n "$APID" ] && kill -9 "$APID" 2>/dev/null && wait "$APID" 2>/dev/null
+        [ -n "$MPID" ] && kill -9 "$MPID" 2>/dev/null && wait "$MPID" 2>/dev/null
+        umount "$T/tiny" 2>/dev/null
+        rm -rf "$T"
+}
+trap cleanup EXIT
+
+wait_for() { # SECONDS CMD...: until CMD succeeds (bounded)
+        local s=$1; shift
+        for _ in $(seq 1 $((s * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+        return 1
+}
+api_is() { http GET "$1"; [ "$(jget "$2")" = "$3" ]; }
+q() { sqlite3 "$STATE/atrium.db" "$1"; }
+# A live agent's heartbeats update its host row every second: refusals are checked without it.
+dbdump() { sqlite3 "$STATE/atrium.db" .dump | grep -v '^INSERT INTO api_tokens\|^INSERT INTO hosts'; }
+op_ended() { http GET "/operations/$1"; [ "$(jget .state)" != running ]; }
+event_count() { q "SELECT count(*) FROM events WHERE action = '$1' AND object_name = '$2'"; }
+
+# The three views of the desktops, one name per line, sorted: database rows (all pools),
+# libvirt domains on the host, overlay files in the volume.
+db_names() { q "SELECT 'atrium-$INST-desktop-' || id FROM desktops WHERE disk != '' OR state NOT IN ('provisioning','failed')" | sort; }
+dom_names() { http GET /hosts/h1/domains; jq -r '.domains[].domain' <<<"$BODY" | grep -- "-desktop-" | sort; }
+file_names() { (cd "$T/vol" && ls atrium-"$INST"-desktop-*.qcow2 2>/dev/null | sed 's/\.qcow2$//' | sort); }
+# agree DESC: the three views are the same set
+agree() {
+        local db doms files
+        db=$(db_names) doms=$(dom_names) files=$(file_names)
+        if [ "$db" = "$doms" ] && [ "$db" = "$files" ]; then
+                ok "$1 ($(wc -l <<<"$db") desktops: rows, domains and overlays agree)"
+        else
+                not_ok "$1" "rows $(wc -l <<<"$db"), domains $(wc -l <<<"$doms"), files $(wc -l <<<"$files")" \
+                        "rows not domains: $(comm -23 <(echo "$db") <(echo "$doms") | head -3 | tr '\n' ' ')" \
+                        "domains not rows: $(comm -13 <(echo "$db") <(echo "$doms") | head -3 | tr '\n' ' ')" \
+                        "files not rows: $(comm -13 <(echo "$db") <(echo "$files") | head -3 | tr '\n' ' ')"
+        fi
+}
+pool_count() { q "SELECT count(*) FROM desktops d JOIN pools p ON p.id = d.pool_id WHERE p.name = '$1' AND d.state != 'deleting'"; }
+pool_state_count() { q "SELECT count(*) FROM desktops d JOIN pools p ON p.id = d.pool_id WHERE p.name = '$1' AND d.state = '$2'"; }
+converged() { # POOL SIZE SPARES
+        [ "$(pool_count "$1")" = "$2" ] &&
+        [ "$(q "SELECT count(*) FROM desktops d JOIN pools p ON p.id = d.pool_id WHERE p.name = '$1' AND d.state NOT IN ('stopped','running')")" = 0 ] &&
+        [ "$(pool_state_count "$1" running)" = "$3" ]
+}
+
+start_manager() {
+        "$ATRIUMD" -c "$CONF" --state-dir "$STATE" >>"$T/manager.out" 2>>"$T/manager.err" &
+        MPID=$!
+}
+
+# ---- a manager and one agent on the test driver ----
+cat >"$CONF" <<CONF
+[daemon]
+log_level = info
+[manager]
+listen = 127.0.0.1:0
+password_cost = min
+initial_admin_password = admin-pass-1
+heartbeat_interval = 1
+reconcile_interval = 1
+provision_retries = 2
+agent_command_timeout = 60
+CONF
+start_manager
+wait_for 10 test -s "$STATE/manager.url"
+PORT=$(sed 's/.*://' "$STATE/manager.url")
+# Restarts keep the port: the agent knows this URL.
+sed -i "s/^listen = .*/listen = 127.0.0.1:$PORT/" "$CONF"
+URL=https://127.0.0.1:$PORT API=$URL/api/v1 TOKEN=
+INST=$(q "SELECT value FROM settings WHERE key = 'installation'")
+http POST /auth/login '{"name":"admin","password":"admin-pass-1"}'
+TOKEN=$(jget .token)
+echo admin-pass-1 | "$ATRIUM" login "$URL" --ca "$STATE/tls/cert.pem" --password-stdin >/dev/null 2>&1
+is "CLI logs in" "$?" 0
+
+mkdir -p "$T/vol" "$T/tiny"
+cat >"$T/h1.conf" <<CONF
+[daemon]
+log_level = info
+[agent]
+libvirt_uri = test:///default
+storage_roots = $T
+name = h1
+workers = 4
+CONF
+"$ATRIUM" storage create --name local >/dev/null
+"$ATRIUM" volume create --name vol --storage local --path "$T/vol" >/dev/null
+JT=$("$ATRIUM" --json host join-token create | jq -r .token)
+"$ATRIUMD" -c "$T/h1.conf" --state-dir "$T/h1" --role agent --manager "$URL" --join-token "$JT" \
+        >>"$T/h1.out" 2>>"$T/h1.err" &
+APID=$!
+wait_for 30 api_is /hosts/h1 .state up; is "host h1 (test driver) is up" "$(jget .state)" up
+
+# ---- a template from a stopped guest ----
+qemu-img create -q -f qcow2 "$T/vol/gold.qcow2" 1G
+check "a guest with a disk" "$ATRIUM" guest create --name g0 --volume vol --disk gold.qcow2 --ram_mb 256
+check "template version 1 from the guest" "$ATRIUM" template create --name tpl --volume vol --from-guest g0
+
+# ---- bad inputs: each refused, nothing made ----
+refuse "size above max_size" POST /pools '{"name":"p1","template":"tpl","size":5,"max_size":3}' 400 invalid_value
+refuse "negative size" POST /pools '{"name":"p1","template":"tpl","size":-2}' 400 invalid_value
+refuse "absurd size" POST /pools '{"name":"p1","template":"tpl","size":100000000}' 400 invalid_value
+refuse "negative spares" POST /pools '{"name":"p1","template":"tpl","size":2,"spares":-1}' 400 invalid_value
+refuse "more monitors than 4" POST /pools '{"name":"p1","template":"tpl","monitors":5}' 400 invalid_value
+refuse "a clipboard policy that does not exist" POST /pools '{"name":"p1","template":"tpl","clipboard":"sideways"}' 400 invalid_value
+refuse "a name pattern that would give every desktop one name" POST /pools '{"name":"p1","template":"tpl","size":3,"name_pattern":"desk"}' 400 invalid_value
+"$ATRIUM" host maintenance h1 on >/dev/null
+refuse "a pool on a template no up host can reach" POST /pools '{"name":"p1","template":"tpl","size":2}' 503 unavailable
+like "... says why" "$(jget .error.message)" "no host that is up and not in maintenance"
+refuse "a pool placed on hosts that do not exist" POST /pools '{"name":"p1","template":"tpl","size":2,"hosts":"nosuch"}' 503 unavailable
+"$ATRIUM" host maintenance h1 off >/dev/null
+wait_for 10 api_is /hosts/h1 .state up
+
+# ---- a 200-desktop stateless pool ----
+OUT=$("$ATRIUM" pool create --name big --template tpl --size 200 --spares 3 --max_size 400 \
+        --name_pattern 'big{n:3}' --wait 2>&1); RC=$?
+is "pool create --wait ends well" "$RC" 0
+like "... with a progress bar" "$OUT" "] 100%"
+like "... and the operation's outcome" "$OUT" "200 desktops ready"
+is "200 desktops, none failed" "$(pool_count big)/$(pool_state_count big failed)" 200/0
+wait_for 30 converged big 200 3; is "3 spares running" "$(pool_state_count big running)" 3
+agree "the pool converged"
+is "desktops are named from the pattern" "$(q "SELECT group_concat(name) FROM (SELECT name FROM desktops ORDER BY name LIMIT 2)")" "big001,big002"
+B=$(qemu-img info --output=json "$T/vol/atrium-$INST-desktop-1.qcow2" | jq -r '.["backing-filename"]')
+like "an overlay is backed by the version's base image" "$B" "tpl-tpl-v1.qcow2"
+is "overlays are tiny next to the base" "$(( $(stat -c %s "$T/vol/atrium-$INST-desktop-1.qcow2") < 1048576 ))" 1
+OUT=$("$ATRIUM" pool show big 2>&1)
+like "pool show reports the disk the overlays save" "$OUT" "200 overlays; a full copy per desktop would take"
+http GET /pools/big/disk
+is "... overlay bytes against a full copy each" "$(jget '.full_copy_bytes == .base_bytes * 200 and .overlay_bytes > 0')" true
+like "operations are listed" "$("$ATRIUM" operation list 2>&1)" "pool_create"
+like "template-version desktops filter" "$("$ATRIUM" --json desktop list --template_version tpl-v1 --limit 1 | jq -r '.items[0].template_version')" "tpl-v1"
+
+# ---- resize down (never a desktop in use) and up ----
+http POST /users '{"name":"alice","password":"alice-pass-1"}'
+U=$(q "SELECT name FROM desktops WHERE state = 'stopped' ORDER BY id DESC LIMIT 1")
+http POST /sessions "{\"user\":\"alice\",\"desktop\":\"$U\"}"
+is "a session on the last desktop" "$CODE" 201
+SES=$(jget .id)
+OUT=$("$ATRIUM" pool update big --size 150 --wait 2>&1); RC=$?
+is "resize down to 150" "$RC" 0
+wait_for 30 converged big 150 3
+is "150 desktops" "$(pool_count big)" 150
+is "the desktop in use was kept" "$(q "SELECT count(*) FROM desktops WHERE name = '$U'")" 1
+agree "after shrinking"
+is "a resize above max_size is refused" "$("$ATRIUM" pool update big --size 500 >/dev/null 2>&1; echo $?)" 1
+check "resize up to 220" "$ATRIUM" pool update big --size 220 --wait
+wait_for 30 converged big 220 3
+is "220 desktops" "$(pool_count big)" 220
+agree "after growing"
+
+# ---- a stateless desktop is reset when its session ends ----
+INO=$(stat -c %z "$T/vol/atrium-$INST-desktop-$(q "SELECT id FROM desktops WHERE name = '$U'").qcow2")
+is "the session made it dirty" "$(q "SELECT dirty FROM desktops WHERE name = '$U'")" 1
+http DELETE "/sessions/$SES"
+wait_for 30 test "$(event_count desktop_reset "$U")" -ge 1
+is "it is reset once its session ended" "$(event_count desktop_reset "$U")" 1
+wait_for 30 converged big 220 3
+is "... clean again" "$(q "SELECT dirty || state FROM desktops WHERE name = '$U'")" 0stopped
+isnt_same() { if [ "$2" != "$3" ]; then ok "$1"; else not_ok "$1" "both $2"; fi; }
+isnt_same "... with a fresh overlay" "$INO" "$(stat -c %z "$T/vol/atrium-$INST-desktop-$(q "SELECT id FROM desktops WHERE name = '$U'").qcow2")"
+agree "after the reset"
+
+# ---- a new template version rolls out to the idle stateless desktops ----
+OUT=$("$ATRIUM" template update tpl --from-guest g0 --wait 2>&1); RC=$?
+is "template update --wait follows the roll-out" "$RC" 0
+like "... to every desktop" "$OUT" "220 desktops ready"
+is "every desktop is on version 2" "$(q "SELECT count(*) FROM desktops d JOIN template_versions v ON v.id = d.template_version_id WHERE v.version = 2")" 220
+wait_for 30 converged big 220 3
+http GET /volumes/vol/images
+is "every overlay is backed by version 2's image" "$(jget "[.images[] | select(.name | startswith(\"atrium-$INST-desktop-\")) | select(.backing | endswith(\"tpl-tpl-v2.qcow2\"))] | length")" 220
+agree "after the roll-out"
+http DELETE /template-versions/tpl-v1
+is "version 1, used by none now, can be deleted" "$CODE" 204
+
+# ---- kill -9 of the manager in the middle of provisioning 200 desktops ----
+http POST /pools '{"name":"crash","template":"tpl","size":200,"spares":2}'
+is "a second 200-desktop pool" "$CODE" 201
+OPC=$(jget .operation)
+for _ in $(seq 1 3000); do [ "$(pool_state_count crash stopped)" -ge 20 ] && break; done
+kill -9 "$MPID"; wait "$MPID" 2>/dev/null
+MADE=$(pool_state_count crash stopped)
+is "killed while provisioning (made $MADE of 200)" "$(( MADE < 200 ))" 1
+rm -f "$STATE/manager.url"
+start_manager
+wait_for 20 test -s "$STATE/manager.url"
+TOKEN=
+login() { http POST /auth/login '{"name":"admin","password":"admin-pass-1"}' ""; [ "$CODE" = 200 ]; }
+wait_for 20 login; TOKEN=$(jget .token)
+echo admin-pass-1 | "$ATRIUM" login "$URL" --ca "$STATE/tls/cert.pem" --password-stdin >/dev/null 2>&1
+wait_for 120 op_ended "$OPC"
+is "after the restart the pool's operation finishes" "$(jget .state)" done
+wait_for 60 converged crash 200 2
+is "the pool converged: 200 desktops" "$(pool_count crash)/$(pool_state_count crash running)" 200/2
+is "no duplicated row (names unique, ids 1:1)" "$(q "SELECT count(*) - count(DISTINCT name) FROM desktops")" 0
+agree "after kill -9 and restart: no orphan overlay, no duplicate domain, no lost row"
+
+# ---- deleting a pool with a session: refused unless forced ----
+http POST /pools '{"name":"small","template":"tpl","size":2,"mode":"persistent","spares":0}'
+SM=$(jget .operation)
+wait_for 30 op_ended "$SM"
+D=$(q "SELECT d.name FROM desktops d JOIN pools p ON p.id = d.pool_id WHERE p.name = 'small' LIMIT 1")
+http POST /sessions "{\"user\":\"alice\",\"desktop\":\"$D\"}"
+refuse "deleting a pool with an active session is refused" DELETE /pools/small "" 409 in_use
+like "... saying --force ends them" "$(jget .error.message)" "--force"
+OUT=$("$ATRIUM" pool delete small --force --wait 2>&1); RC=$?
+is "pool delete --force --wait" "$RC" 0
+is "the pool is gone" "$(q "SELECT count(*) FROM pools WHERE name = 'small'")" 0
+is "its sessions ended" "$(q "SELECT count(*) FROM sessions")" 0
+agree "after deleting a pool"
+
+# ---- recompose: a warning, then a fresh disk; a failed desktop is retried the same way ----
+OUT=$("$ATRIUM" desktop recompose big001 2>&1); RC=$?
+is "recompose without --yes refused" "$RC" 1
+like "... with the warning" "$OUT" "every change made on it is lost"
+check "desktop recompose --yes --wait" "$ATRIUM" desktop recompose big001 --yes --wait
+is "a recompose event" "$(q "SELECT count(*) FROM events WHERE action = 'update' AND object_name = 'big001'")" 1
+
+# ---- disk full while provisioning: failed desktops with the reason, nothing half-made ----
+mount -t tmpfs -o size=1400k tmpfs "$T/tiny"
+qemu-img create -q -f qcow2 "$T/tiny/small.qcow2" 64M
+"$ATRIUM" volume create --name tiny --storage local --path "$T/tiny" >/dev/null
+"$ATRIUM" guest create --name g2 --volume tiny --disk small.qcow2 --ram_mb 128 >/dev/null
+check "a template on a small volume" "$ATRIUM" template create --name tinyt --volume tiny --from-guest g2
+OUT=$("$ATRIUM" pool create --name full --template tinyt --size 8 --wait 2>&1); RC=$?
+is "pool create on a full disk fails" "$RC" 1
+like "... saying which desktops and why" "$OUT" "desktops failed"
+like "... the reason is the disk" "$OUT" "No space left on device"
+FAILED=$(pool_state_count full failed) MADE=$(pool_state_count full stopped)
+is "some desktops made, the others failed: $MADE + $FAILED" "$(( MADE + FAILED == 8 && FAILED > 0 ))" 1
+like "a failed desktop says why" "$(q "SELECT failure FROM desktops WHERE state = 'failed' LIMIT 1")" "No space left"
+is "one overlay per made desktop, no partial file" "$(ls "$T/tiny" | grep -c "desktop-")" "$MADE"
+like "pool status counts the failed ones" "$("$ATRIUM" --json pool show full | jq -r .status)" "failed)"
+wait_for 10 test "$(event_count desktop_failed "$(q "SELECT name FROM desktops WHERE state = 'failed' LIMIT 1")")" -ge 1
+is "a desktop_failed event" "$?" 0
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
