@@ -308,6 +308,73 @@ http POST /templates '{"name":"deb","volume":"vol","from_guest":"gold"}'; is "te
 http POST /templates '{"name":"deb9","volume":"vol","from_guest":"nobody"}'; is "template from an unknown guest refused" "$(jget .error.code)" bad_reference
 is "... nothing made" "$(ls "$T/vol/" | grep -c deb9):$([ "$SINCE_DB" = "$(tpl_rows)" ] && echo same)" "0:same"
 
+# ---- pools on this host: desktops cloned from the template, really booted ----
+"$ATRIUM" user create --name bob --password bob-pass-1 >/dev/null
+ddom() { echo "atrium-$INST-desktop-$(sqlite3 "$STATE/atrium.db" "SELECT id FROM desktops WHERE name = '$1'")"; }
+# serial D CMD MARKER...: run CMD on desktop D's serial console, print the marker seen
+serial() { local d=$1 c=$2; shift 2
+        "$SRC/tests/integration/serial.py" "$(virsh -c qemu:///system ttyconsole "$(ddom "$d")")" 40 "$c" "$@"; }
+has_marker() { serial "$1" "ls /root/marker >/dev/null 2>&1 && echo HAS-\$((6*7)) || echo NONE-\$((6*7))" HAS-42 NONE-42; }
+ready_boots() { # D: the boot counter of D's last ready event since $SINCE
+        http GET "/events?action=guest_agent_ready&object_name=$1&limit=1000"
+        jq -r --argjson s "$SINCE" '[.items[] | select(.id > $s)][0].detail // "{}" | fromjson | .boots // empty' <<<"$BODY"; }
+desk_screen() { # D: OCR of its console through a one-time password
+        http POST "/desktops/$1/console" '{"protocol":"spice"}'
+        rm -f "$T/d.ppm"
+        spicy-screenshot -h 127.0.0.1 -p "$(jget .port)" -w "$(jget .password)" -o "$T/d.ppm" >/dev/null 2>&1 || return 1
+        tesseract "$T/d.ppm" - --psm 6 2>/dev/null; }
+screen_has() { desk_screen "$1" | tr -s ' ' | grep -q "$2"; }
+running_desktop() { sqlite3 "$STATE/atrium.db" "SELECT d.name FROM desktops d JOIN pools p ON p.id = d.pool_id WHERE p.name = '$1' AND d.state = 'running' LIMIT 1"; }
+
+SINCE=$(last_event_id)
+OUT=$("$ATRIUM" pool create --name sl --template deb --size 2 --spares 1 --name_pattern 'sl{n}' --wait 2>&1)
+is "a stateless pool of 2 with 1 spare" "$?" 0
+has_running() { [ -n "$(running_desktop "$1")" ]; }
+booted() { [ -n "$(ready_boots "$1")" ]; }
+wait_for 60 has_running sl; S=$(running_desktop sl)
+is "the spare is started" "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM desktops WHERE state = 'running'")" 1
+like "... by libvirt" "$(domstate "$(ddom "$S")")" running
+wait_for 120 booted "$S"; is "the spare boots: atrium-guest ready at boot 1" "$(ready_boots "$S")" 1
+wait_for 60 screen_has "$S" "ATRIUM TEST DESKTOP"; is "its screen shows the desktop banner" "$?" 0
+is "... named by set-hostname at first boot" "$(serial "$S" "[ \"\$(hostname)\" = $S ] && echo NAMED-\$((6*7))" NAMED-42)" NAMED-42
+http POST /sessions "{\"user\":\"bob\",\"desktop\":\"$S\"}"; SES=$(jget .id)
+is "bob has a session on it" "$CODE" 201
+is "a file is written on the desktop" "$(serial "$S" "touch /root/marker && sync && echo DONE-\$((6*7))" DONE-42)" DONE-42
+is "... and is there" "$(has_marker "$S")" HAS-42
+SINCE=$(last_event_id)
+http DELETE "/sessions/$SES"
+is "the session ends" "$CODE" 204
+wait_for 60 event_seen desktop_reset "$S" "$SINCE"; is "the desktop is reset" "$?" 0
+wait_for 60 api_is "/desktops/$S" .state stopped
+if [ "$(running_desktop sl)" != "$S" ]; then "$ATRIUM" desktop start "$S" >/dev/null 2>&1; fi
+wait_for 120 booted "$S"; is "it boots from a fresh overlay: boot 1" "$(ready_boots "$S")" 1
+wait_for 60 screen_has "$S" "boot: 1"; is "its screen shows boot 1" "$?" 0
+is "... and the file is gone" "$(has_marker "$S")" NONE-42
+OUT=$("$ATRIUM" pool show sl 2>&1)
+like "pool show: the disk saved by overlays" "$OUT" "2 overlays; a full copy per desktop would take"
+
+SINCE=$(last_event_id)
+check "a persistent pool of 1" "$ATRIUM" pool create --name ps --template deb --size 1 --mode persistent --name_pattern 'ps{n}' --wait
+P=ps1
+check "assigned to bob" "$ATRIUM" desktop update "$P" --user bob
+check "started" "$ATRIUM" desktop start "$P"
+wait_for 120 booted "$P"; is "the persistent desktop boots (boot 1)" "$(ready_boots "$P")" 1
+is "a file is written on it" "$(serial "$P" "touch /root/marker && sync && echo DONE-\$((6*7))" DONE-42)" DONE-42
+SINCE=$(last_event_id)
+check "it reboots (atrium-guest)" "$ATRIUM" desktop tools "$P" --op reboot
+wait_for 120 booted "$P"; is "... boot 2" "$(ready_boots "$P")" 2
+is "the file survived the reboot" "$(has_marker "$P")" HAS-42
+SINCE=$(last_event_id)
+check "recompose --yes --wait" "$ATRIUM" desktop recompose "$P" --yes --wait
+is "still bob's" "$("$ATRIUM" --json desktop show "$P" | jq -r .user)" bob
+check "started again" "$ATRIUM" desktop start "$P"
+wait_for 120 booted "$P"; is "recomposed: boot 1" "$(ready_boots "$P")" 1
+is "the file is gone after the recompose" "$(has_marker "$P")" NONE-42
+check "delete the persistent pool" "$ATRIUM" pool delete ps --wait
+check "delete the stateless pool" "$ATRIUM" pool delete sl --wait
+is "no desktop domain left" "$(virsh -c qemu:///system list --all --name | grep -c "^atrium-$INST-desktop-")" 0
+is "no overlay left" "$(ls "$T/vol" | grep -c "desktop-")" 0
+
 # ---- maintenance ----
 check "CLI host maintenance on" "$ATRIUM" host maintenance h1 on
 http GET /hosts/h1; is "host in maintenance" "$(jget .state)" maintenance
