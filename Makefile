@@ -58,6 +58,7 @@ demo-stop:
 bench: build
 	@bench/api/run.sh $(BUILD)
 	@bench/agent/run.sh $(BUILD)
+	@bench/pools/run.sh $(BUILD)
 
 install: build
 	meson install -C $(BUILD)

@@ -91,13 +91,39 @@ demo_guest() {
         curl -sk "${hdr[@]}" -X POST "$api/volumes" -d "{\"name\":\"images\",\"storage\":\"local\",\"path\":\"$images\"}" >/dev/null
         curl -sk "${hdr[@]}" -X POST "$api/media" -d "{\"name\":\"isos\",\"path\":\"$isos\"}" >/dev/null
         curl -sk "${hdr[@]}" -X POST "$api/guests" -d '{"name":"demo","volume":"images","disk":"demo.qcow2","ram_mb":256}' >/dev/null
-        [ "$(curl -sk "${hdr[@]}" -X POST "$api/guests/demo/start" | jq -r .state)" = running ]
+        # A template from the (stopped) test desktop guest, and a stateless pool with a spare.
+        local op i st
+        curl -sk "${hdr[@]}" "$api/templates/desktop" | jq -e .id >/dev/null 2>&1 ||
+                curl -sk "${hdr[@]}" -X POST "$api/templates" -d '{"name":"desktop","volume":"images","from_guest":"demo"}' >/dev/null
+        if ! curl -sk "${hdr[@]}" "$api/pools/office" | jq -e .id >/dev/null 2>&1; then
+                op=$(curl -sk "${hdr[@]}" -X POST "$api/pools" -d '{"name":"office","template":"desktop","size":2,"spares":1,"max_size":4,"name_pattern":"office{n}","mode":"stateless"}' | jq -r .operation)
+                for i in $(seq 1 300); do
+                        st=$(curl -sk "${hdr[@]}" "$api/operations/$op" | jq -r .state)
+                        [ "$st" != running ] && break
+                        sleep 0.2
+                done
+        fi
+        if ! curl -sk "${hdr[@]}" "$api/users/demo" | jq -e .id >/dev/null 2>&1; then
+                demo_pw=$(head -c 12 /dev/urandom | base64 | tr -d '/+=' | head -c 12)
+                curl -sk "${hdr[@]}" -X POST "$api/users" -d "{\"name\":\"demo\",\"display_name\":\"Demo User\",\"password\":\"$demo_pw\"}" >/dev/null
+                curl -sk "${hdr[@]}" -X POST "$api/entitlements" -d '{"pool":"office","user":"demo"}' >/dev/null
+                echo "$demo_pw" >"$state/demo-user-password"
+                chmod 600 "$state/demo-user-password"
+        fi
+        for i in $(seq 1 150); do
+                [ "$(curl -sk "${hdr[@]}" "$api/desktops?pool=office&state=running" | jq '.items | length')" -ge 1 ] && return 0
+                sleep 0.2
+        done
+        return 1
 }
 if [ "$(id -u)" -eq 0 ]; then
         if demo_guest; then
                 agent_note="  Host:       'local' (this machine; agent log $logdir/agent.log)
-  Guest:      'demo' runs the test desktop; see it with:
-                $atrium guest console demo   then   spicy -h HOST -p PORT -w PASSWORD"
+  Template:   'desktop', made from guest 'demo' (the test desktop image)
+  Pool:       'office', stateless, 2 desktops, 1 spare started; see the spare with:
+                $atrium desktop list --pool office
+                $atrium desktop console office1   then   spicy -h HOST -p PORT -w PASSWORD
+  Demo user:  'demo', password '$(cat "$state/demo-user-password" 2>/dev/null)' (entitled to 'office')"
         else
                 agent_note="  Host:       not joined (the admin password was changed, or libvirt did not start):
                 $atrium host join-token create   prints the command that joins a host"
@@ -121,6 +147,6 @@ cat <<TXT
 
 Log in with the CLI:
   $atrium login $url --ca $state/tls/cert.pem
-  $atrium pool list
+  $atrium pool show office
 Stop:  make demo-stop
 TXT

@@ -265,10 +265,18 @@ void cmd_family_help(const Resource *res, FILE *to)
         if (resource_field(res, "password"))
                 fprintf(to, "  %-18s %s\n", "--password-stdin",
                         "Read the password from standard input instead of --password.");
-        if (g_str_equal(res->kind, "template"))
+        if (g_str_equal(res->kind, "template")) {
                 fprintf(to, "  %-18s %s\n", "--from-guest G",
                         "create/update: freeze stopped guest G's disk as the next version (a "
                         "read-only base image in --volume made by a host).");
+                fprintf(to, "  %-18s %s\n", "--seal",
+                        "with --from-guest G running: atrium-guest seals it (machine ids, host "
+                        "keys, boot counter, host name), it is shut down, then frozen.");
+        }
+        if (g_str_equal(res->kind, "pool") || g_str_equal(res->kind, "template"))
+                fprintf(to, "  %-18s %s\n", "--wait",
+                        "create/update/delete: follow the operation with a progress bar until "
+                        "it ends.");
         fprintf(to, "\nGlobal options (before the family): --json, --url URL, --insecure, "
                     "--ca FILE.\n");
 }
@@ -292,7 +300,8 @@ static gboolean parse_fields(const Resource *res, int argc, char **argv, gboolea
                 g_strdelimit(name, "-", '_');
                 if (extra && g_hash_table_contains(extra, name)) {
                         if (g_str_equal(name, "all") || g_str_equal(name, "password_stdin") ||
-                            g_str_equal(name, "wait") || g_str_equal(name, "force")) {
+                            g_str_equal(name, "wait") || g_str_equal(name, "force") ||
+                            g_str_equal(name, "seal")) {
                                 g_hash_table_replace(extra, g_strdup(name), g_strdup("1"));
                                 continue;
                         }
@@ -436,8 +445,10 @@ static int family_write(Client *c, const Resource *res, const char *verb, int ar
                                  res->kind);
         if (resource_field(res, "password"))
                 g_hash_table_insert(extra, g_strdup("password_stdin"), NULL);
-        if (g_str_equal(res->kind, "template")) /* a new version from a stopped guest */
+        if (g_str_equal(res->kind, "template")) { /* a new version from a stopped guest */
                 g_hash_table_insert(extra, g_strdup("from_guest"), NULL);
+                g_hash_table_insert(extra, g_strdup("seal"), NULL); /* ... sealed first */
+        }
         if (g_str_equal(res->kind, "pool") || g_str_equal(res->kind, "template"))
                 g_hash_table_insert(extra, g_strdup("wait"), NULL); /* follow the operation */
         if (!parse_fields(res, create ? argc : argc - 1, create ? argv : argv + 1, FALSE, values,
@@ -446,6 +457,8 @@ static int family_write(Client *c, const Resource *res, const char *verb, int ar
         if (g_hash_table_lookup(extra, "from_guest"))
                 json_object_set_string_member(values, "from_guest",
                                               g_hash_table_lookup(extra, "from_guest"));
+        if (g_hash_table_lookup(extra, "seal"))
+                json_object_set_boolean_member(values, "seal", TRUE);
         if (g_hash_table_lookup(extra, "password_stdin")) {
                 g_autofree char *pw = read_secret("Password: ", TRUE);
                 json_object_set_string_member(values, "password", pw);

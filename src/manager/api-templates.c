@@ -13,6 +13,7 @@
 #include "manager/agents.h"
 #include "manager/api.h"
 #include "manager/pools.h"
+#include "proto/agentproto.h"
 
 #include <string.h>
 
@@ -26,6 +27,9 @@ typedef struct {
         char *volume_path;
         JsonObject *template_values; /* create: the template; update: the patch */
         JsonObject *version_values;
+        JsonObject *base_args;       /* image.base, sent once the guest is stopped */
+        gint64 guest_id;
+        guint seal_step;             /* --seal: 0 seal, 1 guest shutdown, 2 wait stopped */
 } Freeze;
 
 static void freeze_free(Freeze *f)
@@ -37,6 +41,8 @@ static void freeze_free(Freeze *f)
                 json_object_unref(f->template_values);
         if (f->version_values)
                 json_object_unref(f->version_values);
+        if (f->base_args)
+                json_object_unref(f->base_args);
         g_free(f);
 }
 
@@ -87,6 +93,75 @@ static void frozen(JsonObject *result, const GError *error, gpointer data)
         freeze_free(f);
 }
 
+static void freeze_send(Freeze *f)
+{
+        g_autoptr(GError) error = NULL;
+        ApiRequest *req = f->req;
+
+        if (!agents_call(req->mgr->agents, f->host_id, "image.base",
+                         g_steal_pointer(&f->base_args), MCFG_INT(req->mgr, "agent_command_timeout"),
+                         frozen, f, &error)) {
+                api_reply_error(req, error);
+                freeze_free(f);
+        }
+}
+
+/* --seal: atrium-guest cleans the running guest (machine ids, host keys, boot counter, host
+ * name), then shuts it down; once its domain is off, the disk is frozen as usual. */
+static void seal_next(JsonObject *result, const GError *error, gpointer data)
+{
+        Freeze *f = data;
+        ApiRequest *req = f->req;
+        g_autofree char *gid = g_strdup_printf("%" G_GINT64_FORMAT, f->guest_id);
+        g_autofree char *domain = agent_domain_name(req->mgr->installation, "guest", f->guest_id);
+        g_autoptr(GError) err = NULL;
+        JsonObject *args;
+        const char *op;
+        guint timeout = 60;
+
+        /* The guest's own shutdown may end its channel before it answers: that is fine. */
+        if (error && f->seal_step != 2) {
+                g_autoptr(GError) e = g_error_copy(error);
+                g_prefix_error(&e, "sealing the guest: ");
+                api_reply_error(req, e);
+                freeze_free(f);
+                return;
+        }
+        if (f->seal_step == 3) {
+                g_autoptr(JsonObject) patch = json_object_new();
+                g_autoptr(JsonObject) upd = NULL;
+                if (error) {
+                        g_autoptr(GError) e = g_error_copy(error);
+                        g_prefix_error(&e, "stopping the sealed guest: ");
+                        api_reply_error(req, e);
+                        freeze_free(f);
+                        return;
+                }
+                json_object_set_string_member(patch, "state", "stopped");
+                upd = store_update(req->store, resource_by_kind("guest"), gid, patch, NULL, NULL);
+                store_event_add(req->store, &req->actor, "seal", "guest", f->guest_id,
+                                f->template_name, "sealed and stopped for a template", NULL);
+                freeze_send(f);
+                return;
+        }
+        args = json_object_new();
+        json_object_set_string_member(args, "domain", domain);
+        if (f->seal_step == 0 || f->seal_step == 1) {
+                op = "guest.request";
+                json_object_set_string_member(args, "op", f->seal_step == 0 ? "seal" : "shutdown");
+                timeout = 40;
+        } else {
+                op = "domain.shutdown";
+                json_object_set_int_member(args, "timeout", 60);
+                timeout = 60 + MCFG_INT(req->mgr, "agent_command_timeout");
+        }
+        f->seal_step = f->seal_step == 1 ? 2 : f->seal_step == 2 ? 3 : 1;
+        if (!agents_call(req->mgr->agents, f->host_id, op, args, timeout, seal_next, f, &err)) {
+                api_reply_error(req, err);
+                freeze_free(f);
+        }
+}
+
 void api_template_from_guest(ApiRequest *req, gboolean create)
 {
         const Resource *templates = resource_by_kind("template");
@@ -97,6 +172,7 @@ void api_template_from_guest(ApiRequest *req, gboolean create)
         Freeze *f = NULL;
         JsonObject *args;
         const char *volume_ref;
+        gboolean seal = FALSE;
 
         if (!JSON_NODE_HOLDS_VALUE(from) ||
             (json_node_get_value_type(from) != G_TYPE_STRING &&
@@ -109,6 +185,16 @@ void api_template_from_guest(ApiRequest *req, gboolean create)
                             ? g_strdup(json_node_get_string(from))
                             : g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(from));
         json_object_remove_member(req->body, "from_guest");
+        if (json_object_has_member(req->body, "seal")) {
+                JsonNode *sn = json_object_get_member(req->body, "seal");
+                if (!JSON_NODE_HOLDS_VALUE(sn) || json_node_get_value_type(sn) != G_TYPE_BOOLEAN) {
+                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_WRONG_TYPE,
+                                    "'seal' is true or false");
+                        goto fail;
+                }
+                seal = json_node_get_boolean(sn);
+                json_object_remove_member(req->body, "seal");
+        }
         if (!model_validate(templates, req->body, create, &error))
                 goto fail;
         guest = store_get(req->store, resource_by_kind("guest"), guest_ref, 0, &error);
@@ -118,12 +204,16 @@ void api_template_from_guest(ApiRequest *req, gboolean create)
                             "field 'from_guest': there is no guest '%s'", guest_ref);
                 goto fail;
         }
-        if (!g_str_equal(json_object_get_string_member(guest, "state"), "stopped")) {
-                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
-                            "guest '%s' is %s: a template is made from a stopped guest (shut it "
-                            "down first)",
+        /* Sealing is done by atrium-guest in the running guest; freezing reads a stopped one. */
+        if (!g_str_equal(json_object_get_string_member(guest, "state"),
+                         seal ? "running" : "stopped")) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT, "guest '%s' is %s: %s",
                             json_object_get_string_member(guest, "name"),
-                            json_object_get_string_member(guest, "state"));
+                            json_object_get_string_member(guest, "state"),
+                            seal ? "--seal needs it running (atrium-guest inside it does the "
+                                   "sealing, then it is shut down)"
+                                 : "a template is made from a stopped guest (shut it down "
+                                   "first, or make it with --seal)");
                 goto fail;
         }
         source_volume = api_ref_path(req, guest, "volume_id", "volume", &error);
@@ -197,10 +287,13 @@ void api_template_from_guest(ApiRequest *req, gboolean create)
         json_object_set_string_member(args, "name", f->image);
         json_object_set_string_member(args, "source_volume", source_volume);
         json_object_set_string_member(args, "source", json_object_get_string_member(guest, "disk"));
+        f->base_args = args;
+        f->guest_id = json_object_get_int_member(guest, "id");
         api_pause(req);
-        if (!agents_call(req->mgr->agents, f->host_id, "image.base", args,
-                         MCFG_INT(req->mgr, "agent_command_timeout"), frozen, f, &error))
-                goto fail;
+        if (seal)
+                seal_next(NULL, NULL, f);
+        else
+                freeze_send(f);
         return;
 fail:
         if (f)

@@ -308,6 +308,18 @@ http POST /templates '{"name":"deb","volume":"vol","from_guest":"gold"}'; is "te
 http POST /templates '{"name":"deb9","volume":"vol","from_guest":"nobody"}'; is "template from an unknown guest refused" "$(jget .error.code)" bad_reference
 is "... nothing made" "$(ls "$T/vol/" | grep -c deb9):$([ "$SINCE_DB" = "$(tpl_rows)" ] && echo same)" "0:same"
 
+# ---- sealing and freezing in one step ----
+http PATCH /templates/deb '{"from_guest":"gold","seal":true}'
+is "--seal needs the guest running" "$(jget .error.code)" conflict
+SINCE=$(last_event_id)
+check "start the template's guest" "$ATRIUM" guest start gold
+wait_for 120 event_seen guest_agent_ready gold "$SINCE"; is "... it is ready" "$?" 0
+OUT=$("$ATRIUM" template update deb --from-guest gold --seal 2>&1)
+is "template update --seal: sealed, shut down, frozen" "$?" 0
+is "... a new version" "$("$ATRIUM" --json template show deb | jq -r .version)" 2
+is "... the guest is stopped" "$("$ATRIUM" --json guest show gold | jq -r .state)" stopped
+is "... with a seal event" "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM events WHERE action = 'seal'")" 1
+
 # ---- pools on this host: desktops cloned from the template, really booted ----
 "$ATRIUM" user create --name bob --password bob-pass-1 >/dev/null
 ddom() { echo "atrium-$INST-desktop-$(sqlite3 "$STATE/atrium.db" "SELECT id FROM desktops WHERE name = '$1'")"; }
@@ -401,6 +413,8 @@ check "delete g1 (undefined on its host)" "$ATRIUM" guest delete g1
 is "g1's domain is gone" "$(domstate $(dom 1))" ""
 
 # ---- remove the host: its agent's credential stops working; it can join again ----
+like "a host still holding a guest is not removed" "$("$ATRIUM" host remove h1 2>&1)" "still used by 1 guest"
+check "delete the template and its guest (the last things on h1)" sh -c "'$ATRIUM' template delete deb && '$ATRIUM' guest delete gold"
 check "CLI host remove" "$ATRIUM" host remove h1
 wait "${APID[h1]}"; RC=$?
 is "the agent of a removed host stops with an error" "$RC" 1
