@@ -28,11 +28,16 @@ cleanup() {
 }
 uri=test:///default INST=none
 trap cleanup EXIT
+exec 3>&2 2>/dev/null # no "Killed" lines from bash at the end
+
 if [ "${BENCH_LIBVIRT:-}" != test ] && [ "$(id -u)" = 0 ] && "$top/scripts/libvirt-up.sh" >/dev/null 2>&1; then
         uri=qemu:///system
 fi
 
 now_ms() { date +%s%3N; }
+cpu_s() { # PID: CPU seconds used so far (user + system), children waited for included
+        awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15 + $16 + $17) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
 calc() { awk "BEGIN { print $1 }"; }
 q() { sqlite3 "$T/m/atrium.db" "$1"; }
 api() { # METHOD PATH [BODY]
@@ -48,9 +53,10 @@ op_wait() { # ID: until the operation ends; prints its state
         echo timeout
 }
 
-printf '[daemon]\nlog_level = warning\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\ninitial_admin_password = bench-pass-1\nheartbeat_interval = 1\nreconcile_interval = 1\n' >"$T/m.conf"
+printf '[daemon]\nlog_level = warning\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\ninitial_admin_password = bench-pass-1\nheartbeat_interval = 1\nreconcile_interval = 1\nprovision_parallel = 32\n' >"$T/m.conf"
 "$build/src/atriumd" -c "$T/m.conf" --state-dir "$T/m" >/dev/null 2>"$T/m.err" &
-PIDS+=($!)
+MPID=$!
+PIDS+=($MPID)
 for _ in $(seq 1 100); do [ -s "$T/m/manager.url" ] && break; sleep 0.1; done
 URL=$(cat "$T/m/manager.url")
 INST=$(q "SELECT value FROM settings WHERE key = 'installation'")
@@ -63,7 +69,8 @@ JT=$(api POST /join-tokens '{}')
 printf '[daemon]\nlog_level = warning\n[agent]\nname = bench\nlibvirt_uri = %s\nstorage_roots = %s\naddress = 127.0.0.1\nworkers = 4\n' "$uri" "$T" >"$T/a.conf"
 "$build/src/atriumd" -c "$T/a.conf" --state-dir "$T/a" --role agent --manager "$URL" \
         --join-token "$(jq -r .token <<<"$JT")" >/dev/null 2>"$T/a.err" &
-PIDS+=($!)
+APID=$!
+PIDS+=($APID)
 for _ in $(seq 1 300); do [ "$(api GET /hosts/bench | jq -r .state)" = up ] && break; sleep 0.1; done
 
 image=$build/images/atrium-test-desktop.qcow2
@@ -73,6 +80,8 @@ api POST /templates '{"name":"tpl","volume":"vol","from_guest":"g0"}' >/dev/null
 base_bytes=$(( $(stat -c %b "$T/vol/tpl-tpl-v1.qcow2") * 512 ))
 
 echo "== 1. provision a pool of $N desktops on one host (libvirt: $uri; no boot)"
+LPID=$(pgrep -x libvirtd | head -1 || true)
+c_m=$(cpu_s "$MPID") c_a=$(cpu_s "$APID") c_l=$( [ -n "$LPID" ] && [ "$uri" = qemu:///system ] && cpu_s "$LPID" || echo 0)
 t0=$(now_ms)
 op=$(api POST /pools "{\"name\":\"bench\",\"template\":\"tpl\",\"size\":$N,\"spares\":0}" | jq -r .operation)
 state=$(op_wait "$op")
@@ -82,6 +91,9 @@ overlay_bytes=$(find "$T/vol" -name "atrium-$INST-desktop-*.qcow2" -printf '%b\n
 domains=$(api GET /hosts/bench/domains | jq '[.domains[] | select(.domain | contains("-desktop-"))] | length')
 total_ms=$((t1 - t0))
 echo "operation $state: $made desktops, $domains libvirt domains, $(ls "$T/vol" | grep -c desktop-) overlays"
+printf 'CPU seconds: manager %.2f, agent %.2f, libvirtd %.2f\n' \
+        "$(calc "$(cpu_s "$MPID") - $c_m")" "$(calc "$(cpu_s "$APID") - $c_a")" \
+        "$( [ "$c_l" != 0 ] && calc "$(cpu_s "$LPID") - $c_l" || echo 0)"
 printf 'atrium   : %d desktops in %.2f s = %.1f ms per desktop; overlays %.1f MiB on disk (%.0f KiB each)\n' \
         "$made" "$(calc "$total_ms / 1000")" "$(calc "$total_ms / $made")" \
         "$(calc "$overlay_bytes / 1048576")" "$(calc "$overlay_bytes / $made / 1024")"
@@ -112,8 +124,10 @@ api DELETE "/sessions/${sessions[0]}" >/dev/null
 for _ in $(seq 1 2000); do [ "$(clean)" = "$((N - 100))" ] && break; sleep 0.01; done
 t1=$(now_ms)
 printf 'one reset, session end to a fresh stopped desktop: %d ms (includes the reconciler wake-up)\n' "$((t1 - t0))"
+urls=()
+for s in "${sessions[@]:1}"; do urls+=("$URL/api/v1/sessions/$s"); done
 t0=$(now_ms)
-for s in "${sessions[@]:1}"; do api DELETE "/sessions/$s" >/dev/null; done
+curl -sk -X DELETE -H "Authorization: Bearer $TOK" "${urls[@]}" >/dev/null # one connection
 t_sent=$(now_ms)
 for _ in $(seq 1 6000); do [ "$(clean)" = "$N" ] && break; sleep 0.02; done
 t1=$(now_ms)

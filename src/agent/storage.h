@@ -34,6 +34,11 @@ gboolean storage_blank_create(const char *path, gint64 size_gb, GError **error);
  * qcow2 copy made read-only. */
 gboolean storage_base_create(const char *const *roots, const char *dir, const char *name,
                              const char *source_dir, const char *source_name, GError **error);
+/* The bytes of an empty qcow2 (v3, 64 KiB clusters) overlay of a qcow2 image named backing
+ * with that virtual size; FALSE when one cluster of L1 table cannot map it. Pure: tested
+ * against qemu-img check. */
+gboolean storage_qcow2_overlay_layout(guint64 virtual_size, const char *backing, guint8 **out,
+                                      gsize *len, GError **error);
 /* A qcow2 overlay NAME in DIR backed by BASE (in the same directory). */
 gboolean storage_overlay_create(const char *const *roots, const char *dir, const char *name,
                                 const char *base, GError **error);

@@ -27,6 +27,7 @@ struct _Pools {
         GHashTable *inflight;  /* desktop id -> step name (static string) */
         GHashTable *host_load; /* host id -> steps in flight */
         GHashTable *retries;   /* desktop id -> Retry */
+        GQueue pending;        /* Step waiting for room on its host, made by the last pass */
         gint64 last_pass;
 };
 
@@ -45,7 +46,22 @@ typedef struct {
         Pools *p;
         gint64 desktop_id, host_id;
         const char *step; /* provision, start, stop, delete */
+        JsonObject *row;  /* pending steps: the row and the command's arguments */
+        JsonObject *args;
 } Step;
+
+static void step_free(Step *s)
+{
+        if (s->row)
+                json_object_unref(s->row);
+        if (s->args)
+                json_object_unref(s->args);
+        g_free(s);
+}
+
+static void kick_after(Pools *p, guint ms);
+static gboolean step_send(Pools *p, JsonObject *row, gint64 host_id, const char *step,
+                          JsonObject *args);
 
 static gint64 *id_key(gint64 id)
 {
@@ -177,30 +193,21 @@ static JsonObject *get_by_id(Store *st, const char *kind, gint64 id, GError **er
         return store_get(st, resource_by_kind(kind), sid, 0, error);
 }
 
-JsonObject *pools_desktop_args(Store *st, const char *installation, JsonObject *d,
-                               GError **error)
+/* The command arguments of a desktop from its rows: pool (policy), version (hardware, base
+ * image) and the version's volume path. */
+static JsonObject *desktop_args(const char *installation, JsonObject *d, JsonObject *pool,
+                                JsonObject *ver, const char *volume_path)
 {
-        g_autoptr(JsonObject) pool = get_by_id(st, "pool", ref_id(d, "pool_id"), error);
-        g_autoptr(JsonObject) ver =
-                pool ? get_by_id(st, "template-version", ref_id(d, "template_version_id"), error)
-                     : NULL;
-        g_autoptr(JsonObject) vol =
-                ver ? get_by_id(st, "volume", ref_id(ver, "volume_id"), error) : NULL;
         gint64 id = json_object_get_int_member(d, "id");
         g_autofree char *domain = agent_domain_name(installation, "desktop", id);
         g_autofree char *disk = desktop_overlay_name(installation, id);
-        JsonObject *a;
+        JsonObject *a = json_object_new();
 
-        if (!vol) {
-                g_prefix_error(error, "desktop '%s': ", str(d, "name"));
-                return NULL;
-        }
-        a = json_object_new();
         json_object_set_string_member(a, "domain", domain);
         json_object_set_string_member(a, "title", str(d, "name"));
         json_object_set_int_member(a, "vcpus", json_object_get_int_member(ver, "cpus"));
         json_object_set_int_member(a, "ram_mb", json_object_get_int_member(ver, "ram_mb"));
-        json_object_set_string_member(a, "volume", str(vol, "path"));
+        json_object_set_string_member(a, "volume", volume_path);
         json_object_set_string_member(a, "disk", disk);
         json_object_set_string_member(a, "base", str(ver, "image"));
         json_object_set_string_member(a, "clipboard", str(pool, "clipboard"));
@@ -210,6 +217,23 @@ JsonObject *pools_desktop_args(Store *st, const char *installation, JsonObject *
         json_object_set_int_member(a, "usb_redir", json_object_get_int_member(pool, "usb_redir"));
         json_object_set_int_member(a, "monitors", json_object_get_int_member(pool, "monitors"));
         return a;
+}
+
+JsonObject *pools_desktop_args(Store *st, const char *installation, JsonObject *d,
+                               GError **error)
+{
+        g_autoptr(JsonObject) pool = get_by_id(st, "pool", ref_id(d, "pool_id"), error);
+        g_autoptr(JsonObject) ver =
+                pool ? get_by_id(st, "template-version", ref_id(d, "template_version_id"), error)
+                     : NULL;
+        g_autoptr(JsonObject) vol =
+                ver ? get_by_id(st, "volume", ref_id(ver, "volume_id"), error) : NULL;
+
+        if (!vol) {
+                g_prefix_error(error, "desktop '%s': ", str(d, "name"));
+                return NULL;
+        }
+        return desktop_args(installation, d, pool, ver, str(vol, "path"));
 }
 
 /* ---- desktop rows ------------------------------------------------------------------------ */
@@ -357,8 +381,19 @@ static void step_done(JsonObject *result, const GError *error, gpointer data)
                 delete_row(p, row);
         }
 out:
+        /* The next step waiting for this host goes at once, not at the next pass. */
+        for (GList *l = p->pending.head; l; l = l->next) {
+                Step *w = l->data;
+                gint64 wid = w->desktop_id;
+                if (w->host_id != s->host_id || g_hash_table_contains(p->inflight, &wid))
+                        continue;
+                g_queue_delete_link(&p->pending, l);
+                step_send(p, w->row, w->host_id, w->step, g_steal_pointer(&w->args));
+                step_free(w);
+                break;
+        }
         g_free(s);
-        pools_kick(p);
+        kick_after(p, 250);
 }
 
 /* Sends a step for a desktop to its host; FALSE when it cannot be sent now. */
@@ -393,6 +428,45 @@ static gboolean host_has_room(Pools *p, gint64 host_id)
 {
         return GPOINTER_TO_UINT(g_hash_table_lookup(p->host_load, &host_id)) <
                (guint)config_get_int(p->mgr->config, "manager", "provision_parallel");
+}
+
+/* Sends the step now if its host has room, else queues it: a reply from that host sends the
+ * next one. Takes args. */
+static void step_go(Pools *p, JsonObject *row, gint64 host_id, const char *step,
+                    JsonObject *args)
+{
+        Step *w;
+
+        if (host_has_room(p, host_id)) {
+                step_send(p, row, host_id, step, args);
+                return;
+        }
+        w = g_new0(Step, 1);
+        w->p = p;
+        w->desktop_id = json_object_get_int_member(row, "id");
+        w->host_id = host_id;
+        w->step = step;
+        w->row = json_object_ref(row);
+        w->args = args;
+        g_queue_push_tail(&p->pending, w);
+}
+
+/* A desktop's command arguments from the snapshot, or NULL with an error. */
+static JsonObject *snapshot_args(Pools *p, Snapshot *s, JsonObject *pool, JsonObject *d,
+                                 GError **error)
+{
+        gint64 vid = ref_id(d, "template_version_id");
+        JsonObject *ver = g_hash_table_lookup(s->versions_by, &vid);
+        const char *path = ver ? g_hash_table_lookup(s->volume_path,
+                                                     &(gint64){ref_id(ver, "volume_id")})
+                               : NULL;
+
+        if (!path) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
+                            "desktop '%s': its template version or volume is gone", str(d, "name"));
+                return NULL;
+        }
+        return desktop_args(p->mgr->installation, d, pool, ver, path);
 }
 
 /* ---- a pass ------------------------------------------------------------------------------ */
@@ -672,14 +746,12 @@ static void provisions(Pools *p, Snapshot *s, PoolView *v)
                                     extra, NULL, NULL);
                         json_object_set_int_member(d, "host_id", host);
                 }
-                if (!host_has_room(p, host))
-                        continue;
-                args = pools_desktop_args(p->store, p->mgr->installation, d, &error);
+                args = snapshot_args(p, s, v->pool, d, &error);
                 if (!args) {
                         step_failed(p, d, "provision", error);
                         continue;
                 }
-                step_send(p, d, host, "provision", args);
+                step_go(p, d, host, "provision", args);
         }
 }
 
@@ -706,7 +778,7 @@ static void spares(Pools *p, Snapshot *s, PoolView *v)
                     (v->stateless && ref_id(d, "template_version_id") != newest) || !h ||
                     !host_usable(p->mgr, h, v->path, v->hint) || !host_has_room(p, host))
                         continue;
-                args = pools_desktop_args(p->store, p->mgr->installation, d, &error);
+                args = snapshot_args(p, s, v->pool, d, &error);
                 if (!args) {
                         step_failed(p, d, "start", error);
                         continue;
@@ -756,13 +828,13 @@ static void deletions(Pools *p, Snapshot *s, GPtrArray *going)
                         delete_row(p, d);
                         continue;
                 }
-                if (!agents_linked(p->mgr->agents, host) || !host_has_room(p, host))
+                if (!agents_linked(p->mgr->agents, host))
                         continue;
                 args = json_object_new();
                 json_object_set_string_member(args, "domain", dom);
                 json_object_set_string_member(args, "volume", path);
                 json_object_set_string_member(args, "disk", disk);
-                step_send(p, d, host, "delete", args);
+                step_go(p, d, host, "delete", args);
         }
 }
 
@@ -1037,21 +1109,19 @@ static void pass(Pools *p)
         g_autoptr(JsonArray) ops = NULL;
 
         p->last_pass = g_get_monotonic_time();
+        g_queue_clear_full(&p->pending, (GDestroyNotify)step_free); /* made again below */
+        /* Operations are read before the snapshot, so the object of each (written before its
+         * operation) is in it; they are judged on the state the last steps left. */
         g_hash_table_insert(f, (gpointer) "state", (gpointer) "running");
+        ops = store_list_all(p->store, resource_by_kind("operation"), f, NULL);
         if (!snapshot_load(p, &s, &error)) {
                 g_warning("pool reconciler: cannot read the state: %s", error->message);
                 return;
         }
-        for (guint i = 0; i < json_array_get_length(s.pools); i++)
-                pool_pass(p, &s, json_array_get_object_element(s.pools, i));
-        /* Operations against the state as this pass left it; read first, so that the object
-         * of each (written before its operation) is in the snapshot. */
-        snapshot_clear(&s);
-        ops = store_list_all(p->store, resource_by_kind("operation"), f, NULL);
-        if (!snapshot_load(p, &s, &error))
-                return;
         for (guint i = 0; ops && i < json_array_get_length(ops); i++)
                 operation_pass(p, &s, json_array_get_object_element(ops, i));
+        for (guint i = 0; i < json_array_get_length(s.pools); i++)
+                pool_pass(p, &s, json_array_get_object_element(s.pools, i));
 }
 
 /* ---- the thread -------------------------------------------------------------------------- */
@@ -1075,16 +1145,21 @@ static gboolean on_tick(gpointer data)
         return G_SOURCE_CONTINUE;
 }
 
-void pools_kick(Pools *p)
+static void kick_after(Pools *p, guint ms)
 {
         GSource *src;
 
         if (!p || g_atomic_int_exchange(&p->kicked, 1))
                 return;
-        src = g_timeout_source_new(50); /* gathers a burst of kicks into one pass */
+        src = g_timeout_source_new(ms); /* gathers a burst of kicks into one pass */
         g_source_set_callback(src, on_kick, p, NULL);
         g_source_attach(src, p->ctx);
         g_source_unref(src);
+}
+
+void pools_kick(Pools *p)
+{
+        kick_after(p, 50);
 }
 
 static gpointer thread_main(gpointer data)
@@ -1140,6 +1215,7 @@ void pools_free(Pools *p)
         g_hash_table_unref(p->inflight);
         g_hash_table_unref(p->host_load);
         g_hash_table_unref(p->retries);
+        g_queue_clear_full(&p->pending, (GDestroyNotify)step_free);
         store_close(p->store);
         g_free(p);
 }

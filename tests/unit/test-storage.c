@@ -187,6 +187,46 @@ static void test_images(Fx *f, gconstpointer data)
         g_assert_cmpstr(json_object_get_string_member(im, "format"), ==, "qcow2");
         g_assert_cmpstr(json_object_get_string_member(im, "backing"), ==, base);
         g_assert_nonnull(find_image(list, "base-v1.qcow2"));
+        {
+                /* The overlay written without qemu-img is one qemu-img itself finds sound,
+                 * reading exactly its base. */
+                g_autofree char *ov = g_build_filename(f->vol, "desk-1.qcow2", NULL);
+                g_autofree char *out = NULL;
+                const char *check[] = {"qemu-img", "check", "-q", ov, NULL};
+                const char *cmp[] = {"qemu-img", "compare", "-q", base, ov, NULL};
+                const char *info[] = {"qemu-img", "info", "--output=json", ov, NULL};
+                const char *write[] = {"qemu-io", "-c", "write -P 0x5a 1M 128k", ov, NULL};
+                int status;
+                g_autoptr(JsonNode) j = NULL;
+                g_assert_true(g_spawn_sync(NULL, (char **)check, NULL, G_SPAWN_SEARCH_PATH, NULL,
+                                           NULL, NULL, NULL, &status, NULL));
+                g_assert_true(g_spawn_check_wait_status(status, NULL));
+                g_assert_true(g_spawn_sync(NULL, (char **)cmp, NULL, G_SPAWN_SEARCH_PATH, NULL,
+                                           NULL, NULL, NULL, &status, NULL));
+                g_assert_true(g_spawn_check_wait_status(status, NULL));
+                g_assert_true(g_spawn_sync(NULL, (char **)info, NULL, G_SPAWN_SEARCH_PATH, NULL,
+                                           NULL, &out, NULL, &status, NULL));
+                j = json_from_string(out, NULL);
+                g_assert_nonnull(j);
+                g_assert_cmpstr(json_object_get_string_member(json_node_get_object(j),
+                                                              "backing-filename-format"),
+                                ==, "qcow2");
+                g_assert_cmpint(json_object_get_int_member(json_node_get_object(j),
+                                                           "virtual-size"),
+                                ==, 1 << 30);
+                /* written to, it is still sound and now differs from its base */
+                g_assert_true(g_spawn_sync(NULL, (char **)write, NULL,
+                                           G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL,
+                                           NULL, NULL, NULL, &status, NULL));
+                g_assert_true(g_spawn_check_wait_status(status, NULL));
+                g_assert_true(g_spawn_sync(NULL, (char **)check, NULL, G_SPAWN_SEARCH_PATH, NULL,
+                                           NULL, NULL, NULL, &status, NULL));
+                g_assert_true(g_spawn_check_wait_status(status, NULL));
+                g_assert_true(g_spawn_sync(NULL, (char **)cmp, NULL,
+                                           G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL,
+                                           NULL, NULL, NULL, &status, NULL));
+                g_assert_false(g_spawn_check_wait_status(status, NULL));
+        }
 
         /* A base with overlays, or a disk a running guest uses, is not deleted. */
         g_assert_false(storage_image_delete(ROOTS(f), f->vol, "base-v1.qcow2", NULL, &error));
@@ -268,11 +308,31 @@ static void test_block_device(Fx *f, gconstpointer data)
         g_assert_cmpstr(ok, ==, dev);
 }
 
+/* Overlay layouts qemu-img could not hold in one L1 cluster are refused (qemu-img makes them). */
+static void test_overlay_layout(void)
+{
+        g_autofree guint8 *b = NULL;
+        g_autoptr(GError) error = NULL;
+        gsize len;
+
+        g_assert_true(storage_qcow2_overlay_layout(1ULL << 30, "/v/base.qcow2", &b, &len, NULL));
+        g_assert_cmpuint(len, ==, 3 * 65536 + 2 * 8);
+        g_clear_pointer(&b, g_free);
+        g_assert_true(storage_qcow2_overlay_layout(4ULL << 40, "/v/b", &b, &len, NULL));
+        g_clear_pointer(&b, g_free);
+        g_assert_false(storage_qcow2_overlay_layout((4ULL << 40) + 1, "/v/b", &b, &len, &error));
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID);
+        g_clear_error(&error);
+        g_assert_false(storage_qcow2_overlay_layout(0, "/v/b", &b, &len, NULL));
+        g_assert_false(storage_qcow2_overlay_layout(1 << 30, "", &b, &len, NULL));
+}
+
 int main(int argc, char **argv)
 {
         g_test_init(&argc, &argv, NULL);
         g_test_add("/storage/confined", Fx, NULL, fx_setup, test_confined, fx_teardown);
         g_test_add_func("/storage/qcow2-header", test_qcow2_header);
+        g_test_add_func("/storage/overlay-layout", test_overlay_layout);
         g_test_add("/storage/images", Fx, NULL, fx_setup, test_images, fx_teardown);
         g_test_add("/storage/media", Fx, NULL, fx_setup, test_media, fx_teardown);
         g_test_add("/storage/block-device", Fx, NULL, fx_setup, test_block_device, fx_teardown);
