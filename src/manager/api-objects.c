@@ -73,16 +73,36 @@ void api_objects_list(ApiRequest *req)
         api_reply_text(req, 200, out);
 }
 
+/* A template version lists the desktops whose disks are overlays of it. */
+static void add_version_desktops(ApiRequest *req, JsonObject *o)
+{
+        g_autoptr(GHashTable) f = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+        g_autoptr(JsonArray) rows = NULL;
+        JsonArray *names = json_array_new();
+
+        g_hash_table_insert(f, (gpointer) "template_version",
+                            util_id_text(json_object_get_int_member(o, "id")));
+        rows = store_list_all(req->store, resource_by_kind("desktop"), f, NULL);
+        for (guint i = 0; rows && i < json_array_get_length(rows); i++)
+                json_array_add_string_element(
+                        names, json_object_get_string_member(json_array_get_object_element(rows, i),
+                                                             "name"));
+        json_object_set_array_member(o, "desktops", names);
+}
+
 void api_objects_get(ApiRequest *req)
 {
         g_autoptr(GError) error = NULL;
         JsonObject *o = store_get(req->store, req->route->res, req->params[0],
                                   owner_scope(req), &error);
 
-        if (!o)
+        if (!o) {
                 api_reply_error(req, error);
-        else
-                api_reply_object(req, 200, o);
+                return;
+        }
+        if (req->route->res == resource_by_kind("template-version"))
+                add_version_desktops(req, o);
+        api_reply_object(req, 200, o);
 }
 
 /* Secret fields (passwords) are hashed in a worker thread: argon2id takes tens of ms. */

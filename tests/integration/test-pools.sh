@@ -151,6 +151,7 @@ like "pool show reports the disk the overlays save" "$OUT" "200 overlays; a full
 http GET /pools/big/disk
 is "... overlay bytes against a full copy each" "$(jget '.full_copy_bytes == .base_bytes * 200 and .overlay_bytes > 0')" true
 like "operations are listed" "$("$ATRIUM" operation list 2>&1)" "pool_create"
+is "a version lists the desktops using it" "$("$ATRIUM" --json template-version show tpl-v1 | jq '.desktops | length')" 200
 like "template-version desktops filter" "$("$ATRIUM" --json desktop list --template_version tpl-v1 --limit 1 | jq -r '.items[0].template_version')" "tpl-v1"
 
 # ---- resize down (never a desktop in use) and up ----
@@ -238,6 +239,16 @@ is "recompose without --yes refused" "$RC" 1
 like "... with the warning" "$OUT" "every change made on it is lost"
 check "desktop recompose --yes --wait" "$ATRIUM" desktop recompose big001 --yes --wait
 is "a recompose event" "$(q "SELECT count(*) FROM events WHERE action = 'update' AND object_name = 'big001'")" 1
+
+# ---- a desktop stuck in a transition is failed after transition_timeout ----
+# (fault injection: a stop whose reply the manager never got, 1,000 s ago)
+q "UPDATE desktops SET state = 'stopping', state_since = $(( $(date +%s) - 1000 )) WHERE name = 'big002'"
+stuck_failed() { [ "$(q "SELECT state FROM desktops WHERE name = 'big002'")" = failed ]; }
+wait_for 20 stuck_failed; is "a desktop stuck 'stopping' is failed" "$?" 0
+like "... saying why" "$(q "SELECT failure FROM desktops WHERE name = 'big002'")" "stuck stopping for more than 600 s"
+is "... with an event" "$(event_count desktop_failed big002)" 1
+check "recompose retries a failed desktop" "$ATRIUM" desktop recompose big002 --yes --wait
+is "... it is back" "$(q "SELECT state || failure FROM desktops WHERE name = 'big002'")" stopped
 
 # ---- disk full while provisioning: failed desktops with the reason, nothing half-made ----
 mount -t tmpfs -o size=1400k tmpfs "$T/tiny"
