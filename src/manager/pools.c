@@ -315,23 +315,31 @@ static void step_release(Pools *p, Step *s)
                 g_hash_table_remove(p->host_load, &s->host_id);
 }
 
-static void delete_row(Pools *p, JsonObject *row)
+/* Deletes a row (KIND) after the rows of DEPENDENT that refer to it by FIELD: a desktop's
+ * sessions, a pool's entitlements. */
+static void delete_with(Pools *p, const char *kind, JsonObject *row, const char *dependent,
+                        const char *field)
 {
         g_autoptr(GHashTable) f = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
-        g_autoptr(JsonArray) sessions = NULL;
+        g_autoptr(JsonArray) deps = NULL;
         g_autoptr(GError) error = NULL;
         g_autofree char *sid = util_id_text(json_object_get_int_member(row, "id"));
 
-        g_hash_table_insert(f, (gpointer) "desktop", g_strdup(sid));
-        sessions = store_list_all(p->store, resource_by_kind("session"), f, NULL);
-        for (guint i = 0; sessions && i < json_array_get_length(sessions); i++) {
-                g_autofree char *ses = util_id_text(
-                        json_object_get_int_member(json_array_get_object_element(sessions, i), "id"));
-                store_delete(p->store, resource_by_kind("session"), ses, &system_actor, NULL);
+        g_hash_table_insert(f, (gpointer)field, g_strdup(sid));
+        deps = store_list_all(p->store, resource_by_kind(dependent), f, NULL);
+        for (guint i = 0; deps && i < json_array_get_length(deps); i++) {
+                g_autofree char *did = util_id_text(
+                        json_object_get_int_member(json_array_get_object_element(deps, i), "id"));
+                store_delete(p->store, resource_by_kind(dependent), did, &system_actor, NULL);
         }
-        if (!store_delete(p->store, resource_by_kind("desktop"), sid, &system_actor, &error))
-                g_warning("desktop %s: cannot delete its row: %s", str(row, "name"),
+        if (!store_delete(p->store, resource_by_kind(kind), sid, &system_actor, &error))
+                g_warning("%s %s: cannot delete its row: %s", kind, str(row, "name"),
                           error->message);
+}
+
+static void delete_row(Pools *p, JsonObject *row)
+{
+        delete_with(p, "desktop", row, "session", "desktop");
 }
 
 static void step_done(JsonObject *result, const GError *error, gpointer data)
@@ -868,21 +876,7 @@ static void timeouts(Pools *p, GPtrArray *rows)
 
 static void pool_delete_finish(Pools *p, JsonObject *pool)
 {
-        g_autoptr(GHashTable) f = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
-        g_autoptr(JsonArray) ents = NULL;
-        g_autoptr(GError) error = NULL;
-        g_autofree char *sid = util_id_text(json_object_get_int_member(pool, "id"));
-
-        g_hash_table_insert(f, (gpointer) "pool", g_strdup(sid));
-        ents = store_list_all(p->store, resource_by_kind("entitlement"), f, NULL);
-        for (guint i = 0; ents && i < json_array_get_length(ents); i++) {
-                g_autofree char *eid = util_id_text(
-                        json_object_get_int_member(json_array_get_object_element(ents, i), "id"));
-                store_delete(p->store, resource_by_kind("entitlement"), eid, &system_actor, NULL);
-        }
-        if (!store_delete(p->store, resource_by_kind("pool"), sid, &system_actor, &error))
-                g_warning("pool %s: cannot delete its row: %s", str(pool, "name"),
-                          error->message);
+        delete_with(p, "pool", pool, "entitlement", "pool");
 }
 
 static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)

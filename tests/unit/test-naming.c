@@ -4,19 +4,33 @@
 #include "proto/naming.h"
 #include "testutil.h"
 
+/* The case lines of tests/data/NAME: blank lines and # comments left out. */
+static GStrv case_lines(const char *name)
+{
+        g_autofree char *rel = g_strconcat("tests/data/", name, NULL);
+        g_autofree char *path = testutil_source_path(rel);
+        g_autofree char *text = NULL;
+        g_auto(GStrv) all = NULL;
+        GStrvBuilder *b = g_strv_builder_new();
+        GStrv out;
+
+        g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+        all = g_strsplit(text, "\n", -1);
+        for (char **l = all; *l; l++)
+                if (**l && **l != '#')
+                        g_strv_builder_add(b, *l);
+        out = g_strv_builder_end(b);
+        g_strv_builder_unref(b);
+        return out;
+}
+
 static void test_golden(void)
 {
-        g_autofree char *in_path = testutil_source_path("tests/data/naming.in");
-        g_autofree char *text = NULL;
-        g_auto(GStrv) lines = NULL;
+        g_auto(GStrv) lines = case_lines("naming.in");
         g_autoptr(GString) out = g_string_new(NULL);
 
-        g_assert_true(g_file_get_contents(in_path, &text, NULL, NULL));
-        lines = g_strsplit(text, "\n", -1);
         for (char **l = lines; *l; l++) {
                 g_autoptr(GError) error = NULL;
-                if (!**l || **l == '#')
-                        continue;
                 g_string_append_printf(out, "%s => ", *l);
                 if (pool_pattern_valid(*l, &error)) {
                         const guint ns[] = {1, 2, 10, 1000};
@@ -52,19 +66,13 @@ static void test_distinct(void)
  * line) against tests/data/overlays.out. */
 static void test_overlays(void)
 {
-        g_autofree char *in_path = testutil_source_path("tests/data/overlays.in");
-        g_autofree char *text = NULL;
-        g_auto(GStrv) lines = NULL;
+        g_auto(GStrv) lines = case_lines("overlays.in");
         g_autoptr(GString) out = g_string_new(NULL);
 
-        g_assert_true(g_file_get_contents(in_path, &text, NULL, NULL));
-        lines = g_strsplit(text, "\n", -1);
         for (char **l = lines; *l; l++) {
                 g_auto(GStrv) f = NULL;
                 g_autofree char *name = NULL, *path = NULL;
                 gint64 id;
-                if (!**l || **l == '#')
-                        continue;
                 f = g_strsplit(*l, " ", 3);
                 g_assert_cmpuint(g_strv_length(f), ==, 3);
                 id = g_ascii_strtoll(f[1], NULL, 10);
