@@ -93,8 +93,11 @@ demo_guest() {
         curl -sk "${hdr[@]}" -X POST "$api/guests" -d '{"name":"demo","volume":"images","disk":"demo.qcow2","ram_mb":256}' >/dev/null
         # A template from the (stopped) test desktop guest, and a stateless pool with a spare.
         local op i st
-        curl -sk "${hdr[@]}" "$api/templates/desktop" | jq -e .id >/dev/null 2>&1 ||
+        if ! curl -sk "${hdr[@]}" "$api/templates/desktop" | jq -e .id >/dev/null 2>&1; then
+                # (an older demo started the guest: a template is made from it stopped)
+                curl -sk "${hdr[@]}" -X POST "$api/guests/demo/stop" -d '{"force":true}' >/dev/null
                 curl -sk "${hdr[@]}" -X POST "$api/templates" -d '{"name":"desktop","volume":"images","from_guest":"demo"}' >/dev/null
+        fi
         if ! curl -sk "${hdr[@]}" "$api/pools/office" | jq -e .id >/dev/null 2>&1; then
                 op=$(curl -sk "${hdr[@]}" -X POST "$api/pools" -d '{"name":"office","template":"desktop","size":2,"spares":1,"max_size":4,"name_pattern":"office{n}","mode":"stateless"}' | jq -r .operation)
                 for i in $(seq 1 300); do
