@@ -27,6 +27,14 @@ stop() { # PIDFILE WHAT
 if [ "${1-}" = --stop ]; then
         stop "$agent_pidfile" "The host agent"
         stop "$pidfile" "Atrium"
+        # Its desktops and guests would run on without it (as on a real install): a demo
+        # powers them off. Only this installation's domains (their names carry its id).
+        inst=$(sqlite3 "$state/atrium.db" "SELECT value FROM settings WHERE key = 'installation'" 2>/dev/null || true)
+        if [ -n "$inst" ] && command -v virsh >/dev/null && [ "$(id -u)" -eq 0 ]; then
+                for d in $(virsh -c qemu:///system list --name 2>/dev/null | grep "^atrium-$inst-" || true); do
+                        virsh -c qemu:///system destroy "$d" >/dev/null 2>&1 && echo "Powered off $d."
+                done
+        fi
         exit 0
 fi
 
