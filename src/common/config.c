@@ -8,6 +8,7 @@ static const char *const log_targets[] = {"auto", "stderr", "journal", NULL};
 static const char *const store_backends[] = {"sqlite", NULL};
 static const char *const accel_modes[] = {"auto", "kvm", "qemu", NULL};
 static const char *const pw_costs[] = {"interactive", "moderate", "sensitive", "min", NULL};
+static const char *const placement_choices[] = {"spread", "pack", NULL};
 
 /* The one table of configuration keys. Secrets have "secret" in their help's first word. */
 static const ConfigKeyDef keys[] = {
@@ -66,6 +67,11 @@ static const ConfigKeyDef keys[] = {
          "Desktop steps (provision, start, stop, delete) in flight at once per host."},
         {"manager", "provision_retries", CFG_INT, "3", 1, 100, NULL, TRUE,
          "Attempts of a failed desktop step (with backoff) before the desktop is 'failed'."},
+        {"manager", "overcommit_percent", CFG_INT, "150", 10, 1000, NULL, TRUE,
+         "Memory a host may give its running desktops and guests, in percent of its RAM."},
+        {"manager", "placement", CFG_ENUM, "spread", 0, 0, placement_choices, TRUE,
+         "Where desktops start: spread (the host with the most memory left) or pack (the "
+         "fullest host that still fits)."},
         {"manager", "transition_timeout", CFG_INT, "600", 10, 86400, NULL, TRUE,
          "Seconds a desktop may stay provisioning, starting, stopping or deleting before it is "
          "moved to 'failed'."},

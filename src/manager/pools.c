@@ -3,6 +3,7 @@
 
 #include "manager/pools.h"
 #include "manager/agents.h"
+#include "manager/scheduler.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "proto/agentproto.h"
@@ -40,6 +41,7 @@ typedef struct {
         GHashTable *in_session;  /* desktop id -> TRUE */
         GHashTable *names;       /* every desktop name (lower case) */
         GHashTable *host_count;  /* host id -> desktops placed there */
+        GHashTable *host_planned; /* host id -> MiB of the desktops this pass starts there */
 } Snapshot;
 
 typedef struct {
@@ -493,6 +495,7 @@ static void snapshot_clear(Snapshot *s)
         g_clear_pointer(&s->in_session, g_hash_table_unref);
         g_clear_pointer(&s->names, g_hash_table_unref);
         g_clear_pointer(&s->host_count, g_hash_table_unref);
+        g_clear_pointer(&s->host_planned, g_hash_table_unref);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Snapshot, snapshot_clear)
 
@@ -518,6 +521,7 @@ static gboolean snapshot_load(Pools *p, Snapshot *s, GError **error)
         s->volume_path = id_table();
         s->in_session = id_table();
         s->host_count = id_table();
+        s->host_planned = id_table();
         s->names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         for (guint i = 0; i < json_array_get_length(s->versions); i++) {
                 JsonObject *v = json_array_get_object_element(s->versions, i);
@@ -763,6 +767,40 @@ static void provisions(Pools *p, Snapshot *s, PoolView *v)
         }
 }
 
+/* The scheduler's word on starting desktop d (needing need_mb) on host h, its own: FALSE when
+ * the host lacks memory (under manager.overcommit_percent) or cannot take it now. */
+static gboolean fits(Pools *p, Snapshot *s, PoolView *v, JsonObject *h, gint64 need_mb)
+{
+        gint64 id = json_object_get_int_member(h, "id");
+        gint64 planned = GPOINTER_TO_SIZE(g_hash_table_lookup(s->host_planned, &id));
+        SchedHost sh = {
+                .id = id,
+                .name = str(h, "name"),
+                .up = state_is(h, "up"),
+                .maintenance = json_object_get_boolean_member(h, "maintenance"),
+                .linked = agents_linked(p->mgr->agents, id),
+                .reaches = !host_unreachable(h, v->path),
+                .ram_mb = json_object_get_int_member(h, "ram_mb"),
+                .committed_mb = json_object_get_int_member(h, "ram_committed_mb") + planned,
+                .running = (guint)json_object_get_int_member(h, "running"),
+        };
+        SchedRequest r = {
+                .need_mb = need_mb,
+                .overcommit = config_get_int(p->mgr->config, "manager", "overcommit_percent") /
+                              100.0,
+                .hint = v->hint,
+        };
+
+        scheduler_policy_from_string(config_get_string(p->mgr->config, "manager", "placement"),
+                                     &r.policy);
+        if (sh.ram_mb == 0) /* a host that has not reported its memory yet */
+                sh.ram_mb = G_MAXINT32;
+        if (scheduler_place(&sh, 1, &r, NULL) != 0)
+                return FALSE;
+        g_hash_table_insert(s->host_planned, id_key(id), GSIZE_TO_POINTER(planned + need_mb));
+        return TRUE;
+}
+
 /* Started, unassigned, unused desktops kept ready: started or stopped to match spares. */
 static void spares(Pools *p, Snapshot *s, PoolView *v)
 {
@@ -784,7 +822,8 @@ static void spares(Pools *p, Snapshot *s, PoolView *v)
                 if (!state_is(d, "stopped") || in_use(v, s, d) || ref_id(d, "user_id") ||
                     json_object_get_boolean_member(d, "dirty") || busy(p, d) ||
                     (v->stateless && ref_id(d, "template_version_id") != newest) || !h ||
-                    !host_usable(p->mgr, h, v->path, v->hint) || !host_has_room(p, host))
+                    !host_usable(p->mgr, h, v->path, v->hint) || !host_has_room(p, host) ||
+                    !fits(p, s, v, h, json_object_get_int_member(v->newest, "ram_mb")))
                         continue;
                 args = snapshot_args(p, s, v->pool, d, &error);
                 if (!args) {
