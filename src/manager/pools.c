@@ -111,19 +111,6 @@ JsonObject *pools_newest_version(Store *st, gint64 template_id)
         return best ? json_object_ref(best) : NULL;
 }
 
-static gboolean host_in_hint(const char *hint, const char *name)
-{
-        g_auto(GStrv) names = NULL;
-
-        if (!hint || !hint[0])
-                return TRUE;
-        names = g_strsplit_set(hint, ", ", -1);
-        for (char **n = names; *n; n++)
-                if (**n && g_ascii_strcasecmp(*n, name) == 0)
-                        return TRUE;
-        return FALSE;
-}
-
 /* A host's last report says it cannot reach path. */
 static gboolean host_unreachable(JsonObject *host, const char *path)
 {
@@ -146,7 +133,7 @@ static gboolean host_usable(Manager *mgr, JsonObject *host, const char *path, co
 {
         return state_is(host, "up") && !json_object_get_boolean_member(host, "maintenance") &&
                agents_linked(mgr->agents, json_object_get_int_member(host, "id")) &&
-               host_in_hint(hint, str(host, "name")) && !host_unreachable(host, path);
+               scheduler_in_hint(hint, str(host, "name")) && !host_unreachable(host, path);
 }
 
 gboolean pools_volume_reachable(Store *st, const char *path, const char *hosts_hint)
@@ -156,7 +143,7 @@ gboolean pools_volume_reachable(Store *st, const char *path, const char *hosts_h
         for (guint i = 0; hosts && i < json_array_get_length(hosts); i++) {
                 JsonObject *h = json_array_get_object_element(hosts, i);
                 if (state_is(h, "up") && !json_object_get_boolean_member(h, "maintenance") &&
-                    host_in_hint(hosts_hint, str(h, "name")) && !host_unreachable(h, path))
+                    scheduler_in_hint(hosts_hint, str(h, "name")) && !host_unreachable(h, path))
                         return TRUE;
         }
         return FALSE;

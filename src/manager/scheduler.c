@@ -15,7 +15,7 @@ gboolean scheduler_policy_from_string(const char *s, SchedPolicy *out)
         return TRUE;
 }
 
-static gboolean in_hint(const char *hint, const char *name)
+gboolean scheduler_in_hint(const char *hint, const char *name)
 {
         g_auto(GStrv) names = NULL;
 
@@ -43,7 +43,7 @@ static char *refusal(const SchedHost *h, const SchedRequest *r)
                 return g_strdup_printf("%s is in maintenance", h->name);
         if (!h->linked)
                 return g_strdup_printf("%s has no link to its agent", h->name);
-        if (!in_hint(r->hint, h->name))
+        if (!scheduler_in_hint(r->hint, h->name))
                 return g_strdup_printf("%s is not among the pool's hosts", h->name);
         if (!h->reaches)
                 return g_strdup_printf("%s does not reach the desktop's volume", h->name);

@@ -30,3 +30,5 @@ typedef struct {
  * why each host was passed over. */
 gint scheduler_place(const SchedHost *hosts, gsize n, const SchedRequest *req, GError **error);
 gboolean scheduler_policy_from_string(const char *s, SchedPolicy *out);
+/* TRUE when name is among the comma-separated names of hint, or hint is empty. */
+gboolean scheduler_in_hint(const char *hint, const char *name);
