@@ -72,6 +72,11 @@ static const ConfigKeyDef keys[] = {
         {"manager", "placement", CFG_ENUM, "spread", 0, 0, placement_choices, TRUE,
          "Where desktops start: spread (the host with the most memory left) or pack (the "
          "fullest host that still fits)."},
+        {"manager", "ticket_ttl", CFG_INT, "60", 10, 3600, NULL, TRUE,
+         "Seconds a console ticket (and the console's one-time password) stays valid."},
+        {"manager", "gateway_url", CFG_STRING, "", 0, 0, NULL, TRUE,
+         "Public URL of the gateway that consoles go through (https://HOST:PORT), put in "
+         "connection data; empty: the API's URL."},
         {"manager", "transition_timeout", CFG_INT, "600", 10, 86400, NULL, TRUE,
          "Seconds a desktop may stay provisioning, starting, stopping or deleting before it is "
          "moved to 'failed'."},

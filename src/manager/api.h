@@ -111,3 +111,6 @@ void api_desktop_recompose(ApiRequest *req);
 void api_template_rollout(ApiRequest *req, JsonObject *template_row);
 void api_pool_disk(ApiRequest *req);
 void api_host_domains(ApiRequest *req);
+/* The broker (broker.c). */
+void api_me_desktops(ApiRequest *req);
+void api_connect(ApiRequest *req);

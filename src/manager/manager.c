@@ -3,6 +3,10 @@
 #include "manager/manager.h"
 #include "manager/agents.h"
 #include "manager/pools.h"
+#include "proto/ticket.h"
+
+#include <sodium.h>
+#include <string.h>
 #include "proto/agentproto.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -118,6 +122,33 @@ static GTlsCertificate *load_cert(Manager *mgr, GError **error)
         return c;
 }
 
+/* The console tickets' key pair: made once, kept 0600 in the state directory; the public key
+ * is written beside it (base64url) for gateways. */
+static gboolean ticket_keys(Manager *mgr, GError **error)
+{
+        g_autofree char *path = g_build_filename(mgr->state_dir, "ticket.key", NULL);
+        g_autofree char *pub = g_build_filename(mgr->state_dir, "ticket-public.key", NULL);
+        g_autofree char *data = NULL;
+        char text[64];
+        gsize len = 0;
+
+        if (g_file_get_contents(path, &data, &len, NULL) && len == sizeof(mgr->ticket_sk)) {
+                memcpy(mgr->ticket_sk, data, len);
+                memcpy(mgr->ticket_pk, mgr->ticket_sk + 32, sizeof(mgr->ticket_pk));
+        } else {
+                ticket_keypair(mgr->ticket_pk, mgr->ticket_sk);
+                if (!util_write_file(path, (const char *)mgr->ticket_sk, sizeof(mgr->ticket_sk),
+                                     0600, error))
+                        return FALSE;
+        }
+        sodium_bin2base64(text, sizeof(text), mgr->ticket_pk, sizeof(mgr->ticket_pk),
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        {
+                g_autofree char *line = g_strconcat(text, "\n", NULL);
+                return util_write_file(pub, line, -1, 0644, error);
+        }
+}
+
 gboolean manager_start(Manager *mgr, GError **error)
 {
         const char *listen = MCFG_STR(mgr, "listen");
@@ -141,6 +172,8 @@ gboolean manager_start(Manager *mgr, GError **error)
                 return FALSE;
         if (plain)
                 mgr->fingerprint = g_strdup("");
+        if (!ticket_keys(mgr, error))
+                return FALSE;
         mgr->agents = agents_new(mgr);
         if ((guint64)MCFG_INT(mgr, "max_connections") + 64 > nofile)
                 g_warning("manager.max_connections (%" G_GINT64_FORMAT

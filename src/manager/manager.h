@@ -22,6 +22,8 @@ typedef struct {
         Agents *agents;            /* the hosts' agent links (agents.h) */
         Pools *pools;              /* the pool reconciler (pools.h) */
         char *installation;        /* this installation's id: its domains' names carry it */
+        guint8 ticket_sk[64];      /* console tickets' signing key (state_dir/ticket.key) */
+        guint8 ticket_pk[32];      /* ... and what gateways verify with (ticket-public.key) */
 } Manager;
 
 /* Opens the store (migrating it), creates the first admin when there is no user. */

@@ -18,6 +18,15 @@ static const Route fixed_routes[] = {
         {"GET", API "/me", api_me_get, ROLE_USER, 0, NULL, "me", "The logged-in user."},
         {"PUT", API "/me/password", api_me_password, ROLE_USER, API_SMALL_BODY, NULL, "password",
          "Change one's own password; every token of the user is revoked."},
+        {"GET", API "/me/desktops", api_me_desktops, ROLE_USER, 0, NULL, "desktops",
+         "The pools the caller is entitled to (by user or group), with the caller's desktops "
+         "in each and the protocols offered."},
+        {"POST", API "/pools/{id}/connect", api_connect, ROLE_USER, API_SMALL_BODY, NULL,
+         "connect", "Connect to a pool: the caller's desktop there, else a started spare, else "
+         "a stopped one ('protocol' spice or vnc); returns a console ticket, a .vv body and "
+         "the browser console URL."},
+        {"POST", API "/desktops/{id}/connect", api_connect, ROLE_USER, API_SMALL_BODY, NULL,
+         "connect", "Connect to one's own desktop (a reconnect takes over its session)."},
         {"GET", API "/roles", api_roles_list, ROLE_USER, 0, NULL, "roles",
          "The roles and what each may do."},
         {"GET", API "/groups/{id}/members", api_group_members, ROLE_ADMIN, 0, NULL, "members",

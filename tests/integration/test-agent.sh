@@ -364,6 +364,18 @@ wait_for 60 screen_has "$S" "boot: 1"; is "its screen shows boot 1" "$?" 0
 is "... and the file is gone" "$(has_marker "$S")" NONE-42
 OUT=$("$ATRIUM" pool show sl 2>&1)
 like "pool show: the disk saved by overlays" "$OUT" "2 overlays; a full copy per desktop would take"
+# The broker: bob, entitled, connects and gets connection data that opens the console.
+"$ATRIUM" entitlement create --pool sl --user bob >/dev/null
+http POST /auth/login '{"name":"bob","password":"bob-pass-1"}' ""; BOBT=$(jget .token)
+http POST /pools/sl/connect '{"protocol":"spice"}' "$BOBT"
+is "bob connects to the stateless pool" "$CODE" 200
+is "... and gets its started spare" "$(jget .desktop)" "$(running_desktop sl)"
+VV=$(jget .vv)
+vv() { sed -n "s/^$1=//p" <<<"$VV"; }
+like "the .vv file points remote-viewer at the gateway" "$(vv proxy)" "https://"
+vv_screen() { rm -f "$T/vv.ppm"; spicy-screenshot -h "$(vv host)" -p "$(vv port)" -w "$(vv password)" -o "$T/vv.ppm" >/dev/null 2>&1 &&
+        tesseract "$T/vv.ppm" - --psm 6 2>/dev/null | grep -q "ATRIUM TEST DESKTOP"; }
+wait_for 30 vv_screen; is "a SPICE screenshot with exactly those parameters shows the desktop" "$?" 0
 
 SINCE=$(last_event_id)
 check "a persistent pool of 1" "$ATRIUM" pool create --name ps --template deb --size 1 --mode persistent --name_pattern 'ps{n}' --wait
@@ -383,7 +395,7 @@ check "started again" "$ATRIUM" desktop start "$P"
 wait_for 120 booted "$P"; is "recomposed: boot 1" "$(ready_boots "$P")" 1
 is "the file is gone after the recompose" "$(has_marker "$P")" NONE-42
 check "delete the persistent pool" "$ATRIUM" pool delete ps --wait
-check "delete the stateless pool" "$ATRIUM" pool delete sl --wait
+check "delete the stateless pool (ending bob's session)" "$ATRIUM" pool delete sl --force --wait
 is "no desktop domain left" "$(virsh -c qemu:///system list --all --name | grep -c "^atrium-$INST-desktop-")" 0
 is "no overlay left" "$(ls "$T/vol" | grep -c "desktop-")" 0
 

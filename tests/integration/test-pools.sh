@@ -219,18 +219,83 @@ is "the pool converged: 200 desktops" "$(pool_count crash)/$(pool_state_count cr
 is "no duplicated row (names unique, ids 1:1)" "$(q "SELECT count(*) - count(DISTINCT name) FROM desktops")" 0
 agree "after kill -9 and restart: no orphan overlay, no duplicate domain, no lost row"
 
+# ---- the broker: entitlements, connect, no double assignment ----
+"$ATRIUM" group create --name staff >/dev/null
+"$ATRIUM" group add-member staff alice >/dev/null
+"$ATRIUM" entitlement create --pool crash --group staff >/dev/null
+http POST /users '{"name":"bob","password":"bob-pass-12"}'
+user_token() { http POST /auth/login "{\"name\":\"$1\",\"password\":\"$2\"}" ""; jget .token; }
+ALICE=$(user_token alice alice-pass-1) BOB=$(user_token bob bob-pass-12)
+http GET /me/desktops "" "$ALICE"
+is "alice sees the pool she is entitled to through a group" "$(jget '[.items[].pool] | join(",")')" crash
+http GET /me/desktops "" "$BOB"
+is "bob sees none" "$(jget '.items | length')" 0
+SINCE=$(q "SELECT max(id) FROM events")
+http POST /pools/crash/connect '{}' "$BOB"
+is "bob, not entitled, is refused" "$CODE/$(jget .error.code)" 403/forbidden
+is "... with an event, nothing assigned" "$(q "SELECT count(*) FROM events WHERE id > $SINCE AND action = 'connect_refused'")/$(q "SELECT count(*) FROM desktops WHERE user_id IS NOT NULL")" 1/0
+http POST /pools/crash/connect '{"protocol":"spice"}' "$ALICE"
+is "alice connects" "$CODE" 200
+AD=$(jget .desktop)
+is "... to a started spare" "$(q "SELECT state FROM desktops WHERE name = '$AD'")" running
+like "... with a signed console ticket" "$(jget .ticket)" "atk1."
+PAYLOAD=$(jget .ticket | cut -d. -f2 | tr '_-' '/+'); while [ $(( ${#PAYLOAD} % 4 )) -ne 0 ]; do PAYLOAD="$PAYLOAD="; done
+is "... naming her desktop and its console" "$(base64 -d <<<"$PAYLOAD" | jq -r '"\(.desktop) \(.user) \(.proto)"')" "$(q "SELECT id FROM desktops WHERE name = '$AD'") $(q "SELECT id FROM users WHERE name = 'alice'") spice"
+like "... a .vv file whose proxy is the gateway" "$(jget .vv)" "proxy=https://"
+like "... and a browser console URL" "$(jget .console_url)" "/console?ticket=atk1."
+is "a session is recorded" "$(q "SELECT count(*) FROM sessions s JOIN desktops d ON d.id = s.desktop_id WHERE d.name = '$AD'")" 1
+http POST /pools/crash/connect '{}' "$ALICE"
+is "connecting again takes over the same desktop and session" "$(jget .desktop) $(jget .session)" "$AD $(q "SELECT s.id FROM sessions s JOIN desktops d ON d.id = s.desktop_id WHERE d.name = '$AD'")"
+http POST "/desktops/$AD/connect" '{}' "$BOB"
+is "bob cannot connect to alice's desktop" "$CODE" 404
+"$ATRIUM" pool update crash --maintenance true >/dev/null
+http POST /pools/crash/connect '{}' "$ALICE"
+is "a pool in maintenance takes no new connection" "$CODE/$(jget .error.code)" 409/conflict
+"$ATRIUM" pool update crash --maintenance false >/dev/null
+http POST /pools/crash/connect '{"protocol":"rdp"}' "$ALICE"
+is "an unknown protocol is refused" "$CODE" 400
+test -s "$STATE/ticket-public.key"; is "the manager writes the tickets' public key for gateways" "$?" 0
+is "its signing key is 0600" "$(stat -c %a "$STATE/ticket.key")" 600
+
+# 50 users connect at once to a pool of 20: 20 get distinct desktops, 30 "pool exhausted".
+http POST /pools '{"name":"twenty","template":"tpl","size":20,"spares":20,"max_size":20}'
+TW=$(jget .operation)
+wait_for 60 op_ended "$TW"
+twenty_up() { [ "$(pool_state_count twenty running)" = 20 ]; }
+wait_for 60 twenty_up
+"$ATRIUM" group create --name crowd >/dev/null
+"$ATRIUM" entitlement create --pool twenty --group crowd >/dev/null
+for i in $(seq 1 50); do
+        http POST /users "{\"name\":\"u$i\",\"password\":\"pass-word-$i\"}"
+        "$ATRIUM" group add-member crowd "u$i" >/dev/null
+done
+mkdir -p "$T/crowd"
+for i in $(seq 1 50); do user_token "u$i" "pass-word-$i" >"$T/crowd/$i.tok"; done
+CURLS=()
+for i in $(seq 1 50); do
+        curl -sk -o "$T/crowd/$i.out" -w '%{http_code}' -X POST -H "Authorization: Bearer $(cat "$T/crowd/$i.tok")" \
+                -H 'Content-Type: application/json' --data-binary '{}' "$API/pools/twenty/connect" >"$T/crowd/$i.code" &
+        CURLS+=($!)
+done
+wait "${CURLS[@]}" # (not the manager and agent)
+is "20 connects succeed" "$(grep -l '^200$' "$T"/crowd/*.code | wc -l)" 20
+is "... to 20 different desktops" "$(cat "$T"/crowd/*.out | jq -r 'select(.desktop) | .desktop' | sort -u | wc -l)" 20
+is "30 are told the pool is exhausted" "$(cat "$T"/crowd/*.out | jq -r '.error.message // empty' | grep -c "exhausted")" 30
+is "no desktop has two users or two sessions" "$(q "SELECT count(*) FROM (SELECT desktop_id FROM sessions GROUP BY desktop_id HAVING count(DISTINCT user_id) > 1)")" 0
+
 # ---- deleting a pool with a session: refused unless forced ----
 http POST /pools '{"name":"small","template":"tpl","size":2,"mode":"persistent","spares":0}'
 SM=$(jget .operation)
 wait_for 30 op_ended "$SM"
 D=$(q "SELECT d.name FROM desktops d JOIN pools p ON p.id = d.pool_id WHERE p.name = 'small' LIMIT 1")
+NS=$(q "SELECT count(*) FROM sessions")
 http POST /sessions "{\"user\":\"alice\",\"desktop\":\"$D\"}"
 refuse "deleting a pool with an active session is refused" DELETE /pools/small "" 409 in_use
 like "... saying --force ends them" "$(jget .error.message)" "--force"
 OUT=$("$ATRIUM" pool delete small --force --wait 2>&1); RC=$?
 is "pool delete --force --wait" "$RC" 0
 is "the pool is gone" "$(q "SELECT count(*) FROM pools WHERE name = 'small'")" 0
-is "its sessions ended" "$(q "SELECT count(*) FROM sessions")" 0
+is "its sessions ended" "$(q "SELECT count(*) FROM sessions")" "$NS"
 agree "after deleting a pool"
 
 # ---- recompose: a warning, then a fresh disk; a failed desktop is retried the same way ----
