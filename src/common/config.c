@@ -72,6 +72,8 @@ static const ConfigKeyDef keys[] = {
         {"manager", "placement", CFG_ENUM, "spread", 0, 0, placement_choices, TRUE,
          "Where desktops start: spread (the host with the most memory left) or pack (the "
          "fullest host that still fits)."},
+        {"manager", "connect_ready_timeout", CFG_INT, "180", 5, 3600, NULL, TRUE,
+         "Seconds a connect waits for a started desktop's atrium-guest to say ready."},
         {"manager", "ticket_ttl", CFG_INT, "60", 10, 3600, NULL, TRUE,
          "Seconds a console ticket (and the console's one-time password) stays valid."},
         {"manager", "gateway_url", CFG_STRING, "", 0, 0, NULL, TRUE,

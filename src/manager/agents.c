@@ -3,6 +3,7 @@
 
 #include "manager/agents.h"
 #include "manager/pools.h"
+#include "manager/broker.h"
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "common/util.h"
@@ -616,8 +617,11 @@ static void on_event(Link *l, JsonObject *msg)
         }
         if (g_str_equal(event, "guest") && g_str_equal(kind, "desktop") &&
             g_str_equal(json_object_get_string_member_with_default(msg, "what", ""), "ready"))
+        {
                 name_desktop(l, domain, id, json_object_get_string_member_with_default(
                                                     msg, "hostname", ""));
+                broker_desktop_ready(id);
+        }
         if (g_str_equal(event, "graphics") && g_str_equal(kind, "desktop"))
                 sessions_follow(l, id,
                                 g_str_equal(json_object_get_string_member_with_default(

@@ -4,13 +4,16 @@
  * the same one), the session, a one-time console password set by the desktop's host, and the
  * connection data: a signed console ticket (proto/ticket.h), a remote-viewer .vv body whose
  * proxy is the gateway, and the browser console URL.
- * Not yet: waiting for atrium-guest 'ready' after a start, kiosk terminals, timeouts. */
+ * A stopped desktop is started and its atrium-guest 'ready' awaited without blocking
+ * (manager.connect_ready_timeout). Not yet: placement on another host at connect, kiosk
+ * terminals, session timeouts. */
 #define G_LOG_DOMAIN "broker"
 
 #include "common/error.h"
 #include "common/util.h"
 #include "manager/agents.h"
 #include "manager/api.h"
+#include "manager/broker.h"
 #include "manager/pools.h"
 #include "proto/agentproto.h"
 #include "proto/ticket.h"
@@ -281,25 +284,237 @@ static void connected(JsonObject *result, const GError *error, gpointer data)
         connect_free(c);
 }
 
+/* The console step: a one-time password on the running desktop, then the connection data. */
+static void console_step(Connect *c)
+{
+        ApiRequest *req = c->req;
+        g_autoptr(GError) error = NULL;
+        g_autofree char *dom = agent_domain_name(req->mgr->installation, "desktop", c->desktop_id);
+        JsonObject *args = json_object_new();
+
+        json_object_set_string_member(args, "domain", dom);
+        json_object_set_string_member(args, "protocol", c->protocol);
+        c->password = util_random_password();
+        if (g_str_equal(c->protocol, "vnc"))
+                c->password[8] = '\0'; /* VNC passwords are 8 characters */
+        json_object_set_string_member(args, "password", c->password);
+        json_object_set_int_member(args, "expires_at", g_get_real_time() / G_USEC_PER_SEC +
+                                                               MCFG_INT(req->mgr, "ticket_ttl"));
+        if (!agents_call(req->mgr->agents, c->host_id, "domain.console", args,
+                         MCFG_INT(req->mgr, "agent_command_timeout"), connected, c, &error)) {
+                connect_free(c);
+                api_reply_error(req, error);
+        }
+}
+
+/* ---- waiting for atrium-guest 'ready' after a start, without blocking ---------------------- */
+
+typedef struct {
+        gint64 desktop_id;
+        GMainContext *ctx; /* the request's */
+        Connect *c;
+        gboolean started, ready, done; /* touched on ctx's thread only */
+        GSource *timeout;
+} Waiter;
+
+static GMutex waiters_lock;
+static GHashTable *waiters; /* desktop id -> GPtrArray of Waiter (references) */
+
+static Waiter *waiter_ref(Waiter *w)
+{
+        return g_atomic_rc_box_acquire(w);
+}
+
+static void waiter_clear(Waiter *w)
+{
+        g_main_context_unref(w->ctx);
+}
+
+static void waiter_unref(Waiter *w)
+{
+        g_atomic_rc_box_release_full(w, (GDestroyNotify)waiter_clear);
+}
+
+static void waiter_forget(Waiter *w)
+{
+        GPtrArray *a;
+
+        g_mutex_lock(&waiters_lock);
+        a = waiters ? g_hash_table_lookup(waiters, &w->desktop_id) : NULL;
+        if (a && g_ptr_array_remove(a, w))
+                waiter_unref(w);
+        g_mutex_unlock(&waiters_lock);
+}
+
+/* Both the start's reply and 'ready' are needed; whichever comes last goes on. */
+static void waiter_maybe_go(Waiter *w)
+{
+        Connect *c = w->c;
+        g_autofree char *detail = NULL;
+
+        if (w->done || !w->started || !w->ready)
+                return;
+        w->done = TRUE;
+        if (w->timeout)
+                g_source_destroy(w->timeout);
+        detail = g_strdup_printf("desktop %s started and ready after %" G_GINT64_FORMAT " ms",
+                                 c->desktop_name, (g_get_monotonic_time() - c->t0) / 1000);
+        store_event_add(c->req->store, &c->req->actor, "connect_ready", "desktop",
+                        c->desktop_id, c->desktop_name, detail, NULL);
+        console_step(c);
+}
+
+static gboolean on_ready(gpointer data)
+{
+        Waiter *w = data;
+
+        w->ready = TRUE;
+        waiter_maybe_go(w);
+        return G_SOURCE_REMOVE;
+}
+
+void broker_desktop_ready(gint64 desktop_id)
+{
+        g_autoptr(GPtrArray) a = NULL;
+
+        g_mutex_lock(&waiters_lock);
+        if (waiters)
+                g_hash_table_steal_extended(waiters, &desktop_id, NULL, (gpointer *)&a);
+        g_mutex_unlock(&waiters_lock);
+        for (guint i = 0; a && i < a->len; i++) {
+                Waiter *w = a->pdata[i];
+                g_main_context_invoke_full(w->ctx, G_PRIORITY_DEFAULT, on_ready, w,
+                                           (GDestroyNotify)waiter_unref);
+        }
+}
+
+static gboolean on_ready_timeout(gpointer data)
+{
+        Waiter *w = data;
+        Connect *c = w->c;
+        g_autoptr(GError) e = NULL;
+        g_autofree char *sid = util_id_text(c->session_id);
+
+        w->timeout = NULL;
+        if (w->done)
+                return G_SOURCE_REMOVE;
+        w->done = TRUE;
+        waiter_forget(w);
+        e = g_error_new(ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                        "desktop '%s' did not report ready (atrium-guest) within %" G_GINT64_FORMAT
+                        " s; try again, or ask an administrator to look at it",
+                        c->desktop_name, MCFG_INT(c->req->mgr, "connect_ready_timeout"));
+        store_event_add(c->req->store, &c->req->actor, "connect_failed", "desktop", c->desktop_id,
+                        c->desktop_name, e->message, NULL);
+        /* no session: a stateless desktop is then reset by the reconciler */
+        store_delete(c->req->store, resource_by_kind("session"), sid, &c->req->actor, NULL);
+        pools_kick(c->req->mgr->pools);
+        api_reply_error(c->req, e);
+        connect_free(c);
+        return G_SOURCE_REMOVE;
+}
+
+static void started(JsonObject *result, const GError *error, gpointer data)
+{
+        Waiter *w = data;
+        Connect *c = w->c;
+        g_autoptr(JsonObject) patch = json_object_new();
+        g_autoptr(JsonObject) upd = NULL;
+        g_autofree char *did = util_id_text(c->desktop_id);
+
+        if (w->done) {
+                waiter_unref(w);
+                return;
+        }
+        if (error) {
+                w->done = TRUE;
+                if (w->timeout)
+                        g_source_destroy(w->timeout);
+                waiter_forget(w);
+                api_reply_error(c->req, error);
+                connect_free(c);
+                waiter_unref(w);
+                return;
+        }
+        json_object_set_string_member(patch, "state", "running");
+        json_object_set_int_member(patch, "state_since", g_get_real_time() / G_USEC_PER_SEC);
+        upd = store_update(c->req->store, resource_by_kind("desktop"), did, patch, NULL, NULL);
+        w->started = TRUE;
+        waiter_maybe_go(w);
+        waiter_unref(w);
+}
+
+/* A stopped desktop: started on its host (if the scheduler lets it), then 'ready' awaited. */
+static void start_step(Connect *c, JsonObject *desktop, JsonObject *host)
+{
+        ApiRequest *req = c->req;
+        g_autoptr(GError) error = NULL;
+        JsonObject *args = pools_desktop_args(req->store, req->mgr->installation, desktop, &error);
+        Waiter *w;
+
+        if (!args) {
+                api_reply_error(req, error);
+                connect_free(c);
+                return;
+        }
+        w = g_atomic_rc_box_new0(Waiter);
+        w->desktop_id = c->desktop_id;
+        w->ctx = g_main_context_ref_thread_default();
+        w->c = c;
+        g_mutex_lock(&waiters_lock);
+        if (!waiters)
+                waiters = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+                                                (GDestroyNotify)g_ptr_array_unref);
+        {
+                GPtrArray *a = g_hash_table_lookup(waiters, &w->desktop_id);
+                if (!a) {
+                        a = g_ptr_array_new();
+                        g_hash_table_insert(waiters, g_memdup2(&w->desktop_id, sizeof(gint64)), a);
+                }
+                g_ptr_array_add(a, waiter_ref(w)); /* the registry's reference */
+        }
+        g_mutex_unlock(&waiters_lock);
+        w->timeout = g_timeout_source_new_seconds(MCFG_INT(req->mgr, "connect_ready_timeout"));
+        g_source_set_callback(w->timeout, on_ready_timeout, waiter_ref(w),
+                              (GDestroyNotify)waiter_unref);
+        g_source_attach(w->timeout, w->ctx);
+        g_source_unref(w->timeout);
+        if (!agents_call(req->mgr->agents, c->host_id, "domain.start", args,
+                         MCFG_INT(req->mgr, "agent_command_timeout"), started, w, &error)) {
+                w->done = TRUE;
+                g_source_destroy(w->timeout);
+                waiter_forget(w);
+                waiter_unref(w);
+                api_reply_error(req, error);
+                connect_free(c);
+        }
+        (void)host;
+}
+
 static void connect_to(ApiRequest *req, JsonObject *desktop, JsonObject *session,
                        const char *proto)
 {
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) host = NULL;
-        g_autofree char *dom = NULL;
-        JsonObject *args;
+        gboolean running = g_str_equal(str(desktop, "state"), "running");
         Connect *c;
 
-        if (!g_str_equal(str(desktop, "state"), "running")) {
+        if (!running && !g_str_equal(str(desktop, "state"), "stopped")) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
-                            "desktop '%s' is %s: starting desktops on connect is not built yet; "
-                            "keep spares started",
-                            str(desktop, "name"), str(desktop, "state"));
+                            "desktop '%s' is %s: try again in a moment", str(desktop, "name"),
+                            str(desktop, "state"));
                 api_reply_error(req, error);
                 return;
         }
         host = store_get(req->store, resource_by_kind("host"), str(desktop, "host"), 0, &error);
         if (!host) {
+                api_reply_error(req, error);
+                return;
+        }
+        if (!agents_linked(req->mgr->agents, json_object_get_int_member(host, "id"))) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                            "the host of desktop '%s' (%s) is not connected", str(desktop, "name"),
+                            str(host, "name"));
                 api_reply_error(req, error);
                 return;
         }
@@ -312,22 +527,11 @@ static void connect_to(ApiRequest *req, JsonObject *desktop, JsonObject *session
         c->desktop_name = g_strdup(str(desktop, "name"));
         c->protocol = g_strdup(proto);
         c->host_address = g_strdup(str(host, "address"));
-        dom = agent_domain_name(req->mgr->installation, "desktop", c->desktop_id);
-        args = json_object_new();
-        json_object_set_string_member(args, "domain", dom);
-        json_object_set_string_member(args, "protocol", proto);
-        c->password = util_random_password();
-        if (g_str_equal(proto, "vnc"))
-                c->password[8] = '\0'; /* VNC passwords are 8 characters */
-        json_object_set_string_member(args, "password", c->password);
-        json_object_set_int_member(args, "expires_at", g_get_real_time() / G_USEC_PER_SEC +
-                                                               MCFG_INT(req->mgr, "ticket_ttl"));
         api_pause(req);
-        if (!agents_call(req->mgr->agents, c->host_id, "domain.console", args,
-                         MCFG_INT(req->mgr, "agent_command_timeout"), connected, c, &error)) {
-                connect_free(c);
-                api_reply_error(req, error);
-        }
+        if (running)
+                console_step(c);
+        else
+                start_step(c, desktop, host);
 }
 
 /* POST /pools/{id}/connect and /desktops/{id}/connect */

@@ -381,6 +381,7 @@ SINCE=$(last_event_id)
 check "a persistent pool of 1" "$ATRIUM" pool create --name ps --template deb --size 1 --mode persistent --name_pattern 'ps{n}' --wait
 P=ps1
 check "assigned to bob" "$ATRIUM" desktop update "$P" --user bob
+"$ATRIUM" entitlement create --pool ps --user bob >/dev/null
 check "started" "$ATRIUM" desktop start "$P"
 wait_for 120 booted "$P"; is "the persistent desktop boots (boot 1)" "$(ready_boots "$P")" 1
 is "a file is written on it" "$(serial "$P" "touch /root/marker && sync && echo DONE-\$((6*7))" DONE-42)" DONE-42
@@ -391,7 +392,9 @@ is "the file survived the reboot" "$(has_marker "$P")" HAS-42
 SINCE=$(last_event_id)
 check "recompose --yes --wait" "$ATRIUM" desktop recompose "$P" --yes --wait
 is "still bob's" "$("$ATRIUM" --json desktop show "$P" | jq -r .user)" bob
-check "started again" "$ATRIUM" desktop start "$P"
+http POST "/desktops/$P/connect" '{}' "$BOBT"
+is "bob's connect starts his stopped desktop and waits for it to be ready" "$CODE" 200
+like "... then answers with a ticket" "$(jget .ticket)" "atk1."
 wait_for 120 booted "$P"; is "recomposed: boot 1" "$(ready_boots "$P")" 1
 is "the file is gone after the recompose" "$(has_marker "$P")" NONE-42
 check "delete the persistent pool" "$ATRIUM" pool delete ps --wait

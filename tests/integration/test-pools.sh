@@ -82,6 +82,7 @@ heartbeat_interval = 1
 reconcile_interval = 1
 provision_retries = 2
 agent_command_timeout = 60
+connect_ready_timeout = 5
 CONF
 start_manager
 wait_for 10 test -s "$STATE/manager.url"
@@ -256,6 +257,16 @@ http POST /pools/crash/connect '{"protocol":"rdp"}' "$ALICE"
 is "an unknown protocol is refused" "$CODE" 400
 test -s "$STATE/ticket-public.key"; is "the manager writes the tickets' public key for gateways" "$?" 0
 is "its signing key is 0600" "$(stat -c %a "$STATE/ticket.key")" 600
+
+# A stopped desktop is started on connect; on the test driver no atrium-guest ever says ready.
+http POST /pools '{"name":"cold","template":"tpl","size":1,"spares":0}'
+CO=$(jget .operation); wait_for 60 op_ended "$CO"
+"$ATRIUM" entitlement create --pool cold --user alice >/dev/null
+http POST /pools/cold/connect '{}' "$ALICE"
+is "connect to a stopped desktop starts it, and times out without ready" "$CODE/$(jget .error.code)" 503/unavailable
+like "... saying so" "$(jget .error.message)" "did not report ready"
+is "... its session is ended again" "$(q "SELECT count(*) FROM sessions s JOIN desktops d ON d.id = s.desktop_id JOIN pools p ON p.id = d.pool_id WHERE p.name = 'cold'")" 0
+is "... with a connect_failed event" "$(q "SELECT count(*) FROM events WHERE action = 'connect_failed'")" 1
 
 # 50 users connect at once to a pool of 20: 20 get distinct desktops, 30 "pool exhausted".
 http POST /pools '{"name":"twenty","template":"tpl","size":20,"spares":20,"max_size":20}'
