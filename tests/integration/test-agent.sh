@@ -397,7 +397,7 @@ is "bob's connect starts his stopped desktop and waits for it to be ready" "$COD
 like "... then answers with a ticket" "$(jget .ticket)" "atk1."
 wait_for 120 booted "$P"; is "recomposed: boot 1" "$(ready_boots "$P")" 1
 is "the file is gone after the recompose" "$(has_marker "$P")" NONE-42
-check "delete the persistent pool" "$ATRIUM" pool delete ps --wait
+check "delete the persistent pool (ending bob's session)" "$ATRIUM" pool delete ps --force --wait
 check "delete the stateless pool (ending bob's session)" "$ATRIUM" pool delete sl --force --wait
 is "no desktop domain left" "$(virsh -c qemu:///system list --all --name | grep -c "^atrium-$INST-desktop-")" 0
 is "no overlay left" "$(ls "$T/vol" | grep -c "desktop-")" 0
