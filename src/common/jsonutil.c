@@ -224,3 +224,10 @@ JsonNode *json_from_text(const char *text, gssize len)
         root = json_parser_get_root(parser);
         return root ? json_node_ref(root) : NULL;
 }
+
+gint64 json_row_ref(JsonObject *row, const char *column)
+{
+        JsonNode *n = json_object_get_member(row, column);
+
+        return n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_int(n) : 0;
+}

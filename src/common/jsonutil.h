@@ -21,6 +21,8 @@ void json_append_string(GString *out, const char *str);
 /* Parse trusted JSON text (made by this program) into a node; NULL if it is not JSON. */
 JsonNode *json_from_text(const char *text, gssize len);
 const char *json_type_label(JsonNode *node); /* "string", "integer", "object", ... */
+/* The id a stored row's reference column holds ("pool_id"), 0 when it is NULL or absent. */
+gint64 json_row_ref(JsonObject *row, const char *column);
 
 /* An {"error": {"code": ..., "message": ...}} body for a GError (ATRIUM_ERROR or other). */
 JsonNode *json_error_body(const GError *error);

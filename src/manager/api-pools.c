@@ -5,19 +5,13 @@
 #define G_LOG_DOMAIN "api"
 
 #include "common/error.h"
+#include "common/jsonutil.h"
 #include "common/util.h"
 #include "manager/agents.h"
 #include "manager/api.h"
 #include "manager/pools.h"
 #include "proto/agentproto.h"
 #include "proto/naming.h"
-
-static gint64 ref_id(JsonObject *o, const char *column)
-{
-        JsonNode *n = json_object_get_member(o, column);
-
-        return n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_int(n) : 0;
-}
 
 static JsonObject *get_id(ApiRequest *req, const char *kind, gint64 id, GError **error)
 {
@@ -51,9 +45,9 @@ gboolean api_pool_check(ApiRequest *req, gboolean create, GError **error)
                 body, "size", old ? json_object_get_int_member(old, "size") : 0);
         hint = json_object_get_string_member_with_default(
                 body, "hosts", old ? json_object_get_string_member(old, "hosts") : "");
-        if (size <= 0 || (!create && !json_object_has_member(body, "size") &&
-                          !json_object_has_member(body, "template") &&
-                          !json_object_has_member(body, "hosts")))
+        if (size <= 0 ||
+            (!create && !json_object_has_member(body, "size") &&
+             !json_object_has_member(body, "template") && !json_object_has_member(body, "hosts")))
                 return TRUE;
         if (tn && JSON_NODE_HOLDS_VALUE(tn)) {
                 g_autofree char *t = json_node_get_value_type(tn) == G_TYPE_STRING
@@ -61,14 +55,14 @@ gboolean api_pool_check(ApiRequest *req, gboolean create, GError **error)
                                              : util_id_text(json_node_get_int(tn));
                 tpl = store_get(req->store, resource_by_kind("template"), t, 0, NULL);
         } else if (old) {
-                tpl = get_id(req, "template", ref_id(old, "template_id"), NULL);
+                tpl = get_id(req, "template", json_row_ref(old, "template_id"), NULL);
         }
         if (!tpl) /* the store names the missing reference */
                 return TRUE;
         ver = pools_newest_version(req->store, json_object_get_int_member(tpl, "id"));
         if (!ver) /* a template still without a version: the pool waits for one */
                 return TRUE;
-        vol = get_id(req, "volume", ref_id(ver, "volume_id"), error);
+        vol = get_id(req, "volume", json_row_ref(ver, "volume_id"), error);
         if (!vol)
                 return FALSE;
         if (!pools_volume_reachable(req->store, json_object_get_string_member(vol, "path"), hint)) {
@@ -89,8 +83,7 @@ static void add_operation(ApiRequest *req, JsonObject *row, const char *kind,
 {
         gint64 id = pools_operation_start(req->store, kind, object_kind,
                                           json_object_get_int_member(row, "id"),
-                                          json_object_get_string_member(row, "name"),
-                                          &req->actor);
+                                          json_object_get_string_member(row, "name"), &req->actor);
         if (id)
                 json_object_set_int_member(row, "operation", id);
         pools_kick(req->mgr->pools);
@@ -114,7 +107,7 @@ void api_session_written(ApiRequest *req, JsonObject *row)
 {
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) upd = NULL;
-        g_autofree char *did = util_id_text(ref_id(row, "desktop_id"));
+        g_autofree char *did = util_id_text(json_row_ref(row, "desktop_id"));
 
         json_object_set_boolean_member(patch, "dirty", TRUE);
         upd = store_update(req->store, resource_by_kind("desktop"), did, patch, NULL, NULL);
@@ -156,10 +149,11 @@ static gboolean end_session(ApiRequest *req, JsonObject *s, GError **error)
 void api_pool_delete(ApiRequest *req)
 {
         g_autoptr(GError) error = NULL;
-        g_autoptr(JsonObject) pool = store_get(req->store, resource_by_kind("pool"),
-                                               req->params[0], 0, &error);
+        g_autoptr(JsonObject) pool =
+                store_get(req->store, resource_by_kind("pool"), req->params[0], 0, &error);
         g_autoptr(JsonArray) desktops = NULL;
-        g_autoptr(GPtrArray) sessions = g_ptr_array_new_with_free_func((GDestroyNotify)json_array_unref);
+        g_autoptr(GPtrArray) sessions =
+                g_ptr_array_new_with_free_func((GDestroyNotify)json_array_unref);
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) upd = NULL;
         gboolean force;
@@ -176,9 +170,10 @@ void api_pool_delete(ApiRequest *req)
         }
         desktops = rows_where(req, "desktop", "pool", json_object_get_int_member(pool, "id"));
         for (guint i = 0; desktops && i < json_array_get_length(desktops); i++) {
-                JsonArray *s = rows_where(
-                        req, "session", "desktop",
-                        json_object_get_int_member(json_array_get_object_element(desktops, i), "id"));
+                JsonArray *s =
+                        rows_where(req, "session", "desktop",
+                                   json_object_get_int_member(
+                                           json_array_get_object_element(desktops, i), "id"));
                 if (s) {
                         n += json_array_get_length(s);
                         g_ptr_array_add(sessions, s);
@@ -202,8 +197,8 @@ void api_pool_delete(ApiRequest *req)
         }
         json_object_set_boolean_member(patch, "deleting", TRUE);
         json_object_set_string_member(patch, "status", "deleting");
-        upd = store_update(req->store, resource_by_kind("pool"), req->params[0], patch,
-                           &req->actor, &error);
+        upd = store_update(req->store, resource_by_kind("pool"), req->params[0], patch, &req->actor,
+                           &error);
         if (!upd) {
                 api_reply_error(req, error);
                 return;
@@ -217,8 +212,8 @@ void api_pool_delete(ApiRequest *req)
 void api_desktop_delete(ApiRequest *req)
 {
         g_autoptr(GError) error = NULL;
-        g_autoptr(JsonObject) d = store_get(req->store, resource_by_kind("desktop"),
-                                            req->params[0], 0, &error);
+        g_autoptr(JsonObject) d =
+                store_get(req->store, resource_by_kind("desktop"), req->params[0], 0, &error);
         g_autoptr(JsonArray) sessions = NULL;
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) upd = NULL;
@@ -253,8 +248,8 @@ void api_desktop_delete(ApiRequest *req)
 void api_desktop_recompose(ApiRequest *req)
 {
         g_autoptr(GError) error = NULL;
-        g_autoptr(JsonObject) d = store_get(req->store, resource_by_kind("desktop"),
-                                            req->params[0], 0, &error);
+        g_autoptr(JsonObject) d =
+                store_get(req->store, resource_by_kind("desktop"), req->params[0], 0, &error);
         g_autoptr(JsonObject) pool = NULL, ver = NULL, patch = NULL, upd = NULL;
         g_autoptr(JsonArray) sessions = NULL;
         const char *state;
@@ -279,8 +274,8 @@ void api_desktop_recompose(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        pool = get_id(req, "pool", ref_id(d, "pool_id"), &error);
-        ver = pool ? pools_newest_version(req->store, ref_id(pool, "template_id")) : NULL;
+        pool = get_id(req, "pool", json_row_ref(d, "pool_id"), &error);
+        ver = pool ? pools_newest_version(req->store, json_row_ref(pool, "template_id")) : NULL;
         if (!ver) {
                 if (!error)
                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
@@ -292,8 +287,9 @@ void api_desktop_recompose(ApiRequest *req)
         patch = json_object_new();
         json_object_set_string_member(patch, "state", "provisioning");
         json_object_set_int_member(patch, "state_since", g_get_real_time() / G_USEC_PER_SEC);
-        json_object_set_int_member(patch, "template_version", json_object_get_int_member(ver, "id"));
-        json_object_set_int_member(patch, "volume", ref_id(ver, "volume_id"));
+        json_object_set_int_member(patch, "template_version",
+                                   json_object_get_int_member(ver, "id"));
+        json_object_set_int_member(patch, "volume", json_row_ref(ver, "volume_id"));
         json_object_set_boolean_member(patch, "dirty", FALSE);
         json_object_set_string_member(patch, "failure", "");
         upd = store_update(req->store, resource_by_kind("desktop"), req->params[0], patch,
@@ -364,10 +360,9 @@ static void disk_listed(JsonObject *result, const GError *error, gpointer data)
         json_object_set_int_member(o, "full_copy_bytes", base * a->desktops);
         json_object_set_int_member(o, "saved_bytes", MAX(0, base * a->desktops - overlay));
         json_object_set_int_member(o, "saved_percent",
-                                   base * a->desktops > 0
-                                           ? MAX(0, base * a->desktops - overlay) * 100 /
-                                                     (base * a->desktops)
-                                           : 0);
+                                   base * a->desktops > 0 ? MAX(0, base * a->desktops - overlay) *
+                                                                    100 / (base * a->desktops)
+                                                          : 0);
         api_reply_object(a->req, 200, o);
         disk_ask_free(a);
 }
@@ -377,8 +372,8 @@ static void disk_listed(JsonObject *result, const GError *error, gpointer data)
 void api_pool_disk(ApiRequest *req)
 {
         g_autoptr(GError) error = NULL;
-        g_autoptr(JsonObject) pool = store_get(req->store, resource_by_kind("pool"),
-                                               req->params[0], 0, &error);
+        g_autoptr(JsonObject) pool =
+                store_get(req->store, resource_by_kind("pool"), req->params[0], 0, &error);
         g_autoptr(JsonObject) ver = NULL, vol = NULL, none = NULL;
         g_autoptr(JsonArray) desktops = NULL;
         DiskAsk *a;
@@ -389,8 +384,8 @@ void api_pool_disk(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        ver = pools_newest_version(req->store, ref_id(pool, "template_id"));
-        vol = ver ? get_id(req, "volume", ref_id(ver, "volume_id"), &error) : NULL;
+        ver = pools_newest_version(req->store, json_row_ref(pool, "template_id"));
+        vol = ver ? get_id(req, "volume", json_row_ref(ver, "volume_id"), &error) : NULL;
         if (!vol) {
                 if (!error)
                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
@@ -446,8 +441,8 @@ static void domains_listed(JsonObject *result, const GError *error, gpointer dat
 void api_host_domains(ApiRequest *req)
 {
         g_autoptr(GError) error = NULL;
-        g_autoptr(JsonObject) host = store_get(req->store, resource_by_kind("host"),
-                                               req->params[0], 0, &error);
+        g_autoptr(JsonObject) host =
+                store_get(req->store, resource_by_kind("host"), req->params[0], 0, &error);
 
         if (!host) {
                 api_reply_error(req, error);

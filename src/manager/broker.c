@@ -10,6 +10,7 @@
 #define G_LOG_DOMAIN "broker"
 
 #include "common/error.h"
+#include "common/jsonutil.h"
 #include "common/util.h"
 #include "manager/agents.h"
 #include "manager/api.h"
@@ -21,13 +22,6 @@
 #include <string.h>
 
 static GMutex assign_lock; /* one manager: picking and assigning a desktop is one step */
-
-static gint64 ref_id(JsonObject *o, const char *column)
-{
-        JsonNode *n = json_object_get_member(o, column);
-
-        return n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_int(n) : 0;
-}
 
 static const char *str(JsonObject *o, const char *k)
 {
@@ -47,8 +41,8 @@ static GHashTable *entitled_pools(Store *st, gint64 user_id)
 {
         GHashTable *pools = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         g_autoptr(JsonArray) ents = store_list_all(st, resource_by_kind("entitlement"), NULL, NULL);
-        g_autoptr(GHashTable) mine = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
-                                                            NULL);
+        g_autoptr(GHashTable) mine =
+                g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         g_autoptr(JsonArray) groups = store_list_all(st, resource_by_kind("group"), NULL, NULL);
 
         for (guint i = 0; groups && i < json_array_get_length(groups); i++) {
@@ -57,15 +51,17 @@ static GHashTable *entitled_pools(Store *st, gint64 user_id)
                 for (guint k = 0; members && k < json_array_get_length(members); k++)
                         if (json_object_get_int_member(json_array_get_object_element(members, k),
                                                        "id") == user_id)
-                                g_hash_table_add(mine, g_memdup2(&(gint64){json_object_get_int_member(
-                                                                         g, "id")},
-                                                                 sizeof(gint64)));
+                                g_hash_table_add(
+                                        mine,
+                                        g_memdup2(&(gint64){json_object_get_int_member(g, "id")},
+                                                  sizeof(gint64)));
         }
         for (guint i = 0; ents && i < json_array_get_length(ents); i++) {
                 JsonObject *e = json_array_get_object_element(ents, i);
-                gint64 gid = ref_id(e, "group_id");
-                if (ref_id(e, "user_id") == user_id || (gid && g_hash_table_contains(mine, &gid)))
-                        g_hash_table_add(pools, g_memdup2(&(gint64){ref_id(e, "pool_id")},
+                gint64 gid = json_row_ref(e, "group_id");
+                if (json_row_ref(e, "user_id") == user_id ||
+                    (gid && g_hash_table_contains(mine, &gid)))
+                        g_hash_table_add(pools, g_memdup2(&(gint64){json_row_ref(e, "pool_id")},
                                                           sizeof(gint64)));
         }
         return pools;
@@ -103,7 +99,7 @@ void api_me_desktops(ApiRequest *req)
                 for (guint k = 0; mine && k < json_array_get_length(mine); k++) {
                         JsonObject *d = json_array_get_object_element(mine, k);
                         JsonObject *dd;
-                        if (ref_id(d, "pool_id") != pid)
+                        if (json_row_ref(d, "pool_id") != pid)
                                 continue;
                         dd = json_object_new();
                         json_object_set_int_member(dd, "id", json_object_get_int_member(d, "id"));
@@ -148,7 +144,7 @@ static gboolean usable_spare(JsonObject *d, GHashTable *in_session)
 {
         gint64 id = json_object_get_int_member(d, "id");
 
-        return ref_id(d, "user_id") == 0 && !json_object_get_boolean_member(d, "dirty") &&
+        return json_row_ref(d, "user_id") == 0 && !json_object_get_boolean_member(d, "dirty") &&
                !json_object_get_boolean_member(d, "maintenance") &&
                !g_hash_table_contains(in_session, &id);
 }
@@ -159,22 +155,23 @@ static gboolean usable_spare(JsonObject *d, GHashTable *in_session)
 static JsonObject *pick(ApiRequest *req, JsonObject *pool, GError **error)
 {
         Store *st = req->store;
-        g_autoptr(JsonArray) desks = rows_where(st, "desktop", "pool",
-                                                json_object_get_int_member(pool, "id"));
-        g_autoptr(GHashTable) in_session = g_hash_table_new_full(g_int64_hash, g_int64_equal,
-                                                                 g_free, NULL);
+        g_autoptr(JsonArray) desks =
+                rows_where(st, "desktop", "pool", json_object_get_int_member(pool, "id"));
+        g_autoptr(GHashTable) in_session =
+                g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         g_autoptr(JsonArray) sessions = store_list_all(st, resource_by_kind("session"), NULL, NULL);
         JsonObject *choice = NULL;
         static const char *const order[] = {"running", "stopped"};
 
         for (guint i = 0; sessions && i < json_array_get_length(sessions); i++)
-                g_hash_table_add(in_session,
-                                 g_memdup2(&(gint64){ref_id(json_array_get_object_element(sessions, i),
-                                                            "desktop_id")},
-                                           sizeof(gint64)));
+                g_hash_table_add(
+                        in_session,
+                        g_memdup2(&(gint64){json_row_ref(json_array_get_object_element(sessions, i),
+                                                         "desktop_id")},
+                                  sizeof(gint64)));
         for (guint i = 0; desks && i < json_array_get_length(desks) && !choice; i++) {
                 JsonObject *d = json_array_get_object_element(desks, i);
-                if (ref_id(d, "user_id") == req->caller.user_id &&
+                if (json_row_ref(d, "user_id") == req->caller.user_id &&
                     (g_str_equal(str(d, "state"), "running") ||
                      g_str_equal(str(d, "state"), "stopped")))
                         choice = d;
@@ -198,8 +195,7 @@ static JsonObject *pick(ApiRequest *req, JsonObject *pool, GError **error)
 
 /* The session and the desktop's assignment, in one transaction (the reconciler never sees an
  * assigned, dirty desktop without its session). Returns the session row. */
-static JsonObject *assign(ApiRequest *req, JsonObject *desktop, const char *proto,
-                          GError **error)
+static JsonObject *assign(ApiRequest *req, JsonObject *desktop, const char *proto, GError **error)
 {
         g_autoptr(JsonObject) sv = json_object_new();
         g_autoptr(JsonObject) patch = json_object_new();
@@ -215,7 +211,7 @@ static JsonObject *assign(ApiRequest *req, JsonObject *desktop, const char *prot
                                                        json_object_get_int_member(desktop, "id"));
                 for (guint i = 0; open && i < json_array_get_length(open); i++) {
                         JsonObject *o = json_array_get_object_element(open, i);
-                        if (ref_id(o, "user_id") == req->caller.user_id)
+                        if (json_row_ref(o, "user_id") == req->caller.user_id)
                                 return json_object_ref(o);
                 }
         }
@@ -298,8 +294,9 @@ static void console_step(Connect *c)
         if (g_str_equal(c->protocol, "vnc"))
                 c->password[8] = '\0'; /* VNC passwords are 8 characters */
         json_object_set_string_member(args, "password", c->password);
-        json_object_set_int_member(args, "expires_at", g_get_real_time() / G_USEC_PER_SEC +
-                                                               MCFG_INT(req->mgr, "ticket_ttl"));
+        json_object_set_int_member(args, "expires_at",
+                                   g_get_real_time() / G_USEC_PER_SEC +
+                                           MCFG_INT(req->mgr, "ticket_ttl"));
         if (!agents_call(req->mgr->agents, c->host_id, "domain.console", args,
                          MCFG_INT(req->mgr, "agent_command_timeout"), connected, c, &error)) {
                 connect_free(c);
@@ -359,8 +356,8 @@ static void waiter_maybe_go(Waiter *w)
                 g_source_destroy(w->timeout);
         detail = g_strdup_printf("desktop %s started and ready after %" G_GINT64_FORMAT " ms",
                                  c->desktop_name, (g_get_monotonic_time() - c->t0) / 1000);
-        store_event_add(c->req->store, &c->req->actor, "connect_ready", "desktop",
-                        c->desktop_id, c->desktop_name, detail, NULL);
+        store_event_add(c->req->store, &c->req->actor, "connect_ready", "desktop", c->desktop_id,
+                        c->desktop_name, detail, NULL);
         console_step(c);
 }
 
@@ -491,8 +488,7 @@ static void start_step(Connect *c, JsonObject *desktop, JsonObject *host)
         (void)host;
 }
 
-static void connect_to(ApiRequest *req, JsonObject *desktop, JsonObject *session,
-                       const char *proto)
+static void connect_to(ApiRequest *req, JsonObject *desktop, JsonObject *session, const char *proto)
 {
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) host = NULL;
@@ -541,9 +537,10 @@ void api_connect(ApiRequest *req)
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) pool = NULL, desktop = NULL, session = NULL;
         g_autoptr(GHashTable) entitled = NULL;
-        const char *proto = req->body ? json_object_get_string_member_with_default(
-                                                req->body, "protocol", "spice")
-                                      : "spice";
+        const char *proto =
+                req->body
+                        ? json_object_get_string_member_with_default(req->body, "protocol", "spice")
+                        : "spice";
         gint64 pid;
 
         if (to_pool) {
@@ -551,15 +548,15 @@ void api_connect(ApiRequest *req)
         } else {
                 desktop = store_get(req->store, resource_by_kind("desktop"), req->params[0], 0,
                                     &error);
-                if (desktop && ref_id(desktop, "user_id") != req->caller.user_id) {
+                if (desktop && json_row_ref(desktop, "user_id") != req->caller.user_id) {
                         g_clear_pointer(&desktop, json_object_unref);
                         refuse(req, ATRIUM_ERROR_NOT_FOUND, req->params[0],
                                "no such desktop of yours");
                         return;
                 }
                 if (desktop)
-                        pool = store_get(req->store, resource_by_kind("pool"),
-                                         str(desktop, "pool"), 0, &error);
+                        pool = store_get(req->store, resource_by_kind("pool"), str(desktop, "pool"),
+                                         0, &error);
         }
         if (!pool) {
                 api_reply_error(req, error);

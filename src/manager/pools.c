@@ -5,6 +5,7 @@
 #include "manager/agents.h"
 #include "manager/scheduler.h"
 #include "common/error.h"
+#include "common/jsonutil.h"
 #include "common/util.h"
 #include "proto/agentproto.h"
 #include "proto/naming.h"
@@ -35,12 +36,12 @@ struct _Pools {
 /* What a pass looks at, read at its start. */
 typedef struct {
         JsonArray *pools, *desktops, *sessions, *hosts, *versions, *volumes;
-        GHashTable *newest;      /* template id -> newest version row */
-        GHashTable *versions_by; /* version id -> row */
-        GHashTable *volume_path; /* volume id -> path */
-        GHashTable *in_session;  /* desktop id -> TRUE */
-        GHashTable *names;       /* every desktop name (lower case) */
-        GHashTable *host_count;  /* host id -> desktops placed there */
+        GHashTable *newest;       /* template id -> newest version row */
+        GHashTable *versions_by;  /* version id -> row */
+        GHashTable *volume_path;  /* volume id -> path */
+        GHashTable *in_session;   /* desktop id -> TRUE */
+        GHashTable *names;        /* every desktop name (lower case) */
+        GHashTable *host_count;   /* host id -> desktops placed there */
         GHashTable *host_planned; /* host id -> MiB of the desktops this pass starts there */
 } Snapshot;
 
@@ -73,13 +74,6 @@ static gint64 *id_key(gint64 id)
 static gint64 now_s(void)
 {
         return g_get_real_time() / G_USEC_PER_SEC;
-}
-
-static gint64 ref_id(JsonObject *o, const char *column)
-{
-        JsonNode *n = json_object_get_member(o, column);
-
-        return n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_int(n) : 0;
 }
 
 static const char *str(JsonObject *o, const char *k)
@@ -149,8 +143,8 @@ gboolean pools_volume_reachable(Store *st, const char *path, const char *hosts_h
         return FALSE;
 }
 
-gint64 pools_operation_start(Store *st, const char *kind, const char *object_kind,
-                             gint64 object_id, const char *object_name, const Actor *actor)
+gint64 pools_operation_start(Store *st, const char *kind, const char *object_kind, gint64 object_id,
+                             const char *object_name, const Actor *actor)
 {
         g_autoptr(JsonObject) v = json_object_new();
         g_autoptr(JsonObject) row = NULL;
@@ -208,15 +202,14 @@ static JsonObject *desktop_args(const char *installation, JsonObject *d, JsonObj
         return a;
 }
 
-JsonObject *pools_desktop_args(Store *st, const char *installation, JsonObject *d,
-                               GError **error)
+JsonObject *pools_desktop_args(Store *st, const char *installation, JsonObject *d, GError **error)
 {
-        g_autoptr(JsonObject) pool = get_by_id(st, "pool", ref_id(d, "pool_id"), error);
-        g_autoptr(JsonObject) ver =
-                pool ? get_by_id(st, "template-version", ref_id(d, "template_version_id"), error)
-                     : NULL;
+        g_autoptr(JsonObject) pool = get_by_id(st, "pool", json_row_ref(d, "pool_id"), error);
+        g_autoptr(JsonObject) ver = pool ? get_by_id(st, "template-version",
+                                                     json_row_ref(d, "template_version_id"), error)
+                                         : NULL;
         g_autoptr(JsonObject) vol =
-                ver ? get_by_id(st, "volume", ref_id(ver, "volume_id"), error) : NULL;
+                ver ? get_by_id(st, "volume", json_row_ref(ver, "volume_id"), error) : NULL;
 
         if (!vol) {
                 g_prefix_error(error, "desktop '%s': ", str(d, "name"));
@@ -279,14 +272,13 @@ static void step_failed(Pools *p, JsonObject *row, const char *step, const GErro
                 g_autoptr(JsonObject) extra = json_object_new();
                 g_autofree char *why = g_strdup_printf("%s failed: %s", step, error->message);
                 json_object_set_string_member(extra, "failure", why);
-                g_warning("desktop %s: %s (after %u attempts)", str(row, "name"), why,
-                          r->failures);
+                g_warning("desktop %s: %s (after %u attempts)", str(row, "name"), why, r->failures);
                 desktop_set(p, id, str(row, "name"), "failed", extra, "desktop_failed", why);
                 retry_clear(p, id);
                 return;
         }
-        r->next_at = g_get_monotonic_time() +
-                     MIN((gint64)1 << (r->failures - 1), 60) * G_USEC_PER_SEC;
+        r->next_at =
+                g_get_monotonic_time() + MIN((gint64)1 << (r->failures - 1), 60) * G_USEC_PER_SEC;
         g_info("desktop %s: %s failed (attempt %u of %" G_GINT64_FORMAT "), will retry: %s",
                str(row, "name"), step, r->failures, most, error->message);
 }
@@ -370,8 +362,8 @@ static void step_done(JsonObject *result, const GError *error, gpointer data)
                 desktop_set(p, s->desktop_id, str(row, "name"), "stopped", extra, NULL, NULL);
         } else if (g_str_equal(s->step, "start")) {
                 json_object_set_int_member(extra, "host", s->host_id);
-                desktop_set(p, s->desktop_id, str(row, "name"), "running", extra,
-                            "desktop_started", "started as a spare");
+                desktop_set(p, s->desktop_id, str(row, "name"), "running", extra, "desktop_started",
+                            "started as a spare");
         } else if (g_str_equal(s->step, "stop")) {
                 desktop_set(p, s->desktop_id, str(row, "name"), "stopped", NULL, NULL, NULL);
         } else {
@@ -429,8 +421,7 @@ static gboolean host_has_room(Pools *p, gint64 host_id)
 
 /* Sends the step now if its host has room, else queues it: a reply from that host sends the
  * next one. Takes args. */
-static void step_go(Pools *p, JsonObject *row, gint64 host_id, const char *step,
-                    JsonObject *args)
+static void step_go(Pools *p, JsonObject *row, gint64 host_id, const char *step, JsonObject *args)
 {
         Step *w;
 
@@ -452,11 +443,11 @@ static void step_go(Pools *p, JsonObject *row, gint64 host_id, const char *step,
 static JsonObject *snapshot_args(Pools *p, Snapshot *s, JsonObject *pool, JsonObject *d,
                                  GError **error)
 {
-        gint64 vid = ref_id(d, "template_version_id");
+        gint64 vid = json_row_ref(d, "template_version_id");
         JsonObject *ver = g_hash_table_lookup(s->versions_by, &vid);
-        const char *path = ver ? g_hash_table_lookup(s->volume_path,
-                                                     &(gint64){ref_id(ver, "volume_id")})
-                               : NULL;
+        const char *path =
+                ver ? g_hash_table_lookup(s->volume_path, &(gint64){json_row_ref(ver, "volume_id")})
+                    : NULL;
 
         if (!path) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
@@ -499,8 +490,8 @@ static gboolean snapshot_load(Pools *p, Snapshot *s, GError **error)
             !(s->desktops = store_list_all(st, resource_by_kind("desktop"), NULL, error)) ||
             !(s->sessions = store_list_all(st, resource_by_kind("session"), NULL, error)) ||
             !(s->hosts = store_list_all(st, resource_by_kind("host"), NULL, error)) ||
-            !(s->versions = store_list_all(st, resource_by_kind("template-version"), NULL,
-                                           error)) ||
+            !(s->versions =
+                      store_list_all(st, resource_by_kind("template-version"), NULL, error)) ||
             !(s->volumes = store_list_all(st, resource_by_kind("volume"), NULL, error)))
                 return FALSE;
         s->newest = id_table();
@@ -512,7 +503,7 @@ static gboolean snapshot_load(Pools *p, Snapshot *s, GError **error)
         s->names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         for (guint i = 0; i < json_array_get_length(s->versions); i++) {
                 JsonObject *v = json_array_get_object_element(s->versions, i);
-                gint64 t = ref_id(v, "template_id");
+                gint64 t = json_row_ref(v, "template_id");
                 JsonObject *cur = g_hash_table_lookup(s->newest, &t);
                 g_hash_table_insert(s->versions_by, id_key(json_object_get_int_member(v, "id")), v);
                 if (!cur || json_object_get_int_member(v, "version") >
@@ -525,20 +516,20 @@ static gboolean snapshot_load(Pools *p, Snapshot *s, GError **error)
                                     (gpointer)str(v, "path"));
         }
         for (guint i = 0; i < json_array_get_length(s->sessions); i++)
-                g_hash_table_insert(s->in_session,
-                                    id_key(ref_id(json_array_get_object_element(s->sessions, i),
-                                                  "desktop_id")),
-                                    GINT_TO_POINTER(1));
+                g_hash_table_insert(
+                        s->in_session,
+                        id_key(json_row_ref(json_array_get_object_element(s->sessions, i),
+                                            "desktop_id")),
+                        GINT_TO_POINTER(1));
         for (guint i = 0; i < json_array_get_length(s->desktops); i++) {
                 JsonObject *d = json_array_get_object_element(s->desktops, i);
-                gint64 h = ref_id(d, "host_id");
+                gint64 h = json_row_ref(d, "host_id");
                 g_hash_table_add(s->names, g_ascii_strdown(str(d, "name"), -1));
                 if (h)
-                        g_hash_table_insert(
-                                s->host_count, id_key(h),
-                                GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(
-                                                         s->host_count, &h)) +
-                                                 1));
+                        g_hash_table_insert(s->host_count, id_key(h),
+                                            GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(
+                                                                     s->host_count, &h)) +
+                                                             1));
         }
         return TRUE;
 }
@@ -594,7 +585,7 @@ static gboolean in_session(Snapshot *s, JsonObject *d)
 /* A desktop someone has: a session, or (persistent pools) an assigned user. */
 static gboolean in_use(PoolView *v, Snapshot *s, JsonObject *d)
 {
-        return in_session(s, d) || (!v->stateless && ref_id(d, "user_id") != 0);
+        return in_session(s, d) || (!v->stateless && json_row_ref(d, "user_id") != 0);
 }
 
 static gboolean busy(Pools *p, JsonObject *d)
@@ -624,7 +615,8 @@ static guint grow(Pools *p, Snapshot *s, PoolView *v, guint missing)
 {
         const char *pattern = str(v->pool, "name_pattern");
         g_autofree char *def = pool_default_pattern(str(v->pool, "name"));
-        g_autoptr(GPtrArray) values = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+        g_autoptr(GPtrArray) values =
+                g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
         g_autofree StoreChange *changes = NULL;
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonArray) made = NULL;
@@ -650,7 +642,7 @@ static guint grow(Pools *p, Snapshot *s, PoolView *v, guint missing)
                 json_object_set_int_member(o, "state_since", now_s());
                 json_object_set_int_member(o, "template_version",
                                            json_object_get_int_member(v->newest, "id"));
-                json_object_set_int_member(o, "volume", ref_id(v->newest, "volume_id"));
+                json_object_set_int_member(o, "volume", json_row_ref(v->newest, "volume_id"));
                 g_ptr_array_add(values, o);
                 g_hash_table_add(s->names, g_steal_pointer(&low));
                 k++;
@@ -664,8 +656,7 @@ static guint grow(Pools *p, Snapshot *s, PoolView *v, guint missing)
         }
         made = store_change_batch(p->store, changes, values->len, &system_actor, &error);
         if (!made) {
-                g_warning("pool %s: cannot add desktops: %s", str(v->pool, "name"),
-                          error->message);
+                g_warning("pool %s: cannot add desktops: %s", str(v->pool, "name"), error->message);
                 return 0;
         }
         return values->len;
@@ -702,14 +693,14 @@ static void resets(Pools *p, Snapshot *s, PoolView *v)
         for (guint i = 0; i < v->live->len; i++) {
                 JsonObject *d = v->live->pdata[i];
                 gboolean dirty = json_object_get_boolean_member(d, "dirty");
-                gboolean old = ref_id(d, "template_version_id") != newest;
+                gboolean old = json_row_ref(d, "template_version_id") != newest;
                 g_autoptr(JsonObject) extra = NULL;
                 if (!(state_is(d, "stopped") || state_is(d, "running")) || in_session(s, d) ||
                     busy(p, d) || !(dirty || old))
                         continue;
                 extra = json_object_new();
                 json_object_set_int_member(extra, "template_version", newest);
-                json_object_set_int_member(extra, "volume", ref_id(v->newest, "volume_id"));
+                json_object_set_int_member(extra, "volume", json_row_ref(v->newest, "volume_id"));
                 json_object_set_null_member(extra, "user");
                 json_object_set_boolean_member(extra, "dirty", FALSE);
                 if (!desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"),
@@ -719,7 +710,7 @@ static void resets(Pools *p, Snapshot *s, PoolView *v)
                 /* this pass goes on with the row as it is now */
                 json_object_set_string_member(d, "state", "provisioning");
                 json_object_set_int_member(d, "template_version_id", newest);
-                json_object_set_int_member(d, "volume_id", ref_id(v->newest, "volume_id"));
+                json_object_set_int_member(d, "volume_id", json_row_ref(v->newest, "volume_id"));
                 json_object_set_null_member(d, "user_id");
                 json_object_set_boolean_member(d, "dirty", FALSE);
         }
@@ -729,7 +720,7 @@ static void provisions(Pools *p, Snapshot *s, PoolView *v)
 {
         for (guint i = 0; i < v->live->len; i++) {
                 JsonObject *d = v->live->pdata[i];
-                gint64 host = ref_id(d, "host_id");
+                gint64 host = json_row_ref(d, "host_id");
                 JsonObject *h = host ? host_row(s, host) : NULL;
                 g_autoptr(GError) error = NULL;
                 JsonObject *args;
@@ -773,8 +764,8 @@ static gboolean fits(Pools *p, Snapshot *s, PoolView *v, JsonObject *h, gint64 n
         };
         SchedRequest r = {
                 .need_mb = need_mb,
-                .overcommit = config_get_int(p->mgr->config, "manager", "overcommit_percent") /
-                              100.0,
+                .overcommit =
+                        config_get_int(p->mgr->config, "manager", "overcommit_percent") / 100.0,
                 .hint = v->hint,
         };
 
@@ -797,18 +788,18 @@ static void spares(Pools *p, Snapshot *s, PoolView *v)
         for (guint i = 0; i < v->live->len; i++) {
                 JsonObject *d = v->live->pdata[i];
                 if ((state_is(d, "running") || state_is(d, "starting")) && !in_use(v, s, d) &&
-                    ref_id(d, "user_id") == 0 && !json_object_get_boolean_member(d, "dirty"))
+                    json_row_ref(d, "user_id") == 0 && !json_object_get_boolean_member(d, "dirty"))
                         have++;
         }
         for (guint i = 0; i < v->live->len && have < want; i++) {
                 JsonObject *d = v->live->pdata[i];
-                gint64 host = ref_id(d, "host_id");
+                gint64 host = json_row_ref(d, "host_id");
                 JsonObject *h = host ? host_row(s, host) : NULL;
                 g_autoptr(GError) error = NULL;
                 JsonObject *args;
-                if (!state_is(d, "stopped") || in_use(v, s, d) || ref_id(d, "user_id") ||
+                if (!state_is(d, "stopped") || in_use(v, s, d) || json_row_ref(d, "user_id") ||
                     json_object_get_boolean_member(d, "dirty") || busy(p, d) ||
-                    (v->stateless && ref_id(d, "template_version_id") != newest) || !h ||
+                    (v->stateless && json_row_ref(d, "template_version_id") != newest) || !h ||
                     !host_usable(p->mgr, h, v->path, v->hint) || !host_has_room(p, host) ||
                     !fits(p, s, v, h, json_object_get_int_member(v->newest, "ram_mb")))
                         continue;
@@ -825,16 +816,17 @@ static void spares(Pools *p, Snapshot *s, PoolView *v)
         }
         for (guint i = v->live->len; i-- > 0 && have > want;) {
                 JsonObject *d = v->live->pdata[i];
-                gint64 host = ref_id(d, "host_id");
+                gint64 host = json_row_ref(d, "host_id");
                 JsonObject *args;
-                if (!state_is(d, "running") || in_use(v, s, d) || ref_id(d, "user_id") ||
+                if (!state_is(d, "running") || in_use(v, s, d) || json_row_ref(d, "user_id") ||
                     busy(p, d) || !host || !agents_linked(p->mgr->agents, host) ||
                     !host_has_room(p, host))
                         continue;
                 args = json_object_new();
                 {
-                        g_autofree char *dom = agent_domain_name(
-                                p->mgr->installation, "desktop", json_object_get_int_member(d, "id"));
+                        g_autofree char *dom =
+                                agent_domain_name(p->mgr->installation, "desktop",
+                                                  json_object_get_int_member(d, "id"));
                         json_object_set_string_member(args, "domain", dom);
                 }
                 desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"), "stopping",
@@ -850,11 +842,11 @@ static void deletions(Pools *p, Snapshot *s, GPtrArray *going)
         for (guint i = 0; i < going->len; i++) {
                 JsonObject *d = going->pdata[i];
                 gint64 id = json_object_get_int_member(d, "id");
-                gint64 host = ref_id(d, "host_id");
+                gint64 host = json_row_ref(d, "host_id");
                 g_autofree char *dom = agent_domain_name(p->mgr->installation, "desktop", id);
                 g_autofree char *disk = desktop_overlay_name(p->mgr->installation, id);
                 const char *path = g_hash_table_lookup(s->volume_path,
-                                                       &(gint64){ref_id(d, "volume_id")});
+                                                       &(gint64){json_row_ref(d, "volume_id")});
                 JsonObject *args;
                 if (busy(p, d))
                         continue;
@@ -908,7 +900,7 @@ static void pool_delete_finish(Pools *p, JsonObject *pool)
 static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)
 {
         gint64 pid = json_object_get_int_member(pool, "id");
-        gint64 tid = ref_id(pool, "template_id");
+        gint64 tid = json_row_ref(pool, "template_id");
         gint64 size = json_object_get_int_member(pool, "size");
         g_autoptr(GPtrArray) live = g_ptr_array_new();
         g_autoptr(GPtrArray) going = g_ptr_array_new();
@@ -917,10 +909,11 @@ static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)
 
         for (guint i = 0; i < json_array_get_length(s->desktops); i++) {
                 JsonObject *d = json_array_get_object_element(s->desktops, i);
-                if (ref_id(d, "pool_id") != pid)
+                if (json_row_ref(d, "pool_id") != pid)
                         continue;
                 if (json_object_get_boolean_member(pool, "deleting") && !state_is(d, "deleting") &&
-                    !g_hash_table_contains(p->inflight, &(gint64){json_object_get_int_member(d, "id")})) {
+                    !g_hash_table_contains(p->inflight,
+                                           &(gint64){json_object_get_int_member(d, "id")})) {
                         desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"),
                                     "deleting", NULL, NULL, NULL);
                         json_object_set_string_member(d, "state", "deleting");
@@ -948,7 +941,8 @@ static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)
                 set_status(p, pool, "waiting: its template has no version yet");
                 return;
         }
-        v.path = g_hash_table_lookup(s->volume_path, &(gint64){ref_id(v.newest, "volume_id")});
+        v.path =
+                g_hash_table_lookup(s->volume_path, &(gint64){json_row_ref(v.newest, "volume_id")});
         if (!v.path) {
                 set_status(p, pool, "waiting: its template's volume is gone");
                 return;
@@ -1028,7 +1022,7 @@ static void tally_desktop(Tally *t, Snapshot *s, JsonObject *d, gint64 want_vers
                 t->failed++;
                 t->failure = str(d, "failure");
         } else if ((state_is(d, "stopped") || state_is(d, "running")) &&
-                   (!want_version || ref_id(d, "template_version_id") == want_version)) {
+                   (!want_version || json_row_ref(d, "template_version_id") == want_version)) {
                 t->done++;
         } else if (in_session(s, d)) {
                 t->waiting++;
@@ -1045,10 +1039,11 @@ static void operation_pass(Pools *p, Snapshot *s, JsonObject *op)
 
         if (g_str_equal(kind, "recompose")) {
                 JsonObject *d = find(s->desktops, oid);
-                JsonObject *pool = d ? find(s->pools, ref_id(d, "pool_id")) : NULL;
-                JsonObject *nv = pool ? g_hash_table_lookup(s->newest,
-                                                            &(gint64){ref_id(pool, "template_id")})
-                                      : NULL;
+                JsonObject *pool = d ? find(s->pools, json_row_ref(d, "pool_id")) : NULL;
+                JsonObject *nv =
+                        pool ? g_hash_table_lookup(s->newest,
+                                                   &(gint64){json_row_ref(pool, "template_id")})
+                             : NULL;
                 if (!d || !nv) {
                         operation_set(p, op, "failed", 0, "the desktop is gone");
                         return;
@@ -1059,14 +1054,16 @@ static void operation_pass(Pools *p, Snapshot *s, JsonObject *op)
                 JsonObject *nv = g_hash_table_lookup(s->newest, &oid);
                 for (guint i = 0; nv && i < json_array_get_length(s->pools); i++) {
                         JsonObject *pool = json_array_get_object_element(s->pools, i);
-                        if (ref_id(pool, "template_id") != oid ||
+                        if (json_row_ref(pool, "template_id") != oid ||
                             !g_str_equal(str(pool, "mode"), "stateless"))
                                 continue;
                         for (guint k = 0; k < json_array_get_length(s->desktops); k++) {
                                 JsonObject *d = json_array_get_object_element(s->desktops, k);
-                                if (ref_id(d, "pool_id") == json_object_get_int_member(pool, "id") &&
+                                if (json_row_ref(d, "pool_id") ==
+                                            json_object_get_int_member(pool, "id") &&
                                     !state_is(d, "deleting"))
-                                        tally_desktop(&t, s, d, json_object_get_int_member(nv, "id"));
+                                        tally_desktop(&t, s, d,
+                                                      json_object_get_int_member(nv, "id"));
                         }
                 }
                 target = t.total;
@@ -1075,14 +1072,14 @@ static void operation_pass(Pools *p, Snapshot *s, JsonObject *op)
                 if (pool && !g_str_equal(str(pool, "name"), str(op, "object_name")))
                         pool = NULL; /* its id was taken again by a newer pool */
                 if (!pool) {
-                        operation_set(p, op, g_str_equal(kind, "pool_delete") ? "done" : "failed",
-                                      100, g_str_equal(kind, "pool_delete") ? "deleted"
-                                                                            : "the pool is gone");
+                        operation_set(
+                                p, op, g_str_equal(kind, "pool_delete") ? "done" : "failed", 100,
+                                g_str_equal(kind, "pool_delete") ? "deleted" : "the pool is gone");
                         return;
                 }
                 for (guint k = 0; k < json_array_get_length(s->desktops); k++) {
                         JsonObject *d = json_array_get_object_element(s->desktops, k);
-                        if (ref_id(d, "pool_id") != oid)
+                        if (json_row_ref(d, "pool_id") != oid)
                                 continue;
                         if (state_is(d, "deleting"))
                                 t.total++;

@@ -37,3 +37,12 @@ refuse() {
         fi
 }
 
+# wait_for SECONDS CMD...: until CMD succeeds (bounded). CMD runs each time: wrap a check
+# with a command substitution in a function, or it is evaluated once.
+wait_for() {
+        local s=$1; shift
+        for _ in $(seq 1 $((s * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+        return 1
+}
+# api_is PATH JQ WANT: GET PATH and compare one value
+api_is() { http GET "$1"; [ "$(jget "$2")" = "$3" ]; }

@@ -37,13 +37,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wait_for SECONDS CMD...: until CMD succeeds (bounded)
-wait_for() {
-        local s=$1; shift
-        for _ in $(seq 1 $((s * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-        return 1
-}
-api_is() { http GET "$1"; [ "$(jget "$2")" = "$3" ]; }
 event_seen() { # ACTION OBJECT_NAME [SINCE_ID]
         http GET "/events?action=$1&limit=1000"
         [ "$(jq --arg o "$2" --argjson s "${3:-0}" '[.items[] | select(.object_name == $o and .id > $s)] | length' <<<"$BODY")" -gt 0 ]

@@ -27,12 +27,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() { # SECONDS CMD...: until CMD succeeds (bounded)
-        local s=$1; shift
-        for _ in $(seq 1 $((s * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-        return 1
-}
-api_is() { http GET "$1"; [ "$(jget "$2")" = "$3" ]; }
 q() { sqlite3 "$STATE/atrium.db" "$1"; }
 # A live agent's heartbeats update its host row every second: refusals are checked without it.
 dbdump() { sqlite3 "$STATE/atrium.db" .dump | grep -v '^INSERT INTO api_tokens\|^INSERT INTO hosts'; }
