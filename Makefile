@@ -59,6 +59,7 @@ bench: build
 	@bench/api/run.sh $(BUILD)
 	@bench/agent/run.sh $(BUILD)
 	@bench/pools/run.sh $(BUILD)
+	@bench/broker/run.sh $(BUILD)
 
 install: build
 	meson install -C $(BUILD)

@@ -60,6 +60,9 @@ const char *agent_domain_arg(JsonObject *args, GError **error);
 /* Guest channels (guestlink.c): a table for a->channels, opened when a domain runs, closed
  * when it stops; guest.request commands. */
 GHashTable *guest_channels_new(void);
+/* {domain: seconds since its user's last input} for the guests whose atrium-guest says so:
+ * sent with every heartbeat (the manager's idle timeouts). */
+JsonObject *guest_idle_report(Agent *a);
 void guest_channel_open(Agent *a, const char *domain, const char *path);
 void guest_channel_close(Agent *a, const char *domain);
 void guest_request(Agent *a, const char *id, JsonObject *args);

@@ -409,10 +409,14 @@ static gboolean heartbeat_tick(gpointer data)
                 submit(a, JOB_HEARTBEAT, NULL, NULL, args);
         }
         if (a->figures) {
-                g_autofree char *text = agent_msg_text(a->figures);
+                g_autofree char *text = NULL;
+                json_object_set_object_member(a->figures, "idle", guest_idle_report(a));
+                text = agent_msg_text(a->figures);
                 agent_send_text(a, text);
         } else {
-                agent_send_msg(a, agent_msg_new("heartbeat"));
+                JsonObject *m = agent_msg_new("heartbeat");
+                json_object_set_object_member(m, "idle", guest_idle_report(a));
+                agent_send_msg(a, m);
         }
         return G_SOURCE_CONTINUE;
 }

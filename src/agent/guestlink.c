@@ -30,6 +30,7 @@ struct _GuestChannel {
         GCancellable *cancel;
         GSource *watchdog;
         gint64 last_beat;
+        gint64 idle; /* seconds at last_beat; -1: not said */
         gboolean lost;
         guint attempts;
 };
@@ -150,6 +151,7 @@ void guest_request(Agent *a, const char *id, JsonObject *args)
         const char *domain = agent_domain_arg(args, &error);
         const char *op = domain ? agent_arg_string(args, "op", TRUE, &error) : NULL;
         const char *hostname = agent_arg_string(args, "hostname", FALSE, NULL);
+        const char *user = agent_arg_string(args, "user", FALSE, NULL);
         GuestChannel *ch = domain ? g_hash_table_lookup(a->channels, domain) : NULL;
         int gop = op ? guest_op_from_string(op) : -1;
         g_autofree char *line = NULL;
@@ -162,13 +164,15 @@ void guest_request(Agent *a, const char *id, JsonObject *args)
         else if (!error && gop == GUEST_OP_SET_HOSTNAME && !hostname)
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                             "set-hostname needs a 'hostname'");
+        else if (!error && gop == GUEST_OP_LOGIN && !user)
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID, "login needs a 'user'");
         else if (!error && (!ch || !ch->conn))
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                             "atrium-guest is not connected in %s (not running, still booting, "
                             "or no guest tools)",
                             domain);
         if (!error) {
-                line = guest_request_line(id, gop, hostname);
+                line = guest_request_line(id, gop, gop == GUEST_OP_LOGIN ? user : hostname);
                 if (!g_output_stream_write_all(g_io_stream_get_output_stream(G_IO_STREAM(ch->conn)),
                                                line, strlen(line), NULL, NULL, &error))
                         g_prefix_error(&error, "cannot write to atrium-guest: ");
@@ -213,6 +217,7 @@ static void on_line(GObject *src, GAsyncResult *res, gpointer data)
                         break;
                 case GUEST_MSG_HEARTBEAT:
                         ch->last_beat = g_get_monotonic_time();
+                        ch->idle = m->idle;
                         if (ch->lost)
                                 guest_event(ch, "heartbeat-back", m->user, NULL);
                         ch->lost = FALSE;
@@ -302,6 +307,7 @@ void guest_channel_open(Agent *a, const char *domain, const char *path)
         if (ch && g_str_equal(ch->path, path))
                 return;
         ch = g_new0(GuestChannel, 1);
+        ch->idle = -1;
         ch->a = a;
         ch->domain = g_strdup(domain);
         ch->path = g_strdup(path);
@@ -317,6 +323,24 @@ void guest_channel_open(Agent *a, const char *domain, const char *path)
 void guest_channel_close(Agent *a, const char *domain)
 {
         g_hash_table_remove(a->channels, domain);
+}
+
+JsonObject *guest_idle_report(Agent *a)
+{
+        JsonObject *o = json_object_new();
+        GHashTableIter it;
+        gpointer v;
+        gint64 now = g_get_monotonic_time();
+
+        g_hash_table_iter_init(&it, a->channels);
+        while (g_hash_table_iter_next(&it, NULL, &v)) {
+                GuestChannel *ch = v;
+                if (ch->conn && !ch->lost && ch->idle >= 0)
+                        json_object_set_int_member(o, ch->domain,
+                                                   ch->idle + (now - ch->last_beat) /
+                                                                      G_USEC_PER_SEC);
+        }
+        return o;
 }
 
 GHashTable *guest_channels_new(void)

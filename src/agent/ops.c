@@ -246,7 +246,8 @@ static JsonObject *op_domain(Agent *a, const char *op, JsonObject *args, GError 
                                     "a VNC password has at most 8 characters");
                         return NULL;
                 }
-                port = virt_console(a->virt, d, proto, pw, expires, error);
+                port = virt_console(a->virt, d, proto, pw, expires,
+                                    agent_arg_bool(args, "disconnect", FALSE), error);
                 if (!port)
                         return NULL;
                 o = done_obj(d, NULL);

@@ -627,7 +627,7 @@ gboolean virt_simple(Virt *v, const char *name, const char *op, GError **error)
 }
 
 gint64 virt_console(Virt *v, const char *name, const char *protocol, const char *password,
-                    gint64 expires_at, GError **error)
+                    gint64 expires_at, gboolean disconnect, GError **error)
 {
         g_autoptr(virDomain) dom = domain_open(v, name, error);
         XmlFacts f = {0};
@@ -660,8 +660,10 @@ gint64 virt_console(Virt *v, const char *name, const char *protocol, const char 
         until = g_date_time_format(t, "%Y-%m-%dT%H:%M:%S");
         xml = g_markup_printf_escaped(
                 "<graphics type='%s' port='%" G_GINT64_FORMAT "' autoport='yes' listen='%s' "
-                "passwd='%s' passwdValidTo='%s'><listen type='address' address='%s'/></graphics>",
-                protocol, port, f.listen, password, until, f.listen);
+                "passwd='%s' passwdValidTo='%s' connected='%s'><listen type='address' "
+                "address='%s'/></graphics>",
+                protocol, port, f.listen, password, until,
+                disconnect && g_str_equal(protocol, "spice") ? "disconnect" : "keep", f.listen);
         if (virDomainUpdateDeviceFlags(dom, xml, VIR_DOMAIN_AFFECT_LIVE) < 0) {
                 set_virt_error(error, ATRIUM_ERROR_INTERNAL, "cannot set the console password");
                 port = 0;

@@ -47,9 +47,11 @@ gboolean virt_shutdown(Virt *v, const char *name, guint timeout_s, gboolean forc
 /* "reboot", "reset", "destroy", "undefine" (refused while running), "remove" (destroy and
  * undefine; a missing domain is fine). */
 gboolean virt_simple(Virt *v, const char *name, const char *op, GError **error);
-/* One-time console password valid until expires_at (Unix time); returns the port. */
+/* One-time console password valid until expires_at (Unix time); returns the port.
+ * disconnect: SPICE clients connected now are dropped (libvirt's connected='disconnect'; VNC
+ * has no such control: its tunnels are closed by the gateway). */
 gint64 virt_console(Virt *v, const char *name, const char *protocol, const char *password,
-                    gint64 expires_at, GError **error);
+                    gint64 expires_at, gboolean disconnect, GError **error);
 /* Inserts an ISO (absolute path) in the CD-ROM drive, or ejects it (iso NULL). */
 gboolean virt_media(Virt *v, const char *name, const char *iso, GError **error);
 /* Disk paths of running domains of ours (NULL-terminated). */

@@ -56,3 +56,5 @@ int cmd_extra(Client *c, const Resource *res, const char *verb, int argc, char *
 int cli_wait_operation(Client *c, gint64 id, guint timeout_s);
 int cli_after_operation(Client *c, JsonObject *reply, gboolean wait);
 void cli_pool_disk(Client *c, JsonObject *pool);
+/* After 'session show': how long its connect took, step by step. */
+void cli_session_timing(JsonObject *session);

@@ -81,6 +81,20 @@ static const Extra extras[] = {
          "desktop.",
          {{"yes", OPT_FLAG, "go ahead although the disk's changes are lost"},
           {"wait", OPT_FLAG, "follow the operation until it ends"}}},
+        {"session", "end", "POST", "/api/v1/sessions/", "/end", "SESSION",
+         "End a session: atrium-guest logs its user off, the desktop shuts down (a stateless "
+         "one is then reset)."},
+        {"session", "disconnect", "POST", "/api/v1/sessions/", "/disconnect", "SESSION",
+         "Drop the session's console clients; the session stays for a reconnect."},
+        {"terminal", "key", "POST", "/api/v1/terminals/", "/key", "TERMINAL",
+         "Issue a new key for the terminal (printed once; the older key stops working)."},
+        {"pool", "connect", "POST", "/api/v1/pools/", "/connect",
+         "POOL [--protocol spice|vnc] [--terminal T --terminal-key K]",
+         "Connect to a pool you are entitled to: prints the desktop, the browser console URL "
+         "and writes nothing else (use --json for the .vv file and the ticket).",
+         {{"protocol", OPT_TEXT, "spice (default) or vnc"},
+          {"terminal", OPT_TEXT, "the registered terminal connecting"},
+          {"terminal-key", OPT_TEXT, "its key"}}},
         {"volume", "images", "GET", "/api/v1/volumes/", "/images", "VOLUME",
          "Disk images of a volume, their backing files and the free space (asked of a host)."},
         {"media", "isos", "GET", "/api/v1/media/", "/isos", "MEDIA",
@@ -162,6 +176,17 @@ static int print_reply(Client *c, const Extra *e, const char *what, JsonNode *re
                 }
                 if (!a || json_array_get_length(a) == 0)
                         printf("(no ISO images)\n");
+        } else if (g_str_equal(e->verb, "key") && o) {
+                printf("terminal %s key (shown once): %s\n",
+                       json_object_get_string_member(o, "terminal"),
+                       json_object_get_string_member(o, "key"));
+        } else if (g_str_equal(e->verb, "connect") && o) {
+                printf("desktop: %s\nsession: %" G_GINT64_FORMAT "\nconsole: %s\n",
+                       json_object_get_string_member(o, "desktop"),
+                       json_object_get_int_member(o, "session"),
+                       json_object_get_string_member(o, "console_url"));
+        } else if (!o) {
+                printf("%s %s: done\n", e->family, what);
         } else if (o && json_object_has_member(o, "state")) {
                 printf("%s %s: %s\n", e->family, what, json_object_get_string_member(o, "state"));
         } else {

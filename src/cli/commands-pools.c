@@ -123,3 +123,38 @@ void cli_pool_disk(Client *c, JsonObject *pool)
                "disk", used, json_object_get_int_member(o, "desktops"), full, saved,
                json_object_get_int_member(o, "saved_percent"));
 }
+
+void cli_session_timing(JsonObject *session)
+{
+        static const struct {
+                const char *key, *what;
+        } steps[] = {
+                {"placed", "desktop chosen and assigned"},
+                {"running", "desktop running"},
+                {"ready", "atrium-guest ready"},
+                {"ticket", "console ticket issued"},
+                {"opened", "console opened"},
+        };
+        const char *text = json_object_get_string_member_with_default(session, "timing", "");
+        g_autoptr(JsonParser) p = json_parser_new();
+        JsonObject *t;
+        gint64 last = 0;
+
+        if (!text[0] || !json_parser_load_from_data(p, text, -1, NULL) ||
+            !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p)))
+                return;
+        t = json_node_get_object(json_parser_get_root(p));
+        printf("connect timing (ms after the request, step):\n");
+        printf("  %8d  %s\n", 0, "requested");
+        for (gsize i = 0; i < G_N_ELEMENTS(steps); i++) {
+                gint64 v;
+                if (!json_object_has_member(t, steps[i].key)) {
+                        printf("  %8s  %s\n", "-", steps[i].what);
+                        continue;
+                }
+                v = json_object_get_int_member(t, steps[i].key);
+                printf("  %8" G_GINT64_FORMAT "  %s (+%" G_GINT64_FORMAT ")\n", v, steps[i].what,
+                       v - last);
+                last = v;
+        }
+}

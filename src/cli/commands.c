@@ -605,6 +605,8 @@ int cmd_family(Client *c, const Resource *res, int argc, char **argv)
                 show_reply(c, reply);
                 if (g_str_equal(res->kind, "pool") && !c->json)
                         cli_pool_disk(c, json_node_get_object(reply));
+                if (g_str_equal(res->kind, "session") && !c->json)
+                        cli_session_timing(json_node_get_object(reply));
                 return EXIT_OK;
         }
 }

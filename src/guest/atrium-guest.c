@@ -156,6 +156,9 @@ static bool serve(Guest *g, int fd, int heartbeat_s)
                         ssize_t n = read(fd, data, sizeof(data));
                         if (n <= 0 || !feed(g, &lr, fd, data, (size_t)n))
                                 return true;
+                        /* a login or logoff request changed the user: say so */
+                        if (guest_user_changed(g, out, sizeof(out)) && !send_all(fd, out))
+                                return true;
                 } else if (r > 0 && (p[0].revents & (POLLHUP | POLLERR | POLLNVAL))) {
                         return true;
                 }

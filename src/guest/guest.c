@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define AGENT "atrium-guest/" ATRIUM_VERSION
@@ -203,9 +204,34 @@ void guest_ready(Guest *g, char *out, size_t cap)
         PUT(os);
 }
 
+/* Seconds since the last input: the newest of the user's login (the user file) and the
+ * access times of the terminals, which the kernel moves when a program reads input from them
+ * (what `w` shows as IDLE). */
+long guest_idle_seconds(Guest *g, time_t now)
+{
+        static const char *const ttys[] = {"tty1", "tty2", "tty3", "tty4", "tty5",
+                                           "tty6", "ttyS0", "hvc0", "pts/0", "pts/1"};
+        char path[512];
+        struct stat st;
+        time_t last = 0;
+
+        path_of(g, path, sizeof(path), g->run_dir, "user");
+        if (stat(path, &st) == 0)
+                last = st.st_mtime;
+        for (size_t i = 0; i < sizeof(ttys) / sizeof(ttys[0]); i++) {
+                path_of(g, path, sizeof(path), "/dev", ttys[i]);
+                if (stat(path, &st) == 0 && st.st_atime > last)
+                        last = st.st_atime;
+        }
+        if (last == 0 || last > now)
+                return 0;
+        return (long)(now - last);
+}
+
 void guest_heartbeat(Guest *g, unsigned long seq, char *out, size_t cap)
 {
         size_t len;
+        char idle[48];
 
         snprintf(out, cap, "{\"type\":\"heartbeat\",\"seq\":%lu,\"user\":", seq);
         len = strlen(out);
@@ -213,7 +239,8 @@ void guest_heartbeat(Guest *g, unsigned long seq, char *out, size_t cap)
                 PUTS(g->user);
         else
                 PUT("null");
-        PUT("}\n");
+        snprintf(idle, sizeof(idle), ",\"idle\":%ld}\n", guest_idle_seconds(g, time(NULL)));
+        PUT(idle);
 }
 
 bool guest_user_changed(Guest *g, char *out, size_t cap)
@@ -394,9 +421,10 @@ static void op_seal(Guest *g, const char *id, char *out, size_t cap)
 
 static void op_logoff(Guest *g, const char *id, char *out, size_t cap)
 {
-        char path[512];
+        char path[512], user[GUEST_USER_MAX];
 
-        if (!g->user[0]) {
+        load_user(g, user, sizeof(user)); /* the file: a login just made counts */
+        if (!user[0]) {
                 reply_error(out, cap, id, "no_user", "nobody is logged in");
                 return;
         }
@@ -405,7 +433,7 @@ static void op_logoff(Guest *g, const char *id, char *out, size_t cap)
         if (!g->simulate && access("/bin/loginctl", X_OK) == 0) {
                 pid_t pid = fork();
                 if (pid == 0) {
-                        execl("/bin/loginctl", "loginctl", "terminate-user", g->user,
+                        execl("/bin/loginctl", "loginctl", "terminate-user", user,
                               (char *)NULL);
                         _exit(127);
                 }
@@ -416,6 +444,37 @@ static void op_logoff(Guest *g, const char *id, char *out, size_t cap)
         unlink(path);
         if (g->simulate)
                 record_action(g, "logoff");
+        reply_ok(out, cap, id, NULL);
+}
+
+/* The broker says who connects: the test image logs that user in (the user file, which a
+ * display manager's autologin hook reads on a full desktop; docs/guest-tools.md). The daemon
+ * notices the change and says user-login. */
+static void op_login(Guest *g, const MjObject *req, const char *id, char *out, size_t cap)
+{
+        const char *user = mj_get_string(req, "user");
+        char path[512], text[GUEST_USER_MAX + 2];
+
+        if (!user) {
+                reply_error(out, cap, id, "missing_field", "login needs a \"user\"");
+                return;
+        }
+        if (!guest_user_valid(user)) {
+                reply_error(out, cap, id, "invalid_user",
+                            "a user name is 1 to 63 of A-Z, a-z, 0-9, '.', '_' and '-', not "
+                            "starting with '-'");
+                return;
+        }
+        path_of(g, path, sizeof(path), g->run_dir, "user");
+        snprintf(text, sizeof(text), "%s\n", user);
+        if (!write_small(path, text)) {
+                reply_error(out, cap, id, "failed", strerror(errno));
+                return;
+        }
+        if (g->simulate) {
+                snprintf(path, sizeof(path), "login %s", user);
+                record_action(g, path);
+        }
         reply_ok(out, cap, id, NULL);
 }
 
@@ -469,6 +528,8 @@ void guest_handle_line(Guest *g, char *line, size_t len, char *out, size_t cap)
                 op_set_hostname(g, &req, id, out, cap);
         } else if (strcmp(op, "logoff") == 0) {
                 op_logoff(g, id, out, cap);
+        } else if (strcmp(op, "login") == 0) {
+                op_login(g, &req, id, out, cap);
         } else if (strcmp(op, "reboot") == 0 || strcmp(op, "shutdown") == 0) {
                 g->after = op[0] == 'r' ? GUEST_AFTER_REBOOT : GUEST_AFTER_SHUTDOWN;
                 reply_ok(out, cap, id, NULL);
@@ -476,8 +537,8 @@ void guest_handle_line(Guest *g, char *line, size_t len, char *out, size_t cap)
                 op_seal(g, id, out, cap);
         } else {
                 reply_error(out, cap, id, "unknown_op",
-                            "unknown op; this atrium-guest knows ping, set-hostname, logoff, "
-                            "reboot, shutdown, seal");
+                            "unknown op; this atrium-guest knows ping, set-hostname, login, "
+                            "logoff, reboot, shutdown, seal");
         }
 }
 

@@ -2,11 +2,12 @@
  * the fuzzer drive it directly. Protocol (version 1, docs/guest-tools.md): one JSON object per
  * line, at most GUEST_LINE_MAX bytes with its newline.
  *   guest → host: ready, heartbeat, user-login, user-logout, reply
- *   host → guest: {"v":1,"id":"...","op":"ping|set-hostname|logoff|reboot|shutdown|seal", ...}
+ *   host → guest: {"v":1,"id":"...","op":"ping|set-hostname|login|logoff|reboot|shutdown|seal", ...}
  */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #define GUEST_PROTOCOL_VERSION 1
 #define GUEST_LINE_MAX 4096
@@ -37,6 +38,8 @@ void guest_too_long(char *out, size_t cap);
 
 void guest_ready(Guest *g, char *out, size_t cap);
 void guest_heartbeat(Guest *g, unsigned long seq, char *out, size_t cap);
+/* Seconds since the last input (login or a terminal read), at now. */
+long guest_idle_seconds(Guest *g, time_t now);
 /* Re-read the logged-in user (after atrium-guest login/logout); when it changed, the
  * user-login / user-logout line goes to out and true is returned. */
 bool guest_user_changed(Guest *g, char *out, size_t cap);

@@ -2,6 +2,7 @@
 #define G_LOG_DOMAIN "agents"
 
 #include "manager/agents.h"
+#include "manager/sessions.h"
 #include "manager/pools.h"
 #include "manager/broker.h"
 #include "common/error.h"
@@ -42,12 +43,61 @@ struct _Agents {
         GHashTable *links;   /* host id -> Link (a reference) */
         GHashTable *seen;    /* host id -> last message, monotonic µs */
         GHashTable *pending; /* command id -> Pending */
+        GHashTable *idle;    /* desktop id -> IdleReport (under lock) */
         gint64 started;
         guint64 next_id;
         GSource *monitor;
 };
 
 static const Actor system_actor = {"system", 0, ""};
+
+typedef struct {
+        gint64 seconds; /* at 'at' */
+        gint64 at;      /* monotonic µs */
+} IdleReport;
+
+/* A heartbeat's {domain: idle seconds} from atrium-guest: kept for the idle timeouts. */
+static void idle_record(Agents *ag, JsonObject *msg)
+{
+        JsonNode *n = json_object_get_member(msg, "idle");
+        JsonObject *o = n && JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n) : NULL;
+        GList *members = o ? json_object_get_members(o) : NULL;
+        gint64 now = g_get_monotonic_time();
+
+        g_mutex_lock(&ag->lock);
+        for (GList *m = members; m; m = m->next) {
+                JsonNode *v = json_object_get_member(o, m->data);
+                const char *kind;
+                gint64 id;
+                IdleReport *r;
+                if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_INT64 ||
+                    json_node_get_int(v) < 0 ||
+                    !agent_domain_parse(m->data, ag->mgr->installation, &kind, &id) ||
+                    !g_str_equal(kind, "desktop"))
+                        continue;
+                r = g_new(IdleReport, 1);
+                r->seconds = json_node_get_int(v);
+                r->at = now;
+                g_hash_table_replace(ag->idle, g_memdup2(&id, sizeof(id)), r);
+        }
+        g_mutex_unlock(&ag->lock);
+        g_list_free(members);
+}
+
+gint64 agents_desktop_idle(Agents *ag, gint64 desktop_id)
+{
+        IdleReport *r;
+        gint64 v = -1;
+
+        g_mutex_lock(&ag->lock);
+        r = g_hash_table_lookup(ag->idle, &desktop_id);
+        /* a report older than a few heartbeats is stale: the guest stopped saying */
+        if (r && g_get_monotonic_time() - r->at <
+                         (gint64)MCFG_INT(ag->mgr, "heartbeat_interval") * 3 * G_USEC_PER_SEC)
+                v = r->seconds + (g_get_monotonic_time() - r->at) / G_USEC_PER_SEC;
+        g_mutex_unlock(&ag->lock);
+        return v;
+}
 
 static Link *link_ref(Link *l)
 {
@@ -559,12 +609,17 @@ static void sessions_follow(Link *l, gint64 desktop_id, gboolean connected)
                 JsonObject *o = json_array_get_object_element(rows, i);
                 g_autofree char *sid = id_text(json_object_get_int_member(o, "id"));
                 g_autoptr(JsonObject) patch = NULL, upd = NULL;
-                if (g_str_equal(json_object_get_string_member(o, "state"), want))
+                if (g_str_equal(json_object_get_string_member(o, "state"), want) ||
+                    g_str_equal(json_object_get_string_member(o, "state"), "ending"))
                         continue;
                 patch = json_object_new();
                 json_object_set_string_member(patch, "state", want);
+                json_object_set_int_member(patch, "state_since",
+                                           g_get_real_time() / G_USEC_PER_SEC);
                 upd = store_update(l->store, sessions, sid, patch, &actor, NULL);
         }
+        if (connected)
+                sessions_console_opened(l->store, desktop_id, &actor);
 }
 
 static void named(JsonObject *result, const GError *error, gpointer data)
@@ -707,6 +762,7 @@ static void on_message(SoupWebsocketConnection *ws, gint type, GBytes *bytes, gp
         } else if (g_str_equal(mtype, "heartbeat")) {
                 Actor actor = link_actor(l);
                 host_update(l->store, l->host_id, TRUE, figures_from(msg, FALSE), &actor);
+                idle_record(l->ag, msg);
         } else if (g_str_equal(mtype, "hello")) {
                 Actor actor = link_actor(l);
                 JsonNode *inv = json_object_get_member(msg, "inventory");
@@ -876,6 +932,7 @@ Agents *agents_new(Manager *mgr)
         ag->links = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
                                           (GDestroyNotify)link_unref);
         ag->seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+        ag->idle = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
         ag->pending = g_hash_table_new(g_str_hash, g_str_equal);
         ag->started = g_get_monotonic_time();
         ag->monitor = g_timeout_source_new(1000);
@@ -892,6 +949,7 @@ void agents_free(Agents *ag)
         g_source_unref(ag->monitor);
         g_hash_table_destroy(ag->links);
         g_hash_table_destroy(ag->seen);
+        g_hash_table_destroy(ag->idle);
         g_hash_table_destroy(ag->pending); /* pending ones are freed by their timeout */
         g_mutex_clear(&ag->lock);
         g_free(ag);

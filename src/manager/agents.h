@@ -24,5 +24,8 @@ typedef void (*AgentReplyFunc)(JsonObject *result, const GError *error, gpointer
 gboolean agents_call(Agents *ag, gint64 host_id, const char *op, JsonObject *args,
                      guint timeout_s, AgentReplyFunc cb, gpointer data, GError **error);
 gboolean agents_linked(Agents *ag, gint64 host_id);
+/* Seconds since the last input in desktop ID, as its atrium-guest last said (through its
+ * host's heartbeats); -1 when unknown. Any thread. */
+gint64 agents_desktop_idle(Agents *ag, gint64 desktop_id);
 /* The host was removed: close its link. */
 void agents_forget(Agents *ag, gint64 host_id);

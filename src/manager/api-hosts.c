@@ -4,6 +4,7 @@
 #define G_LOG_DOMAIN "api"
 
 #include "common/error.h"
+#include "common/jsonutil.h"
 #include "common/util.h"
 #include "manager/agents.h"
 #include "manager/api.h"
@@ -545,6 +546,28 @@ static gboolean order_build(ApiRequest *req, Order *o, JsonObject *g, const char
         return TRUE;
 }
 
+/* A user may reboot or reset their own desktop when its pool allows it (user_actions). */
+static gboolean user_may_act(ApiRequest *req, JsonObject *desktop, GError **error)
+{
+        g_autoptr(JsonObject) pool = NULL;
+
+        if (json_row_ref(desktop, "user_id") != req->caller.user_id) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND, "no such desktop of yours");
+                return FALSE;
+        }
+        pool = store_get(req->store, resource_by_kind("pool"),
+                         json_object_get_string_member(desktop, "pool"), 0, error);
+        if (!pool)
+                return FALSE;
+        if (!json_object_get_boolean_member(pool, "user_actions")) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN,
+                            "pool '%s' does not let its users %s their desktop (user_actions)",
+                            json_object_get_string_member(pool, "name"), req->route->op);
+                return FALSE;
+        }
+        return TRUE;
+}
+
 void api_guest_action(ApiRequest *req)
 {
         const Resource *guests = resource_by_kind(
@@ -558,6 +581,11 @@ void api_guest_action(ApiRequest *req)
         Order *o;
 
         if (!g) {
+                api_reply_error(req, error);
+                return;
+        }
+        if (guests == resource_by_kind("desktop") && req->caller.role < ROLE_OPERATOR &&
+            !user_may_act(req, g, &error)) {
                 api_reply_error(req, error);
                 return;
         }

@@ -114,3 +114,7 @@ void api_host_domains(ApiRequest *req);
 /* The broker (broker.c). */
 void api_me_desktops(ApiRequest *req);
 void api_connect(ApiRequest *req);
+void api_kiosk_connect(ApiRequest *req);
+void api_terminal_key(ApiRequest *req);
+void api_session_end(ApiRequest *req);
+void api_session_disconnect(ApiRequest *req);

@@ -5,8 +5,11 @@
  * connection data: a signed console ticket (proto/ticket.h), a remote-viewer .vv body whose
  * proxy is the gateway, and the browser console URL.
  * A stopped desktop is started and its atrium-guest 'ready' awaited without blocking
- * (manager.connect_ready_timeout). Not yet: placement on another host at connect, kiosk
- * terminals, session timeouts. */
+ * (manager.connect_ready_timeout). An exhausted pool below its max_size grows by one desktop
+ * per waiting connect, which then takes the first desktop that becomes free.
+ * Terminals: a connect may name a registered terminal (and its key): pools entitled to the
+ * terminal are then open to the caller too; a kiosk pool takes connects from its terminals with
+ * no user at all (POST /kiosk/connect). Timing: each connect's steps go into its session. */
 #define G_LOG_DOMAIN "broker"
 
 #include "common/error.h"
@@ -16,6 +19,9 @@
 #include "manager/api.h"
 #include "manager/broker.h"
 #include "manager/pools.h"
+#include "manager/scheduler.h"
+#include "manager/sessions.h"
+#include "manager/terminals.h"
 #include "proto/agentproto.h"
 #include "proto/ticket.h"
 
@@ -36,41 +42,47 @@ static JsonArray *rows_where(Store *st, const char *kind, const char *field, gin
         return store_list_all(st, resource_by_kind(kind), f, NULL);
 }
 
-/* The ids of the pools a user is entitled to, directly or through a group. */
-static GHashTable *entitled_pools(Store *st, gint64 user_id)
+/* Who connects: a user, possibly from a terminal; or (kiosk) a terminal alone. */
+typedef struct {
+        gint64 user_id; /* 0: a kiosk connect */
+        const char *user_name;
+        gint64 terminal_id; /* 0: none named */
+        const char *terminal_name;
+} Who;
+
+/* The ids of the pools a user is entitled to, directly or through a group, and those the
+ * terminal (when not 0) is entitled to or fixed to. */
+static GHashTable *entitled_pools(Store *st, gint64 user_id, JsonObject *terminal)
 {
+        gint64 tid = terminal ? json_object_get_int_member(terminal, "id") : 0;
         GHashTable *pools = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         g_autoptr(JsonArray) ents = store_list_all(st, resource_by_kind("entitlement"), NULL, NULL);
         g_autoptr(GHashTable) mine =
                 g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-        g_autoptr(JsonArray) groups = store_list_all(st, resource_by_kind("group"), NULL, NULL);
+        g_autoptr(GArray) groups = user_id ? store_user_groups(st, user_id, NULL) : NULL;
 
-        for (guint i = 0; groups && i < json_array_get_length(groups); i++) {
-                JsonObject *g = json_array_get_object_element(groups, i);
-                g_autoptr(JsonArray) members = store_members(st, str(g, "name"), NULL);
-                for (guint k = 0; members && k < json_array_get_length(members); k++)
-                        if (json_object_get_int_member(json_array_get_object_element(members, k),
-                                                       "id") == user_id)
-                                g_hash_table_add(
-                                        mine,
-                                        g_memdup2(&(gint64){json_object_get_int_member(g, "id")},
-                                                  sizeof(gint64)));
-        }
+        for (guint i = 0; groups && i < groups->len; i++)
+                g_hash_table_add(mine,
+                                 g_memdup2(&g_array_index(groups, gint64, i), sizeof(gint64)));
         for (guint i = 0; ents && i < json_array_get_length(ents); i++) {
                 JsonObject *e = json_array_get_object_element(ents, i);
                 gint64 gid = json_row_ref(e, "group_id");
-                if (json_row_ref(e, "user_id") == user_id ||
+                if ((user_id && json_row_ref(e, "user_id") == user_id) ||
+                    (tid && json_row_ref(e, "terminal_id") == tid) ||
                     (gid && g_hash_table_contains(mine, &gid)))
                         g_hash_table_add(pools, g_memdup2(&(gint64){json_row_ref(e, "pool_id")},
                                                           sizeof(gint64)));
         }
+        if (terminal && json_row_ref(terminal, "pool_id"))
+                g_hash_table_add(pools, g_memdup2(&(gint64){json_row_ref(terminal, "pool_id")},
+                                                  sizeof(gint64)));
         return pools;
 }
 
 void api_me_desktops(ApiRequest *req)
 {
         Store *st = req->store;
-        g_autoptr(GHashTable) entitled = entitled_pools(st, req->caller.user_id);
+        g_autoptr(GHashTable) entitled = entitled_pools(st, req->caller.user_id, NULL);
         g_autoptr(JsonArray) pools = store_list_all(st, resource_by_kind("pool"), NULL, NULL);
         g_autoptr(JsonArray) mine = rows_where(st, "desktop", "user", req->caller.user_id);
         JsonArray *items = json_array_new();
@@ -91,6 +103,8 @@ void api_me_desktops(ApiRequest *req)
                 json_object_set_string_member(o, "mode", str(p, "mode"));
                 json_object_set_boolean_member(o, "maintenance",
                                                json_object_get_boolean_member(p, "maintenance"));
+                json_object_set_boolean_member(o, "user_actions",
+                                               json_object_get_boolean_member(p, "user_actions"));
                 protos = json_array_new();
                 json_array_add_string_element(protos, "spice");
                 json_array_add_string_element(protos, "vnc");
@@ -118,18 +132,29 @@ void api_me_desktops(ApiRequest *req)
 
 typedef struct {
         ApiRequest *req;
+        Who who;
+        char *user_name, *terminal_name; /* who's strings */
         gint64 desktop_id, session_id, host_id, pool_id;
         char *desktop_name, *protocol, *host_address, *password;
-        gint64 t0; /* monotonic µs at the request */
+        gint64 t0;                     /* monotonic µs at the request */
+        gint64 requested_at;           /* Unix ms at the request */
+        gint64 placed, running, ready; /* ms after the request; -1: not yet */
 } Connect;
 
 static void connect_free(Connect *c)
 {
+        g_free(c->user_name);
+        g_free(c->terminal_name);
         g_free(c->desktop_name);
         g_free(c->protocol);
         g_free(c->host_address);
         g_free(c->password);
         g_free(c);
+}
+
+static gint64 since_ms(Connect *c)
+{
+        return (g_get_monotonic_time() - c->t0) / 1000;
 }
 
 static void refuse(ApiRequest *req, int code, const char *what, const char *detail)
@@ -144,15 +169,87 @@ static gboolean usable_spare(JsonObject *d, GHashTable *in_session)
 {
         gint64 id = json_object_get_int_member(d, "id");
 
-        return json_row_ref(d, "user_id") == 0 && !json_object_get_boolean_member(d, "dirty") &&
+        return json_row_ref(d, "user_id") == 0 && json_row_ref(d, "terminal_id") == 0 &&
+               !json_object_get_boolean_member(d, "dirty") &&
                !json_object_get_boolean_member(d, "maintenance") &&
                !g_hash_table_contains(in_session, &id);
 }
 
+static gboolean is_mine(JsonObject *d, const Who *who)
+{
+        return who->user_id ? json_row_ref(d, "user_id") == who->user_id
+                            : json_row_ref(d, "terminal_id") == who->terminal_id;
+}
+
+/* A host the scheduler would start desktop d on now: up, linked, not in maintenance, enough
+ * memory under manager.overcommit_percent. */
+static gboolean host_fit(Manager *mgr, JsonObject *host, gint64 need_mb)
+{
+        SchedHost h;
+        SchedRequest r;
+
+        pools_sched_host(mgr, host, NULL, &h);
+        pools_sched_request(mgr, need_mb, NULL, &r);
+        return scheduler_place(&h, 1, &r, NULL) == 0;
+}
+
+/* A stopped desktop whose host cannot start it now (down, not linked, in maintenance, full):
+ * the scheduler picks another host reaching its volume (shared storage: the overlay stays
+ * where it is; the new host defines the domain when it starts it). Its row names the new host;
+ * the old host's stale definition is ignored (agents.c) and replaced at the next provision.
+ * The new host's row, or NULL with the scheduler's reasons. */
+static JsonObject *place_elsewhere(ApiRequest *req, JsonObject *desktop, GError **error)
+{
+        Store *st = req->store;
+        g_autoptr(JsonObject) pool =
+                store_get(st, resource_by_kind("pool"), str(desktop, "pool"), 0, error);
+        g_autoptr(JsonObject) vol = NULL, version = NULL, upd = NULL, patch = NULL;
+        g_autoptr(JsonArray) hosts = NULL;
+        g_autofree SchedHost *sh = NULL;
+        g_autofree char *did = NULL, *detail = NULL;
+        SchedRequest r;
+        guint n;
+        gint at;
+        JsonObject *chosen;
+
+        if (!pool ||
+            !(vol = store_get(st, resource_by_kind("volume"), str(desktop, "volume"), 0, error)) ||
+            !(version = store_get(st, resource_by_kind("template-version"),
+                                  str(desktop, "template_version"), 0, error)) ||
+            !(hosts = store_list_all(st, resource_by_kind("host"), NULL, error)))
+                return NULL;
+        n = json_array_get_length(hosts);
+        sh = g_new0(SchedHost, MAX(n, 1));
+        for (guint i = 0; i < n; i++)
+                pools_sched_host(req->mgr, json_array_get_object_element(hosts, i),
+                                 str(vol, "path"), &sh[i]);
+        pools_sched_request(req->mgr, json_object_get_int_member(version, "ram_mb"),
+                            str(pool, "hosts"), &r);
+        at = scheduler_place(sh, n, &r, error);
+        if (at < 0) {
+                g_prefix_error(error, "desktop '%s': ", str(desktop, "name"));
+                return NULL;
+        }
+        chosen = json_array_get_object_element(hosts, (guint)at);
+        patch = json_object_new();
+        json_object_set_int_member(patch, "host", json_object_get_int_member(chosen, "id"));
+        did = util_id_text(json_object_get_int_member(desktop, "id"));
+        upd = store_update(st, resource_by_kind("desktop"), did, patch, NULL, error);
+        if (!upd)
+                return NULL;
+        detail = g_strdup_printf("placed on %s (its host %s cannot start it now)",
+                                 str(chosen, "name"), str(desktop, "host"));
+        store_event_add(st, &req->actor, "desktop_placed", "desktop",
+                        json_object_get_int_member(desktop, "id"), str(desktop, "name"), detail,
+                        NULL);
+        return json_object_ref(chosen);
+}
+
 /* The caller's desktop in the pool: theirs already (a reconnect takes it over), else a
- * started spare, else a stopped clean one. Assigned before the lock is released. NULL with
- * an error when none is left. */
-static JsonObject *pick(ApiRequest *req, JsonObject *pool, GError **error)
+ * started spare, else a stopped clean one on a host the scheduler accepts. Assigned before the
+ * lock is released. NULL with an error when none is left. */
+static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gboolean started_only,
+                        GError **error)
 {
         Store *st = req->store;
         g_autoptr(JsonArray) desks =
@@ -160,8 +257,11 @@ static JsonObject *pick(ApiRequest *req, JsonObject *pool, GError **error)
         g_autoptr(GHashTable) in_session =
                 g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         g_autoptr(JsonArray) sessions = store_list_all(st, resource_by_kind("session"), NULL, NULL);
+        g_autoptr(JsonArray) hosts = store_list_all(st, resource_by_kind("host"), NULL, NULL);
+        g_autoptr(GHashTable) fit =
+                g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         JsonObject *choice = NULL;
-        static const char *const order[] = {"running", "stopped"};
+        static const char *const order[] = {"running", "stopped", "stopped"};
 
         for (guint i = 0; sessions && i < json_array_get_length(sessions); i++)
                 g_hash_table_add(
@@ -169,17 +269,30 @@ static JsonObject *pick(ApiRequest *req, JsonObject *pool, GError **error)
                         g_memdup2(&(gint64){json_row_ref(json_array_get_object_element(sessions, i),
                                                          "desktop_id")},
                                   sizeof(gint64)));
+        for (guint i = 0; hosts && i < json_array_get_length(hosts); i++) {
+                JsonObject *h = json_array_get_object_element(hosts, i);
+                /* a stopped desktop needs room for itself: its template's memory is checked
+                 * again when it starts; here 0 MB asks only up, linked and not in maintenance
+                 * with memory left under the overcommit ratio */
+                if (host_fit(req->mgr, h, 1))
+                        g_hash_table_add(fit,
+                                         g_memdup2(&(gint64){json_object_get_int_member(h, "id")},
+                                                   sizeof(gint64)));
+        }
         for (guint i = 0; desks && i < json_array_get_length(desks) && !choice; i++) {
                 JsonObject *d = json_array_get_object_element(desks, i);
-                if (json_row_ref(d, "user_id") == req->caller.user_id &&
-                    (g_str_equal(str(d, "state"), "running") ||
-                     g_str_equal(str(d, "state"), "stopped")))
+                if (is_mine(d, who) && (g_str_equal(str(d, "state"), "running") ||
+                                        g_str_equal(str(d, "state"), "stopped")))
                         choice = d;
         }
-        for (gsize o = 0; o < G_N_ELEMENTS(order) && !choice; o++)
+        /* started first; then stopped on a host that can start it; then stopped anywhere
+         * (connect_to places it on another host) */
+        for (gsize o = 0; o < (started_only ? 1 : G_N_ELEMENTS(order)) && !choice; o++)
                 for (guint i = 0; desks && i < json_array_get_length(desks) && !choice; i++) {
                         JsonObject *d = json_array_get_object_element(desks, i);
-                        if (g_str_equal(str(d, "state"), order[o]) && usable_spare(d, in_session))
+                        gint64 hid = json_row_ref(d, "host_id");
+                        if (g_str_equal(str(d, "state"), order[o]) && usable_spare(d, in_session) &&
+                            (o == 0 || g_hash_table_contains(fit, &hid) || o == 2))
                                 choice = d;
                 }
         if (!choice) {
@@ -195,12 +308,14 @@ static JsonObject *pick(ApiRequest *req, JsonObject *pool, GError **error)
 
 /* The session and the desktop's assignment, in one transaction (the reconciler never sees an
  * assigned, dirty desktop without its session). Returns the session row. */
-static JsonObject *assign(ApiRequest *req, JsonObject *desktop, const char *proto, GError **error)
+static JsonObject *assign(ApiRequest *req, const Who *who, JsonObject *desktop, const char *proto,
+                          GError **error)
 {
         g_autoptr(JsonObject) sv = json_object_new();
         g_autoptr(JsonObject) patch = json_object_new();
         g_autofree char *did = util_id_text(json_object_get_int_member(desktop, "id"));
         g_autoptr(JsonArray) rows = NULL;
+        gint64 now = g_get_real_time() / G_USEC_PER_SEC;
         StoreChange changes[2] = {
                 {resource_by_kind("session"), NULL, sv},
                 {resource_by_kind("desktop"), did, patch},
@@ -211,18 +326,47 @@ static JsonObject *assign(ApiRequest *req, JsonObject *desktop, const char *prot
                                                        json_object_get_int_member(desktop, "id"));
                 for (guint i = 0; open && i < json_array_get_length(open); i++) {
                         JsonObject *o = json_array_get_object_element(open, i);
-                        if (json_row_ref(o, "user_id") == req->caller.user_id)
+                        if (is_mine(o, who) && !g_str_equal(str(o, "state"), "ending"))
                                 return json_object_ref(o);
                 }
+                if (open && json_array_get_length(open) > 0) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                                    "desktop '%s' is ending its last session: try again in a "
+                                    "moment",
+                                    str(desktop, "name"));
+                        return NULL;
+                }
         }
-        json_object_set_int_member(sv, "user", req->caller.user_id);
+        if (who->user_id)
+                json_object_set_int_member(sv, "user", who->user_id);
+        if (who->terminal_id)
+                json_object_set_int_member(sv, "terminal", who->terminal_id);
         json_object_set_int_member(sv, "desktop", json_object_get_int_member(desktop, "id"));
         json_object_set_string_member(sv, "state", "disconnected");
         json_object_set_string_member(sv, "protocol", proto);
-        json_object_set_int_member(patch, "user", req->caller.user_id);
+        json_object_set_int_member(sv, "started_at", now);
+        json_object_set_int_member(sv, "state_since", now);
+        if (who->user_id)
+                json_object_set_int_member(patch, "user", who->user_id);
+        else
+                json_object_set_int_member(patch, "terminal", who->terminal_id);
         json_object_set_boolean_member(patch, "dirty", TRUE);
         rows = store_change_batch(req->store, changes, 2, &req->actor, error);
         return rows ? json_object_ref(json_array_get_object_element(rows, 0)) : NULL;
+}
+
+static char *timing_text(Connect *c, gint64 ticket_ms)
+{
+        g_autoptr(JsonObject) t = json_object_new();
+        g_autoptr(JsonNode) n = json_node_new(JSON_NODE_OBJECT);
+
+        json_object_set_int_member(t, "requested_at", c->requested_at);
+        json_object_set_int_member(t, "placed", c->placed);
+        json_object_set_int_member(t, "running", c->running >= 0 ? c->running : c->placed);
+        json_object_set_int_member(t, "ready", c->ready >= 0 ? c->ready : c->placed);
+        json_object_set_int_member(t, "ticket", ticket_ms);
+        json_node_set_object(n, t);
+        return json_node_to_text(n, FALSE);
 }
 
 static void connected(JsonObject *result, const GError *error, gpointer data)
@@ -231,6 +375,7 @@ static void connected(JsonObject *result, const GError *error, gpointer data)
         ApiRequest *req = c->req;
         g_autoptr(GError) err = NULL;
         g_autofree char *ticket_text = NULL, *vv = NULL, *url = NULL, *detail = NULL;
+        g_autofree char *timing = NULL;
         const char *pw, *gateway = MCFG_STR(req->mgr, "gateway_url");
         gint64 port, ttl = MCFG_INT(req->mgr, "ticket_ttl");
         Ticket t = {0};
@@ -247,7 +392,7 @@ static void connected(JsonObject *result, const GError *error, gpointer data)
         t.port = (guint16)port;
         g_strlcpy(t.proto, c->protocol, sizeof(t.proto));
         t.desktop = c->desktop_id;
-        t.user = req->caller.user_id;
+        t.user = c->who.user_id;
         t.exp = g_get_real_time() / G_USEC_PER_SEC + ttl;
         ticket_new_nonce(&t);
         ticket_text = ticket_sign(&t, req->mgr->ticket_sk, &err);
@@ -272,16 +417,17 @@ static void connected(JsonObject *result, const GError *error, gpointer data)
         json_object_set_int_member(reply, "expires_at", t.exp);
         json_object_set_string_member(reply, "console_url", url);
         json_object_set_string_member(reply, "vv", vv);
-        detail = g_strdup_printf("desktop %s, ticket issued after %" G_GINT64_FORMAT " ms",
-                                 c->desktop_name, (g_get_monotonic_time() - c->t0) / 1000);
+        timing = timing_text(c, since_ms(c));
+        sessions_set_timing(req->store, c->session_id, timing);
+        detail = g_strdup_printf("desktop %s, ticket issued after %" G_GINT64_FORMAT " ms: %s",
+                                 c->desktop_name, since_ms(c), timing);
         store_event_add(req->store, &req->actor, "connect", "desktop", c->desktop_id,
                         c->desktop_name, detail, NULL);
         api_reply_object(req, 200, reply);
         connect_free(c);
 }
 
-/* The console step: a one-time password on the running desktop, then the connection data. */
-static void console_step(Connect *c)
+static void console_password(Connect *c)
 {
         ApiRequest *req = c->req;
         g_autoptr(GError) error = NULL;
@@ -302,6 +448,37 @@ static void console_step(Connect *c)
                 connect_free(c);
                 api_reply_error(req, error);
         }
+}
+
+static void logged_in(JsonObject *result, const GError *error, gpointer data)
+{
+        Connect *c = data;
+
+        if (error) /* no guest tools, or still booting: the console is offered all the same */
+                g_debug("desktop %s: atrium-guest login: %s", c->desktop_name, error->message);
+        console_password(c);
+}
+
+/* The console step: atrium-guest is told who connects (the desktop's banner shows the user;
+ * a kiosk has none), a one-time password is set, then the connection data. */
+static void console_step(Connect *c)
+{
+        g_autoptr(GError) error = NULL;
+        g_autofree char *dom = NULL;
+        JsonObject *args;
+
+        if (!c->who.user_id) {
+                console_password(c);
+                return;
+        }
+        dom = agent_domain_name(c->req->mgr->installation, "desktop", c->desktop_id);
+        args = json_object_new();
+        json_object_set_string_member(args, "domain", dom);
+        json_object_set_string_member(args, "op", "login");
+        json_object_set_string_member(args, "user", c->user_name);
+        if (!agents_call(c->req->mgr->agents, c->host_id, "guest.request", args, 10, logged_in, c,
+                         &error))
+                console_password(c);
 }
 
 /* ---- waiting for atrium-guest 'ready' after a start, without blocking ---------------------- */
@@ -354,6 +531,7 @@ static void waiter_maybe_go(Waiter *w)
         w->done = TRUE;
         if (w->timeout)
                 g_source_destroy(w->timeout);
+        c->ready = since_ms(c);
         detail = g_strdup_printf("desktop %s started and ready after %" G_GINT64_FORMAT " ms",
                                  c->desktop_name, (g_get_monotonic_time() - c->t0) / 1000);
         store_event_add(c->req->store, &c->req->actor, "connect_ready", "desktop", c->desktop_id,
@@ -436,6 +614,7 @@ static void started(JsonObject *result, const GError *error, gpointer data)
         json_object_set_string_member(patch, "state", "running");
         json_object_set_int_member(patch, "state_since", g_get_real_time() / G_USEC_PER_SEC);
         upd = store_update(c->req->store, resource_by_kind("desktop"), did, patch, NULL, NULL);
+        c->running = since_ms(c);
         w->started = TRUE;
         waiter_maybe_go(w);
         waiter_unref(w);
@@ -488,7 +667,33 @@ static void start_step(Connect *c, JsonObject *desktop, JsonObject *host)
         (void)host;
 }
 
-static void connect_to(ApiRequest *req, JsonObject *desktop, JsonObject *session, const char *proto)
+/* A connect that fails before anything was started: the session it made is ended again (a
+ * reconnect's session stays) and a desktop it assigned is free again (desktop: the row as it
+ * was before the assignment), so the failure leaves nothing assigned. */
+static void connect_undo(ApiRequest *req, JsonObject *desktop, JsonObject *session,
+                         gint64 requested_at, const GError *error)
+{
+        if (json_object_get_int_member(session, "started_at") * 1000 >= requested_at - 1000) {
+                g_autofree char *sid = util_id_text(json_object_get_int_member(session, "id"));
+                g_autofree char *did = util_id_text(json_object_get_int_member(desktop, "id"));
+                store_delete(req->store, resource_by_kind("session"), sid, &req->actor, NULL);
+                if (!json_row_ref(desktop, "user_id") && !json_row_ref(desktop, "terminal_id")) {
+                        g_autoptr(JsonObject) patch = json_object_new();
+                        g_autoptr(JsonObject) upd = NULL;
+                        json_object_set_null_member(patch, "user");
+                        json_object_set_null_member(patch, "terminal");
+                        json_object_set_boolean_member(
+                                patch, "dirty", json_object_get_boolean_member(desktop, "dirty"));
+                        upd = store_update(req->store, resource_by_kind("desktop"), did, patch,
+                                           NULL, NULL);
+                }
+                pools_kick(req->mgr->pools);
+        }
+        api_reply_error(req, error);
+}
+
+static void connect_to(ApiRequest *req, const Who *who, JsonObject *desktop, JsonObject *session,
+                       const char *proto, gint64 t0, gint64 requested_at)
 {
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) host = NULL;
@@ -499,24 +704,46 @@ static void connect_to(ApiRequest *req, JsonObject *desktop, JsonObject *session
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
                             "desktop '%s' is %s: try again in a moment", str(desktop, "name"),
                             str(desktop, "state"));
-                api_reply_error(req, error);
+                connect_undo(req, desktop, session, requested_at, error);
                 return;
         }
-        host = store_get(req->store, resource_by_kind("host"), str(desktop, "host"), 0, &error);
+        host = store_get(req->store, resource_by_kind("host"), str(desktop, "host"), 0, NULL);
+        if (!running && (!host || !host_fit(req->mgr, host, 1))) {
+                g_clear_pointer(&host, json_object_unref);
+                host = place_elsewhere(req, desktop, &error);
+                if (!host) {
+                        store_event_add(req->store, &req->actor, "connect_failed", "desktop",
+                                        json_object_get_int_member(desktop, "id"),
+                                        str(desktop, "name"), error->message, NULL);
+                        connect_undo(req, desktop, session, requested_at, error);
+                        return;
+                }
+        }
         if (!host) {
-                api_reply_error(req, error);
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                            "desktop '%s' is on no host", str(desktop, "name"));
+                connect_undo(req, desktop, session, requested_at, error);
                 return;
         }
         if (!agents_linked(req->mgr->agents, json_object_get_int_member(host, "id"))) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
                             "the host of desktop '%s' (%s) is not connected", str(desktop, "name"),
                             str(host, "name"));
-                api_reply_error(req, error);
+                connect_undo(req, desktop, session, requested_at, error);
                 return;
         }
         c = g_new0(Connect, 1);
         c->req = req;
-        c->t0 = g_get_monotonic_time();
+        c->t0 = t0;
+        c->requested_at = requested_at;
+        c->user_name = g_strdup(who->user_name);
+        c->terminal_name = g_strdup(who->terminal_name);
+        c->who = *who;
+        c->who.user_name = c->user_name;
+        c->who.terminal_name = c->terminal_name;
+        c->placed = since_ms(c);
+        c->running = running ? c->placed : -1;
+        c->ready = running ? c->placed : -1;
         c->desktop_id = json_object_get_int_member(desktop, "id");
         c->session_id = json_object_get_int_member(session, "id");
         c->host_id = json_object_get_int_member(host, "id");
@@ -530,19 +757,212 @@ static void connect_to(ApiRequest *req, JsonObject *desktop, JsonObject *session
                 start_step(c, desktop, host);
 }
 
+/* ---- a pool that grows: waiting for the desktop made for this connect ---------------------- */
+
+typedef struct {
+        ApiRequest *req;
+        Who who;
+        char *user_name, *terminal_name;
+        JsonObject *pool;
+        char *protocol;
+        gint64 t0, requested_at, deadline;
+} Growth;
+
+static void growth_free(Growth *g)
+{
+        g_free(g->user_name);
+        g_free(g->terminal_name);
+        json_object_unref(g->pool);
+        g_free(g->protocol);
+        g_free(g);
+}
+
+static gboolean growth_retry(gpointer data)
+{
+        Growth *g = data;
+        ApiRequest *req = g->req;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) desktop = NULL, session = NULL;
+
+        g_mutex_lock(&assign_lock);
+        /* a pool with spares starts the new desktop itself: take it once it runs */
+        desktop = pick(req, &g->who, g->pool, json_object_get_int_member(g->pool, "spares") > 0,
+                       NULL);
+        session = desktop ? assign(req, &g->who, desktop, g->protocol, &error) : NULL;
+        g_mutex_unlock(&assign_lock);
+        if (!session && g_get_monotonic_time() < g->deadline && !error)
+                return G_SOURCE_CONTINUE;
+        if (!session) {
+                if (!error)
+                        error = g_error_new(ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                                            "pool '%s' grows, but no new desktop was ready "
+                                            "within %" G_GINT64_FORMAT " s; try again",
+                                            str(g->pool, "name"),
+                                            MCFG_INT(req->mgr, "connect_ready_timeout"));
+                store_event_add(req->store, &req->actor, "connect_failed", "pool",
+                                json_object_get_int_member(g->pool, "id"), str(g->pool, "name"),
+                                error->message, NULL);
+                api_reply_error(req, error);
+                return G_SOURCE_REMOVE;
+        }
+        pools_kick(req->mgr->pools);
+        connect_to(req, &g->who, desktop, session, g->protocol, g->t0, g->requested_at);
+        return G_SOURCE_REMOVE;
+}
+
+/* Exhausted below max_size: one more desktop, and this connect waits for a free one. FALSE
+ * when the pool may not grow. */
+static gboolean grow_for(ApiRequest *req, const Who *who, JsonObject *pool, const char *proto,
+                         gint64 t0, gint64 requested_at)
+{
+        gint64 size = json_object_get_int_member(pool, "size");
+        gint64 max = json_object_get_int_member(pool, "max_size");
+        g_autoptr(JsonObject) patch = NULL, upd = NULL;
+        g_autofree char *pid = util_id_text(json_object_get_int_member(pool, "id"));
+        g_autofree char *detail = NULL;
+        GSource *src;
+        Growth *g;
+
+        if (max <= size)
+                return FALSE;
+        patch = json_object_new();
+        json_object_set_int_member(patch, "size", size + 1);
+        g_mutex_lock(&assign_lock);
+        upd = store_update(req->store, resource_by_kind("pool"), pid, patch, NULL, NULL);
+        g_mutex_unlock(&assign_lock);
+        if (!upd)
+                return FALSE;
+        detail = g_strdup_printf("exhausted: size %" G_GINT64_FORMAT " -> %" G_GINT64_FORMAT
+                                 " (max_size %" G_GINT64_FORMAT ")",
+                                 size, size + 1, max);
+        store_event_add(req->store, &req->actor, "pool_grow", "pool",
+                        json_object_get_int_member(pool, "id"), str(pool, "name"), detail, NULL);
+        pools_kick(req->mgr->pools);
+        g = g_new0(Growth, 1);
+        g->req = req;
+        g->user_name = g_strdup(who->user_name);
+        g->terminal_name = g_strdup(who->terminal_name);
+        g->who = *who;
+        g->who.user_name = g->user_name;
+        g->who.terminal_name = g->terminal_name;
+        g->pool = json_object_ref(upd);
+        g->protocol = g_strdup(proto);
+        g->t0 = t0;
+        g->requested_at = requested_at;
+        g->deadline = g_get_monotonic_time() +
+                      MCFG_INT(req->mgr, "connect_ready_timeout") * G_USEC_PER_SEC;
+        api_pause(req);
+        src = g_timeout_source_new(200);
+        g_source_set_callback(src, growth_retry, g, (GDestroyNotify)growth_free);
+        g_source_attach(src, g_main_context_get_thread_default());
+        g_source_unref(src);
+        return TRUE;
+}
+
+/* ---- the connect routes ---------------------------------------------------------------------- */
+
+static gboolean protocol_valid(const char *proto)
+{
+        return g_str_equal(proto, "spice") || g_str_equal(proto, "vnc");
+}
+
+/* Checks, choice, assignment, then the console: shared by every connect route. */
+static void connect_common(ApiRequest *req, const Who *who, JsonObject *terminal, JsonObject *pool,
+                           JsonObject *desktop, const char *proto)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) session = NULL, chosen = NULL;
+        g_autoptr(GHashTable) entitled = entitled_pools(req->store, who->user_id, terminal);
+        gint64 pid = json_object_get_int_member(pool, "id");
+        gint64 t0 = g_get_monotonic_time(), requested_at = g_get_real_time() / 1000;
+
+        if (!g_hash_table_contains(entitled, &pid)) {
+                refuse(req, ATRIUM_ERROR_FORBIDDEN, str(pool, "name"),
+                       who->user_id ? "you are not entitled to this pool"
+                                    : "this terminal is not entitled to this pool");
+                return;
+        }
+        if (!who->user_id && !json_object_get_boolean_member(pool, "kiosk")) {
+                refuse(req, ATRIUM_ERROR_FORBIDDEN, str(pool, "name"),
+                       "this pool is not a kiosk pool: log in first");
+                return;
+        }
+        if (json_object_get_boolean_member(pool, "maintenance") ||
+            json_object_get_boolean_member(pool, "deleting") ||
+            (desktop && json_object_get_boolean_member(desktop, "maintenance"))) {
+                refuse(req, ATRIUM_ERROR_CONFLICT, str(pool, "name"),
+                       "in maintenance: no new connections for now");
+                return;
+        }
+        if (!protocol_valid(proto)) {
+                refuse(req, ATRIUM_ERROR_INVALID, str(pool, "name"),
+                       "protocol must be spice or vnc");
+                return;
+        }
+        if (terminal)
+                terminals_seen(req->store, terminal);
+        g_mutex_lock(&assign_lock);
+        chosen = desktop ? json_object_ref(desktop) : pick(req, who, pool, FALSE, &error);
+        session = chosen ? assign(req, who, chosen, proto, &error) : NULL;
+        g_mutex_unlock(&assign_lock);
+        if (!session && !desktop && error->code == ATRIUM_ERROR_UNAVAILABLE &&
+            grow_for(req, who, pool, proto, t0, requested_at))
+                return;
+        if (!session) {
+                refuse(req, error->code, str(pool, "name"), error->message);
+                return;
+        }
+        pools_kick(req->mgr->pools);
+        connect_to(req, who, chosen, session, proto, t0, requested_at);
+}
+
+/* A terminal named in the body (terminal, terminal_key): its row, or NULL. *ok is FALSE when
+ * it was named and refused (the reply is sent). */
+static JsonObject *body_terminal(ApiRequest *req, gboolean *ok)
+{
+        const char *name =
+                req->body ? json_object_get_string_member_with_default(req->body, "terminal", NULL)
+                          : NULL;
+        const char *key = req->body ? json_object_get_string_member_with_default(
+                                              req->body, "terminal_key", NULL)
+                                    : NULL;
+        g_autoptr(GError) error = NULL;
+        JsonObject *t;
+
+        *ok = TRUE;
+        if (!name)
+                return NULL;
+        t = terminals_verify(req->mgr, req->store, name, key, &error);
+        if (!t) {
+                *ok = FALSE;
+                refuse(req, error->code, name, error->message);
+        }
+        return t;
+}
+
+static const char *body_protocol(ApiRequest *req)
+{
+        return req->body
+                       ? json_object_get_string_member_with_default(req->body, "protocol", "spice")
+                       : "spice";
+}
+
 /* POST /pools/{id}/connect and /desktops/{id}/connect */
 void api_connect(ApiRequest *req)
 {
         gboolean to_pool = g_str_has_prefix(req->route->pattern, "/api/v1/pools/");
         g_autoptr(GError) error = NULL;
-        g_autoptr(JsonObject) pool = NULL, desktop = NULL, session = NULL;
-        g_autoptr(GHashTable) entitled = NULL;
-        const char *proto =
-                req->body
-                        ? json_object_get_string_member_with_default(req->body, "protocol", "spice")
-                        : "spice";
-        gint64 pid;
+        g_autoptr(JsonObject) pool = NULL, desktop = NULL, terminal = NULL;
+        Who who = {.user_id = req->caller.user_id, .user_name = req->caller.user_name};
+        gboolean ok;
 
+        terminal = body_terminal(req, &ok);
+        if (!ok)
+                return;
+        if (terminal) {
+                who.terminal_id = json_object_get_int_member(terminal, "id");
+                who.terminal_name = str(terminal, "name");
+        }
         if (to_pool) {
                 pool = store_get(req->store, resource_by_kind("pool"), req->params[0], 0, &error);
         } else {
@@ -562,34 +982,53 @@ void api_connect(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        pid = json_object_get_int_member(pool, "id");
-        entitled = entitled_pools(req->store, req->caller.user_id);
-        if (!g_hash_table_contains(entitled, &pid)) {
-                refuse(req, ATRIUM_ERROR_FORBIDDEN, str(pool, "name"),
-                       "you are not entitled to this pool");
+        connect_common(req, &who, terminal, pool, desktop, body_protocol(req));
+}
+
+/* POST /kiosk/connect: a registered terminal, no user; to its fixed desktop, its fixed pool,
+ * or the kiosk pool named in the body. */
+void api_kiosk_connect(ApiRequest *req)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) pool = NULL, desktop = NULL, terminal = NULL;
+        const char *want = json_object_get_string_member_with_default(req->body, "pool", NULL);
+        Who who = {0};
+        gboolean ok;
+
+        if (!json_object_get_string_member_with_default(req->body, "terminal", NULL)) {
+                refuse(req, ATRIUM_ERROR_INVALID, "kiosk",
+                       "a kiosk connect names its 'terminal' and 'terminal_key'");
                 return;
         }
-        if (json_object_get_boolean_member(pool, "maintenance") ||
-            json_object_get_boolean_member(pool, "deleting") ||
-            (desktop && json_object_get_boolean_member(desktop, "maintenance"))) {
-                refuse(req, ATRIUM_ERROR_CONFLICT, str(pool, "name"),
-                       "in maintenance: no new connections for now");
+        terminal = body_terminal(req, &ok);
+        if (!ok)
+                return;
+        who.terminal_id = json_object_get_int_member(terminal, "id");
+        who.terminal_name = str(terminal, "name");
+        if (json_row_ref(terminal, "desktop_id")) {
+                desktop = store_get(req->store, resource_by_kind("desktop"),
+                                    str(terminal, "desktop"), 0, &error);
+                if (desktop && json_row_ref(desktop, "user_id")) {
+                        refuse(req, ATRIUM_ERROR_CONFLICT, str(desktop, "name"),
+                               "this terminal's desktop is assigned to a user");
+                        return;
+                }
+                if (desktop)
+                        pool = store_get(req->store, resource_by_kind("pool"), str(desktop, "pool"),
+                                         0, &error);
+        } else if (json_row_ref(terminal, "pool_id") && !want) {
+                pool = store_get(req->store, resource_by_kind("pool"), str(terminal, "pool"), 0,
+                                 &error);
+        } else if (want) {
+                pool = store_get(req->store, resource_by_kind("pool"), want, 0, &error);
+        } else {
+                refuse(req, ATRIUM_ERROR_INVALID, who.terminal_name,
+                       "this terminal has no fixed pool or desktop: name a 'pool'");
                 return;
         }
-        if (!g_str_equal(proto, "spice") && !g_str_equal(proto, "vnc")) {
-                refuse(req, ATRIUM_ERROR_INVALID, str(pool, "name"),
-                       "protocol must be spice or vnc");
+        if (!pool) {
+                api_reply_error(req, error);
                 return;
         }
-        g_mutex_lock(&assign_lock);
-        if (!desktop)
-                desktop = pick(req, pool, &error);
-        session = desktop ? assign(req, desktop, proto, &error) : NULL;
-        g_mutex_unlock(&assign_lock);
-        if (!session) {
-                refuse(req, error->code, str(pool, "name"), error->message);
-                return;
-        }
-        pools_kick(req->mgr->pools);
-        connect_to(req, desktop, session, proto);
+        connect_common(req, &who, terminal, pool, desktop, body_protocol(req));
 }

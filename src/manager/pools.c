@@ -2,6 +2,7 @@
 #define G_LOG_DOMAIN "pools"
 
 #include "manager/pools.h"
+#include "manager/sessions.h"
 #include "manager/agents.h"
 #include "manager/scheduler.h"
 #include "common/error.h"
@@ -585,7 +586,9 @@ static gboolean in_session(Snapshot *s, JsonObject *d)
 /* A desktop someone has: a session, or (persistent pools) an assigned user. */
 static gboolean in_use(PoolView *v, Snapshot *s, JsonObject *d)
 {
-        return in_session(s, d) || (!v->stateless && json_row_ref(d, "user_id") != 0);
+        return in_session(s, d) ||
+               (!v->stateless &&
+                (json_row_ref(d, "user_id") != 0 || json_row_ref(d, "terminal_id") != 0));
 }
 
 static gboolean busy(Pools *p, JsonObject *d)
@@ -702,6 +705,7 @@ static void resets(Pools *p, Snapshot *s, PoolView *v)
                 json_object_set_int_member(extra, "template_version", newest);
                 json_object_set_int_member(extra, "volume", json_row_ref(v->newest, "volume_id"));
                 json_object_set_null_member(extra, "user");
+                json_object_set_null_member(extra, "terminal");
                 json_object_set_boolean_member(extra, "dirty", FALSE);
                 if (!desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"),
                                  "provisioning", extra, "desktop_reset",
@@ -712,6 +716,7 @@ static void resets(Pools *p, Snapshot *s, PoolView *v)
                 json_object_set_int_member(d, "template_version_id", newest);
                 json_object_set_int_member(d, "volume_id", json_row_ref(v->newest, "volume_id"));
                 json_object_set_null_member(d, "user_id");
+                json_object_set_null_member(d, "terminal_id");
                 json_object_set_boolean_member(d, "dirty", FALSE);
         }
 }
@@ -747,32 +752,46 @@ static void provisions(Pools *p, Snapshot *s, PoolView *v)
 
 /* The scheduler's word on starting desktop d (needing need_mb) on host h, its own: FALSE when
  * the host lacks memory (under manager.overcommit_percent) or cannot take it now. */
+void pools_sched_host(Manager *mgr, JsonObject *h, const char *path, SchedHost *out)
+{
+        gint64 id = json_object_get_int_member(h, "id");
+
+        *out = (SchedHost){
+                .id = id,
+                .name = str(h, "name"),
+                .up = state_is(h, "up") || state_is(h, "maintenance"),
+                .maintenance = json_object_get_boolean_member(h, "maintenance"),
+                .linked = agents_linked(mgr->agents, id),
+                .reaches = !path || !host_unreachable(h, path),
+                .ram_mb = json_object_get_int_member(h, "ram_mb"),
+                .committed_mb = json_object_get_int_member(h, "ram_committed_mb"),
+                .running = (guint)json_object_get_int_member(h, "running"),
+        };
+        if (out->ram_mb == 0) /* a host that has not reported its memory yet */
+                out->ram_mb = G_MAXINT32;
+}
+
+void pools_sched_request(Manager *mgr, gint64 need_mb, const char *hint, SchedRequest *out)
+{
+        *out = (SchedRequest){
+                .need_mb = need_mb,
+                .overcommit = config_get_int(mgr->config, "manager", "overcommit_percent") / 100.0,
+                .hint = hint,
+        };
+        scheduler_policy_from_string(config_get_string(mgr->config, "manager", "placement"),
+                                     &out->policy);
+}
+
 static gboolean fits(Pools *p, Snapshot *s, PoolView *v, JsonObject *h, gint64 need_mb)
 {
         gint64 id = json_object_get_int_member(h, "id");
         gint64 planned = GPOINTER_TO_SIZE(g_hash_table_lookup(s->host_planned, &id));
-        SchedHost sh = {
-                .id = id,
-                .name = str(h, "name"),
-                .up = state_is(h, "up"),
-                .maintenance = json_object_get_boolean_member(h, "maintenance"),
-                .linked = agents_linked(p->mgr->agents, id),
-                .reaches = !host_unreachable(h, v->path),
-                .ram_mb = json_object_get_int_member(h, "ram_mb"),
-                .committed_mb = json_object_get_int_member(h, "ram_committed_mb") + planned,
-                .running = (guint)json_object_get_int_member(h, "running"),
-        };
-        SchedRequest r = {
-                .need_mb = need_mb,
-                .overcommit =
-                        config_get_int(p->mgr->config, "manager", "overcommit_percent") / 100.0,
-                .hint = v->hint,
-        };
+        SchedHost sh;
+        SchedRequest r;
 
-        scheduler_policy_from_string(config_get_string(p->mgr->config, "manager", "placement"),
-                                     &r.policy);
-        if (sh.ram_mb == 0) /* a host that has not reported its memory yet */
-                sh.ram_mb = G_MAXINT32;
+        pools_sched_host(p->mgr, h, v->path, &sh);
+        sh.committed_mb += planned;
+        pools_sched_request(p->mgr, need_mb, v->hint, &r);
         if (scheduler_place(&sh, 1, &r, NULL) != 0)
                 return FALSE;
         g_hash_table_insert(s->host_planned, id_key(id), GSIZE_TO_POINTER(planned + need_mb));
@@ -1137,6 +1156,7 @@ static void pass(Pools *p)
         }
         for (guint i = 0; ops && i < json_array_get_length(ops); i++)
                 operation_pass(p, &s, json_array_get_object_element(ops, i));
+        sessions_timeouts(p->mgr, p->store, s.pools, s.desktops, s.sessions);
         for (guint i = 0; i < json_array_get_length(s.pools); i++)
                 pool_pass(p, &s, json_array_get_object_element(s.pools, i));
 }

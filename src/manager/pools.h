@@ -14,6 +14,7 @@
  * step is idempotent, so after a kill -9 the next pass just carries on. */
 #pragma once
 #include "manager/manager.h"
+#include "manager/scheduler.h"
 
 typedef struct _Pools Pools;
 
@@ -33,6 +34,11 @@ JsonObject *pools_newest_version(Store *st, gint64 template_id);
 /* TRUE when some host that is up and not in maintenance may reach the volume at path (it did
  * not report it unreachable); hosts_hint: pool's host names, comma-separated, or "". */
 gboolean pools_volume_reachable(Store *st, const char *path, const char *hosts_hint);
+
+/* The scheduler's view of a host row (path: the volume it must reach, or NULL) and of a
+ * request for need_mb under the configured overcommit and placement, with a pool's host hint. */
+void pools_sched_host(Manager *mgr, JsonObject *host, const char *path, SchedHost *out);
+void pools_sched_request(Manager *mgr, gint64 need_mb, const char *hint, SchedRequest *out);
 
 /* Operations: a new one (kind, object) started by actor; its id. */
 gint64 pools_operation_start(Store *st, const char *kind, const char *object_kind,

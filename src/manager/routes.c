@@ -23,10 +23,25 @@ static const Route fixed_routes[] = {
          "in each and the protocols offered."},
         {"POST", API "/pools/{id}/connect", api_connect, ROLE_USER, API_SMALL_BODY, NULL,
          "connect", "Connect to a pool: the caller's desktop there, else a started spare, else "
-         "a stopped one ('protocol' spice or vnc); returns a console ticket, a .vv body and "
-         "the browser console URL."},
+         "a stopped one, else (below max_size) a new one ('protocol' spice or vnc; 'terminal' and "
+         "'terminal_key' when connecting from a registered terminal); returns a console ticket, "
+         "a .vv body and the browser console URL."},
         {"POST", API "/desktops/{id}/connect", api_connect, ROLE_USER, API_SMALL_BODY, NULL,
          "connect", "Connect to one's own desktop (a reconnect takes over its session)."},
+        {"POST", API "/kiosk/connect", api_kiosk_connect, ROLE_NONE, API_SMALL_BODY, NULL,
+         "connect",
+         "A registered terminal connects without a user ('terminal', 'terminal_key', optional "
+         "'pool', 'protocol'): to its fixed desktop or pool, or the named pool, which must be a "
+         "kiosk pool the terminal is entitled to."},
+        {"POST", API "/terminals/{id}/key", api_terminal_key, ROLE_ADMIN, API_SMALL_BODY, NULL, "key",
+         "Issue a new key for a terminal (shown once; the older key stops working)."},
+        {"POST", API "/sessions/{id}/end", api_session_end, ROLE_USER, API_SMALL_BODY, NULL, "end",
+         "End a session (one's own, or any for operators): atrium-guest logs the user off, the "
+         "desktop shuts down, a stateless one is then reset."},
+        {"POST", API "/sessions/{id}/disconnect", api_session_disconnect, ROLE_USER, API_SMALL_BODY, NULL,
+         "disconnect",
+         "Drop a session's console clients (one's own, or any for operators); the session "
+         "stays for a reconnect."},
         {"GET", API "/roles", api_roles_list, ROLE_USER, 0, NULL, "roles",
          "The roles and what each may do."},
         {"GET", API "/groups/{id}/members", api_group_members, ROLE_ADMIN, 0, NULL, "members",
@@ -68,10 +83,12 @@ static const Route fixed_routes[] = {
         {"POST", API "/desktops/{id}/stop", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY, NULL,
          "stop", "ACPI shutdown; destroyed after 'timeout' seconds (default 60) or at once with "
                  "'force'."},
-        {"POST", API "/desktops/{id}/reboot", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY,
-         NULL, "reboot", "ACPI reboot."},
-        {"POST", API "/desktops/{id}/reset", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY, NULL,
-         "reset", "Hard reset (power cycle; the disk is kept)."},
+        {"POST", API "/desktops/{id}/reboot", api_guest_action, ROLE_USER, API_SMALL_BODY,
+         NULL, "reboot", "ACPI reboot (users: their own desktop, when its pool has "
+                            "user_actions)."},
+        {"POST", API "/desktops/{id}/reset", api_guest_action, ROLE_USER, API_SMALL_BODY, NULL,
+         "reset", "Hard reset (power cycle; the disk is kept). Users: their own desktop, when "
+                  "its pool has user_actions."},
         {"POST", API "/desktops/{id}/destroy", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY,
          NULL, "destroy", "Power off at once."},
         {"POST", API "/desktops/{id}/console", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY,

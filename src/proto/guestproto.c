@@ -15,6 +15,7 @@ static const char *const ops[GUEST_OP_LAST] = {
         [GUEST_OP_PING] = "ping",     [GUEST_OP_SET_HOSTNAME] = "set-hostname",
         [GUEST_OP_LOGOFF] = "logoff", [GUEST_OP_REBOOT] = "reboot",
         [GUEST_OP_SHUTDOWN] = "shutdown", [GUEST_OP_SEAL] = "seal",
+        [GUEST_OP_LOGIN] = "login",
 };
 
 static int lookup(const char *const *table, int n, const char *s)
@@ -195,8 +196,11 @@ GuestMsg *guest_msg_parse(const char *line, gsize len, GError **error)
                 }
                 break;
         case GUEST_MSG_HEARTBEAT:
+                m->idle = -1;
                 ok = get_int(o, type, "seq", &m->seq, error) &&
-                     get_string(o, type, "user", TRUE, &m->user, error);
+                     get_string(o, type, "user", TRUE, &m->user, error) &&
+                     (!json_object_has_member(o, "idle") ||
+                      get_int(o, type, "idle", &m->idle, error));
                 break;
         case GUEST_MSG_USER_LOGIN:
         case GUEST_MSG_USER_LOGOUT:
@@ -227,6 +231,8 @@ char *guest_msg_describe(const GuestMsg *m)
         case GUEST_MSG_HEARTBEAT:
                 g_string_append_printf(s, " seq=%" G_GINT64_FORMAT " user=%s", m->seq,
                                        m->user ? m->user : "(none)");
+                if (m->idle >= 0)
+                        g_string_append_printf(s, " idle=%" G_GINT64_FORMAT, m->idle);
                 break;
         case GUEST_MSG_USER_LOGIN:
         case GUEST_MSG_USER_LOGOUT:
@@ -245,16 +251,16 @@ char *guest_msg_describe(const GuestMsg *m)
         return g_string_free(s, FALSE);
 }
 
-char *guest_request_line(const char *id, GuestOp op, const char *hostname)
+char *guest_request_line(const char *id, GuestOp op, const char *arg)
 {
         GString *s = g_string_new("{\"v\":1,\"id\":");
 
         json_append_string(s, id);
         g_string_append(s, ",\"op\":");
         json_append_string(s, guest_op_to_string(op));
-        if (op == GUEST_OP_SET_HOSTNAME && hostname) {
-                g_string_append(s, ",\"hostname\":");
-                json_append_string(s, hostname);
+        if ((op == GUEST_OP_SET_HOSTNAME || op == GUEST_OP_LOGIN) && arg) {
+                g_string_append(s, op == GUEST_OP_LOGIN ? ",\"user\":" : ",\"hostname\":");
+                json_append_string(s, arg);
         }
         g_string_append(s, "}\n");
         return g_string_free(s, FALSE);

@@ -24,6 +24,7 @@ typedef enum {
         GUEST_OP_REBOOT,
         GUEST_OP_SHUTDOWN,
         GUEST_OP_SEAL,
+        GUEST_OP_LOGIN,
         GUEST_OP_LAST
 } GuestOp;
 
@@ -41,6 +42,7 @@ typedef struct {
         GStrv ips;           /* ready */
         gint64 boots;        /* ready */
         gint64 seq;          /* heartbeat */
+        gint64 idle;         /* heartbeat: seconds since the last input; -1 when not said */
         char *user;          /* ready, heartbeat, user-login, user-logout; NULL: nobody */
         char *id;            /* reply; NULL when the guest could not read the request's id */
         gboolean ok;         /* reply */
@@ -58,5 +60,6 @@ GuestMsg *guest_msg_parse(const char *line, gsize len, GError **error);
 /* One line describing the message, fields in a fixed order (golden tests, logs). */
 char *guest_msg_describe(const GuestMsg *m);
 
-/* A request line, newline included. hostname: for GUEST_OP_SET_HOSTNAME only. */
-char *guest_request_line(const char *id, GuestOp op, const char *hostname);
+/* A request line, newline included. arg: the host name of GUEST_OP_SET_HOSTNAME, the user of
+ * GUEST_OP_LOGIN; ignored otherwise. */
+char *guest_request_line(const char *id, GuestOp op, const char *arg);

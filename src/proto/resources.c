@@ -15,7 +15,7 @@ static const char *const desktop_states[] = {"provisioning", "stopped", "startin
 static const char *const clipboard_choices[] = {"both", "to-guest", "from-guest", "none", NULL};
 static const char *const operation_states[] = {"running", "done", "failed", NULL};
 static const char *const pool_modes[] = {"stateless", "persistent", NULL};
-static const char *const session_states[] = {"connected", "disconnected", NULL};
+static const char *const session_states[] = {"connected", "disconnected", "ending", NULL};
 static const char *const protocols[] = {"spice", "vnc", NULL};
 static const char *const os_types[] = {"linux", "windows", "other", NULL};
 
@@ -210,6 +210,11 @@ static const Field pool_fields[] = {
          "Seconds a disconnected session is kept before it ends (0: forever)."},
         {"max_session", FIELD_INT, 0, "0", 0, 30 * 86400, NULL, NULL,
          "Longest session in seconds (0: no limit)."},
+        {"user_actions", FIELD_BOOL, 0, "false", 0, 0, NULL, NULL,
+         "Users may reboot and reset their own desktop (ending their session is always "
+         "allowed)."},
+        {"kiosk", FIELD_BOOL, F_FILTER, "false", 0, 0, NULL, NULL,
+         "Registered terminals entitled to the pool may connect without a user (kiosk)."},
         {"hosts", FIELD_TEXT, 0, "", 0, 1024, NULL, NULL,
          "Placement hint: host names, separated by commas, its desktops may be placed on "
          "(empty: any host reaching the template's volume)."},
@@ -227,6 +232,23 @@ static const Field entitlement_fields[] = {
          "User entitled (give user or group, not both)."},
         {"group", FIELD_REF, F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL, "group",
          "Group entitled."},
+        {"terminal", FIELD_REF, F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL, "terminal",
+         "Terminal entitled: whoever connects from it (and, in a kiosk pool, the terminal "
+         "itself)."},
+};
+
+static const Field terminal_fields[] = {
+        NAME_FIELD("terminal (the id a thin client connects with)"),
+        DESC_FIELD,
+        {"pool", FIELD_REF, F_LIST | F_FILTER, NULL, 0, 0, NULL, "pool",
+         "Fixed pool: connects from the terminal go there."},
+        {"desktop", FIELD_REF, F_LIST | F_FILTER, NULL, 0, 0, NULL, "desktop",
+         "Fixed desktop: connects from the terminal go to it."},
+        {"key_version", FIELD_INT, F_LIST | F_READONLY, "0", 0, G_MAXINT64, NULL, NULL,
+         "Which key it connects with: POST /terminals/{id}/key issues a new one (the older "
+         "stops working); 0: none issued yet."},
+        {"last_seen", FIELD_TEXT, F_READONLY, "", 0, 0, NULL, NULL,
+         "When it last connected (UTC)."},
 };
 
 static const Field desktop_fields[] = {
@@ -235,6 +257,8 @@ static const Field desktop_fields[] = {
          "Pool it belongs to."},
         {"host", FIELD_REF, F_LIST | F_FILTER, NULL, 0, 0, NULL, "host", "Host it runs on."},
         {"user", FIELD_REF, F_LIST | F_FILTER, NULL, 0, 0, NULL, "user", "User it is assigned to."},
+        {"terminal", FIELD_REF, F_FILTER | F_READONLY, NULL, 0, 0, NULL, "terminal",
+         "Kiosk terminal it is assigned to."},
         {"state", FIELD_ENUM, F_LIST | F_FILTER, "stopped", 0, 0, desktop_states, NULL,
          "Provisioning or power state."},
         {"maintenance", FIELD_BOOL, F_FILTER, "false", 0, 0, NULL, NULL,
@@ -256,13 +280,24 @@ static const Field desktop_fields[] = {
 };
 
 static const Field session_fields[] = {
-        {"user", FIELD_REF, F_REQUIRED | F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL, "user",
-         "User of the session."},
+        {"user", FIELD_REF, F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL, "user",
+         "User of the session (none: a kiosk session of a terminal)."},
         {"desktop", FIELD_REF, F_REQUIRED | F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL,
          "desktop", "Desktop of the session."},
         {"state", FIELD_ENUM, F_LIST | F_FILTER, "connected", 0, 0, session_states, NULL,
          "connected or disconnected."},
         {"protocol", FIELD_ENUM, F_LIST, "spice", 0, 0, protocols, NULL, "spice or vnc."},
+        {"terminal", FIELD_REF, F_FILTER | F_IMMUTABLE | F_READONLY, NULL, 0, 0, NULL, "terminal",
+         "Terminal it was opened from."},
+        {"started_at", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL,
+         "Unix time it began."},
+        {"state_since", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL,
+         "Unix time of its last state change."},
+        {"end_reason", FIELD_TEXT, F_READONLY, "", 0, 0, NULL, NULL,
+         "Why it is ending (state ending)."},
+        {"timing", FIELD_TEXT, F_READONLY, "", 0, 0, NULL, NULL,
+         "Milliseconds from the connect request to each step, as JSON: placed, running, ready, "
+         "ticket, opened."},
 };
 
 static const Field event_fields[] = {
@@ -344,9 +379,12 @@ static gboolean entitlement_check(const Resource *res, JsonObject *o, GError **e
         JsonNode *u = json_object_get_member(o, "user"), *g = json_object_get_member(o, "group");
         gboolean has_u = u && !JSON_NODE_HOLDS_NULL(u), has_g = g && !JSON_NODE_HOLDS_NULL(g);
 
-        if (has_u == has_g) {
+        JsonNode *t = json_object_get_member(o, "terminal");
+        gboolean has_t = t && !JSON_NODE_HOLDS_NULL(t);
+
+        if (has_u + has_g + has_t != 1) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                            "an entitlement names exactly one of 'user' or 'group'");
+                            "an entitlement names exactly one of 'user', 'group' or 'terminal'");
                 return FALSE;
         }
         return TRUE;
@@ -405,13 +443,18 @@ static const Resource pools = {RES("pool", "pools", "pools", "pool", "Pool",
                                .write_role = ROLE_OPERATOR, .check = pool_check};
 static const Resource entitlements = {
         RES("entitlement", "entitlements", "entitlements", "entitlement", "Entitlement",
-            "Who may use a pool: a user or a group.", entitlement_fields),
+            "Who may use a pool: a user, a group or a terminal.", entitlement_fields),
         .no_update = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR,
         .check = entitlement_check};
 static const Resource desktops = {RES("desktop", "desktops", "desktops", "desktop", "Desktop",
                                       "Desktops: clones of a pool's template.", desktop_fields),
                                   .named = TRUE, .owner_field = "user", .read_role = ROLE_USER,
                                   .write_role = ROLE_OPERATOR};
+static const Resource terminals = {
+        RES("terminal", "terminals", "terminals", "terminal", "Terminal",
+            "Registered terminals (thin clients), with an optional fixed pool or desktop.",
+            terminal_fields),
+        .named = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR};
 static const Resource sessions = {RES("session", "sessions", "sessions", "session", "Session",
                                       "Sessions: a user connected to a desktop.", session_fields),
                                   .owner_field = "user", .read_role = ROLE_USER,
@@ -430,7 +473,7 @@ static const Resource events = {
 /* Order matters only for display (help, OpenAPI). */
 static const Resource *const all[] = {
         &users, &groups,       &hosts,    &join_tokens, &storages, &volumes, &media,
-        &guests, &templates, &template_versions, &pools, &entitlements, &desktops, &sessions,
+        &guests, &templates, &template_versions, &pools, &entitlements, &terminals, &desktops, &sessions,
         &operations, &events};
 
 const Resource *const *resources_all(gsize *n)

@@ -967,6 +967,24 @@ static JsonArray *sq_members(Store *st, const char *group, GError **error)
         return out;
 }
 
+static GArray *sq_user_groups(Store *st, gint64 user_id, GError **error)
+{
+        sqlite3_stmt *stmt =
+                prep(S(st), "SELECT group_id FROM group_members WHERE user_id = ?", error);
+        GArray *out;
+
+        if (!stmt)
+                return NULL;
+        sqlite3_bind_int64(stmt, 1, user_id);
+        out = g_array_new(FALSE, FALSE, sizeof(gint64));
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+                gint64 id = sqlite3_column_int64(stmt, 0);
+                g_array_append_val(out, id);
+        }
+        sqlite3_reset(stmt);
+        return out;
+}
+
 /* ---- accounts and tokens ----------------------------------------------------------------- */
 
 static gboolean sq_user_auth(Store *st, const char *name, UserAuth *out, GError **error)
@@ -1298,6 +1316,7 @@ static const StoreOps sqlite_ops = {
         .member_add = sq_member_add,
         .member_remove = sq_member_remove,
         .members = sq_members,
+        .user_groups = sq_user_groups,
         .user_auth = sq_user_auth,
         .user_set_password = sq_user_set_password,
         .token_insert = sq_token_insert,

@@ -359,6 +359,7 @@ OUT=$("$ATRIUM" pool show sl 2>&1)
 like "pool show: the disk saved by overlays" "$OUT" "2 overlays; a full copy per desktop would take"
 # The broker: bob, entitled, connects and gets connection data that opens the console.
 "$ATRIUM" entitlement create --pool sl --user bob >/dev/null
+"$ATRIUM" pool update sl --idle_timeout 25 >/dev/null
 http POST /auth/login '{"name":"bob","password":"bob-pass-1"}' ""; BOBT=$(jget .token)
 http POST /pools/sl/connect '{"protocol":"spice"}' "$BOBT"
 is "bob connects to the stateless pool" "$CODE" 200
@@ -369,6 +370,16 @@ like "the .vv file points remote-viewer at the gateway" "$(vv proxy)" "https://"
 vv_screen() { rm -f "$T/vv.ppm"; spicy-screenshot -h "$(vv host)" -p "$(vv port)" -w "$(vv password)" -o "$T/vv.ppm" >/dev/null 2>&1 &&
         tesseract "$T/vv.ppm" - --psm 6 2>/dev/null | grep -q "ATRIUM TEST DESKTOP"; }
 wait_for 30 vv_screen; is "a SPICE screenshot with exactly those parameters shows the desktop" "$?" 0
+BS=$(jget .session) BD=$(jget .desktop)
+vv_user() { vv_screen && tesseract "$T/vv.ppm" - --psm 6 2>/dev/null | tr -s ' ' | grep -q "user: bob"; }
+wait_for 30 vv_user; is "... with the user's name on its banner (atrium-guest login)" "$?" 0
+SINCE=$(last_event_id)
+session_idle_end() { [ "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM events WHERE id > $SINCE AND action = 'session_end' AND object_id = $BS AND detail LIKE 'idle for %'")" = 1 ]; }
+wait_for 120 session_idle_end; is "the pool's idle timeout (25 s without input) ends bob's session" "$?" 0
+bs_gone() { [ "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM sessions WHERE id = $BS")" = 0 ]; }
+wait_for 120 bs_gone; is "... logoff, shutdown, session gone" "$?" 0
+wait_for 60 event_seen desktop_reset "$BD" "$SINCE"; R=$?; is "... and the desktop is reset" "$R" 0
+[ "$R" = 0 ] || sqlite3 "$STATE/atrium.db" "SELECT id, actor, action, object_name, detail FROM events WHERE id > $SINCE AND action NOT LIKE 'console%'" | sed 's/^/# /'
 
 SINCE=$(last_event_id)
 check "a persistent pool of 1" "$ATRIUM" pool create --name ps --template deb --size 1 --mode persistent --name_pattern 'ps{n}' --wait

@@ -21,6 +21,7 @@ MPID= APID=
 
 cleanup() {
         [ -n "$APID" ] && kill -9 "$APID" 2>/dev/null && wait "$APID" 2>/dev/null
+        [ -n "${H2PID:-}" ] && kill -9 "$H2PID" 2>/dev/null && wait "$H2PID" 2>/dev/null
         [ -n "$MPID" ] && kill -9 "$MPID" 2>/dev/null && wait "$MPID" 2>/dev/null
         umount "$T/tiny" 2>/dev/null
         rm -rf "$T"
@@ -287,6 +288,155 @@ is "20 connects succeed" "$(grep -l '^200$' "$T"/crowd/*.code | wc -l)" 20
 is "... to 20 different desktops" "$(cat "$T"/crowd/*.out | jq -r 'select(.desktop) | .desktop' | sort -u | wc -l)" 20
 is "30 are told the pool is exhausted" "$(cat "$T"/crowd/*.out | jq -r '.error.message // empty' | grep -c "exhausted")" 30
 is "no desktop has two users or two sessions" "$(q "SELECT count(*) FROM (SELECT desktop_id FROM sessions GROUP BY desktop_id HAVING count(DISTINCT user_id) > 1)")" 0
+check "the pool of 20 is deleted with its sessions (room for the next pools)" "$ATRIUM" pool delete twenty --force --wait
+
+# ---- a pool below its max_size grows for a connect that finds it exhausted ----
+http POST /pools '{"name":"grow","template":"tpl","size":1,"spares":1,"max_size":2}'
+GR=$(jget .operation); wait_for 60 op_ended "$GR"
+grow_spare() { [ "$(pool_state_count grow running)" = 1 ]; }
+wait_for 30 grow_spare
+"$ATRIUM" entitlement create --pool grow --group crowd >/dev/null
+U1=$(cat "$T/crowd/1.tok") U2=$(cat "$T/crowd/2.tok") U3=$(cat "$T/crowd/3.tok")
+http POST /pools/grow/connect '{}' "$U1"; G1=$(jget .desktop)
+is "u1 takes the pool's one desktop" "$CODE" 200; [ "$CODE" = 200 ] || { echo "# $BODY"; q "select id,name,state,user_id,terminal_id,dirty,maintenance,host_id from desktops d where pool_id=(select id from pools where name='grow')" | sed "s|^|# |"; q "select id,desktop_id,state from sessions" | sed "s|^|# S |" | tail -5; q "select id,name,state,maintenance from hosts" | sed "s|^|# H |"; }
+http POST /pools/grow/connect '{}' "$U2"; G2=$(jget .desktop)
+is "u2 finds it exhausted below max_size: the pool grows and u2 gets the new desktop" "$CODE" 200
+is "... a different one" "$([ -n "$G2" ] && [ "$G1" != "$G2" ] && echo yes)" yes
+is "... the pool's size is now 2, with a pool_grow event" "$(q "SELECT size FROM pools WHERE name = 'grow'")/$(event_count pool_grow grow)" 2/1
+http POST /pools/grow/connect '{}' "$U3"
+is "u3 at max_size: exhausted" "$CODE/$(jget .error.code)" 503/unavailable
+like "... saying the maximum" "$(jget .error.message)" "maximum 2"
+
+# ---- sessions: timing, admin view, disconnect, end; user actions ----
+S1=$(q "SELECT s.id FROM sessions s JOIN desktops d ON d.id = s.desktop_id WHERE d.name = '$G1'")
+OUT=$("$ATRIUM" session show "$S1" 2>&1)
+like "session show prints the connect's timing" "$OUT" "console ticket issued"
+like "... step by step" "$OUT" "desktop chosen and assigned"
+is "... from the timing kept in the session" "$(q "SELECT json_extract(timing, '$.ticket') >= json_extract(timing, '$.placed') FROM sessions WHERE id = $S1")" 1
+like "the connect event carries the timing too" "$(q "SELECT detail FROM events WHERE action = 'connect' AND object_name = '$G1'")" '"ticket":'
+http GET /sessions "" "$U1"
+is "a user lists only their own sessions" "$(jget '[.items[].id] | join(",")')" "$S1"
+http GET /sessions
+is "an admin sees every session" "$(jget "([.items[].id] | index($S1) != null) and (.items | length) >= 2")" true
+http POST "/sessions/$S1/end" "" "$U2"
+is "u2 cannot end u1's session" "$CODE" 404
+http POST "/sessions/$S1/disconnect" "" "$U1"
+is "u1 disconnects their console" "$CODE/$(jget .state)" 200/disconnected
+is "... with an event" "$(q "SELECT count(*) FROM events WHERE action = 'session_disconnect' AND object_id = $S1")" 1
+http POST "/desktops/$G1/reboot" '{}' "$U1"
+is "a user may not reboot their desktop unless the pool allows it" "$CODE/$(jget .error.code)" 403/forbidden
+"$ATRIUM" pool update grow --user_actions true >/dev/null
+http POST "/desktops/$G1/reboot" '{}' "$U1"
+is "... with user_actions on, u1 reboots their own desktop" "$CODE" 200
+http POST "/desktops/$G1/reset" '{}' "$U1"
+is "... and resets it" "$CODE" 200
+http POST "/desktops/$G1/reboot" '{}' "$U2"
+is "... not someone else's" "$CODE" 404
+http POST "/desktops/$G1/stop" '{}' "$U1"
+is "... and stopping it stays an operator's" "$CODE" 403
+G1_SINCE=$(q "SELECT state_since FROM desktops WHERE name = '$G1'")
+http POST "/sessions/$S1/end" "" "$U1"
+is "u1 ends their own session" "$CODE/$(jget .state)" 202/ending
+like "... an event says who ended it" "$(q "SELECT detail FROM events WHERE action = 'session_end' AND object_id = $S1")" "ended by its user u1"
+session_gone() { [ "$(q "SELECT count(*) FROM sessions WHERE id = $1")" = 0 ]; }
+wait_for 30 session_gone "$S1"; is "... logoff, shutdown, then the session is gone" "$?" 0
+g1_reset() { [ "$(q "SELECT (user_id IS NULL) || dirty FROM desktops WHERE name = '$G1'")" = 10 ]; }
+wait_for 30 g1_reset; is "... and the stateless desktop is reset (clean, unassigned)" "$?" 0
+S2=$(q "SELECT s.id FROM sessions s JOIN desktops d ON d.id = s.desktop_id WHERE d.name = '$G2'")
+http POST "/sessions/$S2/end"
+is "an admin ends anyone's session" "$CODE" 202
+wait_for 30 session_gone "$S2"; is "... it ends" "$?" 0
+
+# ---- timeouts: max_session, then disconnect_grace ----
+http POST /pools '{"name":"brief","template":"tpl","size":1,"spares":1,"max_session":3}'
+BR=$(jget .operation); wait_for 60 op_ended "$BR"
+brief_spare() { [ "$(pool_state_count brief running)" = 1 ] && [ "$(q "SELECT dirty FROM desktops d JOIN pools p ON p.id = d.pool_id WHERE p.name = 'brief'")" = 0 ]; }
+wait_for 30 brief_spare
+"$ATRIUM" entitlement create --pool brief --user alice >/dev/null
+http POST /pools/brief/connect '{}' "$ALICE"; BS=$(jget .session)
+is "alice connects to a pool with max_session 3" "$CODE" 200
+wait_for 30 session_gone "$BS"; is "... the session ends after max_session" "$?" 0
+like "... saying why" "$(q "SELECT detail FROM events WHERE action = 'session_end' AND object_id = $BS")" "max_session (3 s)"
+"$ATRIUM" pool update brief --max_session 0 --disconnect_grace 2 >/dev/null
+wait_for 30 brief_spare
+http POST /pools/brief/connect '{}' "$ALICE"; BS=$(jget .session)
+is "alice connects again (disconnect_grace 2)" "$CODE/$(q "SELECT state FROM sessions WHERE id = $BS")" 200/disconnected
+wait_for 30 session_gone "$BS"; is "... a session left disconnected ends after the grace" "$?" 0
+like "... saying why" "$(q "SELECT detail FROM events WHERE action = 'session_end' AND object_id = $BS")" "disconnect_grace"
+
+# ---- terminals and kiosk ----
+"$ATRIUM" pool update brief --disconnect_grace 0 >/dev/null
+"$ATRIUM" terminal create --name thin1 --pool brief >/dev/null
+http POST /kiosk/connect '{"terminal":"thin1","terminal_key":"x"}' ""
+is "a terminal without a key issued is refused" "$CODE/$(jget .error.code)" 403/forbidden
+KEY=$("$ATRIUM" --json terminal key thin1 | jq -r .key)
+is "a key is issued once" "${#KEY}" 43
+NSESS=$(q "SELECT count(*) FROM sessions")
+http POST /kiosk/connect '{"terminal":"thin9","terminal_key":"abc"}' ""
+is "a kiosk connect from an unregistered terminal is refused" "$CODE/$(jget .error.code)" 403/forbidden
+http POST /kiosk/connect "{\"terminal\":\"thin1\",\"terminal_key\":\"${KEY%?}A\"}" ""
+is "... with a wrong key too" "$CODE/$(jget .error.code)" 403/forbidden
+http POST /kiosk/connect '{}' ""
+is "... and without naming a terminal" "$CODE/$(jget .error.code)" 400/invalid_value
+http POST /kiosk/connect "{\"terminal\":\"thin1\",\"terminal_key\":\"$KEY\"}" ""
+is "a registered terminal to a pool that is not a kiosk pool is refused" "$CODE/$(jget .error.code)" 403/forbidden
+is "... nothing assigned" "$(q "SELECT count(*) FROM sessions")/$(q "SELECT count(*) FROM desktops WHERE terminal_id IS NOT NULL")" "$NSESS/0"
+is "... every refusal an event" "$(q "SELECT count(*) FROM events WHERE action = 'connect_refused' AND object_name IN ('thin1','thin9','brief','kiosk')")" 5
+"$ATRIUM" pool update brief --kiosk true >/dev/null
+wait_for 30 brief_spare
+http POST /kiosk/connect "{\"terminal\":\"thin1\",\"terminal_key\":\"$KEY\"}" ""
+is "a kiosk connect from the registered terminal to its fixed kiosk pool" "$CODE" 200
+KS=$(jget .session)
+is "... the session is the terminal's, with no user" "$(q "SELECT (user_id IS NULL) || t.name FROM sessions s JOIN terminals t ON t.id = s.terminal_id WHERE s.id = $KS")" 1thin1
+like "... the terminal was seen" "$(q "SELECT last_seen FROM terminals WHERE name = 'thin1'")" "T"
+http POST /kiosk/connect "{\"terminal\":\"thin1\",\"terminal_key\":\"$KEY\"}" ""
+is "... a reconnect takes over the same session" "$(jget .session)" "$KS"
+OLD=$KEY KEY=$("$ATRIUM" --json terminal key thin1 | jq -r .key)
+http POST /kiosk/connect "{\"terminal\":\"thin1\",\"terminal_key\":\"$OLD\"}" ""
+is "a new key retires the old one" "$CODE" 403
+http POST "/sessions/$KS/end"; wait_for 30 session_gone "$KS"
+"$ATRIUM" terminal create --name thin2 >/dev/null
+K2=$("$ATRIUM" --json terminal key thin2 | jq -r .key)
+"$ATRIUM" entitlement create --pool brief --terminal thin2 >/dev/null
+wait_for 30 brief_spare
+http POST /pools/brief/connect "{\"terminal\":\"thin2\",\"terminal_key\":\"$K2\"}" "$BOB"
+is "bob, not entitled himself, connects from a terminal entitled to the pool" "$CODE" 200
+is "... his session records the terminal" "$(q "SELECT t.name FROM sessions s JOIN terminals t ON t.id = s.terminal_id WHERE s.id = $(jget .session)")" thin2
+http POST /pools/brief/connect "{\"terminal\":\"thin2\",\"terminal_key\":\"nope\"}" "$BOB"
+is "... not with a wrong terminal key" "$CODE" 403
+http POST "/sessions/$(q "SELECT s.id FROM sessions s JOIN terminals t ON t.id = s.terminal_id WHERE t.name = 'thin2'")/end"
+
+# ---- placement at connect: a stopped desktop whose host cannot start it moves to another ----
+printf '[daemon]\nlog_level = info\n[agent]\nlibvirt_uri = test:///default\nstorage_roots = %s\nname = h2\nworkers = 2\n' "$T" >"$T/h2.conf"
+JT2=$("$ATRIUM" --json host join-token create | jq -r .token)
+"$ATRIUMD" -c "$T/h2.conf" --state-dir "$T/h2" --role agent --manager "$URL" --join-token "$JT2" \
+        >>"$T/h2.out" 2>>"$T/h2.err" &
+H2PID=$!
+wait_for 30 api_is /hosts/h2 .state up; is "a second host h2 (test driver) is up" "$(jget .state)" up
+http POST /pools '{"name":"move","template":"tpl","size":1,"spares":0,"mode":"persistent"}'
+MV=$(jget .operation); wait_for 60 op_ended "$MV"
+MD=$(q "SELECT d.name FROM desktops d JOIN pools p ON p.id = d.pool_id WHERE p.name = 'move'")
+FROM=$(q "SELECT h.name FROM desktops d JOIN hosts h ON h.id = d.host_id WHERE d.name = '$MD'")
+TO=$([ "$FROM" = h1 ] && echo h2 || echo h1)
+"$ATRIUM" entitlement create --pool move --user alice >/dev/null
+"$ATRIUM" host maintenance "$TO" on >/dev/null
+"$ATRIUM" host maintenance "$FROM" on >/dev/null
+NS=$(q "SELECT count(*) FROM sessions")
+http POST /pools/move/connect '{}' "$ALICE"
+is "with every host in maintenance, a stopped desktop cannot be placed" "$CODE/$(jget .error.code)" 503/unavailable
+like "... the scheduler says why" "$(jget .error.message)" "maintenance"
+is "... nothing assigned, nothing started" "$(q "SELECT count(*) FROM sessions")/$(q "SELECT (user_id IS NULL) || state FROM desktops WHERE name = '$MD'")" "$NS/1stopped"
+"$ATRIUM" host maintenance "$TO" off >/dev/null
+http POST /pools/move/connect '{}' "$ALICE"
+is "its host $FROM in maintenance: the connect places it on $TO" "$(q "SELECT h.name FROM desktops d JOIN hosts h ON h.id = d.host_id WHERE d.name = '$MD'")" "$TO"
+is "... with a desktop_placed event" "$(event_count desktop_placed "$MD")" 1
+MDOM=atrium-$INST-desktop-$(q "SELECT id FROM desktops WHERE name = '$MD'")
+http GET "/hosts/$TO/domains"
+is "... and started there (the test driver never says ready: 503 after the wait)" "$(jq -r --arg d "$MDOM" '[.domains[] | select(.domain == $d) | .state] | join(",")' <<<"$BODY")" running
+"$ATRIUM" host maintenance "$FROM" off >/dev/null
+check "the pool on two hosts is deleted" "$ATRIUM" pool delete move --force --wait
+kill "$H2PID" 2>/dev/null; wait "$H2PID" 2>/dev/null
+check "h2 is removed" "$ATRIUM" host remove h2
 
 # ---- deleting a pool with a session: refused unless forced ----
 http POST /pools '{"name":"small","template":"tpl","size":2,"mode":"persistent","spares":0}'

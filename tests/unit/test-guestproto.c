@@ -5,7 +5,9 @@
 #include "proto/guestproto.h"
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static char *lines_result(const char *in_name, char *(*each)(char *line, gpointer), gpointer data)
 {
@@ -83,7 +85,8 @@ static void test_guest_requests_golden(void)
         testutil_golden("guest-requests.out", out);
         g_assert_true(g_file_get_contents(actions_path, &actions, NULL, NULL));
         g_assert_cmpstr(actions, ==,
-                        "set-hostname desk-042\nset-hostname a.b.c\nseal\nreboot\nshutdown\n");
+                        "set-hostname desk-042\nset-hostname a.b.c\nseal\nreboot\nshutdown\nlogin "
+                        "alice\nlogoff\n");
         g_assert_true(g_file_get_contents(hostname_path, &hostname, NULL, NULL));
         g_assert_cmpstr(hostname, ==, "localhost\n"); /* sealed last */
         testutil_rmdir(dir);
@@ -177,6 +180,39 @@ static void test_hostname_rules(void)
                 g_assert_false(guest_hostname_valid(badn[i]));
 }
 
+static void set_times(const char *path, time_t t)
+{
+        struct timespec ts[2] = {{t, 0}, {t, 0}};
+
+        g_assert_cmpint(utimensat(AT_FDCWD, path, ts, 0), ==, 0);
+}
+
+/* Idle seconds: the newest of the login (user file) and the terminals' access times. */
+static void test_idle_seconds(void)
+{
+        g_autofree char *dir = NULL;
+        g_autofree Guest *g = sim_guest(&dir);
+        g_autofree char *dev = g_build_filename(dir, "dev", NULL);
+        g_autofree char *tty = g_build_filename(dir, "dev", "ttyS0", NULL);
+        g_autofree char *user = g_build_filename(dir, "run/atrium-guest/user", NULL);
+        char line[] = "{\"id\":\"1\",\"op\":\"login\",\"user\":\"alice\"}";
+        char reply[GUEST_LINE_MAX];
+        time_t now = 1700000000;
+
+        g_assert_cmpint(guest_idle_seconds(g, now), ==, 0); /* nothing known: not idle */
+        guest_handle_line(g, line, strlen(line), reply, sizeof(reply));
+        g_assert_nonnull(strstr(reply, "\"ok\":true"));
+        set_times(user, now - 300);
+        g_assert_cmpint(guest_idle_seconds(g, now), ==, 300);
+        g_mkdir(dev, 0755);
+        g_assert_true(g_file_set_contents(tty, "", 0, NULL));
+        set_times(tty, now - 40); /* input read on the serial console 40 s ago */
+        g_assert_cmpint(guest_idle_seconds(g, now), ==, 40);
+        set_times(tty, now + 100); /* a clock in the future is no input in the past */
+        g_assert_cmpint(guest_idle_seconds(g, now), ==, 0);
+        testutil_rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
         g_test_init(&argc, &argv, NULL);
@@ -185,5 +221,6 @@ int main(int argc, char **argv)
         g_test_add_func("/guestproto/round-trip", test_round_trip);
         g_test_add_func("/guestproto/boot-counter", test_boot_counter);
         g_test_add_func("/guestproto/hostname-rules", test_hostname_rules);
+        g_test_add_func("/guestproto/idle-seconds", test_idle_seconds);
         return g_test_run();
 }

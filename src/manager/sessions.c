@@ -1,0 +1,365 @@
+/* Sessions ending, their timeouts and timing: see sessions.h. */
+#define G_LOG_DOMAIN "sessions"
+
+#include "manager/sessions.h"
+#include "common/error.h"
+#include "common/jsonutil.h"
+#include "common/util.h"
+#include "manager/agents.h"
+#include "manager/api.h"
+#include "manager/pools.h"
+#include "proto/agentproto.h"
+
+#include <string.h>
+
+#define LOGOFF_TIMEOUT_S 15
+#define SHUTDOWN_TIMEOUT_S 60
+
+static const Actor system_actor = {"system", 0, ""};
+
+static const char *str(JsonObject *o, const char *k)
+{
+        return json_object_get_string_member_with_default(o, k, "");
+}
+
+static gint64 now_s(void)
+{
+        return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+static JsonObject *row_by_id(Store *st, const char *kind, gint64 id)
+{
+        g_autofree char *sid = util_id_text(id);
+
+        return id ? store_get(st, resource_by_kind(kind), sid, 0, NULL) : NULL;
+}
+
+typedef struct {
+        Manager *mgr;
+        Store *store;
+        gint64 session_id, desktop_id, host_id;
+        char *domain;
+        char *desktop_name;
+} Ending;
+
+static void ending_free(Ending *e)
+{
+        g_free(e->domain);
+        g_free(e->desktop_name);
+        g_free(e);
+}
+
+/* The last step: the row goes; the reconciler resets a stateless desktop. */
+static void finish(Ending *e)
+{
+        g_autofree char *sid = util_id_text(e->session_id);
+        g_autoptr(GError) error = NULL;
+
+        if (!store_delete(e->store, resource_by_kind("session"), sid, &system_actor, &error) &&
+            !g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND))
+                g_warning("session %s on %s: cannot remove it: %s", sid, e->desktop_name,
+                          error->message);
+        pools_kick(e->mgr->pools);
+        ending_free(e);
+}
+
+static void shut_down(JsonObject *result, const GError *error, gpointer data)
+{
+        Ending *e = data;
+
+        if (error)
+                g_message("session end on %s: shutdown: %s", e->desktop_name, error->message);
+        finish(e);
+}
+
+static void logged_off(JsonObject *result, const GError *error, gpointer data)
+{
+        Ending *e = data;
+        g_autoptr(GError) err = NULL;
+        JsonObject *args;
+
+        if (error) /* nobody logged in, no guest tools: the shutdown still ends it */
+                g_debug("session end on %s: logoff: %s", e->desktop_name, error->message);
+        args = json_object_new();
+        json_object_set_string_member(args, "domain", e->domain);
+        json_object_set_int_member(args, "timeout", SHUTDOWN_TIMEOUT_S);
+        json_object_set_boolean_member(args, "force", TRUE);
+        if (!agents_call(e->mgr->agents, e->host_id, "domain.shutdown", args,
+                         SHUTDOWN_TIMEOUT_S + 15, shut_down, e, &err))
+                finish(e);
+}
+
+gboolean sessions_end(Manager *mgr, Store *st, JsonObject *session, const char *reason,
+                      const Actor *actor, GError **error)
+{
+        g_autoptr(JsonObject) patch = json_object_new();
+        g_autoptr(JsonObject) upd = NULL, desktop = NULL;
+        g_autofree char *sid = util_id_text(json_object_get_int_member(session, "id"));
+        g_autoptr(GError) err = NULL;
+        Ending *e;
+        JsonObject *args;
+
+        if (g_str_equal(str(session, "state"), "ending"))
+                return TRUE;
+        json_object_set_string_member(patch, "state", "ending");
+        json_object_set_string_member(patch, "end_reason", reason);
+        json_object_set_int_member(patch, "state_since", now_s());
+        upd = store_update(st, resource_by_kind("session"), sid, patch, NULL, error);
+        if (!upd)
+                return FALSE;
+        desktop = row_by_id(st, "desktop", json_row_ref(session, "desktop_id"));
+        store_event_add(st, actor, "session_end", "session",
+                        json_object_get_int_member(session, "id"),
+                        desktop ? str(desktop, "name") : "", reason, NULL);
+        e = g_new0(Ending, 1);
+        e->mgr = mgr;
+        e->store = st;
+        e->session_id = json_object_get_int_member(session, "id");
+        e->desktop_id = json_row_ref(session, "desktop_id");
+        e->desktop_name = g_strdup(desktop ? str(desktop, "name") : "?");
+        e->host_id = desktop ? json_row_ref(desktop, "host_id") : 0;
+        e->domain = agent_domain_name(mgr->installation, "desktop", e->desktop_id);
+        if (!desktop || !g_str_equal(str(desktop, "state"), "running") || !e->host_id) {
+                finish(e);
+                return TRUE;
+        }
+        args = json_object_new();
+        json_object_set_string_member(args, "domain", e->domain);
+        json_object_set_string_member(args, "op", "logoff");
+        if (!agents_call(mgr->agents, e->host_id, "guest.request", args, LOGOFF_TIMEOUT_S,
+                         logged_off, e, &err))
+                finish(e);
+        return TRUE;
+}
+
+static GHashTable *index_rows(JsonArray *rows)
+{
+        GHashTable *t = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+
+        for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
+                JsonObject *o = json_array_get_object_element(rows, i);
+                g_hash_table_insert(
+                        t,
+                        g_memdup2(&(gint64){json_object_get_int_member(o, "id")}, sizeof(gint64)),
+                        o);
+        }
+        return t;
+}
+
+static JsonObject *find(GHashTable *by_id, gint64 id)
+{
+        return g_hash_table_lookup(by_id, &id);
+}
+
+/* Why session s should end now, or NULL. */
+static char *timed_out(Manager *mgr, JsonObject *s, JsonObject *pool, gint64 now)
+{
+        gint64 idle_limit = json_object_get_int_member(pool, "idle_timeout");
+        gint64 grace = json_object_get_int_member(pool, "disconnect_grace");
+        gint64 longest = json_object_get_int_member(pool, "max_session");
+        gint64 since = json_object_get_int_member(s, "state_since");
+        gint64 started = json_object_get_int_member(s, "started_at");
+        gint64 idle;
+
+        if (longest > 0 && started > 0 && now - started >= longest)
+                return g_strdup_printf(
+                        "the session reached the pool's max_session (%" G_GINT64_FORMAT " s)",
+                        longest);
+        if (grace > 0 && since > 0 && g_str_equal(str(s, "state"), "disconnected") &&
+            now - since >= grace)
+                return g_strdup_printf("disconnected for %" G_GINT64_FORMAT
+                                       " s (the pool's disconnect_grace)",
+                                       now - since);
+        if (idle_limit > 0 &&
+            (idle = agents_desktop_idle(mgr->agents, json_row_ref(s, "desktop_id"))) >=
+                    idle_limit &&
+            now - started >= idle_limit)
+                return g_strdup_printf("idle for %" G_GINT64_FORMAT
+                                       " s (the pool's idle_timeout: no input in the desktop)",
+                                       idle);
+        return NULL;
+}
+
+void sessions_timeouts(Manager *mgr, Store *st, JsonArray *pools, JsonArray *desktops,
+                       JsonArray *sessions)
+{
+        g_autoptr(GHashTable) pool_by_id = index_rows(pools);
+        g_autoptr(GHashTable) desktop_by_id = index_rows(desktops);
+        gint64 now = now_s();
+
+        for (guint i = 0; sessions && i < json_array_get_length(sessions); i++) {
+                JsonObject *s = json_array_get_object_element(sessions, i);
+                JsonObject *d = find(desktop_by_id, json_row_ref(s, "desktop_id"));
+                JsonObject *pool = d ? find(pool_by_id, json_row_ref(d, "pool_id")) : NULL;
+                g_autofree char *why = NULL;
+                g_autoptr(GError) error = NULL;
+
+                if (g_str_equal(str(s, "state"), "ending")) {
+                        g_autofree char *sid = NULL;
+                        if (now - json_object_get_int_member(s, "state_since") <
+                            SESSIONS_ENDING_MAX)
+                                continue;
+                        sid = util_id_text(json_object_get_int_member(s, "id"));
+                        store_delete(st, resource_by_kind("session"), sid, &system_actor, NULL);
+                        pools_kick(mgr->pools);
+                        continue;
+                }
+                if (!pool || !(why = timed_out(mgr, s, pool, now)))
+                        continue;
+                if (!sessions_end(mgr, st, s, why, &system_actor, &error))
+                        g_warning("cannot end session %" G_GINT64_FORMAT ": %s",
+                                  json_object_get_int_member(s, "id"), error->message);
+        }
+}
+
+void sessions_set_timing(Store *st, gint64 session_id, const char *timing)
+{
+        g_autoptr(JsonObject) patch = json_object_new();
+        g_autoptr(JsonObject) upd = NULL;
+        g_autofree char *sid = util_id_text(session_id);
+
+        json_object_set_string_member(patch, "timing", timing);
+        upd = store_update(st, resource_by_kind("session"), sid, patch, NULL, NULL);
+}
+
+void sessions_console_opened(Store *st, gint64 desktop_id, const Actor *actor)
+{
+        g_autoptr(GHashTable) f = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+        g_autoptr(JsonArray) rows = NULL;
+
+        g_hash_table_insert(f, (gpointer) "desktop", util_id_text(desktop_id));
+        rows = store_list_all(st, resource_by_kind("session"), f, NULL);
+        for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
+                JsonObject *s = json_array_get_object_element(rows, i);
+                g_autoptr(JsonParser) p = json_parser_new();
+                g_autoptr(JsonNode) root = NULL;
+                g_autofree char *text = NULL;
+                JsonObject *t;
+                gint64 at;
+
+                if (!str(s, "timing")[0] ||
+                    !json_parser_load_from_data(p, str(s, "timing"), -1, NULL) ||
+                    !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p)))
+                        continue;
+                root = json_node_copy(json_parser_get_root(p));
+                t = json_node_get_object(root);
+                at = json_object_get_int_member_with_default(t, "requested_at", 0);
+                if (json_object_has_member(t, "opened") || at <= 0)
+                        continue;
+                json_object_set_int_member(t, "opened", g_get_real_time() / 1000 - at);
+                text = json_node_to_text(root, FALSE);
+                sessions_set_timing(st, json_object_get_int_member(s, "id"), text);
+                store_event_add(st, actor, "console_opened", "session",
+                                json_object_get_int_member(s, "id"), "", text, NULL);
+        }
+}
+
+/* ---- routes ------------------------------------------------------------------------------- */
+
+/* The session in the path: a user may only name their own. */
+static JsonObject *session_of(ApiRequest *req, GError **error)
+{
+        return store_get(req->store, resource_by_kind("session"), req->params[0],
+                         req->caller.role < ROLE_OPERATOR ? req->caller.user_id : 0, error);
+}
+
+/* POST /sessions/{id}/end: logoff, shutdown, then (stateless) reset. */
+void api_session_end(ApiRequest *req)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) s = session_of(req, &error);
+        g_autofree char *why = NULL;
+
+        if (!s) {
+                api_reply_error(req, error);
+                return;
+        }
+        why = req->caller.user_id == json_row_ref(s, "user_id")
+                      ? g_strdup_printf("ended by its user %s", req->caller.user_name)
+                      : g_strdup_printf("ended by %s", req->caller.user_name);
+        if (!sessions_end(req->mgr, req->store, s, why, &req->actor, &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        g_clear_pointer(&s, json_object_unref);
+        s = session_of(req, NULL);
+        if (!s) { /* gone already: its desktop was not running */
+                api_reply_empty(req, 204);
+                return;
+        }
+        api_reply_object(req, 202, g_steal_pointer(&s));
+}
+
+typedef struct {
+        ApiRequest *req;
+        JsonObject *session;
+} Disconnect;
+
+static void dropped(JsonObject *result, const GError *error, gpointer data)
+{
+        Disconnect *d = data;
+        ApiRequest *req = d->req;
+        g_autoptr(JsonObject) patch = json_object_new();
+        g_autoptr(JsonObject) upd = NULL;
+        g_autofree char *sid = util_id_text(json_object_get_int_member(d->session, "id"));
+
+        if (error) {
+                api_reply_error(req, error);
+        } else {
+                json_object_set_string_member(patch, "state", "disconnected");
+                json_object_set_int_member(patch, "state_since", now_s());
+                upd = store_update(req->store, resource_by_kind("session"), sid, patch, NULL, NULL);
+                store_event_add(req->store, &req->actor, "session_disconnect", "session",
+                                json_object_get_int_member(d->session, "id"), "",
+                                "its console clients were disconnected", NULL);
+                api_reply_object(req, 200,
+                                 upd ? g_steal_pointer(&upd) : json_object_ref(d->session));
+        }
+        json_object_unref(d->session);
+        g_free(d);
+}
+
+/* POST /sessions/{id}/disconnect: the console clients are dropped (a new one-time password,
+ * SPICE clients disconnected); the session stays, to be taken over by a reconnect. */
+void api_session_disconnect(ApiRequest *req)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) s = session_of(req, &error);
+        g_autoptr(JsonObject) desktop = NULL;
+        g_autofree char *pw = NULL, *dom = NULL;
+        JsonObject *args;
+        Disconnect *d;
+
+        if (!s) {
+                api_reply_error(req, error);
+                return;
+        }
+        desktop = row_by_id(req->store, "desktop", json_row_ref(s, "desktop_id"));
+        if (!desktop || !g_str_equal(str(desktop, "state"), "running") ||
+            !json_row_ref(desktop, "host_id")) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "the session's desktop is not running: nothing to disconnect");
+                api_reply_error(req, error);
+                return;
+        }
+        pw = util_random_password();
+        pw[8] = '\0'; /* fits VNC as well */
+        dom = agent_domain_name(req->mgr->installation, "desktop",
+                                json_object_get_int_member(desktop, "id"));
+        args = json_object_new();
+        json_object_set_string_member(args, "domain", dom);
+        json_object_set_string_member(args, "protocol", str(s, "protocol"));
+        json_object_set_string_member(args, "password", pw);
+        json_object_set_int_member(args, "expires_at", now_s() - 1);
+        json_object_set_boolean_member(args, "disconnect", TRUE);
+        d = g_new0(Disconnect, 1);
+        d->req = req;
+        d->session = json_object_ref(s);
+        api_pause(req);
+        if (!agents_call(req->mgr->agents, json_row_ref(desktop, "host_id"), "domain.console", args,
+                         MCFG_INT(req->mgr, "agent_command_timeout"), dropped, d, &error)) {
+                json_object_unref(d->session);
+                g_free(d);
+                api_reply_error(req, error);
+        }
+}
