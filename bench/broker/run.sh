@@ -37,7 +37,7 @@ api() { # METHOD PATH [BODY]
         curl -sk -X "$1" "$URL/api/v1$2" -H "Authorization: Bearer $TOK" -H 'Content-Type: application/json' ${3:+-d "$3"}
 }
 
-printf '[daemon]\nlog_level = warning\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\ninitial_admin_password = bench-pass-1\nheartbeat_interval = 5\nreconcile_interval = 2\nprovision_parallel = 16\n' >"$T/m.conf"
+printf '[daemon]\nlog_level = warning\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\ninitial_admin_password = bench-pass-1\nheartbeat_interval = 5\nreconcile_interval = 5\nprovision_parallel = 16\n' >"$T/m.conf"
 "$build/src/atriumd" -c "$T/m.conf" --state-dir "$T/m" >/dev/null 2>"$T/m.err" &
 MPID=$!
 PIDS+=($MPID)

@@ -52,49 +52,63 @@ typedef struct {
 
 /* The ids of the pools a user is entitled to, directly or through a group, and those the
  * terminal (when not 0) is entitled to or fixed to. */
+static void add_pools_of(Store *st, GHashTable *pools, const char *field, gint64 id)
+{
+        g_autoptr(JsonArray) ents = rows_where(st, "entitlement", field, id);
+
+        for (guint i = 0; ents && i < json_array_get_length(ents); i++)
+                g_hash_table_add(
+                        pools,
+                        g_memdup2(&(gint64){json_row_ref(json_array_get_object_element(ents, i),
+                                                         "pool_id")},
+                                  sizeof(gint64)));
+}
+
+/* The ids of the pools a user is entitled to, directly or through a group, and those the
+ * terminal (when given) is entitled to or fixed to: indexed reads of one's own entitlements,
+ * never the whole table. */
 static GHashTable *entitled_pools(Store *st, gint64 user_id, JsonObject *terminal)
 {
-        gint64 tid = terminal ? json_object_get_int_member(terminal, "id") : 0;
         GHashTable *pools = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-        g_autoptr(JsonArray) ents = store_list_all(st, resource_by_kind("entitlement"), NULL, NULL);
-        g_autoptr(GHashTable) mine =
-                g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         g_autoptr(GArray) groups = user_id ? store_user_groups(st, user_id, NULL) : NULL;
 
+        if (user_id)
+                add_pools_of(st, pools, "user", user_id);
         for (guint i = 0; groups && i < groups->len; i++)
-                g_hash_table_add(mine,
-                                 g_memdup2(&g_array_index(groups, gint64, i), sizeof(gint64)));
-        for (guint i = 0; ents && i < json_array_get_length(ents); i++) {
-                JsonObject *e = json_array_get_object_element(ents, i);
-                gint64 gid = json_row_ref(e, "group_id");
-                if ((user_id && json_row_ref(e, "user_id") == user_id) ||
-                    (tid && json_row_ref(e, "terminal_id") == tid) ||
-                    (gid && g_hash_table_contains(mine, &gid)))
-                        g_hash_table_add(pools, g_memdup2(&(gint64){json_row_ref(e, "pool_id")},
-                                                          sizeof(gint64)));
+                add_pools_of(st, pools, "group", g_array_index(groups, gint64, i));
+        if (terminal) {
+                add_pools_of(st, pools, "terminal", json_object_get_int_member(terminal, "id"));
+                if (json_row_ref(terminal, "pool_id"))
+                        g_hash_table_add(pools,
+                                         g_memdup2(&(gint64){json_row_ref(terminal, "pool_id")},
+                                                   sizeof(gint64)));
         }
-        if (terminal && json_row_ref(terminal, "pool_id"))
-                g_hash_table_add(pools, g_memdup2(&(gint64){json_row_ref(terminal, "pool_id")},
-                                                  sizeof(gint64)));
         return pools;
+}
+
+static gint cmp_id(gconstpointer a, gconstpointer b)
+{
+        gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
+
+        return x < y ? -1 : x > y;
 }
 
 void api_me_desktops(ApiRequest *req)
 {
         Store *st = req->store;
         g_autoptr(GHashTable) entitled = entitled_pools(st, req->caller.user_id, NULL);
-        g_autoptr(JsonArray) pools = store_list_all(st, resource_by_kind("pool"), NULL, NULL);
+        g_autoptr(GList) ids = g_list_sort(g_hash_table_get_keys(entitled), cmp_id);
         g_autoptr(JsonArray) mine = rows_where(st, "desktop", "user", req->caller.user_id);
         JsonArray *items = json_array_new();
         JsonObject *reply = json_object_new();
 
-        for (guint i = 0; pools && i < json_array_get_length(pools); i++) {
-                JsonObject *p = json_array_get_object_element(pools, i);
-                gint64 pid = json_object_get_int_member(p, "id");
+        for (GList *l = ids; l; l = l->next) {
+                gint64 pid = *(gint64 *)l->data;
+                g_autofree char *sid = util_id_text(pid);
+                g_autoptr(JsonObject) p = store_get(st, resource_by_kind("pool"), sid, 0, NULL);
                 JsonObject *o;
                 JsonArray *protos, *desks;
-                if (!g_hash_table_contains(entitled, &pid) ||
-                    json_object_get_boolean_member(p, "deleting"))
+                if (!p || json_object_get_boolean_member(p, "deleting"))
                         continue;
                 o = json_object_new();
                 json_object_set_int_member(o, "id", pid);
@@ -256,19 +270,19 @@ static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gbool
                 rows_where(st, "desktop", "pool", json_object_get_int_member(pool, "id"));
         g_autoptr(GHashTable) in_session =
                 g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-        g_autoptr(JsonArray) sessions = store_list_all(st, resource_by_kind("session"), NULL, NULL);
-        g_autoptr(JsonArray) hosts = store_list_all(st, resource_by_kind("host"), NULL, NULL);
+        g_autoptr(GArray) busy =
+                store_pool_in_session(st, json_object_get_int_member(pool, "id"), NULL);
+        g_autoptr(JsonArray) hosts = NULL;
         g_autoptr(GHashTable) fit =
                 g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         JsonObject *choice = NULL;
         static const char *const order[] = {"running", "stopped", "stopped"};
 
-        for (guint i = 0; sessions && i < json_array_get_length(sessions); i++)
-                g_hash_table_add(
-                        in_session,
-                        g_memdup2(&(gint64){json_row_ref(json_array_get_object_element(sessions, i),
-                                                         "desktop_id")},
-                                  sizeof(gint64)));
+        for (guint i = 0; busy && i < busy->len; i++)
+                g_hash_table_add(in_session,
+                                 g_memdup2(&g_array_index(busy, gint64, i), sizeof(gint64)));
+        if (!started_only) /* hosts matter only for stopped desktops */
+                hosts = store_list_all(st, resource_by_kind("host"), NULL, NULL);
         for (guint i = 0; hosts && i < json_array_get_length(hosts); i++) {
                 JsonObject *h = json_array_get_object_element(hosts, i);
                 /* a stopped desktop needs room for itself: its template's memory is checked
@@ -912,7 +926,8 @@ static void connect_common(ApiRequest *req, const Who *who, JsonObject *terminal
                 refuse(req, error->code, str(pool, "name"), error->message);
                 return;
         }
-        pools_kick(req->mgr->pools);
+        /* no kick: the spare taken is replaced at the reconciler's next regular pass (a kick
+         * per connect kept it busy during a storm) */
         connect_to(req, who, chosen, session, proto, t0, requested_at);
 }
 

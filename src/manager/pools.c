@@ -32,6 +32,7 @@ struct _Pools {
         GHashTable *retries;   /* desktop id -> Retry */
         GQueue pending;        /* Step waiting for room on its host, made by the last pass */
         gint64 last_pass;
+        gint last_pass_ms; /* how long the last pass took (atomic: kicks come from any thread) */
 };
 
 /* What a pass looks at, read at its start. */
@@ -586,9 +587,8 @@ static gboolean in_session(Snapshot *s, JsonObject *d)
 /* A desktop someone has: a session, or (persistent pools) an assigned user. */
 static gboolean in_use(PoolView *v, Snapshot *s, JsonObject *d)
 {
-        return in_session(s, d) ||
-               (!v->stateless &&
-                (json_row_ref(d, "user_id") != 0 || json_row_ref(d, "terminal_id") != 0));
+        return in_session(s, d) || (!v->stateless && (json_row_ref(d, "user_id") != 0 ||
+                                                      json_row_ref(d, "terminal_id") != 0));
 }
 
 static gboolean busy(Pools *p, JsonObject *d)
@@ -1163,12 +1163,20 @@ static void pass(Pools *p)
 
 /* ---- the thread -------------------------------------------------------------------------- */
 
+static void timed_pass(Pools *p)
+{
+        gint64 t0 = g_get_monotonic_time();
+
+        pass(p);
+        g_atomic_int_set(&p->last_pass_ms, (gint)MIN((g_get_monotonic_time() - t0) / 1000, 5000));
+}
+
 static gboolean on_kick(gpointer data)
 {
         Pools *p = data;
 
         g_atomic_int_set(&p->kicked, 0);
-        pass(p);
+        timed_pass(p);
         return G_SOURCE_REMOVE;
 }
 
@@ -1178,7 +1186,7 @@ static gboolean on_tick(gpointer data)
         gint64 interval = config_get_int(p->mgr->config, "manager", "reconcile_interval");
 
         if (g_get_monotonic_time() - p->last_pass >= interval * G_USEC_PER_SEC - 100000)
-                pass(p);
+                timed_pass(p);
         return G_SOURCE_CONTINUE;
 }
 
@@ -1188,7 +1196,9 @@ static void kick_after(Pools *p, guint ms)
 
         if (!p || g_atomic_int_exchange(&p->kicked, 1))
                 return;
-        src = g_timeout_source_new(ms); /* gathers a burst of kicks into one pass */
+        /* gathers a burst of kicks into one pass; under a storm of kicks the reconciler rests
+         * as long as its last pass took, so it uses at most about half a core */
+        src = g_timeout_source_new(MAX(ms, (guint)g_atomic_int_get(&p->last_pass_ms)));
         g_source_set_callback(src, on_kick, p, NULL);
         g_source_attach(src, p->ctx);
         g_source_unref(src);

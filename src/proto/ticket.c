@@ -176,8 +176,8 @@ gboolean ticket_verify(const char *text, gsize len, const guint8 pk[TICKET_PK_BY
         o = json_node_get_object(root);
         if (json_object_get_size(o) != 8 || !get_int(o, "v", &v) || v != 1)
                 return bad(error, "payload version or members");
-        if (!get_str(o, "host", t.host, sizeof(t.host)) || !get_int(o, "port", &port) ||
-            port < 1 || port > 65535 || !get_str(o, "proto", t.proto, sizeof(t.proto)) ||
+        if (!get_str(o, "host", t.host, sizeof(t.host)) || !get_int(o, "port", &port) || port < 1 ||
+            port > 65535 || !get_str(o, "proto", t.proto, sizeof(t.proto)) ||
             !get_int(o, "desktop", &t.desktop) || !get_int(o, "user", &t.user) ||
             !get_int(o, "exp", &t.exp) || !get_str(o, "nonce", t.nonce, sizeof(t.nonce)))
                 return bad(error, "payload members");
@@ -193,4 +193,78 @@ gboolean ticket_verify(const char *text, gsize len, const guint8 pk[TICKET_PK_BY
         if (out)
                 *out = t;
         return TRUE;
+}
+
+/* ---- replay cache --------------------------------------------------------------------- */
+
+typedef struct {
+        gint64 exp;
+        char *peer;
+} ReplayEntry;
+
+struct _TicketReplay {
+        GHashTable *used; /* nonce -> ReplayEntry */
+        guint max;
+};
+
+static void replay_entry_free(ReplayEntry *e)
+{
+        g_free(e->peer);
+        g_free(e);
+}
+
+TicketReplay *ticket_replay_new(guint max_entries)
+{
+        TicketReplay *r = g_new0(TicketReplay, 1);
+
+        r->used = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                        (GDestroyNotify)replay_entry_free);
+        r->max = MAX(max_entries, 1);
+        return r;
+}
+
+void ticket_replay_free(TicketReplay *r)
+{
+        if (!r)
+                return;
+        g_hash_table_destroy(r->used);
+        g_free(r);
+}
+
+static gboolean replay_expired(gpointer key, gpointer value, gpointer now)
+{
+        return ((ReplayEntry *)value)->exp <= *(gint64 *)now;
+}
+
+gboolean ticket_replay_use(TicketReplay *r, const Ticket *t, const char *peer, gint64 now,
+                           gboolean *first, GError **error)
+{
+        ReplayEntry *e = g_hash_table_lookup(r->used, t->nonce);
+
+        *first = FALSE;
+        if (e && e->exp > now) {
+                if (g_str_equal(e->peer, peer))
+                        return TRUE;
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
+                            "this console ticket was already used by another client");
+                return FALSE;
+        }
+        if (g_hash_table_size(r->used) >= r->max)
+                g_hash_table_foreach_remove(r->used, replay_expired, &now);
+        if (g_hash_table_size(r->used) >= r->max) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                            "too many console tickets in use (%u); try again shortly", r->max);
+                return FALSE;
+        }
+        e = g_new0(ReplayEntry, 1);
+        e->exp = t->exp;
+        e->peer = g_strdup(peer);
+        g_hash_table_replace(r->used, g_strdup(t->nonce), e);
+        *first = TRUE;
+        return TRUE;
+}
+
+guint ticket_replay_size(TicketReplay *r)
+{
+        return g_hash_table_size(r->used);
 }

@@ -44,3 +44,19 @@ char *ticket_sign(const Ticket *t, const guint8 sk[TICKET_SK_BYTES], GError **er
  * or expired). */
 gboolean ticket_verify(const char *text, gsize len, const guint8 pk[TICKET_PK_BYTES], gint64 now,
                        Ticket *out, GError **error);
+
+/* The gateway's replay cache: a ticket is single-use, but one client opens several channels
+ * with it (SPICE: main, display, inputs, cursor, ...). The first use of a ticket (its nonce)
+ * binds it to the client's address; later uses are allowed from that address only, until the
+ * ticket expires. Call after ticket_verify() (which refuses expired tickets). Entries go once
+ * their ticket expired; a cache full of live tickets refuses new ones. One thread only. */
+typedef struct _TicketReplay TicketReplay;
+
+TicketReplay *ticket_replay_new(guint max_entries);
+void ticket_replay_free(TicketReplay *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(TicketReplay, ticket_replay_free)
+/* TRUE when t may be used now from peer; else FALSE with ATRIUM_ERROR_UNAUTHORIZED (used by
+ * another client) or ATRIUM_ERROR_UNAVAILABLE (cache full). *first: TRUE on the first use. */
+gboolean ticket_replay_use(TicketReplay *r, const Ticket *t, const char *peer, gint64 now,
+                           gboolean *first, GError **error);
+guint ticket_replay_size(TicketReplay *r);

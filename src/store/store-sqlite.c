@@ -985,6 +985,26 @@ static GArray *sq_user_groups(Store *st, gint64 user_id, GError **error)
         return out;
 }
 
+static GArray *sq_pool_in_session(Store *st, gint64 pool_id, GError **error)
+{
+        sqlite3_stmt *stmt = prep(S(st),
+                                  "SELECT DISTINCT s.desktop_id FROM sessions s JOIN desktops d "
+                                  "ON d.id = s.desktop_id WHERE d.pool_id = ?",
+                                  error);
+        GArray *out;
+
+        if (!stmt)
+                return NULL;
+        sqlite3_bind_int64(stmt, 1, pool_id);
+        out = g_array_new(FALSE, FALSE, sizeof(gint64));
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+                gint64 id = sqlite3_column_int64(stmt, 0);
+                g_array_append_val(out, id);
+        }
+        sqlite3_reset(stmt);
+        return out;
+}
+
 /* ---- accounts and tokens ----------------------------------------------------------------- */
 
 static gboolean sq_user_auth(Store *st, const char *name, UserAuth *out, GError **error)
@@ -1317,6 +1337,7 @@ static const StoreOps sqlite_ops = {
         .member_remove = sq_member_remove,
         .members = sq_members,
         .user_groups = sq_user_groups,
+        .pool_in_session = sq_pool_in_session,
         .user_auth = sq_user_auth,
         .user_set_password = sq_user_set_password,
         .token_insert = sq_token_insert,

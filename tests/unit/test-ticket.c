@@ -134,10 +134,38 @@ static void test_fresh(void)
         }
 }
 
+/* Single use: the first client binds the ticket; its further channels pass until expiry;
+ * another client is refused; expired entries make room; a full cache refuses. */
+static void test_replay(void)
+{
+        g_autoptr(TicketReplay) r = ticket_replay_new(2);
+        Ticket a = {.exp = 1000}, b = {.exp = 1000}, c = {.exp = 2000};
+        gboolean first = FALSE;
+        g_autoptr(GError) e = NULL;
+
+        g_strlcpy(a.nonce, "nonce-a", sizeof(a.nonce));
+        g_strlcpy(b.nonce, "nonce-b", sizeof(b.nonce));
+        g_strlcpy(c.nonce, "nonce-c", sizeof(c.nonce));
+        g_assert_true(ticket_replay_use(r, &a, "10.0.0.7", 900, &first, NULL));
+        g_assert_true(first);
+        g_assert_true(ticket_replay_use(r, &a, "10.0.0.7", 901, &first, NULL));
+        g_assert_false(first); /* a further channel of the same client */
+        g_assert_false(ticket_replay_use(r, &a, "10.0.0.8", 902, &first, &e));
+        g_assert_error(e, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED);
+        g_clear_error(&e);
+        g_assert_true(ticket_replay_use(r, &b, "10.0.0.8", 903, &first, NULL));
+        g_assert_false(ticket_replay_use(r, &c, "10.0.0.9", 904, &first, &e)); /* full */
+        g_assert_error(e, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE);
+        g_clear_error(&e);
+        g_assert_true(ticket_replay_use(r, &c, "10.0.0.9", 1000, &first, NULL)); /* a, b expired */
+        g_assert_cmpuint(ticket_replay_size(r), ==, 1);
+}
+
 int main(int argc, char **argv)
 {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/ticket/golden", test_golden);
         g_test_add_func("/ticket/fresh", test_fresh);
+        g_test_add_func("/ticket/replay", test_replay);
         return g_test_run();
 }
