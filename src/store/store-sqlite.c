@@ -967,15 +967,15 @@ static JsonArray *sq_members(Store *st, const char *group, GError **error)
         return out;
 }
 
-static GArray *sq_user_groups(Store *st, gint64 user_id, GError **error)
+/* The ids a one-parameter query selects, in order. */
+static GArray *ids_where(Store *st, const char *sql, gint64 param, GError **error)
 {
-        sqlite3_stmt *stmt =
-                prep(S(st), "SELECT group_id FROM group_members WHERE user_id = ?", error);
+        sqlite3_stmt *stmt = prep(S(st), sql, error);
         GArray *out;
 
         if (!stmt)
                 return NULL;
-        sqlite3_bind_int64(stmt, 1, user_id);
+        sqlite3_bind_int64(stmt, 1, param);
         out = g_array_new(FALSE, FALSE, sizeof(gint64));
         while (sqlite3_step(stmt) == SQLITE_ROW) {
                 gint64 id = sqlite3_column_int64(stmt, 0);
@@ -985,24 +985,18 @@ static GArray *sq_user_groups(Store *st, gint64 user_id, GError **error)
         return out;
 }
 
+static GArray *sq_user_groups(Store *st, gint64 user_id, GError **error)
+{
+        return ids_where(st, "SELECT group_id FROM group_members WHERE user_id = ?", user_id,
+                         error);
+}
+
 static GArray *sq_pool_in_session(Store *st, gint64 pool_id, GError **error)
 {
-        sqlite3_stmt *stmt = prep(S(st),
-                                  "SELECT DISTINCT s.desktop_id FROM sessions s JOIN desktops d "
-                                  "ON d.id = s.desktop_id WHERE d.pool_id = ?",
-                                  error);
-        GArray *out;
-
-        if (!stmt)
-                return NULL;
-        sqlite3_bind_int64(stmt, 1, pool_id);
-        out = g_array_new(FALSE, FALSE, sizeof(gint64));
-        while (sqlite3_step(stmt) == SQLITE_ROW) {
-                gint64 id = sqlite3_column_int64(stmt, 0);
-                g_array_append_val(out, id);
-        }
-        sqlite3_reset(stmt);
-        return out;
+        return ids_where(st,
+                         "SELECT DISTINCT s.desktop_id FROM sessions s JOIN desktops d "
+                         "ON d.id = s.desktop_id WHERE d.pool_id = ?",
+                         pool_id, error);
 }
 
 /* ---- accounts and tokens ----------------------------------------------------------------- */
