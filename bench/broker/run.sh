@@ -37,7 +37,7 @@ api() { # METHOD PATH [BODY]
         curl -sk -X "$1" "$URL/api/v1$2" -H "Authorization: Bearer $TOK" -H 'Content-Type: application/json' ${3:+-d "$3"}
 }
 
-printf '[daemon]\nlog_level = warning\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\ninitial_admin_password = bench-pass-1\nheartbeat_interval = 5\nreconcile_interval = 5\nprovision_parallel = 16\n' >"$T/m.conf"
+printf '[daemon]\nlog_level = warning\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\ninitial_admin_password = bench-pass-1\nheartbeat_interval = 5\nreconcile_interval = 5\nprovision_parallel = 16\novercommit_percent = 1000\n' >"$T/m.conf"
 "$build/src/atriumd" -c "$T/m.conf" --state-dir "$T/m" >/dev/null 2>"$T/m.err" &
 MPID=$!
 PIDS+=($MPID)
@@ -91,6 +91,9 @@ for _ in $(seq 1 3000); do
 done
 echo "desktops running as spares: $(q "SELECT count(*) FROM desktops WHERE state = 'running'") of $D in $(( ($(now_ms) - t0) / 1000 )) s"
 RSS0=$(rss_mib "$MPID")
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+agents_cpu() { local s=0; for p in "${PIDS[@]:1}"; do s=$(calc "$s + $(cpu_s "$p")"); done; echo "$s"; }
+M0=$(cpu_s "$MPID") A0=$(agents_cpu)
 
 python3 - "$URL" "$U" "$P" "$C" >"$T/storm.json" <<'PY'
 import concurrent.futures, http.client, json, ssl, sys, threading, time
@@ -128,6 +131,7 @@ with concurrent.futures.ThreadPoolExecutor(clients) as ex:
                       "codes": sorted({r[1] for r in res})}
 print(json.dumps(out))
 PY
+M1=$(cpu_s "$MPID") A1=$(agents_cpu)
 L=$(jq .login "$T/storm.json") K=$(jq .connect "$T/storm.json")
 echo
 echo "== 1. login storm ($C clients)"
@@ -147,6 +151,8 @@ if [ "$n" -gt 0 ]; then
         printf "broker's own work, request to ticket (session timing, %d connects): p50 %d ms, p99 %d ms\n" "$n" \
                 "$(sed -n "$(( (n + 1) / 2 ))p" "$T/ticket.ms")" "$(sed -n "$(( (n * 99 + 99) / 100 ))p" "$T/ticket.ms")"
 fi
+printf 'CPU during both storms (logins and connects, one machine of 2 cores): manager %.1f s, the %d simulated agents %.1f s\n' \
+        "$(calc "$M1 - $M0")" "$H" "$(calc "$A1 - $A0")"
 echo "double assignments: $(q "SELECT count(*) FROM (SELECT desktop_id FROM sessions GROUP BY desktop_id HAVING count(*) > 1)")"
 echo
 echo "== 3. sessions tracked"
