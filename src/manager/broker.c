@@ -281,18 +281,6 @@ static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gbool
         for (guint i = 0; busy && i < busy->len; i++)
                 g_hash_table_add(in_session,
                                  g_memdup2(&g_array_index(busy, gint64, i), sizeof(gint64)));
-        if (!started_only) /* hosts matter only for stopped desktops */
-                hosts = store_list_all(st, resource_by_kind("host"), NULL, NULL);
-        for (guint i = 0; hosts && i < json_array_get_length(hosts); i++) {
-                JsonObject *h = json_array_get_object_element(hosts, i);
-                /* a stopped desktop needs room for itself: its template's memory is checked
-                 * again when it starts; here 0 MB asks only up, linked and not in maintenance
-                 * with memory left under the overcommit ratio */
-                if (host_fit(req->mgr, h, 1))
-                        g_hash_table_add(fit,
-                                         g_memdup2(&(gint64){json_object_get_int_member(h, "id")},
-                                                   sizeof(gint64)));
-        }
         for (guint i = 0; desks && i < json_array_get_length(desks) && !choice; i++) {
                 JsonObject *d = json_array_get_object_element(desks, i);
                 if (is_mine(d, who) && (g_str_equal(str(d, "state"), "running") ||
@@ -300,8 +288,23 @@ static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gbool
                         choice = d;
         }
         /* started first; then stopped on a host that can start it; then stopped anywhere
-         * (connect_to places it on another host) */
-        for (gsize o = 0; o < (started_only ? 1 : G_N_ELEMENTS(order)) && !choice; o++)
+         * (connect_to places it on another host). The hosts are read only when no started
+         * spare is left: most connects never need them. */
+        for (gsize o = 0; o < (started_only ? 1 : G_N_ELEMENTS(order)) && !choice; o++) {
+                if (o == 1) {
+                        hosts = store_list_all(st, resource_by_kind("host"), NULL, NULL);
+                        for (guint i = 0; hosts && i < json_array_get_length(hosts); i++) {
+                                JsonObject *h = json_array_get_object_element(hosts, i);
+                                /* up, linked, not in maintenance, memory left under the
+                                 * overcommit ratio; the desktop's own memory is checked when
+                                 * it starts */
+                                if (host_fit(req->mgr, h, 1))
+                                        g_hash_table_add(
+                                                fit, g_memdup2(&(gint64){json_object_get_int_member(
+                                                                       h, "id")},
+                                                               sizeof(gint64)));
+                        }
+                }
                 for (guint i = 0; desks && i < json_array_get_length(desks) && !choice; i++) {
                         JsonObject *d = json_array_get_object_element(desks, i);
                         gint64 hid = json_row_ref(d, "host_id");
@@ -309,6 +312,7 @@ static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gbool
                             (o == 0 || g_hash_table_contains(fit, &hid) || o == 2))
                                 choice = d;
                 }
+        }
         if (!choice) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
                             "pool '%s' exhausted: every desktop is in use (size %" G_GINT64_FORMAT
