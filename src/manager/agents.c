@@ -44,6 +44,7 @@ struct _Agents {
         GHashTable *seen;    /* host id -> last message, monotonic µs */
         GHashTable *pending; /* command id -> Pending */
         GHashTable *idle;    /* desktop id -> IdleReport (under lock) */
+        GHashTable *alive;   /* desktop ids whose atrium-guest said ready (under lock) */
         gint64 started;
         guint64 next_id;
         GSource *monitor;
@@ -82,6 +83,26 @@ static void idle_record(Agents *ag, JsonObject *msg)
         }
         g_mutex_unlock(&ag->lock);
         g_list_free(members);
+}
+
+static void alive_set(Agents *ag, gint64 desktop_id, gboolean alive)
+{
+        g_mutex_lock(&ag->lock);
+        if (alive)
+                g_hash_table_add(ag->alive, g_memdup2(&desktop_id, sizeof(desktop_id)));
+        else
+                g_hash_table_remove(ag->alive, &desktop_id);
+        g_mutex_unlock(&ag->lock);
+}
+
+gboolean agents_guest_alive(Agents *ag, gint64 desktop_id)
+{
+        gboolean alive;
+
+        g_mutex_lock(&ag->lock);
+        alive = g_hash_table_contains(ag->alive, &desktop_id);
+        g_mutex_unlock(&ag->lock);
+        return alive || agents_desktop_idle(ag, desktop_id) >= 0;
 }
 
 gint64 agents_desktop_idle(Agents *ag, gint64 desktop_id)
@@ -668,7 +689,17 @@ static void on_event(Link *l, JsonObject *msg)
                                                                                    "changed"));
                 if (!object_set_state(l, res, id, msg, why))
                         remove_orphan(l, domain, kind, id);
+                if (!g_str_equal(json_object_get_string_member_with_default(msg, "state", ""),
+                                 "running"))
+                        alive_set(l->ag, id, FALSE);
                 return;
+        }
+        if (g_str_equal(event, "guest") && g_str_equal(kind, "desktop")) {
+                const char *what = json_object_get_string_member_with_default(msg, "what", "");
+                if (g_str_equal(what, "ready") || g_str_equal(what, "heartbeat-back"))
+                        alive_set(l->ag, id, TRUE);
+                else if (g_str_equal(what, "heartbeat-lost"))
+                        alive_set(l->ag, id, FALSE);
         }
         if (g_str_equal(event, "guest") && g_str_equal(kind, "desktop") &&
             g_str_equal(json_object_get_string_member_with_default(msg, "what", ""), "ready"))
@@ -933,6 +964,7 @@ Agents *agents_new(Manager *mgr)
                                           (GDestroyNotify)link_unref);
         ag->seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
         ag->idle = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+        ag->alive = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         ag->pending = g_hash_table_new(g_str_hash, g_str_equal);
         ag->started = g_get_monotonic_time();
         ag->monitor = g_timeout_source_new(1000);
@@ -950,6 +982,7 @@ void agents_free(Agents *ag)
         g_hash_table_destroy(ag->links);
         g_hash_table_destroy(ag->seen);
         g_hash_table_destroy(ag->idle);
+        g_hash_table_destroy(ag->alive);
         g_hash_table_destroy(ag->pending); /* pending ones are freed by their timeout */
         g_mutex_clear(&ag->lock);
         g_free(ag);

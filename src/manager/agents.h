@@ -27,5 +27,7 @@ gboolean agents_linked(Agents *ag, gint64 host_id);
 /* Seconds since the last input in desktop ID, as its atrium-guest last said (through its
  * host's heartbeats); -1 when unknown. Any thread. */
 gint64 agents_desktop_idle(Agents *ag, gint64 desktop_id);
+/* atrium-guest in desktop ID said ready since it last started, or reports in heartbeats. */
+gboolean agents_guest_alive(Agents *ag, gint64 desktop_id);
 /* The host was removed: close its link. */
 void agents_forget(Agents *ag, gint64 host_id);

@@ -485,8 +485,8 @@ static void console_step(Connect *c)
         g_autofree char *dom = NULL;
         JsonObject *args;
 
-        if (!c->who.user_id) {
-                console_password(c);
+        if (!c->who.user_id || !agents_guest_alive(c->req->mgr->agents, c->desktop_id)) {
+                console_password(c); /* a kiosk has no user; no guest tools: nobody to tell */
                 return;
         }
         dom = agent_domain_name(c->req->mgr->installation, "desktop", c->desktop_id);
