@@ -262,8 +262,8 @@ static JsonObject *place_elsewhere(ApiRequest *req, JsonObject *desktop, GError 
 /* The caller's desktop in the pool: theirs already (a reconnect takes it over), else a
  * started spare, else a stopped clean one on a host the scheduler accepts. Assigned before the
  * lock is released. NULL with an error when none is left. */
-static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gboolean started_only,
-                        GError **error)
+static JsonObject *pick_scan(ApiRequest *req, const Who *who, JsonObject *pool,
+                             gboolean started_only, GError **error)
 {
         Store *st = req->store;
         g_autoptr(JsonArray) desks =
@@ -322,6 +322,33 @@ static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gbool
                 return NULL;
         }
         return json_object_ref(choice);
+}
+
+/* The usual cases without reading the pool's rows: the caller's own desktop there, or one
+ * started, clean, free desktop (one indexed query); anything else scans the pool. */
+static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gboolean started_only,
+                        GError **error)
+{
+        Store *st = req->store;
+        gint64 pid = json_object_get_int_member(pool, "id");
+        g_autoptr(JsonArray) mine = rows_where(st, "desktop", who->user_id ? "user" : "terminal",
+                                               who->user_id ? who->user_id : who->terminal_id);
+        g_autoptr(GArray) free_one = NULL;
+
+        for (guint i = 0; mine && i < json_array_get_length(mine); i++) {
+                JsonObject *d = json_array_get_object_element(mine, i);
+                if (json_row_ref(d, "pool_id") == pid && (g_str_equal(str(d, "state"), "running") ||
+                                                          g_str_equal(str(d, "state"), "stopped")))
+                        return json_object_ref(d);
+        }
+        free_one = store_pool_free_started(st, pid, NULL);
+        if (free_one && free_one->len == 1) {
+                g_autofree char *sid = util_id_text(g_array_index(free_one, gint64, 0));
+                JsonObject *d = store_get(st, resource_by_kind("desktop"), sid, 0, NULL);
+                if (d)
+                        return d;
+        }
+        return pick_scan(req, who, pool, started_only, error);
 }
 
 /* The session and the desktop's assignment, in one transaction (the reconciler never sees an

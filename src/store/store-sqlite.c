@@ -991,6 +991,16 @@ static GArray *sq_user_groups(Store *st, gint64 user_id, GError **error)
                          error);
 }
 
+static GArray *sq_pool_free_started(Store *st, gint64 pool_id, GError **error)
+{
+        return ids_where(st,
+                         "SELECT d.id FROM desktops d WHERE d.pool_id = ? AND d.state = 'running' "
+                         "AND d.user_id IS NULL AND d.terminal_id IS NULL AND d.dirty = 0 "
+                         "AND d.maintenance = 0 AND NOT EXISTS (SELECT 1 FROM sessions s "
+                         "WHERE s.desktop_id = d.id) ORDER BY d.id LIMIT 1",
+                         pool_id, error);
+}
+
 static GArray *sq_pool_in_session(Store *st, gint64 pool_id, GError **error)
 {
         return ids_where(st,
@@ -1332,6 +1342,7 @@ static const StoreOps sqlite_ops = {
         .members = sq_members,
         .user_groups = sq_user_groups,
         .pool_in_session = sq_pool_in_session,
+        .pool_free_started = sq_pool_free_started,
         .user_auth = sq_user_auth,
         .user_set_password = sq_user_set_password,
         .token_insert = sq_token_insert,

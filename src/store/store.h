@@ -70,6 +70,9 @@ typedef struct {
         GArray *(*user_groups)(Store *st, gint64 user_id, GError **error);
         /* The ids of a pool's desktops that have a session (one indexed query). */
         GArray *(*pool_in_session)(Store *st, gint64 pool_id, GError **error);
+        /* The id of one started, clean, unassigned desktop of a pool with no session (the
+         * broker's usual choice), in an array of zero or one. */
+        GArray *(*pool_free_started)(Store *st, gint64 pool_id, GError **error);
 
         gboolean (*user_auth)(Store *st, const char *name, UserAuth *out, GError **error);
         gboolean (*user_set_password)(Store *st, gint64 user_id, const char *hash,
@@ -133,6 +136,7 @@ JsonArray *store_list_all(Store *st, const Resource *res, GHashTable *filters, G
 #define store_members(st, ...) ((st)->ops->members((st), __VA_ARGS__))
 #define store_user_groups(st, ...) ((st)->ops->user_groups((st), __VA_ARGS__))
 #define store_pool_in_session(st, ...) ((st)->ops->pool_in_session((st), __VA_ARGS__))
+#define store_pool_free_started(st, ...) ((st)->ops->pool_free_started((st), __VA_ARGS__))
 #define store_user_auth(st, ...) ((st)->ops->user_auth((st), __VA_ARGS__))
 #define store_user_set_password(st, ...) ((st)->ops->user_set_password((st), __VA_ARGS__))
 #define store_token_insert(st, ...) ((st)->ops->token_insert((st), __VA_ARGS__))
