@@ -50,6 +50,27 @@ typedef struct {
         const char *terminal_name;
 } Who;
 
+/* A Who that outlives the request: it owns copies of the names (who_clear frees them). */
+typedef struct {
+        Who who;
+        char *user_name, *terminal_name;
+} KeptWho;
+
+static void who_keep(KeptWho *k, const Who *who)
+{
+        k->user_name = g_strdup(who->user_name);
+        k->terminal_name = g_strdup(who->terminal_name);
+        k->who = *who;
+        k->who.user_name = k->user_name;
+        k->who.terminal_name = k->terminal_name;
+}
+
+static void who_clear(KeptWho *k)
+{
+        g_clear_pointer(&k->user_name, g_free);
+        g_clear_pointer(&k->terminal_name, g_free);
+}
+
 /* The ids of the pools a user is entitled to, directly or through a group, and those the
  * terminal (when not 0) is entitled to or fixed to. */
 static void add_pools_of(Store *st, GHashTable *pools, const char *field, gint64 id)
@@ -146,8 +167,7 @@ void api_me_desktops(ApiRequest *req)
 
 typedef struct {
         ApiRequest *req;
-        Who who;
-        char *user_name, *terminal_name; /* who's strings */
+        KeptWho kept; /* who connects */
         gint64 desktop_id, session_id, host_id, pool_id;
         char *desktop_name, *protocol, *host_address, *password;
         gint64 t0;                     /* monotonic µs at the request */
@@ -157,8 +177,7 @@ typedef struct {
 
 static void connect_free(Connect *c)
 {
-        g_free(c->user_name);
-        g_free(c->terminal_name);
+        who_clear(&c->kept);
         g_free(c->desktop_name);
         g_free(c->protocol);
         g_free(c->host_address);
@@ -437,7 +456,7 @@ static void connected(JsonObject *result, const GError *error, gpointer data)
         t.port = (guint16)port;
         g_strlcpy(t.proto, c->protocol, sizeof(t.proto));
         t.desktop = c->desktop_id;
-        t.user = c->who.user_id;
+        t.user = c->kept.who.user_id;
         t.exp = g_get_real_time() / G_USEC_PER_SEC + ttl;
         ticket_new_nonce(&t);
         ticket_text = ticket_sign(&t, req->mgr->ticket_sk, &err);
@@ -512,7 +531,7 @@ static void console_step(Connect *c)
         g_autofree char *dom = NULL;
         JsonObject *args;
 
-        if (!c->who.user_id || !agents_guest_alive(c->req->mgr->agents, c->desktop_id)) {
+        if (!c->kept.who.user_id || !agents_guest_alive(c->req->mgr->agents, c->desktop_id)) {
                 console_password(c); /* a kiosk has no user; no guest tools: nobody to tell */
                 return;
         }
@@ -520,7 +539,7 @@ static void console_step(Connect *c)
         args = json_object_new();
         json_object_set_string_member(args, "domain", dom);
         json_object_set_string_member(args, "op", "login");
-        json_object_set_string_member(args, "user", c->user_name);
+        json_object_set_string_member(args, "user", c->kept.user_name);
         if (!agents_call(c->req->mgr->agents, c->host_id, "guest.request", args, 10, logged_in, c,
                          &error))
                 console_password(c);
@@ -781,11 +800,7 @@ static void connect_to(ApiRequest *req, const Who *who, JsonObject *desktop, Jso
         c->req = req;
         c->t0 = t0;
         c->requested_at = requested_at;
-        c->user_name = g_strdup(who->user_name);
-        c->terminal_name = g_strdup(who->terminal_name);
-        c->who = *who;
-        c->who.user_name = c->user_name;
-        c->who.terminal_name = c->terminal_name;
+        who_keep(&c->kept, who);
         c->placed = since_ms(c);
         c->running = running ? c->placed : -1;
         c->ready = running ? c->placed : -1;
@@ -806,8 +821,7 @@ static void connect_to(ApiRequest *req, const Who *who, JsonObject *desktop, Jso
 
 typedef struct {
         ApiRequest *req;
-        Who who;
-        char *user_name, *terminal_name;
+        KeptWho kept;
         JsonObject *pool;
         char *protocol;
         gint64 t0, requested_at, deadline;
@@ -815,8 +829,7 @@ typedef struct {
 
 static void growth_free(Growth *g)
 {
-        g_free(g->user_name);
-        g_free(g->terminal_name);
+        who_clear(&g->kept);
         json_object_unref(g->pool);
         g_free(g->protocol);
         g_free(g);
@@ -831,9 +844,9 @@ static gboolean growth_retry(gpointer data)
 
         g_mutex_lock(&assign_lock);
         /* a pool with spares starts the new desktop itself: take it once it runs */
-        desktop = pick(req, &g->who, g->pool, json_object_get_int_member(g->pool, "spares") > 0,
-                       NULL);
-        session = desktop ? assign(req, &g->who, desktop, g->protocol, &error) : NULL;
+        desktop = pick(req, &g->kept.who, g->pool,
+                       json_object_get_int_member(g->pool, "spares") > 0, NULL);
+        session = desktop ? assign(req, &g->kept.who, desktop, g->protocol, &error) : NULL;
         g_mutex_unlock(&assign_lock);
         if (!session && g_get_monotonic_time() < g->deadline && !error)
                 return G_SOURCE_CONTINUE;
@@ -851,7 +864,7 @@ static gboolean growth_retry(gpointer data)
                 return G_SOURCE_REMOVE;
         }
         pools_kick(req->mgr->pools);
-        connect_to(req, &g->who, desktop, session, g->protocol, g->t0, g->requested_at);
+        connect_to(req, &g->kept.who, desktop, session, g->protocol, g->t0, g->requested_at);
         return G_SOURCE_REMOVE;
 }
 
@@ -885,11 +898,7 @@ static gboolean grow_for(ApiRequest *req, const Who *who, JsonObject *pool, cons
         pools_kick(req->mgr->pools);
         g = g_new0(Growth, 1);
         g->req = req;
-        g->user_name = g_strdup(who->user_name);
-        g->terminal_name = g_strdup(who->terminal_name);
-        g->who = *who;
-        g->who.user_name = g->user_name;
-        g->who.terminal_name = g->terminal_name;
+        who_keep(&g->kept, who);
         g->pool = json_object_ref(upd);
         g->protocol = g_strdup(proto);
         g->t0 = t0;
