@@ -33,17 +33,9 @@ now_ms() { date +%s%3N; }
 calc() { awk "BEGIN { print $1 }"; }
 q() { sqlite3 "$T/m/atrium.db" "$1"; }
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
-api() { # METHOD PATH [BODY]
-        curl -sk -X "$1" "$URL/api/v1$2" -H "Authorization: Bearer $TOK" -H 'Content-Type: application/json' ${3:+-d "$3"}
-}
+. "$top/bench/lib.sh"
 
-printf '[daemon]\nlog_level = warning\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\ninitial_admin_password = bench-pass-1\nheartbeat_interval = 5\nreconcile_interval = 5\nprovision_parallel = 16\novercommit_percent = 1000\n' >"$T/m.conf"
-"$build/src/atriumd" -c "$T/m.conf" --state-dir "$T/m" >/dev/null 2>"$T/m.err" &
-MPID=$!
-PIDS+=($MPID)
-for _ in $(seq 1 100); do [ -s "$T/m/manager.url" ] && break; sleep 0.1; done
-URL=$(cat "$T/m/manager.url")
-TOK=$(curl -sk "$URL/api/v1/auth/login" -H 'Content-Type: application/json' -d '{"name":"admin","password":"bench-pass-1"}' | jq -r .token)
+bench_manager 'heartbeat_interval = 5\nreconcile_interval = 5\nprovision_parallel = 16\novercommit_percent = 1000\n'
 mkdir -p "$T/vol"
 api POST /storages '{"name":"local"}' >/dev/null
 api POST /volumes "{\"name\":\"vol\",\"storage\":\"local\",\"path\":\"$T/vol\"}" >/dev/null

@@ -40,9 +40,7 @@ cpu_s() { # PID: CPU seconds used so far (user + system), children waited for in
 }
 calc() { awk "BEGIN { print $1 }"; }
 q() { sqlite3 "$T/m/atrium.db" "$1"; }
-api() { # METHOD PATH [BODY]
-        curl -sk -X "$1" "$URL/api/v1$2" -H "Authorization: Bearer $TOK" -H 'Content-Type: application/json' ${3:+-d "$3"}
-}
+. "$top/bench/lib.sh"
 op_wait() { # ID: until the operation ends; prints its state
         local s
         for _ in $(seq 1 6000); do
@@ -53,14 +51,8 @@ op_wait() { # ID: until the operation ends; prints its state
         echo timeout
 }
 
-printf '[daemon]\nlog_level = warning\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\ninitial_admin_password = bench-pass-1\nheartbeat_interval = 1\nreconcile_interval = 1\nprovision_parallel = 32\n' >"$T/m.conf"
-"$build/src/atriumd" -c "$T/m.conf" --state-dir "$T/m" >/dev/null 2>"$T/m.err" &
-MPID=$!
-PIDS+=($MPID)
-for _ in $(seq 1 100); do [ -s "$T/m/manager.url" ] && break; sleep 0.1; done
-URL=$(cat "$T/m/manager.url")
+bench_manager 'heartbeat_interval = 1\nreconcile_interval = 1\nprovision_parallel = 32\n'
 INST=$(q "SELECT value FROM settings WHERE key = 'installation'")
-TOK=$(curl -sk "$URL/api/v1/auth/login" -H 'Content-Type: application/json' -d '{"name":"admin","password":"bench-pass-1"}' | jq -r .token)
 mkdir -p "$T/vol"
 chmod 755 "$T/vol"
 api POST /storages '{"name":"local"}' >/dev/null
