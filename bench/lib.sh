@@ -2,7 +2,7 @@
 # Sets MPID, URL and TOK, and adds MPID to PIDS (the caller's cleanup kills them).
 # Usage: bench_manager "key = value\n..."   (extra [manager] keys, printf-escaped)
 bench_manager() {
-        printf '[daemon]\nlog_level = warning\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\ninitial_admin_password = bench-pass-1\n'"$1" >"$T/m.conf"
+        printf '[daemon]\nlog_level = warning\n[gateway]\nlisten = 127.0.0.1:0\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\ninitial_admin_password = bench-pass-1\n'"$1" >"$T/m.conf"
         "$build/src/atriumd" -c "$T/m.conf" --state-dir "$T/m" >/dev/null 2>"$T/m.err" &
         MPID=$!
         PIDS+=($MPID)

@@ -31,7 +31,7 @@ echo "== 1. libvirt side, $N domains (bench-agent, 10 s of the thread-per-VM mod
 
 echo
 echo "== 2. end to end: manager + agent processes, $N guests"
-printf '[daemon]\nlog_level = info\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\ninitial_admin_password = bench-pass-1\nheartbeat_interval = 1\n' >"$T/m.conf"
+printf '[daemon]\nlog_level = info\n[gateway]\nlisten = 127.0.0.1:0\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\ninitial_admin_password = bench-pass-1\nheartbeat_interval = 1\n' >"$T/m.conf"
 "$build/src/atriumd" -c "$T/m.conf" --state-dir "$T/m" >/dev/null 2>"$T/m.err" &
 PIDS+=($!)
 for _ in $(seq 1 100); do [ -s "$T/m/manager.url" ] && break; sleep 0.1; done

@@ -13,7 +13,7 @@ trap '[ -n "$PID" ] && kill $PID 2>/dev/null; rm -rf "$T"' EXIT
 DURATION=${BENCH_DURATION:-10}
 CONNS_LIST=${BENCH_CONNECTIONS:-8 16}
 
-printf '[daemon]\nlog_level = warning\n[manager]\nlisten = 127.0.0.1:0\nlogin_attempts_per_address = 10000\n' >"$T/atrium.conf"
+printf '[daemon]\nlog_level = warning\n[gateway]\nlisten = 127.0.0.1:0\n[manager]\nlisten = 127.0.0.1:0\nlogin_attempts_per_address = 10000\n' >"$T/atrium.conf"
 "$build/src/atriumd" -c "$T/atrium.conf" --state-dir "$T/state" >"$T/stdout" 2>"$T/stderr" &
 PID=$!
 for _ in $(seq 1 100); do [ -s "$T/state/manager.url" ] && break; sleep 0.1; done

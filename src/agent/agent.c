@@ -8,6 +8,7 @@
 #include "agent/virt.h"
 #include "common/error.h"
 #include "common/jsonutil.h"
+#include "common/tls.h"
 #include "common/util.h"
 #include "proto/agentproto.h"
 
@@ -338,34 +339,21 @@ static void on_virt_event(JsonObject *e, gpointer data)
 
 /* ---- the link ---------------------------------------------------------------------------- */
 
-static char *fp_normal(const char *fp)
-{
-        GString *s = g_string_new(NULL);
-
-        if (g_str_has_prefix(fp, "sha256:") || g_str_has_prefix(fp, "SHA256:"))
-                fp += 7;
-        for (; *fp; fp++)
-                if (g_ascii_isxdigit(*fp))
-                        g_string_append_c(s, g_ascii_tolower(*fp));
-        return g_string_free(s, FALSE);
-}
-
 /* The manager's certificate is accepted when its SHA-256 is the pinned fingerprint. */
 static gboolean accept_cert(SoupMessage *msg, GTlsCertificate *cert, GTlsCertificateFlags errors,
                             gpointer data)
 {
         Agent *a = data;
         g_autoptr(GByteArray) der = NULL;
-        g_autofree char *want = NULL, *have = NULL;
 
         if (!a->fingerprint || !a->fingerprint[0])
                 return FALSE;
         g_object_get(cert, "certificate", &der, NULL);
         if (!der)
                 return FALSE;
-        have = g_compute_checksum_for_data(G_CHECKSUM_SHA256, der->data, der->len);
-        want = fp_normal(a->fingerprint);
-        if (!g_str_equal(have, want)) {
+        if (!tls_der_matches(der->data, der->len, a->fingerprint)) {
+                g_autofree char *have =
+                        g_compute_checksum_for_data(G_CHECKSUM_SHA256, der->data, der->len);
                 g_warning("the manager's certificate (SHA-256 %s) is not the pinned one", have);
                 return FALSE;
         }

@@ -82,6 +82,45 @@ static const ConfigKeyDef keys[] = {
         {"manager", "transition_timeout", CFG_INT, "600", 10, 86400, NULL, TRUE,
          "Seconds a desktop may stay provisioning, starting, stopping or deleting before it is "
          "moved to 'failed'."},
+        {"gateway", "listen", CFG_STRING, "0.0.0.0:8443", 0, 0, NULL, FALSE,
+         "Address and port of the gateway's one TLS port: portal, API and every console "
+         "(HOST:PORT; port 0 picks a free one)."},
+        {"gateway", "tls_cert", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "PEM certificate of the gateway; empty: the manager's (all-in-one) or a self-signed "
+         "one generated in state_dir/tls. Clients must trust it (remote-viewer checks it)."},
+        {"gateway", "tls_key", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "PEM private key matching gateway.tls_cert."},
+        {"gateway", "manager", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "Manager URL the gateway proxies the API to and reports tunnels to; empty: the "
+         "manager in this process."},
+        {"gateway", "manager_fingerprint", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "SHA-256 fingerprint of the manager's certificate; empty: the one in state_dir/tls."},
+        {"gateway", "ticket_public_key", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "File holding the manager's console-ticket public key (ticket-public.key); empty: "
+         "state_dir/ticket-public.key."},
+        {"gateway", "key_file", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "Secret file shared with the manager (its state_dir/gateway.key) that authenticates "
+         "the gateway's tunnel reports; empty: state_dir/gateway.key."},
+        {"gateway", "web_root", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "Directory of the portal's built files; empty: the installed portal, else none."},
+        {"gateway", "max_buffer_bytes", CFG_INT, "262144", 16384, 67108864, NULL, FALSE,
+         "Bytes buffered per tunnel direction; past it the sending side is paused until the "
+         "slow side has read half."},
+        {"gateway", "max_frame_bytes", CFG_INT, "1048576", 1024, 67108864, NULL, FALSE,
+         "Largest WebSocket frame accepted from a client."},
+        {"gateway", "max_header_bytes", CFG_INT, "8192", 1024, 65536, NULL, FALSE,
+         "Largest request head (request line and headers)."},
+        {"gateway", "handshake_timeout", CFG_INT, "10", 1, 300, NULL, FALSE,
+         "Seconds a client has to finish TLS and send its request head."},
+        {"gateway", "idle_timeout", CFG_INT, "3600", 10, 604800, NULL, FALSE,
+         "Seconds a tunnel may carry no byte before it is closed."},
+        {"gateway", "tunnels_per_ticket", CFG_INT, "16", 1, 256, NULL, FALSE,
+         "Tunnels open at once with one ticket (a SPICE session opens one per channel)."},
+        {"gateway", "tunnels_per_user", CFG_INT, "64", 1, 100000, NULL, FALSE,
+         "Tunnels open at once for one user."},
+        {"gateway", "replay_cache", CFG_INT, "100000", 100, 10000000, NULL, FALSE,
+         "Tickets remembered until they expire (single use); when full, new tickets are "
+         "refused."},
         {"agent", "manager", CFG_STRING, "", 0, 0, NULL, FALSE,
          "Manager URL(s) the agent links to, separated by commas or spaces, tried in turn."},
         {"agent", "manager_fingerprint", CFG_STRING, "", 0, 0, NULL, FALSE,

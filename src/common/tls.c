@@ -115,3 +115,16 @@ char *tls_cert_fingerprint(const char *cert_path, GError **error)
                 g_string_append_printf(s, "%s%02X", i ? ":" : "", md[i]);
         return g_string_free(s, FALSE);
 }
+
+gboolean tls_der_matches(const guint8 *der, gsize len, const char *fp)
+{
+        g_autofree char *have = g_compute_checksum_for_data(G_CHECKSUM_SHA256, der, len);
+        g_autoptr(GString) want = g_string_new(NULL);
+
+        if (g_str_has_prefix(fp, "sha256:") || g_str_has_prefix(fp, "SHA256:"))
+                fp += 7;
+        for (; *fp; fp++)
+                if (g_ascii_isxdigit(*fp))
+                        g_string_append_c(want, g_ascii_tolower(*fp));
+        return g_str_equal(have, want->str);
+}

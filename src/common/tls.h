@@ -7,3 +7,6 @@
 gboolean tls_ensure_self_signed(const char *dir, GError **error);
 /* SHA-256 fingerprint "AA:BB:..." of the first certificate in a PEM file. */
 char *tls_cert_fingerprint(const char *cert_path, GError **error);
+/* TRUE when the SHA-256 of a DER certificate is the fingerprint fp (hex, any case, with or
+ * without colons or a "sha256:" prefix). */
+gboolean tls_der_matches(const guint8 *der, gsize len, const char *fp);

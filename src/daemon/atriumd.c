@@ -5,9 +5,13 @@
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "common/util.h"
 #include "agent/agent.h"
+#include "gateway/gateway.h"
+#include "gateway/report.h"
 #include "manager/api.h"
+#include "manager/sessions.h"
 
 #include <glib-unix.h>
 #include <glib/gstdio.h>
@@ -19,6 +23,7 @@
 typedef struct {
         GMainLoop *loop;
         Manager *mgr;
+        Reporter *reporter;
         int exit_code;
         char *config_path;
         gboolean config_given;
@@ -69,6 +74,98 @@ static void on_agent_fatal(const char *message, gpointer data)
         g_main_loop_quit(d->loop);
 }
 
+/* Tunnel reports of the gateway in this process: straight to the manager's sessions, or to
+ * the reporter that posts them to a manager elsewhere. */
+static void on_tunnel(const GatewayEvent *ev, gpointer data)
+{
+        Daemon *d = data;
+
+        if (d->mgr) {
+                g_autoptr(JsonObject) o = gateway_event_json(ev);
+                sessions_gateway_event(d->mgr->store, o, "local");
+        } else if (d->reporter) {
+                reporter_add(d->reporter, ev);
+        }
+}
+
+static char *first_word(const char *s)
+{
+        g_auto(GStrv) parts = g_strsplit_set(s ? s : "", ", ", -1);
+
+        for (char **p = parts; *p; p++)
+                if (**p)
+                        return g_strdup(*p);
+        return g_strdup("");
+}
+
+/* The gateway role: beside the manager in this process (its local API socket, its
+ * certificate), or alone in front of a manager elsewhere. */
+static Gateway *start_gateway(Daemon *d, Config *config, const char *state_dir, char **managers,
+                              const char *fingerprint, GError **error)
+{
+        GatewayOptions o = {0};
+        g_autoptr(Gateway) gw = NULL;
+        g_autofree char *sock = g_build_filename(state_dir, "api.sock", NULL);
+        g_autofree char *url = NULL, *fp = NULL, *key = NULL, *key_path = NULL;
+        g_autofree char *dcert = NULL, *dkey = NULL;
+        const char *key_file = config_get_string(config, "gateway", "key_file");
+
+        o.report = on_tunnel;
+        o.report_data = d;
+        if (d->mgr) {
+                const char *mcert = config_get_string(config, "manager", "tls_cert");
+                o.manager_socket = sock;
+                if (mcert[0]) {
+                        o.default_cert = mcert;
+                        o.default_key = config_get_string(config, "manager", "tls_key");
+                } else {
+                        g_autofree char *dir = g_build_filename(state_dir, "tls", NULL);
+                        if (!tls_ensure_self_signed(dir, error))
+                                return NULL;
+                        o.default_cert = dcert = g_build_filename(state_dir, "tls", "cert.pem", NULL);
+                        o.default_key = dkey = g_build_filename(state_dir, "tls", "key.pem", NULL);
+                }
+        } else {
+                url = managers && managers[0] ? g_strdup(managers[0])
+                                              : first_word(config_get_string(config, "gateway",
+                                                                             "manager"));
+                fp = g_strdup(fingerprint && fingerprint[0]
+                                      ? fingerprint
+                                      : config_get_string(config, "gateway", "manager_fingerprint"));
+                if (!url[0]) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "a gateway on its own needs the manager's URL: --manager URL "
+                                    "or gateway.manager");
+                        return NULL;
+                }
+                key_path = key_file[0] ? g_strdup(key_file)
+                                       : g_build_filename(state_dir, "gateway.key", NULL);
+                if (!g_file_get_contents(key_path, &key, NULL, error)) {
+                        g_prefix_error(error, "cannot read the gateway key (copy the manager's "
+                                              "state_dir/gateway.key, see gateway.key_file): ");
+                        return NULL;
+                }
+                g_strstrip(key);
+                o.manager_url = url;
+                o.manager_fingerprint = fp;
+                d->reporter = reporter_new(url, fp, key, g_get_host_name());
+        }
+        gw = gateway_new(config, state_dir, &o, error);
+        if (!gw || !gateway_start(gw, error))
+                return NULL;
+        if (d->mgr) {
+                g_free(d->mgr->gateway_url);
+                d->mgr->gateway_url = g_strdup(gateway_url(gw));
+        }
+        {
+                g_autofree char *path = g_build_filename(state_dir, "gateway.url", NULL);
+                g_autofree char *text = g_strdup_printf("%s\n", gateway_url(gw));
+                if (!util_write_file(path, text, -1, 0644, error))
+                        return NULL;
+        }
+        return g_steal_pointer(&gw);
+}
+
 /* The agent role: join first when a token is given, then link. */
 static Agent *start_agent(Daemon *d, Config *config, const char *state_dir, char **managers,
                           const char *fingerprint, const char *token, GError **error)
@@ -114,8 +211,9 @@ int main(int argc, char **argv)
         gboolean print_config = FALSE, print_openapi = FALSE, version = FALSE;
         g_auto(GStrv) roles = NULL, managers = NULL;
         g_autofree char *join_token = NULL, *fingerprint = NULL;
-        gboolean run_manager = FALSE, run_agent = FALSE;
+        gboolean run_manager = FALSE, run_agent = FALSE, run_gateway = FALSE;
         g_autoptr(Agent) agent = NULL;
+        g_autoptr(Gateway) gateway = NULL;
         g_autoptr(GError) error = NULL;
         g_autoptr(GOptionContext) ctx = NULL;
         g_autoptr(Config) config = config_new();
@@ -130,15 +228,18 @@ int main(int argc, char **argv)
                 {"listen", 0, 0, G_OPTION_ARG_STRING, &listen,
                  "API address (overrides manager.listen)", "HOST:PORT"},
                 {"role", 'r', 0, G_OPTION_ARG_STRING_ARRAY, &roles,
-                 "Role to run: manager (the default) or agent; repeatable", "ROLE"},
+                 "Role to run: manager, gateway or agent; repeatable (default: manager and "
+                 "gateway)",
+                 "ROLE"},
                 {"manager", 'm', 0, G_OPTION_ARG_STRING_ARRAY, &managers,
-                 "Agent: manager URL to join and link to (repeatable; overrides agent.manager)",
+                 "Agent or gateway: the manager's URL (repeatable; overrides agent.manager or "
+                 "gateway.manager)",
                  "URL"},
                 {"join-token", 0, 0, G_OPTION_ARG_STRING, &join_token,
                  "Agent: join this host with a token from 'atrium host join-token create'",
                  "TOKEN"},
                 {"manager-fingerprint", 0, 0, G_OPTION_ARG_STRING, &fingerprint,
-                 "Agent: SHA-256 fingerprint of the manager's certificate", "FP"},
+                 "Agent or gateway: SHA-256 fingerprint of the manager's certificate", "FP"},
                 {"print-config", 0, 0, G_OPTION_ARG_NONE, &print_config,
                  "Print the commented sample configuration and exit", NULL},
                 {"print-openapi", 0, 0, G_OPTION_ARG_NONE, &print_openapi,
@@ -151,9 +252,10 @@ int main(int argc, char **argv)
         setlocale(LC_ALL, "");
         ctx = g_option_context_new("- Atrium VDI daemon");
         g_option_context_set_summary(
-                ctx, "Runs Atrium roles: the manager (state store and REST API over HTTPS) and the\n"
+                ctx, "Runs Atrium roles: the manager (state store and REST API over HTTPS), the\n"
+                     "gateway (one TLS port for the portal, the API and every console) and the\n"
                      "host agent (joins a manager, drives QEMU through libvirt). With no --role\n"
-                     "the manager runs; the gateway role is not built yet.");
+                     "the manager and the gateway run together.");
         g_option_context_add_main_entries(ctx, entries, NULL);
         if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
                 fprintf(stderr, "atriumd: %s (try --help)\n", error->message);
@@ -169,23 +271,28 @@ int main(int argc, char **argv)
                 } else if (g_str_equal(*r, "agent")) {
                         run_agent = TRUE;
                 } else if (g_str_equal(*r, "gateway")) {
-                        fprintf(stderr, "atriumd: the gateway role is not built yet\n");
-                        return 2;
+                        run_gateway = TRUE;
                 } else {
-                        fprintf(stderr, "atriumd: unknown role '%s': manager or agent\n", *r);
+                        fprintf(stderr, "atriumd: unknown role '%s': manager, gateway or agent\n",
+                                *r);
                         return 2;
                 }
         }
-        if (!run_manager && !run_agent)
-                run_manager = TRUE;
-        if (run_manager && run_agent) {
+        if (!run_manager && !run_agent && !run_gateway)
+                run_manager = run_gateway = TRUE;
+        if (run_agent && (run_manager || run_gateway)) {
                 fprintf(stderr, "atriumd: run the manager and the agent as two processes (with "
                                 "their own state directories) for now\n");
                 return 2;
         }
-        if (!run_agent && (managers || join_token || fingerprint)) {
-                fprintf(stderr, "atriumd: --manager, --join-token and --manager-fingerprint are "
-                                "options of the agent role (--role agent)\n");
+        if (!run_agent && join_token) {
+                fprintf(stderr, "atriumd: --join-token is an option of the agent role (--role "
+                                "agent)\n");
+                return 2;
+        }
+        if (run_manager && (managers || fingerprint)) {
+                fprintf(stderr, "atriumd: --manager and --manager-fingerprint are options of the "
+                                "agent role, or of a gateway without a manager\n");
                 return 2;
         }
         if (print_config) {
@@ -245,12 +352,26 @@ int main(int argc, char **argv)
                         return 1;
                 }
         }
+        if (run_gateway) {
+                gateway = start_gateway(&d, config, state_dir_used, managers, fingerprint,
+                                        &error);
+                if (!gateway) {
+                        fprintf(stderr, "atriumd: gateway: %s\n", error->message);
+                        g_clear_pointer(&mgr, manager_free);
+                        g_clear_pointer(&d.reporter, reporter_free);
+                        g_free(d.config_path);
+                        return 1;
+                }
+        }
         g_unix_signal_add(SIGTERM, on_term, &d);
         g_unix_signal_add(SIGINT, on_term, &d);
         g_unix_signal_add(SIGHUP, on_hup, &d);
-        g_info("atriumd %s started (pid %d, state %s, roles:%s%s)", ATRIUM_VERSION, (int)getpid(),
-               state_dir_used, run_manager ? " manager" : "", run_agent ? " agent" : "");
+        g_info("atriumd %s started (pid %d, state %s, roles:%s%s%s)", ATRIUM_VERSION,
+               (int)getpid(), state_dir_used, run_manager ? " manager" : "",
+               run_gateway ? " gateway" : "", run_agent ? " agent" : "");
         g_main_loop_run(d.loop);
+        g_clear_pointer(&gateway, gateway_free);
+        g_clear_pointer(&d.reporter, reporter_free);
         g_clear_pointer(&agent, agent_free);
         g_clear_pointer(&mgr, manager_free);
         g_main_loop_unref(d.loop);

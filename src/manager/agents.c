@@ -616,33 +616,6 @@ static JsonObject *figures_from(JsonObject *msg, gboolean facts)
 
 /* A console of a desktop connected or went away: its sessions follow (the broker creates
  * them; the gateway's tunnel events will refine this). */
-static void sessions_follow(Link *l, gint64 desktop_id, gboolean connected)
-{
-        const Resource *sessions = resource_by_kind("session");
-        g_autoptr(GHashTable) filters = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
-        g_autoptr(JsonArray) rows = NULL;
-        const char *want = connected ? "connected" : "disconnected";
-        Actor actor = link_actor(l);
-
-        g_hash_table_insert(filters, (gpointer) "desktop", id_text(desktop_id));
-        rows = store_list_all(l->store, sessions, filters, NULL);
-        for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
-                JsonObject *o = json_array_get_object_element(rows, i);
-                g_autofree char *sid = id_text(json_object_get_int_member(o, "id"));
-                g_autoptr(JsonObject) patch = NULL, upd = NULL;
-                if (g_str_equal(json_object_get_string_member(o, "state"), want) ||
-                    g_str_equal(json_object_get_string_member(o, "state"), "ending"))
-                        continue;
-                patch = json_object_new();
-                json_object_set_string_member(patch, "state", want);
-                json_object_set_int_member(patch, "state_since",
-                                           g_get_real_time() / G_USEC_PER_SEC);
-                upd = store_update(l->store, sessions, sid, patch, &actor, NULL);
-        }
-        if (connected)
-                sessions_console_opened(l->store, desktop_id, &actor);
-}
-
 static void named(JsonObject *result, const GError *error, gpointer data)
 {
         g_autofree char *name = data;
@@ -709,7 +682,7 @@ static void on_event(Link *l, JsonObject *msg)
                 broker_desktop_ready(id);
         }
         if (g_str_equal(event, "graphics") && g_str_equal(kind, "desktop"))
-                sessions_follow(l, id,
+                sessions_follow(l->store, id, &actor,
                                 g_str_equal(json_object_get_string_member_with_default(
                                                     msg, "phase", ""),
                                             "connect"));

@@ -118,3 +118,4 @@ void api_kiosk_connect(ApiRequest *req);
 void api_terminal_key(ApiRequest *req);
 void api_session_end(ApiRequest *req);
 void api_session_disconnect(ApiRequest *req);
+void api_gateway_events(ApiRequest *req);

@@ -433,12 +433,25 @@ static char *timing_text(Connect *c, gint64 ticket_ms)
         return json_node_to_text(n, FALSE);
 }
 
+/* The .vv file's proxy: the gateway, with the ticket as the password spice-gtk sends in each
+ * CONNECT's Proxy-Authorization. */
+static char *vv_proxy(const char *gateway, const char *ticket_text)
+{
+        const char *rest = strstr(gateway, "://");
+
+        if (!rest)
+                return g_strdup(gateway);
+        return g_strdup_printf("%.*s://ticket:%s@%s", (int)(rest - gateway), gateway, ticket_text,
+                               rest + 3);
+}
+
 static void connected(JsonObject *result, const GError *error, gpointer data)
 {
         Connect *c = data;
         ApiRequest *req = c->req;
         g_autoptr(GError) err = NULL;
         g_autofree char *ticket_text = NULL, *vv = NULL, *url = NULL, *detail = NULL;
+        g_autofree char *proxy = NULL;
         g_autofree char *timing = NULL;
         const char *pw, *gateway = MCFG_STR(req->mgr, "gateway_url");
         gint64 port, ttl = MCFG_INT(req->mgr, "ticket_ttl");
@@ -466,12 +479,13 @@ static void connected(JsonObject *result, const GError *error, gpointer data)
                 return;
         }
         if (!gateway[0])
-                gateway = req->mgr->url;
+                gateway = req->mgr->gateway_url ? req->mgr->gateway_url : req->mgr->url;
         url = g_strdup_printf("%s/console?ticket=%s", gateway, ticket_text);
+        proxy = vv_proxy(gateway, ticket_text);
         vv = g_strdup_printf("[virt-viewer]\ntype=%s\nhost=%s\nport=%" G_GINT64_FORMAT
                              "\npassword=%s\nproxy=%s\ntitle=%s\ndelete-this-file=1\n"
                              "secure-attention=ctrl+alt+end\n",
-                             c->protocol, c->host_address, port, pw, gateway, c->desktop_name);
+                             c->protocol, c->host_address, port, pw, proxy, c->desktop_name);
         reply = json_object_new();
         json_object_set_int_member(reply, "desktop_id", c->desktop_id);
         json_object_set_string_member(reply, "desktop", c->desktop_name);

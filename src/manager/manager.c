@@ -122,6 +122,25 @@ static GTlsCertificate *load_cert(Manager *mgr, GError **error)
         return c;
 }
 
+/* The secret gateways in other processes report tunnels with: made once, 0600. */
+static gboolean gateway_key(Manager *mgr, GError **error)
+{
+        g_autofree char *path = g_build_filename(mgr->state_dir, "gateway.key", NULL);
+        g_autofree char *data = NULL, *fresh = NULL;
+
+        if (g_file_get_contents(path, &data, NULL, NULL) &&
+            strlen(g_strstrip(data)) >= 32 && strlen(data) < sizeof(mgr->gateway_key)) {
+                g_strlcpy(mgr->gateway_key, data, sizeof(mgr->gateway_key));
+                return TRUE;
+        }
+        fresh = util_random_token(32);
+        g_strlcpy(mgr->gateway_key, fresh, sizeof(mgr->gateway_key));
+        {
+                g_autofree char *line = g_strconcat(fresh, "\n", NULL);
+                return util_write_file(path, line, -1, 0600, error);
+        }
+}
+
 /* The console tickets' key pair: made once, kept 0600 in the state directory; the public key
  * is written beside it (base64url) for gateways. */
 static gboolean ticket_keys(Manager *mgr, GError **error)
@@ -141,6 +160,8 @@ static gboolean ticket_keys(Manager *mgr, GError **error)
                                      0600, error))
                         return FALSE;
         }
+        if (!gateway_key(mgr, error))
+                return FALSE;
         sodium_bin2base64(text, sizeof(text), mgr->ticket_pk, sizeof(mgr->ticket_pk),
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING);
         {
@@ -230,6 +251,7 @@ void manager_free(Manager *mgr)
         ratelimit_free(mgr->logins);
         g_free(mgr->state_dir);
         g_free(mgr->url);
+        g_free(mgr->gateway_url);
         g_free(mgr->fingerprint);
         g_free(mgr->installation);
         g_free(mgr->admin_password_file);

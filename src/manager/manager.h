@@ -24,6 +24,8 @@ typedef struct {
         char *installation;        /* this installation's id: its domains' names carry it */
         guint8 ticket_sk[64];      /* console tickets' signing key (state_dir/ticket.key) */
         guint8 ticket_pk[32];      /* ... and what gateways verify with (ticket-public.key) */
+        char gateway_key[48];      /* what gateways report with (state_dir/gateway.key) */
+        char *gateway_url;         /* the gateway in this process, when there is one */
 } Manager;
 
 /* Opens the store (migrating it), creates the first admin when there is no user. */

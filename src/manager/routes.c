@@ -33,6 +33,9 @@ static const Route fixed_routes[] = {
          "A registered terminal connects without a user ('terminal', 'terminal_key', optional "
          "'pool', 'protocol'): to its fixed desktop or pool, or the named pool, which must be a "
          "kiosk pool the terminal is entitled to."},
+        {"POST", API "/gateway/events", api_gateway_events, ROLE_NONE, 262144, NULL, "report",
+         "A gateway reports opened, closed and refused console tunnels (header "
+         "X-Atrium-Gateway-Key: the secret of the manager's state_dir/gateway.key)."},
         {"POST", API "/terminals/{id}/key", api_terminal_key, ROLE_ADMIN, API_SMALL_BODY, NULL, "key",
          "Issue a new key for a terminal (shown once; the older key stops working)."},
         {"POST", API "/sessions/{id}/end", api_session_end, ROLE_USER, API_SMALL_BODY, NULL, "end",

@@ -126,6 +126,8 @@ static Generation *generation_new(Worker *w, GError **error)
         local = g_socket_new_from_fd(fd, error);
         if (!local)
                 close(fd);
+        else /* every worker wakes for a connection, one gets it: the others must not wait */
+                g_socket_set_blocking(local, FALSE);
         if (!local || !soup_server_listen_socket(gen->soup, local, 0, error)) {
                 generation_dispose(gen);
                 return NULL;

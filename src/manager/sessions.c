@@ -10,6 +10,7 @@
 #include "manager/pools.h"
 #include "proto/agentproto.h"
 
+#include <sodium.h>
 #include <string.h>
 
 #define LOGOFF_TIMEOUT_S 15
@@ -252,6 +253,128 @@ void sessions_console_opened(Store *st, gint64 desktop_id, const Actor *actor)
                 store_event_add(st, actor, "console_opened", "session",
                                 json_object_get_int_member(s, "id"), "", text, NULL);
         }
+}
+
+void sessions_follow(Store *st, gint64 desktop_id, const Actor *actor, gboolean connected)
+{
+        const Resource *sessions = resource_by_kind("session");
+        g_autoptr(GHashTable) filters = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+        g_autoptr(JsonArray) rows = NULL;
+        const char *want = connected ? "connected" : "disconnected";
+
+        g_hash_table_insert(filters, (gpointer) "desktop", util_id_text(desktop_id));
+        rows = store_list_all(st, sessions, filters, NULL);
+        for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
+                JsonObject *o = json_array_get_object_element(rows, i);
+                g_autofree char *sid = util_id_text(json_object_get_int_member(o, "id"));
+                g_autoptr(JsonObject) patch = NULL, upd = NULL;
+                if (g_str_equal(str(o, "state"), want) || g_str_equal(str(o, "state"), "ending"))
+                        continue;
+                patch = json_object_new();
+                json_object_set_string_member(patch, "state", want);
+                json_object_set_int_member(patch, "state_since",
+                                           g_get_real_time() / G_USEC_PER_SEC);
+                upd = store_update(st, sessions, sid, patch, actor, NULL);
+        }
+        if (connected)
+                sessions_console_opened(st, desktop_id, actor);
+}
+
+/* Tunnels open per desktop, over every gateway that reports here. */
+static GMutex tunnels_lock;
+static GHashTable *tunnels;
+
+static guint tunnels_add(gint64 desktop, int delta)
+{
+        guint n;
+
+        g_mutex_lock(&tunnels_lock);
+        if (!tunnels)
+                tunnels = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+        n = GPOINTER_TO_UINT(g_hash_table_lookup(tunnels, &desktop));
+        n = delta > 0 ? n + 1 : (n ? n - 1 : 0);
+        if (n)
+                g_hash_table_insert(tunnels, g_memdup2(&desktop, sizeof(desktop)),
+                                    GUINT_TO_POINTER(n));
+        else
+                g_hash_table_remove(tunnels, &desktop);
+        g_mutex_unlock(&tunnels_lock);
+        return n;
+}
+
+void sessions_gateway_event(Store *st, JsonObject *ev, const char *gateway)
+{
+        const char *kind = json_object_get_string_member_with_default(ev, "kind", "");
+        const char *via = json_object_get_string_member_with_default(ev, "via", "");
+        const char *peer = json_object_get_string_member_with_default(ev, "peer", "");
+        gint64 desktop = json_object_get_int_member_with_default(ev, "desktop", 0);
+        g_autofree char *detail = NULL, *who = g_strdup_printf("gateway %s", gateway);
+        Actor actor = {who, 0, peer};
+
+        if (g_str_equal(kind, "refused")) {
+                detail = g_strdup_printf(
+                        "%s tunnel from %s refused: %s", via, peer,
+                        json_object_get_string_member_with_default(ev, "reason", ""));
+                store_event_add(st, &actor, "ticket_refused", desktop ? "desktop" : "gateway",
+                                desktop, "", detail, NULL);
+                return;
+        }
+        if (desktop <= 0)
+                return;
+        if (g_str_equal(kind, "open")) {
+                if (tunnels_add(desktop, 1) != 1)
+                        return;
+                detail = g_strdup_printf("%s tunnel from %s", via, peer);
+                store_event_add(st, &actor, "console_connected", "desktop", desktop, "", detail,
+                                NULL);
+                sessions_follow(st, desktop, &actor, TRUE);
+        } else if (g_str_equal(kind, "close")) {
+                if (tunnels_add(desktop, -1) != 0)
+                        return;
+                detail = g_strdup_printf(
+                        "last %s tunnel from %s closed after %" G_GINT64_FORMAT
+                        " s (%" G_GINT64_FORMAT " bytes in, %" G_GINT64_FORMAT " out)",
+                        via, peer, json_object_get_int_member_with_default(ev, "duration_ms", 0) / 1000,
+                        json_object_get_int_member_with_default(ev, "bytes_in", 0),
+                        json_object_get_int_member_with_default(ev, "bytes_out", 0));
+                store_event_add(st, &actor, "console_disconnected", "desktop", desktop, "", detail,
+                                NULL);
+                sessions_follow(st, desktop, &actor, FALSE);
+        }
+}
+
+/* POST /gateway/events: a gateway in another process reports its tunnels, authenticated by
+ * the secret of state_dir/gateway.key (X-Atrium-Gateway-Key). */
+void api_gateway_events(ApiRequest *req)
+{
+        const char *key = soup_message_headers_get_one(
+                soup_server_message_get_request_headers(req->msg), "X-Atrium-Gateway-Key");
+        const char *name = json_object_get_string_member_with_default(req->body, "gateway", "");
+        JsonNode *events = json_object_get_member(req->body, "events");
+        g_autoptr(GError) error = NULL;
+
+        if (!key || strlen(key) != strlen(req->mgr->gateway_key) ||
+            sodium_memcmp(key, req->mgr->gateway_key, strlen(key)) != 0) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
+                            "a gateway reports with the secret of the manager's "
+                            "state_dir/gateway.key (header X-Atrium-Gateway-Key)");
+                api_reply_error(req, error);
+                return;
+        }
+        if (!events || !JSON_NODE_HOLDS_ARRAY(events) || !util_text_valid("gateway", name, 64, &error)) {
+                if (!error)
+                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "'events' must be an array of tunnel reports");
+                api_reply_error(req, error);
+                return;
+        }
+        for (guint i = 0; i < json_array_get_length(json_node_get_array(events)); i++) {
+                JsonNode *n = json_array_get_element(json_node_get_array(events), i);
+                if (JSON_NODE_HOLDS_OBJECT(n))
+                        sessions_gateway_event(req->store, json_node_get_object(n),
+                                               name[0] ? name : req->address);
+        }
+        api_reply_empty(req, 204);
 }
 
 /* ---- routes ------------------------------------------------------------------------------- */

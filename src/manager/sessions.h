@@ -29,3 +29,14 @@ void sessions_console_opened(Store *st, gint64 desktop_id, const Actor *actor);
 
 /* Writes a session's timing (JSON text: milliseconds from the connect request to each step). */
 void sessions_set_timing(Store *st, gint64 session_id, const char *timing);
+
+/* The desktop's sessions become 'connected' or 'disconnected' (state_since now); 'ending'
+ * ones are left alone. On connect, sessions_console_opened() too. */
+void sessions_follow(Store *st, gint64 desktop_id, const Actor *actor, gboolean connected);
+
+/* A gateway's report of one tunnel (route POST /gateway/events, or the gateway in this
+ * process): {"kind": "open"|"close"|"refused", "desktop", "user", "via", "peer", "reason",
+ * "bytes_in", "bytes_out", "duration_ms"}. The first tunnel open to a desktop connects its
+ * session, the last one closed disconnects it; refusals become 'ticket_refused' events.
+ * gateway: who reports (for the audit trail). Any thread. */
+void sessions_gateway_event(Store *st, JsonObject *ev, const char *gateway);

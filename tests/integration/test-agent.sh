@@ -69,6 +69,8 @@ dom() { echo "atrium-$INST-guest-$1"; }
 cat >"$CONF" <<CONF
 [daemon]
 log_level = info
+[gateway]
+listen = 127.0.0.1:0
 [manager]
 listen = 0.0.0.0:0
 password_cost = min

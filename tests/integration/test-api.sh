@@ -38,6 +38,8 @@ stop_daemon() {
 cat >"$CONF" <<CONF
 [daemon]
 log_level = info
+[gateway]
+listen = 127.0.0.1:0
 [manager]
 listen = 127.0.0.1:0
 password_cost = min
@@ -343,7 +345,7 @@ printf '[manager]\nlisten = 0.0.0.0:0\nplain_http = true\n' >"$T/plain.conf"
 "$ATRIUMD" -c "$T/plain.conf" --state-dir "$T/plainstate" >"$T/plain" 2>&1; RC=$?
 is "plain HTTP on a public address refused" "$RC" 1
 like "plain HTTP: clear message" "$(cat "$T/plain")" "only allowed when manager.listen is a loopback address"
-printf '[manager]\nlisten = 127.0.0.1:0\nplain_http = true\npassword_cost = min\n' >"$T/plain.conf"
+printf '[gateway]\nlisten = 127.0.0.1:0\n[manager]\nlisten = 127.0.0.1:0\nplain_http = true\npassword_cost = min\n' >"$T/plain.conf"
 "$ATRIUMD" -c "$T/plain.conf" --state-dir "$T/plainstate" >"$T/plain" 2>&1 &
 PID=$!
 for _ in $(seq 1 50); do [ -s "$T/plainstate/manager.url" ] && break; sleep 0.1; done

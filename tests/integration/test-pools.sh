@@ -69,6 +69,8 @@ start_manager() {
 cat >"$CONF" <<CONF
 [daemon]
 log_level = info
+[gateway]
+listen = 127.0.0.1:0
 [manager]
 listen = 127.0.0.1:0
 password_cost = min

@@ -1,0 +1,193 @@
+/* Tunnel reports: a GatewayEvent as JSON, and the reporter a gateway in its own process uses
+ * to send them to the manager (POST /api/v1/gateway/events, batched, retried). */
+#define G_LOG_DOMAIN "gateway"
+
+#include "gateway/report.h"
+#include "common/tls.h"
+
+#include <string.h>
+
+#define REPORT_BATCH_MAX 500
+#define REPORT_QUEUE_MAX 20000
+
+JsonObject *gateway_event_json(const GatewayEvent *ev)
+{
+        static const char *const kinds[] = {"open", "close", "refused"};
+        JsonObject *o = json_object_new();
+
+        json_object_set_string_member(o, "kind", kinds[ev->kind]);
+        json_object_set_string_member(o, "via", ev->via);
+        json_object_set_string_member(o, "peer", ev->peer);
+        if (ev->has_ticket) {
+                json_object_set_int_member(o, "desktop", ev->t.desktop);
+                json_object_set_int_member(o, "user", ev->t.user);
+        }
+        if (ev->kind == GATEWAY_REFUSED)
+                json_object_set_string_member(o, "reason", ev->reason);
+        if (ev->kind == GATEWAY_CLOSE) {
+                json_object_set_int_member(o, "bytes_in", (gint64)ev->bytes_in);
+                json_object_set_int_member(o, "bytes_out", (gint64)ev->bytes_out);
+                json_object_set_int_member(o, "duration_ms", ev->duration_ms);
+        }
+        return o;
+}
+
+struct _Reporter {
+        SoupSession *session;
+        char *url, *fingerprint, *key, *name;
+        GQueue queue; /* JsonObject */
+        gboolean in_flight;
+        guint timer;
+        GCancellable *cancel;
+};
+
+static void flush(Reporter *r);
+
+static gboolean flush_later(gpointer data)
+{
+        Reporter *r = data;
+
+        r->timer = 0;
+        flush(r);
+        return G_SOURCE_REMOVE;
+}
+
+static void schedule(Reporter *r, guint ms)
+{
+        if (!r->timer && !r->in_flight)
+                r->timer = g_timeout_add(ms, flush_later, r);
+}
+
+static gboolean accept_cert(SoupMessage *msg, GTlsCertificate *cert, GTlsCertificateFlags errors,
+                            gpointer data)
+{
+        Reporter *r = data;
+        g_autoptr(GByteArray) der = NULL;
+
+        if (!r->fingerprint[0])
+                return FALSE;
+        g_object_get(cert, "certificate", &der, NULL);
+        return der && tls_der_matches(der->data, der->len, r->fingerprint);
+}
+
+typedef struct {
+        Reporter *r;
+        GPtrArray *sent; /* JsonObject, put back in front on failure */
+} Batch;
+
+static void posted(GObject *source, GAsyncResult *res, gpointer data)
+{
+        Batch *b = data;
+        Reporter *r = b->r;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GBytes) body = soup_session_send_and_read_finish(SOUP_SESSION(source), res,
+                                                                   &error);
+        SoupMessage *msg = soup_session_get_async_result_message(SOUP_SESSION(source), res);
+        guint status = msg ? soup_message_get_status(msg) : 0;
+
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+                g_ptr_array_unref(b->sent);
+                g_free(b);
+                return;
+        }
+        r->in_flight = FALSE;
+        if (!error && status == 204) {
+                g_ptr_array_unref(b->sent);
+        } else {
+                g_warning("cannot report %u tunnel events to the manager (%s): retrying in 2 s",
+                          b->sent->len, error ? error->message : soup_message_get_reason_phrase(msg));
+                if (status == 401 || status == 400) { /* retrying will not help */
+                        g_ptr_array_unref(b->sent);
+                } else {
+                        for (guint i = b->sent->len; i > 0; i--)
+                                g_queue_push_head(&r->queue,
+                                                  json_object_ref(g_ptr_array_index(b->sent, i - 1)));
+                        g_ptr_array_unref(b->sent);
+                }
+                g_free(b);
+                schedule(r, 2000);
+                return;
+        }
+        g_free(b);
+        if (!g_queue_is_empty(&r->queue))
+                schedule(r, 50);
+}
+
+static void flush(Reporter *r)
+{
+        g_autoptr(JsonObject) body = json_object_new();
+        g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
+        g_autoptr(SoupMessage) msg = NULL;
+        g_autoptr(GBytes) bytes = NULL;
+        JsonArray *events = json_array_new();
+        Batch *b;
+        char *text;
+
+        if (r->in_flight || g_queue_is_empty(&r->queue))
+                return;
+        b = g_new0(Batch, 1);
+        b->r = r;
+        b->sent = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+        while (!g_queue_is_empty(&r->queue) && b->sent->len < REPORT_BATCH_MAX) {
+                JsonObject *o = g_queue_pop_head(&r->queue);
+                json_array_add_object_element(events, json_object_ref(o));
+                g_ptr_array_add(b->sent, o);
+        }
+        json_object_set_string_member(body, "gateway", r->name);
+        json_object_set_array_member(body, "events", events);
+        json_node_set_object(node, body);
+        text = json_to_string(node, FALSE);
+        bytes = g_bytes_new_take(text, strlen(text));
+        msg = soup_message_new("POST", r->url);
+        soup_message_headers_replace(soup_message_get_request_headers(msg),
+                                     "X-Atrium-Gateway-Key", r->key);
+        soup_message_set_request_body_from_bytes(msg, "application/json", bytes);
+        g_signal_connect(msg, "accept-certificate", G_CALLBACK(accept_cert), r);
+        r->in_flight = TRUE;
+        soup_session_send_and_read_async(r->session, msg, G_PRIORITY_DEFAULT, r->cancel, posted, b);
+}
+
+Reporter *reporter_new(const char *manager_url, const char *fingerprint, const char *key,
+                       const char *name)
+{
+        Reporter *r = g_new0(Reporter, 1);
+        g_autofree char *base = g_strdup(manager_url);
+        gsize n = strlen(base);
+
+        while (n > 0 && base[n - 1] == '/')
+                base[--n] = '\0';
+        r->url = g_strconcat(base, "/api/v1/gateway/events", NULL);
+        r->fingerprint = g_strdup(fingerprint ? fingerprint : "");
+        r->key = g_strdup(key);
+        r->name = g_strdup(name);
+        r->session = soup_session_new_with_options("timeout", 30, "user-agent", "atrium-gateway",
+                                                   NULL);
+        r->cancel = g_cancellable_new();
+        g_queue_init(&r->queue);
+        return r;
+}
+
+void reporter_add(Reporter *r, const GatewayEvent *ev)
+{
+        if (g_queue_get_length(&r->queue) >= REPORT_QUEUE_MAX)
+                json_object_unref(g_queue_pop_head(&r->queue));
+        g_queue_push_tail(&r->queue, gateway_event_json(ev));
+        schedule(r, 20);
+}
+
+void reporter_free(Reporter *r)
+{
+        if (!r)
+                return;
+        g_cancellable_cancel(r->cancel);
+        g_clear_object(&r->cancel);
+        if (r->timer)
+                g_source_remove(r->timer);
+        g_queue_clear_full(&r->queue, (GDestroyNotify)json_object_unref);
+        g_clear_object(&r->session);
+        g_free(r->url);
+        g_free(r->fingerprint);
+        g_free(r->key);
+        g_free(r->name);
+        g_free(r);
+}

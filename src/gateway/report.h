@@ -1,0 +1,21 @@
+/* Tunnel reports from a gateway to the manager. */
+#pragma once
+#include "gateway/gateway.h"
+
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+
+/* {"kind", "via", "peer", "desktop", "user", "reason", "bytes_in", "bytes_out",
+ * "duration_ms"}: what POST /api/v1/gateway/events takes, one element of its "events". */
+JsonObject *gateway_event_json(const GatewayEvent *ev);
+
+/* A gateway in its own process sends its reports to the manager in batches (at most 20 ms
+ * late), retrying every 2 s while the manager cannot be reached (the oldest are dropped past
+ * 20,000 waiting). fingerprint pins the manager's certificate; key is the secret of the
+ * manager's state_dir/gateway.key. Main-context only. */
+typedef struct _Reporter Reporter;
+
+Reporter *reporter_new(const char *manager_url, const char *fingerprint, const char *key,
+                       const char *name);
+void reporter_add(Reporter *r, const GatewayEvent *ev);
+void reporter_free(Reporter *r);
