@@ -16,10 +16,11 @@
 
 #include <uv.h>
 #include <libwebsockets.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <sodium.h>
+#include <gio/gio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define TX_CHUNK 65536
 #define MAX_TICKET_PARAM 2048
@@ -60,7 +61,7 @@ typedef struct {
         Mode mode;
         GByteArray *in;
         struct lws_buflist *to_cl, *to_up;
-        gboolean cl_paused, up_paused, close_cl, close_up, up_failed, up_ready;
+        gboolean cl_paused, up_paused, close_cl, close_up, up_failed, up_ready, up_answered;
         gboolean tunnel, ws_closing;
         Ticket t;
         char peer[64];
@@ -289,7 +290,7 @@ static gboolean admit(Conn *c, const char *text, const char *want_host, guint16 
 }
 
 /* Opens the upstream connection: the ticket's console, or the manager. */
-static gboolean connect_up(Conn *c, const char *host, guint16 port, gboolean tls)
+static gboolean connect_up(Conn *c, const char *host, guint16 port)
 {
         struct lws_client_connect_info i;
 
@@ -304,13 +305,12 @@ static gboolean connect_up(Conn *c, const char *host, guint16 port, gboolean tls
         i.method = "RAW";
         i.local_protocol_name = "atrium-gateway";
         i.opaque_user_data = c;
-        if (tls)
-                i.ssl_connection = LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED |
-                                   LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK | LCCSCF_ALLOW_EXPIRED;
         c->up = lws_client_connect_via_info(&i);
         if (!c->up && !c->up_failed) {
                 c->up_failed = TRUE;
-                respond(c, 502, "Bad Gateway", NULL, "cannot reach the console's host");
+                respond(c, 502, "Bad Gateway", NULL,
+                        c->mode == M_PROXY ? "cannot reach the manager"
+                                           : "cannot reach the desktop's console");
         }
         return c->up != NULL;
 }
@@ -394,6 +394,129 @@ static void serve_static(Conn *c, const GwHead *h)
         close_side(c, TRUE);
 }
 
+/* ---- the manager over TLS (a gateway in its own process) ----
+ *
+ * API traffic is light: the TLS connection to the manager (certificate pinned) is made by GIO
+ * on the main context and spliced to one end of a socket pair; the gateway's thread relays
+ * the other end like any upstream. */
+
+typedef struct {
+        char *host, *fp;
+        guint16 port;
+        int fd;
+} Dial;
+
+static void dial_free(Dial *d)
+{
+        if (d->fd >= 0)
+                close(d->fd);
+        g_free(d->host);
+        g_free(d->fp);
+        g_free(d);
+}
+
+static gboolean dial_accept(GTlsConnection *conn, GTlsCertificate *cert, GTlsCertificateFlags errors,
+                            gpointer data)
+{
+        Dial *d = data;
+        g_autoptr(GByteArray) der = NULL;
+
+        if (!d->fp[0])
+                return FALSE;
+        g_object_get(cert, "certificate", &der, NULL);
+        if (der && tls_der_matches(der->data, der->len, d->fp))
+                return TRUE;
+        g_warning("the manager at %s:%u does not present the pinned certificate "
+                  "(gateway.manager_fingerprint): API call refused",
+                  d->host, d->port);
+        return FALSE;
+}
+
+static void dial_event(GSocketClient *client, GSocketClientEvent event, GSocketConnectable *to,
+                       GIOStream *conn, gpointer data)
+{
+        if (event == G_SOCKET_CLIENT_TLS_HANDSHAKING)
+                g_signal_connect(conn, "accept-certificate", G_CALLBACK(dial_accept), data);
+}
+
+static void spliced(GObject *src, GAsyncResult *res, gpointer data)
+{
+        g_io_stream_splice_finish(res, NULL);
+}
+
+static void dialed(GObject *src, GAsyncResult *res, gpointer data)
+{
+        Dial *d = data;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(GSocketConnection) up =
+                g_socket_client_connect_to_host_finish(G_SOCKET_CLIENT(src), res, &error);
+        g_autoptr(GSocket) sock = NULL;
+        g_autoptr(GSocketConnection) local = NULL;
+
+        if (!up) {
+                g_warning("cannot reach the manager at %s:%u: %s", d->host, d->port,
+                          error->message);
+                dial_free(d);
+                return;
+        }
+        sock = g_socket_new_from_fd(d->fd, &error);
+        if (!sock) {
+                dial_free(d);
+                return;
+        }
+        d->fd = -1;
+        local = g_socket_connection_factory_create_connection(sock);
+        g_io_stream_splice_async(G_IO_STREAM(up), G_IO_STREAM(local),
+                                 G_IO_STREAM_SPLICE_CLOSE_STREAM1 |
+                                         G_IO_STREAM_SPLICE_CLOSE_STREAM2,
+                                 G_PRIORITY_DEFAULT, NULL, spliced, NULL);
+        dial_free(d);
+}
+
+static gboolean dial_start(gpointer data)
+{
+        Dial *d = data;
+        g_autoptr(GSocketClient) client = g_socket_client_new();
+
+        g_socket_client_set_tls(client, TRUE);
+        g_socket_client_set_timeout(client, 10);
+        g_signal_connect(client, "event", G_CALLBACK(dial_event), d);
+        g_socket_client_connect_to_host_async(client, d->host, d->port, NULL, dialed, d);
+        return G_SOURCE_REMOVE;
+}
+
+static gboolean dial_manager(Conn *c)
+{
+        Gateway *gw = c->gw;
+        lws_adopt_desc_t a;
+        Dial *d;
+        int fds[2];
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0) {
+                respond(c, 503, "Service Unavailable", NULL, "out of file descriptors");
+                return FALSE;
+        }
+        memset(&a, 0, sizeof(a));
+        a.vh = gw->vh;
+        a.type = LWS_ADOPT_SOCKET;
+        a.fd.sockfd = fds[0];
+        a.vh_prot_name = "atrium-gateway";
+        a.opaque = c;
+        c->up = lws_adopt_descriptor_vhost_via_info(&a);
+        if (!c->up) {
+                close(fds[1]);
+                respond(c, 503, "Service Unavailable", NULL, "cannot relay to the manager");
+                return FALSE;
+        }
+        d = g_new0(Dial, 1);
+        d->host = g_strdup(gw->mgr_host);
+        d->port = gw->mgr_port;
+        d->fp = g_strdup(gw->mgr_fp);
+        d->fd = fds[1];
+        g_main_context_invoke_full(gw->main_ctx, G_PRIORITY_DEFAULT, dial_start, d, NULL);
+        return TRUE;
+}
+
 /* /api/...: the head is rewritten (one request per connection, the client's address added)
  * and everything after it relayed as it comes, both ways. */
 static void proxy_api(Conn *c, const GwHead *h)
@@ -420,9 +543,9 @@ static void proxy_api(Conn *c, const GwHead *h)
                                c->peer);
         if (gw->mgr_socket) {
                 g_autofree char *addr = g_strconcat("+", gw->mgr_socket, NULL);
-                if (!connect_up(c, addr, 0, FALSE))
+                if (!connect_up(c, addr, 0))
                         return;
-        } else if (!connect_up(c, gw->mgr_host, gw->mgr_port, TRUE)) {
+        } else if (!dial_manager(c)) {
                 return;
         }
         queue(c, FALSE, out->str, out->len);
@@ -438,7 +561,7 @@ static void open_console(Conn *c, const char *ticket_text, const char *want_host
                c->mode == M_CONNECT ? "CONNECT" : "WebSocket", c->peer, c->t.host, c->t.port,
                c->t.desktop, c->t.user);
         report(c->gw, GATEWAY_OPEN, c, NULL);
-        connect_up(c, c->t.host, c->t.port, FALSE);
+        connect_up(c, c->t.host, c->t.port);
 }
 
 static void handle_connect(Conn *c, const GwHead *h)
@@ -621,6 +744,7 @@ static int client_rx(Conn *c, const guint8 *data, gsize len)
 
 static void upstream_rx(Conn *c, const guint8 *data, gsize len)
 {
+        c->up_answered = TRUE;
         if (c->tunnel && c->gw->idle_timeout && c->cl)
                 lws_set_timeout(c->cl, PENDING_TIMEOUT_USER_OK, c->gw->idle_timeout);
         c->bytes_out += c->mode == M_PROXY ? 0 : len;
@@ -628,24 +752,6 @@ static void upstream_rx(Conn *c, const guint8 *data, gsize len)
                 ws_send(c, GW_WS_BINARY, data, len);
         else
                 queue(c, TRUE, data, len);
-}
-
-/* The manager's certificate must be the pinned one. */
-static gboolean manager_pinned(Gateway *gw, struct lws *wsi)
-{
-        SSL *ssl = lws_get_ssl(wsi);
-        X509 *cert = ssl ? SSL_get_peer_certificate(ssl) : NULL;
-        guint8 *der = NULL;
-        int n;
-        gboolean ok;
-
-        if (!cert)
-                return FALSE;
-        n = i2d_X509(cert, &der);
-        X509_free(cert);
-        ok = n > 0 && tls_der_matches(der, (gsize)n, gw->mgr_fp);
-        OPENSSL_free(der);
-        return ok;
 }
 
 static void upstream_connected(Conn *c)
@@ -656,18 +762,8 @@ static void upstream_connected(Conn *c)
         if (lws_buflist_total_len(&c->to_up))
                 lws_callback_on_writable(c->up);
 
-        if (c->mode == M_PROXY) {
-                if (!gw->mgr_socket && gw->mgr_fp && gw->mgr_fp[0] &&
-                    !manager_pinned(gw, c->up)) {
-                        g_warning("the manager at %s:%u does not present the pinned certificate "
-                                  "(gateway.manager_fingerprint): not relaying",
-                                  gw->mgr_host, gw->mgr_port);
-                        lws_buflist_destroy_all_segments(&c->to_up);
-                        respond(c, 502, "Bad Gateway", NULL,
-                                "the manager's certificate is not the pinned one");
-                }
+        if (c->mode == M_PROXY)
                 return;
-        }
         if (gw->idle_timeout)
                 lws_set_timeout(c->cl, PENDING_TIMEOUT_USER_OK, gw->idle_timeout);
         else
@@ -699,6 +795,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         (void)user;
         switch (reason) {
         case LWS_CALLBACK_RAW_ADOPT:
+                if (c) { /* the socket pair to the manager (dial_manager) */
+                        c->up = wsi;
+                        upstream_connected(c);
+                        return 0;
+                }
                 c = g_new0(Conn, 1);
                 c->gw = gw;
                 c->cl = wsi;
@@ -762,7 +863,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                                         lws_rx_flow_control(c->cl, 1);
                                         c->cl_paused = FALSE;
                                 }
-                                if (c->mode == M_WS && c->up_ready)
+                                if (c->mode == M_PROXY && !c->up_answered)
+                                        respond(c, 502, "Bad Gateway", NULL,
+                                                "cannot reach the manager (the gateway's log "
+                                                "says why)");
+                                else if (c->mode == M_WS && c->up_ready)
                                         ws_close(c, 1000, "the console closed");
                                 else if (!c->up_ready && !c->up_failed)
                                         respond(c, 502, "Bad Gateway", NULL,
@@ -1000,7 +1105,7 @@ Gateway *gateway_new(const Config *config, const char *state_dir, const GatewayO
 gboolean gateway_start(Gateway *gw, GError **error)
 {
         gw->nofile = util_raise_nofile();
-        lws_set_log_level(LLL_ERR | LLL_WARN, lws_to_glib);
+        lws_set_log_level(g_getenv("ATRIUM_LWS_DEBUG") ? 0xff : LLL_ERR | LLL_WARN, lws_to_glib);
         gw->thread = g_thread_new("gateway", run, gw);
         g_mutex_lock(&gw->lock);
         while (gw->started == 0)

@@ -80,8 +80,8 @@ static void posted(GObject *source, GAsyncResult *res, gpointer data)
         Batch *b = data;
         Reporter *r = b->r;
         g_autoptr(GError) error = NULL;
-        g_autoptr(GBytes) body = soup_session_send_and_read_finish(SOUP_SESSION(source), res,
-                                                                   &error);
+        g_autoptr(GBytes) answer = soup_session_send_and_read_finish(SOUP_SESSION(source), res,
+                                                                     &error);
         SoupMessage *msg = soup_session_get_async_result_message(SOUP_SESSION(source), res);
         guint status = msg ? soup_message_get_status(msg) : 0;
 
@@ -91,7 +91,7 @@ static void posted(GObject *source, GAsyncResult *res, gpointer data)
                 return;
         }
         r->in_flight = FALSE;
-        if (!error && status == 204) {
+        if (!error && status == 204 && answer) {
                 g_ptr_array_unref(b->sent);
         } else {
                 g_warning("cannot report %u tunnel events to the manager (%s): retrying in 2 s",

@@ -245,6 +245,14 @@ void http_serve(SoupServer *server, SoupServerMessage *msg, const char *path, GH
         req->store = sc->store;
         req->msg = g_object_ref(msg);
         req->address = g_strdup(soup_server_message_get_remote_host(msg));
+        if (!req->address) {
+                /* The local socket (0600, root only) is where this process's gateway relays
+                 * the API to: it names the client, having dropped whatever the client said. */
+                const char *fwd = soup_message_headers_get_one(
+                        soup_server_message_get_request_headers(msg), "X-Forwarded-For");
+                if (fwd && g_hostname_is_ip_address(fwd))
+                        req->address = g_strdup(fwd);
+        }
         req->actor.name = "anonymous";
         req->actor.address = req->address ? req->address : "";
         if (query)
