@@ -14,10 +14,11 @@ PACKAGES := gcc clang libclang-rt-14-dev meson ninja-build pkg-config \
 	glib-networking ca-certificates sqlite3 curl jq python3 procps iproute2 wrk \
 	syslinux syslinux-common mtools dosfstools fdisk cpio kmod qemu-utils qemu-system-x86 \
 	tesseract-ocr tesseract-ocr-eng isolinux xorriso spice-client-gtk gvncviewer libvirt-clients \
-	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system
+	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system \
+	libwebsockets-dev libwebsockets-evlib-uv libuv1-dev openssl chromium websockify
 IMAGE := $(BUILD)/images/atrium-test-desktop.qcow2
 
-.PHONY: all deps build build-fuzz images check demo demo-stop bench install clean
+.PHONY: all deps build build-fuzz images npm check demo demo-stop bench install clean
 
 all: build
 
@@ -46,7 +47,17 @@ $(IMAGE): images/build-test-desktop.sh $(BUILD)/src/atrium-guest
 images: build
 	@$(MAKE) --no-print-directory $(IMAGE)
 
-check: build build-fuzz images
+# npm packages of the browser tests (stock noVNC, playwright-core driving Debian's chromium),
+# pinned by package-lock.json. Node.js comes from the machine, or Debian's nodejs and npm.
+NODE_STAMP := tests/browser/node_modules/.package-lock.json
+$(NODE_STAMP): tests/browser/package-lock.json tests/browser/package.json
+	@command -v npm >/dev/null || scripts/deps.sh nodejs npm
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+npm: $(NODE_STAMP)
+
+check: build build-fuzz images npm
 	@scripts/check.sh $(BUILD) $(FUZZBUILD)
 
 demo: build images

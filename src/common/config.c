@@ -85,6 +85,8 @@ static const ConfigKeyDef keys[] = {
         {"gateway", "listen", CFG_STRING, "0.0.0.0:8443", 0, 0, NULL, FALSE,
          "Address and port of the gateway's one TLS port: portal, API and every console "
          "(HOST:PORT; port 0 picks a free one)."},
+        {"gateway", "plain", CFG_BOOL, "false", 0, 0, NULL, FALSE,
+         "Serve without TLS (benchmarks); refused unless gateway.listen is a loopback address."},
         {"gateway", "tls_cert", CFG_STRING, "", 0, 0, NULL, FALSE,
          "PEM certificate of the gateway; empty: the manager's (all-in-one) or a self-signed "
          "one generated in state_dir/tls. Clients must trust it (remote-viewer checks it)."},

@@ -2,7 +2,7 @@
  *
  * One Conn per accepted client; it owns up to two libwebsockets connections: `cl` (the
  * client's raw TLS socket) and `up` (the console, or the manager for /api). Bytes for each
- * side wait in an lws_buflist; past max_buffer_bytes the other side's reading is paused
+ * side wait in an Out queue; past max_buffer_bytes the other side's reading is paused
  * (lws_rx_flow_control) until half has drained, so a slow reader never grows memory. When one
  * side closes, the other is closed once what it still has to write is written. The Conn goes
  * with the last of the two. Everything here runs on the gateway's thread. */
@@ -30,6 +30,7 @@ typedef enum { M_HEAD, M_WS, M_CONNECT, M_PROXY, M_STATIC } Mode;
 struct _Gateway {
         char *state_dir, *listen_host, *cert, *key, *web_root, *url;
         guint16 port;
+        gboolean plain;
         char *mgr_socket, *mgr_host, *mgr_fp;
         guint16 mgr_port;
         guint8 pk[TICKET_PK_BYTES];
@@ -44,6 +45,8 @@ struct _Gateway {
         GMainContext *main_ctx;
         struct lws_context *ctx;
         struct lws_vhost *vh;
+        GList *conns; /* every Conn, for the idle sweep */
+        uv_timer_t sweep;
         uv_loop_t loop;
         uv_async_t wake; /* gateway_free() stops the loop through it */
         GThread *thread;
@@ -55,12 +58,52 @@ struct _Gateway {
         guint64 tunnels;
 };
 
+/* Bytes waiting for one side: chunks of up to CHUNK_CAP, small writes appended to the last
+ * one, so that a WebSocket frame's header and payload leave in one TLS record. */
+#define CHUNK_CAP (TX_CHUNK + 16)
+
+typedef struct {
+        gsize len, off, cap;
+        guint8 data[];
+} Chunk;
+
+typedef struct {
+        GQueue chunks;
+        gsize total;
+} Out;
+
+static guint8 *out_reserve(Out *o, gsize len)
+{
+        Chunk *t = g_queue_peek_tail(&o->chunks);
+        guint8 *p;
+
+        if (!t || t->cap - t->len < len) {
+                gsize cap = MAX(len, (gsize)CHUNK_CAP);
+                t = g_malloc(sizeof(Chunk) + cap);
+                t->len = t->off = 0;
+                t->cap = cap;
+                g_queue_push_tail(&o->chunks, t);
+        }
+        p = t->data + t->len;
+        t->len += len;
+        o->total += len;
+        return p;
+}
+
+static void out_clear(Out *o)
+{
+        g_queue_clear_full(&o->chunks, g_free);
+        o->total = 0;
+}
+
 typedef struct {
         Gateway *gw;
         struct lws *cl, *up;
         Mode mode;
         GByteArray *in;
-        struct lws_buflist *to_cl, *to_up;
+        Out to_cl, to_up;
+        gint64 last_us; /* last byte either way (the idle sweep) */
+        GList link;     /* in gw->conns */
         gboolean cl_paused, up_paused, close_cl, close_up, up_failed, up_ready, up_answered;
         gboolean tunnel, ws_closing;
         Ticket t;
@@ -111,23 +154,31 @@ static void report(Gateway *gw, GatewayEventKind kind, const Conn *c, const char
 
 /* ---- buffers and flow control ---- */
 
-static void queue(Conn *c, gboolean to_client, const void *buf, gsize len)
+/* Room for len bytes to the client or upstream (the caller fills it), and back-pressure. */
+static guint8 *queue_reserve(Conn *c, gboolean to_client, gsize len)
 {
-        struct lws_buflist **list = to_client ? &c->to_cl : &c->to_up;
+        Out *o = to_client ? &c->to_cl : &c->to_up;
         struct lws *dst = to_client ? c->cl : c->up, *src = to_client ? c->up : c->cl;
         gboolean *paused = to_client ? &c->up_paused : &c->cl_paused;
+        guint8 *p;
 
-        if (!len || !dst)
-                return;
-        if (lws_buflist_append_segment(list, buf, len) < 0) {
-                g_warning("out of memory queueing %zu bytes", len);
-                return;
-        }
+        if (!dst)
+                return NULL;
+        p = out_reserve(o, len);
         lws_callback_on_writable(dst);
-        if (src && !*paused && lws_buflist_total_len(list) > c->gw->max_buffer) {
+        if (src && !*paused && o->total > c->gw->max_buffer) {
                 lws_rx_flow_control(src, 0);
                 *paused = TRUE;
         }
+        return p;
+}
+
+static void queue(Conn *c, gboolean to_client, const void *buf, gsize len)
+{
+        guint8 *p;
+
+        if (len && (p = queue_reserve(c, to_client, len)))
+                memcpy(p, buf, len);
 }
 
 static void queue_text(Conn *c, const char *text)
@@ -135,26 +186,28 @@ static void queue_text(Conn *c, const char *text)
         queue(c, TRUE, text, strlen(text));
 }
 
-/* One chunk from the side's list; resumes the other side's reading once half drained. */
+/* One chunk to the side; resumes the other side's reading once half drained. */
 static int write_side(Conn *c, gboolean client)
 {
-        struct lws_buflist **list = client ? &c->to_cl : &c->to_up;
+        Out *o = client ? &c->to_cl : &c->to_up;
         struct lws *wsi = client ? c->cl : c->up, *src = client ? c->up : c->cl;
         gboolean *paused = client ? &c->up_paused : &c->cl_paused;
-        uint8_t *p = NULL;
-        size_t n = lws_buflist_next_segment_len(list, &p);
+        Chunk *h = g_queue_peek_head(&o->chunks);
 
-        if (n) {
-                size_t m = MIN(n, (size_t)TX_CHUNK);
-                if (lws_write(wsi, p, m, LWS_WRITE_RAW) < (int)m)
+        if (h) {
+                gsize m = MIN(h->len - h->off, (gsize)TX_CHUNK);
+                if (lws_write(wsi, h->data + h->off, m, LWS_WRITE_RAW) < (int)m)
                         return -1;
-                lws_buflist_use_segment(list, m);
+                h->off += m;
+                o->total -= m;
+                if (h->off == h->len)
+                        g_free(g_queue_pop_head(&o->chunks));
         }
-        if (*paused && src && lws_buflist_total_len(list) <= c->gw->max_buffer / 2) {
+        if (*paused && src && o->total <= c->gw->max_buffer / 2) {
                 lws_rx_flow_control(src, 1);
                 *paused = FALSE;
         }
-        if (lws_buflist_total_len(list))
+        if (o->total)
                 lws_callback_on_writable(wsi);
         else if (client ? c->close_cl : c->close_up)
                 return -1;
@@ -172,7 +225,7 @@ static void close_side(Conn *c, gboolean client)
                 c->close_cl = TRUE;
         else
                 c->close_up = TRUE;
-        if (lws_buflist_total_len(client ? &c->to_cl : &c->to_up))
+        if ((client ? &c->to_cl : &c->to_up)->total)
                 lws_callback_on_writable(wsi);
         else
                 lws_set_timeout(wsi, PENDING_TIMEOUT_KILLED_BY_PROXY_CLIENT_CLOSE,
@@ -215,8 +268,9 @@ static void conn_free(Conn *c)
                         g_hash_table_remove(gw->by_user, key);
                 gw->tunnels--;
         }
-        lws_buflist_destroy_all_segments(&c->to_cl);
-        lws_buflist_destroy_all_segments(&c->to_up);
+        out_clear(&c->to_cl);
+        out_clear(&c->to_up);
+        gw->conns = g_list_remove_link(gw->conns, &c->link);
         if (c->in)
                 g_byte_array_unref(c->in);
         sodium_memzero(&c->t, sizeof(c->t));
@@ -539,8 +593,8 @@ static void proxy_api(Conn *c, const GwHead *h)
         }
         if (!upgrade)
                 g_string_append(out, "Connection: close\r\n");
-        g_string_append_printf(out, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: https\r\n\r\n",
-                               c->peer);
+        g_string_append_printf(out, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n\r\n",
+                               c->peer, gw->plain ? "http" : "https");
         if (gw->mgr_socket) {
                 g_autofree char *addr = g_strconcat("+", gw->mgr_socket, NULL);
                 if (!connect_up(c, addr, 0))
@@ -631,9 +685,12 @@ static void ws_send(Conn *c, guint8 opcode, const void *data, gsize len)
 {
         guint8 hdr[10];
         gsize hl = gw_ws_frame_header(opcode, len, hdr);
+        guint8 *p = queue_reserve(c, TRUE, hl + len);
 
-        queue(c, TRUE, hdr, hl);
-        queue(c, TRUE, data, len);
+        if (p) {
+                memcpy(p, hdr, hl);
+                memcpy(p + hl, data, len);
+        }
 }
 
 static void ws_close(Conn *c, guint16 code, const char *why)
@@ -696,8 +753,7 @@ static int client_rx(Conn *c, const guint8 *data, gsize len)
         GwHead h;
         gssize n;
 
-        if (c->tunnel && c->gw->idle_timeout)
-                lws_set_timeout(c->cl, PENDING_TIMEOUT_USER_OK, c->gw->idle_timeout);
+        c->last_us = g_get_monotonic_time();
         switch (c->mode) {
         case M_HEAD:
                 break;
@@ -745,8 +801,7 @@ static int client_rx(Conn *c, const guint8 *data, gsize len)
 static void upstream_rx(Conn *c, const guint8 *data, gsize len)
 {
         c->up_answered = TRUE;
-        if (c->tunnel && c->gw->idle_timeout && c->cl)
-                lws_set_timeout(c->cl, PENDING_TIMEOUT_USER_OK, c->gw->idle_timeout);
+        c->last_us = g_get_monotonic_time();
         c->bytes_out += c->mode == M_PROXY ? 0 : len;
         if (c->mode == M_WS)
                 ws_send(c, GW_WS_BINARY, data, len);
@@ -756,18 +811,14 @@ static void upstream_rx(Conn *c, const guint8 *data, gsize len)
 
 static void upstream_connected(Conn *c)
 {
-        Gateway *gw = c->gw;
-
         c->up_ready = TRUE;
-        if (lws_buflist_total_len(&c->to_up))
+        if (c->to_up.total)
                 lws_callback_on_writable(c->up);
-
         if (c->mode == M_PROXY)
                 return;
-        if (gw->idle_timeout)
-                lws_set_timeout(c->cl, PENDING_TIMEOUT_USER_OK, gw->idle_timeout);
-        else
-                lws_set_timeout(c->cl, NO_PENDING_TIMEOUT, 0);
+        /* the handshake is over: from now on the idle sweep watches it */
+        lws_set_timeout(c->cl, NO_PENDING_TIMEOUT, 0);
+        c->last_us = g_get_monotonic_time();
         if (c->mode == M_CONNECT) {
                 queue_text(c, "HTTP/1.0 200 Connection established\r\n\r\n");
                 return;
@@ -804,6 +855,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                 c->gw = gw;
                 c->cl = wsi;
                 c->in = g_byte_array_new();
+                c->link.data = c;
+                gw->conns = g_list_concat(&c->link, gw->conns);
                 lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
                 lws_set_opaque_user_data(wsi, c);
                 lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, gw->handshake_timeout);
@@ -830,7 +883,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                        c->peer, in ? (const char *)in : "connection failed");
                 lws_set_opaque_user_data(wsi, NULL);
                 c->up = NULL;
-                lws_buflist_destroy_all_segments(&c->to_up);
+                out_clear(&c->to_up);
                 if (!c->up_failed) {
                         c->up_failed = TRUE;
                         c->close_up = FALSE;
@@ -847,7 +900,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                 lws_set_opaque_user_data(wsi, NULL);
                 if (client) {
                         c->cl = NULL;
-                        lws_buflist_destroy_all_segments(&c->to_cl);
+                        out_clear(&c->to_cl);
                         if (c->up) {
                                 if (c->up_paused) {
                                         lws_rx_flow_control(c->up, 1);
@@ -857,7 +910,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                         }
                 } else {
                         c->up = NULL;
-                        lws_buflist_destroy_all_segments(&c->to_up);
+                        out_clear(&c->to_up);
                         if (c->cl) {
                                 if (c->cl_paused) {
                                         lws_rx_flow_control(c->cl, 1);
@@ -903,6 +956,24 @@ static void lws_to_glib(int level, const char *line)
                 g_debug("libwebsockets: %s", s);
 }
 
+/* Tunnels that carried no byte for idle_timeout are closed: one pass over the connections
+ * every few seconds instead of a timer reset on every read. */
+static void on_sweep(uv_timer_t *t)
+{
+        Gateway *gw = t->data;
+        gint64 limit = g_get_monotonic_time() - (gint64)gw->idle_timeout * G_USEC_PER_SEC;
+
+        for (GList *l = gw->conns; l; l = l->next) {
+                Conn *c = l->data;
+                if (c->tunnel && c->cl && c->last_us && c->last_us < limit) {
+                        g_info("closing an idle %s tunnel from %s (gateway.idle_timeout)",
+                               c->mode == M_CONNECT ? "CONNECT" : "WebSocket", c->peer);
+                        c->last_us = 0;
+                        lws_set_timeout(c->cl, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+                }
+        }
+}
+
 static void on_wake(uv_async_t *h)
 {
         Gateway *gw = h->data;
@@ -922,6 +993,12 @@ static gpointer run(gpointer data)
         uv_loop_init(&gw->loop);
         uv_async_init(&gw->loop, &gw->wake, on_wake);
         gw->wake.data = gw;
+        uv_timer_init(&gw->loop, &gw->sweep);
+        gw->sweep.data = gw;
+        {
+                guint64 every = (guint64)CLAMP(gw->idle_timeout / 4, 1, 60) * 1000;
+                uv_timer_start(&gw->sweep, on_sweep, every, every);
+        }
         memset(&info, 0, sizeof(info));
         info.foreign_loops = loops;
         info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
@@ -945,8 +1022,8 @@ static gpointer run(gpointer data)
                                      ? NULL
                                      : gw->listen_host;
                 info.protocols = protocols;
-                info.ssl_cert_filepath = gw->cert;
-                info.ssl_private_key_filepath = gw->key;
+                info.ssl_cert_filepath = gw->plain ? NULL : gw->cert;
+                info.ssl_private_key_filepath = gw->plain ? NULL : gw->key;
                 info.alpn = "http/1.1";
                 info.listen_accept_role = "raw-skt";
                 info.listen_accept_protocol = "atrium-gateway";
@@ -966,6 +1043,7 @@ static gpointer run(gpointer data)
                 g_mutex_unlock(&gw->lock);
                 if (ctx)
                         lws_context_destroy(ctx);
+                uv_close((uv_handle_t *)&gw->sweep, NULL);
                 uv_close((uv_handle_t *)&gw->wake, NULL);
                 uv_run(&gw->loop, UV_RUN_DEFAULT);
                 uv_loop_close(&gw->loop);
@@ -979,6 +1057,7 @@ static gpointer run(gpointer data)
         g_mutex_unlock(&gw->lock);
         uv_run(&gw->loop, UV_RUN_DEFAULT);
         lws_context_destroy(ctx);
+        uv_close((uv_handle_t *)&gw->sweep, NULL);
         uv_close((uv_handle_t *)&gw->wake, NULL);
         uv_run(&gw->loop, UV_RUN_DEFAULT); /* until lws has closed its handles */
         if (uv_loop_close(&gw->loop) != 0)
@@ -1045,6 +1124,14 @@ Gateway *gateway_new(const Config *config, const char *state_dir, const GatewayO
         if (!cert[0] != !key[0]) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                             "set both gateway.tls_cert and gateway.tls_key, or neither");
+                return NULL;
+        }
+        gw->plain = config_get_bool(config, "gateway", "plain");
+        if (gw->plain && !util_addr_is_loopback(gw->listen_host)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "gateway.plain is only allowed when gateway.listen is a loopback "
+                            "address, not '%s'",
+                            gw->listen_host);
                 return NULL;
         }
         if (cert[0]) {
@@ -1116,7 +1203,8 @@ gboolean gateway_start(Gateway *gw, GError **error)
                 g_propagate_error(error, g_steal_pointer(&gw->start_error));
                 return FALSE;
         }
-        gw->url = g_strdup_printf("https://%s%s%s:%u", strchr(gw->listen_host, ':') ? "[" : "",
+        gw->url = g_strdup_printf("%s://%s%s%s:%u", gw->plain ? "http" : "https",
+                                  strchr(gw->listen_host, ':') ? "[" : "",
                                   g_str_equal(gw->listen_host, "0.0.0.0") ? "127.0.0.1"
                                                                           : gw->listen_host,
                                   strchr(gw->listen_host, ':') ? "]" : "", gw->port);

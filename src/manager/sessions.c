@@ -309,6 +309,8 @@ void sessions_gateway_event(Store *st, JsonObject *ev, const char *gateway)
         const char *peer = json_object_get_string_member_with_default(ev, "peer", "");
         gint64 desktop = json_object_get_int_member_with_default(ev, "desktop", 0);
         g_autofree char *detail = NULL, *who = g_strdup_printf("gateway %s", gateway);
+        g_autoptr(JsonObject) row = NULL;
+        const char *name = "";
         Actor actor = {who, 0, peer};
 
         if (g_str_equal(kind, "refused")) {
@@ -321,11 +323,16 @@ void sessions_gateway_event(Store *st, JsonObject *ev, const char *gateway)
         }
         if (desktop <= 0)
                 return;
+        if (g_str_equal(kind, "open") || g_str_equal(kind, "close")) {
+                g_autofree char *sid = util_id_text(desktop);
+                row = store_get(st, resource_by_kind("desktop"), sid, 0, NULL);
+                name = row ? str(row, "name") : "";
+        }
         if (g_str_equal(kind, "open")) {
                 if (tunnels_add(desktop, 1) != 1)
                         return;
                 detail = g_strdup_printf("%s tunnel from %s", via, peer);
-                store_event_add(st, &actor, "console_connected", "desktop", desktop, "", detail,
+                store_event_add(st, &actor, "console_connected", "desktop", desktop, name, detail,
                                 NULL);
                 sessions_follow(st, desktop, &actor, TRUE);
         } else if (g_str_equal(kind, "close")) {
@@ -337,8 +344,8 @@ void sessions_gateway_event(Store *st, JsonObject *ev, const char *gateway)
                         via, peer, json_object_get_int_member_with_default(ev, "duration_ms", 0) / 1000,
                         json_object_get_int_member_with_default(ev, "bytes_in", 0),
                         json_object_get_int_member_with_default(ev, "bytes_out", 0));
-                store_event_add(st, &actor, "console_disconnected", "desktop", desktop, "", detail,
-                                NULL);
+                store_event_add(st, &actor, "console_disconnected", "desktop", desktop, name,
+                                detail, NULL);
                 sessions_follow(st, desktop, &actor, FALSE);
         }
 }

@@ -144,9 +144,9 @@ ok_again() { [ "$($GWC ws "$GW" "$TL")" = "HTTP/1.1 101 Switching Protocols prot
 check "once they closed, the ticket opens tunnels again" wait_for 10 ok_again
 BIG=$(python3 -c 'print(("GET / HTTP/1.1\r\n" + "X-Filler: " + "a" * 3000 + "\r\n\r\n").encode().hex())')
 like "a request head over max_header_bytes: 400" "$($GWC raw "$GW" "$BIG")" "HTTP/1.1 400 Bad Request: request head too long"
-like "bytes that are not HTTP: 400" "$($GWC raw "$GW" "$(printf 'SSH-2.0-OpenSSH\r\n\r\n' | xxd -p | tr -d '\n')")" "HTTP/1.1 400 Bad Request"
+like "bytes that are not HTTP: 400" "$($GWC raw "$GW" "$(python3 -c 'print(b"SSH-2.0-OpenSSH\r\n\r\n".hex())')")" "HTTP/1.1 400 Bad Request"
 like "a client that sends nothing is closed after handshake_timeout" "$($GWC idle "$GW")" "closed after 3 s"
-like "... and one that never finishes its head too" "$($GWC idle "$GW" "$(printf 'GET / HTTP/1.1\r\n' | xxd -p)")" "closed after 3 s"
+like "... and one that never finishes its head too" "$($GWC idle "$GW" "$(python3 -c 'print(b"GET / HTTP/1.1\r\n".hex())')")" "closed after 3 s"
 like "a WebSocket frame over max_frame_bytes: closed (1002)" "$($GWC frame "$GW" "$TK" 82ff0000000000020000aabbccdd)" \
         "close 1002: WebSocket frame larger than the gateway accepts"
 like "an unmasked client frame: closed (1002)" "$($GWC frame "$GW" "$TK" 820161)" "close 1002: unmasked WebSocket frame"
