@@ -71,6 +71,7 @@ bench: build
 	@bench/agent/run.sh $(BUILD)
 	@bench/pools/run.sh $(BUILD)
 	@bench/broker/run.sh $(BUILD)
+	@bench/gateway/run.sh $(BUILD)
 
 install: build
 	meson install -C $(BUILD)

@@ -62,6 +62,7 @@ else
         fi
 fi
 url=$(cat "$state/manager.url")
+gw=$(cat "$state/gateway.url" 2>/dev/null || echo "(not running: see $logdir/atriumd.log)")
 
 # The host agent: this machine joins as host 'local' (root only: it drives the system libvirt).
 # A demo guest from the test desktop image is started on it.
@@ -143,7 +144,8 @@ fi
 cat <<TXT
 
 Atrium is running.
-  REST API:   $url/api/v1   (OpenAPI: $url/api/v1/openapi.json)
+  Gateway:    $gw   (the one public port: API, consoles; the portal comes next)
+  REST API:   $url/api/v1   (OpenAPI: $url/api/v1/openapi.json; or through the gateway)
   Log:        $logdir/atriumd.log
   State:      $state
   TLS cert:   $state/tls/cert.pem (self-signed; hand it to clients with --ca)
@@ -156,8 +158,12 @@ else
 fi
 cat <<TXT
 
-Log in with the CLI:
-  $atrium login $url --ca $state/tls/cert.pem
+Log in with the CLI (through the gateway):
+  $atrium login $gw --ca $state/tls/cert.pem
   $atrium pool show office
+Connect as the demo user, with remote-viewer through the gateway:
+  $atrium login $gw --user demo --ca $state/tls/cert.pem
+  cp $state/tls/cert.pem /usr/local/share/ca-certificates/atrium.crt && update-ca-certificates
+  $atrium --json pool connect office | jq -r .vv > office.vv && remote-viewer office.vv
 Stop:  make demo-stop
 TXT

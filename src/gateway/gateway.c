@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define TX_CHUNK 65536
+#define TX_CHUNK 262144
 #define MAX_TICKET_PARAM 2048
 
 typedef enum { M_HEAD, M_WS, M_CONNECT, M_PROXY, M_STATIC } Mode;
@@ -58,9 +58,10 @@ struct _Gateway {
         guint64 tunnels;
 };
 
-/* Bytes waiting for one side: chunks of up to CHUNK_CAP, small writes appended to the last
- * one, so that a WebSocket frame's header and payload leave in one TLS record. */
-#define CHUNK_CAP (TX_CHUNK + 16)
+/* Bytes waiting for one side: one chunk per read (a WebSocket frame's header and payload
+ * together, so they leave in one TLS record), small ones appended to the last chunk when it
+ * has room (chunks hold at least CHUNK_MIN). */
+#define CHUNK_MIN 16384
 
 typedef struct {
         gsize len, off, cap;
@@ -78,7 +79,7 @@ static guint8 *out_reserve(Out *o, gsize len)
         guint8 *p;
 
         if (!t || t->cap - t->len < len) {
-                gsize cap = MAX(len, (gsize)CHUNK_CAP);
+                gsize cap = MAX(len, (gsize)CHUNK_MIN);
                 t = g_malloc(sizeof(Chunk) + cap);
                 t->len = t->off = 0;
                 t->cap = cap;
@@ -940,7 +941,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-        {"atrium-gateway", callback, 0, 65536, 0, NULL, TX_CHUNK},
+        {"atrium-gateway", callback, 0, TX_CHUNK, 0, NULL, TX_CHUNK},
         {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -1006,7 +1007,7 @@ static gpointer run(gpointer data)
                        LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
         info.user = gw;
         info.fd_limit_per_thread = (unsigned int)MIN(gw->nofile, 1000000);
-        info.pt_serv_buf_size = 65536;
+        info.pt_serv_buf_size = TX_CHUNK;
         info.timeout_secs = (unsigned int)gw->handshake_timeout;
         info.connect_timeout_secs = 10;
         ctx = lws_create_context(&info);
