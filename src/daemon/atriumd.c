@@ -122,16 +122,18 @@ static Gateway *start_gateway(Daemon *d, Config *config, const char *state_dir, 
                         g_autofree char *dir = g_build_filename(state_dir, "tls", NULL);
                         if (!tls_ensure_self_signed(dir, error))
                                 return NULL;
-                        o.default_cert = dcert = g_build_filename(state_dir, "tls", "cert.pem", NULL);
+                        o.default_cert = dcert =
+                                g_build_filename(state_dir, "tls", "cert.pem", NULL);
                         o.default_key = dkey = g_build_filename(state_dir, "tls", "key.pem", NULL);
                 }
         } else {
-                url = managers && managers[0] ? g_strdup(managers[0])
-                                              : first_word(config_get_string(config, "gateway",
-                                                                             "manager"));
-                fp = g_strdup(fingerprint && fingerprint[0]
-                                      ? fingerprint
-                                      : config_get_string(config, "gateway", "manager_fingerprint"));
+                url = managers && managers[0]
+                              ? g_strdup(managers[0])
+                              : first_word(config_get_string(config, "gateway", "manager"));
+                fp = g_strdup(
+                        fingerprint && fingerprint[0]
+                                ? fingerprint
+                                : config_get_string(config, "gateway", "manager_fingerprint"));
                 if (!url[0]) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                                     "a gateway on its own needs the manager's URL: --manager URL "
@@ -176,8 +178,8 @@ static Agent *start_agent(Daemon *d, Config *config, const char *state_dir, char
         if (!a)
                 return NULL;
         if (!managers || !managers[0]) {
-                conf_managers = g_strsplit_set(config_get_string(config, "agent", "manager"),
-                                               ", ", -1);
+                conf_managers =
+                        g_strsplit_set(config_get_string(config, "agent", "manager"), ", ", -1);
                 GStrvBuilder *b = g_strv_builder_new();
                 for (char **m = conf_managers; *m; m++)
                         if (**m)
@@ -353,8 +355,7 @@ int main(int argc, char **argv)
                 }
         }
         if (run_gateway) {
-                gateway = start_gateway(&d, config, state_dir_used, managers, fingerprint,
-                                        &error);
+                gateway = start_gateway(&d, config, state_dir_used, managers, fingerprint, &error);
                 if (!gateway) {
                         fprintf(stderr, "atriumd: gateway: %s\n", error->message);
                         g_clear_pointer(&mgr, manager_free);
@@ -366,9 +367,9 @@ int main(int argc, char **argv)
         g_unix_signal_add(SIGTERM, on_term, &d);
         g_unix_signal_add(SIGINT, on_term, &d);
         g_unix_signal_add(SIGHUP, on_hup, &d);
-        g_info("atriumd %s started (pid %d, state %s, roles:%s%s%s)", ATRIUM_VERSION,
-               (int)getpid(), state_dir_used, run_manager ? " manager" : "",
-               run_gateway ? " gateway" : "", run_agent ? " agent" : "");
+        g_info("atriumd %s started (pid %d, state %s, roles:%s%s%s)", ATRIUM_VERSION, (int)getpid(),
+               state_dir_used, run_manager ? " manager" : "", run_gateway ? " gateway" : "",
+               run_agent ? " agent" : "");
         g_main_loop_run(d.loop);
         g_clear_pointer(&gateway, gateway_free);
         g_clear_pointer(&d.reporter, reporter_free);

@@ -234,8 +234,7 @@ static void close_side(Conn *c, gboolean client)
 }
 
 /* An HTTP answer with a text body; the connection closes after it. */
-static void respond(Conn *c, int status, const char *reason, const char *extra,
-                    const char *body)
+static void respond(Conn *c, int status, const char *reason, const char *extra, const char *body)
 {
         g_autofree char *text = g_strdup_printf(
                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -325,7 +324,8 @@ static gboolean admit(Conn *c, const char *text, const char *want_host, guint16 
         if (n_ticket >= gw->per_ticket || n_user >= gw->per_user) {
                 refuse(c, 429, "Too Many Requests",
                        n_ticket >= gw->per_ticket
-                               ? "too many tunnels open with this ticket (gateway.tunnels_per_ticket)"
+                               ? "too many tunnels open with this ticket "
+                                 "(gateway.tunnels_per_ticket)"
                                : "too many tunnels open for this user (gateway.tunnels_per_user)");
                 return FALSE;
         }
@@ -336,8 +336,7 @@ static gboolean admit(Conn *c, const char *text, const char *want_host, guint16 
                 return FALSE;
         }
         g_hash_table_insert(gw->by_nonce, g_strdup(c->t.nonce), GUINT_TO_POINTER(n_ticket + 1));
-        g_hash_table_insert(gw->by_user, GINT_TO_POINTER(c->t.user),
-                            GUINT_TO_POINTER(n_user + 1));
+        g_hash_table_insert(gw->by_user, GINT_TO_POINTER(c->t.user), GUINT_TO_POINTER(n_user + 1));
         c->tunnel = TRUE;
         gw->tunnels++;
         c->opened_us = g_get_monotonic_time();
@@ -470,8 +469,8 @@ static void dial_free(Dial *d)
         g_free(d);
 }
 
-static gboolean dial_accept(GTlsConnection *conn, GTlsCertificate *cert, GTlsCertificateFlags errors,
-                            gpointer data)
+static gboolean dial_accept(GTlsConnection *conn, GTlsCertificate *cert,
+                            GTlsCertificateFlags errors, gpointer data)
 {
         Dial *d = data;
         g_autoptr(GByteArray) der = NULL;
@@ -594,8 +593,8 @@ static void proxy_api(Conn *c, const GwHead *h)
         }
         if (!upgrade)
                 g_string_append(out, "Connection: close\r\n");
-        g_string_append_printf(out, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n\r\n",
-                               c->peer, gw->plain ? "http" : "https");
+        g_string_append_printf(out, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n\r\n", c->peer,
+                               gw->plain ? "http" : "https");
         if (gw->mgr_socket) {
                 g_autofree char *addr = g_strconcat("+", gw->mgr_socket, NULL);
                 if (!connect_up(c, addr, 0))
@@ -606,8 +605,7 @@ static void proxy_api(Conn *c, const GwHead *h)
         queue(c, FALSE, out->str, out->len);
 }
 
-static void open_console(Conn *c, const char *ticket_text, const char *want_host,
-                         guint16 want_port)
+static void open_console(Conn *c, const char *ticket_text, const char *want_host, guint16 want_port)
 {
         if (!admit(c, ticket_text, want_host, want_port))
                 return;
@@ -647,8 +645,8 @@ static void handle_websocket(Conn *c, const GwHead *h)
                         "not a WebSocket version 13 handshake");
                 return;
         }
-        c->ws_binary_proto = gw_header_has_token(gw_head_get(h, "Sec-WebSocket-Protocol"),
-                                                 "binary");
+        c->ws_binary_proto =
+                gw_header_has_token(gw_head_get(h, "Sec-WebSocket-Protocol"), "binary");
         open_console(c, ticket_text, NULL, 0);
 }
 
@@ -715,8 +713,7 @@ static void ws_rx(Conn *c)
         while (c->in->len && !c->ws_closing) {
                 g_autoptr(GError) error = NULL;
                 GwFrame f;
-                gssize n = gw_ws_frame_parse(c->in->data, c->in->len, c->gw->max_frame, &f,
-                                             &error);
+                gssize n = gw_ws_frame_parse(c->in->data, c->in->len, c->gw->max_frame, &f, &error);
                 guint8 *payload;
 
                 if (n == 0)
@@ -879,9 +876,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
                 if (!c)
                         return 0;
-                g_info("cannot reach %s for %s: %s", c->mode == M_PROXY ? "the manager"
-                                                                        : "the console",
-                       c->peer, in ? (const char *)in : "connection failed");
+                g_info("cannot reach %s for %s: %s",
+                       c->mode == M_PROXY ? "the manager" : "the console", c->peer,
+                       in ? (const char *)in : "connection failed");
                 lws_set_opaque_user_data(wsi, NULL);
                 c->up = NULL;
                 out_clear(&c->to_up);
@@ -1029,8 +1026,8 @@ static gpointer run(gpointer data)
                 info.listen_accept_role = "raw-skt";
                 info.listen_accept_protocol = "atrium-gateway";
                 info.ssl_cipher_list = "ECDHE+AESGCM:ECDHE+CHACHA20";
-                info.tls1_3_plus_cipher_list =
-                        "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+                info.tls1_3_plus_cipher_list = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_"
+                                               "CHACHA20_POLY1305_SHA256";
                 vh = lws_create_vhost(ctx, &info);
         }
         g_mutex_lock(&gw->lock);
@@ -1117,8 +1114,8 @@ Gateway *gateway_new(const Config *config, const char *state_dir, const GatewayO
         gw->by_nonce = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         gw->by_user = g_hash_table_new(g_direct_hash, g_direct_equal);
         gw->state_dir = g_strdup(state_dir);
-        if (!util_split_hostport(config_get_string(config, "gateway", "listen"),
-                                 &gw->listen_host, &gw->port, error)) {
+        if (!util_split_hostport(config_get_string(config, "gateway", "listen"), &gw->listen_host,
+                                 &gw->port, error)) {
                 g_prefix_error(error, "gateway.listen: ");
                 return NULL;
         }
@@ -1209,8 +1206,9 @@ gboolean gateway_start(Gateway *gw, GError **error)
                                   g_str_equal(gw->listen_host, "0.0.0.0") ? "127.0.0.1"
                                                                           : gw->listen_host,
                                   strchr(gw->listen_host, ':') ? "]" : "", gw->port);
-        g_info("gateway listening on %s (portal, API and consoles; open-file limit %" G_GUINT64_FORMAT
-               ": at most %" G_GUINT64_FORMAT " console tunnels; clients trust %s)",
+        g_info("gateway listening on %s (portal, API and consoles; open-file limit "
+               "%" G_GUINT64_FORMAT ": at most %" G_GUINT64_FORMAT
+               " console tunnels; clients trust %s)",
                gw->url, gw->nofile, gw->nofile > 64 ? (gw->nofile - 64) / 2 : 0, gw->cert);
         return TRUE;
 }

@@ -25,13 +25,13 @@ typedef enum {
 
 typedef struct {
         GatewayEventKind kind;
-        gboolean has_ticket;  /* t holds a verified ticket */
+        gboolean has_ticket; /* t holds a verified ticket */
         Ticket t;
-        char via[12];         /* "websocket" or "connect" */
-        char peer[64];        /* client address */
-        char reason[200];     /* GATEWAY_REFUSED: why */
-        guint64 bytes_in;     /* client to console, GATEWAY_CLOSE */
-        guint64 bytes_out;    /* console to client */
+        char via[12];      /* "websocket" or "connect" */
+        char peer[64];     /* client address */
+        char reason[200];  /* GATEWAY_REFUSED: why */
+        guint64 bytes_in;  /* client to console, GATEWAY_CLOSE */
+        guint64 bytes_out; /* console to client */
         gint64 duration_ms;
 } GatewayEvent;
 
@@ -42,7 +42,7 @@ typedef struct {
         const char *manager_url;    /* else: the manager's https URL */
         const char *manager_fingerprint;
         const char *default_cert, *default_key; /* used when gateway.tls_cert is empty */
-        GatewayReportFunc report;   /* called on the thread-default main context at new() */
+        GatewayReportFunc report; /* called on the thread-default main context at new() */
         gpointer report_data;
 } GatewayOptions;
 

@@ -276,8 +276,7 @@ gboolean gw_ws_accept(const char *key, char *out, gsize cap)
         return TRUE;
 }
 
-gssize gw_ws_frame_parse(guint8 *buf, gsize len, guint64 max_payload, GwFrame *out,
-                         GError **error)
+gssize gw_ws_frame_parse(guint8 *buf, gsize len, guint64 max_payload, GwFrame *out, GError **error)
 {
         gsize hl = 2;
         guint64 plen;

@@ -57,7 +57,7 @@ enum {
 typedef struct {
         guint8 opcode;
         gboolean fin;
-        gsize header_len;  /* bytes before the payload */
+        gsize header_len; /* bytes before the payload */
         guint64 payload_len;
 } GwFrame;
 
@@ -66,8 +66,7 @@ typedef struct {
  * bytes are needed; -1 with error for a protocol violation (unmasked client frame, reserved
  * bits or opcodes, a control frame that is fragmented or longer than 125 bytes, a payload
  * longer than max_payload). */
-gssize gw_ws_frame_parse(guint8 *buf, gsize len, guint64 max_payload, GwFrame *out,
-                         GError **error);
+gssize gw_ws_frame_parse(guint8 *buf, gsize len, guint64 max_payload, GwFrame *out, GError **error);
 /* Writes a server frame header (FIN set, no mask) for a payload of len bytes into out (at
  * least 10 bytes); returns its length. */
 gsize gw_ws_frame_header(guint8 opcode, guint64 len, guint8 *out);

@@ -80,8 +80,8 @@ static void posted(GObject *source, GAsyncResult *res, gpointer data)
         Batch *b = data;
         Reporter *r = b->r;
         g_autoptr(GError) error = NULL;
-        g_autoptr(GBytes) answer = soup_session_send_and_read_finish(SOUP_SESSION(source), res,
-                                                                     &error);
+        g_autoptr(GBytes) answer =
+                soup_session_send_and_read_finish(SOUP_SESSION(source), res, &error);
         SoupMessage *msg = soup_session_get_async_result_message(SOUP_SESSION(source), res);
         guint status = msg ? soup_message_get_status(msg) : 0;
 
@@ -95,13 +95,14 @@ static void posted(GObject *source, GAsyncResult *res, gpointer data)
                 g_ptr_array_unref(b->sent);
         } else {
                 g_warning("cannot report %u tunnel events to the manager (%s): retrying in 2 s",
-                          b->sent->len, error ? error->message : soup_message_get_reason_phrase(msg));
+                          b->sent->len,
+                          error ? error->message : soup_message_get_reason_phrase(msg));
                 if (status == 401 || status == 400) { /* retrying will not help */
                         g_ptr_array_unref(b->sent);
                 } else {
                         for (guint i = b->sent->len; i > 0; i--)
-                                g_queue_push_head(&r->queue,
-                                                  json_object_ref(g_ptr_array_index(b->sent, i - 1)));
+                                g_queue_push_head(&r->queue, json_object_ref(g_ptr_array_index(
+                                                                     b->sent, i - 1)));
                         g_ptr_array_unref(b->sent);
                 }
                 g_free(b);
@@ -139,8 +140,8 @@ static void flush(Reporter *r)
         text = json_to_string(node, FALSE);
         bytes = g_bytes_new_take(text, strlen(text));
         msg = soup_message_new("POST", r->url);
-        soup_message_headers_replace(soup_message_get_request_headers(msg),
-                                     "X-Atrium-Gateway-Key", r->key);
+        soup_message_headers_replace(soup_message_get_request_headers(msg), "X-Atrium-Gateway-Key",
+                                     r->key);
         soup_message_set_request_body_from_bytes(msg, "application/json", bytes);
         g_signal_connect(msg, "accept-certificate", G_CALLBACK(accept_cert), r);
         r->in_flight = TRUE;
@@ -160,8 +161,8 @@ Reporter *reporter_new(const char *manager_url, const char *fingerprint, const c
         r->fingerprint = g_strdup(fingerprint ? fingerprint : "");
         r->key = g_strdup(key);
         r->name = g_strdup(name);
-        r->session = soup_session_new_with_options("timeout", 30, "user-agent", "atrium-gateway",
-                                                   NULL);
+        r->session =
+                soup_session_new_with_options("timeout", 30, "user-agent", "atrium-gateway", NULL);
         r->cancel = g_cancellable_new();
         g_queue_init(&r->queue);
         return r;

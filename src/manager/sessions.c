@@ -258,7 +258,8 @@ void sessions_console_opened(Store *st, gint64 desktop_id, const Actor *actor)
 void sessions_follow(Store *st, gint64 desktop_id, const Actor *actor, gboolean connected)
 {
         const Resource *sessions = resource_by_kind("session");
-        g_autoptr(GHashTable) filters = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+        g_autoptr(GHashTable) filters =
+                g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
         g_autoptr(JsonArray) rows = NULL;
         const char *want = connected ? "connected" : "disconnected";
 
@@ -341,7 +342,8 @@ void sessions_gateway_event(Store *st, JsonObject *ev, const char *gateway)
                 detail = g_strdup_printf(
                         "last %s tunnel from %s closed after %" G_GINT64_FORMAT
                         " s (%" G_GINT64_FORMAT " bytes in, %" G_GINT64_FORMAT " out)",
-                        via, peer, json_object_get_int_member_with_default(ev, "duration_ms", 0) / 1000,
+                        via, peer,
+                        json_object_get_int_member_with_default(ev, "duration_ms", 0) / 1000,
                         json_object_get_int_member_with_default(ev, "bytes_in", 0),
                         json_object_get_int_member_with_default(ev, "bytes_out", 0));
                 store_event_add(st, &actor, "console_disconnected", "desktop", desktop, name,
@@ -368,7 +370,8 @@ void api_gateway_events(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        if (!events || !JSON_NODE_HOLDS_ARRAY(events) || !util_text_valid("gateway", name, 64, &error)) {
+        if (!events || !JSON_NODE_HOLDS_ARRAY(events) ||
+            !util_text_valid("gateway", name, 64, &error)) {
                 if (!error)
                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                                     "'events' must be an array of tunnel reports");

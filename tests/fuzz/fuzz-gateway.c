@@ -26,8 +26,8 @@ static void head(const uint8_t *data, size_t size)
                 char host[256], path[512];
                 guint16 port;
                 g_autofree char *ticket = gw_query_param(h.target, "ticket", 2048);
-                g_autofree char *pw = gw_basic_password(gw_head_get(&h, "Proxy-Authorization"),
-                                                        2048);
+                g_autofree char *pw =
+                        gw_basic_password(gw_head_get(&h, "Proxy-Authorization"), 2048);
                 if (h.method < buf || h.target >= buf + n || h.n_headers > GW_MAX_HEADERS)
                         __builtin_trap();
                 if (ticket && strlen(ticket) > 2048)

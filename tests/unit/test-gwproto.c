@@ -14,14 +14,14 @@ static const char *const heads[] = {
          "leftover"),
         "CONNECT [fd00::5]:5901 HTTP/1.1\r\n\r\n",
         "GET / HTTP/1.1\nHost: bare-newlines\n\n",
-        "GET /index.html HTTP/1.1\r\nHost: x\r\n",           /* incomplete */
-        "GET /a HTTP/2.0\r\n\r\n",                            /* not HTTP/1.x */
-        "GET  /a HTTP/1.1\r\n\r\n",                           /* empty target */
-        "G(T /a HTTP/1.1\r\n\r\n",                            /* bad method */
-        "GET /a HTTP/1.1\r\nBad Name: x\r\n\r\n",             /* bad header name */
-        "GET /a HTTP/1.1\r\n folded\r\n\r\n",                 /* folded line */
-        "GET /a HTTP/1.1\r\nNoColon\r\n\r\n",                 /* no colon */
-        "GET /a\x01 HTTP/1.1\r\n\r\n",                        /* control character */
+        "GET /index.html HTTP/1.1\r\nHost: x\r\n", /* incomplete */
+        "GET /a HTTP/2.0\r\n\r\n",                 /* not HTTP/1.x */
+        "GET  /a HTTP/1.1\r\n\r\n",                /* empty target */
+        "G(T /a HTTP/1.1\r\n\r\n",                 /* bad method */
+        "GET /a HTTP/1.1\r\nBad Name: x\r\n\r\n",  /* bad header name */
+        "GET /a HTTP/1.1\r\n folded\r\n\r\n",      /* folded line */
+        "GET /a HTTP/1.1\r\nNoColon\r\n\r\n",      /* no colon */
+        "GET /a\x01 HTTP/1.1\r\n\r\n",             /* control character */
         "GET /a HTTP/1.1\r\nX:  spaced value  \r\n\r\n",
 };
 
@@ -57,7 +57,8 @@ static void test_golden(void)
         {
                 GString *big = g_string_new("GET / HTTP/1.1\r\n");
                 while (big->len < 2000)
-                        g_string_append(big, "X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+                        g_string_append(big,
+                                        "X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
                 print_head(out, big->str); /* longer than the 1024 allowed, incomplete */
                 g_string_append(big, "\r\n");
                 print_head(out, big->str); /* and complete */
@@ -75,9 +76,14 @@ static void test_golden(void)
         g_string_append(out, "query parameters\n");
         {
                 static const char *const targets[] = {
-                        "/console?ticket=atk1.a-b_c.d", "/console?x=1&ticket=a%2Eb+c",
-                        "/console?ticket=", "/console", "/console?tickets=1",
-                        "/console?ticket=%zz", "/console?ticket=%00x", "/console?ticket=a#frag",
+                        "/console?ticket=atk1.a-b_c.d",
+                        "/console?x=1&ticket=a%2Eb+c",
+                        "/console?ticket=",
+                        "/console",
+                        "/console?tickets=1",
+                        "/console?ticket=%zz",
+                        "/console?ticket=%00x",
+                        "/console?ticket=a#frag",
                         "/console?ticket=0123456789abcdefX",
                 };
                 for (gsize i = 0; i < G_N_ELEMENTS(targets); i++) {
@@ -90,14 +96,19 @@ static void test_golden(void)
         g_string_append(out, "basic credentials\n");
         {
                 static const char *const values[] = {
-                        "Basic dGlja2V0OmF0azEuWFla", "basic dXNlcjpwYXNzOndpdGg6Y29sb25z",
-                        "Basic bm9jb2xvbg==", "Bearer dGlja2V0OmF0azEuWFla", "Basic !!!",
-                        "Basic dTp4AHk=", "Basic ", NULL,
+                        "Basic dGlja2V0OmF0azEuWFla",
+                        "basic dXNlcjpwYXNzOndpdGg6Y29sb25z",
+                        "Basic bm9jb2xvbg==",
+                        "Bearer dGlja2V0OmF0azEuWFla",
+                        "Basic !!!",
+                        "Basic dTp4AHk=",
+                        "Basic ",
+                        NULL,
                 };
                 for (gsize i = 0; i < G_N_ELEMENTS(values); i++) {
                         g_autofree char *v = gw_basic_password(values[i], 64);
-                        g_string_append_printf(out, "  %s -> %s\n", values[i] ? values[i] : "(null)",
-                                               v ? v : "(none)");
+                        g_string_append_printf(out, "  %s -> %s\n",
+                                               values[i] ? values[i] : "(null)", v ? v : "(none)");
                 }
         }
 
@@ -105,8 +116,8 @@ static void test_golden(void)
         {
                 static const char *const targets[] = {
                         "10.0.0.5:5901", "[fd00::1]:5900", "host-1.example:443", "10.0.0.5",
-                        "10.0.0.5:0", "10.0.0.5:65536", "10.0.0.5:59a", ":5900", "a:b:5900",
-                        "[fd00::1]5900", "bad/host:5900",
+                        "10.0.0.5:0",    "10.0.0.5:65536", "10.0.0.5:59a",       ":5900",
+                        "a:b:5900",      "[fd00::1]5900",  "bad/host:5900",
                 };
                 for (gsize i = 0; i < G_N_ELEMENTS(targets); i++) {
                         char host[64];
@@ -118,7 +129,8 @@ static void test_golden(void)
                                 g_string_append_printf(out, "  %s -> refused\n", targets[i]);
                 }
         }
-        g_string_append_printf(out, "target match: same %d, case %d, other port %d, other host %d\n",
+        g_string_append_printf(out,
+                               "target match: same %d, case %d, other port %d, other host %d\n",
                                gw_target_matches("Host", 5900, "host", 5900),
                                gw_target_matches("HOST", 5900, "host", 5900),
                                gw_target_matches("host", 5901, "host", 5900),
@@ -128,7 +140,9 @@ static void test_golden(void)
         {
                 static const char *const keys[] = {
                         "dGhlIHNhbXBsZSBub25jZQ==", /* RFC 6455's example */
-                        "dGhlIHNhbXBsZSBub25jZQ", "not base64 at all!!!!!!!", NULL,
+                        "dGhlIHNhbXBsZSBub25jZQ",
+                        "not base64 at all!!!!!!!",
+                        NULL,
                 };
                 for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
                         char acc[32];
@@ -147,11 +161,10 @@ static void test_golden(void)
                 char path[8];
                 g_string_append_printf(out, "  /a/b?c=d -> %s\n",
                                        gw_target_path("/a/b?c=d", path, sizeof(path)) ? path
-                                                                                     : "too long");
-                g_string_append_printf(out, "  /abcdefghij -> %s\n",
-                                       gw_target_path("/abcdefghij", path, sizeof(path))
-                                               ? path
-                                               : "too long");
+                                                                                      : "too long");
+                g_string_append_printf(
+                        out, "  /abcdefghij -> %s\n",
+                        gw_target_path("/abcdefghij", path, sizeof(path)) ? path : "too long");
         }
         testutil_golden("gwproto.out", out->str);
 }
@@ -213,7 +226,7 @@ static void test_frames(void)
                 static const guint8 long_ping[] = {0x89, 0xfe, 0x00, 0x80};
                 static const guint8 huge[] = {0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0};
                 const guint8 *bad[] = {unmasked, rsv, opcode, frag_ping, long_ping, huge};
-                const gsize lens[] = {sizeof(unmasked), sizeof(rsv), sizeof(opcode),
+                const gsize lens[] = {sizeof(unmasked),  sizeof(rsv),       sizeof(opcode),
                                       sizeof(frag_ping), sizeof(long_ping), sizeof(huge)};
                 for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
                         guint8 copy[16];
