@@ -45,6 +45,7 @@ typedef struct {
         GHashTable *names;        /* every desktop name (lower case) */
         GHashTable *host_count;   /* host id -> desktops placed there */
         GHashTable *host_planned; /* host id -> MiB of the desktops this pass starts there */
+        GHashTable *by_pool;      /* pool id -> GPtrArray of its desktop rows */
 } Snapshot;
 
 typedef struct {
@@ -476,6 +477,7 @@ static void snapshot_clear(Snapshot *s)
         g_clear_pointer(&s->names, g_hash_table_unref);
         g_clear_pointer(&s->host_count, g_hash_table_unref);
         g_clear_pointer(&s->host_planned, g_hash_table_unref);
+        g_clear_pointer(&s->by_pool, g_hash_table_unref);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Snapshot, snapshot_clear)
 
@@ -503,6 +505,8 @@ static gboolean snapshot_load(Pools *p, Snapshot *s, GError **error)
         s->host_count = id_table();
         s->host_planned = id_table();
         s->names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        s->by_pool = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+                                           (GDestroyNotify)g_ptr_array_unref);
         for (guint i = 0; i < json_array_get_length(s->versions); i++) {
                 JsonObject *v = json_array_get_object_element(s->versions, i);
                 gint64 t = json_row_ref(v, "template_id");
@@ -525,7 +529,13 @@ static gboolean snapshot_load(Pools *p, Snapshot *s, GError **error)
                         GINT_TO_POINTER(1));
         for (guint i = 0; i < json_array_get_length(s->desktops); i++) {
                 JsonObject *d = json_array_get_object_element(s->desktops, i);
-                gint64 h = json_row_ref(d, "host_id");
+                gint64 h = json_row_ref(d, "host_id"), pool = json_row_ref(d, "pool_id");
+                GPtrArray *mine = g_hash_table_lookup(s->by_pool, &pool);
+                if (!mine) {
+                        mine = g_ptr_array_new();
+                        g_hash_table_insert(s->by_pool, id_key(pool), mine);
+                }
+                g_ptr_array_add(mine, d);
                 g_hash_table_add(s->names, g_ascii_strdown(str(d, "name"), -1));
                 if (h)
                         g_hash_table_insert(s->host_count, id_key(h),
@@ -926,10 +936,10 @@ static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)
         g_autofree char *status = NULL;
         PoolView v = {.pool = pool, .live = live, .going = going};
 
-        for (guint i = 0; i < json_array_get_length(s->desktops); i++) {
-                JsonObject *d = json_array_get_object_element(s->desktops, i);
-                if (json_row_ref(d, "pool_id") != pid)
-                        continue;
+        GPtrArray *mine = g_hash_table_lookup(s->by_pool, &pid);
+
+        for (guint i = 0; mine && i < mine->len; i++) {
+                JsonObject *d = mine->pdata[i];
                 if (json_object_get_boolean_member(pool, "deleting") && !state_is(d, "deleting") &&
                     !g_hash_table_contains(p->inflight,
                                            &(gint64){json_object_get_int_member(d, "id")})) {

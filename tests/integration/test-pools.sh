@@ -85,7 +85,7 @@ start_manager
 wait_for 10 test -s "$STATE/manager.url"
 PORT=$(sed 's/.*://' "$STATE/manager.url")
 # Restarts keep the port: the agent knows this URL.
-sed -i "s/^listen = .*/listen = 127.0.0.1:$PORT/" "$CONF"
+sed -i "/^\[manager\]/,/^\[/ s/^listen = .*/listen = 127.0.0.1:$PORT/" "$CONF"
 URL=https://127.0.0.1:$PORT API=$URL/api/v1 TOKEN=
 INST=$(q "SELECT value FROM settings WHERE key = 'installation'")
 http POST /auth/login '{"name":"admin","password":"admin-pass-1"}'
