@@ -88,6 +88,12 @@ static void on_tunnel(const GatewayEvent *ev, gpointer data)
         }
 }
 
+/* The manager's order (a session disconnected or ended): its desktop's tunnels close. */
+static void close_tunnels(gint64 desktop, gpointer gw)
+{
+        gateway_close_desktop(gw, desktop);
+}
+
 static char *first_word(const char *s)
 {
         g_auto(GStrv) parts = g_strsplit_set(s ? s : "", ", ", -1);
@@ -158,6 +164,9 @@ static Gateway *start_gateway(Daemon *d, Config *config, const char *state_dir, 
         if (d->mgr) {
                 g_free(d->mgr->gateway_url);
                 d->mgr->gateway_url = g_strdup(gateway_url(gw));
+                sessions_set_tunnel_closer(close_tunnels, gw);
+        } else {
+                reporter_set_closer(d->reporter, close_tunnels, gw);
         }
         {
                 g_autofree char *path = g_build_filename(state_dir, "gateway.url", NULL);
@@ -371,8 +380,9 @@ int main(int argc, char **argv)
                state_dir_used, run_manager ? " manager" : "", run_gateway ? " gateway" : "",
                run_agent ? " agent" : "");
         g_main_loop_run(d.loop);
-        g_clear_pointer(&gateway, gateway_free);
+        sessions_set_tunnel_closer(NULL, NULL);
         g_clear_pointer(&d.reporter, reporter_free);
+        g_clear_pointer(&gateway, gateway_free);
         g_clear_pointer(&agent, agent_free);
         g_clear_pointer(&mgr, manager_free);
         g_main_loop_unref(d.loop);

@@ -50,6 +50,7 @@ struct _Gateway {
         uv_loop_t loop;
         uv_async_t wake; /* gateway_free() stops the loop through it */
         GThread *thread;
+        GArray *closing; /* desktop ids to close (under lock), handled on the loop */
         GMutex lock;
         GCond cond;
         int started; /* 0 starting, 1 listening, -1 failed */
@@ -215,7 +216,9 @@ static int write_side(Conn *c, gboolean client)
         return 0;
 }
 
-/* Closes one side as soon as what it has to write is written. */
+/* Closes one side as soon as what it has to write is written: the next writable callback
+ * with nothing left returns -1 (also when called from outside lws's callbacks, where an lws
+ * timeout would only be seen at its next timer). */
 static void close_side(Conn *c, gboolean client)
 {
         struct lws *wsi = client ? c->cl : c->up;
@@ -226,11 +229,7 @@ static void close_side(Conn *c, gboolean client)
                 c->close_cl = TRUE;
         else
                 c->close_up = TRUE;
-        if ((client ? &c->to_cl : &c->to_up)->total)
-                lws_callback_on_writable(wsi);
-        else
-                lws_set_timeout(wsi, PENDING_TIMEOUT_KILLED_BY_PROXY_CLIENT_CLOSE,
-                                LWS_TO_KILL_ASYNC);
+        lws_callback_on_writable(wsi);
 }
 
 /* An HTTP answer with a text body; the connection closes after it. */
@@ -967,8 +966,38 @@ static void on_sweep(uv_timer_t *t)
                         g_info("closing an idle %s tunnel from %s (gateway.idle_timeout)",
                                c->mode == M_CONNECT ? "CONNECT" : "WebSocket", c->peer);
                         c->last_us = 0;
-                        lws_set_timeout(c->cl, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+                        close_side(c, TRUE);
+                        close_side(c, FALSE);
                 }
+        }
+}
+
+static void close_desktops(Gateway *gw)
+{
+        g_autoptr(GArray) ids = NULL;
+
+        g_mutex_lock(&gw->lock);
+        ids = g_steal_pointer(&gw->closing);
+        g_mutex_unlock(&gw->lock);
+        for (guint i = 0; ids && i < ids->len; i++) {
+                gint64 id = g_array_index(ids, gint64, i);
+                guint n = 0;
+                for (GList *l = gw->conns; l; l = l->next) {
+                        Conn *c = l->data;
+                        if (!c->tunnel || c->t.desktop != id || !c->cl || c->close_cl)
+                                continue;
+                        if (c->mode == M_WS)
+                                ws_close(c, 1000, "the session was disconnected");
+                        else {
+                                close_side(c, TRUE);
+                                close_side(c, FALSE);
+                        }
+                        n++;
+                }
+                if (n)
+                        g_info("closed %u tunnels to desktop %" G_GINT64_FORMAT
+                               " (its session was disconnected or ended)",
+                               n, id);
         }
 }
 
@@ -978,6 +1007,22 @@ static void on_wake(uv_async_t *h)
 
         if (g_atomic_int_get(&gw->stop))
                 uv_stop(&gw->loop);
+        else
+                close_desktops(gw);
+}
+
+void gateway_close_desktop(Gateway *gw, gint64 desktop)
+{
+        g_mutex_lock(&gw->lock);
+        if (gw->started != 1) {
+                g_mutex_unlock(&gw->lock);
+                return;
+        }
+        if (!gw->closing)
+                gw->closing = g_array_new(FALSE, FALSE, sizeof(gint64));
+        g_array_append_val(gw->closing, desktop);
+        g_mutex_unlock(&gw->lock);
+        uv_async_send(&gw->wake);
 }
 
 static gpointer run(gpointer data)
@@ -1228,6 +1273,7 @@ void gateway_free(Gateway *gw)
                 g_thread_join(gw->thread);
         }
         g_clear_pointer(&gw->replay, ticket_replay_free);
+        g_clear_pointer(&gw->closing, g_array_unref);
         g_clear_pointer(&gw->by_nonce, g_hash_table_unref);
         g_clear_pointer(&gw->by_user, g_hash_table_unref);
         if (gw->main_ctx)

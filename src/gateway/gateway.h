@@ -54,6 +54,9 @@ Gateway *gateway_new(const Config *config, const char *state_dir, const GatewayO
 gboolean gateway_start(Gateway *gw, GError **error);
 /* https://HOST:PORT of the listening port (after a successful start). */
 const char *gateway_url(Gateway *gw);
+/* Closes every tunnel to a desktop (the manager's order: its session was disconnected or
+ * ended). Any thread. */
+void gateway_close_desktop(Gateway *gw, gint64 desktop);
 /* Stops the thread (open tunnels are closed) and frees. */
 void gateway_free(Gateway *gw);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Gateway, gateway_free)

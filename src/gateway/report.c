@@ -9,6 +9,7 @@
 
 #define REPORT_BATCH_MAX 500
 #define REPORT_QUEUE_MAX 20000
+#define REPORT_POLL_MS 2000
 
 JsonObject *gateway_event_json(const GatewayEvent *ev)
 {
@@ -34,6 +35,9 @@ JsonObject *gateway_event_json(const GatewayEvent *ev)
 
 struct _Reporter {
         SoupSession *session;
+        ReporterCloser closer;
+        gpointer closer_data;
+        gint64 after; /* the last order seen; -1 before the first answer */
         char *url, *fingerprint, *key, *name;
         GQueue queue; /* JsonObject */
         gboolean in_flight;
@@ -54,8 +58,37 @@ static gboolean flush_later(gpointer data)
 
 static void schedule(Reporter *r, guint ms)
 {
+        if (r->timer && ms < 100) { /* events waiting: sooner than the next poll */
+                g_source_remove(r->timer);
+                r->timer = 0;
+        }
         if (!r->timer && !r->in_flight)
                 r->timer = g_timeout_add(ms, flush_later, r);
+}
+
+/* The manager's answer: orders to carry out (close a desktop's tunnels). */
+static void take_orders(Reporter *r, GBytes *answer)
+{
+        g_autoptr(JsonParser) p = json_parser_new();
+        JsonObject *o;
+        JsonArray *a;
+        gint64 last;
+
+        if (!answer ||
+            !json_parser_load_from_data(p, g_bytes_get_data(answer, NULL),
+                                        (gssize)g_bytes_get_size(answer), NULL) ||
+            !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p)))
+                return;
+        o = json_node_get_object(json_parser_get_root(p));
+        last = json_object_get_int_member_with_default(o, "last", 0);
+        a = json_object_has_member(o, "orders") ? json_object_get_array_member(o, "orders") : NULL;
+        for (guint i = 0; r->after >= 0 && a && i < json_array_get_length(a); i++) {
+                JsonObject *e = json_array_get_object_element(a, i);
+                gint64 d = e ? json_object_get_int_member_with_default(e, "close_desktop", 0) : 0;
+                if (d > 0 && r->closer)
+                        r->closer(d, r->closer_data);
+        }
+        r->after = last;
 }
 
 static gboolean accept_cert(SoupMessage *msg, GTlsCertificate *cert, GTlsCertificateFlags errors,
@@ -91,7 +124,8 @@ static void posted(GObject *source, GAsyncResult *res, gpointer data)
                 return;
         }
         r->in_flight = FALSE;
-        if (!error && status == 204 && answer) {
+        if (!error && status == 200 && answer) {
+                take_orders(r, answer);
                 g_ptr_array_unref(b->sent);
         } else {
                 g_warning("cannot report %u tunnel events to the manager (%s): retrying in 2 s",
@@ -110,8 +144,7 @@ static void posted(GObject *source, GAsyncResult *res, gpointer data)
                 return;
         }
         g_free(b);
-        if (!g_queue_is_empty(&r->queue))
-                schedule(r, 50);
+        schedule(r, g_queue_is_empty(&r->queue) ? REPORT_POLL_MS : 50);
 }
 
 static void flush(Reporter *r)
@@ -124,7 +157,7 @@ static void flush(Reporter *r)
         Batch *b;
         char *text;
 
-        if (r->in_flight || g_queue_is_empty(&r->queue))
+        if (r->in_flight)
                 return;
         b = g_new0(Batch, 1);
         b->r = r;
@@ -135,6 +168,8 @@ static void flush(Reporter *r)
                 g_ptr_array_add(b->sent, o);
         }
         json_object_set_string_member(body, "gateway", r->name);
+        if (r->after >= 0)
+                json_object_set_int_member(body, "after", r->after);
         json_object_set_array_member(body, "events", events);
         json_node_set_object(node, body);
         text = json_to_string(node, FALSE);
@@ -164,8 +199,16 @@ Reporter *reporter_new(const char *manager_url, const char *fingerprint, const c
         r->session =
                 soup_session_new_with_options("timeout", 30, "user-agent", "atrium-gateway", NULL);
         r->cancel = g_cancellable_new();
+        r->after = -1;
         g_queue_init(&r->queue);
+        schedule(r, 100);
         return r;
+}
+
+void reporter_set_closer(Reporter *r, ReporterCloser fn, gpointer data)
+{
+        r->closer = fn;
+        r->closer_data = data;
 }
 
 void reporter_add(Reporter *r, const GatewayEvent *ev)

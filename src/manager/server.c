@@ -199,6 +199,19 @@ static gboolean reap_closed(gpointer data)
         for (i = 0; i < n; i++) {
                 if (!(fds[i].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))
                         continue;
+                /* A TLS handshake still running (the peer hung up in the middle of it) must
+                 * not have its socket closed under it: GLib then made a source for the closed
+                 * socket and aborted ("closure cannot be set on GSource without
+                 * closure_callback"). Shutting the socket down makes the handshake fail, and
+                 * soup lets go of the connection itself. */
+                if (G_IS_TLS_CONNECTION(streams[i]) &&
+                    g_tls_connection_get_protocol_version(G_TLS_CONNECTION(streams[i])) ==
+                            G_TLS_PROTOCOL_VERSION_UNKNOWN) {
+                        g_socket_shutdown(
+                                ((Conn *)g_hash_table_lookup(w->streams, streams[i]))->socket, TRUE,
+                                TRUE, NULL);
+                        continue;
+                }
                 g_object_weak_unref(G_OBJECT(streams[i]), connection_gone, w);
                 g_io_stream_close(streams[i], NULL, NULL);
                 conn_end(w, G_OBJECT(streams[i]), TRUE);

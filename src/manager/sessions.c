@@ -112,6 +112,7 @@ gboolean sessions_end(Manager *mgr, Store *st, JsonObject *session, const char *
         store_event_add(st, actor, "session_end", "session",
                         json_object_get_int_member(session, "id"),
                         desktop ? str(desktop, "name") : "", reason, NULL);
+        sessions_close_tunnels(json_row_ref(session, "desktop_id"));
         e = g_new0(Ending, 1);
         e->mgr = mgr;
         e->store = st;
@@ -352,8 +353,75 @@ void sessions_gateway_event(Store *st, JsonObject *ev, const char *gateway)
         }
 }
 
+/* Orders to the gateways: close every tunnel of a desktop (a session disconnected or ended).
+ * The gateway in this process gets them at once through the closer; gateways elsewhere
+ * collect them when they report or poll (POST /gateway/events answers with the orders after
+ * the last one they saw). Orders are kept ORDERS_KEEP_S seconds. */
+#define ORDERS_KEEP_S 300
+
+typedef struct {
+        gint64 seq, desktop, at;
+} Order;
+
+static GMutex orders_lock;
+static GArray *orders;
+static gint64 orders_seq;
+static SessionsTunnelCloser local_closer;
+static gpointer local_closer_data;
+
+void sessions_set_tunnel_closer(SessionsTunnelCloser fn, gpointer data)
+{
+        g_mutex_lock(&orders_lock);
+        local_closer = fn;
+        local_closer_data = data;
+        g_mutex_unlock(&orders_lock);
+}
+
+void sessions_close_tunnels(gint64 desktop)
+{
+        Order o = {0, desktop, now_s()};
+        SessionsTunnelCloser fn;
+        gpointer data;
+
+        g_mutex_lock(&orders_lock);
+        if (!orders)
+                orders = g_array_new(FALSE, FALSE, sizeof(Order));
+        while (orders->len && g_array_index(orders, Order, 0).at < o.at - ORDERS_KEEP_S)
+                g_array_remove_index(orders, 0);
+        o.seq = ++orders_seq;
+        g_array_append_val(orders, o);
+        fn = local_closer;
+        data = local_closer_data;
+        g_mutex_unlock(&orders_lock);
+        if (fn)
+                fn(desktop, data);
+}
+
+/* {"orders": [{"seq", "close_desktop"}], "last": SEQ}: the orders after `after`. */
+static JsonObject *orders_after(gint64 after)
+{
+        JsonObject *o = json_object_new();
+        JsonArray *a = json_array_new();
+
+        g_mutex_lock(&orders_lock);
+        for (guint i = 0; orders && i < orders->len; i++) {
+                Order *x = &g_array_index(orders, Order, i);
+                if (x->seq <= after)
+                        continue;
+                JsonObject *e = json_object_new();
+                json_object_set_int_member(e, "seq", x->seq);
+                json_object_set_int_member(e, "close_desktop", x->desktop);
+                json_array_add_object_element(a, e);
+        }
+        json_object_set_int_member(o, "last", orders_seq);
+        g_mutex_unlock(&orders_lock);
+        json_object_set_array_member(o, "orders", a);
+        return o;
+}
+
 /* POST /gateway/events: a gateway in another process reports its tunnels, authenticated by
- * the secret of state_dir/gateway.key (X-Atrium-Gateway-Key). */
+ * the secret of state_dir/gateway.key (X-Atrium-Gateway-Key), and collects the orders after
+ * "after" (absent: none, only the last sequence number). */
 void api_gateway_events(ApiRequest *req)
 {
         const char *key = soup_message_headers_get_one(
@@ -384,7 +452,9 @@ void api_gateway_events(ApiRequest *req)
                         sessions_gateway_event(req->store, json_node_get_object(n),
                                                name[0] ? name : req->address);
         }
-        api_reply_empty(req, 204);
+        api_reply_object(req, 200,
+                         orders_after(json_object_get_int_member_with_default(req->body, "after",
+                                                                              G_MAXINT64)));
 }
 
 /* ---- routes ------------------------------------------------------------------------------- */
@@ -485,6 +555,7 @@ void api_session_disconnect(ApiRequest *req)
         json_object_set_string_member(args, "password", pw);
         json_object_set_int_member(args, "expires_at", now_s() - 1);
         json_object_set_boolean_member(args, "disconnect", TRUE);
+        sessions_close_tunnels(json_object_get_int_member(desktop, "id"));
         d = g_new0(Disconnect, 1);
         d->req = req;
         d->session = json_object_ref(s);

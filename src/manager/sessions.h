@@ -40,3 +40,9 @@ void sessions_follow(Store *st, gint64 desktop_id, const Actor *actor, gboolean 
  * session, the last one closed disconnects it; refusals become 'ticket_refused' events.
  * gateway: who reports (for the audit trail). Any thread. */
 void sessions_gateway_event(Store *st, JsonObject *ev, const char *gateway);
+
+/* Closes every gateway tunnel to a desktop: the gateway in this process at once (its closer,
+ * called on the caller's thread, must be thread-safe), the others when they next report. */
+typedef void (*SessionsTunnelCloser)(gint64 desktop, gpointer data);
+void sessions_set_tunnel_closer(SessionsTunnelCloser fn, gpointer data);
+void sessions_close_tunnels(gint64 desktop);

@@ -174,7 +174,20 @@ def cmd_ws(args):
     print(f"{status_of(head)} protocol {proto}: echo {'ok' if got == text else 'WRONG'}",
           flush=True)
     if opt(args, "--hold"):
-        time.sleep(float(opt(args, "--hold")))
+        # hold the tunnel open; say so if the gateway closes it meanwhile
+        hold = float(opt(args, "--hold"))
+        start = time.time()
+        s.settimeout(0.5)
+        while time.time() - start < hold:
+            try:
+                op, payload, buf = read_frame(s, buf)
+                if op == 8:
+                    raise EOFError("close frame")
+            except socket.timeout:
+                continue
+            except (EOFError, OSError):
+                print(f"closed by the gateway after {round(time.time() - start)} s", flush=True)
+                return
     s.sendall(frame(8, struct.pack("!H", 1000)))
     s.close()
 

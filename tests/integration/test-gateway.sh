@@ -170,6 +170,9 @@ is "... nothing recorded" "$(dbdump)" "$before"
 CODE=$(curl -sk -o "$T/body" -w '%{http_code}' -H "X-Atrium-Gateway-Key: $(cat "$STATE/gateway.key")" -H 'Content-Type: application/json' \
         --data-binary '{"events":"nope"}' "$API/gateway/events")
 is "... with the key but no event list: 400" "$CODE" 400
+CODE=$(curl -sk -o "$T/body" -w '%{http_code}' -H "X-Atrium-Gateway-Key: $(cat "$STATE/gateway.key")" -H 'Content-Type: application/json' \
+        --data-binary '{"events":[],"after":0}' "$API/gateway/events")
+is "... with the key: 200 and the orders to carry out (none here)" "$CODE $(jq -c .orders "$T/body") $(jq -r '.last | type' "$T/body")" "200 [] number"
 is "the gateway key is private" "$(stat -c %a "$STATE/gateway.key")" 600
 
 # ---- a second gateway in its own process, in front of the same manager ----

@@ -8,7 +8,9 @@
 # agree. Then the bad inputs, disk full included. Output is TAP.
 # Usage: test-pools.sh ATRIUMD ATRIUM
 set -u
-ATRIUMD=$1 ATRIUM=$2
+ATRIUMD=$1 ATRIUM=$2 SIGN=${3:-}
+GWC="python3 $(dirname "$0")/gwclient.py"
+XPIDS=()
 . "$(dirname "$0")/lib.sh"
 
 if [ "$(id -u)" -ne 0 ]; then echo "1..0 # SKIP needs root (a small tmpfs for disk full)"; exit 0; fi
@@ -20,6 +22,7 @@ export XDG_CONFIG_HOME=$T/cli HOME=$T
 MPID= APID=
 
 cleanup() {
+        for p in "${XPIDS[@]}"; do kill "$p" 2>/dev/null; done
         [ -n "$APID" ] && kill -9 "$APID" 2>/dev/null && wait "$APID" 2>/dev/null
         [ -n "${H2PID:-}" ] && kill -9 "$H2PID" 2>/dev/null && wait "$H2PID" 2>/dev/null
         [ -n "$MPID" ] && kill -9 "$MPID" 2>/dev/null && wait "$MPID" 2>/dev/null
@@ -322,8 +325,29 @@ http GET /sessions
 is "an admin sees every session" "$(jget "([.items[].id] | index($S1) != null) and (.items | length) >= 2")" true
 http POST "/sessions/$S1/end" "" "$U2"
 is "u2 cannot end u1's session" "$CODE" 404
+# Tunnels to that desktop through the gateway in the manager's process and through a gateway
+# alone (the test driver has no consoles: an echo server stands in, with a ticket for it).
+$GWC target "$T/echo.port" echo & XPIDS+=($!)
+wait_for 10 test -s "$T/echo.port"
+G1ID=$(q "SELECT id FROM desktops WHERE name = '$G1'")
+mkdir -p "$T/gw2"; cp "$STATE/gateway.key" "$STATE/ticket-public.key" "$T/gw2/"
+printf '[gateway]\nlisten = 127.0.0.1:0\n' >"$T/gw2.conf"
+"$ATRIUMD" -c "$T/gw2.conf" --state-dir "$T/gw2" --role gateway --manager "$URL" \
+        --manager-fingerprint "$(openssl x509 -in "$STATE/tls/cert.pem" -noout -fingerprint -sha256 | cut -d= -f2)" \
+        >"$T/gw2.out" 2>&1 & XPIDS+=($!)
+wait_for 10 test -s "$T/gw2/gateway.url"
+sleep 2.5 # the gateway alone has polled the manager once (it then takes only newer orders)
+for g in "$(cat "$STATE/gateway.url")" "$(cat "$T/gw2/gateway.url")"; do
+        $GWC ws "${g#https://}" "$("$SIGN" "$STATE/ticket.key" 127.0.0.1 "$(cat "$T/echo.port")" vnc "$G1ID" 0 60)" \
+                --hold 20 >>"$T/held" 2>&1 & XPIDS+=($!)
+done
+two_open() { [ "$(grep -c 'echo ok' "$T/held")" = 2 ]; }
+wait_for 10 two_open; is "u1's desktop has a tunnel through each gateway" "$?" 0
 http POST "/sessions/$S1/disconnect" "" "$U1"
 is "u1 disconnects their console" "$CODE/$(jget .state)" 200/disconnected
+two_closed() { [ "$(grep -c 'closed by the gateway' "$T/held")" = 2 ]; }
+wait_for 10 two_closed; is "... and both gateways closed the desktop's tunnels (VNC clients too)" "$?" 0
+[ "$(grep -c 'closed by the gateway' "$T/held")" = 2 ] || sed 's/^/# /' "$T/held" "$T/gw2.out"
 is "... with an event" "$(q "SELECT count(*) FROM events WHERE action = 'session_disconnect' AND object_id = $S1")" 1
 http POST "/desktops/$G1/reboot" '{}' "$U1"
 is "a user may not reboot their desktop unless the pool allows it" "$CODE/$(jget .error.code)" 403/forbidden
