@@ -285,19 +285,24 @@ static void report_rtts(double *rtt, int count)
         printf("%.1f %.1f\n", rtt[count / 2] * 1e6, rtt[(int)(count * 0.99)] * 1e6);
 }
 
-static void latency(const char *gw, int count, int plain)
+/* COUNT round trips of 64 bytes (after 100 for warm-up): as a WebSocket frame, echoed back
+ * in a server frame (2-byte header), or raw. */
+static void round_trips(Conn *c, int count, int framed)
 {
-        Conn c = ws_open(gw, 0, plain);
-        uint8_t msg[64], frame[128], buf[256];
+        uint8_t msg[64], out[128], buf[256];
+        int len = framed ? client_frame(out, memset(msg, 'p', sizeof(msg)), sizeof(msg))
+                         : (int)sizeof(msg);
+        int want = (framed ? 2 : 0) + (int)sizeof(msg);
         double *rtt = calloc((size_t)count, sizeof(double));
 
-        memset(msg, 'p', sizeof(msg));
+        if (!framed)
+                memset(out, 'p', sizeof(msg));
         for (int i = 0; i < count + 100; i++) {
-                int n = client_frame(frame, msg, sizeof(msg)), got = 0;
+                int got = 0;
                 double t0 = now();
-                cwrite(&c, frame, n);
-                while (got < 2 + (int)sizeof(msg)) { /* server frame: 2-byte header + 64 */
-                        int r = cread(&c, buf, sizeof(buf));
+                cwrite(c, out, len);
+                while (got < want) {
+                        int r = cread(c, buf, sizeof(buf));
                         if (r <= 0)
                                 die("echo");
                         got += r;
@@ -305,32 +310,22 @@ static void latency(const char *gw, int count, int plain)
                 if (i >= 100)
                         rtt[i - 100] = now() - t0;
         }
-        conn_close(&c);
+        conn_close(c);
         report_rtts(rtt, count);
+}
+
+static void latency(const char *gw, int count, int plain)
+{
+        Conn c = ws_open(gw, 0, plain);
+
+        round_trips(&c, count, 1);
 }
 
 static void direct(const char *hostport, int count)
 {
         Conn c = {tcp_connect(hostport), NULL};
-        uint8_t msg[64];
-        double *rtt = calloc((size_t)count, sizeof(double));
 
-        memset(msg, 'p', sizeof(msg));
-        for (int i = 0; i < count + 100; i++) {
-                int got = 0;
-                double t0 = now();
-                cwrite(&c, msg, sizeof(msg));
-                while (got < (int)sizeof(msg)) {
-                        int r = cread(&c, msg, sizeof(msg));
-                        if (r <= 0)
-                                die("echo");
-                        got += r;
-                }
-                if (i >= 100)
-                        rtt[i - 100] = now() - t0;
-        }
-        conn_close(&c);
-        report_rtts(rtt, count);
+        round_trips(&c, count, 0);
 }
 
 /* ---- many tunnels ---- */
