@@ -156,22 +156,31 @@ static void report(Gateway *gw, GatewayEventKind kind, const Conn *c, const char
 
 /* ---- buffers and flow control ---- */
 
+/* Pauses or resumes reading from one side (client: the client's socket), once per change. */
+static void set_reading(Conn *c, gboolean client, gboolean on)
+{
+        struct lws *wsi = client ? c->cl : c->up;
+        gboolean *paused = client ? &c->cl_paused : &c->up_paused;
+
+        if (!wsi || *paused == !on)
+                return;
+        lws_rx_flow_control(wsi, on);
+        *paused = !on;
+}
+
 /* Room for len bytes to the client or upstream (the caller fills it), and back-pressure. */
 static guint8 *queue_reserve(Conn *c, gboolean to_client, gsize len)
 {
         Out *o = to_client ? &c->to_cl : &c->to_up;
-        struct lws *dst = to_client ? c->cl : c->up, *src = to_client ? c->up : c->cl;
-        gboolean *paused = to_client ? &c->up_paused : &c->cl_paused;
+        struct lws *dst = to_client ? c->cl : c->up;
         guint8 *p;
 
         if (!dst)
                 return NULL;
         p = out_reserve(o, len);
         lws_callback_on_writable(dst);
-        if (src && !*paused && o->total > c->gw->max_buffer) {
-                lws_rx_flow_control(src, 0);
-                *paused = TRUE;
-        }
+        if (o->total > c->gw->max_buffer)
+                set_reading(c, !to_client, FALSE);
         return p;
 }
 
@@ -192,8 +201,7 @@ static void queue_text(Conn *c, const char *text)
 static int write_side(Conn *c, gboolean client)
 {
         Out *o = client ? &c->to_cl : &c->to_up;
-        struct lws *wsi = client ? c->cl : c->up, *src = client ? c->up : c->cl;
-        gboolean *paused = client ? &c->up_paused : &c->cl_paused;
+        struct lws *wsi = client ? c->cl : c->up;
         Chunk *h = g_queue_peek_head(&o->chunks);
 
         if (h) {
@@ -205,10 +213,8 @@ static int write_side(Conn *c, gboolean client)
                 if (h->off == h->len)
                         g_free(g_queue_pop_head(&o->chunks));
         }
-        if (*paused && src && o->total <= c->gw->max_buffer / 2) {
-                lws_rx_flow_control(src, 1);
-                *paused = FALSE;
-        }
+        if (o->total <= c->gw->max_buffer / 2)
+                set_reading(c, !client, TRUE);
         if (o->total)
                 lws_callback_on_writable(wsi);
         else if (client ? c->close_cl : c->close_up)
@@ -899,20 +905,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
                         c->cl = NULL;
                         out_clear(&c->to_cl);
                         if (c->up) {
-                                if (c->up_paused) {
-                                        lws_rx_flow_control(c->up, 1);
-                                        c->up_paused = FALSE;
-                                }
+                                set_reading(c, FALSE, TRUE);
                                 close_side(c, FALSE);
                         }
                 } else {
                         c->up = NULL;
                         out_clear(&c->to_up);
                         if (c->cl) {
-                                if (c->cl_paused) {
-                                        lws_rx_flow_control(c->cl, 1);
-                                        c->cl_paused = FALSE;
-                                }
+                                set_reading(c, TRUE, TRUE);
                                 if (c->mode == M_PROXY && !c->up_answered)
                                         respond(c, 502, "Bad Gateway", NULL,
                                                 "cannot reach the manager (the gateway's log "
