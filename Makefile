@@ -18,7 +18,7 @@ PACKAGES := gcc clang libclang-rt-14-dev meson ninja-build pkg-config \
 	libwebsockets-dev libwebsockets-evlib-uv libuv1-dev openssl chromium websockify
 IMAGE := $(BUILD)/images/atrium-test-desktop.qcow2
 
-.PHONY: all deps build build-fuzz images npm check demo demo-stop bench install clean
+.PHONY: all deps build build-fuzz images npm web check demo demo-stop bench install clean
 
 all: build
 
@@ -57,10 +57,23 @@ $(NODE_STAMP): tests/browser/package-lock.json tests/browser/package.json
 
 npm: $(NODE_STAMP)
 
-check: build build-fuzz images npm
+# The web portal (web/: TypeScript, no framework; typescript and noVNC pinned by its
+# package-lock.json), built into $(BUILD)/web, the directory the gateway serves.
+WEB_STAMP := web/node_modules/.package-lock.json
+$(WEB_STAMP): web/package-lock.json web/package.json
+	@command -v npm >/dev/null || scripts/deps.sh nodejs npm
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(BUILD)/web/index.html: $(WEB_STAMP) web/build.mjs web/tsconfig.json $(wildcard web/src/*.ts web/static/*)
+	cd web && node build.mjs ../$(BUILD)/web
+
+web: $(BUILD)/web/index.html
+
+check: build build-fuzz images npm web
 	@scripts/check.sh $(BUILD) $(FUZZBUILD)
 
-demo: build images
+demo: build images web
 	@scripts/demo.sh $(BUILD)
 
 demo-stop:
@@ -73,8 +86,10 @@ bench: build
 	@bench/broker/run.sh $(BUILD)
 	@bench/gateway/run.sh $(BUILD)
 
-install: build
+install: build web
 	meson install -C $(BUILD)
+	prefix=$$(meson introspect $(BUILD) --buildoptions | jq -r '.[] | select(.name == "prefix") | .value'); \
+		install -d "$(DESTDIR)$$prefix/share/atrium/web" && cp -r $(BUILD)/web/. "$(DESTDIR)$$prefix/share/atrium/web/"
 
 clean:
 	rm -rf $(BUILD) $(FUZZBUILD)

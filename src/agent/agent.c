@@ -77,6 +77,7 @@ static JsonArray *volume_figures(Agent *a, JsonArray *volumes)
                 JsonNode *n = json_array_get_element(volumes, i);
                 const char *path = JSON_NODE_HOLDS_VALUE(n) ? json_node_get_string(n) : NULL;
                 g_autofree char *d = NULL;
+                gint64 free, total = 0;
                 JsonObject *o;
 
                 if (!path)
@@ -85,7 +86,9 @@ static JsonArray *volume_figures(Agent *a, JsonArray *volumes)
                 o = json_object_new();
                 json_object_set_string_member(o, "path", path);
                 json_object_set_boolean_member(o, "reachable", d != NULL);
-                json_object_set_int_member(o, "free_mb", d ? storage_free_bytes(d) / (1 << 20) : 0);
+                free = d ? storage_space(d, &total) : 0;
+                json_object_set_int_member(o, "free_mb", MAX(free, 0) / (1 << 20));
+                json_object_set_int_member(o, "total_mb", d ? MAX(total, 0) / (1 << 20) : 0);
                 json_array_add_object_element(out, o);
         }
         return out;

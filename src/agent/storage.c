@@ -210,10 +210,19 @@ static char *image_backing(const char *path, const char **format)
 
 gint64 storage_free_bytes(const char *path)
 {
+        gint64 total;
+
+        return storage_space(path, &total);
+}
+
+gint64 storage_space(const char *path, gint64 *total)
+{
         struct statvfs s;
 
+        *total = -1;
         if (statvfs(path, &s) < 0)
                 return -1;
+        *total = (gint64)s.f_blocks * (gint64)s.f_frsize;
         return (gint64)s.f_bavail * (gint64)s.f_frsize;
 }
 

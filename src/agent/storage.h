@@ -23,6 +23,9 @@ JsonObject *storage_volume_list(const char *const *roots, const char *dir, GErro
 JsonObject *storage_media_list(const char *const *roots, const char *dir, GError **error);
 /* Free bytes of the file system holding PATH, or -1. */
 gint64 storage_free_bytes(const char *path);
+/* Free bytes (for unprivileged use) of the file system holding PATH, and its size in *total;
+ * -1 when it cannot be read. */
+gint64 storage_space(const char *path, gint64 *total);
 
 /* The real path of a host block device a guest may be given: it must be a block device, and
  * be (or lie under) one of ALLOWED; else NULL with a forbidden or invalid error. */

@@ -8,6 +8,7 @@
 #include "common/util.h"
 #include "manager/agents.h"
 #include "manager/api.h"
+#include "manager/broker.h"
 #include "manager/pools.h"
 #include "proto/agentproto.h"
 
@@ -372,9 +373,23 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
         }
         if (g_str_equal(o->op, "console")) {
                 JsonObject *reply = json_object_ref(o->extra);
-                json_object_set_int_member(reply, "port",
-                                           json_object_get_int_member_with_default(result, "port",
-                                                                                   0));
+                gint64 port = json_object_get_int_member_with_default(result, "port", 0);
+                Ticket t;
+                g_autofree char *ticket = NULL, *url = NULL;
+                json_object_set_int_member(reply, "port", port);
+                /* The same through the gateway: a ticket for this console (the browser's). */
+                ticket = broker_ticket(
+                        req->mgr, json_object_get_string_member(reply, "host"), port,
+                        json_object_get_string_member(reply, "protocol"),
+                        o->res == resource_by_kind("desktop") ? o->guest_id : 0,
+                        req->caller.user_id,
+                        json_object_get_int_member(reply, "expires_at") - now_s(), &t, &err);
+                if (ticket) {
+                        url = g_strdup_printf("%s/console?ticket=%s", broker_gateway(req->mgr),
+                                              ticket);
+                        json_object_set_string_member(reply, "ticket", ticket);
+                        json_object_set_string_member(reply, "console_url", url);
+                }
                 api_reply_object(req, 200, reply);
                 order_free(o);
                 return;

@@ -54,6 +54,17 @@ void api_objects_list(ApiRequest *req)
                                         api_reply_error(req, error);
                                         return;
                                 }
+                        } else if (g_str_equal(k, "order")) {
+                                if (g_strcmp0(v, "asc") != 0 && g_strcmp0(v, "desc") != 0) {
+                                        g_autofree char *quoted = util_quote(v);
+                                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                                    "order must be asc (oldest first) or desc "
+                                                    "(newest first), not '%s'",
+                                                    quoted);
+                                        api_reply_error(req, error);
+                                        return;
+                                }
+                                q.newest_first = g_str_equal(v, "desc");
                         } else {
                                 g_hash_table_insert(filters, k, v);
                         }

@@ -61,6 +61,8 @@ void api_reply_text(ApiRequest *req, guint status, GString *json); /* takes json
 void api_reply_empty(ApiRequest *req, guint status);
 /* Keep the request open while work runs in a thread. */
 void api_pause(ApiRequest *req);
+/* Frees the request and hands its message, paused, to the caller (a stream it replies to). */
+SoupServerMessage *api_detach(ApiRequest *req);
 
 /* Run func(data) in a worker thread, then done(req, result) on the loop. */
 typedef gpointer (*ApiWork)(gpointer data, GError **error);
@@ -119,3 +121,4 @@ void api_terminal_key(ApiRequest *req);
 void api_session_end(ApiRequest *req);
 void api_session_disconnect(ApiRequest *req);
 void api_gateway_events(ApiRequest *req);
+void api_stream(ApiRequest *req);

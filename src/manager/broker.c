@@ -140,6 +140,7 @@ void api_me_desktops(ApiRequest *req)
                                                json_object_get_boolean_member(p, "maintenance"));
                 json_object_set_boolean_member(o, "user_actions",
                                                json_object_get_boolean_member(p, "user_actions"));
+                json_object_set_string_member(o, "clipboard", str(p, "clipboard"));
                 protos = json_array_new();
                 json_array_add_string_element(protos, "spice");
                 json_array_add_string_element(protos, "vnc");
@@ -445,6 +446,29 @@ static char *vv_proxy(const char *gateway, const char *ticket_text)
                                rest + 3);
 }
 
+const char *broker_gateway(Manager *mgr)
+{
+        const char *gateway = MCFG_STR(mgr, "gateway_url");
+
+        if (gateway[0])
+                return gateway;
+        return mgr->gateway_url ? mgr->gateway_url : mgr->url;
+}
+
+char *broker_ticket(Manager *mgr, const char *host, gint64 port, const char *protocol,
+                    gint64 desktop_id, gint64 user_id, gint64 ttl, Ticket *t, GError **error)
+{
+        memset(t, 0, sizeof(*t));
+        g_strlcpy(t->host, host, sizeof(t->host));
+        t->port = (guint16)port;
+        g_strlcpy(t->proto, protocol, sizeof(t->proto));
+        t->desktop = desktop_id;
+        t->user = user_id;
+        t->exp = g_get_real_time() / G_USEC_PER_SEC + ttl;
+        ticket_new_nonce(t);
+        return ticket_sign(t, mgr->ticket_sk, error);
+}
+
 static void connected(JsonObject *result, const GError *error, gpointer data)
 {
         Connect *c = data;
@@ -453,7 +477,7 @@ static void connected(JsonObject *result, const GError *error, gpointer data)
         g_autofree char *ticket_text = NULL, *vv = NULL, *url = NULL, *detail = NULL;
         g_autofree char *proxy = NULL;
         g_autofree char *timing = NULL;
-        const char *pw, *gateway = MCFG_STR(req->mgr, "gateway_url");
+        const char *pw, *gateway;
         gint64 port, ttl = MCFG_INT(req->mgr, "ticket_ttl");
         Ticket t = {0};
         JsonObject *reply;
@@ -465,21 +489,14 @@ static void connected(JsonObject *result, const GError *error, gpointer data)
         }
         port = json_object_get_int_member_with_default(result, "port", 0);
         pw = c->password;
-        g_strlcpy(t.host, c->host_address, sizeof(t.host));
-        t.port = (guint16)port;
-        g_strlcpy(t.proto, c->protocol, sizeof(t.proto));
-        t.desktop = c->desktop_id;
-        t.user = c->kept.who.user_id;
-        t.exp = g_get_real_time() / G_USEC_PER_SEC + ttl;
-        ticket_new_nonce(&t);
-        ticket_text = ticket_sign(&t, req->mgr->ticket_sk, &err);
+        ticket_text = broker_ticket(req->mgr, c->host_address, port, c->protocol, c->desktop_id,
+                                    c->kept.who.user_id, ttl, &t, &err);
         if (!ticket_text) {
                 api_reply_error(req, err);
                 connect_free(c);
                 return;
         }
-        if (!gateway[0])
-                gateway = req->mgr->gateway_url ? req->mgr->gateway_url : req->mgr->url;
+        gateway = broker_gateway(req->mgr);
         url = g_strdup_printf("%s/console?ticket=%s", gateway, ticket_text);
         proxy = vv_proxy(gateway, ticket_text);
         vv = g_strdup_printf("[virt-viewer]\ntype=%s\nhost=%s\nport=%" G_GINT64_FORMAT

@@ -104,6 +104,15 @@ void api_reply_empty(ApiRequest *req, guint status)
         finish(req);
 }
 
+SoupServerMessage *api_detach(ApiRequest *req)
+{
+        SoupServerMessage *msg = g_object_ref(req->msg);
+
+        api_pause(req);
+        api_request_free(req);
+        return msg;
+}
+
 void api_pause(ApiRequest *req)
 {
         if (!req->paused) {

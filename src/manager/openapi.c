@@ -176,8 +176,10 @@ static JsonArray *parameters(const Route *r)
                 p = end;
         }
         if (r->res && g_str_equal(r->op, "list")) {
-                const char *std[][2] = {{"limit", "Items per page (1..page_size_max)."},
-                                        {"cursor", "next_cursor of the previous page."}};
+                const char *std[][2] = {
+                        {"limit", "Items per page (1..page_size_max)."},
+                        {"cursor", "next_cursor of the previous page."},
+                        {"order", "asc (oldest first, the default) or desc (newest first)."}};
                 for (gsize i = 0; i < G_N_ELEMENTS(std); i++) {
                         JsonObject *o = json_object_new(), *s = json_object_new();
                         set_str(o, "name", std[i][0]);
@@ -309,7 +311,8 @@ static JsonObject *operation(const Route *r)
 static JsonObject *fixed_schemas(JsonObject *schemas)
 {
         JsonObject *err = json_object_new(), *p = json_object_new(), *inner = json_object_new(),
-                   *ip = json_object_new(), *code = json_object_new(), *msg = json_object_new();
+                   *ip = json_object_new(), *code = json_object_new(), *msg = json_object_new(),
+                   *field = json_object_new();
         const char *bodies[][3] = {{"LoginRequest", "name", "password"},
                                    {"PasswordChange", "current_password", "new_password"}};
 
@@ -317,6 +320,9 @@ static JsonObject *fixed_schemas(JsonObject *schemas)
         set_str(msg, "type", "string");
         json_object_set_object_member(ip, "code", code);
         json_object_set_object_member(ip, "message", msg);
+        set_str(field, "type", "string");
+        set_str(field, "description", "The request's field the error is about, when there is one.");
+        json_object_set_object_member(ip, "field", field);
         set_str(inner, "type", "object");
         json_object_set_object_member(inner, "properties", ip);
         json_object_set_object_member(p, "error", inner);
@@ -339,7 +345,8 @@ static JsonObject *fixed_schemas(JsonObject *schemas)
                  "protocol", "string", "ttl", "integer", "iso", "string", "media", "string",
                  "op", "string", "hostname", "string", NULL},
                 {"Console", "protocol", "string", "host", "string", "port", "integer",
-                 "password", "string", "expires_at", "integer", NULL},
+                 "password", "string", "expires_at", "integer", "ticket", "string",
+                 "console_url", "string", NULL},
                 {"VolumeImages", "volume", "string", "free_bytes", "integer", "total_bytes",
                  "integer", "images", "array", NULL},
                 {"MediaIsos", "media", "string", "isos", "array", NULL},

@@ -45,6 +45,10 @@ static const Route fixed_routes[] = {
          "disconnect",
          "Drop a session's console clients (one's own, or any for operators); the session "
          "stays for a reconnect."},
+        {"GET", API "/stream", api_stream, ROLE_USER, 0, NULL, "stream",
+         "Server-sent events for live views: 'change' names the tables written since the last "
+         "one (users: desktops, sessions, pools), operators also get 'events' (new audit "
+         "events; ?after=ID resumes); 'expired' when the login ends."},
         {"GET", API "/roles", api_roles_list, ROLE_USER, 0, NULL, "roles",
          "The roles and what each may do."},
         {"GET", API "/groups/{id}/members", api_group_members, ROLE_ADMIN, 0, NULL, "members",

@@ -350,7 +350,7 @@ static gboolean pool_check(const Resource *res, JsonObject *o, GError **error)
             json_node_get_value_type(pattern) == G_TYPE_STRING &&
             json_node_get_string(pattern)[0] &&
             !pool_pattern_valid(json_node_get_string(pattern), error)) {
-                g_prefix_error(error, "name_pattern: ");
+                g_prefix_error(error, "field 'name_pattern' of a pool: ");
                 return FALSE;
         }
 
@@ -359,14 +359,15 @@ static gboolean pool_check(const Resource *res, JsonObject *o, GError **error)
         get_int(o, "max_size", &max);
         if (spares > size) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                            "a pool cannot keep more spares (%" G_GINT64_FORMAT
+                            "field 'spares' of a pool: a pool cannot keep more spares "
+                            "(%" G_GINT64_FORMAT
                             ") than it has desktops (size %" G_GINT64_FORMAT ")",
                             spares, size);
                 return FALSE;
         }
         if (max != 0 && max < size) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                            "a pool's max_size (%" G_GINT64_FORMAT
+                            "field 'max_size' of a pool: a pool's max_size (%" G_GINT64_FORMAT
                             ") cannot be below its size (%" G_GINT64_FORMAT ")",
                             max, size);
                 return FALSE;

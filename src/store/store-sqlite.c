@@ -794,7 +794,7 @@ static gboolean sq_list_json(Store *st, const Resource *res, const ListQuery *q,
 {
         SqliteStore *s = S(st);
         g_autofree char *base = select_sql(res);
-        g_autoptr(GString) where = g_string_new("t.id > ?");
+        g_autoptr(GString) where = g_string_new(q->newest_first ? "t.id < ?" : "t.id > ?");
         g_autoptr(GPtrArray) vals = g_ptr_array_new_with_free_func(node_free);
         g_autoptr(GPtrArray) fields = g_ptr_array_new();
         g_autoptr(GArray) ints = g_array_new(FALSE, FALSE, sizeof(gint64));
@@ -839,10 +839,12 @@ static gboolean sq_list_json(Store *st, const Resource *res, const ListQuery *q,
         if (q->owner_id > 0 && res->owner_field)
                 g_string_append_printf(where, " AND t.%s = ?",
                                        field_column(resource_field(res, res->owner_field)));
-        sql = g_strdup_printf("SELECT %s WHERE %s ORDER BY t.id LIMIT ?", base, where->str);
+        sql = g_strdup_printf("SELECT %s WHERE %s ORDER BY t.id%s LIMIT ?", base, where->str,
+                              q->newest_first ? " DESC" : "");
         if (!(stmt = prep(s, sql, error)))
                 return FALSE;
-        sqlite3_bind_int64(stmt, idx++, q->after_id);
+        sqlite3_bind_int64(stmt, idx++,
+                           q->newest_first && q->after_id == 0 ? G_MAXINT64 : q->after_id);
         if (like)
                 sqlite3_bind_text(stmt, idx++, like, -1, SQLITE_TRANSIENT);
         for (guint i = 0; i < fields->len; i++) {
@@ -1404,6 +1406,30 @@ static gboolean migrate(SqliteStore *s, GError **error)
         return TRUE;
 }
 
+/* ---- change counts ----------------------------------------------------------------------- */
+
+#define CHANGE_TABLES 32
+static gsize change_counts[CHANGE_TABLES];
+
+static void row_changed(void *data, int op, const char *db, const char *table, sqlite3_int64 rowid)
+{
+        gsize n;
+        const Resource *const *all = resources_all(&n);
+
+        for (gsize i = 0; i < n && i < CHANGE_TABLES; i++) {
+                if (strcmp(all[i]->table, table) == 0) {
+                        g_atomic_pointer_add(&change_counts[i], 1);
+                        return;
+                }
+        }
+}
+
+void store_change_counts(gsize *counts, gsize n)
+{
+        for (gsize i = 0; i < n && i < CHANGE_TABLES; i++)
+                counts[i] = (gsize)g_atomic_pointer_get(&change_counts[i]);
+}
+
 static SqliteStore *sq_open(const char *path, int flags, GError **error)
 {
         SqliteStore *s = g_new0(SqliteStore, 1);
@@ -1419,6 +1445,7 @@ static SqliteStore *sq_open(const char *path, int flags, GError **error)
                 return NULL;
         }
         sqlite3_busy_timeout(s->db, 5000);
+        sqlite3_update_hook(s->db, row_changed, NULL);
         return s;
 }
 

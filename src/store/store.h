@@ -16,9 +16,14 @@ typedef struct {
 typedef struct {
         GHashTable *filters; /* field name -> text value; "name" matches a substring */
         gint64 owner_id;     /* > 0: only rows whose owner_field is this user */
-        gint64 after_id;     /* cursor: rows with a greater id */
+        gint64 after_id;     /* cursor: rows with a greater id (newest_first: a smaller one) */
         guint limit;
+        gboolean newest_first; /* highest ids first (events: the latest) */
 } ListQuery;
+
+/* Rows written by any handle of this process, counted per resource table (index as in
+ * resources_all()): live views compare two readings to know what to fetch again. */
+void store_change_counts(gsize *counts, gsize n);
 
 typedef struct {
         gint64 user_id;

@@ -1,0 +1,140 @@
+#!/bin/bash
+# Browser test of the web portal and admin dashboard: atriumd (manager + gateway) serving the
+# built portal, an agent on libvirt's test driver (its desktops "run" in memory; a real QEMU
+# desktop's console in the browser is test-agent.sh's part), and Debian's chromium driven by
+# playwright-core (tests/browser/portal.mjs, which prints the checks). Screenshots of each page
+# are saved in SHOTS. Output is TAP.
+# Usage: test-web.sh ATRIUMD ATRIUM WEB_DIR [SHOTS]
+set -u
+ATRIUMD=$1 ATRIUM=$2 WEB=$3 SHOTS=${4:-$(dirname "$1")/../meson-logs/screenshots}
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/lib.sh"
+
+[ -e "$WEB/index.html" ] || { echo "1..0 # SKIP the portal is not built (make web)"; exit 0; }
+[ -x /usr/bin/chromium ] && [ -d "$SRC/tests/browser/node_modules/playwright-core" ] ||
+        { echo "1..0 # SKIP no chromium or playwright-core (make npm)"; exit 0; }
+command -v qemu-img >/dev/null || { echo "1..0 # SKIP no qemu-img"; exit 0; }
+
+T=$(mktemp -d /tmp/atrium-web-XXXXXX)
+STATE=$T/state CONF=$T/atrium.conf
+export XDG_CONFIG_HOME=$T/cli HOME=$T
+MPID= APID=
+cleanup() {
+        [ -n "$APID" ] && kill "$APID" 2>/dev/null && wait "$APID" 2>/dev/null
+        [ -n "$MPID" ] && kill "$MPID" 2>/dev/null && wait "$MPID" 2>/dev/null
+        rm -rf "$T"
+}
+trap cleanup EXIT
+mkdir -p "$SHOTS"
+rm -f "$SHOTS"/*.png
+
+cat >"$CONF" <<CONF
+[daemon]
+log_level = info
+[gateway]
+listen = 127.0.0.1:0
+web_root = $WEB
+[manager]
+listen = 127.0.0.1:0
+password_cost = min
+initial_admin_password = admin-pass-1
+heartbeat_interval = 1
+reconcile_interval = 1
+connect_ready_timeout = 5
+CONF
+"$ATRIUMD" -c "$CONF" --state-dir "$STATE" >"$T/manager.out" 2>"$T/manager.err" &
+MPID=$!
+up() { [ -s "$STATE/gateway.url" ] && curl -sfk "$(cat "$STATE/gateway.url")/api/v1/version" >/dev/null; }
+wait_for 10 up
+GWURL=$(cat "$STATE/gateway.url") URL=$(cat "$STATE/manager.url")
+API=$GWURL/api/v1 TOKEN=
+http POST /auth/login '{"name":"admin","password":"admin-pass-1"}'
+TOKEN=$(jget .token)
+echo admin-pass-1 | "$ATRIUM" login "$URL" --ca "$STATE/tls/cert.pem" --password-stdin >/dev/null 2>&1
+is "CLI logs in" "$?" 0
+
+# ---- the server side of the portal ----
+CODE=$(curl -sk -o "$T/index" -w '%{http_code}' "$GWURL/")
+is "the gateway serves the built portal" "$CODE $(grep -c 'js/app.js' "$T/index")" "200 1"
+is "... its scripts" "$(curl -sk -o /dev/null -w '%{http_code}' "$GWURL/js/app.js")" 200
+is "... and noVNC from the pinned package (no CDN)" "$(curl -sk -o /dev/null -w '%{http_code}' "$GWURL/novnc/core/rfb.js")" 200
+ls "$WEB"/js/*.js | xargs grep -l 'https\?://[a-z]' >"$T/remote" 2>/dev/null
+is "no script of the portal loads anything from another site" "$(grep -c . "$T/remote")" 0
+http POST /users '{"name":"b b","password":"bob-pass-12"}'
+is "a refusal names the field it is about (for forms)" "$CODE $(jget .error.field)" "400 name"
+http GET "/events?order=desc&limit=2"
+is "events newest first (order=desc)" "$(jget '[.items[].id] | join(" ")')" \
+        "$(sqlite3 "$STATE/atrium.db" "SELECT group_concat(id, ' ') FROM (SELECT id FROM events ORDER BY id DESC LIMIT 2)")"
+refuse "order must be asc or desc" GET "/events?order=sideways" "" 400 invalid_value
+stream() { curl -skN --max-time "$1" -H "Authorization: Bearer $TOKEN" "$API/stream${2:-}"; }
+stream 3 >"$T/sse" &
+SP=$!
+sleep 1
+http POST /groups '{"name":"sse-group"}'
+wait "$SP"
+like "the live stream says hello" "$(cat "$T/sse")" "event: hello"
+like "... names the tables written" "$(cat "$T/sse")" '"tables":["groups","events"]'
+like "... and sends the new audit events to operators" "$(grep '^data: \[' "$T/sse")" '"object_name":"sse-group"'
+CODE=$(curl -sk -o /dev/null -w '%{http_code}' "$API/stream")
+is "the stream needs a login" "$CODE" 401
+refuse "a bad 'after' is refused" GET "/stream?after=x" "" 400 invalid_value
+
+# ---- a host, a template, users ----
+mkdir -p "$T/vol"
+cat >"$T/h1.conf" <<CONF
+[daemon]
+log_level = info
+[agent]
+libvirt_uri = test:///default
+storage_roots = $T
+name = h1
+CONF
+"$ATRIUM" storage create --name local >/dev/null
+"$ATRIUM" volume create --name vol --storage local --path "$T/vol" >/dev/null
+JT=$("$ATRIUM" --json host join-token create | jq -r .token)
+"$ATRIUMD" -c "$T/h1.conf" --state-dir "$T/h1" --role agent --manager "$URL" --join-token "$JT" \
+        >"$T/h1.out" 2>"$T/h1.err" &
+APID=$!
+wait_for 30 api_is /hosts/h1 .state up; is "host h1 (test driver) is up" "$(jget .state)" up
+qemu-img create -q -f qcow2 "$T/vol/gold.qcow2" 1G
+check "a guest" "$ATRIUM" guest create --name g0 --volume vol --disk gold.qcow2 --ram_mb 256
+check "a template from it" "$ATRIUM" template create --name tpl --volume vol --from-guest g0
+check "user bob" "$ATRIUM" user create --name bob --password bob-pass-12 --display_name "Bob Smith"
+# Pools bob sees in two states: one in maintenance, one full (no desktop, cannot grow).
+check "a pool in maintenance" "$ATRIUM" pool create --name closed --template tpl --maintenance true
+check "a pool that is full" "$ATRIUM" pool create --name full --template tpl --size 0
+"$ATRIUM" entitlement create --pool closed --user bob >/dev/null
+"$ATRIUM" entitlement create --pool full --user bob >/dev/null
+
+# run SCENARIO ARGS...: tests/browser/portal.mjs in chromium; each line it prints is one case.
+run() {
+        local line s=$1
+        shift
+        while IFS= read -r line; do
+                case $line in
+                "ok - "*) ok "${line#ok - }" ;;
+                "not ok - "*) not_ok "${line#not ok - }" ;;
+                *) echo "# $line" ;;
+                esac
+        done < <(cd "$SRC/tests/browser" && timeout 300 node portal.mjs "$s" "$GWURL" "$SHOTS" "$@" 2>&1)
+}
+
+run login-bad bob
+is "the failed login was recorded" "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM events WHERE action = 'login_failed' AND object_name = 'bob'")" 1
+run admin admin-pass-1
+is "the pool made in the browser is in the database, with its policies" \
+        "$(sqlite3 "$STATE/atrium.db" "SELECT name, size, spares, user_actions, description FROM pools WHERE name = 'web'")" \
+        "web|2|1|1|Made in the browser"
+is "... made by admin (the audit trail)" \
+        "$(sqlite3 "$STATE/atrium.db" "SELECT actor FROM events WHERE action = 'create' AND object_kind = 'pool' AND object_name = 'web'")" admin
+is "the user made in the browser" "$("$ATRIUM" --json user show carol | jq -r .display_name)" "Carol Jones"
+run user bob bob-pass-12
+is "bob's connects from the browser were recorded (the first and the reconnects)" \
+        "$([ "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM events WHERE action = 'connect' AND actor = 'bob'")" -ge 3 ] && echo yes)" yes
+for p in login login-error portal portal-states console-reconnecting admin-overview admin-pool-wizard admin-pool \
+        admin-hosts admin-templates admin-users admin-events admin-overview-phone; do
+        [ -s "$SHOTS/$p.png" ] || not_ok "screenshot $p.png saved" "missing in $SHOTS"
+done
+ok "screenshots saved in $SHOTS"
+echo "1..$n"
+[ "$failed" -eq 0 ]
