@@ -45,6 +45,15 @@ if [ ! -e "$conf" ]; then
         "$atriumd" --print-config >"$conf"
         echo "Wrote the default configuration to $conf (every key commented, at its default)."
 fi
+# The gateway serves the portal built by make web (an installed Atrium: share/atrium/web).
+web=$top/$build/web
+if ! grep -q '^web_root' "$conf"; then
+        sed -i "s|^#web_root = .*|web_root = $web|" "$conf"
+        if running; then
+                echo "Restarting Atrium to serve the portal from $web."
+                stop "$pidfile" "Atrium" >/dev/null
+        fi
+fi
 if running; then
         echo "Atrium is already running (pid $(cat "$pidfile"))."
 else
@@ -108,7 +117,7 @@ demo_guest() {
                 curl -sk "${hdr[@]}" -X POST "$api/templates" -d '{"name":"desktop","volume":"images","from_guest":"demo"}' >/dev/null
         fi
         if ! curl -sk "${hdr[@]}" "$api/pools/office" | jq -e .id >/dev/null 2>&1; then
-                op=$(curl -sk "${hdr[@]}" -X POST "$api/pools" -d '{"name":"office","template":"desktop","size":2,"spares":1,"max_size":4,"name_pattern":"office{n}","mode":"stateless"}' | jq -r .operation)
+                op=$(curl -sk "${hdr[@]}" -X POST "$api/pools" -d '{"name":"office","template":"desktop","size":2,"spares":1,"max_size":4,"name_pattern":"office{n}","mode":"stateless","user_actions":true,"description":"The demo pool: stateless desktops from the test image"}' | jq -r .operation)
                 for i in $(seq 1 300); do
                         st=$(curl -sk "${hdr[@]}" "$api/operations/$op" | jq -r .state)
                         [ "$st" != running ] && break
@@ -144,7 +153,7 @@ fi
 cat <<TXT
 
 Atrium is running.
-  Gateway:    $gw   (the one public port: API, consoles; the portal comes next)
+  Portal:     $gw/   (the one public port: portal, dashboard, API, consoles)
   REST API:   $url/api/v1   (OpenAPI: $url/api/v1/openapi.json; or through the gateway)
   Log:        $logdir/atriumd.log
   State:      $state
@@ -157,6 +166,11 @@ else
         echo "  Admin:      user 'admin' (its first password was already changed)"
 fi
 cat <<TXT
+
+Open the portal in a browser (accept or install the self-signed certificate):
+  $gw/
+  as 'demo' for My desktops -> Connect (the desktop in the browser) or Download .vv,
+  as 'admin' for the Dashboard (hosts, pools, sessions, events, live).
 
 Log in with the CLI (through the gateway):
   $atrium login $gw --ca $state/tls/cert.pem

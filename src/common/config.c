@@ -32,6 +32,8 @@ static const ConfigKeyDef keys[] = {
          "Most API connections open at once; more are closed at accept."},
         {"manager", "max_body_bytes", CFG_INT, "1048576", 1024, 67108864, NULL, TRUE,
          "Largest request body accepted by any route (a route may allow less)."},
+        {"manager", "max_upload_bytes", CFG_INT, "17179869184", 1048576, 1099511627776LL, NULL,
+         TRUE, "Largest ISO image accepted by an upload (PUT /media/{id}/isos/{file})."},
         {"manager", "max_json_depth", CFG_INT, "32", 2, 256, NULL, TRUE,
          "Deepest JSON nesting accepted in a request body."},
         {"manager", "page_size_default", CFG_INT, "100", 1, 1000, NULL, TRUE,

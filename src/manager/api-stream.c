@@ -85,7 +85,7 @@ static void stream_end(Stream *s)
 
 static gboolean table_followed(const Stream *s, const char *table)
 {
-        return s->operator || g_strv_contains((const char *const *)user_tables, table);
+        return s->operator|| g_strv_contains((const char *const *)user_tables, table);
 }
 
 static void send_changes(Stream *s)
@@ -204,9 +204,9 @@ void api_stream(ApiRequest *req)
         resources_all(&n);
         s->store = req->store;
         s->token_hash = g_strdup(req->token_hash);
-        s->operator = req->caller.role >= ROLE_OPERATOR;
+        s->operator= req->caller.role >= ROLE_OPERATOR;
         store_change_counts(s->counts, MIN(n, STREAM_TABLES));
-        newest = s->operator ? newest_event(req->store) : 0;
+        newest = s->operator? newest_event(req->store) : 0;
         s->last_event = newest;
         if (after && s->operator) {
                 gint64 a;
@@ -231,7 +231,7 @@ void api_stream(ApiRequest *req)
         s->msg = api_detach(req);
         s->finished_id = g_signal_connect(s->msg, "finished", G_CALLBACK(finished), s);
         hello = g_strdup_printf("{\"operator\":%s,\"last_event\":%" G_GINT64_FORMAT "}",
-                                s->operator ? "true" : "false", s->last_event);
+                                s->operator? "true" : "false", s->last_event);
         send_text(s, "retry: 3000\n", strlen("retry: 3000\n"));
         send_event(s, "hello", NULL, hello);
         s->timer = g_timeout_source_new(TICK_MS);

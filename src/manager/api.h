@@ -48,6 +48,13 @@ void http_serve_early(SoupServer *server, SoupServerMessage *msg, const char *pa
                       GHashTable *query, gpointer serve_context);
 
 const Route *routes_all(gsize *n);
+/* The caller of MSG from its bearer token, with at least the role LEAST (and the token's hash
+ * in *token_hash when not NULL). */
+gboolean http_caller(Store *store, SoupServerMessage *msg, Role least, TokenInfo *caller,
+                     char **token_hash, GError **error);
+/* PUT /media/{id}/isos/{file}: the early handler sets the upload up (login, checks, a temporary
+ * file the body is written to as it arrives); TRUE when PATH was such an upload. */
+gboolean api_upload_early(ServeContext *sc, SoupServerMessage *msg, const char *path);
 /* Find the route for METHOD PATH, capturing {params} (caller frees them). Sets *path_known
  * when some route has this path with another method (405 rather than 404). */
 const Route *router_match(const Route *routes, gsize n, const char *method, const char *path,
@@ -57,6 +64,8 @@ const Route *router_match(const Route *routes, gsize n, const char *method, cons
 void api_reply_json(ApiRequest *req, guint status, JsonNode *body);
 void api_reply_object(ApiRequest *req, guint status, JsonObject *obj); /* takes obj */
 void api_reply_error(ApiRequest *req, const GError *error);
+/* An error as MSG's reply (for handlers without an ApiRequest). */
+void api_set_error(SoupServerMessage *msg, const GError *error);
 void api_reply_text(ApiRequest *req, guint status, GString *json); /* takes json */
 void api_reply_empty(ApiRequest *req, guint status);
 /* Keep the request open while work runs in a thread. */
@@ -122,3 +131,4 @@ void api_session_end(ApiRequest *req);
 void api_session_disconnect(ApiRequest *req);
 void api_gateway_events(ApiRequest *req);
 void api_stream(ApiRequest *req);
+void api_media_upload(ApiRequest *req);

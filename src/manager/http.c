@@ -57,7 +57,7 @@ static void set_json(SoupServerMessage *msg, guint status, JsonNode *body)
         set_body(msg, status, text, len);
 }
 
-static void set_error(SoupServerMessage *msg, const GError *error)
+void api_set_error(SoupServerMessage *msg, const GError *error)
 {
         int code = error->domain == ATRIUM_ERROR ? error->code : ATRIUM_ERROR_INTERNAL;
         g_autoptr(JsonNode) body = json_error_body(error);
@@ -94,7 +94,7 @@ void api_reply_text(ApiRequest *req, guint status, GString *json)
 
 void api_reply_error(ApiRequest *req, const GError *error)
 {
-        set_error(req->msg, error);
+        api_set_error(req->msg, error);
         finish(req);
 }
 
@@ -175,11 +175,13 @@ void api_run_in_thread(ApiRequest *req, ApiWork work, ApiDone done, gpointer dat
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
-static gboolean authenticate(ApiRequest *req, GError **error)
+gboolean http_caller(Store *store, SoupServerMessage *msg, Role least, TokenInfo *caller,
+                     char **token_hash_out, GError **error)
 {
-        const char *h = soup_message_headers_get_one(
-                soup_server_message_get_request_headers(req->msg), "Authorization");
+        const char *h = soup_message_headers_get_one(soup_server_message_get_request_headers(msg),
+                                                     "Authorization");
         gint64 now = g_get_real_time() / G_USEC_PER_SEC;
+        g_autofree char *hash = NULL;
 
         if (!h || !g_str_has_prefix(h, "Bearer ") || !h[7]) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
@@ -187,18 +189,28 @@ static gboolean authenticate(ApiRequest *req, GError **error)
                             "(POST /api/v1/auth/login gives one)");
                 return FALSE;
         }
-        req->token_hash = token_hash(h + 7);
-        if (!store_token_lookup(req->store, req->token_hash, now, &req->caller, error))
+        hash = token_hash(h + 7);
+        if (!store_token_lookup(store, hash, now, caller, error))
+                return FALSE;
+        if (caller->role < least) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN,
+                            "this needs the %s role; user '%s' has the %s role",
+                            role_to_string(least), caller->user_name,
+                            role_to_string(caller->role));
+                return FALSE;
+        }
+        if (token_hash_out)
+                *token_hash_out = g_steal_pointer(&hash);
+        return TRUE;
+}
+
+static gboolean authenticate(ApiRequest *req, GError **error)
+{
+        if (!http_caller(req->store, req->msg, req->route->role, &req->caller, &req->token_hash,
+                         error))
                 return FALSE;
         req->actor.name = req->caller.user_name;
         req->actor.user_id = req->caller.user_id;
-        if (req->caller.role < req->route->role) {
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN,
-                            "this needs the %s role; user '%s' has the %s role",
-                            role_to_string(req->route->role), req->caller.user_name,
-                            role_to_string(req->caller.role));
-                return FALSE;
-        }
         return TRUE;
 }
 
@@ -299,13 +311,15 @@ void http_serve_early(SoupServer *server, SoupServerMessage *msg, const char *pa
                 soup_server_message_get_request_headers(msg));
         gint64 max = MCFG_INT(sc->mgr, "max_body_bytes");
 
+        if (api_upload_early(sc, msg, path))
+                return; /* its own limit, its body written to disk as it comes */
         if (len > max) {
                 g_autoptr(GError) error =
                         g_error_new(ATRIUM_ERROR, ATRIUM_ERROR_TOO_LARGE,
                                     "the request body is %" G_GOFFSET_FORMAT
                                     " bytes; at most %" G_GINT64_FORMAT " are accepted",
                                     len, max);
-                set_error(msg, error);
+                api_set_error(msg, error);
                 soup_message_headers_replace(soup_server_message_get_response_headers(msg),
                                              "Connection", "close");
         }

@@ -116,6 +116,10 @@ static const Route fixed_routes[] = {
          "Disk images of a volume with their backing files, and its free space (asks a host)."},
         {"GET", API "/media/{id}/isos", api_media_isos, ROLE_OPERATOR, 0, NULL, "isos",
          "ISO images of a media storage (asks a host)."},
+        {"PUT", API "/media/{id}/isos/{file}", api_media_upload, ROLE_OPERATOR, 0, NULL, "upload",
+         "Upload an ISO image into a media storage: the raw file as the body, with its "
+         "Content-Length (at most manager.max_upload_bytes); never replaces a file. The manager "
+         "writes it: the media path must be mounted where the manager runs."},
 };
 
 static GArray *build(void)

@@ -4,7 +4,7 @@
 //   node portal.mjs SCENARIO BASE_URL OUTDIR [ARGS...]
 // Scenarios:
 //   login-bad  USER                a wrong password: an error, and no token stored
-//   admin      ADMIN_PASSWORD      every dashboard page, form checks, the pool wizard, live events,
+//   admin      ADMIN_PASSWORD ISO  every dashboard page (ISO: a file to upload), form checks, the pool wizard, live events,
 //                                  an expired login going back to where it was
 //   user       USER PASSWORD       the portal: cards, maintenance and full pools, a connect whose
 //                                  console cannot open reconnects by itself
@@ -90,7 +90,7 @@ const PAGES = [['hosts', 'Hosts'], ['storages', 'Image storages'], ['volumes', '
     ['guests', 'Guests'], ['templates', 'Templates'], ['pools', 'Pools'], ['users', 'Users'], ['groups', 'Groups'],
     ['sessions', 'Sessions'], ['terminals', 'Terminals'], ['operations', 'Operations'], ['events', 'Events']];
 
-async function admin(password) {
+async function admin(password, iso) {
     await login('admin', password);
     await page.getByRole('link', { name: 'Dashboard' }).click();
     await check('the dashboard opens on the overview', () => page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor());
@@ -137,6 +137,20 @@ async function admin(password) {
     ok(await page.locator('[data-field="display_name"] input').inputValue() === 'Another Carol',
        '... and what was typed is still there');
     await shot('admin-user-form-error');
+
+    // An ISO uploaded from the Media page, with its progress bar.
+    await page.goto(`${base}/#/admin/media`);
+    await page.getByRole('button', { name: 'ISO images isos' }).click();
+    await check('the media storage lists its ISO images', () => page.locator('ul.isos li', { hasText: 'a.iso' }).waitFor());
+    await page.getByLabel('Upload an ISO image').setInputFiles(iso);
+    await page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await check('an ISO uploads from the browser, with its progress shown', async () => {
+        await page.getByText('Uploaded ui-test.iso.').waitFor({ timeout: 30000 });
+        const v = await page.locator('.panel progress').evaluate((p) => [p.value, p.max]);
+        if (v[0] !== v[1] || v[1] < 600000) throw new Error(`progress ${v}`);
+    });
+    await check('... and is listed', () => page.locator('ul.isos li', { hasText: 'ui-test.iso' }).waitFor());
+    await shot('admin-media-upload');
 
     // The pool wizard: a pool from the template, its desktops appear and the spare starts.
     await page.goto(`${base}/#/admin/pools`);
@@ -262,11 +276,13 @@ async function user(name, password) {
 }
 
 async function connect(name, password, out) {
+    await page.setViewportSize({ width: 1280, height: 1100 });
     await login(name, password);
     await page.locator('article.desktop-card').first().waitFor();
     await page.locator('article.desktop-card').first().getByRole('button', { name: /Connect/ }).click();
     await check(`${name} connects in the browser and the console opens`, () =>
         page.locator('main[data-console="connected"]').waitFor({ timeout: 90000 }));
+    await page.getByLabel('Scale to window').uncheck(); // the desktop at its own size, for OCR
     await page.waitForTimeout(3000);
     await page.locator('#screen canvas').screenshot({ path: out });
     await shot('console');
@@ -277,7 +293,7 @@ async function connect(name, password, out) {
 
 try {
     if (scenario === 'login-bad') await loginBad(args[0]);
-    else if (scenario === 'admin') await admin(args[0]);
+    else if (scenario === 'admin') await admin(args[0], args[1]);
     else if (scenario === 'user') await user(args[0], args[1]);
     else if (scenario === 'connect') await connect(args[0], args[1], args[2]);
     else throw new Error(`no scenario '${scenario}'`);

@@ -46,3 +46,17 @@ wait_for() {
 }
 # api_is PATH JQ WANT: GET PATH and compare one value
 api_is() { http GET "$1"; [ "$(jget "$2")" = "$3" ]; }
+
+# browser_run BASE_URL SHOTS SCENARIO ARGS...: tests/browser/portal.mjs drives the portal in
+# chromium; each "ok - ..." / "not ok - ..." line it prints is one case here (needs $SRC).
+browser_run() {
+        local line base=$1 shots=$2 s=$3
+        shift 3
+        while IFS= read -r line; do
+                case $line in
+                "ok - "*) ok "${line#ok - }" ;;
+                "not ok - "*) not_ok "${line#not ok - }" ;;
+                *) echo "# $line" ;;
+                esac
+        done < <(cd "$SRC/tests/browser" && timeout 300 node portal.mjs "$s" "$base" "$shots" "$@" 2>&1)
+}
