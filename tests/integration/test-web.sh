@@ -26,7 +26,6 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$SHOTS"
-rm -f "$SHOTS"/*.png
 
 cat >"$CONF" <<CONF
 [daemon]
