@@ -4,7 +4,9 @@
 #   scripts/docs-screenshots.sh [BUILD]     after make check
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-shots=$top/${1:-build}/meson-logs/screenshots
+build=${1:-build}
+case $build in /*) ;; *) build=$top/$build ;; esac
+shots=$build/meson-logs/screenshots
 mkdir -p "$top/docs/images"
 for f in login login-error portal portal-states console console-reconnecting admin-overview \
         admin-overview-phone admin-pool-wizard admin-pool admin-hosts admin-media-upload \

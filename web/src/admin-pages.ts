@@ -432,8 +432,15 @@ const poolsView: View = async (main, args, _q, me) => {
 
 // ---- people, sessions, terminals, events ----------------------------------------------------
 
+// What each role may do (GET /roles), beside the users.
+async function rolesPanel(): Promise<HTMLElement> {
+    const r = await api<{ items: Row[] }>('GET', '/roles');
+    return h('details', { class: 'sub' }, h('summary', null, 'Roles: what each may do'),
+        h('dl', { class: 'facts' }, r.items.flatMap((x) => [h('dt', null, text(x.name)), h('dd', null, text(x.description))])));
+}
+
 const users: PageSpec = {
-    title: 'Users', plural: 'users', schema: 'User', role: 'admin',
+    title: 'Users', plural: 'users', schema: 'User', role: 'admin', extra: rolesPanel,
     columns: [{ key: 'name' }, { key: 'display_name' }, { key: 'role' }, { key: 'enabled' }, { key: 'email' }],
     create: ['name', 'display_name', 'email', 'password', 'role', 'enabled'], createLabel: 'New user',
     edit: ['display_name', 'email', 'role', 'enabled', { name: 'password', label: 'New password', required: false }], deletable: true,

@@ -89,11 +89,17 @@ export async function consoleView(main: HTMLElement, args: string[], _q: URLSear
         }
         const handed = handoff.get(desktopId);
         let reply: ConnectReply;
-        if (handed) {
+        if (handed && handed.reply.expires_at * 1000 > Date.now() + 2000) {
             handoff.delete(desktopId);
             pool = handed.pool;
             reply = handed.reply;
         } else {
+            if (handed) {
+                // Tickets live a minute: one left waiting (a slow page) is replaced, and said so.
+                handoff.delete(desktopId);
+                pool = handed.pool;
+                status.textContent = 'The console ticket had expired: getting a new one…';
+            }
             if (!pool) {
                 const r = await api<{ items: PoolItem[] }>('GET', '/me/desktops');
                 pool = r.items.find((p) => p.desktops.some((d) => d.id === desktopId));

@@ -14,7 +14,7 @@ export interface PoolItem {
 
 export interface ConnectReply {
     desktop_id: number; desktop: string; session: number; protocol: string; ticket: string;
-    expires_at: string; console_url: string; vv: string;
+    expires_at: number; console_url: string; vv: string;
 }
 
 // A connect's answer handed to the console page (in memory only: tickets are single-use).
