@@ -48,7 +48,13 @@ fi
 # The gateway serves the portal built by make web (an installed Atrium: share/atrium/web).
 web=$top/$build/web
 if ! grep -q '^web_root' "$conf"; then
-        sed -i "s|^#web_root = .*|web_root = $web|" "$conf"
+        if grep -q '^#web_root' "$conf"; then
+                sed -i "s|^#web_root =.*|web_root = $web|" "$conf"
+        elif grep -q '^\[gateway\]' "$conf"; then # a file written before the key existed
+                sed -i "/^\[gateway\]/a web_root = $web" "$conf"
+        else
+                printf '\n[gateway]\nweb_root = %s\n' "$web" >>"$conf"
+        fi
         if running; then
                 echo "Restarting Atrium to serve the portal from $web."
                 stop "$pidfile" "Atrium" >/dev/null

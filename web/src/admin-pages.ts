@@ -334,8 +334,12 @@ async function poolPage(main: HTMLElement, name: string, me: Me): Promise<Cleanu
             } }, 'Remove'));
         })) : h('p', { class: 'muted' }, 'Nobody is entitled yet: add a user or a group.'));
     };
+    let shownDesks = '';
     const desktops = async () => {
         const rows = await listAll('desktops', { pool: String(pool.name) });
+        const key = JSON.stringify(rows);
+        if (key === shownDesks) return; // unchanged: keep the focus
+        shownDesks = key;
         clear(desks, h('div', { class: 'table-wrap' }, h('table', { id: 'pool-desktops' },
             h('caption', { class: 'sr-only' }, 'Desktops'),
             h('thead', null, h('tr', null, ['Desktop', 'State', 'Host', 'User'].map((c) => h('th', { scope: 'col' }, c)), h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')))),

@@ -149,8 +149,12 @@ async function resourcePage(main: HTMLElement, spec: PageSpec, me: Me): Promise<
     let rows: Row[] = [];
     const ctx: PageCtx = { panel, me, reload: async () => {} };
 
+    let drawn = '';
     const draw = () => {
         const q = search.value.trim().toLowerCase();
+        const key = JSON.stringify([q, rows]);
+        if (key === drawn) return; // unchanged: keep the focus where it is
+        drawn = key;
         const shown = q ? rows.filter((r) => JSON.stringify(r).toLowerCase().includes(q)) : rows;
         clear(body, table(spec, shown, ctx));
         body.setAttribute('aria-busy', 'false');

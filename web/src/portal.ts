@@ -147,6 +147,7 @@ export async function portalView(main: HTMLElement, _args: string[], _q: URLSear
     const list = h('div', { class: 'cards', id: 'desktops' });
     clear(main, h('h1', null, 'My desktops'), list);
     let busy = false;
+    let shown = '';
     const load = async () => {
         if (busy || list.querySelector('[aria-busy="true"]')) return;
         busy = true;
@@ -154,6 +155,11 @@ export async function portalView(main: HTMLElement, _args: string[], _q: URLSear
             const [r, sessions] = await Promise.all([
                 api<{ items: PoolItem[] }>('GET', '/me/desktops'),
                 listAll('sessions').catch(() => [] as Row[])]);
+            // Drawn again only when something shown changed: a row written for another
+            // reason must not take the focus (or a click) away from a button.
+            const key = JSON.stringify([r.items, sessions.map((x) => [x.id, x.desktop, x.state])]);
+            if (key === shown) return;
+            shown = key;
             if (r.items.length === 0) {
                 clear(list, h('p', { class: 'empty' }, 'No desktop is open to you yet. Ask your administrator to entitle you to a pool.'));
             } else {
