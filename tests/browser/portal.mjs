@@ -15,6 +15,7 @@ import { mkdirSync } from 'node:fs';
 const [scenario, base, outdir, ...args] = process.argv.slice(2);
 mkdirSync(outdir, { recursive: true });
 let failures = 0;
+let failShots = 0;
 
 function ok(cond, desc, why = '') {
     if (cond) console.log(`ok - ${desc}`);
@@ -28,7 +29,9 @@ async function check(desc, fn) {
         ok(true, desc);
         return true;
     } catch (e) {
-        return ok(false, desc, e.message.split('\n')[0]);
+        const name = `failed-${scenario}-${++failShots}`;
+        await shot(name).catch(() => {});
+        return ok(false, desc, `${e.message.split('\n')[0]} (screenshot ${name}.png)`);
     }
 }
 

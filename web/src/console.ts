@@ -9,6 +9,8 @@ import type { Cleanup } from './app.js';
 
 const NOVNC = '/novnc/core/rfb.js';
 const MAX_RETRIES = 6;
+// A console that takes the connection but never completes the VNC handshake is given up on.
+const HANDSHAKE_MS = 15000;
 
 // What the page is doing, for people (status line) and for tests (data-console on <main>).
 type State = 'connecting' | 'connected' | 'reconnecting' | 'ended' | 'failed' | 'closed';
@@ -129,7 +131,12 @@ export async function consoleView(main: HTMLElement, args: string[], _q: URLSear
         rfb.scaleViewport = scale.checked;
         rfb.resizeSession = false;
         rfb.focusOnClick = true;
+        const handshake = window.setTimeout(() => {
+            status.textContent = "The desktop's console did not answer.";
+            rfb?.disconnect();
+        }, HANDSHAKE_MS);
         rfb.addEventListener('connect', () => {
+            clearTimeout(handshake);
             retries = 0;
             setState('connected', `Connected to ${reply.name}.`);
             rfb.focus();
@@ -140,6 +147,7 @@ export async function consoleView(main: HTMLElement, args: string[], _q: URLSear
         });
         rfb.addEventListener('securityfailure', () => { /* followed by disconnect: a new ticket */ });
         rfb.addEventListener('disconnect', () => {
+            clearTimeout(handshake);
             rfb = null;
             if (leaving) return;
             if (retries >= MAX_RETRIES) {
