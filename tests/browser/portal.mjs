@@ -190,6 +190,13 @@ async function admin(password, iso) {
     await page.getByRole('button', { name: 'Entitle', exact: true }).click();
     await check('bob is entitled from the pool page', () => page.locator('li', { hasText: 'user bob' }).waitFor());
     await shot('admin-pool');
+    await page.locator('#pool-desktops tr[data-state="running"]').first().getByRole('link', { name: /^Console of / }).click();
+    await check("an operator opens a running desktop's console in the browser (a gateway ticket)", async () => {
+        await page.locator('main[data-console]').waitFor();
+        await page.locator('.console-title', { hasText: /^web-/ }).waitFor();
+    });
+    await page.getByRole('button', { name: 'Disconnect' }).click();
+    await page.getByRole('heading', { name: 'Pool web' }).waitFor();
 
     // Live updates: an event made elsewhere appears on the overview without a reload.
     await page.goto(`${base}/#/admin`);

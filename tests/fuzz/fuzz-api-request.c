@@ -42,9 +42,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 g_autoptr(GError) error = NULL;
                 JsonNode *root = json_parse_body(body, strlen(body), 32, &error);
                 if (root) {
-                        model_validate(r->res, json_node_get_object(root),
-                                       g_str_equal(r->op, "create"), NULL);
+                        g_autoptr(GError) invalid = NULL;
+                        if (!model_validate(r->res, json_node_get_object(root),
+                                            g_str_equal(r->op, "create"), &invalid)) {
+                                /* The error body, with the field its message names. */
+                                JsonNode *e = json_error_body(invalid);
+                                json_node_unref(e);
+                        }
                         json_node_unref(root);
+                }
+                if (error) {
+                        JsonNode *e = json_error_body(error);
+                        json_node_unref(e);
                 }
                 if (g_str_equal(r->op, "list") && query) {
                         ListQuery lq = {.filters = query, .limit = 10};

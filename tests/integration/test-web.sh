@@ -159,6 +159,9 @@ is "the pool made in the browser is in the database, with its policies" \
         "web|2|1|1|Made in the browser"
 is "... made by admin (the audit trail)" \
         "$(sqlite3 "$STATE/atrium.db" "SELECT actor FROM events WHERE action = 'create' AND object_kind = 'pool' AND object_name = 'web'")" admin
+http POST /desktops/web-1/console '{"protocol":"vnc"}'
+is "an operator's console answer carries a gateway ticket and URL" \
+        "$CODE $(jget '.ticket | startswith("atk1.")') $(jget '.console_url | startswith("'"$GWURL"'/console?ticket=atk1.")')" "200 true true"
 is "the user made in the browser" "$("$ATRIUM" --json user show carol | jq -r .display_name)" "Carol Jones"
 run user bob bob-pass-12
 is "bob's connects from the browser were recorded (the first and the reconnects)" \

@@ -198,6 +198,29 @@ static void test_error_table(void)
                 g_autofree char *t = json_node_to_text(body, FALSE);
                 g_assert_cmpstr(t, ==, "{\"error\":{\"code\":\"in_use\",\"message\":\"x 'y'\"}}");
         }
+        /* The field an error is about, for forms: "field 'x'" or "invalid KIND name". */
+        {
+                const char *cases[][2] = {
+                        {"field 'spares' of a pool: a pool cannot keep more spares", "spares"},
+                        {"template 'd' is still used by 1 pool (field 'template'); remove it",
+                         "template"},
+                        {"invalid user name 'b b': a name may only contain letters", "name"},
+                        {"invalid user name", NULL},       /* no quoted name */
+                        {"field '' of a pool", NULL},      /* empty */
+                        {"field 'unterminated", NULL},     /* no closing quote */
+                        {"the pool is full", NULL},
+                };
+                for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+                        g_autoptr(GError) e =
+                                g_error_new_literal(ATRIUM_ERROR, ATRIUM_ERROR_INVALID, cases[i][0]);
+                        g_autoptr(JsonNode) body = json_error_body(e);
+                        JsonObject *err =
+                                json_object_get_object_member(json_node_get_object(body), "error");
+                        g_assert_cmpstr(json_object_get_string_member_with_default(err, "field",
+                                                                                   NULL),
+                                        ==, cases[i][1]);
+                }
+        }
 }
 
 static void test_self_signed(void)

@@ -54,7 +54,7 @@ export async function consoleView(main: HTMLElement, args: string[], _q: URLSear
         if (document.fullscreenElement) void document.exitFullscreen();
         else void frame.requestFullscreen().catch(() => {});
     } }, 'Full screen');
-    const backHref = kind === 'mine' ? '#/' : kind === 'guest' ? '#/admin/guests' : '#/admin/pools';
+    let backHref = kind === 'mine' ? '#/' : kind === 'guest' ? '#/admin/guests' : '#/admin/pools';
     const back = h('a', { href: backHref, class: 'button' }, kind === 'mine' ? '← My desktops' : `← ${kind === 'guest' ? 'Guests' : 'Pools'}`);
     const disconnectBtn = h('button', { type: 'button', onclick: () => { leaving = true; rfb?.disconnect(); location.hash = backHref; } }, 'Disconnect');
     const clip = h('details', { class: 'clipboard' }, h('summary', null, 'Clipboard'),
@@ -85,8 +85,13 @@ export async function consoleView(main: HTMLElement, args: string[], _q: URLSear
         if (kind === 'guest' || kind === 'desktop') {
             const plural = `${kind}s`;
             const [obj, c] = await Promise.all([
-                api<{ name: string }>('GET', `/${plural}/${desktopId}`),
+                api<{ name: string; pool?: string }>('GET', `/${plural}/${desktopId}`),
                 api<{ ticket: string; password: string }>('POST', `/${plural}/${desktopId}/console`, { protocol: 'vnc', ttl: 60 })]);
+            if (obj.pool) { // back to the desktop's pool
+                backHref = `#/admin/pools/${encodeURIComponent(obj.pool)}`;
+                back.href = backHref;
+                back.textContent = `← Pool ${obj.pool}`;
+            }
             return { name: obj.name, ticket: c.ticket, password: c.password };
         }
         const handed = handoff.get(desktopId);
