@@ -15,7 +15,8 @@ PACKAGES := gcc clang libclang-rt-14-dev meson ninja-build pkg-config \
 	syslinux syslinux-common mtools dosfstools fdisk cpio kmod qemu-utils qemu-system-x86 \
 	tesseract-ocr tesseract-ocr-eng isolinux xorriso spice-client-gtk gvncviewer libvirt-clients \
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system \
-	libwebsockets-dev libwebsockets-evlib-uv libuv1-dev openssl chromium websockify
+	libwebsockets-dev libwebsockets-evlib-uv libuv1-dev openssl chromium websockify \
+	libldap-dev slapd ldap-utils
 IMAGE := $(BUILD)/images/atrium-test-desktop.qcow2
 
 .PHONY: all deps build build-fuzz images npm web check demo demo-stop bench install clean

@@ -16,6 +16,7 @@ static void usage(FILE *to)
                 "Session:\n"
                 "  login URL [--user NAME] [--password-stdin] [--insecure] [--ca FILE]\n"
                 "  logout\n  whoami\n  passwd [--password-stdin]\n  role list\n"
+                "  directory test --user NAME   how the directory resolves a user (admin)\n"
                 "  completion bash     print the bash completion script\n\n"
                 "Objects (each: list, show, create, update, delete; 'atrium FAMILY --help'):\n");
         for (gsize i = 0; i < n; i++)
@@ -34,7 +35,7 @@ static int completion(int argc, char **argv)
 {
         gsize n;
         const Resource *const *res = resources_all(&n);
-        GString *fam = g_string_new("login logout whoami passwd role completion");
+        GString *fam = g_string_new("login logout whoami passwd role directory completion");
         g_autoptr(GString) extra = g_string_new(NULL);
 
         if (argc != 2 || !g_str_equal(argv[1], "bash"))
@@ -137,6 +138,8 @@ int main(int argc, char **argv)
                 rc = cmd_passwd(&c, argc - i, argv + i);
         else if (g_str_equal(cmd, "role"))
                 rc = cmd_role(&c, argc - i, argv + i);
+        else if (g_str_equal(cmd, "directory"))
+                rc = cmd_directory(&c, argc - i, argv + i);
         else {
                 const Resource *r = NULL;
                 for (gsize k = 0; k < n; k++)

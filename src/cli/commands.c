@@ -211,6 +211,59 @@ int cmd_role(Client *c, int argc, char **argv)
         return EXIT_OK;
 }
 
+/* atrium directory test --user NAME: how the directory resolves a user. */
+int cmd_directory(Client *c, int argc, char **argv)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonNode) reply = NULL;
+        g_autofree char *path = NULL, *esc = NULL;
+        const char *user = NULL;
+        JsonObject *o;
+        JsonArray *a;
+        guint status;
+
+        if (argc == 4 && g_str_equal(argv[1], "test") && g_str_equal(argv[2], "--user"))
+                user = argv[3];
+        else if (argc == 3 && g_str_equal(argv[1], "test") && g_str_has_prefix(argv[2], "--user="))
+                user = argv[2] + strlen("--user=");
+        if (!user || !user[0])
+                return out_usage("usage: atrium directory test --user NAME");
+        esc = g_uri_escape_string(user, NULL, FALSE);
+        path = g_strdup_printf("/api/v1/directory/test?user=%s", esc);
+        reply = client_call(c, "GET", path, NULL, &status, &error);
+        if (!reply)
+                return out_error(error);
+        if (c->json) {
+                out_json(reply);
+                return EXIT_OK;
+        }
+        o = json_node_get_object(reply);
+        printf("server:  %s\ndn:      %s\nname:    %s\nmail:    %s\ngroups:\n",
+               json_object_get_string_member(o, "server"), json_object_get_string_member(o, "dn"),
+               json_object_get_string_member(o, "display_name"),
+               json_object_get_string_member(o, "mail"));
+        a = json_object_get_array_member(o, "directory_groups");
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+                JsonObject *g = json_array_get_object_element(a, i);
+                const char *via = json_object_get_string_member_with_default(g, "via", NULL);
+                g_autofree char *through = via ? g_strdup_printf("  (through %s)", via) : NULL;
+                printf("  %-20s %s%s\n", json_object_get_string_member(g, "name"),
+                       json_object_get_string_member(g, "dn"), through ? through : "");
+        }
+        if (json_array_get_length(a) == 0)
+                printf("  (none)\n");
+        a = json_object_get_array_member(o, "atrium_groups");
+        printf("atrium groups:");
+        for (guint i = 0; i < json_array_get_length(a); i++)
+                printf(" %s", json_array_get_string_element(a, i));
+        printf("%s\npools:", json_array_get_length(a) ? "" : " (none)");
+        a = json_object_get_array_member(o, "pools");
+        for (guint i = 0; i < json_array_get_length(a); i++)
+                printf(" %s", json_array_get_string_element(a, i));
+        printf("%s\n", json_array_get_length(a) ? "" : " (none)");
+        return EXIT_OK;
+}
+
 /* ---- object families --------------------------------------------------------------------- */
 
 static gboolean has_verb(const Resource *res, const char *verb)

@@ -2,6 +2,7 @@
 #define G_LOG_DOMAIN "api"
 
 #include "manager/api.h"
+#include "manager/dirlink.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -51,10 +52,16 @@ typedef struct {
         char *name;
         char *password;
         gboolean ok;
+        DirectoryConfig *dir; /* set: the name is checked against the directory */
+        DirUser *du;
+        GError *dir_error;
 } LoginJob;
 
 static void login_job_free(LoginJob *j)
 {
+        directory_config_free(j->dir);
+        dir_user_free(j->du);
+        g_clear_error(&j->dir_error);
         user_auth_clear(&j->user);
         g_free(j->name);
         if (j->password) {
@@ -67,6 +74,12 @@ static void login_job_free(LoginJob *j)
 static gpointer login_verify(gpointer data, GError **error)
 {
         LoginJob *j = data;
+
+        if (j->dir) { /* search, then bind as the user: blocking, hence here */
+                j->du = directory_lookup(j->dir, j->name, j->password, &j->dir_error);
+                j->ok = j->du != NULL;
+                return j;
+        }
 
         /* An unknown user costs the same time as a wrong password. */
         j->ok = password_verify(j->known ? j->user.password_hash : password_dummy_hash(),
@@ -90,6 +103,44 @@ static void login_refuse(ApiRequest *req, const char *key_user, const char *key_
         api_reply_error(req, error);
 }
 
+/* A directory login's outcome: the local row written, or the refusal answered (FALSE). */
+static gboolean directory_done(ApiRequest *req, LoginJob *j, const char *ku, const char *ka)
+{
+        g_autoptr(GError) error = NULL;
+        gint64 id;
+
+        if (!j->du && g_error_matches(j->dir_error, ATRIUM_ERROR, ATRIUM_ERROR_BAD_CREDENTIALS)) {
+                login_refuse(req, ku, ka, j->name, "directory: wrong password or unknown user");
+                return FALSE;
+        }
+        if (!j->du) {
+                const char *why = j->dir_error->message;
+                int code = j->dir_error->code;
+                /* The directory's own faults are the server's: 503; the user's input: 400. */
+                if (code == ATRIUM_ERROR_INVALID && !g_str_has_prefix(why, "a login name"))
+                        code = ATRIUM_ERROR_UNAVAILABLE;
+                if (code != ATRIUM_ERROR_FORBIDDEN)
+                        ratelimit_fail(req->mgr->logins, ka, now_s(),
+                                       MCFG_INT(req->mgr, "login_window"));
+                store_event_add(req->store, &req->actor, "login_failed", "user", 0, j->name, why,
+                                NULL);
+                g_info("directory login of '%s' from %s refused: %s", j->name, req->address, why);
+                g_set_error(&error, ATRIUM_ERROR, code, "%s", why);
+                api_reply_error(req, error);
+                return FALSE;
+        }
+        if (!util_name_valid(j->du->login, &error) ||
+            !dirlink_sync(req->store, j->du, TRUE, now_s(), &id, &error)) {
+                g_prefix_error(&error, "the directory user '%s' cannot log in here: ", j->name);
+                api_reply_error(req, error);
+                return FALSE;
+        }
+        user_auth_clear(&j->user);
+        j->known = store_user_auth(req->store, j->du->login, &j->user, NULL);
+        j->ok = j->known;
+        return TRUE;
+}
+
 static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer data)
 {
         LoginJob *j = data;
@@ -104,6 +155,8 @@ static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer d
                 api_reply_error(req, err);
                 return;
         }
+        if (j->dir && !directory_done(req, j, ku, ka))
+                return;
         if (!j->ok) {
                 login_refuse(req, ku, ka, j->name, j->known ? "wrong password" : "unknown user");
                 return;
@@ -177,6 +230,10 @@ void api_auth_login(ApiRequest *req)
         j->name = g_strdup(name);
         j->password = g_strdup(json_object_get_string_member(req->body, "password"));
         j->known = store_user_auth(req->store, name, &j->user, NULL);
+        /* A local account with a password logs in here, directory or not (so admins can when
+         * the directory is down); any other name goes to the directory when there is one. */
+        if (!(j->known && j->user.password_hash && j->user.password_hash[0]))
+                j->dir = dirlink_config(req->mgr);
         api_run_in_thread(req, login_verify, login_done, j, (GDestroyNotify)login_job_free);
 }
 

@@ -599,7 +599,7 @@ void api_guest_action(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        if (guests == resource_by_kind("desktop") && req->caller.role < ROLE_OPERATOR &&
+        if (guests == resource_by_kind("desktop") && req->caller.role < ROLE_HELPDESK &&
             !user_may_act(req, g, &error)) {
                 api_reply_error(req, error);
                 return;

@@ -14,7 +14,7 @@ static gint64 owner_scope(ApiRequest *req)
 {
         const Resource *res = req->route->res;
 
-        if (res->owner_field && req->caller.role < ROLE_OPERATOR)
+        if (res->owner_field && req->caller.role < ROLE_HELPDESK)
                 return req->caller.user_id;
         return 0;
 }

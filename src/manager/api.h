@@ -132,3 +132,4 @@ void api_session_disconnect(ApiRequest *req);
 void api_gateway_events(ApiRequest *req);
 void api_stream(ApiRequest *req);
 void api_media_upload(ApiRequest *req);
+void api_directory_test(ApiRequest *req);

@@ -1,6 +1,7 @@
 #define G_LOG_DOMAIN "manager"
 
 #include "manager/manager.h"
+#include "manager/dirlink.h"
 #include "manager/agents.h"
 #include "manager/pools.h"
 #include "proto/ticket.h"
@@ -207,6 +208,7 @@ gboolean manager_start(Manager *mgr, GError **error)
         mgr->pools = pools_new(mgr, error);
         if (!mgr->pools)
                 return FALSE;
+        mgr->dirlink = dirlink_start(mgr);
         url_file = g_build_filename(mgr->state_dir, "manager.url", NULL);
         url_text = g_strdup_printf("%s\n", mgr->url);
         if (!util_write_file(url_file, url_text, -1, 0644, error))
@@ -244,6 +246,7 @@ void manager_free(Manager *mgr)
 {
         if (!mgr)
                 return;
+        dirlink_free(mgr->dirlink);
         pools_free(mgr->pools);
         http_server_free(mgr->http);
         agents_free(mgr->agents);

@@ -26,6 +26,7 @@ typedef struct {
         guint8 ticket_pk[32];      /* ... and what gateways verify with (ticket-public.key) */
         char gateway_key[48];      /* what gateways report with (state_dir/gateway.key) */
         char *gateway_url;         /* the gateway in this process, when there is one */
+        struct _DirLink *dirlink;  /* directory users' group refresher (dirlink.h) */
 } Manager;
 
 /* Opens the store (migrating it), creates the first admin when there is no user. */

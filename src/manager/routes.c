@@ -49,6 +49,10 @@ static const Route fixed_routes[] = {
          "Server-sent events for live views: 'change' names the tables written since the last "
          "one (users: desktops, sessions, pools), operators also get 'events' (new audit "
          "events; ?after=ID resumes); 'expired' when the login ends."},
+        {"GET", API "/directory/test", api_directory_test, ROLE_ADMIN, 0, NULL, "test",
+         "How the directory resolves a user (?user=NAME): the server that answered, DN, name, "
+         "mail, directory groups with nesting ('via'), the Atrium groups they fill and the "
+         "pools those open; a misconfigured directory answers with what to fix."},
         {"GET", API "/roles", api_roles_list, ROLE_USER, 0, NULL, "roles",
          "The roles and what each may do."},
         {"GET", API "/groups/{id}/members", api_group_members, ROLE_ADMIN, 0, NULL, "members",

@@ -463,7 +463,7 @@ void api_gateway_events(ApiRequest *req)
 static JsonObject *session_of(ApiRequest *req, GError **error)
 {
         return store_get(req->store, resource_by_kind("session"), req->params[0],
-                         req->caller.role < ROLE_OPERATOR ? req->caller.user_id : 0, error);
+                         req->caller.role < ROLE_HELPDESK ? req->caller.user_id : 0, error);
 }
 
 /* POST /sessions/{id}/end: logoff, shutdown, then (stateless) reset. */

@@ -11,6 +11,9 @@ static const struct {
         [ROLE_NONE] = {"none", "no login needed"},
         [ROLE_USER] = {"user", "uses the desktops it is entitled to; sees only its own "
                                "desktops and sessions"},
+        [ROLE_HELPDESK] = {"helpdesk", "sees every desktop and session; disconnects and ends "
+                                       "sessions, reboots and resets desktops; changes nothing "
+                                       "else"},
         [ROLE_OPERATOR] = {"operator", "manages hosts, storage, media, guests, templates, pools, "
                                        "desktops and sessions; no user management"},
         [ROLE_ADMIN] = {"admin", "everything, including users, groups and roles"},

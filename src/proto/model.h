@@ -5,7 +5,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
-typedef enum { ROLE_NONE, ROLE_USER, ROLE_OPERATOR, ROLE_ADMIN, ROLE_LAST } Role;
+typedef enum { ROLE_NONE, ROLE_USER, ROLE_HELPDESK, ROLE_OPERATOR, ROLE_ADMIN, ROLE_LAST } Role;
 const char *role_to_string(Role r);
 int role_from_string(const char *s); /* -1 when unknown */
 const char *role_description(Role r);

@@ -6,7 +6,8 @@
 
 #define N(a) G_N_ELEMENTS(a)
 
-static const char *const role_choices[] = {"admin", "operator", "user", NULL};
+static const char *const role_choices[] = {"admin", "operator", "helpdesk", "user", NULL};
+static const char *const user_sources[] = {"local", "directory", NULL};
 static const char *const host_states[] = {"up", "down", "maintenance", NULL};
 static const char *const vm_states[] = {"stopped",  "starting", "running",
                                         "stopping", "failed",   NULL};
@@ -39,16 +40,27 @@ static const Field user_fields[] = {
          "Full name shown in the portal."},
         {"email", FIELD_TEXT, 0, "", 0, 256, NULL, NULL, "Mail address."},
         {"role", FIELD_ENUM, F_LIST | F_FILTER, "user", 0, 0, role_choices, NULL,
-         "admin, operator or user."},
+         "admin, operator, helpdesk or user (its groups may give it more)."},
         {"enabled", FIELD_BOOL, F_LIST, "true", 0, 0, NULL, NULL,
          "A disabled user cannot log in; its tokens stop working."},
         {"password", FIELD_SECRET, F_REQUIRED, NULL, 8, 1024, NULL, NULL,
          "Password, at least 8 characters; stored as an argon2id hash, never returned."},
+        {"source", FIELD_ENUM, F_LIST | F_FILTER | F_READONLY, "local", 0, 0, user_sources, NULL,
+         "local (a password kept here) or directory (made at its first directory login)."},
+        {"directory_dn", FIELD_TEXT, F_READONLY, "", 0, 0, NULL, NULL,
+         "A directory user's entry (DN)."},
+        {"groups_checked_at", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL,
+         "Unix time a directory user's groups were last looked up."},
 };
 
 static const Field group_fields[] = {
         NAME_FIELD("group"),
         DESC_FIELD,
+        {"directory_group", FIELD_TEXT, F_LIST | F_FILTER, "", 0, 256, NULL, NULL,
+         "Name of a directory group: directory users in it (nested groups included) are members "
+         "of this group, refreshed at login and every directory.group_cache_ttl."},
+        {"role", FIELD_ENUM, F_LIST, "user", 0, 0, role_choices, NULL,
+         "Least role of its members (helpdesk, operator, admin: a group can give a role)."},
 };
 
 /* Hosts are created by their agent joining (POST /agent/register) and filled in by it. */

@@ -266,6 +266,14 @@ static const char *const migrations[] = {
         "ALTER TABLE pools ADD COLUMN user_actions INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE pools ADD COLUMN kiosk INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE desktops ADD COLUMN terminal_id INTEGER REFERENCES terminals(id);",
+        /* 8: directory users (where they come from, their DN, when their groups were last
+         * looked up); groups filled from a directory group, and giving their members a role. */
+        "ALTER TABLE users ADD COLUMN source TEXT NOT NULL DEFAULT 'local';"
+        "ALTER TABLE users ADD COLUMN directory_dn TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE users ADD COLUMN groups_checked_at INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE groups ADD COLUMN directory_group TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE groups ADD COLUMN role TEXT NOT NULL DEFAULT 'user';"
+        "CREATE INDEX groups_directory ON groups(directory_group COLLATE NOCASE);",
 };
 
 int schema_latest(void)

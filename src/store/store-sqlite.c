@@ -4,6 +4,7 @@
 #define G_LOG_DOMAIN "store"
 
 #include "store/store.h"
+#include "store/store-sqlite-private.h"
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "common/util.h"
@@ -11,19 +12,10 @@
 #include <sqlite3.h>
 #include <string.h>
 
-typedef struct {
-        Store parent;
-        sqlite3 *db;
-        char *path;
-        GHashTable *stmts; /* SQL text -> sqlite3_stmt* */
-} SqliteStore;
+/* SqliteStore: store-sqlite-private.h */
 
-static SqliteStore *S(Store *st)
-{
-        return (SqliteStore *)st;
-}
 
-static gboolean db_error(SqliteStore *s, GError **error, const char *what)
+gboolean sqs_db_error(SqliteStore *s, GError **error, const char *what)
 {
         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "database error while %s: %s", what,
                     sqlite3_errmsg(s->db));
@@ -31,7 +23,7 @@ static gboolean db_error(SqliteStore *s, GError **error, const char *what)
 }
 
 /* A cached prepared statement, reset and unbound. */
-static sqlite3_stmt *prep(SqliteStore *s, const char *sql, GError **error)
+sqlite3_stmt *sqs_prep(SqliteStore *s, const char *sql, GError **error)
 {
         sqlite3_stmt *stmt = g_hash_table_lookup(s->stmts, sql);
 
@@ -63,12 +55,12 @@ static gboolean exec(SqliteStore *s, const char *sql, GError **error)
         return TRUE;
 }
 
-static gboolean tx_begin(SqliteStore *s, GError **error)
+gboolean sqs_tx_begin(SqliteStore *s, GError **error)
 {
         return exec(s, "BEGIN IMMEDIATE", error);
 }
 
-static gboolean tx_commit(SqliteStore *s, GError **error)
+gboolean sqs_tx_commit(SqliteStore *s, GError **error)
 {
         if (exec(s, "COMMIT", error))
                 return TRUE;
@@ -76,20 +68,20 @@ static gboolean tx_commit(SqliteStore *s, GError **error)
         return FALSE;
 }
 
-static void tx_rollback(SqliteStore *s)
+void sqs_tx_rollback(SqliteStore *s)
 {
         if (!sqlite3_get_autocommit(s->db))
                 exec(s, "ROLLBACK", NULL);
 }
 
 /* Step a statement expected to return no rows. */
-static gboolean step_done(SqliteStore *s, sqlite3_stmt *stmt, GError **error, const char *what)
+gboolean sqs_step_done(SqliteStore *s, sqlite3_stmt *stmt, GError **error, const char *what)
 {
         int rc = sqlite3_step(stmt);
         sqlite3_reset(stmt);
         if (rc == SQLITE_DONE)
                 return TRUE;
-        return db_error(s, error, what);
+        return sqs_db_error(s, error, what);
 }
 
 /* ---- rows as JSON ------------------------------------------------------------------------ */
@@ -269,7 +261,7 @@ static gint64 find_id(SqliteStore *s, const Resource *res, const char *id_or_nam
                 return 0;
         }
         sql = g_strdup_printf("SELECT id FROM %s WHERE %s = ?", res->table, by_id ? "id" : "name");
-        if (!(st = prep(s, sql, error)))
+        if (!(st = sqs_prep(s, sql, error)))
                 return 0;
         if (by_id)
                 sqlite3_bind_int64(st, 1, id);
@@ -297,7 +289,7 @@ static JsonObject *get_row(SqliteStore *s, const Resource *res, gint64 id, gint6
 
         sql = of ? g_strdup_printf("SELECT %s WHERE t.id = ? AND t.%s = ?", base, field_column(of))
                  : g_strdup_printf("SELECT %s WHERE t.id = ?", base);
-        if (!(st = prep(s, sql, error)))
+        if (!(st = sqs_prep(s, sql, error)))
                 return NULL;
         sqlite3_bind_int64(st, 1, id);
         if (of)
@@ -409,7 +401,7 @@ static gboolean check_unique(SqliteStore *s, const Resource *res, JsonObject *va
                 v = json_object_get_string_member(values, f->name);
                 sql = g_strdup_printf("SELECT 1 FROM %s WHERE %s = ? AND id != ?", res->table,
                                       f->name);
-                if (!(st = prep(s, sql, error)))
+                if (!(st = sqs_prep(s, sql, error)))
                         return FALSE;
                 sqlite3_bind_text(st, 1, v, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(st, 2, self_id);
@@ -448,11 +440,11 @@ static char *detail_text(const Resource *res, JsonObject *values)
         return json_node_to_text(node, FALSE);
 }
 
-static gboolean event_insert(SqliteStore *s, const Actor *a, const char *action, const char *kind,
+gboolean sqs_event_insert(SqliteStore *s, const Actor *a, const char *action, const char *kind,
                              gint64 id, const char *name, const char *detail, GError **error)
 {
         g_autofree char *now = util_now_iso();
-        sqlite3_stmt *st = prep(s,
+        sqlite3_stmt *st = sqs_prep(s,
                                 "INSERT INTO events (time, actor, address, action, object_kind, "
                                 "object_id, object_name, detail, created_at, updated_at) "
                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?1)",
@@ -468,13 +460,13 @@ static gboolean event_insert(SqliteStore *s, const Actor *a, const char *action,
                 sqlite3_bind_int64(st, 6, id);
         sqlite3_bind_text(st, 7, name ? name : "", -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 8, detail ? detail : "", -1, SQLITE_STATIC);
-        return step_done(s, st, error, "recording an event");
+        return sqs_step_done(s, st, error, "recording an event");
 }
 
 static gboolean sq_event_add(Store *st, const Actor *actor, const char *action, const char *kind,
                              gint64 id, const char *name, const char *detail, GError **error)
 {
-        return event_insert(S(st), actor, action, kind, id, name, detail, error);
+        return sqs_event_insert(S(st), actor, action, kind, id, name, detail, error);
 }
 
 /* At least one enabled admin must remain: checked inside the transaction of any user change. */
@@ -485,7 +477,7 @@ static gboolean check_admins(SqliteStore *s, const Resource *res, GError **error
 
         if (!g_str_equal(res->table, "users"))
                 return TRUE;
-        st = prep(s, "SELECT count(*) FROM users WHERE role = 'admin' AND enabled = 1", error);
+        st = sqs_prep(s, "SELECT count(*) FROM users WHERE role = 'admin' AND enabled = 1", error);
         if (!st)
                 return FALSE;
         sqlite3_step(st);
@@ -534,20 +526,20 @@ static JsonObject *create_tx(SqliteStore *s, const Resource *res, const char *un
         }
         sql = g_strdup_printf("INSERT INTO %s (%screated_at, updated_at) VALUES (%s?, ?)",
                               res->table, cols->str, qs->str);
-        if (!(st = prep(s, sql, error)))
+        if (!(st = sqs_prep(s, sql, error)))
                 goto fail;
         for (gsize i = 0; i < res->n_fields; i++)
                 bind_value(st, idx++, &res->fields[i],
                            json_object_get_member(merged, res->fields[i].name), refs[i]);
         sqlite3_bind_text(st, idx++, now, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, idx++, now, -1, SQLITE_STATIC);
-        if (!step_done(s, st, error, "inserting"))
+        if (!sqs_step_done(s, st, error, "inserting"))
                 goto fail;
         id = sqlite3_last_insert_rowid(s->db);
         if (!(row = get_row(s, res, id, 0, error)))
                 goto fail;
         detail = detail_text(res, values);
-        if (!event_insert(s, actor, "create", res->kind, id, object_label(res, row, &tmp), detail,
+        if (!sqs_event_insert(s, actor, "create", res->kind, id, object_label(res, row, &tmp), detail,
                           error)) {
                 json_object_unref(row);
                 goto fail;
@@ -566,10 +558,10 @@ fail:
 static JsonObject *tx_end(SqliteStore *s, JsonObject *row, GError **error)
 {
         if (!row) {
-                tx_rollback(s);
+                sqs_tx_rollback(s);
                 return NULL;
         }
-        if (!tx_commit(s, error)) {
+        if (!sqs_tx_commit(s, error)) {
                 json_object_unref(row);
                 return NULL;
         }
@@ -584,7 +576,7 @@ static JsonObject *row_tx(SqliteStore *s, RowChange change, const Resource *res,
                           const char *id_or_name, JsonObject *values, const Actor *actor,
                           GError **error)
 {
-        if (!tx_begin(s, error))
+        if (!sqs_tx_begin(s, error))
                 return NULL;
         return tx_end(s, change(s, res, id_or_name, values, actor, error), error);
 }
@@ -640,7 +632,7 @@ static JsonObject *update_tx(SqliteStore *s, const Resource *res, const char *id
                                                                        : field_column(f));
         }
         sql = g_strdup_printf("UPDATE %s SET %supdated_at = ? WHERE id = ?", res->table, sets->str);
-        if (!(st = prep(s, sql, error)))
+        if (!(st = sqs_prep(s, sql, error)))
                 return NULL;
         for (gsize i = 0; i < res->n_fields; i++) {
                 const Field *f = &res->fields[i];
@@ -649,14 +641,14 @@ static JsonObject *update_tx(SqliteStore *s, const Resource *res, const char *id
         }
         sqlite3_bind_text(st, idx++, now, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, idx++, id);
-        if (!step_done(s, st, error, "updating"))
+        if (!sqs_step_done(s, st, error, "updating"))
                 return NULL;
         if (!check_admins(s, res, error))
                 return NULL;
         if (!(row = get_row(s, res, id, 0, error)))
                 return NULL;
         detail = detail_text(res, patch);
-        if (actor && !event_insert(s, actor, "update", res->kind, id, object_label(res, row, &tmp), detail,
+        if (actor && !sqs_event_insert(s, actor, "update", res->kind, id, object_label(res, row, &tmp), detail,
                           error)) {
                 json_object_unref(row);
                 return NULL;
@@ -690,7 +682,7 @@ static gboolean check_unused(SqliteStore *s, const Resource *res, gint64 id, con
                                 continue;
                         sql = g_strdup_printf("SELECT count(*) FROM %s WHERE %s = ?", all[r]->table,
                                               field_column(f));
-                        if (!(st = prep(s, sql, error)))
+                        if (!(st = sqs_prep(s, sql, error)))
                                 return FALSE;
                         sqlite3_bind_int64(st, 1, id);
                         sqlite3_step(st);
@@ -725,13 +717,13 @@ static gboolean delete_tx(SqliteStore *s, const Resource *res, const char *id_or
         if (!check_unused(s, res, id, label, error))
                 return FALSE;
         sql = g_strdup_printf("DELETE FROM %s WHERE id = ?", res->table);
-        if (!(st = prep(s, sql, error)))
+        if (!(st = sqs_prep(s, sql, error)))
                 return FALSE;
         sqlite3_bind_int64(st, 1, id);
-        if (!step_done(s, st, error, "deleting"))
+        if (!sqs_step_done(s, st, error, "deleting"))
                 return FALSE;
         return check_admins(s, res, error) &&
-               event_insert(s, actor, "delete", res->kind, id, label, "", error);
+               sqs_event_insert(s, actor, "delete", res->kind, id, label, "", error);
 }
 
 static gboolean sq_delete(Store *st, const Resource *res, const char *id_or_name,
@@ -739,13 +731,13 @@ static gboolean sq_delete(Store *st, const Resource *res, const char *id_or_name
 {
         SqliteStore *s = S(st);
 
-        if (!tx_begin(s, error))
+        if (!sqs_tx_begin(s, error))
                 return FALSE;
         if (!delete_tx(s, res, id_or_name, actor, error)) {
-                tx_rollback(s);
+                sqs_tx_rollback(s);
                 return FALSE;
         }
-        return tx_commit(s, error);
+        return sqs_tx_commit(s, error);
 }
 
 /* ---- list -------------------------------------------------------------------------------- */
@@ -841,7 +833,7 @@ static gboolean sq_list_json(Store *st, const Resource *res, const ListQuery *q,
                                        field_column(resource_field(res, res->owner_field)));
         sql = g_strdup_printf("SELECT %s WHERE %s ORDER BY t.id%s LIMIT ?", base, where->str,
                               q->newest_first ? " DESC" : "");
-        if (!(stmt = prep(s, sql, error)))
+        if (!(stmt = sqs_prep(s, sql, error)))
                 return FALSE;
         sqlite3_bind_int64(stmt, idx++,
                            q->newest_first && q->after_id == 0 ? G_MAXINT64 : q->after_id);
@@ -876,7 +868,7 @@ static gboolean sq_list_json(Store *st, const Resource *res, const ListQuery *q,
 static gint64 sq_count(Store *st, const Resource *res)
 {
         g_autofree char *sql = g_strdup_printf("SELECT count(*) FROM %s", res->table);
-        sqlite3_stmt *stmt = prep(S(st), sql, NULL);
+        sqlite3_stmt *stmt = sqs_prep(S(st), sql, NULL);
         gint64 n = 0;
 
         if (stmt && sqlite3_step(stmt) == SQLITE_ROW)
@@ -896,13 +888,13 @@ static gboolean member_change(Store *st, const char *group, const char *user, gb
         sqlite3_stmt *stmt;
         g_autofree char *detail = NULL;
 
-        if (!tx_begin(s, error))
+        if (!sqs_tx_begin(s, error))
                 return FALSE;
         gid = find_id(s, resource_by_kind("group"), group, error);
         uid = gid ? find_id(s, resource_by_kind("user"), user, error) : 0;
         if (!uid)
                 goto fail;
-        stmt = prep(s,
+        stmt = sqs_prep(s,
                     add ? "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?, ?)"
                         : "DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
                     error);
@@ -910,7 +902,7 @@ static gboolean member_change(Store *st, const char *group, const char *user, gb
                 goto fail;
         sqlite3_bind_int64(stmt, 1, gid);
         sqlite3_bind_int64(stmt, 2, uid);
-        if (!step_done(s, stmt, error, "changing group members"))
+        if (!sqs_step_done(s, stmt, error, "changing group members"))
                 goto fail;
         if (!add && sqlite3_changes(s->db) == 0) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
@@ -918,12 +910,12 @@ static gboolean member_change(Store *st, const char *group, const char *user, gb
                 goto fail;
         }
         detail = g_strdup_printf("{\"user\":\"%s\"}", user);
-        if (!event_insert(s, actor, add ? "add_member" : "remove_member", "group", gid, group,
+        if (!sqs_event_insert(s, actor, add ? "add_member" : "remove_member", "group", gid, group,
                           detail, error))
                 goto fail;
-        return tx_commit(s, error);
+        return sqs_tx_commit(s, error);
 fail:
-        tx_rollback(s);
+        sqs_tx_rollback(s);
         return FALSE;
 }
 
@@ -948,7 +940,7 @@ static JsonArray *sq_members(Store *st, const char *group, GError **error)
 
         if (!gid)
                 return NULL;
-        stmt = prep(s,
+        stmt = sqs_prep(s,
                     "SELECT u.id, u.name, u.display_name FROM group_members m "
                     "JOIN users u ON u.id = m.user_id WHERE m.group_id = ? ORDER BY u.name",
                     error);
@@ -972,7 +964,7 @@ static JsonArray *sq_members(Store *st, const char *group, GError **error)
 /* The ids a one-parameter query selects, in order. */
 static GArray *ids_where(Store *st, const char *sql, gint64 param, GError **error)
 {
-        sqlite3_stmt *stmt = prep(S(st), sql, error);
+        sqlite3_stmt *stmt = sqs_prep(S(st), sql, error);
         GArray *out;
 
         if (!stmt)
@@ -1016,7 +1008,7 @@ static GArray *sq_pool_in_session(Store *st, gint64 pool_id, GError **error)
 static gboolean sq_user_auth(Store *st, const char *name, UserAuth *out, GError **error)
 {
         SqliteStore *s = S(st);
-        sqlite3_stmt *stmt = prep(s,
+        sqlite3_stmt *stmt = sqs_prep(s,
                                   "SELECT id, name, password_hash, role, enabled FROM users "
                                   "WHERE name = ?",
                                   error);
@@ -1047,27 +1039,27 @@ static gboolean sq_user_set_password(Store *st, gint64 user_id, const char *hash
         g_autofree char *now = util_now_iso();
         sqlite3_stmt *stmt;
 
-        if (!tx_begin(s, error))
+        if (!sqs_tx_begin(s, error))
                 return FALSE;
-        stmt = prep(s, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", error);
+        stmt = sqs_prep(s, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", error);
         if (!stmt)
                 goto fail;
         sqlite3_bind_text(stmt, 1, hash, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 2, now, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 3, user_id);
-        if (!step_done(s, stmt, error, "changing a password"))
+        if (!sqs_step_done(s, stmt, error, "changing a password"))
                 goto fail;
         /* A new password ends every other login of this user. */
-        stmt = prep(s, "DELETE FROM api_tokens WHERE user_id = ?", error);
+        stmt = sqs_prep(s, "DELETE FROM api_tokens WHERE user_id = ?", error);
         if (!stmt)
                 goto fail;
         sqlite3_bind_int64(stmt, 1, user_id);
-        if (!step_done(s, stmt, error, "revoking tokens") ||
-            !event_insert(s, actor, "change_password", "user", user_id, actor->name, "", error))
+        if (!sqs_step_done(s, stmt, error, "revoking tokens") ||
+            !sqs_event_insert(s, actor, "change_password", "user", user_id, actor->name, "", error))
                 goto fail;
-        return tx_commit(s, error);
+        return sqs_tx_commit(s, error);
 fail:
-        tx_rollback(s);
+        sqs_tx_rollback(s);
         return FALSE;
 }
 
@@ -1076,7 +1068,7 @@ static gboolean sq_token_insert(Store *st, const char *hash, gint64 user_id, gin
 {
         SqliteStore *s = S(st);
         g_autofree char *now = util_now_iso();
-        sqlite3_stmt *stmt = prep(s,
+        sqlite3_stmt *stmt = sqs_prep(s,
                                   "INSERT INTO api_tokens (hash, user_id, created_at, expires_at, "
                                   "address) VALUES (?, ?, ?, ?, ?)",
                                   error);
@@ -1088,14 +1080,14 @@ static gboolean sq_token_insert(Store *st, const char *hash, gint64 user_id, gin
         sqlite3_bind_text(stmt, 3, now, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 4, expires_at);
         sqlite3_bind_text(stmt, 5, address ? address : "", -1, SQLITE_STATIC);
-        return step_done(s, stmt, error, "storing a token");
+        return sqs_step_done(s, stmt, error, "storing a token");
 }
 
 static gboolean sq_token_lookup(Store *st, const char *hash, gint64 now, TokenInfo *out,
                                 GError **error)
 {
         SqliteStore *s = S(st);
-        sqlite3_stmt *stmt = prep(s,
+        sqlite3_stmt *stmt = sqs_prep(s,
                                   "SELECT u.id, u.name, u.role, t.expires_at FROM api_tokens t "
                                   "JOIN users u ON u.id = t.user_id "
                                   "WHERE t.hash = ? AND t.expires_at > ? AND u.enabled = 1",
@@ -1114,23 +1106,39 @@ static gboolean sq_token_lookup(Store *st, const char *hash, gint64 now, TokenIn
                 out->expires_at = sqlite3_column_int64(stmt, 3);
         }
         sqlite3_reset(stmt);
-        if (!found)
+        if (!found) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
                             "the token is unknown, expired or revoked; log in again");
-        return found;
+                return FALSE;
+        }
+        /* A group may give its members more than their own role. */
+        stmt = sqs_prep(s,
+                        "SELECT g.role FROM group_members m JOIN groups g ON g.id = m.group_id "
+                        "WHERE m.user_id = ? AND g.role != 'user'",
+                        NULL);
+        if (stmt) {
+                sqlite3_bind_int64(stmt, 1, out->user_id);
+                while (sqlite3_step(stmt) == SQLITE_ROW) {
+                        int r = role_from_string((const char *)sqlite3_column_text(stmt, 0));
+                        if (r > (int)out->role)
+                                out->role = (Role)r;
+                }
+                sqlite3_reset(stmt);
+        }
+        return TRUE;
 }
 
 static gboolean sq_token_delete(Store *st, const char *hash, GError **error)
 {
         SqliteStore *s = S(st);
         sqlite3_stmt *stmt =
-                prep(s, "DELETE FROM api_tokens WHERE hash = ? OR expires_at < ?", error);
+                sqs_prep(s, "DELETE FROM api_tokens WHERE hash = ? OR expires_at < ?", error);
 
         if (!stmt)
                 return FALSE;
         sqlite3_bind_text(stmt, 1, hash, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 2, g_get_real_time() / G_USEC_PER_SEC);
-        return step_done(s, stmt, error, "revoking a token");
+        return sqs_step_done(s, stmt, error, "revoking a token");
 }
 
 /* ---- open, migrate, close ---------------------------------------------------------------- */
@@ -1144,9 +1152,9 @@ static gboolean sq_join_token_insert(Store *st, const char *hash, gint64 expires
         g_autofree char *now = util_now_iso();
         sqlite3_stmt *q;
 
-        if (!tx_begin(s, error))
+        if (!sqs_tx_begin(s, error))
                 return FALSE;
-        q = prep(s,
+        q = sqs_prep(s,
                  "INSERT INTO join_tokens (hash, expires_at, created_by, created_at, updated_at) "
                  "VALUES (?1, ?2, ?3, ?4, ?4)",
                  error);
@@ -1156,14 +1164,14 @@ static gboolean sq_join_token_insert(Store *st, const char *hash, gint64 expires
         sqlite3_bind_int64(q, 2, expires_at);
         sqlite3_bind_text(q, 3, actor->name, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 4, now, -1, SQLITE_STATIC);
-        if (!step_done(s, q, error, "issuing a join token"))
+        if (!sqs_step_done(s, q, error, "issuing a join token"))
                 goto fail;
         *id = sqlite3_last_insert_rowid(s->db);
-        if (!event_insert(s, actor, "create", "join-token", *id, "", "", error))
+        if (!sqs_event_insert(s, actor, "create", "join-token", *id, "", "", error))
                 goto fail;
-        return tx_commit(s, error);
+        return sqs_tx_commit(s, error);
 fail:
-        tx_rollback(s);
+        sqs_tx_rollback(s);
         return FALSE;
 }
 
@@ -1176,7 +1184,7 @@ static JsonObject *join_tx(SqliteStore *s, const char *token_hash, gint64 now, J
         const char *name = json_object_get_string_member(facts, "name");
         g_autofree char *now_iso = util_now_iso();
         g_autoptr(JsonObject) created = NULL;
-        sqlite3_stmt *q = prep(s,
+        sqlite3_stmt *q = sqs_prep(s,
                                "SELECT id, expires_at, used_at FROM join_tokens WHERE hash = ?",
                                error);
         gint64 token_id, expires;
@@ -1209,14 +1217,14 @@ static JsonObject *join_tx(SqliteStore *s, const char *token_hash, gint64 now, J
         created = create_tx(s, hosts, NULL, facts, actor, error);
         if (!created)
                 return NULL;
-        q = prep(s, "UPDATE hosts SET credential_hash = ? WHERE id = ?", error);
+        q = sqs_prep(s, "UPDATE hosts SET credential_hash = ? WHERE id = ?", error);
         if (!q)
                 return NULL;
         sqlite3_bind_text(q, 1, credential_hash, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 2, json_object_get_int_member(created, "id"));
-        if (!step_done(s, q, error, "storing the host credential"))
+        if (!sqs_step_done(s, q, error, "storing the host credential"))
                 return NULL;
-        q = prep(s, "UPDATE join_tokens SET used_at = ?, host_name = ?, updated_at = ? WHERE id = ?",
+        q = sqs_prep(s, "UPDATE join_tokens SET used_at = ?, host_name = ?, updated_at = ? WHERE id = ?",
                  error);
         if (!q)
                 return NULL;
@@ -1224,7 +1232,7 @@ static JsonObject *join_tx(SqliteStore *s, const char *token_hash, gint64 now, J
         sqlite3_bind_text(q, 2, name, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 3, now_iso, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 4, token_id);
-        if (!step_done(s, q, error, "spending the join token"))
+        if (!sqs_step_done(s, q, error, "spending the join token"))
                 return NULL;
         return g_steal_pointer(&created);
 }
@@ -1234,7 +1242,7 @@ static JsonObject *sq_host_join(Store *st, const char *token_hash, gint64 now, J
 {
         SqliteStore *s = S(st);
 
-        if (!tx_begin(s, error))
+        if (!sqs_tx_begin(s, error))
                 return NULL;
         return tx_end(s, join_tx(s, token_hash, now, facts, credential_hash, actor, error), error);
 }
@@ -1242,7 +1250,7 @@ static JsonObject *sq_host_join(Store *st, const char *token_hash, gint64 now, J
 static gint64 sq_host_by_credential(Store *st, const char *credential_hash, GError **error)
 {
         SqliteStore *s = S(st);
-        sqlite3_stmt *q = prep(s, "SELECT id FROM hosts WHERE credential_hash = ?", error);
+        sqlite3_stmt *q = sqs_prep(s, "SELECT id FROM hosts WHERE credential_hash = ?", error);
         gint64 id = 0;
 
         if (!q)
@@ -1264,7 +1272,7 @@ static JsonArray *sq_change_batch(Store *st, const StoreChange *c, gsize n, cons
         SqliteStore *s = S(st);
         JsonArray *rows;
 
-        if (!tx_begin(s, error))
+        if (!sqs_tx_begin(s, error))
                 return NULL;
         rows = json_array_new();
         for (gsize i = 0; i < n; i++) {
@@ -1273,13 +1281,13 @@ static JsonArray *sq_change_batch(Store *st, const StoreChange *c, gsize n, cons
                                                   : create_tx(s, c[i].res, NULL, c[i].values,
                                                               actor, error);
                 if (!row) {
-                        tx_rollback(s);
+                        sqs_tx_rollback(s);
                         json_array_unref(rows);
                         return NULL;
                 }
                 json_array_add_object_element(rows, row);
         }
-        if (!tx_commit(s, error)) {
+        if (!sqs_tx_commit(s, error)) {
                 json_array_unref(rows);
                 return NULL;
         }
@@ -1289,7 +1297,7 @@ static JsonArray *sq_change_batch(Store *st, const StoreChange *c, gsize n, cons
 static char *sq_setting(Store *st, const char *key)
 {
         SqliteStore *s = S(st);
-        sqlite3_stmt *q = prep(s, "SELECT value FROM settings WHERE key = ?", NULL);
+        sqlite3_stmt *q = sqs_prep(s, "SELECT value FROM settings WHERE key = ?", NULL);
         char *v = NULL;
 
         if (!q)
@@ -1303,7 +1311,7 @@ static char *sq_setting(Store *st, const char *key)
 
 static int sq_schema_version(Store *st)
 {
-        sqlite3_stmt *stmt = prep(S(st), "PRAGMA user_version", NULL);
+        sqlite3_stmt *stmt = sqs_prep(S(st), "PRAGMA user_version", NULL);
         int v = -1;
 
         if (stmt && sqlite3_step(stmt) == SQLITE_ROW)
@@ -1349,6 +1357,8 @@ static const StoreOps sqlite_ops = {
         .user_set_password = sq_user_set_password,
         .token_insert = sq_token_insert,
         .token_lookup = sq_token_lookup,
+        .directory_user_sync = sqs_directory_user_sync,
+        .directory_users_due = sqs_directory_users_due,
         .token_delete = sq_token_delete,
         .event_add = sq_event_add,
         .count = sq_count,
@@ -1371,7 +1381,7 @@ static gboolean migrate(SqliteStore *s, GError **error)
         int cur = sq_schema_version(&s->parent), latest = schema_latest();
 
         if (cur < 0)
-                return db_error(s, error, "reading the schema version");
+                return sqs_db_error(s, error, "reading the schema version");
         if (cur > latest) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                             "database '%s' has schema version %d, newer than this atriumd "
@@ -1392,14 +1402,14 @@ static gboolean migrate(SqliteStore *s, GError **error)
         }
         for (int v = cur + 1; v <= latest; v++) {
                 g_autofree char *bump = g_strdup_printf("PRAGMA user_version = %d", v);
-                if (!tx_begin(s, error))
+                if (!sqs_tx_begin(s, error))
                         return FALSE;
                 if (!exec(s, schema_migration(v), error) || !exec(s, bump, error)) {
-                        tx_rollback(s);
+                        sqs_tx_rollback(s);
                         g_prefix_error(error, "migrating the database to schema %d: ", v);
                         return FALSE;
                 }
-                if (!tx_commit(s, error))
+                if (!sqs_tx_commit(s, error))
                         return FALSE;
                 g_info("database schema migrated to version %d", v);
         }

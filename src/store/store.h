@@ -25,6 +25,15 @@ typedef struct {
  * resources_all()): live views compare two readings to know what to fetch again. */
 void store_change_counts(gsize *counts, gsize n);
 
+/* A directory login or refresh, written by directory_user_sync. */
+typedef struct {
+        const char *name, *display_name, *mail, *dn;
+        const char *const *groups; /* the directory groups' names, nested ones included */
+        gint64 now;
+        gboolean create; /* make the local row when there is none (a login; not a refresh) */
+        gboolean revoke; /* the user left the directory: its tokens go */
+} DirectorySync;
+
 typedef struct {
         gint64 user_id;
         char *user_name;
@@ -107,6 +116,13 @@ typedef struct {
          * object an earlier one made): the changed rows, or NULL and nothing changed. */
         JsonArray *(*change_batch)(Store *st, const StoreChange *changes, gsize n,
                                    const Actor *actor, GError **error);
+        /* A directory user's local row and its memberships of the groups naming directory
+         * groups: made or refreshed, with events (actor "directory"). *user_id 0: no row (a
+         * refresh of a user never seen). A local account of that name: CONFLICT. */
+        gboolean (*directory_user_sync)(Store *st, const DirectorySync *d, gint64 *user_id,
+                                        GError **error);
+        /* Directory users holding a live token whose groups were checked before the time. */
+        char **(*directory_users_due)(Store *st, gint64 checked_before, gint64 now);
         /* A stored setting ("installation": 8 hex digits made at creation), or NULL. */
         char *(*setting)(Store *st, const char *key);
 } StoreOps;
@@ -147,6 +163,8 @@ JsonArray *store_list_all(Store *st, const Resource *res, GHashTable *filters, G
 #define store_token_insert(st, ...) ((st)->ops->token_insert((st), __VA_ARGS__))
 #define store_token_lookup(st, ...) ((st)->ops->token_lookup((st), __VA_ARGS__))
 #define store_token_delete(st, ...) ((st)->ops->token_delete((st), __VA_ARGS__))
+#define store_directory_user_sync(st, ...) ((st)->ops->directory_user_sync((st), __VA_ARGS__))
+#define store_directory_users_due(st, ...) ((st)->ops->directory_users_due((st), __VA_ARGS__))
 #define store_event_add(st, ...) ((st)->ops->event_add((st), __VA_ARGS__))
 #define store_count(st, res) ((st)->ops->count((st), (res)))
 #define store_open_peer(st, error) ((st)->ops->open_peer((st), (error)))

@@ -60,3 +60,24 @@ browser_run() {
                 esac
         done < <(cd "$SRC/tests/browser" && timeout 300 node portal.mjs "$s" "$base" "$shots" "$@" 2>&1)
 }
+
+# testdriver_host: host h1 on libvirt's test driver (agent pid in APID; domains "run" in
+# memory, overlays are real qcow2 files in $T/vol), joined to the manager at $URL, with storage
+# 'local', volume 'vol', guest g0 and template tpl made from it. Needs $ATRIUM logged in as an
+# admin, $ATRIUMD, $T and the http/jget helpers.
+testdriver_host() {
+        local jt
+        mkdir -p "$T/vol"
+        printf '[daemon]\nlog_level = info\n[agent]\nlibvirt_uri = test:///default\nstorage_roots = %s\nname = h1\n' \
+                "$T" >"$T/h1.conf"
+        "$ATRIUM" storage create --name local >/dev/null
+        "$ATRIUM" volume create --name vol --storage local --path "$T/vol" >/dev/null
+        jt=$("$ATRIUM" --json host join-token create | jq -r .token)
+        "$ATRIUMD" -c "$T/h1.conf" --state-dir "$T/h1" --role agent --manager "$URL" --join-token "$jt" \
+                >"$T/h1.out" 2>"$T/h1.err" &
+        APID=$!
+        wait_for 30 api_is /hosts/h1 .state up; is "host h1 (test driver) is up" "$(jget .state)" up
+        qemu-img create -q -f qcow2 "$T/vol/gold.qcow2" 1G
+        check "a guest" "$ATRIUM" guest create --name g0 --volume vol --disk gold.qcow2 --ram_mb 256
+        check "a template from it" "$ATRIUM" template create --name tpl --volume vol --from-guest g0
+}

@@ -80,25 +80,7 @@ is "the stream needs a login" "$CODE" 401
 refuse "a bad 'after' is refused" GET "/stream?after=x" "" 400 invalid_value
 
 # ---- a host, a template, users ----
-mkdir -p "$T/vol"
-cat >"$T/h1.conf" <<CONF
-[daemon]
-log_level = info
-[agent]
-libvirt_uri = test:///default
-storage_roots = $T
-name = h1
-CONF
-"$ATRIUM" storage create --name local >/dev/null
-"$ATRIUM" volume create --name vol --storage local --path "$T/vol" >/dev/null
-JT=$("$ATRIUM" --json host join-token create | jq -r .token)
-"$ATRIUMD" -c "$T/h1.conf" --state-dir "$T/h1" --role agent --manager "$URL" --join-token "$JT" \
-        >"$T/h1.out" 2>"$T/h1.err" &
-APID=$!
-wait_for 30 api_is /hosts/h1 .state up; is "host h1 (test driver) is up" "$(jget .state)" up
-qemu-img create -q -f qcow2 "$T/vol/gold.qcow2" 1G
-check "a guest" "$ATRIUM" guest create --name g0 --volume vol --disk gold.qcow2 --ram_mb 256
-check "a template from it" "$ATRIUM" template create --name tpl --volume vol --from-guest g0
+testdriver_host
 check "user bob" "$ATRIUM" user create --name bob --password bob-pass-12 --display_name "Bob Smith"
 
 # ---- ISO upload (PUT /media/{id}/isos/{file}), the body streamed to disk ----

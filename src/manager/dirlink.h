@@ -1,0 +1,19 @@
+/* The manager's side of directory login (dirlink.c): the [directory] configuration, the local
+ * rows of directory users and their groups, the group cache's refresher, and
+ * GET /api/v1/directory/test. LDAP itself is auth/directory.c, always off the main loop. */
+#pragma once
+#include "auth/directory.h"
+#include "manager/manager.h"
+
+typedef struct _DirLink DirLink;
+
+/* The [directory] section as it is now; NULL when no directory is configured. */
+DirectoryConfig *dirlink_config(Manager *mgr);
+/* Write a looked-up user's local row and memberships (create: a login). */
+gboolean dirlink_sync(Store *store, const DirUser *u, gboolean create, gint64 now,
+                      gint64 *user_id, GError **error);
+
+/* Starts the refresher (groups of users with live tokens, every group_cache_ttl) and checks the
+ * configuration once in the background, logging what to fix. */
+DirLink *dirlink_start(Manager *mgr);
+void dirlink_free(DirLink *d);

@@ -1,0 +1,169 @@
+/* Directory users in the SQLite store: the local row a directory login makes or refreshes, and
+ * its memberships of the groups that name a directory group. One transaction each. */
+#include "store/store-sqlite-private.h"
+#include "common/error.h"
+#include "common/util.h"
+
+#include <string.h>
+
+/* The names of the groups filled from the directory that USER is in, sorted, joined. */
+static char *mapped_groups(SqliteStore *s, gint64 user_id)
+{
+        sqlite3_stmt *st = sqs_prep(s,
+                                    "SELECT g.name FROM group_members m JOIN groups g "
+                                    "ON g.id = m.group_id WHERE m.user_id = ? AND "
+                                    "g.directory_group != '' ORDER BY g.name",
+                                    NULL);
+        GString *out = g_string_new(NULL);
+
+        if (!st)
+                return g_string_free(out, FALSE);
+        sqlite3_bind_int64(st, 1, user_id);
+        while (sqlite3_step(st) == SQLITE_ROW)
+                g_string_append_printf(out, "%s%s", out->len ? ", " : "",
+                                       (const char *)sqlite3_column_text(st, 0));
+        sqlite3_reset(st);
+        return g_string_free(out, FALSE);
+}
+
+gboolean sqs_directory_user_sync(Store *st, const DirectorySync *d, gint64 *user_id,
+                                 GError **error)
+{
+        SqliteStore *s = S(st);
+        const Actor directory = {.name = "directory", .address = ""};
+        g_autofree char *now = util_now_iso(), *before = NULL, *after = NULL;
+        sqlite3_stmt *q;
+        gint64 id = 0;
+        const char *source = NULL;
+        g_autofree char *source_copy = NULL;
+
+        if (!sqs_tx_begin(s, error))
+                return FALSE;
+        if (!(q = sqs_prep(s, "SELECT id, source FROM users WHERE name = ? COLLATE NOCASE", error)))
+                goto fail;
+        sqlite3_bind_text(q, 1, d->name, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW) {
+                id = sqlite3_column_int64(q, 0);
+                source_copy = g_strdup((const char *)sqlite3_column_text(q, 1));
+                source = source_copy;
+        }
+        sqlite3_reset(q);
+        if (id && g_strcmp0(source, "directory") != 0) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "a local account named '%s' exists: the directory user of that name "
+                            "cannot log in (rename or delete the local account)",
+                            d->name);
+                goto fail;
+        }
+        if (!id) {
+                if (!d->create) {
+                        sqs_tx_rollback(s);
+                        *user_id = 0;
+                        return TRUE;
+                }
+                q = sqs_prep(s,
+                             "INSERT INTO users (name, display_name, email, role, enabled, "
+                             "password_hash, source, directory_dn, groups_checked_at, "
+                             "created_at, updated_at) VALUES (?, ?, ?, 'user', 1, NULL, "
+                             "'directory', ?, ?, ?, ?)",
+                             error);
+                if (!q)
+                        goto fail;
+                sqlite3_bind_text(q, 1, d->name, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 2, d->display_name, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 3, d->mail, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 4, d->dn, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(q, 5, d->now);
+                sqlite3_bind_text(q, 6, now, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 7, now, -1, SQLITE_STATIC);
+                if (!sqs_step_done(s, q, error, "adding a directory user"))
+                        goto fail;
+                id = sqlite3_last_insert_rowid(s->db);
+                if (!sqs_event_insert(s, &directory, "create", "user", id, d->name,
+                                      "first directory login", error))
+                        goto fail;
+        } else {
+                q = sqs_prep(s,
+                             "UPDATE users SET display_name = ?, email = ?, directory_dn = ?, "
+                             "groups_checked_at = ? WHERE id = ?",
+                             error);
+                if (!q)
+                        goto fail;
+                sqlite3_bind_text(q, 1, d->display_name, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 2, d->mail, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 3, d->dn, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(q, 4, d->now);
+                sqlite3_bind_int64(q, 5, id);
+                if (!sqs_step_done(s, q, error, "refreshing a directory user"))
+                        goto fail;
+        }
+        before = mapped_groups(s, id);
+        q = sqs_prep(s,
+                     "DELETE FROM group_members WHERE user_id = ? AND group_id IN "
+                     "(SELECT id FROM groups WHERE directory_group != '')",
+                     error);
+        if (!q)
+                goto fail;
+        sqlite3_bind_int64(q, 1, id);
+        if (!sqs_step_done(s, q, error, "updating directory memberships"))
+                goto fail;
+        for (gsize i = 0; d->groups && d->groups[i]; i++) {
+                q = sqs_prep(s,
+                             "INSERT OR IGNORE INTO group_members (group_id, user_id) "
+                             "SELECT id, ? FROM groups WHERE directory_group = ? COLLATE NOCASE",
+                             error);
+                if (!q)
+                        goto fail;
+                sqlite3_bind_int64(q, 1, id);
+                sqlite3_bind_text(q, 2, d->groups[i], -1, SQLITE_STATIC);
+                if (!sqs_step_done(s, q, error, "updating directory memberships"))
+                        goto fail;
+        }
+        after = mapped_groups(s, id);
+        if (g_strcmp0(before, after) != 0) {
+                g_autofree char *detail = g_strdup_printf("groups from the directory: %s (were: %s)",
+                                                          after[0] ? after : "none",
+                                                          before[0] ? before : "none");
+                if (!sqs_event_insert(s, &directory, "update", "user", id, d->name, detail, error))
+                        goto fail;
+        }
+        if (d->revoke) {
+                q = sqs_prep(s, "DELETE FROM api_tokens WHERE user_id = ?", error);
+                if (!q)
+                        goto fail;
+                sqlite3_bind_int64(q, 1, id);
+                if (!sqs_step_done(s, q, error, "revoking tokens") ||
+                    !sqs_event_insert(s, &directory, "logout", "user", id, d->name,
+                                      "no longer in the directory", error))
+                        goto fail;
+        }
+        if (!sqs_tx_commit(s, error))
+                return FALSE;
+        *user_id = id;
+        return TRUE;
+fail:
+        sqs_tx_rollback(s);
+        return FALSE;
+}
+
+char **sqs_directory_users_due(Store *st, gint64 checked_before, gint64 now)
+{
+        SqliteStore *s = S(st);
+        sqlite3_stmt *q = sqs_prep(s,
+                                   "SELECT DISTINCT u.name FROM users u JOIN api_tokens t "
+                                   "ON t.user_id = u.id WHERE u.source = 'directory' AND "
+                                   "u.enabled = 1 AND u.groups_checked_at < ? AND "
+                                   "t.expires_at > ? ORDER BY u.groups_checked_at LIMIT 1000",
+                                   NULL);
+        GPtrArray *out = g_ptr_array_new();
+
+        if (q) {
+                sqlite3_bind_int64(q, 1, checked_before);
+                sqlite3_bind_int64(q, 2, now);
+                while (sqlite3_step(q) == SQLITE_ROW)
+                        g_ptr_array_add(out, g_strdup((const char *)sqlite3_column_text(q, 0)));
+                sqlite3_reset(q);
+        }
+        g_ptr_array_add(out, NULL);
+        return (char **)g_ptr_array_free(out, FALSE);
+}

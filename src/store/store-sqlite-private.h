@@ -1,0 +1,34 @@
+/* What the SQLite backend's files share (store-sqlite.c, store-directory.c): the handle and
+ * the helpers for statements, transactions and audit events. */
+#pragma once
+#include "store/store.h"
+
+#include <sqlite3.h>
+
+typedef struct {
+        Store parent;
+        sqlite3 *db;
+        char *path;
+        GHashTable *stmts; /* SQL text -> sqlite3_stmt* */
+} SqliteStore;
+
+static inline SqliteStore *S(Store *st)
+{
+        return (SqliteStore *)st;
+}
+
+gboolean sqs_db_error(SqliteStore *s, GError **error, const char *what);
+/* A prepared statement, cached per handle (reset, bindings cleared). */
+sqlite3_stmt *sqs_prep(SqliteStore *s, const char *sql, GError **error);
+gboolean sqs_tx_begin(SqliteStore *s, GError **error);
+gboolean sqs_tx_commit(SqliteStore *s, GError **error); /* rolls back when it fails */
+void sqs_tx_rollback(SqliteStore *s);
+/* Step a statement expected to return no rows. */
+gboolean sqs_step_done(SqliteStore *s, sqlite3_stmt *stmt, GError **error, const char *what);
+gboolean sqs_event_insert(SqliteStore *s, const Actor *a, const char *action, const char *kind,
+                          gint64 id, const char *name, const char *detail, GError **error);
+
+/* store-directory.c */
+gboolean sqs_directory_user_sync(Store *st, const DirectorySync *d, gint64 *user_id,
+                                 GError **error);
+char **sqs_directory_users_due(Store *st, gint64 checked_before, gint64 now);
