@@ -86,6 +86,7 @@ bench: build
 	@bench/pools/run.sh $(BUILD)
 	@bench/broker/run.sh $(BUILD)
 	@bench/gateway/run.sh $(BUILD)
+	@bench/directory/run.sh $(BUILD)
 
 install: build web
 	meson install -C $(BUILD)

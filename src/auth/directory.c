@@ -140,8 +140,7 @@ static int simple_bind(LDAP *ld, const char *dn, const char *password)
 
 /* One URL: initialise, StartTLS, bind as the service account. NULL with *why on failure;
  * *config_error when the failure is the configuration's, not the network's. */
-static LDAP *open_one(const DirectoryConfig *c, const char *url, char **why,
-                      gboolean *config_error)
+static LDAP *open_one(const DirectoryConfig *c, const char *url, char **why, gboolean *config_error)
 {
         LDAP *ld = NULL;
         int v3 = LDAP_VERSION3, demand = LDAP_OPT_X_TLS_DEMAND, zero = 0, rc;
@@ -173,11 +172,11 @@ static LDAP *open_one(const DirectoryConfig *c, const char *url, char **why,
                 if (network_failure(rc)) {
                         *why = g_strdup_printf("%s: %s", url, diagnostic(ld, rc));
                 } else {
-                        *why = g_strdup_printf("%s: the service bind as '%s' was refused (%s): "
-                                               "check directory.bind_dn and bind_password",
-                                               url, c->bind_dn && c->bind_dn[0] ? c->bind_dn
-                                                                                : "(anonymous)",
-                                               diagnostic(ld, rc));
+                        *why = g_strdup_printf(
+                                "%s: the service bind as '%s' was refused (%s): "
+                                "check directory.bind_dn and bind_password",
+                                url, c->bind_dn && c->bind_dn[0] ? c->bind_dn : "(anonymous)",
+                                diagnostic(ld, rc));
                         *config_error = TRUE;
                 }
                 ldap_unbind_ext_s(ld, NULL, NULL);
@@ -254,8 +253,8 @@ static gboolean search_failed(const DirectoryConfig *c, LDAP *ld, int rc, const 
                             what, base, key);
         else if (rc == LDAP_FILTER_ERROR)
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                            "%s: the directory refused the search filter: fix directory.%s",
-                            what, g_str_equal(key, "user_base") ? "user_filter" : "group_filter");
+                            "%s: the directory refused the search filter: fix directory.%s", what,
+                            g_str_equal(key, "user_base") ? "user_filter" : "group_filter");
         else
                 g_set_error(error, ATRIUM_ERROR,
                             network_failure(rc) ? ATRIUM_ERROR_UNAVAILABLE : ATRIUM_ERROR_INTERNAL,
@@ -371,8 +370,8 @@ static gboolean is_locked(const DirectoryConfig *c, LDAP *ld, const char *dn, gb
         return TRUE;
 }
 
-DirUser *directory_lookup(const DirectoryConfig *c, const char *login, const char *password,
-                          GError **error)
+static DirUser *lookup(const DirectoryConfig *c, const char *login, const char *password,
+                       gboolean groups, GError **error)
 {
         g_autofree char *filter = NULL, *server = NULL;
         char *attrs[] = {c->login_attr, c->name_attr, c->mail_attr, NULL};
@@ -429,7 +428,7 @@ DirUser *directory_lookup(const DirectoryConfig *c, const char *login, const cha
                             "the account '%s' is locked in the directory", login);
                 goto fail;
         }
-        if (!resolve_groups(c, ld, u, error))
+        if (groups && !resolve_groups(c, ld, u, error))
                 goto fail;
         if (password && (rc = simple_bind(ld, u->dn, password)) != LDAP_SUCCESS) {
                 if (network_failure(rc))
@@ -448,6 +447,18 @@ fail:
         return NULL;
 }
 
+DirUser *directory_lookup(const DirectoryConfig *c, const char *login, const char *password,
+                          GError **error)
+{
+        return lookup(c, login, password, TRUE, error);
+}
+
+DirUser *directory_authenticate(const DirectoryConfig *c, const char *login, const char *password,
+                                GError **error)
+{
+        return lookup(c, login, password, FALSE, error);
+}
+
 gboolean directory_check(const DirectoryConfig *c, GError **error)
 {
         g_autofree char *server = NULL;
@@ -462,8 +473,7 @@ gboolean directory_check(const DirectoryConfig *c, GError **error)
                 int rc;
                 if (!bases[i][0] || !bases[i][0][0])
                         continue;
-                rc = search(c, ld, bases[i][0], LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 1,
-                            &res);
+                rc = search(c, ld, bases[i][0], LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 1, &res);
                 ldap_msgfree(res);
                 if (search_failed(c, ld, rc, "check", bases[i][1], bases[i][0], error)) {
                         ldap_unbind_ext_s(ld, NULL, NULL);

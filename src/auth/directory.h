@@ -56,6 +56,9 @@ char *directory_user_filter(const DirectoryConfig *c, const char *login);
  * one's reason), INVALID (the configuration is wrong: what to fix). */
 DirUser *directory_lookup(const DirectoryConfig *c, const char *login, const char *password,
                           GError **error);
+/* The same without resolving groups (u->groups NULL): a login whose groups are still cached. */
+DirUser *directory_authenticate(const DirectoryConfig *c, const char *login, const char *password,
+                                GError **error);
 /* Connect, bind as the service account and check both bases exist: the message says what to
  * fix. */
 gboolean directory_check(const DirectoryConfig *c, GError **error);

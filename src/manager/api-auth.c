@@ -53,6 +53,7 @@ typedef struct {
         char *password;
         gboolean ok;
         DirectoryConfig *dir; /* set: the name is checked against the directory */
+        gboolean groups_cached; /* its groups were looked up less than the TTL ago */
         DirUser *du;
         GError *dir_error;
 } LoginJob;
@@ -76,7 +77,9 @@ static gpointer login_verify(gpointer data, GError **error)
         LoginJob *j = data;
 
         if (j->dir) { /* search, then bind as the user: blocking, hence here */
-                j->du = directory_lookup(j->dir, j->name, j->password, &j->dir_error);
+                j->du = j->groups_cached
+                                ? directory_authenticate(j->dir, j->name, j->password, &j->dir_error)
+                                : directory_lookup(j->dir, j->name, j->password, &j->dir_error);
                 j->ok = j->du != NULL;
                 return j;
         }
@@ -130,7 +133,7 @@ static gboolean directory_done(ApiRequest *req, LoginJob *j, const char *ku, con
                 return FALSE;
         }
         if (!util_name_valid(j->du->login, &error) ||
-            !dirlink_sync(req->store, j->du, TRUE, now_s(), &id, &error)) {
+            (!j->groups_cached && !dirlink_sync(req->store, j->du, TRUE, now_s(), &id, &error))) {
                 g_prefix_error(&error, "the directory user '%s' cannot log in here: ", j->name);
                 api_reply_error(req, error);
                 return FALSE;
@@ -189,7 +192,15 @@ static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer d
         user = json_object_new();
         json_object_set_int_member(user, "id", j->user.id);
         json_object_set_string_member(user, "name", j->user.name);
-        json_object_set_string_member(user, "role", role_to_string(j->user.role));
+        {
+                /* The role in effect: its own, or more from its groups. */
+                TokenInfo ti = {0};
+                Role role = j->user.role;
+                if (store_token_lookup(req->store, hash, now_s(), &ti, NULL))
+                        role = ti.role;
+                token_info_clear(&ti);
+                json_object_set_string_member(user, "role", role_to_string(role));
+        }
         json_object_set_object_member(out, "user", user);
         api_reply_object(req, 200, out);
 }
@@ -232,8 +243,14 @@ void api_auth_login(ApiRequest *req)
         j->known = store_user_auth(req->store, name, &j->user, NULL);
         /* A local account with a password logs in here, directory or not (so admins can when
          * the directory is down); any other name goes to the directory when there is one. */
-        if (!(j->known && j->user.password_hash && j->user.password_hash[0]))
+        if (!(j->known && j->user.password_hash && j->user.password_hash[0])) {
                 j->dir = dirlink_config(req->mgr);
+                /* The group cache: a login within the TTL of the last lookup only binds. */
+                j->groups_cached = j->known && j->user.directory &&
+                                   j->user.groups_checked_at >
+                                           now_s() - config_get_int(req->mgr->config, "directory",
+                                                                    "group_cache_ttl");
+        }
         api_run_in_thread(req, login_verify, login_done, j, (GDestroyNotify)login_job_free);
 }
 
@@ -256,10 +273,14 @@ void api_me_get(ApiRequest *req)
         g_autofree char *id = g_strdup_printf("%" G_GINT64_FORMAT, req->caller.user_id);
         JsonObject *o = store_get(req->store, resource_by_kind("user"), id, 0, &error);
 
-        if (!o)
+        if (!o) {
                 api_reply_error(req, error);
-        else
-                api_reply_object(req, 200, o);
+                return;
+        }
+        /* The role in effect (groups may give more than the account's own, kept as own_role). */
+        json_object_set_string_member(o, "own_role", json_object_get_string_member(o, "role"));
+        json_object_set_string_member(o, "role", role_to_string(req->caller.role));
+        api_reply_object(req, 200, o);
 }
 
 /* ---- own password ------------------------------------------------------------------------ */

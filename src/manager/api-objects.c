@@ -178,6 +178,8 @@ static void write_values(ApiRequest *req, JsonObject *values)
                 api_pool_written(req, old, row);
         else if (create && res == resource_by_kind("session"))
                 api_session_written(req, row);
+        else if (res == resource_by_kind("group") && json_object_has_member(values, "directory_group"))
+                store_directory_stale(req->store); /* looked up again at the next login or pass */
         if (create) {
                 g_autofree char *loc = g_strdup_printf("/api/v1/%s/%" G_GINT64_FORMAT, res->plural,
                                                        json_object_get_int_member(row, "id"));

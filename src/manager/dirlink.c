@@ -58,8 +58,8 @@ DirectoryConfig *dirlink_config(Manager *mgr)
         return c;
 }
 
-gboolean dirlink_sync(Store *store, const DirUser *u, gboolean create, gint64 now,
-                      gint64 *user_id, GError **error)
+gboolean dirlink_sync(Store *store, const DirUser *u, gboolean create, gint64 now, gint64 *user_id,
+                      GError **error)
 {
         g_autoptr(GPtrArray) names = g_ptr_array_new();
         DirectorySync d = {.name = u->login,
@@ -212,7 +212,8 @@ void dirlink_free(DirLink *d)
                 g_free(d);
 }
 
-/* ---- GET /api/v1/directory/test?user=U --------------------------------------------------------- */
+/* ---- GET /api/v1/directory/test?user=U ---------------------------------------------------------
+ */
 
 typedef struct {
         DirectoryConfig *config;
@@ -271,12 +272,14 @@ static void test_done(ApiRequest *req, gpointer result, GError *error, gpointer 
         groups = store_list_all(req->store, resource_by_kind("group"), NULL, NULL);
         for (guint i = 0; groups && i < json_array_get_length(groups); i++) {
                 JsonObject *g = json_array_get_object_element(groups, i);
-                const char *dir = json_object_get_string_member_with_default(g, "directory_group", "");
+                const char *dir =
+                        json_object_get_string_member_with_default(g, "directory_group", "");
                 for (guint k = 0; dir[0] && k < u->groups->len; k++) {
                         if (g_ascii_strcasecmp(dir, ((DirGroup *)u->groups->pdata[k])->name) != 0)
                                 continue;
                         json_array_add_string_element(ag, json_object_get_string_member(g, "name"));
-                        g_hash_table_add(mapped, g_strdup(json_object_get_string_member(g, "name")));
+                        g_hash_table_add(mapped,
+                                         g_strdup(json_object_get_string_member(g, "name")));
                         break;
                 }
         }
@@ -289,8 +292,8 @@ static void test_done(ApiRequest *req, gpointer result, GError *error, gpointer 
                 const char *eg = json_object_get_string_member_with_default(e, "group", NULL);
                 if ((eu && g_ascii_strcasecmp(eu, u->login) == 0) ||
                     (eg && g_hash_table_contains(mapped, eg)))
-                        json_array_add_string_element(
-                                pools, json_object_get_string_member(e, "pool"));
+                        json_array_add_string_element(pools,
+                                                      json_object_get_string_member(e, "pool"));
         }
         json_object_set_array_member(out, "pools", pools);
         api_reply_object(req, 200, out);

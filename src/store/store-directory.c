@@ -26,8 +26,7 @@ static char *mapped_groups(SqliteStore *s, gint64 user_id)
         return g_string_free(out, FALSE);
 }
 
-gboolean sqs_directory_user_sync(Store *st, const DirectorySync *d, gint64 *user_id,
-                                 GError **error)
+gboolean sqs_directory_user_sync(Store *st, const DirectorySync *d, gint64 *user_id, GError **error)
 {
         SqliteStore *s = S(st);
         const Actor directory = {.name = "directory", .address = ""};
@@ -121,9 +120,9 @@ gboolean sqs_directory_user_sync(Store *st, const DirectorySync *d, gint64 *user
         }
         after = mapped_groups(s, id);
         if (g_strcmp0(before, after) != 0) {
-                g_autofree char *detail = g_strdup_printf("groups from the directory: %s (were: %s)",
-                                                          after[0] ? after : "none",
-                                                          before[0] ? before : "none");
+                g_autofree char *detail =
+                        g_strdup_printf("groups from the directory: %s (were: %s)",
+                                        after[0] ? after : "none", before[0] ? before : "none");
                 if (!sqs_event_insert(s, &directory, "update", "user", id, d->name, detail, error))
                         goto fail;
         }
@@ -166,4 +165,16 @@ char **sqs_directory_users_due(Store *st, gint64 checked_before, gint64 now)
         }
         g_ptr_array_add(out, NULL);
         return (char **)g_ptr_array_free(out, FALSE);
+}
+
+void sqs_directory_stale(Store *st)
+{
+        SqliteStore *s = S(st);
+        sqlite3_stmt *q = sqs_prep(s,
+                                   "UPDATE users SET groups_checked_at = 0 "
+                                   "WHERE source = 'directory'",
+                                   NULL);
+
+        if (q)
+                sqs_step_done(s, q, NULL, "marking directory groups stale");
 }

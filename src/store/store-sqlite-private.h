@@ -32,3 +32,4 @@ gboolean sqs_event_insert(SqliteStore *s, const Actor *a, const char *action, co
 gboolean sqs_directory_user_sync(Store *st, const DirectorySync *d, gint64 *user_id,
                                  GError **error);
 char **sqs_directory_users_due(Store *st, gint64 checked_before, gint64 now);
+void sqs_directory_stale(Store *st);

@@ -1009,8 +1009,8 @@ static gboolean sq_user_auth(Store *st, const char *name, UserAuth *out, GError 
 {
         SqliteStore *s = S(st);
         sqlite3_stmt *stmt = sqs_prep(s,
-                                  "SELECT id, name, password_hash, role, enabled FROM users "
-                                  "WHERE name = ?",
+                                  "SELECT id, name, password_hash, role, enabled, source, "
+                                  "groups_checked_at FROM users WHERE name = ?",
                                   error);
         gboolean found = FALSE;
 
@@ -1024,6 +1024,9 @@ static gboolean sq_user_auth(Store *st, const char *name, UserAuth *out, GError 
                 out->password_hash = g_strdup((const char *)sqlite3_column_text(stmt, 2));
                 out->role = MAX(role_from_string((const char *)sqlite3_column_text(stmt, 3)), 0);
                 out->enabled = sqlite3_column_int(stmt, 4);
+                out->directory = g_strcmp0((const char *)sqlite3_column_text(stmt, 5),
+                                           "directory") == 0;
+                out->groups_checked_at = sqlite3_column_int64(stmt, 6);
         }
         sqlite3_reset(stmt);
         if (!found)
@@ -1359,6 +1362,7 @@ static const StoreOps sqlite_ops = {
         .token_lookup = sq_token_lookup,
         .directory_user_sync = sqs_directory_user_sync,
         .directory_users_due = sqs_directory_users_due,
+        .directory_stale = sqs_directory_stale,
         .token_delete = sq_token_delete,
         .event_add = sq_event_add,
         .count = sq_count,

@@ -48,6 +48,8 @@ typedef struct {
         char *password_hash;
         Role role;
         gboolean enabled;
+        gboolean directory;       /* a directory user's row */
+        gint64 groups_checked_at; /* ... when its groups were last looked up */
 } UserAuth;
 void user_auth_clear(UserAuth *u);
 
@@ -123,6 +125,8 @@ typedef struct {
                                         GError **error);
         /* Directory users holding a live token whose groups were checked before the time. */
         char **(*directory_users_due)(Store *st, gint64 checked_before, gint64 now);
+        /* Every directory user's groups to be looked up again (a group's mapping changed). */
+        void (*directory_stale)(Store *st);
         /* A stored setting ("installation": 8 hex digits made at creation), or NULL. */
         char *(*setting)(Store *st, const char *key);
 } StoreOps;
@@ -164,6 +168,7 @@ JsonArray *store_list_all(Store *st, const Resource *res, GHashTable *filters, G
 #define store_token_lookup(st, ...) ((st)->ops->token_lookup((st), __VA_ARGS__))
 #define store_token_delete(st, ...) ((st)->ops->token_delete((st), __VA_ARGS__))
 #define store_directory_user_sync(st, ...) ((st)->ops->directory_user_sync((st), __VA_ARGS__))
+#define store_directory_stale(st) ((st)->ops->directory_stale(st))
 #define store_directory_users_due(st, ...) ((st)->ops->directory_users_due((st), __VA_ARGS__))
 #define store_event_add(st, ...) ((st)->ops->event_add((st), __VA_ARGS__))
 #define store_count(st, res) ((st)->ops->count((st), (res)))

@@ -81,3 +81,11 @@ testdriver_host() {
         check "a guest" "$ATRIUM" guest create --name g0 --volume vol --disk gold.qcow2 --ram_mb 256
         check "a template from it" "$ATRIUM" template create --name tpl --volume vol --from-guest g0
 }
+
+# test_conf FILE [LOG_LEVEL]: the configuration every test starts from (manager and gateway on
+# loopback ports chosen by the system, cheap password hashes, admin's password admin-pass-1);
+# [manager] is its last section, so that a test appends manager keys, then sections of its own.
+test_conf() {
+        printf '[daemon]\nlog_level = %s\n[gateway]\nlisten = 127.0.0.1:0\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\ninitial_admin_password = admin-pass-1\n' \
+                "${2:-info}" >"$1"
+}

@@ -4,6 +4,7 @@
 #   slapd_start DIR PORT      start it (bounded wait); slapd_stop DIR
 # Data: ou=people with alice (in devs), bob (in staff directly), carol (locked:
 # employeeType=locked), dave (no group), a user whose name is "*"; ou=groups with devs,
+# (devs also lists the service account: a groupOfNames needs a member when alice is removed),
 # staff (members: bob and the group devs: alice is in staff through devs), admins (member:
 # the group staff: two levels), and a loop (loop1 <-> loop2, with alice in loop1).
 # Passwords: NAME-pass-1; the service account cn=reader,dc=example,dc=org: reader-pass-1.
@@ -58,7 +59,7 @@ CONF
                         printf '\n'
                 done
                 printf 'dn: uid=star,ou=people,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: star\ncn: *\nsn: *\nuserPassword: star-pass-1\n\n'
-                printf 'dn: cn=devs,ou=groups,dc=example,dc=org\nobjectClass: groupOfNames\ncn: devs\nmember: uid=alice,ou=people,dc=example,dc=org\n\n'
+                printf 'dn: cn=devs,ou=groups,dc=example,dc=org\nobjectClass: groupOfNames\ncn: devs\nmember: uid=alice,ou=people,dc=example,dc=org\nmember: cn=reader,dc=example,dc=org\n\n'
                 printf 'dn: cn=staff,ou=groups,dc=example,dc=org\nobjectClass: groupOfNames\ncn: staff\nmember: uid=bob,ou=people,dc=example,dc=org\nmember: cn=devs,ou=groups,dc=example,dc=org\n\n'
                 printf 'dn: cn=admins,ou=groups,dc=example,dc=org\nobjectClass: groupOfNames\ncn: admins\nmember: cn=staff,ou=groups,dc=example,dc=org\n\n'
                 printf 'dn: cn=loop1,ou=groups,dc=example,dc=org\nobjectClass: groupOfNames\ncn: loop1\nmember: uid=alice,ou=people,dc=example,dc=org\nmember: cn=loop2,ou=groups,dc=example,dc=org\n\n'

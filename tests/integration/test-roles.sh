@@ -15,16 +15,7 @@ STATE=$T/state CONF=$T/atrium.conf
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
-cat >"$CONF" <<CONF
-[daemon]
-log_level = warning
-[gateway]
-listen = 127.0.0.1:0
-[manager]
-listen = 127.0.0.1:0
-password_cost = min
-initial_admin_password = admin-pass-1
-CONF
+test_conf "$CONF" warning
 "$ATRIUMD" -c "$CONF" --state-dir "$STATE" >"$T/out" 2>"$T/err" &
 PID=$!
 wait_for 10 test -s "$STATE/manager.url"

@@ -27,16 +27,9 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$SHOTS"
 
-cat >"$CONF" <<CONF
-[daemon]
-log_level = info
-[gateway]
-listen = 127.0.0.1:0
-web_root = $WEB
-[manager]
-listen = 127.0.0.1:0
-password_cost = min
-initial_admin_password = admin-pass-1
+test_conf "$CONF"
+sed -i "/^\[gateway\]/a web_root = $WEB" "$CONF"
+cat >>"$CONF" <<CONF
 heartbeat_interval = 1
 reconcile_interval = 1
 connect_ready_timeout = 5

@@ -445,15 +445,17 @@ async function rolesPanel(): Promise<HTMLElement> {
 
 const users: PageSpec = {
     title: 'Users', plural: 'users', schema: 'User', role: 'admin', extra: rolesPanel,
-    columns: [{ key: 'name' }, { key: 'display_name' }, { key: 'role' }, { key: 'enabled' }, { key: 'email' }],
+    columns: [{ key: 'name' }, { key: 'display_name' }, { key: 'role' }, { key: 'source' }, { key: 'enabled' }, { key: 'email' }],
+    filters: [{ name: 'source', label: 'Source', choices: ['local', 'directory'] }, { name: 'role', label: 'Role', choices: ['user', 'helpdesk', 'operator', 'admin'] }],
     create: ['name', 'display_name', 'email', 'password', 'role', 'enabled'], createLabel: 'New user',
     edit: ['display_name', 'email', 'role', 'enabled', { name: 'password', label: 'New password', required: false }], deletable: true,
 };
 
 const groups: PageSpec = {
     title: 'Groups', plural: 'groups', schema: 'Group', role: 'admin',
-    columns: [{ key: 'name' }, { key: 'description' }],
-    create: ['name', 'description'], createLabel: 'New group', edit: ['description'], deletable: true,
+    intro: 'A group can be filled from a directory group (nested groups included) and can give its members a role.',
+    columns: [{ key: 'name' }, { key: 'directory_group', label: 'Directory group' }, { key: 'role', label: 'Gives role' }, { key: 'description' }],
+    create: ['name', 'directory_group', 'role', 'description'], createLabel: 'New group', edit: ['directory_group', 'role', 'description'], deletable: true,
     actions: [{ label: 'Members', run: async (g, ctx) => {
         const body = h('div');
         const draw = async () => {
@@ -518,10 +520,10 @@ const events: PageSpec = {
         { name: 'object_name', label: 'Object' }],
 };
 
-export const PAGES: Record<string, { spec?: PageSpec; view?: View; role?: 'operator' | 'admin' }> = {
+export const PAGES: Record<string, { spec?: PageSpec; view?: View; role?: 'helpdesk' | 'operator' | 'admin' }> = {
     '': {},
     hosts: { spec: hosts }, storages: { spec: storages }, volumes: { spec: volumes }, media: { spec: media },
     guests: { spec: guests }, templates: { spec: templates }, pools: { view: poolsView },
     users: { spec: users, role: 'admin' }, groups: { spec: groups, role: 'admin' },
-    sessions: { spec: sessions }, terminals: { spec: terminals }, operations: { spec: operations }, events: { spec: events },
+    sessions: { spec: sessions, role: 'helpdesk' }, terminals: { spec: terminals }, operations: { spec: operations }, events: { spec: events },
 };

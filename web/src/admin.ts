@@ -33,7 +33,7 @@ export interface PageSpec {
     filters?: { name: string; label: string; choices?: string[] }[];
     search?: boolean;
     params?: Record<string, string>;
-    role?: 'operator' | 'admin';
+    role?: 'helpdesk' | 'operator' | 'admin';
     link?: (r: Row) => string; // the row's own page
     extra?: (ctx: PageCtx) => Promise<HTMLElement | null>;
 }
@@ -275,7 +275,7 @@ const SECTIONS: [string, string][] = [
 
 export async function adminView(main: HTMLElement, args: string[], query: URLSearchParams,
                                 me: Me): Promise<Cleanup> {
-    const page = args[0] ?? '';
+    const page = args[0] ?? (atLeast(me, 'operator') ? '' : 'sessions');
     const side = h('nav', { class: 'side', 'aria-label': 'Dashboard' }, h('ul', null,
         SECTIONS.filter(([p]) => atLeast(me, PAGES[p]?.role ?? 'operator'))
             .map(([p, label]) => h('li', null, h('a', { href: `#/admin${p ? `/${p}` : ''}`, 'aria-current': p === page ? 'page' : undefined }, label)))));
@@ -283,7 +283,8 @@ export async function adminView(main: HTMLElement, args: string[], query: URLSea
     main.classList.add('with-side');
     clear(main, side, content);
     let inner: Cleanup;
-    if (page === '') inner = await overview(content);
+    if (!atLeast(me, PAGES[page]?.role ?? 'operator')) clear(content, h('h1', null, 'Not allowed'), h('p', null, `The ${me.role} role does not open this page.`));
+    else if (page === '') inner = await overview(content);
     else if (PAGES[page]?.view) inner = await PAGES[page].view!(content, args.slice(1), query, me);
     else if (PAGES[page]?.spec) inner = await resourcePage(content, PAGES[page].spec!, me);
     else clear(content, h('h1', null, 'Not found'), h('p', null, 'There is no such page.'));

@@ -2,7 +2,7 @@
 // the CLI uses. The bearer token lives in sessionStorage (this tab only, gone when it closes)
 // and is stored only after a successful login.
 
-export type Role = 'user' | 'operator' | 'admin';
+export type Role = 'user' | 'helpdesk' | 'operator' | 'admin';
 export interface Me { id: number; name: string; display_name?: string; role: Role }
 export type Row = Record<string, unknown> & { id: number; name?: string };
 

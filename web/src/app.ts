@@ -16,7 +16,7 @@ let me: Me | null = null;
 let cleanup: Cleanup;
 let expiredNotice = '';
 
-const ROLE_RANK = { user: 0, operator: 1, admin: 2 } as const;
+const ROLE_RANK = { user: 0, helpdesk: 1, operator: 2, admin: 3 } as const;
 export function atLeast(m: Me, role: keyof typeof ROLE_RANK): boolean {
     return ROLE_RANK[m.role] >= ROLE_RANK[role];
 }
@@ -44,7 +44,7 @@ function toLogin(): void {
 function header(m: Me): HTMLElement {
     const nav = h('nav', { 'aria-label': 'Main' },
         h('a', { href: '#/', 'data-nav': '' }, 'My desktops'),
-        atLeast(m, 'operator') ? h('a', { href: '#/admin', 'data-nav': 'admin' }, 'Dashboard') : null);
+        atLeast(m, 'helpdesk') ? h('a', { href: atLeast(m, 'operator') ? '#/admin' : '#/admin/sessions', 'data-nav': 'admin' }, 'Dashboard') : null);
     return h('header', { class: 'top' },
         h('a', { class: 'brand', href: '#/' }, h('span', { class: 'logo', 'aria-hidden': 'true' }), 'Atrium'),
         nav,
@@ -127,7 +127,7 @@ async function render(): Promise<void> {
     }
     try {
         if (parts[0] === 'console') cleanup = await consoleView(main, parts.slice(1), query, me);
-        else if (parts[0] === 'admin' && atLeast(me, 'operator')) cleanup = await adminView(main, parts.slice(1), query, me);
+        else if (parts[0] === 'admin' && atLeast(me, 'helpdesk')) cleanup = await adminView(main, parts.slice(1), query, me);
         else cleanup = await portalView(main, parts, query, me);
     } catch (e) {
         if ((e as ApiError).status === 401) return;
