@@ -34,6 +34,9 @@ static const ConfigKeyDef keys[] = {
          "Largest request body accepted by any route (a route may allow less)."},
         {"manager", "max_upload_bytes", CFG_INT, "17179869184", 1048576, 1099511627776LL, NULL,
          TRUE, "Largest ISO image accepted by an upload (PUT /media/{id}/isos/{file})."},
+        {"manager", "totp_required_roles", CFG_STRING, "", 0, 0, NULL, TRUE,
+         "Roles whose accounts must use a TOTP second factor, space-separated (for example "
+         "\"admin operator\"); users can also be required one by one (totp_required)."},
         {"manager", "max_json_depth", CFG_INT, "32", 2, 256, NULL, TRUE,
          "Deepest JSON nesting accepted in a request body."},
         {"manager", "page_size_default", CFG_INT, "100", 1, 1000, NULL, TRUE,

@@ -27,6 +27,7 @@ static const struct {
         [ATRIUM_ERROR_UNSUPPORTED_MEDIA] = {"unsupported_media_type", 415},
         [ATRIUM_ERROR_BAD_REFERENCE] = {"bad_reference", 422},
         [ATRIUM_ERROR_RATE_LIMITED] = {"rate_limited", 429},
+        [ATRIUM_ERROR_OTP_REQUIRED] = {"otp_required", 401},
         [ATRIUM_ERROR_UNAVAILABLE] = {"unavailable", 503},
 };
 

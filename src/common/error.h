@@ -29,6 +29,7 @@ typedef enum {
         ATRIUM_ERROR_BAD_REFERENCE,      /* 422 a field names an object that does not exist */
         ATRIUM_ERROR_RATE_LIMITED,       /* 429 too many attempts */
         ATRIUM_ERROR_UNAVAILABLE,        /* 503 overloaded or shutting down */
+        ATRIUM_ERROR_OTP_REQUIRED,       /* 401 password right, one-time code needed */
         ATRIUM_ERROR_LAST
 } AtriumErrorCode;
 

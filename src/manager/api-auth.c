@@ -14,12 +14,25 @@ static gint64 now_s(void)
         return g_get_real_time() / G_USEC_PER_SEC;
 }
 
-/* A body of exactly the named string fields. */
-static gboolean string_fields(JsonObject *body, const char *const *names, GError **error)
+/* A body of exactly the named string fields, and maybe the optional ones. */
+static gboolean string_fields(JsonObject *body, const char *const *names,
+                              const char *const *optional, GError **error)
 {
         g_autoptr(GList) members = json_object_get_members(body);
 
         for (GList *l = members; l; l = l->next) {
+                JsonNode *v = json_object_get_member(body, l->data);
+                if (optional && g_strv_contains(optional, l->data)) {
+                        if (!JSON_NODE_HOLDS_VALUE(v) ||
+                            json_node_get_value_type(v) != G_TYPE_STRING) {
+                                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_WRONG_TYPE,
+                                            "the field '%s' must be a string", (char *)l->data);
+                                return FALSE;
+                        }
+                        if (!util_text_valid(l->data, json_node_get_string(v), 64, error))
+                                return FALSE;
+                        continue;
+                }
                 if (!g_strv_contains(names, l->data)) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNKNOWN_FIELD,
                                     "unknown field '%s'", (char *)l->data);
@@ -56,6 +69,7 @@ typedef struct {
         gboolean groups_cached; /* its groups were looked up less than the TTL ago */
         DirUser *du;
         GError *dir_error;
+        char *otp; /* the one-time code or recovery code, when given */
 } LoginJob;
 
 static void login_job_free(LoginJob *j)
@@ -63,6 +77,7 @@ static void login_job_free(LoginJob *j)
         directory_config_free(j->dir);
         dir_user_free(j->du);
         g_clear_error(&j->dir_error);
+        g_free(j->otp);
         user_auth_clear(&j->user);
         g_free(j->name);
         if (j->password) {
@@ -153,6 +168,7 @@ static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer d
         g_autoptr(GError) error = NULL;
         JsonObject *out, *user;
         gint64 expires;
+        gboolean enrol_only = FALSE;
 
         if (err) {
                 api_reply_error(req, err);
@@ -172,6 +188,23 @@ static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer d
                 api_reply_error(req, error);
                 return;
         }
+        switch (totp_login_check(req, j->user.id, store_user_role(req->store, j->user.id, j->user.role),
+                                 j->otp, &error)) {
+        case TOTP_REFUSED:
+                if (g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_BAD_CREDENTIALS)) {
+                        ratelimit_fail(req->mgr->logins, ku, now_s(),
+                                       MCFG_INT(req->mgr, "login_window"));
+                        store_event_add(req->store, &req->actor, "login_failed", "user",
+                                        j->user.id, j->user.name, "wrong one-time code", NULL);
+                }
+                api_reply_error(req, error);
+                return;
+        case TOTP_MUST_ENROL:
+                enrol_only = TRUE;
+                break;
+        case TOTP_PASS:
+                break;
+        }
         ratelimit_reset(req->mgr->logins, ku);
         token = token_new();
         hash = token_hash(token);
@@ -179,6 +212,7 @@ static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer d
         req->actor.name = j->user.name;
         req->actor.user_id = j->user.id;
         if (!store_token_insert(req->store, hash, j->user.id, expires, req->address, &error) ||
+            (enrol_only && !store_token_enrol_only(req->store, hash, &error)) ||
             !store_event_add(req->store, &req->actor, "login", "user", j->user.id,
                              j->user.name, "", &error)) {
                 api_reply_error(req, error);
@@ -192,29 +226,27 @@ static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer d
         user = json_object_new();
         json_object_set_int_member(user, "id", j->user.id);
         json_object_set_string_member(user, "name", j->user.name);
-        {
-                /* The role in effect: its own, or more from its groups. */
-                TokenInfo ti = {0};
-                Role role = j->user.role;
-                if (store_token_lookup(req->store, hash, now_s(), &ti, NULL))
-                        role = ti.role;
-                token_info_clear(&ti);
-                json_object_set_string_member(user, "role", role_to_string(role));
-        }
+        /* The role in effect: its own, or more from its groups. */
+        json_object_set_string_member(
+                user, "role",
+                role_to_string(store_user_role(req->store, j->user.id, j->user.role)));
         json_object_set_object_member(out, "user", user);
+        if (enrol_only) /* this login may only set up TOTP: POST /me/totp, then confirm */
+                json_object_set_boolean_member(out, "totp_enrolment_required", TRUE);
         api_reply_object(req, 200, out);
 }
 
 void api_auth_login(ApiRequest *req)
 {
         static const char *const fields[] = {"name", "password", NULL};
+        static const char *const optional[] = {"otp", NULL};
         g_autoptr(GError) error = NULL;
         g_autofree char *ku = NULL, *ka = NULL;
         gint64 wait_u, wait_a, window = MCFG_INT(req->mgr, "login_window");
         LoginJob *j;
         const char *name;
 
-        if (!string_fields(req->body, fields, &error)) {
+        if (!string_fields(req->body, fields, optional, &error)) {
                 api_reply_error(req, error);
                 return;
         }
@@ -240,6 +272,7 @@ void api_auth_login(ApiRequest *req)
         j = g_new0(LoginJob, 1);
         j->name = g_strdup(name);
         j->password = g_strdup(json_object_get_string_member(req->body, "password"));
+        j->otp = g_strdup(json_object_get_string_member_with_default(req->body, "otp", NULL));
         j->known = store_user_auth(req->store, name, &j->user, NULL);
         /* A local account with a password logs in here, directory or not (so admins can when
          * the directory is down); any other name goes to the directory when there is one. */
@@ -355,7 +388,7 @@ void api_me_password(ApiRequest *req)
         PasswordJob *j;
         const char *next;
 
-        if (!string_fields(req->body, fields, &error)) {
+        if (!string_fields(req->body, fields, NULL, &error)) {
                 api_reply_error(req, error);
                 return;
         }

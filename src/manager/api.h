@@ -133,3 +133,13 @@ void api_gateway_events(ApiRequest *req);
 void api_stream(ApiRequest *req);
 void api_media_upload(ApiRequest *req);
 void api_directory_test(ApiRequest *req);
+void api_totp_enrol(ApiRequest *req);
+void api_totp_confirm(ApiRequest *req);
+void api_totp_disable(ApiRequest *req);
+void api_totp_reset(ApiRequest *req);
+
+/* TOTP at login (api-totp.c): the user may pass, must give a (right) code, or may only enrol. */
+typedef enum { TOTP_PASS, TOTP_REFUSED, TOTP_MUST_ENROL } TotpCheck;
+TotpCheck totp_login_check(ApiRequest *req, gint64 user_id, Role role, const char *otp,
+                           GError **error);
+gboolean totp_required_for(Manager *mgr, Role role, gboolean user_required);

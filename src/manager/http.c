@@ -211,6 +211,14 @@ static gboolean authenticate(ApiRequest *req, GError **error)
                 return FALSE;
         req->actor.name = req->caller.user_name;
         req->actor.user_id = req->caller.user_id;
+        if (req->caller.enrol_only && !g_str_equal(req->route->pattern, "/api/v1/me") &&
+            !g_str_has_prefix(req->route->pattern, "/api/v1/me/totp") &&
+            !g_str_equal(req->route->pattern, "/api/v1/auth/logout")) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN,
+                            "your account must use a one-time code (TOTP): enrol first "
+                            "(POST /api/v1/me/totp, then /api/v1/me/totp/confirm)");
+                return FALSE;
+        }
         return TRUE;
 }
 

@@ -18,6 +18,17 @@ static const Route fixed_routes[] = {
         {"GET", API "/me", api_me_get, ROLE_USER, 0, NULL, "me", "The logged-in user."},
         {"PUT", API "/me/password", api_me_password, ROLE_USER, API_SMALL_BODY, NULL, "password",
          "Change one's own password; every token of the user is revoked."},
+        {"POST", API "/me/totp", api_totp_enrol, ROLE_USER, API_SMALL_BODY, NULL, "enrol",
+         "Start TOTP enrolment: a new secret (base32) and its otpauth:// URI for an "
+         "authenticator app; not on until confirmed."},
+        {"POST", API "/me/totp/confirm", api_totp_confirm, ROLE_USER, API_SMALL_BODY, NULL,
+         "confirm",
+         "Confirm TOTP with the app's current 'code': it is on from now on; answers ten "
+         "recovery codes, shown once."},
+        {"POST", API "/me/totp/disable", api_totp_disable, ROLE_USER, API_SMALL_BODY, NULL,
+         "disable", "Turn TOTP off with a current 'code' or a recovery code (not when required)."},
+        {"POST", API "/users/{id}/totp-reset", api_totp_reset, ROLE_ADMIN, API_SMALL_BODY, NULL, "totp_reset",
+         "Turn a user's TOTP off (a lost device): the user enrols again."},
         {"GET", API "/me/desktops", api_me_desktops, ROLE_USER, 0, NULL, "desktops",
          "The pools the caller is entitled to (by user or group), with the caller's desktops "
          "in each and the protocols offered."},

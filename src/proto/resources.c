@@ -51,6 +51,11 @@ static const Field user_fields[] = {
          "A directory user's entry (DN)."},
         {"groups_checked_at", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL,
          "Unix time a directory user's groups were last looked up."},
+        {"totp_enabled", FIELD_BOOL, F_LIST | F_READONLY, "false", 0, 0, NULL, NULL,
+         "A one-time code (TOTP) is asked at login (the user enrols: POST /me/totp)."},
+        {"totp_required", FIELD_BOOL, 0, "false", 0, 0, NULL, NULL,
+         "The user must use TOTP: until enrolled, a login may only enrol (also required for "
+         "the roles in manager.totp_required_roles)."},
 };
 
 static const Field group_fields[] = {

@@ -274,6 +274,18 @@ static const char *const migrations[] = {
         "ALTER TABLE groups ADD COLUMN directory_group TEXT NOT NULL DEFAULT '';"
         "ALTER TABLE groups ADD COLUMN role TEXT NOT NULL DEFAULT 'user';"
         "CREATE INDEX groups_directory ON groups(directory_group COLLATE NOCASE);",
+        /* 9: TOTP second factor: the secret (pending until confirmed), whether it is on or
+         * required, the last step used (a code works once); recovery codes (hashed); tokens
+         * that may only enrol (an account that must use TOTP and has none yet). */
+        "ALTER TABLE users ADD COLUMN totp_secret TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE users ADD COLUMN totp_enabled INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE users ADD COLUMN totp_required INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE users ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;"
+        "CREATE TABLE recovery_codes ("
+        "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+        "  hash TEXT NOT NULL,"
+        "  PRIMARY KEY (user_id, hash));"
+        "ALTER TABLE api_tokens ADD COLUMN enrol_only INTEGER NOT NULL DEFAULT 0;",
 };
 
 int schema_latest(void)

@@ -178,3 +178,28 @@ void sqs_directory_stale(Store *st)
         if (q)
                 sqs_step_done(s, q, NULL, "marking directory groups stale");
 }
+
+Role sqs_group_role(SqliteStore *s, gint64 user_id, Role own)
+{
+        sqlite3_stmt *q = sqs_prep(s,
+                                   "SELECT g.role FROM group_members m JOIN groups g "
+                                   "ON g.id = m.group_id WHERE m.user_id = ? AND g.role != 'user'",
+                                   NULL);
+        Role role = own;
+
+        if (!q)
+                return role;
+        sqlite3_bind_int64(q, 1, user_id);
+        while (sqlite3_step(q) == SQLITE_ROW) {
+                int r = role_from_string((const char *)sqlite3_column_text(q, 0));
+                if (r > (int)role)
+                        role = (Role)r;
+        }
+        sqlite3_reset(q);
+        return role;
+}
+
+Role sqs_user_role(Store *st, gint64 user_id, Role own)
+{
+        return sqs_group_role(S(st), user_id, own);
+}

@@ -29,7 +29,23 @@ gboolean sqs_event_insert(SqliteStore *s, const Actor *a, const char *action, co
                           gint64 id, const char *name, const char *detail, GError **error);
 
 /* store-directory.c */
+/* OWN, or more when a group of the user gives a higher role. */
+Role sqs_group_role(SqliteStore *s, gint64 user_id, Role own);
+Role sqs_user_role(Store *st, gint64 user_id, Role own);
 gboolean sqs_directory_user_sync(Store *st, const DirectorySync *d, gint64 *user_id,
                                  GError **error);
 char **sqs_directory_users_due(Store *st, gint64 checked_before, gint64 now);
 void sqs_directory_stale(Store *st);
+
+/* store-totp.c */
+gboolean sqs_totp_get(Store *st, gint64 user_id, TotpState *out, GError **error);
+gboolean sqs_totp_pending(Store *st, const Actor *a, gint64 user_id, const char *secret,
+                          GError **error);
+gboolean sqs_totp_used(Store *st, gint64 user_id, gint64 step, GError **error);
+gboolean sqs_totp_enable(Store *st, const Actor *a, gint64 user_id, gint64 step,
+                         const char *const *recovery_hashes, const char *token_hash,
+                         GError **error);
+gboolean sqs_totp_disable(Store *st, const Actor *a, gint64 user_id, const char *why,
+                          GError **error);
+gboolean sqs_recovery_use(Store *st, gint64 user_id, const char *hash);
+gboolean sqs_token_enrol_only(Store *st, const char *token_hash, GError **error);

@@ -1091,7 +1091,8 @@ static gboolean sq_token_lookup(Store *st, const char *hash, gint64 now, TokenIn
 {
         SqliteStore *s = S(st);
         sqlite3_stmt *stmt = sqs_prep(s,
-                                  "SELECT u.id, u.name, u.role, t.expires_at FROM api_tokens t "
+                                  "SELECT u.id, u.name, u.role, t.expires_at, t.enrol_only "
+                                  "FROM api_tokens t "
                                   "JOIN users u ON u.id = t.user_id "
                                   "WHERE t.hash = ? AND t.expires_at > ? AND u.enabled = 1",
                                   error);
@@ -1107,6 +1108,7 @@ static gboolean sq_token_lookup(Store *st, const char *hash, gint64 now, TokenIn
                 out->user_name = g_strdup((const char *)sqlite3_column_text(stmt, 1));
                 out->role = MAX(role_from_string((const char *)sqlite3_column_text(stmt, 2)), 0);
                 out->expires_at = sqlite3_column_int64(stmt, 3);
+                out->enrol_only = sqlite3_column_int(stmt, 4);
         }
         sqlite3_reset(stmt);
         if (!found) {
@@ -1115,19 +1117,7 @@ static gboolean sq_token_lookup(Store *st, const char *hash, gint64 now, TokenIn
                 return FALSE;
         }
         /* A group may give its members more than their own role. */
-        stmt = sqs_prep(s,
-                        "SELECT g.role FROM group_members m JOIN groups g ON g.id = m.group_id "
-                        "WHERE m.user_id = ? AND g.role != 'user'",
-                        NULL);
-        if (stmt) {
-                sqlite3_bind_int64(stmt, 1, out->user_id);
-                while (sqlite3_step(stmt) == SQLITE_ROW) {
-                        int r = role_from_string((const char *)sqlite3_column_text(stmt, 0));
-                        if (r > (int)out->role)
-                                out->role = (Role)r;
-                }
-                sqlite3_reset(stmt);
-        }
+        out->role = sqs_group_role(s, out->user_id, out->role);
         return TRUE;
 }
 
@@ -1360,9 +1350,17 @@ static const StoreOps sqlite_ops = {
         .user_set_password = sq_user_set_password,
         .token_insert = sq_token_insert,
         .token_lookup = sq_token_lookup,
+        .user_role = sqs_user_role,
         .directory_user_sync = sqs_directory_user_sync,
         .directory_users_due = sqs_directory_users_due,
         .directory_stale = sqs_directory_stale,
+        .totp_get = sqs_totp_get,
+        .totp_pending = sqs_totp_pending,
+        .totp_used = sqs_totp_used,
+        .totp_enable = sqs_totp_enable,
+        .totp_disable = sqs_totp_disable,
+        .recovery_use = sqs_recovery_use,
+        .token_enrol_only = sqs_token_enrol_only,
         .token_delete = sq_token_delete,
         .event_add = sq_event_add,
         .count = sq_count,

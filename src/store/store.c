@@ -9,6 +9,11 @@ void store_close(Store *st)
                 st->ops->close(st);
 }
 
+void totp_state_clear(TotpState *t)
+{
+        g_clear_pointer(&t->secret, g_free);
+}
+
 void token_info_clear(TokenInfo *t)
 {
         g_clear_pointer(&t->user_name, g_free);

@@ -39,7 +39,15 @@ typedef struct {
         char *user_name;
         Role role;
         gint64 expires_at;
+        gboolean enrol_only; /* may only enrol in TOTP (required, not yet set up) */
 } TokenInfo;
+
+typedef struct {
+        char *secret; /* base32; "" when none */
+        gboolean enabled, required;
+        gint64 last_step;
+} TotpState;
+void totp_state_clear(TotpState *t);
 void token_info_clear(TokenInfo *t);
 
 typedef struct {
@@ -125,6 +133,22 @@ typedef struct {
                                         GError **error);
         /* Directory users holding a live token whose groups were checked before the time. */
         char **(*directory_users_due)(Store *st, gint64 checked_before, gint64 now);
+        /* The role in effect: OWN, or more from the user's groups. */
+        Role (*user_role)(Store *st, gint64 user_id, Role own);
+        /* TOTP: the user's state; a pending secret; a code's step used; turned on (with the
+         * recovery codes' hashes, the enrolling token upgraded); off; a recovery code used
+         * (TRUE when it was there); a token restricted to enrolment. */
+        gboolean (*totp_get)(Store *st, gint64 user_id, TotpState *out, GError **error);
+        gboolean (*totp_pending)(Store *st, const Actor *a, gint64 user_id, const char *secret,
+                                 GError **error);
+        gboolean (*totp_used)(Store *st, gint64 user_id, gint64 step, GError **error);
+        gboolean (*totp_enable)(Store *st, const Actor *a, gint64 user_id, gint64 step,
+                                const char *const *recovery_hashes, const char *token_hash,
+                                GError **error);
+        gboolean (*totp_disable)(Store *st, const Actor *a, gint64 user_id, const char *why,
+                                 GError **error);
+        gboolean (*recovery_use)(Store *st, gint64 user_id, const char *hash);
+        gboolean (*token_enrol_only)(Store *st, const char *token_hash, GError **error);
         /* Every directory user's groups to be looked up again (a group's mapping changed). */
         void (*directory_stale)(Store *st);
         /* A stored setting ("installation": 8 hex digits made at creation), or NULL. */
@@ -168,6 +192,14 @@ JsonArray *store_list_all(Store *st, const Resource *res, GHashTable *filters, G
 #define store_token_lookup(st, ...) ((st)->ops->token_lookup((st), __VA_ARGS__))
 #define store_token_delete(st, ...) ((st)->ops->token_delete((st), __VA_ARGS__))
 #define store_directory_user_sync(st, ...) ((st)->ops->directory_user_sync((st), __VA_ARGS__))
+#define store_user_role(st, ...) ((st)->ops->user_role((st), __VA_ARGS__))
+#define store_totp_get(st, ...) ((st)->ops->totp_get((st), __VA_ARGS__))
+#define store_totp_pending(st, ...) ((st)->ops->totp_pending((st), __VA_ARGS__))
+#define store_totp_used(st, ...) ((st)->ops->totp_used((st), __VA_ARGS__))
+#define store_totp_enable(st, ...) ((st)->ops->totp_enable((st), __VA_ARGS__))
+#define store_totp_disable(st, ...) ((st)->ops->totp_disable((st), __VA_ARGS__))
+#define store_recovery_use(st, ...) ((st)->ops->recovery_use((st), __VA_ARGS__))
+#define store_token_enrol_only(st, ...) ((st)->ops->token_enrol_only((st), __VA_ARGS__))
 #define store_directory_stale(st) ((st)->ops->directory_stale(st))
 #define store_directory_users_due(st, ...) ((st)->ops->directory_users_due((st), __VA_ARGS__))
 #define store_event_add(st, ...) ((st)->ops->event_add((st), __VA_ARGS__))

@@ -89,3 +89,14 @@ test_conf() {
         printf '[daemon]\nlog_level = %s\n[gateway]\nlisten = 127.0.0.1:0\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\ninitial_admin_password = admin-pass-1\n' \
                 "${2:-info}" >"$1"
 }
+
+# totp_code SECRET [OFFSET_STEPS]: the RFC 6238 code now (or N 30 s steps away), with Python.
+totp_code() {
+        python3 - "$1" "${2:-0}" <<'PY'
+import base64, hmac, struct, sys, time
+s = sys.argv[1]; key = base64.b32decode(s + "=" * (-len(s) % 8))
+c = int(time.time()) // 30 + int(sys.argv[2])
+d = hmac.new(key, struct.pack(">Q", c), "sha1").digest(); o = d[-1] & 15
+print("%06d" % ((struct.unpack(">I", d[o:o + 4])[0] & 0x7fffffff) % 1000000))
+PY
+}

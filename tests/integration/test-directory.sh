@@ -188,5 +188,17 @@ login bob bob-pass-1
 is "fixed: logins work again" "$CODE" 200
 http POST /users '{"name":"alice","password":"alice-local-1"}'
 is "a local account cannot take a directory user's name" "$CODE" 409
+
+# ---- TOTP for a directory user ----
+login bob bob-pass-1; BOB=$(jget .token)
+http POST /me/totp "" "$BOB"; SECRET=$(jget .secret)
+http POST /me/totp/confirm "{\"code\":\"$(totp_code "$SECRET")\"}" "$BOB"
+is "a directory user enrols in TOTP" "$CODE" 200
+login bob bob-pass-1
+is "... then the directory password alone is not enough" "$CODE $(jget .error.code)" "401 otp_required"
+http POST /auth/login "{\"name\":\"bob\",\"password\":\"bob-pass-1\",\"otp\":\"$(totp_code "$SECRET" 1)\"}" ""
+is "... with the code it is" "$CODE" 200
+http POST /auth/login "{\"name\":\"bob\",\"password\":\"wrong-pass-1\",\"otp\":\"$(totp_code "$SECRET" -1)\"}" ""
+is "... and a code never saves a wrong directory password" "$CODE" 401
 echo "1..$n"
 [ "$failed" -eq 0 ]
