@@ -14,8 +14,9 @@ static void usage(FILE *to)
                 "Usage: atrium [--json] [--url URL] [--insecure] [--ca FILE] COMMAND [ARGS]\n\n"
                 "Drive an Atrium VDI manager through its REST API.\n\n"
                 "Session:\n"
-                "  login URL [--user NAME] [--password-stdin] [--insecure] [--ca FILE]\n"
+                "  login URL [--user NAME] [--password-stdin] [--otp CODE] [--insecure] [--ca FILE]\n"
                 "  logout\n  whoami\n  passwd [--password-stdin]\n  role list\n"
+                "  totp enrol | confirm CODE | disable CODE   your one-time codes (TOTP)\n"
                 "  directory test --user NAME   how the directory resolves a user (admin)\n"
                 "  completion bash     print the bash completion script\n\n"
                 "Objects (each: list, show, create, update, delete; 'atrium FAMILY --help'):\n");
@@ -35,7 +36,7 @@ static int completion(int argc, char **argv)
 {
         gsize n;
         const Resource *const *res = resources_all(&n);
-        GString *fam = g_string_new("login logout whoami passwd role directory completion");
+        GString *fam = g_string_new("login logout whoami passwd role directory totp completion");
         g_autoptr(GString) extra = g_string_new(NULL);
 
         if (argc != 2 || !g_str_equal(argv[1], "bash"))
@@ -140,6 +141,8 @@ int main(int argc, char **argv)
                 rc = cmd_role(&c, argc - i, argv + i);
         else if (g_str_equal(cmd, "directory"))
                 rc = cmd_directory(&c, argc - i, argv + i);
+        else if (g_str_equal(cmd, "totp"))
+                rc = cmd_totp(&c, argc - i, argv + i);
         else {
                 const Resource *r = NULL;
                 for (gsize k = 0; k < n; k++)

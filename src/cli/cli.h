@@ -45,6 +45,7 @@ int cmd_whoami(Client *c, int argc, char **argv);
 int cmd_passwd(Client *c, int argc, char **argv);
 int cmd_role(Client *c, int argc, char **argv);
 int cmd_directory(Client *c, int argc, char **argv);
+int cmd_totp(Client *c, int argc, char **argv);
 int cmd_family(Client *c, const Resource *res, int argc, char **argv);
 void cmd_family_help(const Resource *res, FILE *to);
 char *read_secret(const char *prompt, gboolean from_stdin);

@@ -46,7 +46,7 @@ static JsonNode *obj_node(JsonObject *o)
 
 int cmd_login(Client *c, int argc, char **argv)
 {
-        g_autofree char *user = NULL, *ca = NULL;
+        g_autofree char *user = NULL, *ca = NULL, *otp = NULL;
         gboolean insecure = FALSE, pw_stdin = FALSE;
         g_autoptr(GOptionContext) ctx = g_option_context_new("URL - log in to an Atrium manager");
         g_autoptr(GError) error = NULL;
@@ -61,6 +61,10 @@ int cmd_login(Client *c, int argc, char **argv)
                 {"insecure", 'k', 0, G_OPTION_ARG_NONE, &insecure,
                  "Do not check the server's TLS certificate", NULL},
                 {"ca", 0, 0, G_OPTION_ARG_FILENAME, &ca, "Trust this CA/certificate file", "FILE"},
+                {"otp", 0, 0, G_OPTION_ARG_STRING, &otp,
+                 "One-time code (TOTP) or recovery code, when the account uses one; asked for "
+                 "when needed otherwise",
+                 "CODE"},
                 {NULL},
         };
 
@@ -88,8 +92,20 @@ int cmd_login(Client *c, int argc, char **argv)
         body = json_object_new();
         json_object_set_string_member(body, "name", user ? user : "admin");
         json_object_set_string_member(body, "password", password);
+        if (otp)
+                json_object_set_string_member(body, "otp", otp);
         {
                 g_autoptr(JsonNode) b = obj_node(body);
+                reply = client_call(c, "POST", "/api/v1/auth/login", b, &status, &error);
+        }
+        /* The account uses TOTP: ask for the code (a terminal only) and try once more. */
+        if (!reply && !otp && !pw_stdin && isatty(STDIN_FILENO) &&
+            g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_OTP_REQUIRED)) {
+                g_autofree char *code = read_secret("One-time code: ", FALSE);
+                g_autoptr(JsonNode) b = NULL;
+                g_clear_error(&error);
+                json_object_set_string_member(body, "otp", code);
+                b = obj_node(body);
                 reply = client_call(c, "POST", "/api/v1/auth/login", b, &status, &error);
         }
         memset(password, 0, strlen(password));
@@ -104,6 +120,10 @@ int cmd_login(Client *c, int argc, char **argv)
                 printf("Logged in to %s as %s (token valid until %s)\n", c->url,
                        user ? user : "admin",
                        json_object_get_string_member(json_node_get_object(reply), "expires_at"));
+        if (!c->json && json_object_get_boolean_member_with_default(
+                                json_node_get_object(reply), "totp_enrolment_required", FALSE))
+                printf("This account must use a one-time code: run 'atrium totp enrol' now "
+                       "(until then nothing else is allowed).\n");
         return EXIT_OK;
 }
 
@@ -209,6 +229,61 @@ int cmd_role(Client *c, int argc, char **argv)
                        json_object_get_string_member(o, "description"));
         }
         return EXIT_OK;
+}
+
+/* atrium totp enrol | confirm CODE | disable CODE: one's own TOTP second factor. */
+int cmd_totp(Client *c, int argc, char **argv)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonNode) reply = NULL, b = NULL;
+        JsonObject *o, *body;
+        guint status;
+
+        if (argc == 2 && g_str_equal(argv[1], "enrol")) {
+                body = json_object_new();
+                b = obj_node(body);
+                reply = client_call(c, "POST", "/api/v1/me/totp", b, &status, &error);
+                if (!reply)
+                        return out_error(error);
+                if (c->json) {
+                        out_json(reply);
+                        return EXIT_OK;
+                }
+                o = json_node_get_object(reply);
+                printf("secret: %s\nuri:    %s\nAdd it to an authenticator app (the portal shows "
+                       "it as a QR code), then: atrium totp confirm CODE\n",
+                       json_object_get_string_member(o, "secret"),
+                       json_object_get_string_member(o, "uri"));
+                return EXIT_OK;
+        }
+        if (argc == 3 && (g_str_equal(argv[1], "confirm") || g_str_equal(argv[1], "disable"))) {
+                g_autofree char *path = g_strdup_printf("/api/v1/me/totp/%s", argv[1]);
+                body = json_object_new();
+                json_object_set_string_member(body, "code", argv[2]);
+                b = obj_node(body);
+                reply = client_call(c, "POST", path, b, &status, &error);
+                if (!reply && error)
+                        return out_error(error);
+                if (c->json && reply) {
+                        out_json(reply);
+                        return EXIT_OK;
+                }
+                if (g_str_equal(argv[1], "disable")) {
+                        printf("TOTP is off\n");
+                        return EXIT_OK;
+                }
+                o = json_node_get_object(reply);
+                printf("TOTP is on. Recovery codes (each works once; keep them safe, they are not "
+                       "shown again):\n");
+                for (guint i = 0;
+                     i < json_array_get_length(json_object_get_array_member(o, "recovery_codes"));
+                     i++)
+                        printf("  %s\n",
+                               json_array_get_string_element(
+                                       json_object_get_array_member(o, "recovery_codes"), i));
+                return EXIT_OK;
+        }
+        return out_usage("usage: atrium totp enrol | confirm CODE | disable CODE");
 }
 
 /* atrium directory test --user NAME: how the directory resolves a user. */

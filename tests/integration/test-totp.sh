@@ -3,12 +3,13 @@
 # used twice, recovery codes (once each), turning it off, required per user (a login that may
 # only enrol) and per role, and an admin's reset. Codes are computed here with Python's hmac
 # (RFC 6238); the algorithm itself is tested with a fixed clock in test-auth. Output is TAP.
-# Usage: test-totp.sh ATRIUMD
+# Usage: test-totp.sh ATRIUMD ATRIUM
 set -u
-ATRIUMD=$1
+ATRIUMD=$1 ATRIUM=$2
 . "$(dirname "$0")/lib.sh"
 
 T=$(mktemp -d /tmp/atrium-totp-XXXXXX)
+export XDG_CONFIG_HOME=$T/cli HOME=$T
 STATE=$T/state CONF=$T/atrium.conf
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$T"; }
@@ -102,6 +103,22 @@ http POST /users/carol/totp-reset "" "$ADMIN"
 is "an admin resets it (lost device)" "$CODE" 204
 login '{"name":"carol","password":"carol-pass-1"}'
 is "... and her next login must enrol again" "$(jget .totp_enrolment_required)" true
+
+# ---- the CLI ----
+http POST /users '{"name":"dave","password":"dave-pass-12"}' "$ADMIN"
+URL=$(cat "$STATE/manager.url")
+echo dave-pass-12 | "$ATRIUM" login "$URL" --user dave --password-stdin --insecure >/dev/null
+OUT=$("$ATRIUM" totp enrol)
+SECRET=$(sed -n 's/^secret: //p' <<<"$OUT")
+like "atrium totp enrol prints the secret and the URI" "$OUT" "uri:    otpauth://totp/Atrium:dave?secret=$SECRET"
+OUT=$("$ATRIUM" totp confirm "$(code "$SECRET")")
+like "atrium totp confirm prints the recovery codes" "$OUT" "TOTP is on. Recovery codes"
+OUT=$(echo dave-pass-12 | "$ATRIUM" login "$URL" --user dave --password-stdin --insecure 2>&1)
+like "atrium login without --otp: the server's message" "$OUT" "one-time code"
+OUT=$(echo dave-pass-12 | "$ATRIUM" login "$URL" --user dave --password-stdin --insecure --otp "$(code "$SECRET" 1)" 2>&1)
+like "atrium login --otp CODE" "$OUT" "Logged in"
+OUT=$("$ATRIUM" totp confirm 12 2>&1)
+like "atrium totp confirm while on: refused" "$OUT" "already on"
 
 # ---- required for a role ----
 sed -i 's/^totp_required_roles =.*/totp_required_roles = admin operator/' "$CONF"
