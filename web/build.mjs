@@ -24,4 +24,7 @@ cpSync(resolve(here, 'static'), out, { recursive: true });
 for (const part of ['core', 'vendor'])
     cpSync(resolve(novnc, part), resolve(out, 'novnc', part), { recursive: true });
 cpSync(resolve(novnc, 'LICENSE.txt'), resolve(out, 'novnc', 'LICENSE.txt'));
+// The QR code of a TOTP secret (account page), loaded only there.
+mkdirSync(resolve(out, 'vendor'), { recursive: true });
+cpSync(resolve(here, 'node_modules/qrcode-generator/dist/qrcode.mjs'), resolve(out, 'vendor', 'qrcode.mjs'));
 console.log(`portal built in ${out}`);

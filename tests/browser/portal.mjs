@@ -9,8 +9,24 @@
 //   user       USER PASSWORD       the portal: cards, maintenance and full pools, a connect whose
 //                                  console cannot open reconnects by itself
 //   connect    USER PASSWORD SHOT  connect in the browser; the console's canvas saved to SHOT
+//   totp       USER PASSWORD       set up one-time codes with the QR page; log in with a code
+//   totp-required USER PASSWORD    an account that must use them lands on the set-up page
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
+
+// RFC 6238 code for a base32 secret, STEPS 30 s steps from now.
+function totpCode(secret, steps = 0) {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+    let bits = '';
+    for (const c of secret.replace(/=+$/, '')) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+    const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+    const counter = Buffer.alloc(8);
+    counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000) + steps));
+    const mac = createHmac('sha1', key).update(counter).digest();
+    const o = mac[19] & 15;
+    return String((mac.readUInt32BE(o) & 0x7fffffff) % 1000000).padStart(6, '0');
+}
 
 const [scenario, base, outdir, ...args] = process.argv.slice(2);
 mkdirSync(outdir, { recursive: true });
@@ -312,11 +328,56 @@ async function connect(name, password, out) {
     await page.getByRole('heading', { name: 'My desktops' }).waitFor();
 }
 
+async function totp(name, password) {
+    await login(name, password);
+    await page.goto(`${base}/#/account`);
+    await page.getByRole('button', { name: 'Set up one-time codes' }).click();
+    await check('the account page shows a QR code of the secret for an authenticator app', () =>
+        page.getByRole('img', { name: /QR code/ }).waitFor());
+    const secret = await page.locator('#totp-secret').textContent();
+    await shot('account-totp');
+    await page.getByLabel('Code from the app').fill('000000');
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await check('a wrong code is refused beside the field', () => page.locator('.field-error', { hasText: 'not the code' }).waitFor());
+    await page.getByLabel('Code from the app').fill(totpCode(secret));
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await check('the right code turns them on and shows ten recovery codes', async () => {
+        await page.locator('#recovery-codes li').nth(9).waitFor();
+    });
+    await shot('account-recovery');
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByLabel('User name').fill(name);
+    await page.getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await check('the next login asks for the one-time code', () => page.getByLabel('One-time code').waitFor());
+    ok((await storedToken()) === null, '... and stores no token before it');
+    await page.getByLabel('One-time code').fill('123456');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await check('a wrong code: an error, still on the login page', () =>
+        page.locator('#login-error', { hasText: 'Wrong password or one-time code.' }).waitFor());
+    await page.getByLabel('One-time code').fill(totpCode(secret, 1));
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await check('with the code the portal opens', () => page.getByRole('heading', { name: 'My desktops' }).waitFor());
+}
+
+async function totpRequired(name, password) {
+    await login(name, password);
+    await check('an account that must use one-time codes lands on their set-up page', async () => {
+        await page.getByRole('heading', { name: 'My account' }).waitFor();
+        await page.locator('#totp-state', { hasText: 'must use one-time codes' }).waitFor();
+    });
+    await page.goto(`${base}/#/`);
+    await check('... and stays there until they are set up', () => page.getByRole('heading', { name: 'My account' }).waitFor());
+    await shot('account-required');
+}
+
 try {
     if (scenario === 'login-bad') await loginBad(args[0]);
     else if (scenario === 'admin') await admin(args[0], args[1]);
     else if (scenario === 'user') await user(args[0], args[1]);
     else if (scenario === 'connect') await connect(args[0], args[1], args[2]);
+    else if (scenario === 'totp') await totp(args[0], args[1]);
+    else if (scenario === 'totp-required') await totpRequired(args[0], args[1]);
     else throw new Error(`no scenario '${scenario}'`);
 } catch (e) {
     ok(false, `scenario ${scenario} ran to its end`, e.message.split('\n').slice(0, 6).join(' | '));

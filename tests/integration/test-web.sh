@@ -141,8 +141,13 @@ is "the user made in the browser" "$("$ATRIUM" --json user show carol | jq -r .d
 run user bob bob-pass-12
 is "bob's connects from the browser were recorded (the first and the reconnects)" \
         "$([ "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM events WHERE action = 'connect' AND actor = 'bob'")" -ge 3 ] && echo yes)" yes
+check "user erin" "$ATRIUM" user create --name erin --password erin-pass-12
+run totp erin erin-pass-12
+is "erin's TOTP is on (in the database)" "$(sqlite3 "$STATE/atrium.db" "SELECT totp_enabled FROM users WHERE name = 'erin'")" 1
+check "user fred, who must use TOTP" "$ATRIUM" user create --name fred --password fred-pass-12 --totp_required true
+run totp-required fred fred-pass-12
 for p in login login-error portal portal-states console-reconnecting admin-overview admin-pool-wizard admin-pool \
-        admin-hosts admin-templates admin-users admin-events admin-overview-phone; do
+        admin-hosts admin-templates admin-users admin-events admin-overview-phone account-totp account-recovery account-required; do
         [ -s "$SHOTS/$p.png" ] || not_ok "screenshot $p.png saved" "missing in $SHOTS"
 done
 ok "screenshots saved in $SHOTS"

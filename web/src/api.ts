@@ -28,6 +28,7 @@ export function token(): string | null {
 
 export function forgetToken(): void {
     sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem('atrium.enrol');
 }
 
 export function authHeaders(): Record<string, string> {
@@ -68,9 +69,15 @@ export async function api<T = any>(method: string, path: string, body?: unknown)
     return data as T;
 }
 
-export async function login(name: string, password: string): Promise<Me> {
-    const r = await api<{ token: string; user: Me }>('POST', '/auth/login', { name, password });
+export async function login(name: string, password: string, otp?: string): Promise<Me> {
+    const body: Record<string, string> = { name, password };
+    if (otp) body.otp = otp;
+    const r = await api<{ token: string; user: Me; totp_enrolment_required?: boolean }>(
+        'POST', '/auth/login', body);
     sessionStorage.setItem(TOKEN_KEY, r.token);
+    // This login may only set up one-time codes: the portal goes to My account until it has.
+    if (r.totp_enrolment_required) sessionStorage.setItem('atrium.enrol', '1');
+    else sessionStorage.removeItem('atrium.enrol');
     return r.user;
 }
 

@@ -7,6 +7,7 @@ import * as live from './live.js';
 import { portalView } from './portal.js';
 import { consoleView } from './console.js';
 import { adminView } from './admin.js';
+import { accountView } from './account.js';
 
 export type Cleanup = (() => void) | void;
 export type View = (main: HTMLElement, args: string[], query: URLSearchParams, me: Me) =>
@@ -50,7 +51,7 @@ function header(m: Me): HTMLElement {
         nav,
         h('div', { class: 'who' },
             h('span', { id: 'live-dot', class: live.connected ? 'live-dot on' : 'live-dot', title: 'Live updates', role: 'img', 'aria-label': 'live updates' }),
-            h('span', { class: 'user-name' }, m.display_name || m.name, ' ', h('small', null, `(${m.role})`)),
+            h('a', { class: 'user-name', href: '#/account', title: 'My account' }, m.display_name || m.name, ' ', h('small', null, `(${m.role})`)),
             h('button', { type: 'button', class: 'link', onclick: async () => { live.stop(); await logout().catch(() => {}); me = null; go('login'); } }, 'Log out')));
 }
 
@@ -59,13 +60,16 @@ async function loginView(main: HTMLElement, query: URLSearchParams): Promise<voi
     const err = h('p', { class: 'form-error', role: 'alert', id: 'login-error' });
     const name = h('input', { id: 'login-name', name: 'username', autocomplete: 'username', required: true, autocapitalize: 'off', spellcheck: 'false' });
     const pw = h('input', { id: 'login-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+    const otp = h('input', { id: 'login-otp', name: 'otp', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 11 });
+    const otpField = h('div', { class: 'field', hidden: true }, h('label', { for: 'login-otp' }, 'One-time code'), otp,
+        h('p', { class: 'help' }, 'The 6 digits your authenticator app shows, or a recovery code.'));
     const submit = h('button', { type: 'submit', class: 'primary' }, 'Log in');
     const form = h('form', { class: 'form login', novalidate: true, 'aria-describedby': 'login-error' },
         h('h1', null, 'Log in to Atrium'),
         expiredNotice ? h('p', { class: 'notice', role: 'status' }, expiredNotice) : null,
         h('div', { class: 'field' }, h('label', { for: 'login-name' }, 'User name'), name),
         h('div', { class: 'field' }, h('label', { for: 'login-password' }, 'Password'), pw),
-        err, h('div', { class: 'actions' }, submit));
+        otpField, err, h('div', { class: 'actions' }, submit));
     form.addEventListener('submit', async (ev) => {
         ev.preventDefault();
         err.textContent = '';
@@ -76,13 +80,24 @@ async function loginView(main: HTMLElement, query: URLSearchParams): Promise<voi
         }
         submit.disabled = true;
         try {
-            me = await login(name.value.trim(), pw.value);
+            me = await login(name.value.trim(), pw.value, otpField.hidden ? undefined : otp.value.trim());
             expiredNotice = '';
-            go(next && !next.startsWith('login') ? next : '');
+            go(sessionStorage.getItem('atrium.enrol') ? 'account' : next && !next.startsWith('login') ? next : '');
         } catch (e) {
             const a = e as ApiError;
+            if (a.code === 'otp_required') {
+                otpField.hidden = false;
+                err.textContent = 'Enter the one-time code from your authenticator app.';
+                otp.focus();
+                return;
+            }
             err.textContent = a.code === 'bad_credentials'
-                ? 'Wrong user name or password.' : a.message;
+                ? (otpField.hidden ? 'Wrong user name or password.' : 'Wrong password or one-time code.') : a.message;
+            if (!otpField.hidden) {
+                otp.select();
+                otp.focus();
+                return;
+            }
             pw.select();
             pw.focus();
         } finally {
@@ -126,7 +141,8 @@ async function render(): Promise<void> {
             a.setAttribute('aria-current', 'page');
     }
     try {
-        if (parts[0] === 'console') cleanup = await consoleView(main, parts.slice(1), query, me);
+        if (sessionStorage.getItem('atrium.enrol') || parts[0] === 'account') cleanup = await accountView(main, parts.slice(1), query, me);
+        else if (parts[0] === 'console') cleanup = await consoleView(main, parts.slice(1), query, me);
         else if (parts[0] === 'admin' && atLeast(me, 'helpdesk')) cleanup = await adminView(main, parts.slice(1), query, me);
         else cleanup = await portalView(main, parts, query, me);
     } catch (e) {
