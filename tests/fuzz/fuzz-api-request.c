@@ -1,7 +1,10 @@
 /* libFuzzer harness for API request parsing: "METHOD PATH?QUERY\nBODY". Runs the router, the
  * query parser, the JSON body parser with its limits, the model validation, and a list query
- * with the fuzzed filters against an in-memory store. Any crash, leak or sanitizer report is
- * a bug. */
+ * with the fuzzed filters against an in-memory store; and the login's own parsers on the raw
+ * input: a directory login name (check, filter escaping), a TOTP secret (base32) and code. Any
+ * crash, leak or sanitizer report is a bug. */
+#include "auth/directory.h"
+#include "auth/totp.h"
 #include "common/jsonutil.h"
 #include "manager/api.h"
 
@@ -26,6 +29,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (!store)
                 store = store_open_sqlite(":memory:", NULL);
+        {
+                DirectoryConfig dc = {.user_filter = "(&(objectClass=person)(uid=%s))"};
+                g_autofree char *esc = directory_filter_escape(text);
+                g_autofree char *filter = directory_user_filter(&dc, text);
+                g_autoptr(GBytes) key = totp_base32_decode(text, NULL);
+                gint64 step = 0;
+                /* An escaped value never holds filter syntax. */
+                g_assert(!strpbrk(esc, "*()") && strlen(filter) >= strlen(esc));
+                directory_login_valid(text, NULL);
+                totp_verify(text, "123456", 1700000000, &step);
+                if (key && g_bytes_get_size(key) > 0)
+                        totp_code(g_bytes_get_data(key, NULL), g_bytes_get_size(key), 59, 6);
+        }
         if (nl)
                 *nl = '\0';
         sp = strchr(text, ' ');
