@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <string.h>
 
-
 /* ---- replies ----------------------------------------------------------------------------- */
 
 static void api_request_free(ApiRequest *req)
@@ -195,8 +194,7 @@ gboolean http_caller(Store *store, SoupServerMessage *msg, Role least, TokenInfo
         if (caller->role < least) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN,
                             "this needs the %s role; user '%s' has the %s role",
-                            role_to_string(least), caller->user_name,
-                            role_to_string(caller->role));
+                            role_to_string(least), caller->user_name, role_to_string(caller->role));
                 return FALSE;
         }
         if (token_hash_out)
@@ -204,11 +202,78 @@ gboolean http_caller(Store *store, SoupServerMessage *msg, Role least, TokenInfo
         return TRUE;
 }
 
+/* The pool a request is about, for permissions on one pool: the pool, desktop, session or
+ * entitlement in its path, the pool a list of desktops or entitlements is filtered by, or the
+ * pool of an entitlement being made; 0 when none. */
+static gint64 route_pool(ApiRequest *req)
+{
+        static const struct {
+                const char *prefix, *kind;
+        } scoped[] = {{"/api/v1/pools/{id}", "pool"},
+                      {"/api/v1/desktops/{id}", "desktop"},
+                      {"/api/v1/sessions/{id}", "session"},
+                      {"/api/v1/entitlements/{id}", "entitlement"}};
+        const Route *r = req->route;
+
+        for (gsize i = 0; i < G_N_ELEMENTS(scoped); i++)
+                if (g_str_has_prefix(r->pattern, scoped[i].prefix) && req->params[0])
+                        return store_pool_of(req->store, scoped[i].kind, req->params[0]);
+        if (r->res && g_str_equal(r->op, "list") &&
+            (r->res == resource_by_kind("desktop") || r->res == resource_by_kind("entitlement"))) {
+                const char *pool = req->query ? g_hash_table_lookup(req->query, "pool") : NULL;
+                return pool ? store_pool_of(req->store, "pool", pool) : 0;
+        }
+        if (r->res == resource_by_kind("entitlement") && g_str_equal(r->op, "create")) {
+                g_autoptr(GBytes) b =
+                        soup_message_body_flatten(soup_server_message_get_request_body(req->msg));
+                g_autoptr(JsonNode) root =
+                        json_parse_body(g_bytes_get_data(b, NULL), g_bytes_get_size(b), 8, NULL);
+                JsonNode *pool =
+                        root && JSON_NODE_HOLDS_OBJECT(root)
+                                ? json_object_get_member(json_node_get_object(root), "pool")
+                                : NULL;
+                g_autofree char *text = NULL;
+                if (!pool || !JSON_NODE_HOLDS_VALUE(pool))
+                        return 0;
+                text = json_node_get_value_type(pool) == G_TYPE_STRING
+                               ? g_strdup(json_node_get_string(pool))
+                               : g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(pool));
+                return store_pool_of(req->store, "pool", text);
+        }
+        return 0;
+}
+
 static gboolean authenticate(ApiRequest *req, GError **error)
 {
+        g_autoptr(GError) refused = NULL;
+
         if (!http_caller(req->store, req->msg, req->route->role, &req->caller, &req->token_hash,
-                         error))
-                return FALSE;
+                         &refused)) {
+                gint64 pool;
+                Role on_pool;
+                /* Below the route's role: a permission on the pool it is about may do. */
+                if (!g_error_matches(refused, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN) ||
+                    !req->caller.user_name || req->caller.enrol_only || !(pool = route_pool(req)) ||
+                    (on_pool = store_pool_role(req->store, req->caller.user_id, pool)) <
+                            req->route->role) {
+                        g_propagate_error(error, g_steal_pointer(&refused));
+                        return FALSE;
+                }
+                req->caller.role = MAX(req->caller.role, on_pool); /* this request only */
+                if (!req->token_hash) {
+                        const char *h = soup_message_headers_get_one(
+                                soup_server_message_get_request_headers(req->msg), "Authorization");
+                        req->token_hash = token_hash(h + 7);
+                }
+        } else if (req->caller.role < ROLE_OPERATOR && !req->caller.enrol_only) {
+                /* A user's route about a pool where it has more: what it sees and may do there
+                 * (every desktop and session of the pool) follows that role. */
+                gint64 pool = route_pool(req);
+                Role on_pool =
+                        pool ? store_pool_role(req->store, req->caller.user_id, pool) : ROLE_NONE;
+                if (on_pool > req->caller.role)
+                        req->caller.role = on_pool;
+        }
         req->actor.name = req->caller.user_name;
         req->actor.user_id = req->caller.user_id;
         if (req->caller.enrol_only && !g_str_equal(req->route->pattern, "/api/v1/me") &&
@@ -332,4 +397,3 @@ void http_serve_early(SoupServer *server, SoupServerMessage *msg, const char *pa
                                              "Connection", "close");
         }
 }
-

@@ -923,6 +923,18 @@ static void timeouts(Pools *p, GPtrArray *rows)
 
 static void pool_delete_finish(Pools *p, JsonObject *pool)
 {
+        g_autoptr(GHashTable) f = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+        g_autoptr(JsonArray) perms = NULL;
+
+        /* Its permissions go with it (their events record it), then its entitlements. */
+        g_hash_table_insert(f, (gpointer) "pool",
+                            util_id_text(json_object_get_int_member(pool, "id")));
+        perms = store_list_all(p->store, resource_by_kind("permission"), f, NULL);
+        for (guint i = 0; perms && i < json_array_get_length(perms); i++) {
+                g_autofree char *id = util_id_text(json_object_get_int_member(
+                        json_array_get_object_element(perms, i), "id"));
+                store_delete(p->store, resource_by_kind("permission"), id, &system_actor, NULL);
+        }
         delete_with(p, "pool", pool, "entitlement", "pool");
 }
 

@@ -254,6 +254,19 @@ static const Field entitlement_fields[] = {
          "itself)."},
 };
 
+static const char *const pool_roles[] = {"operator", "helpdesk", NULL};
+static const Field permission_fields[] = {
+        {"pool", FIELD_REF, F_REQUIRED | F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL, "pool",
+         "Pool the permission is on."},
+        {"user", FIELD_REF, F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL, "user",
+         "User given the role on that pool (give user or group, not both)."},
+        {"group", FIELD_REF, F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL, "group",
+         "Group whose members get the role on that pool."},
+        {"role", FIELD_ENUM, F_LIST, "operator", 0, 0, pool_roles, NULL,
+         "operator (the pool, its desktops, sessions and entitlements: a pool admin) or "
+         "helpdesk (its sessions and desktops' reboot/reset)."},
+};
+
 static const Field terminal_fields[] = {
         NAME_FIELD("terminal (the id a thin client connects with)"),
         DESC_FIELD,
@@ -408,6 +421,18 @@ static gboolean entitlement_check(const Resource *res, JsonObject *o, GError **e
         return TRUE;
 }
 
+static gboolean permission_check(const Resource *res, JsonObject *o, GError **error)
+{
+        JsonNode *u = json_object_get_member(o, "user"), *g = json_object_get_member(o, "group");
+
+        if ((u && !JSON_NODE_HOLDS_NULL(u)) + (g && !JSON_NODE_HOLDS_NULL(g)) != 1) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "a permission names exactly one of 'user' or 'group'");
+                return FALSE;
+        }
+        return TRUE;
+}
+
 /* clang-format off */
 #define RES(k, p, t, c, T, h, f) .kind = k, .plural = p, .table = t, .cli = c, .title = T, \
         .help = h, .fields = f, .n_fields = N(f)
@@ -464,6 +489,12 @@ static const Resource entitlements = {
             "Who may use a pool: a user, a group or a terminal.", entitlement_fields),
         .no_update = TRUE, .read_role = ROLE_OPERATOR, .write_role = ROLE_OPERATOR,
         .check = entitlement_check};
+static const Resource permissions = {
+        RES("permission", "permissions", "permissions", "permission", "Permission",
+            "A role on one pool only (a pool admin): operator or helpdesk, for a user or a group.",
+            permission_fields),
+        .no_update = TRUE, .read_role = ROLE_ADMIN, .write_role = ROLE_ADMIN,
+        .check = permission_check};
 static const Resource desktops = {RES("desktop", "desktops", "desktops", "desktop", "Desktop",
                                       "Desktops: clones of a pool's template.", desktop_fields),
                                   .named = TRUE, .owner_field = "user", .read_role = ROLE_USER,
@@ -491,7 +522,7 @@ static const Resource events = {
 /* Order matters only for display (help, OpenAPI). */
 static const Resource *const all[] = {
         &users, &groups,       &hosts,    &join_tokens, &storages, &volumes, &media,
-        &guests, &templates, &template_versions, &pools, &entitlements, &terminals, &desktops, &sessions,
+        &guests, &templates, &template_versions, &pools, &entitlements, &permissions, &terminals, &desktops, &sessions,
         &operations, &events};
 
 const Resource *const *resources_all(gsize *n)

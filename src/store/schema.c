@@ -286,6 +286,18 @@ static const char *const migrations[] = {
         "  hash TEXT NOT NULL,"
         "  PRIMARY KEY (user_id, hash));"
         "ALTER TABLE api_tokens ADD COLUMN enrol_only INTEGER NOT NULL DEFAULT 0;",
+        /* 10: permissions: a role on one pool only (pool admins), for a user or a group. */
+        "CREATE TABLE permissions ("
+        "  id INTEGER PRIMARY KEY,"
+        "  pool_id INTEGER NOT NULL REFERENCES pools(id),"
+        "  user_id INTEGER REFERENCES users(id),"
+        "  group_id INTEGER REFERENCES groups(id),"
+        "  role TEXT NOT NULL DEFAULT 'operator',"
+        "  created_at TEXT NOT NULL, updated_at TEXT NOT NULL,"
+        "  CHECK ((user_id IS NOT NULL) + (group_id IS NOT NULL) = 1));"
+        "CREATE INDEX permissions_pool ON permissions(pool_id);"
+        "CREATE INDEX permissions_user ON permissions(user_id);"
+        "CREATE INDEX permissions_group ON permissions(group_id);",
 };
 
 int schema_latest(void)

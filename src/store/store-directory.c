@@ -203,3 +203,51 @@ Role sqs_user_role(Store *st, gint64 user_id, Role own)
 {
         return sqs_group_role(S(st), user_id, own);
 }
+
+Role sqs_pool_role(Store *st, gint64 user_id, gint64 pool_id)
+{
+        SqliteStore *s = S(st);
+        sqlite3_stmt *q = sqs_prep(s,
+                                   "SELECT role FROM permissions WHERE pool_id = ?1 AND "
+                                   "(user_id = ?2 OR group_id IN (SELECT group_id FROM "
+                                   "group_members WHERE user_id = ?2))",
+                                   NULL);
+        Role role = ROLE_NONE;
+
+        if (!q)
+                return role;
+        sqlite3_bind_int64(q, 1, pool_id);
+        sqlite3_bind_int64(q, 2, user_id);
+        while (sqlite3_step(q) == SQLITE_ROW) {
+                int r = role_from_string((const char *)sqlite3_column_text(q, 0));
+                if (r > (int)role)
+                        role = (Role)r;
+        }
+        sqlite3_reset(q);
+        return role;
+}
+
+gint64 sqs_pool_of(Store *st, const char *kind, const char *id_or_name)
+{
+        SqliteStore *s = S(st);
+        const char *sql =
+                g_str_equal(kind, "pool")
+                        ? "SELECT id FROM pools WHERE id = ?1 OR name = ?1 COLLATE NOCASE"
+                : g_str_equal(kind, "desktop") ? "SELECT pool_id FROM desktops WHERE id = ?1 OR "
+                                                 "name = ?1 COLLATE NOCASE"
+                : g_str_equal(kind, "session") ? "SELECT d.pool_id FROM sessions x JOIN desktops d "
+                                                 "ON d.id = x.desktop_id WHERE x.id = ?1"
+                : g_str_equal(kind, "entitlement")
+                        ? "SELECT pool_id FROM entitlements WHERE id = ?1"
+                        : NULL;
+        sqlite3_stmt *q;
+        gint64 id = 0;
+
+        if (!sql || !(q = sqs_prep(s, sql, NULL)))
+                return 0;
+        sqlite3_bind_text(q, 1, id_or_name, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW)
+                id = sqlite3_column_int64(q, 0);
+        sqlite3_reset(q);
+        return id;
+}

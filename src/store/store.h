@@ -135,6 +135,10 @@ typedef struct {
         char **(*directory_users_due)(Store *st, gint64 checked_before, gint64 now);
         /* The role in effect: OWN, or more from the user's groups. */
         Role (*user_role)(Store *st, gint64 user_id, Role own);
+        /* The user's role on one pool from permissions (its own or its groups'), or NONE. */
+        Role (*pool_role)(Store *st, gint64 user_id, gint64 pool_id);
+        /* The pool of a pool, desktop, session or entitlement (id or name), or 0. */
+        gint64 (*pool_of)(Store *st, const char *kind, const char *id_or_name);
         /* TOTP: the user's state; a pending secret; a code's step used; turned on (with the
          * recovery codes' hashes, the enrolling token upgraded); off; a recovery code used
          * (TRUE when it was there); a token restricted to enrolment. */
@@ -192,6 +196,8 @@ JsonArray *store_list_all(Store *st, const Resource *res, GHashTable *filters, G
 #define store_token_lookup(st, ...) ((st)->ops->token_lookup((st), __VA_ARGS__))
 #define store_token_delete(st, ...) ((st)->ops->token_delete((st), __VA_ARGS__))
 #define store_directory_user_sync(st, ...) ((st)->ops->directory_user_sync((st), __VA_ARGS__))
+#define store_pool_role(st, ...) ((st)->ops->pool_role((st), __VA_ARGS__))
+#define store_pool_of(st, ...) ((st)->ops->pool_of((st), __VA_ARGS__))
 #define store_user_role(st, ...) ((st)->ops->user_role((st), __VA_ARGS__))
 #define store_totp_get(st, ...) ((st)->ops->totp_get((st), __VA_ARGS__))
 #define store_totp_pending(st, ...) ((st)->ops->totp_pending((st), __VA_ARGS__))

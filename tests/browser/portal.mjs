@@ -107,6 +107,7 @@ async function loginBad(user) {
 
 const PAGES = [['hosts', 'Hosts'], ['storages', 'Image storages'], ['volumes', 'Volumes'], ['media', 'Media'],
     ['guests', 'Guests'], ['templates', 'Templates'], ['pools', 'Pools'], ['users', 'Users'], ['groups', 'Groups'],
+    ['permissions', 'Pool permissions'],
     ['sessions', 'Sessions'], ['terminals', 'Terminals'], ['operations', 'Operations'], ['events', 'Events']];
 
 async function admin(password, iso) {

@@ -4,18 +4,25 @@
 # operator, admin; a local account each, and a user given operator by a group), the request is
 # refused with 403 exactly when the role is below the route's least role (x-atrium-role). Ids
 # in paths are ones that do not exist, so an allowed request changes nothing (404, 400, ...).
-# Output is TAP. Usage: test-roles.sh ATRIUMD
+# Then permissions on one pool (pool admins): what they open there and nothing elsewhere.
+# Output is TAP. Usage: test-roles.sh ATRIUMD ATRIUM
 set -u
-ATRIUMD=$1
+ATRIUMD=$1 ATRIUM=$2
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 . "$(dirname "$0")/lib.sh"
 
 T=$(mktemp -d /tmp/atrium-roles-XXXXXX)
 STATE=$T/state CONF=$T/atrium.conf
-PID=
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$T"; }
+export XDG_CONFIG_HOME=$T/cli HOME=$T
+PID= APID=
+cleanup() {
+        [ -n "$APID" ] && kill "$APID" 2>/dev/null && wait "$APID" 2>/dev/null
+        [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+        rm -rf "$T"
+}
 trap cleanup EXIT
 test_conf "$CONF" warning
+printf 'heartbeat_interval = 1\nreconcile_interval = 1\n' >>"$CONF"
 "$ATRIUMD" -c "$CONF" --state-dir "$STATE" >"$T/out" 2>"$T/err" &
 PID=$!
 wait_for 10 test -s "$STATE/manager.url"
@@ -65,5 +72,61 @@ while read -r method path least; do
         done
         is "${method^^} $path (least role $least)" "$got" "$want"
 done <"$T/routes"
+
+# ---- permissions on one pool ----
+# (the host's heartbeats write its row: refusals compare the rest)
+dbdump() { sqlite3 "$STATE/atrium.db" .dump | grep -v '^INSERT INTO api_tokens\|^INSERT INTO hosts'; }
+URL=$(cat "$STATE/manager.url")
+echo admin-pass-1 | "$ATRIUM" login "$URL" --insecure --password-stdin >/dev/null 2>&1
+testdriver_host
+check "pool p1 (one desktop, started)" "$ATRIUM" pool create --name p1 --template tpl --size 1 --spares 1 --wait
+check "pool p2" "$ATRIUM" pool create --name p2 --template tpl
+http POST /users '{"name":"pa","password":"pa-pass-123"}'
+http POST /users '{"name":"pb","password":"pb-pass-123"}'
+http POST /groups '{"name":"p1-desk"}'
+http PUT /groups/p1-desk/members/pb
+http POST /permissions '{"pool":"p1","user":"pa","role":"operator"}'
+is "an admin makes pa the operator of pool p1" "$CODE $(jget .role)" "201 operator"
+http POST /permissions '{"pool":"p1","group":"p1-desk","role":"helpdesk"}'
+is "... and the group p1-desk its helpdesk" "$CODE" 201
+refuse "a permission for both a user and a group" POST /permissions '{"pool":"p1","user":"pa","group":"p1-desk"}' 400 invalid_value
+refuse "a permission for nobody" POST /permissions '{"pool":"p1"}' 400 invalid_value
+refuse "a permission with the admin role (not a pool role)" POST /permissions '{"pool":"p1","user":"pa","role":"admin"}' 400 invalid_value
+refuse "a permission on a pool that does not exist" POST /permissions '{"pool":"nosuch","user":"pa"}' 422 bad_reference
+PA=$(login pa pa-pass-123) PB=$(login pb pb-pass-123)
+http POST /permissions '{"pool":"p2","user":"pa"}' "$PA"
+is "a pool admin cannot give permissions (admins only)" "$CODE" 403
+http GET /pools/p1 "" "$PA"
+is "pa reads pool p1" "$CODE" 200
+http PATCH /pools/p1 '{"description":"run by pa"}' "$PA"
+is "... changes it" "$CODE $(jget .description)" "200 run by pa"
+is "... recorded as pa's change" "$(sqlite3 "$STATE/atrium.db" "SELECT actor FROM events WHERE action = 'update' AND object_kind = 'pool' AND object_name = 'p1' ORDER BY id DESC LIMIT 1")" pa
+http GET "/desktops?pool=p1" "" "$PA"
+is "... sees all its desktops (none of them his)" "$CODE $(jget '.items | length')" "200 1"
+D1=$(jget '.items[0].name')
+http POST /entitlements '{"pool":"p1","user":"pb"}' "$PA"
+is "... entitles users to it" "$CODE" 201
+E1=$(jget .id)
+http DELETE "/entitlements/$E1" "" "$PA"
+is "... and removes entitlements of it" "$CODE" 204
+http GET /pools/p2 "" "$PA"
+is "pa cannot read pool p2" "$CODE" 403
+http PATCH /pools/p2 '{"description":"x"}' "$PA"
+is "... nor change it" "$CODE" 403
+http POST /entitlements '{"pool":"p2","user":"pa"}' "$PA"
+is "... nor entitle anyone to it" "$CODE" 403
+http GET "/desktops?pool=p2" "" "$PA"
+is "... and sees none of its desktops (his own only: none)" "$(jget '.items | length')" 0
+http GET /hosts "" "$PA"
+is "... nor anything else an operator sees" "$CODE" 403
+running() { api_is "/desktops/$D1" .state running; }
+wait_for 30 running
+http POST "/desktops/$D1/reboot" "" "$PB"
+is "pb (through the group p1-desk, helpdesk on p1) reboots a desktop of p1 that is not his" "$CODE" 200
+http PATCH /pools/p1 '{"description":"pb"}' "$PB"
+is "... but helpdesk cannot change the pool" "$CODE" 403
+http DELETE /groups/p1-desk/members/pb "" "$TOKEN"
+http POST "/desktops/$D1/reboot" "" "$PB"
+is "out of the group, pb loses it at once" "$CODE" 404
 echo "1..$n"
 [ "$failed" -eq 0 ]

@@ -480,6 +480,14 @@ const groups: PageSpec = {
     } }],
 };
 
+const permissions: PageSpec = {
+    title: 'Pool permissions', plural: 'permissions', schema: 'Permission', role: 'admin',
+    intro: 'A role on one pool only: its operator (a pool admin) or its helpdesk, for a user or a group.',
+    columns: [{ key: 'id', render: (r) => `#${r.id}` }, { key: 'pool' }, { key: 'user' }, { key: 'group' }, { key: 'role' }],
+    create: ['pool', 'user', 'group', 'role'], createLabel: 'New permission', deletable: true,
+    filters: [{ name: 'pool', label: 'Pool' }],
+};
+
 const sessions: PageSpec = {
     title: 'Sessions', plural: 'sessions', schema: 'Session',
     columns: [{ key: 'id', render: (r) => `#${r.id}` }, { key: 'user' }, { key: 'desktop' }, { key: 'state', render: state },
@@ -525,5 +533,6 @@ export const PAGES: Record<string, { spec?: PageSpec; view?: View; role?: 'helpd
     hosts: { spec: hosts }, storages: { spec: storages }, volumes: { spec: volumes }, media: { spec: media },
     guests: { spec: guests }, templates: { spec: templates }, pools: { view: poolsView },
     users: { spec: users, role: 'admin' }, groups: { spec: groups, role: 'admin' },
+    permissions: { spec: permissions, role: 'admin' },
     sessions: { spec: sessions, role: 'helpdesk' }, terminals: { spec: terminals }, operations: { spec: operations }, events: { spec: events },
 };

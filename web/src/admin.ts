@@ -270,6 +270,7 @@ const SECTIONS: [string, string][] = [
     ['', 'Overview'], ['hosts', 'Hosts'], ['storages', 'Image storages'], ['volumes', 'Volumes'],
     ['media', 'Media'], ['guests', 'Guests'],
     ['templates', 'Templates'], ['pools', 'Pools'], ['users', 'Users'], ['groups', 'Groups'],
+    ['permissions', 'Pool permissions'],
     ['sessions', 'Sessions'], ['terminals', 'Terminals'], ['operations', 'Operations'], ['events', 'Events'],
 ];
 
