@@ -179,17 +179,11 @@ void sqs_directory_stale(Store *st)
                 sqs_step_done(s, q, NULL, "marking directory groups stale");
 }
 
-Role sqs_group_role(SqliteStore *s, gint64 user_id, Role own)
+/* The highest of FROM and the roles (text, first column) of Q's rows; Q is reset. */
+static Role highest_role(sqlite3_stmt *q, Role from)
 {
-        sqlite3_stmt *q = sqs_prep(s,
-                                   "SELECT g.role FROM group_members m JOIN groups g "
-                                   "ON g.id = m.group_id WHERE m.user_id = ? AND g.role != 'user'",
-                                   NULL);
-        Role role = own;
+        Role role = from;
 
-        if (!q)
-                return role;
-        sqlite3_bind_int64(q, 1, user_id);
         while (sqlite3_step(q) == SQLITE_ROW) {
                 int r = role_from_string((const char *)sqlite3_column_text(q, 0));
                 if (r > (int)role)
@@ -197,6 +191,18 @@ Role sqs_group_role(SqliteStore *s, gint64 user_id, Role own)
         }
         sqlite3_reset(q);
         return role;
+}
+
+Role sqs_group_role(SqliteStore *s, gint64 user_id, Role own)
+{
+        sqlite3_stmt *q = sqs_prep(s,
+                                   "SELECT g.role FROM group_members m JOIN groups g "
+                                   "ON g.id = m.group_id WHERE m.user_id = ? AND g.role != 'user'",
+                                   NULL);
+        if (!q)
+                return own;
+        sqlite3_bind_int64(q, 1, user_id);
+        return highest_role(q, own);
 }
 
 Role sqs_user_role(Store *st, gint64 user_id, Role own)
@@ -212,19 +218,11 @@ Role sqs_pool_role(Store *st, gint64 user_id, gint64 pool_id)
                                    "(user_id = ?2 OR group_id IN (SELECT group_id FROM "
                                    "group_members WHERE user_id = ?2))",
                                    NULL);
-        Role role = ROLE_NONE;
-
         if (!q)
-                return role;
+                return ROLE_NONE;
         sqlite3_bind_int64(q, 1, pool_id);
         sqlite3_bind_int64(q, 2, user_id);
-        while (sqlite3_step(q) == SQLITE_ROW) {
-                int r = role_from_string((const char *)sqlite3_column_text(q, 0));
-                if (r > (int)role)
-                        role = (Role)r;
-        }
-        sqlite3_reset(q);
-        return role;
+        return highest_role(q, ROLE_NONE);
 }
 
 gint64 sqs_pool_of(Store *st, const char *kind, const char *id_or_name)
