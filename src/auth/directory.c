@@ -17,6 +17,7 @@ void directory_config_free(DirectoryConfig *c)
 {
         if (!c)
                 return;
+        g_free(c->name);
         g_strfreev(c->urls);
         g_free(c->ca_file);
         g_free(c->bind_dn);
@@ -56,6 +57,7 @@ void dir_user_free(DirUser *u)
         g_free(u->display_name);
         g_free(u->mail);
         g_free(u->server);
+        g_free(u->directory);
         if (u->groups)
                 g_ptr_array_unref(u->groups);
         g_free(u);
@@ -403,8 +405,9 @@ static DirUser *lookup(const DirectoryConfig *c, const char *login, const char *
                                     "directory.user_filter select one",
                                     login);
                 else
-                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_BAD_CREDENTIALS,
-                                    "wrong user name or password");
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
+                                    "'%s' is not in %s", login,
+                                    c->name ? c->name : "the directory");
                 goto fail;
         }
         e = ldap_first_entry(ld, res);
@@ -420,6 +423,7 @@ static DirUser *lookup(const DirectoryConfig *c, const char *login, const char *
         u->display_name = first_value(ld, e, c->name_attr);
         u->mail = first_value(ld, e, c->mail_attr);
         u->server = g_steal_pointer(&server);
+        u->directory = g_strdup(c->name ? c->name : "directory");
         ldap_msgfree(g_steal_pointer(&res));
         if (!is_locked(c, ld, u->dn, &locked, error))
                 goto fail;
@@ -447,18 +451,6 @@ fail:
         return NULL;
 }
 
-DirUser *directory_lookup(const DirectoryConfig *c, const char *login, const char *password,
-                          GError **error)
-{
-        return lookup(c, login, password, TRUE, error);
-}
-
-DirUser *directory_authenticate(const DirectoryConfig *c, const char *login, const char *password,
-                                GError **error)
-{
-        return lookup(c, login, password, FALSE, error);
-}
-
 gboolean directory_check(const DirectoryConfig *c, GError **error)
 {
         g_autofree char *server = NULL;
@@ -482,4 +474,32 @@ gboolean directory_check(const DirectoryConfig *c, GError **error)
         }
         ldap_unbind_ext_s(ld, NULL, NULL);
         return TRUE;
+}
+
+DirUser *directory_lookup_any(GPtrArray *configs, const char *login, const char *password,
+                              gboolean groups, GError **error)
+{
+        g_autoptr(GError) unavailable = NULL;
+
+        for (guint i = 0; configs && i < configs->len; i++) {
+                g_autoptr(GError) e = NULL;
+                DirUser *u = lookup(configs->pdata[i], login, password, groups, &e);
+                if (u)
+                        return u;
+                if (g_error_matches(e, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND))
+                        continue;
+                if (g_error_matches(e, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE)) {
+                        if (!unavailable)
+                                unavailable = g_steal_pointer(&e);
+                        continue;
+                }
+                g_propagate_error(error, g_steal_pointer(&e));
+                return NULL;
+        }
+        if (unavailable)
+                g_propagate_error(error, g_steal_pointer(&unavailable));
+        else
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
+                            "'%s' is in no configured directory", login);
+        return NULL;
 }

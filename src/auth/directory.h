@@ -5,6 +5,7 @@
 #include <glib.h>
 
 typedef struct {
+        char *name;           /* which directory, in messages: "directory" or its file */
         char **urls;          /* tried in order: ldap://, ldaps:// */
         gboolean start_tls;   /* StartTLS on ldap:// URLs */
         char *ca_file;        /* CA certificates for StartTLS / LDAPS; empty: the system's */
@@ -36,6 +37,7 @@ typedef struct {
         char *mail;
         GPtrArray *groups; /* DirGroup */
         char *server;      /* the URL that answered */
+        char *directory;   /* the name of the directory it was found in */
 } DirUser;
 
 void directory_config_free(DirectoryConfig *c);
@@ -50,15 +52,15 @@ char *directory_filter_escape(const char *value);
 /* The user search filter for LOGIN: the config's filter with %s replaced, escaped. */
 char *directory_user_filter(const DirectoryConfig *c, const char *login);
 
-/* Find LOGIN, check it is not locked, bind as it with PASSWORD (NULL: no bind, for a lookup
- * or a refresh of its groups), then resolve its groups. Errors: ATRIUM_ERROR_BAD_CREDENTIALS
- * (no such user, wrong password), FORBIDDEN (locked), UNAVAILABLE (no URL answered: each
- * one's reason), INVALID (the configuration is wrong: what to fix). */
-DirUser *directory_lookup(const DirectoryConfig *c, const char *login, const char *password,
-                          GError **error);
-/* The same without resolving groups (u->groups NULL): a login whose groups are still cached. */
-DirUser *directory_authenticate(const DirectoryConfig *c, const char *login, const char *password,
-                                GError **error);
+/* Find LOGIN in the directories in order (the first that knows it answers; a wrong password
+ * there is final), check it is not locked, bind as it with PASSWORD (NULL: no bind, for a
+ * lookup or a refresh), and resolve its groups (GROUPS; not when they are still cached).
+ * Errors: NOT_FOUND (in no directory), BAD_CREDENTIALS (wrong password), FORBIDDEN (locked),
+ * UNAVAILABLE (a directory that might know it could not be asked: each URL's reason), INVALID
+ * (a configuration is wrong: what to fix). */
+DirUser *directory_lookup_any(GPtrArray *configs, const char *login, const char *password,
+                              gboolean groups, GError **error);
 /* Connect, bind as the service account and check both bases exist: the message says what to
  * fix. */
 gboolean directory_check(const DirectoryConfig *c, GError **error);
+

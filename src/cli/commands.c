@@ -313,7 +313,8 @@ int cmd_directory(Client *c, int argc, char **argv)
                 return EXIT_OK;
         }
         o = json_node_get_object(reply);
-        printf("server:  %s\ndn:      %s\nname:    %s\nmail:    %s\ngroups:\n",
+        printf("directory: %s\nserver:  %s\ndn:      %s\nname:    %s\nmail:    %s\ngroups:\n",
+               json_object_get_string_member_with_default(o, "directory", ""),
                json_object_get_string_member(o, "server"), json_object_get_string_member(o, "dn"),
                json_object_get_string_member(o, "display_name"),
                json_object_get_string_member(o, "mail"));

@@ -131,6 +131,9 @@ static const ConfigKeyDef keys[] = {
         {"directory", "urls", CFG_STRING, "", 0, 0, NULL, TRUE,
          "LDAP or Active Directory servers, space-separated, tried in order (ldap://HOST:389, "
          "ldaps://HOST:636); empty: local accounts only."},
+        {"directory", "extra_files", CFG_STRING, "", 0, 0, NULL, TRUE,
+         "Further directories, tried in order after this one for a name it does not know: "
+         "space-separated files, each with a [directory] section of these same keys."},
         {"directory", "start_tls", CFG_BOOL, "true", 0, 0, NULL, TRUE,
          "StartTLS on ldap:// URLs (the server's certificate checked against ca_file)."},
         {"directory", "ca_file", CFG_STRING, "", 0, 0, NULL, TRUE,

@@ -65,7 +65,7 @@ typedef struct {
         char *name;
         char *password;
         gboolean ok;
-        DirectoryConfig *dir; /* set: the name is checked against the directory */
+        GPtrArray *dir; /* set: the name is checked against the directories */
         gboolean groups_cached; /* its groups were looked up less than the TTL ago */
         DirUser *du;
         GError *dir_error;
@@ -74,7 +74,8 @@ typedef struct {
 
 static void login_job_free(LoginJob *j)
 {
-        directory_config_free(j->dir);
+        if (j->dir)
+                g_ptr_array_unref(j->dir);
         dir_user_free(j->du);
         g_clear_error(&j->dir_error);
         g_free(j->otp);
@@ -92,9 +93,8 @@ static gpointer login_verify(gpointer data, GError **error)
         LoginJob *j = data;
 
         if (j->dir) { /* search, then bind as the user: blocking, hence here */
-                j->du = j->groups_cached
-                                ? directory_authenticate(j->dir, j->name, j->password, &j->dir_error)
-                                : directory_lookup(j->dir, j->name, j->password, &j->dir_error);
+                j->du = directory_lookup_any(j->dir, j->name, j->password, !j->groups_cached,
+                                             &j->dir_error);
                 j->ok = j->du != NULL;
                 return j;
         }
@@ -127,7 +127,8 @@ static gboolean directory_done(ApiRequest *req, LoginJob *j, const char *ku, con
         g_autoptr(GError) error = NULL;
         gint64 id;
 
-        if (!j->du && g_error_matches(j->dir_error, ATRIUM_ERROR, ATRIUM_ERROR_BAD_CREDENTIALS)) {
+        if (!j->du && (g_error_matches(j->dir_error, ATRIUM_ERROR, ATRIUM_ERROR_BAD_CREDENTIALS) ||
+                       g_error_matches(j->dir_error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND))) {
                 login_refuse(req, ku, ka, j->name, "directory: wrong password or unknown user");
                 return FALSE;
         }
@@ -277,7 +278,7 @@ void api_auth_login(ApiRequest *req)
         /* A local account with a password logs in here, directory or not (so admins can when
          * the directory is down); any other name goes to the directory when there is one. */
         if (!(j->known && j->user.password_hash && j->user.password_hash[0])) {
-                j->dir = dirlink_config(req->mgr);
+                j->dir = dirlink_configs(req->mgr);
                 /* The group cache: a login within the TTL of the last lookup only binds. */
                 j->groups_cached = j->known && j->user.directory &&
                                    j->user.groups_checked_at >

@@ -7,9 +7,9 @@
 
 #include <string.h>
 
-#define DCFG_STR(m, k) config_get_string((m)->config, "directory", (k))
+#define DCFG_STR(m, k) config_get_string((m), "directory", (k))
 #define DCFG_INT(m, k) config_get_int((m)->config, "directory", (k))
-#define DCFG_BOOL(m, k) config_get_bool((m)->config, "directory", (k))
+#define DCFG_BOOL(m, k) config_get_bool((m), "directory", (k))
 
 struct _DirLink {
         Manager *mgr;
@@ -18,44 +18,75 @@ struct _DirLink {
         GCancellable *cancel;
 };
 
-DirectoryConfig *dirlink_config(Manager *mgr)
+/* One directory from a [directory] section (of the main file, or of an extra file). */
+static DirectoryConfig *config_from(Config *cfg, const char *name)
 {
         DirectoryConfig *c;
-        const char *urls = DCFG_STR(mgr, "urls");
+        const char *urls = DCFG_STR(cfg, "urls");
+        g_auto(GStrv) parts = NULL;
+        GPtrArray *keep = g_ptr_array_new();
 
-        if (!urls || !urls[0])
+        if (!urls || !urls[0]) {
+                g_ptr_array_free(keep, TRUE);
                 return NULL;
-        c = g_new0(DirectoryConfig, 1);
-        c->urls = g_strsplit_set(g_strstrip(g_strdup(urls)), " \t,", -1);
-        {
-                /* drop the empty pieces of repeated separators */
-                GPtrArray *keep = g_ptr_array_new();
-                for (char **u = c->urls; *u; u++) {
-                        if ((*u)[0])
-                                g_ptr_array_add(keep, g_strdup(*u));
-                }
-                g_ptr_array_add(keep, NULL);
-                g_strfreev(c->urls);
-                c->urls = (char **)g_ptr_array_free(keep, FALSE);
         }
-        c->start_tls = DCFG_BOOL(mgr, "start_tls");
-        c->ca_file = g_strdup(DCFG_STR(mgr, "ca_file"));
-        c->bind_dn = g_strdup(DCFG_STR(mgr, "bind_dn"));
-        c->bind_password = g_strdup(DCFG_STR(mgr, "bind_password"));
-        c->user_base = g_strdup(DCFG_STR(mgr, "user_base"));
-        c->user_filter = g_strdup(DCFG_STR(mgr, "user_filter"));
-        c->login_attr = g_strdup(DCFG_STR(mgr, "login_attribute"));
-        c->name_attr = g_strdup(DCFG_STR(mgr, "name_attribute"));
-        c->mail_attr = g_strdup(DCFG_STR(mgr, "mail_attribute"));
-        c->locked_filter = g_strdup(DCFG_STR(mgr, "locked_filter"));
-        c->group_base = g_strdup(DCFG_STR(mgr, "group_base"));
-        c->group_filter = g_strdup(DCFG_STR(mgr, "group_filter"));
-        c->member_attr = g_strdup(DCFG_STR(mgr, "member_attribute"));
-        c->group_name_attr = g_strdup(DCFG_STR(mgr, "group_name_attribute"));
-        c->nested = DCFG_BOOL(mgr, "nested");
-        c->ad_chain = DCFG_BOOL(mgr, "ad_matching_rule");
-        c->timeout = (int)DCFG_INT(mgr, "timeout");
+        c = g_new0(DirectoryConfig, 1);
+        c->name = g_strdup(name);
+        parts = g_strsplit_set(urls, " \t,", -1);
+        for (char **u = parts; *u; u++) /* the empty pieces of repeated separators go */
+                if ((*u)[0])
+                        g_ptr_array_add(keep, g_strdup(*u));
+        g_ptr_array_add(keep, NULL);
+        c->urls = (char **)g_ptr_array_free(keep, FALSE);
+        c->start_tls = DCFG_BOOL(cfg, "start_tls");
+        c->ca_file = g_strdup(DCFG_STR(cfg, "ca_file"));
+        c->bind_dn = g_strdup(DCFG_STR(cfg, "bind_dn"));
+        c->bind_password = g_strdup(DCFG_STR(cfg, "bind_password"));
+        c->user_base = g_strdup(DCFG_STR(cfg, "user_base"));
+        c->user_filter = g_strdup(DCFG_STR(cfg, "user_filter"));
+        c->login_attr = g_strdup(DCFG_STR(cfg, "login_attribute"));
+        c->name_attr = g_strdup(DCFG_STR(cfg, "name_attribute"));
+        c->mail_attr = g_strdup(DCFG_STR(cfg, "mail_attribute"));
+        c->locked_filter = g_strdup(DCFG_STR(cfg, "locked_filter"));
+        c->group_base = g_strdup(DCFG_STR(cfg, "group_base"));
+        c->group_filter = g_strdup(DCFG_STR(cfg, "group_filter"));
+        c->member_attr = g_strdup(DCFG_STR(cfg, "member_attribute"));
+        c->group_name_attr = g_strdup(DCFG_STR(cfg, "group_name_attribute"));
+        c->nested = DCFG_BOOL(cfg, "nested");
+        c->ad_chain = DCFG_BOOL(cfg, "ad_matching_rule");
+        c->timeout = (int)config_get_int(cfg, "directory", "timeout");
         return c;
+}
+
+GPtrArray *dirlink_configs(Manager *mgr)
+{
+        GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)directory_config_free);
+        DirectoryConfig *main = config_from(mgr->config, "directory");
+        g_auto(GStrv) extra = g_strsplit_set(DCFG_STR(mgr->config, "extra_files"), " \t", -1);
+
+        if (main)
+                g_ptr_array_add(out, main);
+        for (char **f = extra; *f; f++) {
+                g_autoptr(Config) cfg = NULL;
+                g_autoptr(GError) error = NULL;
+                DirectoryConfig *c;
+                if (!(*f)[0])
+                        continue;
+                cfg = config_new();
+                if (!config_load_file(cfg, *f, &error)) {
+                        g_warning("directory.extra_files: %s", error->message);
+                        continue;
+                }
+                if ((c = config_from(cfg, *f)))
+                        g_ptr_array_add(out, c);
+                else
+                        g_warning("directory.extra_files: %s has no [directory] urls", *f);
+        }
+        if (out->len == 0) {
+                g_ptr_array_unref(out);
+                return NULL;
+        }
+        return out;
 }
 
 gboolean dirlink_sync(Store *store, const DirUser *u, gboolean create, gint64 now, gint64 *user_id,
@@ -79,14 +110,14 @@ gboolean dirlink_sync(Store *store, const DirUser *u, gboolean create, gint64 no
 /* ---- the group cache's refresher ------------------------------------------------------------ */
 
 typedef struct {
-        DirectoryConfig *config;
+        GPtrArray *configs;
         Store *store; /* a handle of its own: this runs in a worker thread */
         gint64 ttl;
 } Refresh;
 
 static void refresh_free(Refresh *r)
 {
-        directory_config_free(r->config);
+        g_ptr_array_unref(r->configs);
         store_close(r->store);
         g_free(r);
 }
@@ -99,9 +130,10 @@ static void refresh_thread(GTask *task, gpointer source, gpointer data, GCancell
 
         for (char **name = due; *name && !g_cancellable_is_cancelled(cancel); name++) {
                 g_autoptr(GError) error = NULL;
-                g_autoptr(DirUser) u = directory_lookup(r->config, *name, NULL, &error);
+                g_autoptr(DirUser) u = directory_lookup_any(r->configs, *name, NULL, TRUE, &error);
                 gint64 id;
-                if (!u && g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE)) {
+                if (!u && !g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND) &&
+                    !g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN)) {
                         /* Keep what is known until the directory answers again. */
                         g_warning("cannot refresh the groups of '%s': %s", *name, error->message);
                         break;
@@ -142,12 +174,12 @@ static gboolean refresh_tick(gpointer data)
         g_autoptr(GTask) task = NULL;
         g_autoptr(GError) error = NULL;
         Refresh *r;
-        DirectoryConfig *c;
+        GPtrArray *c;
 
-        if (d->running || !(c = dirlink_config(d->mgr)))
+        if (d->running || !(c = dirlink_configs(d->mgr)))
                 return G_SOURCE_CONTINUE;
         r = g_new0(Refresh, 1);
-        r->config = c;
+        r->configs = c;
         r->ttl = DCFG_INT(d->mgr, "group_cache_ttl");
         r->store = store_open_peer(d->mgr->store, &error);
         if (!r->store) {
@@ -162,11 +194,25 @@ static gboolean refresh_tick(gpointer data)
         return G_SOURCE_CONTINUE;
 }
 
+/* Each directory answers and its bases exist: the first fault, naming the directory. */
+static gboolean check_all(GPtrArray *configs, GError **error)
+{
+        for (guint i = 0; i < configs->len; i++) {
+                DirectoryConfig *c = configs->pdata[i];
+                if (!directory_check(c, error)) {
+                        if (configs->len > 1)
+                                g_prefix_error(error, "%s: ", c->name);
+                        return FALSE;
+                }
+        }
+        return TRUE;
+}
+
 static void check_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancel)
 {
         GError *error = NULL;
 
-        if (directory_check(data, &error))
+        if (check_all(data, &error))
                 g_task_return_boolean(task, TRUE);
         else
                 g_task_return_error(task, error);
@@ -185,7 +231,7 @@ static void check_done(GObject *source, GAsyncResult *res, gpointer data)
 DirLink *dirlink_start(Manager *mgr)
 {
         DirLink *d = g_new0(DirLink, 1);
-        DirectoryConfig *c = dirlink_config(mgr);
+        GPtrArray *c = dirlink_configs(mgr);
         gint64 ttl = DCFG_INT(mgr, "group_cache_ttl");
 
         d->mgr = mgr;
@@ -194,7 +240,7 @@ DirLink *dirlink_start(Manager *mgr)
         d->timer = g_timeout_add_seconds((guint)CLAMP(ttl / 2, 1, 60), refresh_tick, d);
         if (c) {
                 g_autoptr(GTask) task = g_task_new(NULL, d->cancel, check_done, NULL);
-                g_task_set_task_data(task, c, (GDestroyNotify)directory_config_free);
+                g_task_set_task_data(task, c, (GDestroyNotify)g_ptr_array_unref);
                 g_task_run_in_thread(task, check_thread);
         }
         return d;
@@ -216,13 +262,13 @@ void dirlink_free(DirLink *d)
  */
 
 typedef struct {
-        DirectoryConfig *config;
+        GPtrArray *configs;
         char *user;
 } TestJob;
 
 static void test_job_free(TestJob *j)
 {
-        directory_config_free(j->config);
+        g_ptr_array_unref(j->configs);
         g_free(j->user);
         g_free(j);
 }
@@ -231,9 +277,9 @@ static gpointer test_work(gpointer data, GError **error)
 {
         TestJob *j = data;
 
-        if (!directory_check(j->config, error))
+        if (!check_all(j->configs, error))
                 return NULL;
-        return directory_lookup(j->config, j->user, NULL, error);
+        return directory_lookup_any(j->configs, j->user, NULL, TRUE, error);
 }
 
 static void test_done(ApiRequest *req, gpointer result, GError *error, gpointer data)
@@ -249,6 +295,7 @@ static void test_done(ApiRequest *req, gpointer result, GError *error, gpointer 
                 return;
         }
         out = json_object_new();
+        json_object_set_string_member(out, "directory", u->directory);
         json_object_set_string_member(out, "server", u->server);
         json_object_set_string_member(out, "dn", u->dn);
         json_object_set_string_member(out, "login", u->login);
@@ -304,7 +351,7 @@ void api_directory_test(ApiRequest *req)
         const char *user = req->query ? g_hash_table_lookup(req->query, "user") : NULL;
         g_autoptr(GError) error = NULL;
         TestJob *j;
-        DirectoryConfig *c = dirlink_config(req->mgr);
+        GPtrArray *c = dirlink_configs(req->mgr);
 
         if (!c) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
@@ -317,12 +364,12 @@ void api_directory_test(ApiRequest *req)
                 if (!error)
                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                                     "give the user to look up: ?user=NAME");
-                directory_config_free(c);
+                g_ptr_array_unref(c);
                 api_reply_error(req, error);
                 return;
         }
         j = g_new0(TestJob, 1);
-        j->config = c;
+        j->configs = c;
         j->user = g_strdup(user);
         api_run_in_thread(req, test_work, test_done, j, (GDestroyNotify)test_job_free);
 }

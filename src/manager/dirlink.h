@@ -7,8 +7,9 @@
 
 typedef struct _DirLink DirLink;
 
-/* The [directory] section as it is now; NULL when no directory is configured. */
-DirectoryConfig *dirlink_config(Manager *mgr);
+/* The directories as configured now ([directory], then its extra_files, in order); NULL when
+ * none is. */
+GPtrArray *dirlink_configs(Manager *mgr);
 /* Write a looked-up user's local row and memberships (create: a login). */
 gboolean dirlink_sync(Store *store, const DirUser *u, gboolean create, gint64 now,
                       gint64 *user_id, GError **error);

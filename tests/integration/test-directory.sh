@@ -53,6 +53,7 @@ group_base = ou=groups,dc=example,dc=org
 locked_filter = (employeeType=locked)
 group_cache_ttl = 2
 timeout = 2
+extra_files =
 CONF
 "$ATRIUMD" -c "$CONF" --state-dir "$STATE" >"$T/manager.out" 2>"$T/manager.err" &
 MPID=$!
@@ -116,7 +117,7 @@ like "... a loop of groups ends" "$OUT" "loop2"
 like "... the Atrium groups they fill" "$OUT" "atrium groups: staff-g ops-g dev-g"
 like "... and the pools they open" "$OUT" "pools: staff-pool dev-pool"
 OUT=$("$ATRIUM" --json directory test --user nobody 2>&1)
-like "directory test of an unknown user says so" "$OUT" "wrong user name or password"
+like "directory test of an unknown user says so" "$OUT" "'nobody' is in no configured directory"
 login alice alice-pass-1; ALICE=$(jget .token)
 is "at login alice's memberships come from the directory (nested included)" \
         "$(q "SELECT group_concat(g.name, ' ') FROM (SELECT g.name FROM group_members m JOIN groups g ON g.id = m.group_id JOIN users u ON u.id = m.user_id WHERE u.name = 'alice' ORDER BY g.name) g")" \
@@ -147,6 +148,36 @@ is "... and the operator role" "$CODE" 403
 is "... recorded" "$(q "SELECT count(*) FROM events WHERE actor = 'directory' AND action = 'update' AND object_name = 'alice' AND detail LIKE 'groups from the directory: none%'")" 1
 http GET /me/desktops "" "$BOB"
 is "bob keeps his" "$(jget '[.items[].pool] | join(" ")')" "staff-pool"
+
+# ---- a second directory (directory.extra_files): names the first does not know ----
+ldapadd -x -H "ldap://127.0.0.1:$PB/" -D cn=admin,dc=example,dc=org -w admin-pass-1 >/dev/null <<LDIF
+dn: uid=zed,ou=people,dc=example,dc=org
+objectClass: inetOrgPerson
+uid: zed
+cn: Zed Partner
+sn: Partner
+userPassword: zed-pass-1
+LDIF
+cat >"$T/partners.conf" <<CONF
+[directory]
+urls = ldap://127.0.0.1:$PB/
+ca_file = $T/a/ca.pem
+bind_dn = cn=reader,dc=example,dc=org
+bind_password = reader-pass-1
+user_base = ou=people,dc=example,dc=org
+group_base = ou=groups,dc=example,dc=org
+CONF
+sed -i "s|^extra_files =.*|extra_files = $T/partners.conf|" "$CONF"; kill -HUP "$MPID"; sleep 0.5
+login zed zed-pass-1
+is "a user only in the second directory logs in through it" "$CODE $(jget .user.name)" "200 zed"
+OUT=$("$ATRIUM" directory test --user zed 2>&1)
+like "... directory test names that directory" "$OUT" "directory: $T/partners.conf"
+login zed wrong-pass-1
+is "... a wrong password there: 401" "$CODE" 401
+login alice alice-pass-1
+is "alice is still found in the first" "$CODE" 200
+OUT=$("$ATRIUM" directory test --user alice 2>&1)
+like "... (directory test: the first)" "$OUT" "directory: directory"
 
 # ---- the directory down, failover, up ----
 slapd_stop "$T/a"
