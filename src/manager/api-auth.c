@@ -406,6 +406,14 @@ void api_me_password(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
+        if (ua.directory) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "'%s' logs in with the directory's password: change it there",
+                            req->caller.user_name);
+                user_auth_clear(&ua);
+                api_reply_error(req, error);
+                return;
+        }
         j = g_new0(PasswordJob, 1);
         j->hash = g_steal_pointer(&ua.password_hash);
         j->current = g_strdup(json_object_get_string_member(req->body, "current_password"));

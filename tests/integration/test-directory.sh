@@ -149,6 +149,10 @@ is "... recorded" "$(q "SELECT count(*) FROM events WHERE actor = 'directory' AN
 http GET /me/desktops "" "$BOB"
 is "bob keeps his" "$(jget '[.items[].pool] | join(" ")')" "staff-pool"
 
+http PUT /me/password '{"current_password":"bob-pass-1","new_password":"bob-pass-new-1"}' "$BOB"
+is "a directory user's password is not changed here: 409, saying where" "$CODE $(jget .error.message)" \
+        "409 'bob' logs in with the directory's password: change it there"
+
 # ---- a second directory (directory.extra_files): names the first does not know ----
 ldapadd -x -H "ldap://127.0.0.1:$PB/" -D cn=admin,dc=example,dc=org -w admin-pass-1 >/dev/null <<LDIF
 dn: uid=zed,ou=people,dc=example,dc=org
