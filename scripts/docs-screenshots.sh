@@ -10,7 +10,7 @@ shots=$build/meson-logs/screenshots
 mkdir -p "$top/docs/images"
 for f in login login-error portal portal-states console console-reconnecting admin-overview \
         admin-overview-phone admin-pool-wizard admin-pool admin-hosts admin-media-upload \
-        admin-user-form-error admin-events admin-sessions; do
+        admin-user-form-error admin-events admin-sessions account-totp; do
         if [ -s "$shots/$f.png" ]; then
                 cp "$shots/$f.png" "$top/docs/images/$f.png"
         else
