@@ -314,6 +314,9 @@ void api_me_get(ApiRequest *req)
         /* The role in effect (groups may give more than the account's own, kept as own_role). */
         json_object_set_string_member(o, "own_role", json_object_get_string_member(o, "role"));
         json_object_set_string_member(o, "role", role_to_string(req->caller.role));
+        /* Pools it has a role on (pool permissions), for the portal's "My pools". */
+        json_object_set_array_member(o, "pool_roles",
+                                     store_pool_permissions(req->store, req->caller.user_id));
         api_reply_object(req, 200, o);
 }
 

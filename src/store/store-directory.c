@@ -249,3 +249,37 @@ gint64 sqs_pool_of(Store *st, const char *kind, const char *id_or_name)
         sqlite3_reset(q);
         return id;
 }
+
+JsonArray *sqs_pool_permissions(Store *st, gint64 user_id)
+{
+        SqliteStore *s = S(st);
+        sqlite3_stmt *q = sqs_prep(s,
+                                   "SELECT p.name, m.role FROM permissions m JOIN pools p "
+                                   "ON p.id = m.pool_id WHERE m.user_id = ?1 OR m.group_id IN "
+                                   "(SELECT group_id FROM group_members WHERE user_id = ?1) "
+                                   "ORDER BY p.name",
+                                   NULL);
+        JsonArray *out = json_array_new();
+        JsonObject *last = NULL;
+
+        if (!q)
+                return out;
+        sqlite3_bind_int64(q, 1, user_id);
+        while (sqlite3_step(q) == SQLITE_ROW) {
+                const char *pool = (const char *)sqlite3_column_text(q, 0);
+                const char *role = (const char *)sqlite3_column_text(q, 1);
+                /* One entry per pool, with the highest role (rows come sorted by pool). */
+                if (last && g_strcmp0(json_object_get_string_member(last, "pool"), pool) == 0) {
+                        if (role_from_string(role) >
+                            role_from_string(json_object_get_string_member(last, "role")))
+                                json_object_set_string_member(last, "role", role);
+                        continue;
+                }
+                last = json_object_new();
+                json_object_set_string_member(last, "pool", pool);
+                json_object_set_string_member(last, "role", role);
+                json_array_add_object_element(out, last);
+        }
+        sqlite3_reset(q);
+        return out;
+}

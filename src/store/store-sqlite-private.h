@@ -34,6 +34,7 @@ Role sqs_group_role(SqliteStore *s, gint64 user_id, Role own);
 Role sqs_user_role(Store *st, gint64 user_id, Role own);
 Role sqs_pool_role(Store *st, gint64 user_id, gint64 pool_id);
 gint64 sqs_pool_of(Store *st, const char *kind, const char *id_or_name);
+JsonArray *sqs_pool_permissions(Store *st, gint64 user_id);
 gboolean sqs_directory_user_sync(Store *st, const DirectorySync *d, gint64 *user_id,
                                  GError **error);
 char **sqs_directory_users_due(Store *st, gint64 checked_before, gint64 now);

@@ -1353,6 +1353,7 @@ static const StoreOps sqlite_ops = {
         .user_role = sqs_user_role,
         .pool_role = sqs_pool_role,
         .pool_of = sqs_pool_of,
+        .pool_permissions = sqs_pool_permissions,
         .directory_user_sync = sqs_directory_user_sync,
         .directory_users_due = sqs_directory_users_due,
         .directory_stale = sqs_directory_stale,

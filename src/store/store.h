@@ -139,6 +139,8 @@ typedef struct {
         Role (*pool_role)(Store *st, gint64 user_id, gint64 pool_id);
         /* The pool of a pool, desktop, session or entitlement (id or name), or 0. */
         gint64 (*pool_of)(Store *st, const char *kind, const char *id_or_name);
+        /* The pools the user has a permission on, [{pool, role}] (its own and its groups'). */
+        JsonArray *(*pool_permissions)(Store *st, gint64 user_id);
         /* TOTP: the user's state; a pending secret; a code's step used; turned on (with the
          * recovery codes' hashes, the enrolling token upgraded); off; a recovery code used
          * (TRUE when it was there); a token restricted to enrolment. */
@@ -197,6 +199,7 @@ JsonArray *store_list_all(Store *st, const Resource *res, GHashTable *filters, G
 #define store_token_delete(st, ...) ((st)->ops->token_delete((st), __VA_ARGS__))
 #define store_directory_user_sync(st, ...) ((st)->ops->directory_user_sync((st), __VA_ARGS__))
 #define store_pool_role(st, ...) ((st)->ops->pool_role((st), __VA_ARGS__))
+#define store_pool_permissions(st, ...) ((st)->ops->pool_permissions((st), __VA_ARGS__))
 #define store_pool_of(st, ...) ((st)->ops->pool_of((st), __VA_ARGS__))
 #define store_user_role(st, ...) ((st)->ops->user_role((st), __VA_ARGS__))
 #define store_totp_get(st, ...) ((st)->ops->totp_get((st), __VA_ARGS__))

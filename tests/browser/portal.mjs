@@ -9,6 +9,7 @@
 //   user       USER PASSWORD       the portal: cards, maintenance and full pools, a connect whose
 //                                  console cannot open reconnects by itself
 //   connect    USER PASSWORD SHOT  connect in the browser; the console's canvas saved to SHOT
+//   pooladmin  USER PASSWORD POOL  someone who runs one pool: its page, entitling a user, nothing else
 //   totp       USER PASSWORD       set up one-time codes with the QR page; log in with a code
 //   totp-required USER PASSWORD    an account that must use them lands on the set-up page
 import { chromium } from 'playwright-core';
@@ -361,6 +362,25 @@ async function totp(name, password) {
     await check('with the code the portal opens', () => page.getByRole('heading', { name: 'My desktops' }).waitFor());
 }
 
+async function poolAdmin(name, password, pool) {
+    await login(name, password);
+    ok(await page.getByRole('link', { name: 'Dashboard' }).count() === 0, 'a pool admin has no dashboard');
+    await page.getByRole('link', { name: 'My pools' }).click();
+    await page.getByRole('link', { name: `Pool ${pool}` }).click();
+    await check("the pool admin opens the pool's page with its desktops", async () => {
+        await page.getByRole('heading', { name: `Pool ${pool}` }).waitFor();
+        await page.locator('#pool-desktops tbody tr[data-name]').first().waitFor();
+    });
+    await page.getByRole('button', { name: 'Entitle a user or group' }).click();
+    await page.locator('[data-field="user"] input').fill('erin');
+    await page.getByRole('button', { name: 'Entitle', exact: true }).click();
+    await check('... entitles a user (typed: the user list is not his to read)', () =>
+        page.locator('li', { hasText: 'user erin' }).waitFor());
+    await shot('pool-admin');
+    await page.goto(`${base}/#/admin/hosts`);
+    await check('... and opens nothing else', () => page.getByRole('heading', { name: 'Not allowed' }).waitFor());
+}
+
 async function totpRequired(name, password) {
     await login(name, password);
     await check('an account that must use one-time codes lands on their set-up page', async () => {
@@ -378,6 +398,7 @@ try {
     else if (scenario === 'user') await user(args[0], args[1]);
     else if (scenario === 'connect') await connect(args[0], args[1], args[2]);
     else if (scenario === 'totp') await totp(args[0], args[1]);
+    else if (scenario === 'pooladmin') await poolAdmin(args[0], args[1], args[2]);
     else if (scenario === 'totp-required') await totpRequired(args[0], args[1]);
     else throw new Error(`no scenario '${scenario}'`);
 } catch (e) {

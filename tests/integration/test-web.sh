@@ -144,6 +144,11 @@ is "bob's connects from the browser were recorded (the first and the reconnects)
 check "user erin" "$ATRIUM" user create --name erin --password erin-pass-12
 run totp erin erin-pass-12
 is "erin's TOTP is on (in the database)" "$(sqlite3 "$STATE/atrium.db" "SELECT totp_enabled FROM users WHERE name = 'erin'")" 1
+check "user gina, who runs pool web" "$ATRIUM" user create --name gina --password gina-pass-12
+check "... a permission on web" "$ATRIUM" permission create --pool web --user gina --role operator
+run pooladmin gina gina-pass-12 web
+is "erin entitled to web by gina, recorded as gina's" \
+        "$(sqlite3 "$STATE/atrium.db" "SELECT actor FROM events WHERE action = 'create' AND object_kind = 'entitlement' ORDER BY id DESC LIMIT 1")" gina
 check "user fred, who must use TOTP" "$ATRIUM" user create --name fred --password fred-pass-12 --totp_required true
 run totp-required fred fred-pass-12
 for p in login login-error portal portal-states console-reconnecting admin-overview admin-pool-wizard admin-pool \

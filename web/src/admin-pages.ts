@@ -325,7 +325,7 @@ async function poolPage(main: HTMLElement, name: string, me: Me): Promise<Cleanu
     const title = h('h1', null, `Pool ${pool.name}`);
 
     const entitlements = async () => {
-        const rows = (await listAll('entitlements')).filter((e) => e.pool === pool.name);
+        const rows = await listAll('entitlements', { pool: String(pool.name) });
         clear(ents, rows.length ? h('ul', { class: 'plain' }, rows.map((e) => {
             const who = e.user ? `user ${e.user}` : e.group ? `group ${e.group}` : `terminal ${e.terminal}`;
             return h('li', null, who, ' ', h('button', { type: 'button', class: 'small danger', 'aria-label': `Remove entitlement of ${who}`, onclick: async () => {

@@ -276,15 +276,24 @@ const SECTIONS: [string, string][] = [
 
 export async function adminView(main: HTMLElement, args: string[], query: URLSearchParams,
                                 me: Me): Promise<Cleanup> {
-    const page = args[0] ?? (atLeast(me, 'operator') ? '' : 'sessions');
+    // Someone who runs single pools only (pool permissions) sees those pools and nothing else.
+    const poolOnly = !atLeast(me, 'helpdesk');
+    const page = args[0] ?? (atLeast(me, 'operator') ? '' : poolOnly ? 'pools' : 'sessions');
     const side = h('nav', { class: 'side', 'aria-label': 'Dashboard' }, h('ul', null,
-        SECTIONS.filter(([p]) => atLeast(me, PAGES[p]?.role ?? 'operator'))
-            .map(([p, label]) => h('li', null, h('a', { href: `#/admin${p ? `/${p}` : ''}`, 'aria-current': p === page ? 'page' : undefined }, label)))));
+        poolOnly
+            ? (me.pool_roles ?? []).map((p) => h('li', null, h('a', { href: `#/admin/pools/${encodeURIComponent(p.pool)}`, 'aria-current': args[1] === p.pool ? 'page' : undefined }, `Pool ${p.pool}`)))
+            : SECTIONS.filter(([p]) => atLeast(me, PAGES[p]?.role ?? 'operator'))
+                .map(([p, label]) => h('li', null, h('a', { href: `#/admin${p ? `/${p}` : ''}`, 'aria-current': p === page ? 'page' : undefined }, label)))));
     const content = h('div', { class: 'content' });
     main.classList.add('with-side');
     clear(main, side, content);
     let inner: Cleanup;
-    if (!atLeast(me, PAGES[page]?.role ?? 'operator')) clear(content, h('h1', null, 'Not allowed'), h('p', null, `The ${me.role} role does not open this page.`));
+    if (poolOnly && page === 'pools' && !args[1]) {
+        clear(content, h('h1', null, 'My pools'), h('ul', { class: 'plain' }, (me.pool_roles ?? []).map((p) =>
+            h('li', null, h('a', { href: `#/admin/pools/${encodeURIComponent(p.pool)}` }, p.pool), ` (${p.role})`))));
+    } else if (poolOnly && !(page === 'pools' && me.pool_roles?.some((p) => p.pool === args[1])))
+        clear(content, h('h1', null, 'Not allowed'), h('p', null, 'You run single pools only: choose one on the left.'));
+    else if (!poolOnly && !atLeast(me, PAGES[page]?.role ?? 'operator')) clear(content, h('h1', null, 'Not allowed'), h('p', null, `The ${me.role} role does not open this page.`));
     else if (page === '') inner = await overview(content);
     else if (PAGES[page]?.view) inner = await PAGES[page].view!(content, args.slice(1), query, me);
     else if (PAGES[page]?.spec) inner = await resourcePage(content, PAGES[page].spec!, me);

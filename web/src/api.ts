@@ -3,7 +3,10 @@
 // and is stored only after a successful login.
 
 export type Role = 'user' | 'helpdesk' | 'operator' | 'admin';
-export interface Me { id: number; name: string; display_name?: string; role: Role }
+export interface Me {
+    id: number; name: string; display_name?: string; role: Role;
+    pool_roles?: { pool: string; role: 'operator' | 'helpdesk' }[]; // permissions on single pools
+}
 export type Row = Record<string, unknown> & { id: number; name?: string };
 
 const TOKEN_KEY = 'atrium.token';

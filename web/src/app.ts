@@ -45,7 +45,8 @@ function toLogin(): void {
 function header(m: Me): HTMLElement {
     const nav = h('nav', { 'aria-label': 'Main' },
         h('a', { href: '#/', 'data-nav': '' }, 'My desktops'),
-        atLeast(m, 'helpdesk') ? h('a', { href: atLeast(m, 'operator') ? '#/admin' : '#/admin/sessions', 'data-nav': 'admin' }, 'Dashboard') : null);
+        atLeast(m, 'helpdesk') ? h('a', { href: atLeast(m, 'operator') ? '#/admin' : '#/admin/sessions', 'data-nav': 'admin' }, 'Dashboard')
+            : m.pool_roles?.length ? h('a', { href: '#/admin/pools', 'data-nav': 'admin' }, 'My pools') : null);
     return h('header', { class: 'top' },
         h('a', { class: 'brand', href: '#/' }, h('span', { class: 'logo', 'aria-hidden': 'true' }), 'Atrium'),
         nav,
@@ -80,7 +81,8 @@ async function loginView(main: HTMLElement, query: URLSearchParams): Promise<voi
         }
         submit.disabled = true;
         try {
-            me = await login(name.value.trim(), pw.value, otpField.hidden ? undefined : otp.value.trim());
+            await login(name.value.trim(), pw.value, otpField.hidden ? undefined : otp.value.trim());
+            me = null; // read again from /me: the role in effect and the pools it runs
             expiredNotice = '';
             go(sessionStorage.getItem('atrium.enrol') ? 'account' : next && !next.startsWith('login') ? next : '');
         } catch (e) {
@@ -143,7 +145,7 @@ async function render(): Promise<void> {
     try {
         if (sessionStorage.getItem('atrium.enrol') || parts[0] === 'account') cleanup = await accountView(main, parts.slice(1), query, me);
         else if (parts[0] === 'console') cleanup = await consoleView(main, parts.slice(1), query, me);
-        else if (parts[0] === 'admin' && atLeast(me, 'helpdesk')) cleanup = await adminView(main, parts.slice(1), query, me);
+        else if (parts[0] === 'admin' && (atLeast(me, 'helpdesk') || me.pool_roles?.length)) cleanup = await adminView(main, parts.slice(1), query, me);
         else cleanup = await portalView(main, parts, query, me);
     } catch (e) {
         if ((e as ApiError).status === 401) return;

@@ -70,15 +70,15 @@ async function makeInput(id: string, f: FieldOpt, p: Prop, value: unknown, requi
         const def = value ?? p.default ?? false;
         return h('input', { ...common, type: 'checkbox', checked: def === true || def === 'true' });
     }
-    if (p.enum || kind) {
-        let choices: string[] = p.enum ?? [];
-        if (kind) {
-            try {
-                choices = (await listAll(PLURAL[kind] ?? `${kind}s`)).map((r) => String(r.name ?? r.id));
-            } catch {
-                choices = [];
-            }
+    let choices: string[] | null = p.enum ?? null;
+    if (kind) {
+        try {
+            choices = (await listAll(PLURAL[kind] ?? `${kind}s`)).map((r) => String(r.name ?? r.id));
+        } catch {
+            choices = null; // not ours to list (a pool admin entitling a user): typed instead
         }
+    }
+    if (choices) {
         const cur = valueText(value ?? (editing ? '' : p.default));
         const sel = h('select', { ...common, required: required || undefined },
             required && !cur ? h('option', { value: '' }, `Choose a ${kind ?? 'value'}…`)
