@@ -221,6 +221,13 @@ like "... without showing it" "$(grep -c wrong-pass-1 <<<"$OUT")" 0
 reconf bind_password "reader-pass-1"
 login bob bob-pass-1
 is "fixed: logins work again" "$CODE" 200
+# A misconfigured directory is reported at start, saying what to fix (a second atriumd).
+sed "s|^user_base = .*|user_base = ou=nobody,dc=example,dc=org|" "$CONF" >"$T/bad.conf"
+"$ATRIUMD" -c "$T/bad.conf" --state-dir "$T/bad" >/dev/null 2>"$T/bad.err" &
+BADPID=$!
+reported() { grep -q "fix directory.user_base" "$T/bad.err"; }
+wait_for 15 reported; is "a wrong base DN is reported at start, naming the key to fix" "$?" 0
+kill "$BADPID" 2>/dev/null; wait "$BADPID" 2>/dev/null
 http POST /users '{"name":"alice","password":"alice-local-1"}'
 is "a local account cannot take a directory user's name" "$CODE" 409
 
