@@ -30,6 +30,10 @@ void client_clear(Client *c);
  * *status gets the HTTP status. Returns the parsed JSON reply (NULL for an empty reply). */
 JsonNode *client_call(Client *c, const char *method, const char *path, JsonNode *body,
                       guint *status, GError **error);
+/* The same for a command that prints the answer: NULL with *rc set when the call failed (the
+ * error printed) or --json printed the answer; else the answer, for the command to print. */
+JsonNode *client_call_text(Client *c, const char *method, const char *path, JsonNode *body,
+                           int *rc);
 
 /* Output. */
 void out_json(JsonNode *node);

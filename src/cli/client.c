@@ -171,3 +171,23 @@ JsonNode *client_call(Client *c, const char *method, const char *path, JsonNode 
         }
         return root ? root : json_node_new(JSON_NODE_NULL);
 }
+
+JsonNode *client_call_text(Client *c, const char *method, const char *path, JsonNode *body, int *rc)
+{
+        g_autoptr(GError) error = NULL;
+        JsonNode *reply;
+        guint status;
+
+        *rc = EXIT_OK;
+        reply = client_call(c, method, path, body, &status, &error);
+        if (!reply) {
+                *rc = error ? out_error(error) : EXIT_OK;
+                return NULL;
+        }
+        if (c->json) {
+                out_json(reply);
+                json_node_unref(reply);
+                return NULL;
+        }
+        return reply;
+}

@@ -19,7 +19,7 @@ typedef struct {
         const char *verb;
         const char *method;
         const char *path, *suffix; /* path + the object (ID|NAME) + suffix */
-        const char *args;  /* usage after the verb */
+        const char *args;          /* usage after the verb */
         const char *help;
         Opt opts[4];
 } Extra;
@@ -31,33 +31,62 @@ static const Extra extras[] = {
          "No new guests or desktops are placed on a host in maintenance."},
         {"host", "remove", "DELETE", "/api/v1/hosts/", "", "HOST",
          "Remove a host: its agent's credential stops working (join again with a new token)."},
-        {"guest", "start", "POST", "/api/v1/guests/", "/start", "GUEST [--host HOST]",
+        {"guest",
+         "start",
+         "POST",
+         "/api/v1/guests/",
+         "/start",
+         "GUEST [--host HOST]",
          "Define the guest on a host and start it.",
          {{"host", OPT_TEXT, "host to start it on (default: its own, else the freest)"}}},
-        {"guest", "stop", "POST", "/api/v1/guests/", "/stop", "GUEST [--timeout S] [--force]",
+        {"guest",
+         "stop",
+         "POST",
+         "/api/v1/guests/",
+         "/stop",
+         "GUEST [--timeout S] [--force]",
          "ACPI shutdown, powered off after the timeout (default 60 s) or at once with --force.",
          {{"timeout", OPT_INT, "seconds to wait for the guest to shut down"},
           {"force", OPT_FLAG, "power off at once"}}},
         {"guest", "reboot", "POST", "/api/v1/guests/", "/reboot", "GUEST", "ACPI reboot."},
         {"guest", "reset", "POST", "/api/v1/guests/", "/reset", "GUEST", "Hard reset."},
         {"guest", "destroy", "POST", "/api/v1/guests/", "/destroy", "GUEST", "Power off at once."},
-        {"guest", "console", "POST", "/api/v1/guests/", "/console",
+        {"guest",
+         "console",
+         "POST",
+         "/api/v1/guests/",
+         "/console",
          "GUEST [--protocol spice|vnc] [--ttl S]",
          "Set a one-time console password and print where to connect.",
          {{"protocol", OPT_TEXT, "spice (default) or vnc"},
           {"ttl", OPT_INT, "seconds the password stays valid (default 60)"}}},
-        {"guest", "attach-iso", "POST", "/api/v1/guests/", "/attach-iso",
-         "GUEST --iso FILE [--media STORAGE]", "Put an ISO in the guest's CD-ROM drive.",
+        {"guest",
+         "attach-iso",
+         "POST",
+         "/api/v1/guests/",
+         "/attach-iso",
+         "GUEST --iso FILE [--media STORAGE]",
+         "Put an ISO in the guest's CD-ROM drive.",
          {{"iso", OPT_TEXT, "ISO file name in the media storage"},
           {"media", OPT_TEXT, "media storage (default: the guest's)"}}},
-        {"guest", "tools", "POST", "/api/v1/guests/", "/tools", "GUEST --op OP [--hostname H]",
+        {"guest",
+         "tools",
+         "POST",
+         "/api/v1/guests/",
+         "/tools",
+         "GUEST --op OP [--hostname H]",
          "Ask atrium-guest in the running guest: ping, set-hostname, logoff, reboot, shutdown, "
          "seal (before making a template).",
          {{"op", OPT_TEXT, "the request"}, {"hostname", OPT_TEXT, "for set-hostname"}}},
         {"guest", "eject", "POST", "/api/v1/guests/", "/eject", "GUEST", "Empty the CD-ROM drive."},
         {"desktop", "start", "POST", "/api/v1/desktops/", "/start", "DESKTOP",
          "Start the desktop on its host."},
-        {"desktop", "stop", "POST", "/api/v1/desktops/", "/stop", "DESKTOP [--timeout S] [--force]",
+        {"desktop",
+         "stop",
+         "POST",
+         "/api/v1/desktops/",
+         "/stop",
+         "DESKTOP [--timeout S] [--force]",
          "ACPI shutdown, powered off after the timeout (default 60 s) or at once with --force.",
          {{"timeout", OPT_INT, "seconds to wait for the desktop to shut down"},
           {"force", OPT_FLAG, "power off at once"}}},
@@ -66,15 +95,28 @@ static const Extra extras[] = {
          "Hard reset (power cycle; its disk is kept)."},
         {"desktop", "destroy", "POST", "/api/v1/desktops/", "/destroy", "DESKTOP",
          "Power off at once."},
-        {"desktop", "console", "POST", "/api/v1/desktops/", "/console",
+        {"desktop",
+         "console",
+         "POST",
+         "/api/v1/desktops/",
+         "/console",
          "DESKTOP [--protocol spice|vnc] [--ttl S]",
          "Set a one-time console password and print where to connect.",
          {{"protocol", OPT_TEXT, "spice (default) or vnc"},
           {"ttl", OPT_INT, "seconds the password stays valid (default 60)"}}},
-        {"desktop", "tools", "POST", "/api/v1/desktops/", "/tools", "DESKTOP --op OP [--hostname H]",
+        {"desktop",
+         "tools",
+         "POST",
+         "/api/v1/desktops/",
+         "/tools",
+         "DESKTOP --op OP [--hostname H]",
          "Ask atrium-guest in the running desktop: ping, set-hostname, logoff, reboot, shutdown.",
          {{"op", OPT_TEXT, "the request"}, {"hostname", OPT_TEXT, "for set-hostname"}}},
-        {"desktop", "recompose", "POST", "/api/v1/desktops/", "/recompose",
+        {"desktop",
+         "recompose",
+         "POST",
+         "/api/v1/desktops/",
+         "/recompose",
          "DESKTOP --yes [--wait]",
          "Make the desktop's system disk anew on its pool's newest template version: CHANGES "
          "MADE ON IT ARE LOST (a persistent desktop keeps its user). Also retries a failed "
@@ -88,7 +130,11 @@ static const Extra extras[] = {
          "Drop the session's console clients; the session stays for a reconnect."},
         {"terminal", "key", "POST", "/api/v1/terminals/", "/key", "TERMINAL",
          "Issue a new key for the terminal (printed once; the older key stops working)."},
-        {"pool", "connect", "POST", "/api/v1/pools/", "/connect",
+        {"pool",
+         "connect",
+         "POST",
+         "/api/v1/pools/",
+         "/connect",
          "POOL [--protocol spice|vnc] [--terminal T --terminal-key K]",
          "Connect to a pool you are entitled to: prints the desktop, the browser console URL "
          "and writes nothing else (use --json for the .vv file and the ticket).",
@@ -205,6 +251,7 @@ static int join_token(Client *c, int argc, char **argv)
                 JsonObject *b = json_object_new();
                 g_autoptr(JsonNode) body = json_node_new(JSON_NODE_OBJECT);
                 JsonObject *o;
+                int rc;
                 json_node_take_object(body, b);
                 if (argc == 3 && g_str_equal(argv[1], "--ttl")) {
                         gint64 ttl;
@@ -214,13 +261,8 @@ static int join_token(Client *c, int argc, char **argv)
                 } else if (argc != 1) {
                         return out_usage("usage: atrium host join-token create [--ttl SECONDS]");
                 }
-                reply = client_call(c, "POST", "/api/v1/join-tokens", body, &status, &error);
-                if (!reply)
-                        return out_error(error);
-                if (c->json) {
-                        out_json(reply);
-                        return EXIT_OK;
-                }
+                if (!(reply = client_call_text(c, "POST", "/api/v1/join-tokens", body, &rc)))
+                        return rc;
                 o = json_node_get_object(reply);
                 printf("Join token (works once, until %" G_GINT64_FORMAT "): %s\n\n"
                        "On the new host, run:\n  %s\n",
@@ -237,9 +279,9 @@ static int join_token(Client *c, int argc, char **argv)
                 if (c->json)
                         out_json(reply);
                 else
-                        out_table(resource_by_kind("join-token"),
-                                  json_object_get_array_member(json_node_get_object(reply),
-                                                               "items"));
+                        out_table(
+                                resource_by_kind("join-token"),
+                                json_object_get_array_member(json_node_get_object(reply), "items"));
                 return EXIT_OK;
         }
         if (argc == 2 && g_str_equal(argv[0], "delete")) {
@@ -328,11 +370,10 @@ int cmd_extra(Client *c, const Resource *res, const char *verb, int argc, char *
         }
         esc = g_uri_escape_string(argv[0], NULL, FALSE);
         path = g_strconcat(e->path, esc, e->suffix, NULL);
-        reply = client_call(c, e->method,
-                            path, g_str_equal(e->method, "GET") || g_str_equal(e->method, "DELETE")
-                                          ? NULL
-                                          : body,
-                            &status, &error);
+        reply = client_call(
+                c, e->method, path,
+                g_str_equal(e->method, "GET") || g_str_equal(e->method, "DELETE") ? NULL : body,
+                &status, &error);
         if (error)
                 return out_error(error);
         if (g_str_equal(verb, "remove")) {

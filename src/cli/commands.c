@@ -234,68 +234,51 @@ int cmd_role(Client *c, int argc, char **argv)
 /* atrium totp enrol | confirm CODE | disable CODE: one's own TOTP second factor. */
 int cmd_totp(Client *c, int argc, char **argv)
 {
-        g_autoptr(GError) error = NULL;
         g_autoptr(JsonNode) reply = NULL, b = NULL;
-        JsonObject *o, *body;
-        guint status;
+        g_autofree char *path = NULL;
+        JsonObject *body = json_object_new();
+        JsonArray *codes;
+        int rc;
 
+        b = obj_node(body);
         if (argc == 2 && g_str_equal(argv[1], "enrol")) {
-                body = json_object_new();
-                b = obj_node(body);
-                reply = client_call(c, "POST", "/api/v1/me/totp", b, &status, &error);
-                if (!reply)
-                        return out_error(error);
-                if (c->json) {
-                        out_json(reply);
-                        return EXIT_OK;
-                }
-                o = json_node_get_object(reply);
+                if (!(reply = client_call_text(c, "POST", "/api/v1/me/totp", b, &rc)))
+                        return rc;
                 printf("secret: %s\nuri:    %s\nAdd it to an authenticator app (the portal shows "
                        "it as a QR code), then: atrium totp confirm CODE\n",
-                       json_object_get_string_member(o, "secret"),
-                       json_object_get_string_member(o, "uri"));
+                       json_object_get_string_member(json_node_get_object(reply), "secret"),
+                       json_object_get_string_member(json_node_get_object(reply), "uri"));
                 return EXIT_OK;
         }
-        if (argc == 3 && (g_str_equal(argv[1], "confirm") || g_str_equal(argv[1], "disable"))) {
-                g_autofree char *path = g_strdup_printf("/api/v1/me/totp/%s", argv[1]);
-                body = json_object_new();
-                json_object_set_string_member(body, "code", argv[2]);
-                b = obj_node(body);
-                reply = client_call(c, "POST", path, b, &status, &error);
-                if (!reply && error)
-                        return out_error(error);
-                if (c->json && reply) {
-                        out_json(reply);
-                        return EXIT_OK;
-                }
-                if (g_str_equal(argv[1], "disable")) {
+        if (argc != 3 || !(g_str_equal(argv[1], "confirm") || g_str_equal(argv[1], "disable")))
+                return out_usage("usage: atrium totp enrol | confirm CODE | disable CODE");
+        json_object_set_string_member(body, "code", argv[2]);
+        path = g_strdup_printf("/api/v1/me/totp/%s", argv[1]);
+        reply = client_call_text(c, "POST", path, b, &rc);
+        if (g_str_equal(argv[1], "disable")) { /* 204: no answer to print */
+                if (rc == EXIT_OK && !c->json)
                         printf("TOTP is off\n");
-                        return EXIT_OK;
-                }
-                o = json_node_get_object(reply);
-                printf("TOTP is on. Recovery codes (each works once; keep them safe, they are not "
-                       "shown again):\n");
-                for (guint i = 0;
-                     i < json_array_get_length(json_object_get_array_member(o, "recovery_codes"));
-                     i++)
-                        printf("  %s\n",
-                               json_array_get_string_element(
-                                       json_object_get_array_member(o, "recovery_codes"), i));
-                return EXIT_OK;
+                return rc;
         }
-        return out_usage("usage: atrium totp enrol | confirm CODE | disable CODE");
+        if (!reply)
+                return rc;
+        printf("TOTP is on. Recovery codes (each works once; keep them safe, they are not shown "
+               "again):\n");
+        codes = json_object_get_array_member(json_node_get_object(reply), "recovery_codes");
+        for (guint i = 0; i < json_array_get_length(codes); i++)
+                printf("  %s\n", json_array_get_string_element(codes, i));
+        return EXIT_OK;
 }
 
 /* atrium directory test --user NAME: how the directory resolves a user. */
 int cmd_directory(Client *c, int argc, char **argv)
 {
-        g_autoptr(GError) error = NULL;
         g_autoptr(JsonNode) reply = NULL;
         g_autofree char *path = NULL, *esc = NULL;
         const char *user = NULL;
         JsonObject *o;
         JsonArray *a;
-        guint status;
+        int rc;
 
         if (argc == 4 && g_str_equal(argv[1], "test") && g_str_equal(argv[2], "--user"))
                 user = argv[3];
@@ -305,13 +288,8 @@ int cmd_directory(Client *c, int argc, char **argv)
                 return out_usage("usage: atrium directory test --user NAME");
         esc = g_uri_escape_string(user, NULL, FALSE);
         path = g_strdup_printf("/api/v1/directory/test?user=%s", esc);
-        reply = client_call(c, "GET", path, NULL, &status, &error);
-        if (!reply)
-                return out_error(error);
-        if (c->json) {
-                out_json(reply);
-                return EXIT_OK;
-        }
+        if (!(reply = client_call_text(c, "GET", path, NULL, &rc)))
+                return rc;
         o = json_node_get_object(reply);
         printf("directory: %s\nserver:  %s\ndn:      %s\nname:    %s\nmail:    %s\ngroups:\n",
                json_object_get_string_member_with_default(o, "directory", ""),

@@ -52,3 +52,6 @@ gboolean sqs_totp_disable(Store *st, const Actor *a, gint64 user_id, const char 
                           GError **error);
 gboolean sqs_recovery_use(Store *st, gint64 user_id, const char *hash);
 gboolean sqs_token_enrol_only(Store *st, const char *token_hash, GError **error);
+
+/* store-changes.c: the update hook every handle installs. */
+void sqs_row_changed(void *data, int op, const char *db, const char *table, sqlite3_int64 rowid);

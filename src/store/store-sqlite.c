@@ -1421,30 +1421,6 @@ static gboolean migrate(SqliteStore *s, GError **error)
         return TRUE;
 }
 
-/* ---- change counts ----------------------------------------------------------------------- */
-
-#define CHANGE_TABLES 32
-static gsize change_counts[CHANGE_TABLES];
-
-static void row_changed(void *data, int op, const char *db, const char *table, sqlite3_int64 rowid)
-{
-        gsize n;
-        const Resource *const *all = resources_all(&n);
-
-        for (gsize i = 0; i < n && i < CHANGE_TABLES; i++) {
-                if (strcmp(all[i]->table, table) == 0) {
-                        g_atomic_pointer_add(&change_counts[i], 1);
-                        return;
-                }
-        }
-}
-
-void store_change_counts(gsize *counts, gsize n)
-{
-        for (gsize i = 0; i < n && i < CHANGE_TABLES; i++)
-                counts[i] = (gsize)g_atomic_pointer_get(&change_counts[i]);
-}
-
 static SqliteStore *sq_open(const char *path, int flags, GError **error)
 {
         SqliteStore *s = g_new0(SqliteStore, 1);
@@ -1460,7 +1436,7 @@ static SqliteStore *sq_open(const char *path, int flags, GError **error)
                 return NULL;
         }
         sqlite3_busy_timeout(s->db, 5000);
-        sqlite3_update_hook(s->db, row_changed, NULL);
+        sqlite3_update_hook(s->db, sqs_row_changed, NULL);
         return s;
 }
 
