@@ -2,22 +2,15 @@
  * the CLI, the OpenAPI document and (with a migration in store/schema.c) the database. */
 #include "proto/model.h"
 #include "proto/naming.h"
+#include "proto/vocab.h"
 #include "common/error.h"
 
 #define N(a) G_N_ELEMENTS(a)
 
 static const char *const role_choices[] = {"admin", "operator", "helpdesk", "user", NULL};
 static const char *const user_sources[] = {"local", "directory", NULL};
-static const char *const host_states[] = {"up", "down", "maintenance", NULL};
-static const char *const vm_states[] = {"stopped",  "starting", "running",
-                                        "stopping", "failed",   NULL};
-static const char *const desktop_states[] = {"provisioning", "stopped", "starting", "running",
-                                             "stopping",     "failed",  "deleting", NULL};
 static const char *const clipboard_choices[] = {"both", "to-guest", "from-guest", "none", NULL};
-static const char *const operation_states[] = {"running", "done", "failed", NULL};
 static const char *const pool_modes[] = {"stateless", "persistent", NULL};
-static const char *const session_states[] = {"connected", "disconnected", "ending", NULL};
-static const char *const protocols[] = {"spice", "vnc", NULL};
 static const char *const os_types[] = {"linux", "windows", "other", NULL};
 
 /* clang-format off: table macros read better unwrapped */
@@ -74,7 +67,7 @@ static const Field host_fields[] = {
         NAME_FIELD("host"),
         {"address", FIELD_TEXT, F_LIST | F_READONLY, "", 0, 255, NULL, NULL,
          "Management address where consoles of its desktops listen."},
-        {"state", FIELD_ENUM, F_LIST | F_FILTER | F_READONLY, "down", 0, 0, host_states, NULL,
+        {"state", FIELD_ENUM, F_LIST | F_FILTER | F_READONLY, "down", 0, 0, host_state_names, NULL,
          "up, down (missed heartbeats) or maintenance (no new desktops placed)."},
         {"maintenance", FIELD_BOOL, F_FILTER | F_READONLY, "false", 0, 0, NULL, NULL,
          "Set by an operator (PUT /hosts/{id}/maintenance): no new desktops are placed on the "
@@ -139,7 +132,7 @@ static const Field guest_fields[] = {
         {"os_type", FIELD_ENUM, 0, "linux", 0, 0, os_types, NULL, "linux, windows or other."},
         {"host", FIELD_REF, F_LIST | F_FILTER, NULL, 0, 0, NULL, "host", "Host it runs on."},
         {"volume", FIELD_REF, F_FILTER, NULL, 0, 0, NULL, "volume", "Volume holding its disk."},
-        {"state", FIELD_ENUM, F_LIST | F_FILTER | F_READONLY, "stopped", 0, 0, vm_states, NULL,
+        {"state", FIELD_ENUM, F_LIST | F_FILTER | F_READONLY, "stopped", 0, 0, vm_state_names, NULL,
          "Power state, reported by its host."},
         {"disk", FIELD_TEXT, F_LIST, "", 0, 255, NULL, NULL,
          "Disk image: a file name in the volume (created empty when disk_gb > 0 and missing)."},
@@ -289,7 +282,7 @@ static const Field desktop_fields[] = {
         {"user", FIELD_REF, F_LIST | F_FILTER, NULL, 0, 0, NULL, "user", "User it is assigned to."},
         {"terminal", FIELD_REF, F_FILTER | F_READONLY, NULL, 0, 0, NULL, "terminal",
          "Kiosk terminal it is assigned to."},
-        {"state", FIELD_ENUM, F_LIST | F_FILTER, "stopped", 0, 0, desktop_states, NULL,
+        {"state", FIELD_ENUM, F_LIST | F_FILTER, "stopped", 0, 0, desktop_state_names, NULL,
          "Provisioning or power state."},
         {"maintenance", FIELD_BOOL, F_FILTER, "false", 0, 0, NULL, NULL,
          "No new connections to this desktop."},
@@ -314,9 +307,9 @@ static const Field session_fields[] = {
          "User of the session (none: a kiosk session of a terminal)."},
         {"desktop", FIELD_REF, F_REQUIRED | F_LIST | F_FILTER | F_IMMUTABLE, NULL, 0, 0, NULL,
          "desktop", "Desktop of the session."},
-        {"state", FIELD_ENUM, F_LIST | F_FILTER, "connected", 0, 0, session_states, NULL,
+        {"state", FIELD_ENUM, F_LIST | F_FILTER, "connected", 0, 0, session_state_names, NULL,
          "connected or disconnected."},
-        {"protocol", FIELD_ENUM, F_LIST, "spice", 0, 0, protocols, NULL, "spice or vnc."},
+        {"protocol", FIELD_ENUM, F_LIST, "spice", 0, 0, console_protocol_names, NULL, "spice or vnc."},
         {"terminal", FIELD_REF, F_FILTER | F_IMMUTABLE | F_READONLY, NULL, 0, 0, NULL, "terminal",
          "Terminal it was opened from."},
         {"started_at", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL,
@@ -354,7 +347,7 @@ static const Field operation_fields[] = {
         {"object_id", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL, "Its id."},
         {"object_name", FIELD_TEXT, F_LIST | F_FILTER | F_READONLY, "", 0, 0, NULL, NULL,
          "Its name."},
-        {"state", FIELD_ENUM, F_LIST | F_FILTER | F_READONLY, "running", 0, 0, operation_states,
+        {"state", FIELD_ENUM, F_LIST | F_FILTER | F_READONLY, "running", 0, 0, operation_state_names,
          NULL, "running, done or failed."},
         {"percent", FIELD_INT, F_LIST | F_READONLY, "0", 0, 100, NULL, NULL, "Progress."},
         {"message", FIELD_TEXT, F_LIST | F_READONLY, "", 0, 0, NULL, NULL,
