@@ -11,6 +11,7 @@
 #include "common/tls.h"
 #include "common/util.h"
 #include "proto/agentproto.h"
+#include "proto/vocab.h"
 
 #include <libsoup/soup.h>
 #include <string.h>
@@ -185,7 +186,7 @@ static void job_finished(Job *j)
                         json_object_set_object_member(r, "error", agent_error_to_json(j->error));
                 } else {
                         json_object_set_object_member(r, "result", json_object_ref(j->result));
-                        if (g_str_equal(j->op, "domain.start")) {
+                        if (agent_op_from_string(j->op) == AGENT_OP_DOMAIN_START) {
                                 const char *ch = json_object_get_string_member_with_default(
                                         j->result, "channel", "");
                                 if (ch[0])
@@ -239,8 +240,8 @@ static void job_finished(Job *j)
                         const char *ch = json_object_get_string_member_with_default(j->result,
                                                                                     "channel", "");
                         forward_state(a, j->result, "started");
-                        if (ch[0] && g_str_equal(json_object_get_string_member(j->result, "state"),
-                                                 "running"))
+                        if (ch[0] && domain_state_from_string(json_object_get_string_member(
+                                             j->result, "state")) == DOMAIN_RUNNING)
                                 guest_channel_open(a, j->op, ch);
                 }
                 break;
@@ -326,14 +327,14 @@ static void on_virt_event(JsonObject *e, gpointer data)
         const char *domain = json_object_get_string_member(e, "domain");
 
         if (g_str_equal(what, "lifecycle")) {
-                const char *state = json_object_get_string_member(e, "state");
-                if (g_str_equal(state, "running")) {
+                int state = domain_state_from_string(json_object_get_string_member(e, "state"));
+                if (state == DOMAIN_RUNNING) {
                         /* ports and the guest channel come from the live XML: a worker reads it */
                         submit(a, JOB_DESCRIBE, NULL, domain, NULL);
                         json_object_unref(e);
                         return;
                 }
-                if (g_str_equal(state, "shutoff") || g_str_equal(state, "crashed"))
+                if (state == DOMAIN_SHUTOFF || state == DOMAIN_CRASHED)
                         guest_channel_close(a, domain);
         }
         json_object_set_string_member(e, "type", "event");
@@ -431,7 +432,7 @@ static void on_command(Agent *a, JsonObject *msg)
         if (g_hash_table_contains(a->inflight, id))
                 return;
         g_hash_table_add(a->inflight, g_strdup(id));
-        if (g_str_equal(op, "guest.request")) {
+        if (agent_op_from_string(op) == AGENT_OP_GUEST_REQUEST) {
                 guest_request(a, id,
                               args && JSON_NODE_HOLDS_OBJECT(args) ? json_node_get_object(args)
                                                                    : NULL);

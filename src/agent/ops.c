@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "proto/agentproto.h"
+#include "proto/vocab.h"
 
 #include <errno.h>
 #include <glib/gstdio.h>
@@ -143,7 +144,7 @@ static gboolean spec_from_args(Agent *a, JsonObject *args, SpecHold *h, GError *
         return TRUE;
 }
 
-static JsonObject *op_start(Agent *a, JsonObject *args, GError **error)
+static JsonObject *op_start(Agent *a, AgentOp op, JsonObject *args, GError **error)
 {
         g_auto(SpecHold) h = {0};
 
@@ -155,7 +156,7 @@ static JsonObject *op_start(Agent *a, JsonObject *args, GError **error)
 /* A desktop made fresh: its domain powered off, its overlay replaced by a new one on the base
  * image, its domain (re)defined, not started. Each step may be repeated (the manager retries
  * after a crash); on failure nothing of it is left: no overlay, no domain. */
-static JsonObject *op_provision(Agent *a, JsonObject *args, GError **error)
+static JsonObject *op_provision(Agent *a, AgentOp op, JsonObject *args, GError **error)
 {
         const char *const *roots = (const char *const *)a->roots;
         const char *domain = agent_domain_arg(args, error);
@@ -193,7 +194,7 @@ static JsonObject *op_provision(Agent *a, JsonObject *args, GError **error)
 
 /* A desktop removed: its domain destroyed and undefined, its overlay deleted. Done when
  * already gone. */
-static JsonObject *op_desktop_delete(Agent *a, JsonObject *args, GError **error)
+static JsonObject *op_desktop_delete(Agent *a, AgentOp op, JsonObject *args, GError **error)
 {
         const char *domain = agent_domain_arg(args, error);
         const char *vol = domain ? agent_arg_string(args, "volume", TRUE, error) : NULL;
@@ -214,36 +215,40 @@ static JsonObject *op_desktop_delete(Agent *a, JsonObject *args, GError **error)
         return done_obj(domain, "deleted");
 }
 
-static JsonObject *op_domain(Agent *a, const char *op, JsonObject *args, GError **error)
+static JsonObject *op_domain(Agent *a, AgentOp op, JsonObject *args, GError **error)
 {
         const char *d = agent_domain_arg(args, error);
         gint64 timeout, expires, port;
 
         if (!d)
                 return NULL;
-        if (g_str_equal(op, "domain.describe"))
+        if (op == AGENT_OP_DOMAIN_DESCRIBE)
                 return virt_describe(a->virt, d, error);
-        if (g_str_equal(op, "domain.shutdown")) {
+        if (op == AGENT_OP_DOMAIN_SHUTDOWN) {
                 if (!agent_arg_int(args, "timeout", 1, 3600, 60, &timeout, error) ||
                     !virt_shutdown(a->virt, d, timeout, agent_arg_bool(args, "force", FALSE),
                                    error))
                         return NULL;
-                return done_obj(d, "shutoff");
+                return done_obj(d, domain_state_to_string(DOMAIN_SHUTOFF));
         }
-        if (g_str_equal(op, "domain.console")) {
+        if (op == AGENT_OP_DOMAIN_CONSOLE) {
                 const char *proto = agent_arg_string(args, "protocol", TRUE, error);
                 const char *pw = proto ? agent_arg_string(args, "password", TRUE, error) : NULL;
+                int protocol = proto ? console_protocol_from_string(proto) : -1;
+                gsize max = protocol >= 0 ? console_protocol_password_max(protocol) : 0;
                 JsonObject *o;
                 if (!pw || !agent_arg_int(args, "expires_at", 1, G_MAXINT64, 0, &expires, error))
                         return NULL;
-                if (!g_str_equal(proto, "spice") && !g_str_equal(proto, "vnc")) {
+                if (protocol < 0) {
+                        g_autofree char *choices = vocab_alternatives(console_protocol_names);
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                    "protocol must be spice or vnc");
+                                    "protocol must be %s", choices);
                         return NULL;
                 }
-                if (g_str_equal(proto, "vnc") && strlen(pw) > 8) {
+                if (max && strlen(pw) > max) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                    "a VNC password has at most 8 characters");
+                                    "a %s password has at most %zu characters",
+                                    protocol == PROTOCOL_VNC ? "VNC" : proto, max);
                         return NULL;
                 }
                 port = virt_console(a->virt, d, proto, pw, expires,
@@ -255,7 +260,7 @@ static JsonObject *op_domain(Agent *a, const char *op, JsonObject *args, GError 
                 json_object_set_string_member(o, "address", a->address);
                 return o;
         }
-        if (g_str_equal(op, "domain.media")) {
+        if (op == AGENT_OP_DOMAIN_MEDIA) {
                 const char *iso = agent_arg_string(args, "iso", FALSE, NULL);
                 const char *media = agent_arg_string(args, "media", FALSE, NULL);
                 g_autofree char *path = NULL;
@@ -273,12 +278,12 @@ static JsonObject *op_domain(Agent *a, const char *op, JsonObject *args, GError 
                         return NULL;
                 return done_obj(d, NULL);
         }
-        if (!virt_simple(a->virt, d, op + strlen("domain."), error))
+        if (!virt_simple(a->virt, d, strchr(agent_op_to_string(op), '.') + 1, error))
                 return NULL;
         return done_obj(d, NULL);
 }
 
-static JsonObject *op_image(Agent *a, const char *op, JsonObject *args, GError **error)
+static JsonObject *op_image(Agent *a, AgentOp op, JsonObject *args, GError **error)
 {
         const char *const *roots = (const char *const *)a->roots;
         const char *vol = agent_arg_string(args, "volume", TRUE, error);
@@ -287,10 +292,10 @@ static JsonObject *op_image(Agent *a, const char *op, JsonObject *args, GError *
 
         if (!name)
                 return NULL;
-        if (g_str_equal(op, "image.overlay")) {
+        if (op == AGENT_OP_IMAGE_OVERLAY) {
                 const char *base = agent_arg_string(args, "base", TRUE, error);
                 ok = base && storage_overlay_create(roots, vol, name, base, error);
-        } else if (g_str_equal(op, "image.base")) {
+        } else if (op == AGENT_OP_IMAGE_BASE) {
                 const char *sv = agent_arg_string(args, "source_volume", TRUE, error);
                 const char *sn = sv ? agent_arg_string(args, "source", TRUE, error) : NULL;
                 ok = sn && storage_base_create(roots, vol, name, sv, sn, error);
@@ -308,43 +313,61 @@ static JsonObject *op_image(Agent *a, const char *op, JsonObject *args, GError *
         }
 }
 
+static JsonObject *op_listing(Agent *a, AgentOp op, JsonObject *args, GError **error)
+{
+        gboolean vol = op == AGENT_OP_VOLUME_LIST;
+        const char *dir = agent_arg_string(args, vol ? "volume" : "media", TRUE, error);
+
+        if (!dir)
+                return NULL;
+        return vol ? storage_volume_list((const char *const *)a->roots, dir, error)
+                   : storage_media_list((const char *const *)a->roots, dir, error);
+}
+
+static JsonObject *op_inventory(Agent *a, AgentOp op, JsonObject *args, GError **error)
+{
+        JsonArray *inv = virt_inventory(a->virt, TRUE, error);
+        JsonObject *o;
+
+        if (!inv)
+                return NULL;
+        o = json_object_new();
+        json_object_set_array_member(o, "domains", inv);
+        return o;
+}
+
+/* What runs each operation in a worker thread. guest.request is answered on the loop
+ * (guestlink.c), so it has none here. */
+typedef JsonObject *(*OpFunc)(Agent *a, AgentOp op, JsonObject *args, GError **error);
+static const OpFunc op_table[AGENT_OP_LAST] = {
+        [AGENT_OP_DOMAIN_START] = op_start,
+        [AGENT_OP_DOMAIN_SHUTDOWN] = op_domain,
+        [AGENT_OP_DOMAIN_REBOOT] = op_domain,
+        [AGENT_OP_DOMAIN_RESET] = op_domain,
+        [AGENT_OP_DOMAIN_DESTROY] = op_domain,
+        [AGENT_OP_DOMAIN_UNDEFINE] = op_domain,
+        [AGENT_OP_DOMAIN_REMOVE] = op_domain,
+        [AGENT_OP_DOMAIN_CONSOLE] = op_domain,
+        [AGENT_OP_DOMAIN_MEDIA] = op_domain,
+        [AGENT_OP_DOMAIN_DESCRIBE] = op_domain,
+        [AGENT_OP_DESKTOP_PROVISION] = op_provision,
+        [AGENT_OP_DESKTOP_DELETE] = op_desktop_delete,
+        [AGENT_OP_IMAGE_OVERLAY] = op_image,
+        [AGENT_OP_IMAGE_BASE] = op_image,
+        [AGENT_OP_IMAGE_DELETE] = op_image,
+        [AGENT_OP_VOLUME_LIST] = op_listing,
+        [AGENT_OP_MEDIA_LIST] = op_listing,
+        [AGENT_OP_INVENTORY] = op_inventory,
+};
+
 JsonObject *agent_run_op(Agent *a, const char *op, JsonObject *args, GError **error)
 {
-        if (g_str_equal(op, "domain.start"))
-                return op_start(a, args, error);
-        if (g_str_equal(op, "desktop.provision"))
-                return op_provision(a, args, error);
-        if (g_str_equal(op, "desktop.delete"))
-                return op_desktop_delete(a, args, error);
-        if (g_str_equal(op, "domain.shutdown") || g_str_equal(op, "domain.reboot") ||
-            g_str_equal(op, "domain.reset") || g_str_equal(op, "domain.destroy") ||
-            g_str_equal(op, "domain.undefine") || g_str_equal(op, "domain.remove") ||
-            g_str_equal(op, "domain.console") || g_str_equal(op, "domain.media") ||
-            g_str_equal(op, "domain.describe"))
-                return op_domain(a, op, args, error);
-        if (g_str_equal(op, "image.overlay") || g_str_equal(op, "image.base") ||
-            g_str_equal(op, "image.delete"))
-                return op_image(a, op, args, error);
-        if (g_str_equal(op, "volume.list") || g_str_equal(op, "media.list")) {
-                gboolean vol = g_str_equal(op, "volume.list");
-                const char *dir = agent_arg_string(args, vol ? "volume" : "media", TRUE, error);
-                if (!dir)
-                        return NULL;
-                return vol ? storage_volume_list((const char *const *)a->roots, dir, error)
-                           : storage_media_list((const char *const *)a->roots, dir, error);
-        }
-        if (g_str_equal(op, "inventory")) {
-                JsonArray *inv = virt_inventory(a->virt, TRUE, error);
-                JsonObject *o;
-                if (!inv)
-                        return NULL;
-                o = json_object_new();
-                json_object_set_array_member(o, "domains", inv);
-                return o;
-        }
+        int o = agent_op_from_string(op);
+
+        if (o >= 0 && op_table[o])
+                return op_table[o](a, o, args, error);
         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                     "unknown command '%s' (this agent speaks protocol %d)", op,
                     AGENT_PROTO_VERSION);
         return NULL;
 }
-

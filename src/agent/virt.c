@@ -4,6 +4,7 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "proto/agentproto.h"
+#include "proto/vocab.h"
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -121,28 +122,28 @@ static int on_lifecycle(virConnectPtr c, virDomainPtr dom, int event, int detail
 
         switch (event) {
         case VIR_DOMAIN_EVENT_STARTED:
-                state = "running";
+                state = domain_state_to_string(DOMAIN_RUNNING);
                 reason = "started";
                 break;
         case VIR_DOMAIN_EVENT_RESUMED:
-                state = "running";
+                state = domain_state_to_string(DOMAIN_RUNNING);
                 reason = "resumed";
                 break;
         case VIR_DOMAIN_EVENT_SUSPENDED:
-                state = "paused";
+                state = domain_state_to_string(DOMAIN_PAUSED);
                 reason = "paused";
                 break;
         case VIR_DOMAIN_EVENT_STOPPED:
-                state = "shutoff";
+                state = domain_state_to_string(DOMAIN_SHUTOFF);
                 reason = detail >= 0 && detail < (int)G_N_ELEMENTS(stopped) ? stopped[detail]
                                                                             : "stopped";
                 break;
         case VIR_DOMAIN_EVENT_CRASHED:
-                state = "crashed";
+                state = domain_state_to_string(DOMAIN_CRASHED);
                 reason = "crashed";
                 break;
         case VIR_DOMAIN_EVENT_UNDEFINED:
-                state = "shutoff";
+                state = domain_state_to_string(DOMAIN_SHUTOFF);
                 reason = "undefined";
                 break;
         default:
@@ -353,14 +354,14 @@ static const char *state_name(int state)
         case VIR_DOMAIN_RUNNING:
         case VIR_DOMAIN_BLOCKED:
         case VIR_DOMAIN_SHUTDOWN:
-                return "running";
+                return domain_state_to_string(DOMAIN_RUNNING);
         case VIR_DOMAIN_PAUSED:
         case VIR_DOMAIN_PMSUSPENDED:
-                return "paused";
+                return domain_state_to_string(DOMAIN_PAUSED);
         case VIR_DOMAIN_CRASHED:
-                return "crashed";
+                return domain_state_to_string(DOMAIN_CRASHED);
         default:
-                return "shutoff";
+                return domain_state_to_string(DOMAIN_SHUTOFF);
         }
 }
 

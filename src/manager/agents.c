@@ -2,6 +2,8 @@
 #define G_LOG_DOMAIN "agents"
 
 #include "manager/agents.h"
+#include "manager/hostcmd.h"
+#include "manager/rows.h"
 #include "manager/sessions.h"
 #include "manager/pools.h"
 #include "manager/broker.h"
@@ -10,6 +12,7 @@
 #include "common/util.h"
 #include "manager/api.h"
 #include "proto/agentproto.h"
+#include "proto/vocab.h"
 
 #include <string.h>
 
@@ -255,8 +258,8 @@ static void timeout_data_free(gpointer data)
         g_free(t);
 }
 
-gboolean agents_call(Agents *ag, gint64 host_id, const char *op, JsonObject *args,
-                     guint timeout_s, AgentReplyFunc cb, gpointer data, GError **error)
+gboolean agents_call(Agents *ag, gint64 host_id, AgentOp op, JsonObject *args, guint timeout_s,
+                     AgentReplyFunc cb, gpointer data, GError **error)
 {
         g_autoptr(JsonObject) owned_args = args;
         Pending *p;
@@ -278,7 +281,7 @@ gboolean agents_call(Agents *ag, gint64 host_id, const char *op, JsonObject *arg
         p->id = g_strdup_printf("c%" G_GUINT64_FORMAT "-%" G_GINT64_FORMAT, ++ag->next_id,
                                 g_get_real_time());
         p->origin = g_main_context_ref_thread_default();
-        p->op = g_strdup(op);
+        p->op = g_strdup(agent_op_to_string(op));
         p->host_id = host_id;
         p->cb = cb;
         p->data = data;
@@ -292,10 +295,11 @@ gboolean agents_call(Agents *ag, gint64 host_id, const char *op, JsonObject *arg
         g_hash_table_insert(ag->pending, p->id, p);
         msg = agent_msg_new("command");
         json_object_set_string_member(msg, "id", p->id);
-        json_object_set_string_member(msg, "op", op);
+        json_object_set_string_member(msg, "op", agent_op_to_string(op));
         json_object_set_object_member(msg, "args", g_steal_pointer(&owned_args));
         g_mutex_unlock(&ag->lock);
-        g_debug("command %s to host %" G_GINT64_FORMAT ": %s", p->id, host_id, op);
+        g_debug("command %s to host %" G_GINT64_FORMAT ": %s", p->id, host_id,
+                agent_op_to_string(op));
         link_send(l, msg);
         link_unref(l);
         return TRUE;
@@ -351,21 +355,16 @@ static void mark_seen(Agents *ag, gint64 host_id)
         g_mutex_unlock(&ag->lock);
 }
 
-static char *id_text(gint64 id)
-{
-        return g_strdup_printf("%" G_GINT64_FORMAT, id);
-}
-
 /* Sets the host's state to up (or maintenance when flagged) or down, with an event when it
  * changes; figures (taken, may be NULL) are written without one. */
 static void host_update(Store *st, gint64 host_id, gboolean up, JsonObject *figures,
                         const Actor *actor)
 {
         const Resource *hosts = resource_by_kind("host");
-        g_autofree char *id = id_text(host_id);
+        g_autofree char *id = util_id_text(host_id);
         g_autoptr(JsonObject) row = store_get(st, hosts, id, 0, NULL);
         g_autoptr(GError) error = NULL;
-        const char *want, *have;
+        HostState want;
 
         if (!row) {
                 if (figures)
@@ -382,18 +381,18 @@ static void host_update(Store *st, gint64 host_id, gboolean up, JsonObject *figu
                         g_warning("host %s: cannot record its figures: %s", id, error->message);
                 g_clear_error(&error);
         }
-        have = json_object_get_string_member(row, "state");
-        want = !up ? "down"
-                   : json_object_get_boolean_member(row, "maintenance") ? "maintenance" : "up";
-        if (!g_str_equal(have, want)) {
+        want = !up                            ? HOST_DOWN
+               : row_bool(row, "maintenance") ? HOST_MAINTENANCE
+                                              : HOST_UP;
+        if (row_host_state(row) != want) {
                 g_autoptr(JsonObject) patch = json_object_new();
                 g_autoptr(JsonObject) upd = NULL;
-                json_object_set_string_member(patch, "state", want);
+                row_set_host_state(patch, want);
                 upd = store_update(st, hosts, id, patch, actor, &error);
                 if (!upd)
                         g_warning("host %s: cannot set its state: %s", id, error->message);
                 else
-                        g_info("host %s is %s", json_object_get_string_member(row, "name"), want);
+                        g_info("host %s is %s", row_str(row, "name"), host_state_to_string(want));
         }
 }
 
@@ -410,10 +409,10 @@ static gboolean monitor_tick(gpointer data)
 
         for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
                 JsonObject *h = json_array_get_object_element(rows, i);
-                gint64 id = json_object_get_int_member(h, "id"), last;
+                gint64 id = row_int(h, "id"), last;
                 gint64 *seen;
 
-                if (g_str_equal(json_object_get_string_member(h, "state"), "down"))
+                if (row_host_state(h) == HOST_DOWN)
                         continue;
                 g_mutex_lock(&ag->lock);
                 seen = g_hash_table_lookup(ag->seen, &id);
@@ -422,11 +421,11 @@ static gboolean monitor_tick(gpointer data)
                 if (now - last <= limit)
                         continue;
                 g_warning("host %s missed %d heartbeats: marking it down",
-                          json_object_get_string_member(h, "name"),
+                          row_str(h, "name"),
                           (int)MCFG_INT(mgr, "host_missed_heartbeats"));
                 host_update(mgr->store, id, FALSE, NULL, &system_actor);
                 store_event_add(mgr->store, &system_actor, "host_down", "host", id,
-                                json_object_get_string_member(h, "name"), "missed heartbeats",
+                                row_str(h, "name"), "missed heartbeats",
                                 NULL);
         }
         return G_SOURCE_CONTINUE;
@@ -434,13 +433,22 @@ static gboolean monitor_tick(gpointer data)
 
 /* ---- events and reconciliation ----------------------------------------------------------- */
 
-static const char *vm_state(const char *libvirt_state)
+/* The state word of a guest's or a desktop's row for a domain state its host reported. */
+static const char *reported_state(const Resource *res, DomainState state)
 {
-        if (g_str_equal(libvirt_state, "running") || g_str_equal(libvirt_state, "paused"))
-                return "running";
-        if (g_str_equal(libvirt_state, "crashed"))
-                return "failed";
-        return "stopped";
+        if (state == DOMAIN_RUNNING || state == DOMAIN_PAUSED)
+                return row_power_word(res, POWER_RUNNING);
+        if (state == DOMAIN_CRASHED)
+                return row_power_word(res, POWER_FAILED);
+        return row_power_word(res, POWER_STOPPED);
+}
+
+/* A report's "state" (a shut-off domain when it says none, or a word it does not know). */
+static DomainState report_state(JsonObject *report)
+{
+        int s = domain_state_from_string(row_str(report, "state"));
+
+        return s < 0 ? DOMAIN_SHUTOFF : (DomainState)s;
 }
 
 /* Record a domain's reported state on its guest/desktop row; returns FALSE when the row does
@@ -448,14 +456,13 @@ static const char *vm_state(const char *libvirt_state)
 static gboolean object_set_state(Link *l, const Resource *res, gint64 id, JsonObject *report,
                                  const char *why)
 {
-        g_autofree char *sid = id_text(id);
+        g_autofree char *sid = util_id_text(id);
         g_autoptr(JsonObject) row = store_get(l->store, res, sid, 0, NULL);
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) upd = NULL;
         g_autoptr(GError) error = NULL;
-        const char *state = vm_state(json_object_get_string_member_with_default(report, "state",
-                                                                                "shutoff"));
-        gboolean running = g_str_equal(state, "running");
+        const char *state = reported_state(res, report_state(report));
+        gboolean running = g_str_equal(state, reported_state(res, DOMAIN_RUNNING));
         JsonNode *host = NULL;
         Actor actor = link_actor(l);
 
@@ -470,24 +477,23 @@ static gboolean object_set_state(Link *l, const Resource *res, gint64 id, JsonOb
                 return TRUE; /* it runs elsewhere now: a stale report from this host */
         /* The reconciler's own states hold until its step ends: a provisioning desktop's domain
          * is destroyed and redefined on purpose. */
-        if (!g_str_equal(json_object_get_string_member(row, "state"), state) &&
+        if (!g_str_equal(row_str(row, "state"), state) &&
             !(g_str_equal(res->kind, "desktop") &&
-              (g_str_equal(json_object_get_string_member(row, "state"), "provisioning") ||
-               g_str_equal(json_object_get_string_member(row, "state"), "deleting")))) {
+              (row_desktop_state(row) == DESKTOP_PROVISIONING ||
+               row_desktop_state(row) == DESKTOP_DELETING))) {
                 json_object_set_string_member(patch, "state", state);
                 if (resource_field(res, "state_since"))
                         json_object_set_int_member(patch, "state_since",
                                                    g_get_real_time() / G_USEC_PER_SEC);
         }
         if (resource_field(res, "spice_port")) {
-                gint64 sp = running ? json_object_get_int_member_with_default(report, "spice_port",
-                                                                              0)
+                gint64 sp = running ? row_int(report, "spice_port")
                                     : 0;
-                gint64 vp = running ? json_object_get_int_member_with_default(report, "vnc_port", 0)
+                gint64 vp = running ? row_int(report, "vnc_port")
                                     : 0;
-                if (sp != json_object_get_int_member(row, "spice_port"))
+                if (sp != row_int(row, "spice_port"))
                         json_object_set_int_member(patch, "spice_port", sp);
-                if (vp != json_object_get_int_member(row, "vnc_port"))
+                if (vp != row_int(row, "vnc_port"))
                         json_object_set_int_member(patch, "vnc_port", vp);
         }
         if (json_object_get_size(patch) == 0)
@@ -500,7 +506,7 @@ static gboolean object_set_state(Link *l, const Resource *res, gint64 id, JsonOb
         if (json_object_has_member(patch, "state")) {
                 g_autofree char *action = g_strdup_printf("%s_%s", res->kind, state);
                 store_event_add(l->store, &actor, action, res->kind, id,
-                                json_object_get_string_member(row, "name"), why, NULL);
+                                row_str(row, "name"), why, NULL);
                 if (g_str_equal(res->kind, "desktop"))
                         pools_kick(l->ag->mgr->pools);
         }
@@ -520,15 +526,13 @@ static void orphan_done(JsonObject *result, const GError *error, gpointer data)
 /* A domain of ours whose object no longer exists: destroy and undefine it, with an event. */
 static void remove_orphan(Link *l, const char *domain, const char *kind, gint64 id)
 {
-        JsonObject *args = json_object_new();
         Actor actor = link_actor(l);
         g_autofree char *detail = g_strdup_printf("domain %s on host %s: its %s was deleted",
                                                   domain, l->host_name, kind);
 
-        json_object_set_string_member(args, "domain", domain);
         store_event_add(l->store, &actor, "orphan_removed", kind, id, domain, detail, NULL);
-        agents_call(l->ag, l->host_id, "domain.remove", args, 120, orphan_done, g_strdup(domain),
-                    NULL);
+        hostcmd_send(&(HostCall){l->ag, l->host_id, 120, orphan_done, g_strdup(domain)},
+                     hostcmd_remove(domain), NULL);
 }
 
 /* What the host runs against what the records say: every domain of the inventory updates its
@@ -549,7 +553,7 @@ static void reconcile(Link *l, JsonArray *inventory)
                 if (!JSON_NODE_HOLDS_OBJECT(n))
                         continue;
                 d = json_node_get_object(n);
-                name = json_object_get_string_member_with_default(d, "domain", "");
+                name = row_str(d, "domain");
                 if (!agent_domain_parse(name, l->ag->mgr->installation, &kind, &id))
                         continue;
                 g_hash_table_add(present, (gpointer)name);
@@ -562,20 +566,21 @@ static void reconcile(Link *l, JsonArray *inventory)
                         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
                 g_autoptr(JsonArray) rows = NULL;
 
-                g_hash_table_insert(filters, (gpointer) "host", id_text(l->host_id));
+                g_hash_table_insert(filters, (gpointer) "host", util_id_text(l->host_id));
                 rows = store_list_all(l->store, res, filters, NULL);
                 for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
                         JsonObject *o = json_array_get_object_element(rows, i);
-                        gint64 id = json_object_get_int_member(o, "id");
+                        gint64 id = row_int(o, "id");
                         g_autofree char *dom =
                                 agent_domain_name(l->ag->mgr->installation, kinds[k], id);
                         g_autoptr(JsonObject) gone = NULL;
 
                         if (g_hash_table_contains(present, dom) ||
-                            g_str_equal(json_object_get_string_member(o, "state"), "stopped"))
+                            g_str_equal(row_str(o, "state"), reported_state(res, DOMAIN_SHUTOFF)))
                                 continue;
                         gone = json_object_new();
-                        json_object_set_string_member(gone, "state", "shutoff");
+                        json_object_set_string_member(gone, "state",
+                                              domain_state_to_string(DOMAIN_SHUTOFF));
                         object_set_state(l, res, id, gone, "its domain is gone from its host");
                 }
         }
@@ -628,24 +633,20 @@ static void named(JsonObject *result, const GError *error, gpointer data)
 /* At a desktop's first boot atrium-guest reports the template's host name: give it its own. */
 static void name_desktop(Link *l, const char *domain, gint64 id, const char *hostname)
 {
-        g_autofree char *sid = id_text(id);
+        g_autofree char *sid = util_id_text(id);
         g_autoptr(JsonObject) row = store_get(l->store, resource_by_kind("desktop"), sid, 0, NULL);
-        const char *name = row ? json_object_get_string_member(row, "name") : NULL;
-        JsonObject *args;
+        const char *name = row ? row_str(row, "name") : NULL;
 
         if (!name || g_ascii_strcasecmp(name, hostname) == 0)
                 return;
-        args = json_object_new();
-        json_object_set_string_member(args, "domain", domain);
-        json_object_set_string_member(args, "op", "set-hostname");
-        json_object_set_string_member(args, "hostname", name);
-        agents_call(l->ag, l->host_id, "guest.request", args, 40, named, g_strdup(name), NULL);
+        hostcmd_send(&(HostCall){l->ag, l->host_id, 40, named, g_strdup(name)},
+                     hostcmd_guest_request(domain, GUEST_OP_SET_HOSTNAME, name), NULL);
 }
 
 static void on_event(Link *l, JsonObject *msg)
 {
-        const char *event = json_object_get_string_member_with_default(msg, "event", "");
-        const char *domain = json_object_get_string_member_with_default(msg, "domain", "");
+        const char *event = row_str(msg, "event");
+        const char *domain = row_str(msg, "domain");
         const char *kind;
         gint64 id;
         Actor actor = link_actor(l);
@@ -662,39 +663,35 @@ static void on_event(Link *l, JsonObject *msg)
                                                                                    "changed"));
                 if (!object_set_state(l, res, id, msg, why))
                         remove_orphan(l, domain, kind, id);
-                if (!g_str_equal(json_object_get_string_member_with_default(msg, "state", ""),
-                                 "running"))
+                if (report_state(msg) != DOMAIN_RUNNING)
                         alive_set(l->ag, id, FALSE);
                 return;
         }
         if (g_str_equal(event, "guest") && g_str_equal(kind, "desktop")) {
-                const char *what = json_object_get_string_member_with_default(msg, "what", "");
+                const char *what = row_str(msg, "what");
                 if (g_str_equal(what, "ready") || g_str_equal(what, "heartbeat-back"))
                         alive_set(l->ag, id, TRUE);
                 else if (g_str_equal(what, "heartbeat-lost"))
                         alive_set(l->ag, id, FALSE);
         }
         if (g_str_equal(event, "guest") && g_str_equal(kind, "desktop") &&
-            g_str_equal(json_object_get_string_member_with_default(msg, "what", ""), "ready"))
+            g_str_equal(row_str(msg, "what"), "ready"))
         {
-                name_desktop(l, domain, id, json_object_get_string_member_with_default(
-                                                    msg, "hostname", ""));
+                name_desktop(l, domain, id, row_str(msg, "hostname"));
                 broker_desktop_ready(id);
         }
         if (g_str_equal(event, "graphics") && g_str_equal(kind, "desktop"))
                 sessions_follow(l->store, id, &actor,
-                                g_str_equal(json_object_get_string_member_with_default(
-                                                    msg, "phase", ""),
+                                g_str_equal(row_str(msg, "phase"),
                                             "connect"));
         if (g_str_equal(event, "graphics") || g_str_equal(event, "disk-error") ||
             g_str_equal(event, "guest")) {
-                g_autofree char *sid = id_text(id);
+                g_autofree char *sid = util_id_text(id);
                 g_autoptr(JsonObject) row = store_get(l->store, res, sid, 0, NULL);
                 g_autoptr(JsonObject) detail_obj = json_object_new();
                 g_autoptr(JsonNode) dn = json_node_new(JSON_NODE_OBJECT);
                 g_autofree char *detail = NULL, *action = NULL;
-                const char *what = json_object_get_string_member_with_default(
-                        msg, g_str_equal(event, "guest") ? "what" : "phase", "");
+                const char *what = row_str(msg, g_str_equal(event, "guest") ? "what" : "phase");
                 GList *members = json_object_get_members(msg);
 
                 for (GList *m = members; m; m = m->next) {
@@ -715,7 +712,7 @@ static void on_event(Link *l, JsonObject *msg)
                         if (*c == '-')
                                 *c = '_';
                 store_event_add(l->store, &actor, action, kind, id,
-                                row ? json_object_get_string_member(row, "name") : domain, detail,
+                                row ? row_str(row, "name") : domain, detail,
                                 NULL);
                 return;
         }
@@ -743,10 +740,10 @@ static void on_message(SoupWebsocketConnection *ws, gint type, GBytes *bytes, gp
         mark_seen(l->ag, l->host_id);
         mtype = json_object_get_string_member(msg, "type");
         if (g_str_equal(mtype, "reply")) {
-                const char *id = json_object_get_string_member_with_default(msg, "id", "");
+                const char *id = row_str(msg, "id");
                 JsonNode *res = json_object_get_member(msg, "result");
                 JsonNode *err = json_object_get_member(msg, "error");
-                if (json_object_get_boolean_member_with_default(msg, "ok", FALSE))
+                if (row_bool(msg, "ok"))
                         pending_finish(l->ag, id,
                                        res && JSON_NODE_HOLDS_OBJECT(res) ? json_node_get_object(res)
                                                                           : NULL,
@@ -855,8 +852,7 @@ static JsonArray *storage_paths(Store *st)
                         store_list_all(st, resource_by_kind(kinds[k]), NULL, NULL);
                 for (guint i = 0; rows && i < json_array_get_length(rows); i++)
                         json_array_add_string_element(
-                                out, json_object_get_string_member(
-                                             json_array_get_object_element(rows, i), "path"));
+                                out, row_str(json_array_get_object_element(rows, i), "path"));
         }
         return out;
 }
@@ -874,7 +870,7 @@ static void link_open(SoupServer *server, SoupServerMessage *msg, const char *pa
 
         if (!idp)
                 return;
-        sid = id_text(*idp);
+        sid = util_id_text(*idp);
         row = store_get(sc->store, resource_by_kind("host"), sid, 0, NULL);
         if (!row) {
                 soup_websocket_connection_close(ws, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
@@ -885,7 +881,7 @@ static void link_open(SoupServer *server, SoupServerMessage *msg, const char *pa
         g_atomic_ref_count_init(&l->rc);
         l->ag = ag;
         l->host_id = *idp;
-        l->host_name = g_strdup(json_object_get_string_member(row, "name"));
+        l->host_name = g_strdup(row_str(row, "name"));
         l->actor_name = g_strdup_printf("host:%s", l->host_name);
         l->ctx = g_main_context_ref_thread_default();
         l->store = sc->store;

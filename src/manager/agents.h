@@ -8,6 +8,7 @@
  * manager.host_missed_heartbeats heartbeats of manager.heartbeat_interval seconds. */
 #pragma once
 #include "manager/manager.h"
+#include "proto/vocab.h"
 
 typedef struct _Agents Agents;
 
@@ -21,8 +22,8 @@ typedef void (*AgentReplyFunc)(JsonObject *result, const GError *error, gpointer
 
 /* Sends op with args (taken) to the host's agent. FALSE with an error (nothing sent, cb not
  * called) when the host has no link. */
-gboolean agents_call(Agents *ag, gint64 host_id, const char *op, JsonObject *args,
-                     guint timeout_s, AgentReplyFunc cb, gpointer data, GError **error);
+gboolean agents_call(Agents *ag, gint64 host_id, AgentOp op, JsonObject *args, guint timeout_s,
+                     AgentReplyFunc cb, gpointer data, GError **error);
 gboolean agents_linked(Agents *ag, gint64 host_id);
 /* Seconds since the last input in desktop ID, as its atrium-guest last said (through its
  * host's heartbeats); -1 when unknown. Any thread. */

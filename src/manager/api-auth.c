@@ -2,17 +2,13 @@
 #define G_LOG_DOMAIN "api"
 
 #include "manager/api.h"
+#include "manager/rows.h"
 #include "manager/dirlink.h"
 #include "common/error.h"
 #include "common/util.h"
 
 #include <glib/gstdio.h>
 #include <string.h>
-
-static gint64 now_s(void)
-{
-        return g_get_real_time() / G_USEC_PER_SEC;
-}
 
 /* A body of exactly the named string fields, and maybe the optional ones. */
 static gboolean string_fields(JsonObject *body, const char *const *names,
@@ -112,8 +108,8 @@ static void login_refuse(ApiRequest *req, const char *key_user, const char *key_
         gint64 window = MCFG_INT(req->mgr, "login_window");
         g_autoptr(GError) error = NULL;
 
-        ratelimit_fail(req->mgr->logins, key_user, now_s(), window);
-        ratelimit_fail(req->mgr->logins, key_addr, now_s(), window);
+        ratelimit_fail(req->mgr->logins, key_user, row_now(), window);
+        ratelimit_fail(req->mgr->logins, key_addr, row_now(), window);
         store_event_add(req->store, &req->actor, "login_failed", "user", 0, name, why, NULL);
         g_info("failed login for '%s' from %s: %s", name, req->address, why);
         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_BAD_CREDENTIALS,
@@ -139,7 +135,7 @@ static gboolean directory_done(ApiRequest *req, LoginJob *j, const char *ku, con
                 if (code == ATRIUM_ERROR_INVALID && !g_str_has_prefix(why, "a login name"))
                         code = ATRIUM_ERROR_UNAVAILABLE;
                 if (code != ATRIUM_ERROR_FORBIDDEN)
-                        ratelimit_fail(req->mgr->logins, ka, now_s(),
+                        ratelimit_fail(req->mgr->logins, ka, row_now(),
                                        MCFG_INT(req->mgr, "login_window"));
                 store_event_add(req->store, &req->actor, "login_failed", "user", 0, j->name, why,
                                 NULL);
@@ -149,7 +145,7 @@ static gboolean directory_done(ApiRequest *req, LoginJob *j, const char *ku, con
                 return FALSE;
         }
         if (!util_name_valid(j->du->login, &error) ||
-            (!j->groups_cached && !dirlink_sync(req->store, j->du, TRUE, now_s(), &id, &error))) {
+            (!j->groups_cached && !dirlink_sync(req->store, j->du, TRUE, row_now(), &id, &error))) {
                 g_prefix_error(&error, "the directory user '%s' cannot log in here: ", j->name);
                 api_reply_error(req, error);
                 return FALSE;
@@ -193,7 +189,7 @@ static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer d
                                  j->otp, &error)) {
         case TOTP_REFUSED:
                 if (g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_BAD_CREDENTIALS)) {
-                        ratelimit_fail(req->mgr->logins, ku, now_s(),
+                        ratelimit_fail(req->mgr->logins, ku, row_now(),
                                        MCFG_INT(req->mgr, "login_window"));
                         store_event_add(req->store, &req->actor, "login_failed", "user",
                                         j->user.id, j->user.name, "wrong one-time code", NULL);
@@ -209,7 +205,7 @@ static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer d
         ratelimit_reset(req->mgr->logins, ku);
         token = token_new();
         hash = token_hash(token);
-        expires = now_s() + MCFG_INT(req->mgr, "token_ttl");
+        expires = row_now() + MCFG_INT(req->mgr, "token_ttl");
         req->actor.name = j->user.name;
         req->actor.user_id = j->user.id;
         if (!store_token_insert(req->store, hash, j->user.id, expires, req->address, &error) ||
@@ -256,10 +252,10 @@ void api_auth_login(ApiRequest *req)
         ka = g_strdup_printf("a:%s", req->address);
         wait_u = ratelimit_retry_after(req->mgr->logins, ku,
                                        MCFG_INT(req->mgr, "login_attempts_per_user"), window,
-                                       now_s());
+                                       row_now());
         wait_a = ratelimit_retry_after(req->mgr->logins, ka,
                                        MCFG_INT(req->mgr, "login_attempts_per_address"), window,
-                                       now_s());
+                                       row_now());
         if (wait_u || wait_a) {
                 g_autofree char *after = g_strdup_printf("%" G_GINT64_FORMAT, MAX(wait_u, wait_a));
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_RATE_LIMITED,
@@ -282,7 +278,7 @@ void api_auth_login(ApiRequest *req)
                 /* The group cache: a login within the TTL of the last lookup only binds. */
                 j->groups_cached = j->known && j->user.directory &&
                                    j->user.groups_checked_at >
-                                           now_s() - config_get_int(req->mgr->config, "directory",
+                                           row_now() - config_get_int(req->mgr->config, "directory",
                                                                     "group_cache_ttl");
         }
         api_run_in_thread(req, login_verify, login_done, j, (GDestroyNotify)login_job_free);
@@ -312,7 +308,7 @@ void api_me_get(ApiRequest *req)
                 return;
         }
         /* The role in effect (groups may give more than the account's own, kept as own_role). */
-        json_object_set_string_member(o, "own_role", json_object_get_string_member(o, "role"));
+        json_object_set_string_member(o, "own_role", row_str(o, "role"));
         json_object_set_string_member(o, "role", role_to_string(req->caller.role));
         /* Pools it has a role on (pool permissions), for the portal's "My pools". */
         json_object_set_array_member(o, "pool_roles",

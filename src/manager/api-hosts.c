@@ -7,17 +7,14 @@
 #include "common/jsonutil.h"
 #include "common/util.h"
 #include "manager/agents.h"
+#include "manager/rows.h"
+#include "manager/hostcmd.h"
 #include "manager/api.h"
 #include "manager/broker.h"
 #include "manager/pools.h"
 #include "proto/agentproto.h"
 
 #include <string.h>
-
-static gint64 now_s(void)
-{
-        return g_get_real_time() / G_USEC_PER_SEC;
-}
 
 static void reply_error_literal(ApiRequest *req, int code, const char *message)
 {
@@ -63,7 +60,7 @@ void api_join_token_create(ApiRequest *req)
                 token = g_strdup_printf("atj1.%s%s%s", secret, fp[0] ? "." : "", fp);
         }
         hash = token_hash(token);
-        expires = now_s() + ttl;
+        expires = row_now() + ttl;
         if (!store_join_token_insert(req->store, hash, expires, &req->actor, &id, &error)) {
                 api_reply_error(req, error);
                 return;
@@ -125,7 +122,7 @@ void api_agent_register(ApiRequest *req)
         const Actor actor = {"agent", 0, req->address};
         gint64 retry = ratelimit_retry_after(req->mgr->logins, key,
                                              MCFG_INT(req->mgr, "login_attempts_per_address"),
-                                             MCFG_INT(req->mgr, "login_window"), now_s());
+                                             MCFG_INT(req->mgr, "login_window"), row_now());
         JsonObject *o;
 
         if (retry > 0) {
@@ -162,16 +159,16 @@ void api_agent_register(ApiRequest *req)
         }
         cred_hash = token_hash(credential);
         tok_hash = token_hash(token);
-        host = store_host_join(req->store, tok_hash, now_s(), facts, cred_hash, &actor, &error);
+        host = store_host_join(req->store, tok_hash, row_now(), facts, cred_hash, &actor, &error);
         if (!host) {
                 if (error->code == ATRIUM_ERROR_UNAUTHORIZED)
-                        ratelimit_fail(req->mgr->logins, key, now_s(),
+                        ratelimit_fail(req->mgr->logins, key, row_now(),
                                        MCFG_INT(req->mgr, "login_window"));
                 goto refused;
         }
         g_info("host %s joined from %s", name, req->address);
         o = json_object_new();
-        json_object_set_int_member(o, "host_id", json_object_get_int_member(host, "id"));
+        json_object_set_int_member(o, "host_id", row_int(host, "id"));
         json_object_set_string_member(o, "name", name);
         json_object_set_string_member(o, "credential", credential);
         json_object_set_string_member(o, "link", AGENT_LINK_PATH);
@@ -192,7 +189,6 @@ void api_host_maintenance(ApiRequest *req)
         g_autoptr(JsonObject) row = store_get(req->store, hosts, req->params[0], 0, &error);
         g_autoptr(JsonObject) patch = json_object_new();
         JsonNode *flag = json_object_get_member(req->body, "maintenance");
-        const char *state;
         gboolean on;
         JsonObject *upd;
 
@@ -208,10 +204,9 @@ void api_host_maintenance(ApiRequest *req)
                 return;
         }
         on = json_node_get_boolean(flag);
-        state = json_object_get_string_member(row, "state");
         json_object_set_boolean_member(patch, "maintenance", on);
-        if (!g_str_equal(state, "down"))
-                json_object_set_string_member(patch, "state", on ? "maintenance" : "up");
+        if (row_host_state(row) != HOST_DOWN)
+                row_set_host_state(patch, on ? HOST_MAINTENANCE : HOST_UP);
         upd = store_update(req->store, hosts, req->params[0], patch, &req->actor, &error);
         if (!upd)
                 api_reply_error(req, error);
@@ -238,11 +233,6 @@ static void order_free(Order *o)
         g_free(o);
 }
 
-static char *id_text(gint64 id)
-{
-        return g_strdup_printf("%" G_GINT64_FORMAT, id);
-}
-
 /* The host for a guest: its own when it has one; else the one asked for; else the linked
  * host, up and not in maintenance, with the most free memory. */
 gint64 api_pick_host(ApiRequest *req, JsonObject *guest, const char *wanted, GError **error)
@@ -257,20 +247,20 @@ gint64 api_pick_host(ApiRequest *req, JsonObject *guest, const char *wanted, GEr
                 if (!h)
                         return 0;
                 if (own && !JSON_NODE_HOLDS_NULL(own) &&
-                    json_node_get_int(own) != json_object_get_int_member(h, "id") &&
-                    !g_str_equal(json_object_get_string_member(guest, "state"), "stopped")) {
+                    json_node_get_int(own) != row_int(h, "id") &&
+                    row_vm_state(guest) != VM_STOPPED) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                                     "the guest runs on another host; stop it first");
                         return 0;
                 }
-                if (!g_str_equal(json_object_get_string_member(h, "state"), "up")) {
+                if (row_host_state(h) != HOST_UP) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                                     "host '%s' is %s: no new guests are started there",
-                                    json_object_get_string_member(h, "name"),
-                                    json_object_get_string_member(h, "state"));
+                                    row_str(h, "name"),
+                                    row_str(h, "state"));
                         return 0;
                 }
-                return json_object_get_int_member(h, "id");
+                return row_int(h, "id");
         }
         if (own && !JSON_NODE_HOLDS_NULL(own))
                 return json_node_get_int(own);
@@ -278,9 +268,9 @@ gint64 api_pick_host(ApiRequest *req, JsonObject *guest, const char *wanted, GEr
                 return 0;
         for (guint i = 0; i < json_array_get_length(rows); i++) {
                 JsonObject *h = json_array_get_object_element(rows, i);
-                gint64 id = json_object_get_int_member(h, "id");
-                gint64 free_mb = json_object_get_int_member(h, "ram_free_mb");
-                if (g_str_equal(json_object_get_string_member(h, "state"), "up") &&
+                gint64 id = row_int(h, "id");
+                gint64 free_mb = row_int(h, "ram_free_mb");
+                if (row_host_state(h) == HOST_UP &&
                     agents_linked(req->mgr->agents, id) && free_mb > best_free) {
                         best = id;
                         best_free = free_mb;
@@ -303,17 +293,16 @@ char *api_ref_path(ApiRequest *req, JsonObject *row, const char *column, const c
 
         if (!n || JSON_NODE_HOLDS_NULL(n))
                 return NULL;
-        id = id_text(json_node_get_int(n));
+        id = util_id_text(json_node_get_int(n));
         ref = store_get(req->store, resource_by_kind(kind), id, 0, error);
-        return ref ? g_strdup(json_object_get_string_member(ref, "path")) : NULL;
+        return ref ? g_strdup(row_str(ref, "path")) : NULL;
 }
 
 static JsonObject *start_args(ApiRequest *req, JsonObject *g, const char *domain, GError **error)
 {
-        g_autoptr(JsonObject) a = json_object_new();
         g_autofree char *volume = NULL, *media = NULL;
         GError *local = NULL;
-        const char *iso = json_object_get_string_member(g, "iso");
+        const char *iso = row_str(g, "iso");
 
         volume = api_ref_path(req, g, "volume_id", "volume", &local);
         if (local) {
@@ -325,35 +314,19 @@ static JsonObject *start_args(ApiRequest *req, JsonObject *g, const char *domain
                 g_propagate_error(error, local);
                 return NULL;
         }
-        if (!volume || !json_object_get_string_member(g, "disk")[0]) {
+        if (!volume || !row_str(g, "disk")[0]) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                             "guest '%s' has no disk: set its 'volume' and 'disk' first",
-                            json_object_get_string_member(g, "name"));
+                            row_str(g, "name"));
                 return NULL;
         }
         if (iso[0] && !media) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                             "guest '%s' names ISO '%s' but no 'media' storage",
-                            json_object_get_string_member(g, "name"), iso);
+                            row_str(g, "name"), iso);
                 return NULL;
         }
-        json_object_set_string_member(a, "domain", domain);
-        json_object_set_string_member(a, "title", json_object_get_string_member(g, "name"));
-        json_object_set_int_member(a, "vcpus", json_object_get_int_member(g, "cpus"));
-        json_object_set_int_member(a, "ram_mb", json_object_get_int_member(g, "ram_mb"));
-        json_object_set_string_member(a, "volume", volume);
-        json_object_set_string_member(a, "disk", json_object_get_string_member(g, "disk"));
-        json_object_set_int_member(a, "disk_gb", json_object_get_int_member(g, "disk_gb"));
-        if (media && iso[0]) {
-                json_object_set_string_member(a, "media", media);
-                json_object_set_string_member(a, "iso", iso);
-        }
-        json_object_set_boolean_member(a, "boot_cdrom",
-                                       json_object_get_boolean_member(g, "boot_cdrom"));
-        json_object_set_string_member(a, "network", json_object_get_string_member(g, "network"));
-        json_object_set_string_member(a, "block_device",
-                                      json_object_get_string_member(g, "block_device"));
-        return g_steal_pointer(&a);
+        return hostcmd_guest_spec(domain, g, volume, media);
 }
 
 static void order_done(JsonObject *result, const GError *error, gpointer data)
@@ -361,7 +334,7 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
         Order *o = data;
         ApiRequest *req = o->req;
         const Resource *guests = o->res;
-        g_autofree char *gid = id_text(o->guest_id);
+        g_autofree char *gid = util_id_text(o->guest_id);
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(GError) err = NULL;
         JsonObject *row;
@@ -373,17 +346,17 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
         }
         if (g_str_equal(o->op, "console")) {
                 JsonObject *reply = json_object_ref(o->extra);
-                gint64 port = json_object_get_int_member_with_default(result, "port", 0);
+                gint64 port = row_int(result, "port");
                 Ticket t;
                 g_autofree char *ticket = NULL, *url = NULL;
                 json_object_set_int_member(reply, "port", port);
                 /* The same through the gateway: a ticket for this console (the browser's). */
                 ticket = broker_ticket(
-                        req->mgr, json_object_get_string_member(reply, "host"), port,
-                        json_object_get_string_member(reply, "protocol"),
+                        req->mgr, row_str(reply, "host"), port,
+                        row_str(reply, "protocol"),
                         o->res == resource_by_kind("desktop") ? o->guest_id : 0,
                         req->caller.user_id,
-                        json_object_get_int_member(reply, "expires_at") - now_s(), &t, &err);
+                        row_int(reply, "expires_at") - row_now(), &t, &err);
                 if (ticket) {
                         url = g_strdup_printf("%s/console?ticket=%s", broker_gateway(req->mgr),
                                               ticket);
@@ -396,17 +369,19 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
         }
         if (g_str_equal(o->op, "start")) {
                 json_object_set_int_member(patch, "host", o->host_id);
-                json_object_set_string_member(patch, "state", "running");
+                json_object_set_string_member(patch, "state",
+                                              row_power_word(guests, POWER_RUNNING));
                 if (resource_field(guests, "spice_port")) {
                         json_object_set_int_member(
                                 patch, "spice_port",
-                                json_object_get_int_member_with_default(result, "spice_port", 0));
+                                row_int(result, "spice_port"));
                         json_object_set_int_member(
                                 patch, "vnc_port",
-                                json_object_get_int_member_with_default(result, "vnc_port", 0));
+                                row_int(result, "vnc_port"));
                 }
         } else if (g_str_equal(o->op, "stop") || g_str_equal(o->op, "destroy")) {
-                json_object_set_string_member(patch, "state", "stopped");
+                json_object_set_string_member(patch, "state",
+                                              row_power_word(guests, POWER_STOPPED));
                 if (resource_field(guests, "spice_port")) {
                         json_object_set_int_member(patch, "spice_port", 0);
                         json_object_set_int_member(patch, "vnc_port", 0);
@@ -419,7 +394,7 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
                 g_list_free(m);
         }
         if (resource_field(guests, "state_since") && json_object_has_member(patch, "state"))
-                json_object_set_int_member(patch, "state_since", now_s());
+                json_object_set_int_member(patch, "state_since", row_now());
         if (json_object_get_size(patch) > 0) {
                 g_autoptr(JsonObject) upd = store_update(req->store, guests, gid, patch, NULL, &err);
                 if (!upd)
@@ -427,8 +402,8 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
         }
         row = store_get(req->store, guests, gid, 0, &err);
         store_event_add(req->store, &req->actor, o->op, guests->kind, o->guest_id,
-                        row ? json_object_get_string_member(row, "name") : "",
-                        json_object_get_string_member_with_default(result, "domain", ""), NULL);
+                        row ? row_str(row, "name") : "",
+                        row_str(result, "domain"), NULL);
         if (row)
                 api_reply_object(req, 200, row);
         else
@@ -436,68 +411,59 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
         order_free(o);
 }
 
-/* Builds the command for a guest order: op name for the agent, arguments, the wait, and
- * what the reply reports. */
-static gboolean order_build(ApiRequest *req, Order *o, JsonObject *g, const char *domain,
-                            const char **agent_op, JsonObject **args, guint *timeout,
-                            GError **error)
+/* Builds the command for a guest order (the wait its reply may take in *timeout, what the
+ * reply reports in o->extra), or NULL with an error. */
+static HostCmd *order_build(ApiRequest *req, Order *o, JsonObject *g, const char *domain,
+                            guint *timeout, GError **error)
 {
         const char *op = o->op;
         JsonObject *body = req->body;
-        g_autoptr(JsonObject) a = NULL;
+        HostCmd *cmd = NULL;
 
         *timeout = MCFG_INT(req->mgr, "agent_command_timeout");
         if (g_str_equal(op, "start")) {
-                *agent_op = "domain.start";
-                a = o->res == resource_by_kind("desktop")
-                            ? pools_desktop_args(req->store, req->mgr->installation, g, error)
-                            : start_args(req, g, domain, error);
-                if (!a)
-                        return FALSE;
-        } else {
-                a = json_object_new();
-                json_object_set_string_member(a, "domain", domain);
+                JsonObject *spec =
+                        o->res == resource_by_kind("desktop")
+                                ? pools_desktop_args(req->store, req->mgr->installation, g, error)
+                                : start_args(req, g, domain, error);
+                return spec ? hostcmd_start(spec) : NULL;
         }
         if (g_str_equal(op, "stop")) {
                 gint64 t;
                 if (!agent_arg_int(body, "timeout", 1, 3600, 60, &t, error))
-                        return FALSE;
-                json_object_set_int_member(a, "timeout", t);
-                json_object_set_boolean_member(a, "force", agent_arg_bool(body, "force", FALSE));
-                *agent_op = "domain.shutdown";
+                        return NULL;
+                cmd = hostcmd_shutdown(domain, t, agent_arg_bool(body, "force", FALSE));
                 *timeout += t;
-        } else if (g_str_equal(op, "reboot") || g_str_equal(op, "reset") ||
-                   g_str_equal(op, "destroy")) {
-                *agent_op = g_str_equal(op, "reboot")  ? "domain.reboot"
-                            : g_str_equal(op, "reset") ? "domain.reset"
-                                                       : "domain.destroy";
+        } else if (g_str_equal(op, "reboot")) {
+                cmd = hostcmd_reboot(domain);
+        } else if (g_str_equal(op, "reset")) {
+                cmd = hostcmd_reset(domain);
+        } else if (g_str_equal(op, "destroy")) {
+                cmd = hostcmd_destroy(domain);
         } else if (g_str_equal(op, "console")) {
                 const char *proto = agent_arg_string(body, "protocol", FALSE, error);
                 gint64 ttl;
+                int protocol;
                 g_autofree char *pw = NULL;
                 JsonNode *host_addr;
                 if ((!proto && error && *error) ||
                     !agent_arg_int(body, "ttl", 10, 3600, 60, &ttl, error))
-                        return FALSE;
-                proto = proto ? proto : "spice";
-                if (!g_str_equal(proto, "spice") && !g_str_equal(proto, "vnc")) {
+                        return NULL;
+                protocol = proto ? console_protocol_from_string(proto) : PROTOCOL_SPICE;
+                if (protocol < 0) {
+                        g_autofree char *choices = vocab_alternatives(console_protocol_names);
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                    "protocol must be spice or vnc, not '%s'", proto);
-                        return FALSE;
+                                    "protocol must be %s, not '%s'", choices, proto);
+                        return NULL;
                 }
-                pw = util_random_password();
-                if (g_str_equal(proto, "vnc"))
-                        pw[8] = '\0'; /* VNC passwords are at most 8 characters */
-                json_object_set_string_member(a, "protocol", proto);
-                json_object_set_string_member(a, "password", pw);
-                json_object_set_int_member(a, "expires_at", now_s() + ttl);
-                *agent_op = "domain.console";
+                proto = console_protocol_to_string(protocol);
+                cmd = hostcmd_console(domain, protocol, row_now() + ttl, &pw);
                 o->extra = json_object_new();
                 json_object_set_string_member(o->extra, "protocol", proto);
                 json_object_set_string_member(o->extra, "password", pw);
-                json_object_set_int_member(o->extra, "expires_at", now_s() + ttl);
+                json_object_set_int_member(o->extra, "expires_at", row_now() + ttl);
                 {
-                        g_autofree char *hid = id_text(o->host_id);
+                        g_autofree char *hid = util_id_text(o->host_id);
                         g_autoptr(JsonObject) h =
                                 store_get(req->store, resource_by_kind("host"), hid, 0, NULL);
                         host_addr = h ? json_object_get_member(h, "address") : NULL;
@@ -509,14 +475,22 @@ static gboolean order_build(ApiRequest *req, Order *o, JsonObject *g, const char
                 const char *gop = agent_arg_string(body, "op", TRUE, error);
                 const char *hostname = gop ? agent_arg_string(body, "hostname", FALSE, error)
                                            : NULL;
+                int request = gop ? guest_op_from_string(gop) : -1;
                 if (!gop || (error && *error))
-                        return FALSE;
+                        return NULL;
                 if (hostname && !util_name_valid(hostname, error))
-                        return FALSE;
-                json_object_set_string_member(a, "op", gop);
-                if (hostname)
-                        json_object_set_string_member(a, "hostname", hostname);
-                *agent_op = "guest.request";
+                        return NULL;
+                if (request < 0) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "'%s' is not a request atrium-guest knows", gop);
+                        return NULL;
+                }
+                if (request == GUEST_OP_SET_HOSTNAME && !hostname) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "set-hostname needs a 'hostname'");
+                        return NULL;
+                }
+                cmd = hostcmd_guest_request(domain, request, hostname);
                 *timeout = 40;
         } else if (g_str_equal(op, "attach-iso") || g_str_equal(op, "eject")) {
                 gboolean attach = g_str_equal(op, "attach-iso");
@@ -525,17 +499,17 @@ static gboolean order_build(ApiRequest *req, Order *o, JsonObject *g, const char
                                                 : NULL;
                 g_autofree char *media = NULL;
                 if (!iso || (error && *error))
-                        return FALSE;
+                        return NULL;
                 if (media_name) {
                         g_autoptr(JsonObject) m =
                                 store_get(req->store, resource_by_kind("media"), media_name, 0,
                                           error);
                         if (!m)
-                                return FALSE;
-                        media = g_strdup(json_object_get_string_member(m, "path"));
+                                return NULL;
+                        media = g_strdup(row_str(m, "path"));
                         o->extra = json_object_new();
                         json_object_set_int_member(o->extra, "media",
-                                                   json_object_get_int_member(m, "id"));
+                                                   row_int(m, "id"));
                 } else if (attach) {
                         GError *local = NULL;
                         media = api_ref_path(req, g, "media_id", "media", &local);
@@ -546,19 +520,17 @@ static gboolean order_build(ApiRequest *req, Order *o, JsonObject *g, const char
                                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                                                     "name the media storage of the ISO "
                                                     "('media')");
-                                return FALSE;
+                                return NULL;
                         }
                 }
                 if (!o->extra)
                         o->extra = json_object_new();
                 json_object_set_string_member(o->extra, "iso", iso);
-                if (attach)
-                        json_object_set_string_member(a, "media", media);
-                json_object_set_string_member(a, "iso", iso);
-                *agent_op = "domain.media";
+                cmd = hostcmd_media(domain, attach ? media : NULL, iso);
         }
-        *args = g_steal_pointer(&a);
-        return TRUE;
+        if (!cmd)
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "no command for '%s'", op);
+        return cmd;
 }
 
 /* A user may reboot or reset their own desktop when its pool allows it (user_actions). */
@@ -566,18 +538,18 @@ static gboolean user_may_act(ApiRequest *req, JsonObject *desktop, GError **erro
 {
         g_autoptr(JsonObject) pool = NULL;
 
-        if (json_row_ref(desktop, "user_id") != req->caller.user_id) {
+        if (row_ref(desktop, "user_id") != req->caller.user_id) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND, "no such desktop of yours");
                 return FALSE;
         }
         pool = store_get(req->store, resource_by_kind("pool"),
-                         json_object_get_string_member(desktop, "pool"), 0, error);
+                         row_str(desktop, "pool"), 0, error);
         if (!pool)
                 return FALSE;
-        if (!json_object_get_boolean_member(pool, "user_actions")) {
+        if (!row_bool(pool, "user_actions")) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN,
                             "pool '%s' does not let its users %s their desktop (user_actions)",
-                            json_object_get_string_member(pool, "name"), req->route->op);
+                            row_str(pool, "name"), req->route->op);
                 return FALSE;
         }
         return TRUE;
@@ -590,8 +562,8 @@ void api_guest_action(ApiRequest *req)
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) g = store_get(req->store, guests, req->params[0], 0, &error);
         g_autofree char *domain = NULL;
-        const char *agent_op = NULL, *state;
-        JsonObject *args = NULL;
+        HostCmd *cmd;
+        const char *state;
         guint timeout = 0;
         Order *o;
 
@@ -604,23 +576,23 @@ void api_guest_action(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        state = json_object_get_string_member(g, "state");
+        state = row_str(g, "state");
         o = g_new0(Order, 1);
         o->req = req;
         o->op = g_strdup(req->route->op);
-        o->guest_id = json_object_get_int_member(g, "id");
+        o->guest_id = row_int(g, "id");
         o->res = guests;
         domain = agent_domain_name(req->mgr->installation, guests->kind, o->guest_id);
         if (guests == resource_by_kind("desktop") &&
-            (g_str_equal(state, "provisioning") || g_str_equal(state, "deleting") ||
-             g_str_equal(state, "failed"))) {
+            (row_desktop_state(g) == DESKTOP_PROVISIONING ||
+             row_desktop_state(g) == DESKTOP_DELETING || row_desktop_state(g) == DESKTOP_FAILED)) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                             "desktop '%s' is %s: wait for the pool's reconciler (or recompose a "
                             "failed one)",
-                            json_object_get_string_member(g, "name"), state);
+                            row_str(g, "name"), state);
                 goto fail;
         }
-        if (g_str_equal(state, "stopped") &&
+        if (g_str_equal(state, row_power_word(guests, POWER_STOPPED)) &&
             (g_str_equal(o->op, "stop") || g_str_equal(o->op, "destroy"))) {
                 gint64 t;
                 if (!agent_arg_int(req->body, "timeout", 1, 3600, 60, &t, &error))
@@ -629,10 +601,10 @@ void api_guest_action(ApiRequest *req)
                 api_reply_object(req, 200, g_steal_pointer(&g));
                 return;
         }
-        if (!g_str_equal(o->op, "start") && g_str_equal(state, "stopped")) {
+        if (!g_str_equal(o->op, "start") && g_str_equal(state, row_power_word(guests, POWER_STOPPED))) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                             "%s '%s' is stopped: start it first", guests->kind,
-                            json_object_get_string_member(g, "name"));
+                            row_str(g, "name"));
                 goto fail;
         }
         o->host_id = api_pick_host(req, g, g_str_equal(o->op, "start") && req->body
@@ -642,14 +614,14 @@ void api_guest_action(ApiRequest *req)
         if (!o->host_id) {
                 if (!error)
                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
-                                    "guest '%s' is on no host", json_object_get_string_member(g, "name"));
+                                    "guest '%s' is on no host", row_str(g, "name"));
                 goto fail;
         }
-        if (!order_build(req, o, g, domain, &agent_op, &args, &timeout, &error))
+        if (!(cmd = order_build(req, o, g, domain, &timeout, &error)))
                 goto fail;
         api_pause(req);
-        if (!agents_call(req->mgr->agents, o->host_id, agent_op, args, timeout, order_done, o,
-                         &error))
+        if (!hostcmd_send(&(HostCall){req->mgr->agents, o->host_id, timeout, order_done, o}, cmd,
+                          &error))
                 goto fail;
         return;
 fail:
@@ -665,7 +637,7 @@ static void undefined(JsonObject *result, const GError *error, gpointer data)
         Order *o = data;
         ApiRequest *req = o->req;
         g_autoptr(GError) err = NULL;
-        g_autofree char *gid = id_text(o->guest_id);
+        g_autofree char *gid = util_id_text(o->guest_id);
 
         if (error && !g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND)) {
                 api_reply_error(req, error);
@@ -684,24 +656,24 @@ void api_guest_delete(ApiRequest *req)
         g_autoptr(JsonObject) g = store_get(req->store, guests, req->params[0], 0, &error);
         JsonNode *host;
         Order *o;
-        JsonObject *args;
+        g_autofree char *dom = NULL;
 
         if (!g) {
                 api_reply_error(req, error);
                 return;
         }
-        if (!g_str_equal(json_object_get_string_member(g, "state"), "stopped")) {
+        if (row_vm_state(g) != VM_STOPPED) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                             "guest '%s' is %s: stop it before deleting it",
-                            json_object_get_string_member(g, "name"),
-                            json_object_get_string_member(g, "state"));
+                            row_str(g, "name"),
+                            row_str(g, "state"));
                 api_reply_error(req, error);
                 return;
         }
         o = g_new0(Order, 1);
         o->req = req;
         o->op = g_strdup("delete");
-        o->guest_id = json_object_get_int_member(g, "id");
+        o->guest_id = row_int(g, "id");
         o->res = guests;
         host = json_object_get_member(g, "host_id");
         if (!host || JSON_NODE_HOLDS_NULL(host) ||
@@ -709,15 +681,11 @@ void api_guest_delete(ApiRequest *req)
                 undefined(NULL, NULL, o);
                 return;
         }
-        args = json_object_new();
-        {
-                g_autofree char *dom =
-                        agent_domain_name(req->mgr->installation, "guest", o->guest_id);
-                json_object_set_string_member(args, "domain", dom);
-        }
+        dom = agent_domain_name(req->mgr->installation, "guest", o->guest_id);
         api_pause(req);
-        if (!agents_call(req->mgr->agents, json_node_get_int(host), "domain.undefine", args,
-                         MCFG_INT(req->mgr, "agent_command_timeout"), undefined, o, &error)) {
+        if (!hostcmd_send(&(HostCall){req->mgr->agents, json_node_get_int(host),
+                                      MCFG_INT(req->mgr, "agent_command_timeout"), undefined, o},
+                          hostcmd_undefine(dom), &error)) {
                 order_free(o);
                 api_reply_error(req, error);
         }
@@ -736,13 +704,12 @@ static void listed(JsonObject *result, const GError *error, gpointer data)
         order_free(o);
 }
 
-static void host_listing(ApiRequest *req, const char *kind, const char *op, const char *arg)
+static void host_listing(ApiRequest *req, const char *kind, HostCmd *(*list)(const char *dir))
 {
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) row = store_get(req->store, resource_by_kind(kind), req->params[0], 0,
                                               &error);
         g_autoptr(JsonObject) none = json_object_new();
-        JsonObject *args;
         Order *o;
 
         if (!row) {
@@ -751,7 +718,6 @@ static void host_listing(ApiRequest *req, const char *kind, const char *op, cons
         }
         o = g_new0(Order, 1);
         o->req = req;
-        o->op = g_strdup(op);
         json_object_set_null_member(none, "host_id");
         o->host_id = api_pick_host(req, none, NULL, &error);
         if (!o->host_id) {
@@ -759,11 +725,10 @@ static void host_listing(ApiRequest *req, const char *kind, const char *op, cons
                 api_reply_error(req, error);
                 return;
         }
-        args = json_object_new();
-        json_object_set_string_member(args, arg, json_object_get_string_member(row, "path"));
         api_pause(req);
-        if (!agents_call(req->mgr->agents, o->host_id, op, args,
-                         MCFG_INT(req->mgr, "agent_command_timeout"), listed, o, &error)) {
+        if (!hostcmd_send(&(HostCall){req->mgr->agents, o->host_id,
+                                      MCFG_INT(req->mgr, "agent_command_timeout"), listed, o},
+                          list(row_str(row, "path")), &error)) {
                 order_free(o);
                 api_reply_error(req, error);
         }
@@ -771,10 +736,10 @@ static void host_listing(ApiRequest *req, const char *kind, const char *op, cons
 
 void api_volume_images(ApiRequest *req)
 {
-        host_listing(req, "volume", "volume.list", "volume");
+        host_listing(req, "volume", hostcmd_volume_list);
 }
 
 void api_media_isos(ApiRequest *req)
 {
-        host_listing(req, "media", "media.list", "media");
+        host_listing(req, "media", hostcmd_media_list);
 }

@@ -2,6 +2,7 @@
 #define G_LOG_DOMAIN "api"
 
 #include "manager/api.h"
+#include "manager/rows.h"
 #include "manager/agents.h"
 #include "manager/pools.h"
 #include "common/error.h"
@@ -92,12 +93,11 @@ static void add_version_desktops(ApiRequest *req, JsonObject *o)
         JsonArray *names = json_array_new();
 
         g_hash_table_insert(f, (gpointer) "template_version",
-                            util_id_text(json_object_get_int_member(o, "id")));
+                            util_id_text(row_int(o, "id")));
         rows = store_list_all(req->store, resource_by_kind("desktop"), f, NULL);
         for (guint i = 0; rows && i < json_array_get_length(rows); i++)
                 json_array_add_string_element(
-                        names, json_object_get_string_member(json_array_get_object_element(rows, i),
-                                                             "name"));
+                        names, row_str(json_array_get_object_element(rows, i), "name"));
         json_object_set_array_member(o, "desktops", names);
 }
 
@@ -182,7 +182,7 @@ static void write_values(ApiRequest *req, JsonObject *values)
                 store_directory_stale(req->store); /* looked up again at the next login or pass */
         if (create) {
                 g_autofree char *loc = g_strdup_printf("/api/v1/%s/%" G_GINT64_FORMAT, res->plural,
-                                                       json_object_get_int_member(row, "id"));
+                                                       row_int(row, "id"));
                 soup_message_headers_replace(soup_server_message_get_response_headers(req->msg),
                                              "Location", loc);
         }
@@ -275,7 +275,7 @@ void api_objects_delete(ApiRequest *req)
                 return;
         }
         if (row) /* a removed host's credential is gone with its row; close its link too */
-                agents_forget(req->mgr->agents, json_object_get_int_member(row, "id"));
+                agents_forget(req->mgr->agents, row_int(row, "id"));
         if (req->route->res == resource_by_kind("session")) /* a stateless desktop is reset */
                 pools_kick(req->mgr->pools);
         api_reply_empty(req, 204);

@@ -8,17 +8,12 @@
 #include "common/jsonutil.h"
 #include "common/util.h"
 #include "manager/agents.h"
+#include "manager/rows.h"
+#include "manager/hostcmd.h"
 #include "manager/api.h"
 #include "manager/pools.h"
 #include "proto/agentproto.h"
 #include "proto/naming.h"
-
-static JsonObject *get_id(ApiRequest *req, const char *kind, gint64 id, GError **error)
-{
-        g_autofree char *sid = util_id_text(id);
-
-        return store_get(req->store, resource_by_kind(kind), sid, 0, error);
-}
 
 /* Before a pool is created or changed: a pool that should have desktops needs a host that can
  * make them, and a pool being deleted takes no change. */
@@ -34,17 +29,16 @@ gboolean api_pool_check(ApiRequest *req, gboolean create, GError **error)
                 old = store_get(req->store, resource_by_kind("pool"), req->params[0], 0, error);
                 if (!old)
                         return FALSE;
-                if (json_object_get_boolean_member(old, "deleting")) {
+                if (row_bool(old, "deleting")) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
-                                    "pool '%s' is being deleted",
-                                    json_object_get_string_member(old, "name"));
+                                    "pool '%s' is being deleted", row_str(old, "name"));
                         return FALSE;
                 }
         }
-        size = json_object_get_int_member_with_default(
-                body, "size", old ? json_object_get_int_member(old, "size") : 0);
-        hint = json_object_get_string_member_with_default(
-                body, "hosts", old ? json_object_get_string_member(old, "hosts") : "");
+        size = json_object_get_int_member_with_default(body, "size",
+                                                       old ? row_int(old, "size") : 0);
+        hint = json_object_get_string_member_with_default(body, "hosts",
+                                                          old ? row_str(old, "hosts") : "");
         if (size <= 0 ||
             (!create && !json_object_has_member(body, "size") &&
              !json_object_has_member(body, "template") && !json_object_has_member(body, "hosts")))
@@ -55,24 +49,22 @@ gboolean api_pool_check(ApiRequest *req, gboolean create, GError **error)
                                              : util_id_text(json_node_get_int(tn));
                 tpl = store_get(req->store, resource_by_kind("template"), t, 0, NULL);
         } else if (old) {
-                tpl = get_id(req, "template", json_row_ref(old, "template_id"), NULL);
+                tpl = row_get(req->store, "template", row_ref(old, "template_id"), NULL);
         }
         if (!tpl) /* the store names the missing reference */
                 return TRUE;
-        ver = pools_newest_version(req->store, json_object_get_int_member(tpl, "id"));
+        ver = pools_newest_version(req->store, row_int(tpl, "id"));
         if (!ver) /* a template still without a version: the pool waits for one */
                 return TRUE;
-        vol = get_id(req, "volume", json_row_ref(ver, "volume_id"), error);
+        vol = row_get(req->store, "volume", row_ref(ver, "volume_id"), error);
         if (!vol)
                 return FALSE;
-        if (!pools_volume_reachable(req->store, json_object_get_string_member(vol, "path"), hint)) {
+        if (!pools_volume_reachable(req->store, row_str(vol, "path"), hint)) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
                             "no host that is up and not in maintenance%s reaches volume '%s' "
                             "(%s) of template '%s': the pool's desktops could not be made",
-                            hint[0] ? " among the pool's 'hosts'" : "",
-                            json_object_get_string_member(vol, "name"),
-                            json_object_get_string_member(vol, "path"),
-                            json_object_get_string_member(tpl, "name"));
+                            hint[0] ? " among the pool's 'hosts'" : "", row_str(vol, "name"),
+                            row_str(vol, "path"), row_str(tpl, "name"));
                 return FALSE;
         }
         return TRUE;
@@ -81,9 +73,8 @@ gboolean api_pool_check(ApiRequest *req, gboolean create, GError **error)
 static void add_operation(ApiRequest *req, JsonObject *row, const char *kind,
                           const char *object_kind)
 {
-        gint64 id = pools_operation_start(req->store, kind, object_kind,
-                                          json_object_get_int_member(row, "id"),
-                                          json_object_get_string_member(row, "name"), &req->actor);
+        gint64 id = pools_operation_start(req->store, kind, object_kind, row_int(row, "id"),
+                                          row_str(row, "name"), &req->actor);
         if (id)
                 json_object_set_int_member(row, "operation", id);
         pools_kick(req->mgr->pools);
@@ -96,7 +87,7 @@ void api_pool_written(ApiRequest *req, JsonObject *old, JsonObject *row)
                 add_operation(req, row, "pool_create", "pool");
                 return;
         }
-        if (json_object_get_int_member(old, "size") != json_object_get_int_member(row, "size"))
+        if (row_int(old, "size") != row_int(row, "size"))
                 add_operation(req, row, "pool_resize", "pool");
         else
                 pools_kick(req->mgr->pools);
@@ -107,7 +98,7 @@ void api_session_written(ApiRequest *req, JsonObject *row)
 {
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) upd = NULL;
-        g_autofree char *did = util_id_text(json_row_ref(row, "desktop_id"));
+        g_autofree char *did = util_id_text(row_ref(row, "desktop_id"));
 
         json_object_set_boolean_member(patch, "dirty", TRUE);
         upd = store_update(req->store, resource_by_kind("desktop"), did, patch, NULL, NULL);
@@ -138,7 +129,7 @@ static gboolean force_asked(ApiRequest *req, GError **error)
 
 static gboolean end_session(ApiRequest *req, JsonObject *s, GError **error)
 {
-        g_autofree char *sid = util_id_text(json_object_get_int_member(s, "id"));
+        g_autofree char *sid = util_id_text(row_int(s, "id"));
 
         return store_delete(req->store, resource_by_kind("session"), sid, &req->actor, error);
 }
@@ -168,12 +159,11 @@ void api_pool_delete(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        desktops = rows_where(req, "desktop", "pool", json_object_get_int_member(pool, "id"));
+        desktops = rows_where(req, "desktop", "pool", row_int(pool, "id"));
         for (guint i = 0; desktops && i < json_array_get_length(desktops); i++) {
                 JsonArray *s =
                         rows_where(req, "session", "desktop",
-                                   json_object_get_int_member(
-                                           json_array_get_object_element(desktops, i), "id"));
+                                   row_int(json_array_get_object_element(desktops, i), "id"));
                 if (s) {
                         n += json_array_get_length(s);
                         g_ptr_array_add(sessions, s);
@@ -183,7 +173,7 @@ void api_pool_delete(ApiRequest *req)
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE,
                             "pool '%s' has %u active session(s): end them first, or delete with "
                             "--force (?force=true) to end them",
-                            json_object_get_string_member(pool, "name"), n);
+                            row_str(pool, "name"), n);
                 api_reply_error(req, error);
                 return;
         }
@@ -222,15 +212,14 @@ void api_desktop_delete(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        sessions = rows_where(req, "session", "desktop", json_object_get_int_member(d, "id"));
+        sessions = rows_where(req, "session", "desktop", row_int(d, "id"));
         if (sessions && json_array_get_length(sessions) > 0) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE,
-                            "desktop '%s' has an active session: end it first",
-                            json_object_get_string_member(d, "name"));
+                            "desktop '%s' has an active session: end it first", row_str(d, "name"));
                 api_reply_error(req, error);
                 return;
         }
-        json_object_set_string_member(patch, "state", "deleting");
+        row_set_desktop_state(patch, DESKTOP_DELETING);
         json_object_set_int_member(patch, "state_since", g_get_real_time() / G_USEC_PER_SEC);
         upd = store_update(req->store, resource_by_kind("desktop"), req->params[0], patch,
                            &req->actor, &error);
@@ -258,38 +247,37 @@ void api_desktop_recompose(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        state = json_object_get_string_member(d, "state");
-        sessions = rows_where(req, "session", "desktop", json_object_get_int_member(d, "id"));
+        state = row_str(d, "state");
+        sessions = rows_where(req, "session", "desktop", row_int(d, "id"));
         if (sessions && json_array_get_length(sessions) > 0) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE,
                             "desktop '%s' has an active session: end it before recomposing",
-                            json_object_get_string_member(d, "name"));
+                            row_str(d, "name"));
                 api_reply_error(req, error);
                 return;
         }
-        if (g_str_equal(state, "deleting") || g_str_equal(state, "provisioning")) {
+        if (row_desktop_state(d) == DESKTOP_DELETING ||
+            row_desktop_state(d) == DESKTOP_PROVISIONING) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
-                            "desktop '%s' is %s already", json_object_get_string_member(d, "name"),
-                            state);
+                            "desktop '%s' is %s already", row_str(d, "name"), state);
                 api_reply_error(req, error);
                 return;
         }
-        pool = get_id(req, "pool", json_row_ref(d, "pool_id"), &error);
-        ver = pool ? pools_newest_version(req->store, json_row_ref(pool, "template_id")) : NULL;
+        pool = row_get(req->store, "pool", row_ref(d, "pool_id"), &error);
+        ver = pool ? pools_newest_version(req->store, row_ref(pool, "template_id")) : NULL;
         if (!ver) {
                 if (!error)
                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                                     "the template of desktop '%s' has no version",
-                                    json_object_get_string_member(d, "name"));
+                                    row_str(d, "name"));
                 api_reply_error(req, error);
                 return;
         }
         patch = json_object_new();
-        json_object_set_string_member(patch, "state", "provisioning");
+        row_set_desktop_state(patch, DESKTOP_PROVISIONING);
         json_object_set_int_member(patch, "state_since", g_get_real_time() / G_USEC_PER_SEC);
-        json_object_set_int_member(patch, "template_version",
-                                   json_object_get_int_member(ver, "id"));
-        json_object_set_int_member(patch, "volume", json_row_ref(ver, "volume_id"));
+        json_object_set_int_member(patch, "template_version", row_int(ver, "id"));
+        json_object_set_int_member(patch, "volume", row_ref(ver, "volume_id"));
         json_object_set_boolean_member(patch, "dirty", FALSE);
         json_object_set_string_member(patch, "failure", "");
         upd = store_update(req->store, resource_by_kind("desktop"), req->params[0], patch,
@@ -344,15 +332,15 @@ static void disk_listed(JsonObject *result, const GError *error, gpointer data)
         images = json_object_get_array_member(result, "images");
         for (guint i = 0; images && i < json_array_get_length(images); i++) {
                 JsonObject *im = json_array_get_object_element(images, i);
-                const char *name = json_object_get_string_member(im, "name");
-                gint64 bytes = json_object_get_int_member_with_default(im, "bytes", 0);
+                const char *name = row_str(im, "name");
+                gint64 bytes = row_int(im, "bytes");
                 if (g_hash_table_contains(a->overlays, name))
                         overlay += bytes;
                 else if (g_str_equal(name, a->base))
                         base = bytes;
         }
         o = json_object_new();
-        json_object_set_string_member(o, "pool", json_object_get_string_member(a->pool, "name"));
+        json_object_set_string_member(o, "pool", row_str(a->pool, "name"));
         json_object_set_int_member(o, "desktops", a->desktops);
         json_object_set_string_member(o, "base_image", a->base);
         json_object_set_int_member(o, "base_bytes", base);
@@ -377,26 +365,25 @@ void api_pool_disk(ApiRequest *req)
         g_autoptr(JsonObject) ver = NULL, vol = NULL, none = NULL;
         g_autoptr(JsonArray) desktops = NULL;
         DiskAsk *a;
-        JsonObject *args;
         gint64 host;
 
         if (!pool) {
                 api_reply_error(req, error);
                 return;
         }
-        ver = pools_newest_version(req->store, json_row_ref(pool, "template_id"));
-        vol = ver ? get_id(req, "volume", json_row_ref(ver, "volume_id"), &error) : NULL;
+        ver = pools_newest_version(req->store, row_ref(pool, "template_id"));
+        vol = ver ? row_get(req->store, "volume", row_ref(ver, "volume_id"), &error) : NULL;
         if (!vol) {
                 if (!error)
                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                                     "pool '%s': its template has no version yet",
-                                    json_object_get_string_member(pool, "name"));
+                                    row_str(pool, "name"));
                 api_reply_error(req, error);
                 return;
         }
         none = json_object_new();
         json_object_set_null_member(none, "host_id");
-        json_object_set_string_member(none, "state", "stopped");
+        row_set_vm_state(none, VM_STOPPED);
         host = api_pick_host(req, none, NULL, &error);
         if (!host) {
                 api_reply_error(req, error);
@@ -406,22 +393,20 @@ void api_pool_disk(ApiRequest *req)
         a->req = req;
         a->pool = json_object_ref(pool);
         a->overlays = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-        a->base = g_strdup(json_object_get_string_member(ver, "image"));
-        desktops = rows_where(req, "desktop", "pool", json_object_get_int_member(pool, "id"));
+        a->base = g_strdup(row_str(ver, "image"));
+        desktops = rows_where(req, "desktop", "pool", row_int(pool, "id"));
         for (guint i = 0; desktops && i < json_array_get_length(desktops); i++) {
                 JsonObject *d = json_array_get_object_element(desktops, i);
-                if (g_str_equal(json_object_get_string_member(d, "state"), "deleting"))
+                if (row_desktop_state(d) == DESKTOP_DELETING)
                         continue;
                 g_hash_table_add(a->overlays,
-                                 desktop_overlay_name(req->mgr->installation,
-                                                      json_object_get_int_member(d, "id")));
+                                 desktop_overlay_name(req->mgr->installation, row_int(d, "id")));
                 a->desktops++;
         }
-        args = json_object_new();
-        json_object_set_string_member(args, "volume", json_object_get_string_member(vol, "path"));
         api_pause(req);
-        if (!agents_call(req->mgr->agents, host, "volume.list", args,
-                         MCFG_INT(req->mgr, "agent_command_timeout"), disk_listed, a, &error)) {
+        if (!hostcmd_send(&(HostCall){req->mgr->agents, host,
+                                      MCFG_INT(req->mgr, "agent_command_timeout"), disk_listed, a},
+                          hostcmd_volume_list(row_str(vol, "path")), &error)) {
                 disk_ask_free(a);
                 api_reply_error(req, error);
         }
@@ -449,8 +434,9 @@ void api_host_domains(ApiRequest *req)
                 return;
         }
         api_pause(req);
-        if (!agents_call(req->mgr->agents, json_object_get_int_member(host, "id"), "inventory",
-                         json_object_new(), MCFG_INT(req->mgr, "agent_command_timeout"),
-                         domains_listed, req, &error))
+        if (!hostcmd_send(&(HostCall){req->mgr->agents, row_id(host),
+                                      MCFG_INT(req->mgr, "agent_command_timeout"), domains_listed,
+                                      req},
+                          hostcmd_inventory(), &error))
                 api_reply_error(req, error);
 }

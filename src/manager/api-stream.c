@@ -13,6 +13,7 @@
 #define G_LOG_DOMAIN "api"
 
 #include "manager/api.h"
+#include "manager/rows.h"
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "common/util.h"
@@ -132,8 +133,7 @@ static void send_new_events(Stream *s)
         rows = node && JSON_NODE_HOLDS_ARRAY(node) ? json_node_get_array(node) : NULL;
         if (!rows || (len = json_array_get_length(rows)) == 0)
                 return;
-        s->last_event =
-                json_object_get_int_member(json_array_get_object_element(rows, len - 1), "id");
+        s->last_event = row_int(json_array_get_object_element(rows, len - 1), "id");
         id = g_strdup_printf("%" G_GINT64_FORMAT, s->last_event);
         send_event(s, "events", id, text->str);
 }
@@ -189,7 +189,7 @@ static gint64 newest_event(Store *store)
         rows = store_list(store, resource_by_kind("event"), &q, &next, NULL);
         if (!rows || json_array_get_length(rows) == 0)
                 return 0;
-        return json_object_get_int_member(json_array_get_object_element(rows, 0), "id");
+        return row_int(json_array_get_object_element(rows, 0), "id");
 }
 
 void api_stream(ApiRequest *req)

@@ -11,6 +11,8 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "manager/agents.h"
+#include "manager/rows.h"
+#include "manager/hostcmd.h"
 #include "manager/api.h"
 #include "manager/pools.h"
 #include "proto/agentproto.h"
@@ -27,7 +29,7 @@ typedef struct {
         char *volume_path;
         JsonObject *template_values; /* create: the template; update: the patch */
         JsonObject *version_values;
-        JsonObject *base_args;       /* image.base, sent once the guest is stopped */
+        HostCmd *base_cmd;           /* the base image's, sent once the guest is stopped */
         gint64 guest_id;
         guint seal_step;             /* --seal: 0 seal, 1 guest shutdown, 2 wait stopped */
 } Freeze;
@@ -41,8 +43,7 @@ static void freeze_free(Freeze *f)
                 json_object_unref(f->template_values);
         if (f->version_values)
                 json_object_unref(f->version_values);
-        if (f->base_args)
-                json_object_unref(f->base_args);
+        host_cmd_free(f->base_cmd);
         g_free(f);
 }
 
@@ -73,11 +74,9 @@ static void frozen(JsonObject *result, const GError *error, gpointer data)
         }
         rows = store_change_batch(req->store, changes, 2, &req->actor, &err);
         if (!rows) { /* roll back: the image goes too */
-                JsonObject *args = json_object_new();
-                json_object_set_string_member(args, "volume", f->volume_path);
-                json_object_set_string_member(args, "name", f->image);
-                agents_call(req->mgr->agents, f->host_id, "image.delete", args, 120,
-                            image_removed, g_strdup(f->image), NULL);
+                hostcmd_send(&(HostCall){req->mgr->agents, f->host_id, 120, image_removed,
+                                         g_strdup(f->image)},
+                             hostcmd_image_delete(f->volume_path, f->image), NULL);
                 api_reply_error(req, err);
                 freeze_free(f);
                 return;
@@ -98,9 +97,9 @@ static void freeze_send(Freeze *f)
         g_autoptr(GError) error = NULL;
         ApiRequest *req = f->req;
 
-        if (!agents_call(req->mgr->agents, f->host_id, "image.base",
-                         g_steal_pointer(&f->base_args), MCFG_INT(req->mgr, "agent_command_timeout"),
-                         frozen, f, &error)) {
+        if (!hostcmd_send(&(HostCall){req->mgr->agents, f->host_id,
+                                      MCFG_INT(req->mgr, "agent_command_timeout"), frozen, f},
+                          g_steal_pointer(&f->base_cmd), &error)) {
                 api_reply_error(req, error);
                 freeze_free(f);
         }
@@ -115,8 +114,7 @@ static void seal_next(JsonObject *result, const GError *error, gpointer data)
         g_autofree char *gid = g_strdup_printf("%" G_GINT64_FORMAT, f->guest_id);
         g_autofree char *domain = agent_domain_name(req->mgr->installation, "guest", f->guest_id);
         g_autoptr(GError) err = NULL;
-        JsonObject *args;
-        const char *op;
+        HostCmd *cmd;
         guint timeout = 60;
 
         /* The guest's own shutdown may end its channel before it answers: that is fine. */
@@ -137,26 +135,24 @@ static void seal_next(JsonObject *result, const GError *error, gpointer data)
                         freeze_free(f);
                         return;
                 }
-                json_object_set_string_member(patch, "state", "stopped");
+                row_set_vm_state(patch, VM_STOPPED);
                 upd = store_update(req->store, resource_by_kind("guest"), gid, patch, NULL, NULL);
                 store_event_add(req->store, &req->actor, "seal", "guest", f->guest_id,
                                 f->template_name, "sealed and stopped for a template", NULL);
                 freeze_send(f);
                 return;
         }
-        args = json_object_new();
-        json_object_set_string_member(args, "domain", domain);
         if (f->seal_step == 0 || f->seal_step == 1) {
-                op = "guest.request";
-                json_object_set_string_member(args, "op", f->seal_step == 0 ? "seal" : "shutdown");
+                cmd = hostcmd_guest_request(
+                        domain, f->seal_step == 0 ? GUEST_OP_SEAL : GUEST_OP_SHUTDOWN, NULL);
                 timeout = 40;
         } else {
-                op = "domain.shutdown";
-                json_object_set_int_member(args, "timeout", 60);
+                cmd = hostcmd_shutdown(domain, 60, FALSE);
                 timeout = 60 + MCFG_INT(req->mgr, "agent_command_timeout");
         }
         f->seal_step = f->seal_step == 1 ? 2 : f->seal_step == 2 ? 3 : 1;
-        if (!agents_call(req->mgr->agents, f->host_id, op, args, timeout, seal_next, f, &err)) {
+        if (!hostcmd_send(&(HostCall){req->mgr->agents, f->host_id, timeout, seal_next, f}, cmd,
+                          &err)) {
                 api_reply_error(req, err);
                 freeze_free(f);
         }
@@ -170,7 +166,6 @@ void api_template_from_guest(ApiRequest *req, gboolean create)
         g_autofree char *guest_ref = NULL, *source_volume = NULL, *vname = NULL;
         JsonNode *from = json_object_get_member(req->body, "from_guest");
         Freeze *f = NULL;
-        JsonObject *args;
         const char *volume_ref;
         gboolean seal = FALSE;
 
@@ -205,11 +200,10 @@ void api_template_from_guest(ApiRequest *req, gboolean create)
                 goto fail;
         }
         /* Sealing is done by atrium-guest in the running guest; freezing reads a stopped one. */
-        if (!g_str_equal(json_object_get_string_member(guest, "state"),
-                         seal ? "running" : "stopped")) {
+        if (row_vm_state(guest) != (seal ? VM_RUNNING : VM_STOPPED)) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT, "guest '%s' is %s: %s",
-                            json_object_get_string_member(guest, "name"),
-                            json_object_get_string_member(guest, "state"),
+                            row_str(guest, "name"),
+                            row_str(guest, "state"),
                             seal ? "--seal needs it running (atrium-guest inside it does the "
                                    "sealing, then it is shut down)"
                                  : "a template is made from a stopped guest (shut it down "
@@ -217,11 +211,11 @@ void api_template_from_guest(ApiRequest *req, gboolean create)
                 goto fail;
         }
         source_volume = api_ref_path(req, guest, "volume_id", "volume", &error);
-        if (!source_volume || !json_object_get_string_member(guest, "disk")[0]) {
+        if (!source_volume || !row_str(guest, "disk")[0]) {
                 if (!error)
                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                                     "guest '%s' has no disk to make a template from",
-                                    json_object_get_string_member(guest, "name"));
+                                    row_str(guest, "name"));
                 goto fail;
         }
         f = g_new0(Freeze, 1);
@@ -239,16 +233,16 @@ void api_template_from_guest(ApiRequest *req, gboolean create)
         } else {
                 if (!(tpl = store_get(req->store, templates, req->params[0], 0, &error)))
                         goto fail;
-                f->template_name = g_strdup(json_object_get_string_member(tpl, "name"));
-                volume_ref = json_object_get_string_member(tpl, "volume");
-                f->version = json_object_get_int_member(tpl, "version") + 1;
+                f->template_name = g_strdup(row_str(tpl, "name"));
+                volume_ref = row_str(tpl, "volume");
+                f->version = row_int(tpl, "version") + 1;
         }
         {
                 g_autoptr(JsonObject) vol =
                         store_get(req->store, resource_by_kind("volume"), volume_ref, 0, &error);
                 if (!vol)
                         goto fail;
-                f->volume_path = g_strdup(json_object_get_string_member(vol, "path"));
+                f->volume_path = g_strdup(row_str(vol, "path"));
         }
         f->host_id = api_pick_host(req, guest, NULL, &error);
         if (!f->host_id)
@@ -268,7 +262,7 @@ void api_template_from_guest(ApiRequest *req, gboolean create)
                                                        json_object_dup_member(guest, hw[i]));
                 json_object_set_int_member(f->template_values, "version", f->version);
                 json_object_set_string_member(f->template_values, "guest",
-                                              json_object_get_string_member(guest, "name"));
+                                              row_str(guest, "name"));
                 f->version_values = json_object_new();
                 json_object_set_string_member(f->version_values, "name", vname);
                 json_object_set_string_member(f->version_values, "template", f->template_name);
@@ -276,19 +270,15 @@ void api_template_from_guest(ApiRequest *req, gboolean create)
                 json_object_set_string_member(f->version_values, "volume", volume_ref);
                 json_object_set_string_member(f->version_values, "image", f->image);
                 json_object_set_string_member(f->version_values, "guest",
-                                              json_object_get_string_member(guest, "name"));
+                                              row_str(guest, "name"));
                 for (gsize i = 0; i < G_N_ELEMENTS(hw); i++)
                         json_object_set_member(
                                 f->version_values, hw[i],
                                 json_object_dup_member(create ? f->template_values : tpl, hw[i]));
         }
-        args = json_object_new();
-        json_object_set_string_member(args, "volume", f->volume_path);
-        json_object_set_string_member(args, "name", f->image);
-        json_object_set_string_member(args, "source_volume", source_volume);
-        json_object_set_string_member(args, "source", json_object_get_string_member(guest, "disk"));
-        f->base_args = args;
-        f->guest_id = json_object_get_int_member(guest, "id");
+        f->base_cmd = hostcmd_image_base(f->volume_path, f->image, source_volume,
+                                         row_str(guest, "disk"));
+        f->guest_id = row_int(guest, "id");
         api_pause(req);
         if (seal)
                 seal_next(NULL, NULL, f);
@@ -312,16 +302,15 @@ static gboolean version_unused(ApiRequest *req, JsonObject *v, GError **error)
         gint64 next = 0;
 
         g_hash_table_insert(filters, (gpointer) "template_version",
-                            (gpointer)json_object_get_string_member(v, "name"));
+                            (gpointer)row_str(v, "name"));
         users = store_list(req->store, resource_by_kind("desktop"), &q, &next, error);
         if (!users)
                 return FALSE;
         if (json_array_get_length(users) > 0) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE,
                             "version '%s' is still used by desktop '%s' (and maybe more)",
-                            json_object_get_string_member(v, "name"),
-                            json_object_get_string_member(json_array_get_object_element(users, 0),
-                                                          "name"));
+                            row_str(v, "name"),
+                            row_str(json_array_get_object_element(users, 0), "name"));
                 return FALSE;
         }
         return TRUE;
@@ -356,22 +345,21 @@ void api_template_version_delete(ApiRequest *req)
         g_autoptr(JsonObject) tpl = NULL, none = json_object_new();
         g_autofree char *tid = NULL, *volume = NULL;
         VersionDelete *d;
-        JsonObject *args;
         gint64 host;
 
         if (!v) {
                 api_reply_error(req, error);
                 return;
         }
-        tid = g_strdup_printf("%" G_GINT64_FORMAT, json_object_get_int_member(v, "template_id"));
+        tid = g_strdup_printf("%" G_GINT64_FORMAT, row_int(v, "template_id"));
         tpl = store_get(req->store, resource_by_kind("template"), tid, 0, &error);
-        if (tpl && json_object_get_int_member(tpl, "version") ==
-                           json_object_get_int_member(v, "version")) {
+        if (tpl && row_int(tpl, "version") ==
+                           row_int(v, "version")) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                             "'%s' is the newest version of template '%s': add a newer one first "
                             "(or delete the template)",
-                            json_object_get_string_member(v, "name"),
-                            json_object_get_string_member(tpl, "name"));
+                            row_str(v, "name"),
+                            row_str(tpl, "name"));
                 api_reply_error(req, error);
                 return;
         }
@@ -392,14 +380,12 @@ void api_template_version_delete(ApiRequest *req)
         }
         d = g_new0(VersionDelete, 1);
         d->req = req;
-        d->id = json_object_get_int_member(v, "id");
-        args = json_object_new();
-        json_object_set_string_member(args, "volume", volume);
-        json_object_set_string_member(args, "name", json_object_get_string_member(v, "image"));
+        d->id = row_int(v, "id");
         api_pause(req);
-        if (!agents_call(req->mgr->agents, host, "image.delete", args,
-                         MCFG_INT(req->mgr, "agent_command_timeout"), version_image_deleted, d,
-                         &error)) {
+        if (!hostcmd_send(&(HostCall){req->mgr->agents, host,
+                                      MCFG_INT(req->mgr, "agent_command_timeout"),
+                                      version_image_deleted, d},
+                          hostcmd_image_delete(volume, row_str(v, "image")), &error)) {
                 g_free(d);
                 api_reply_error(req, error);
         }
@@ -433,7 +419,7 @@ static void template_image_deleted(JsonObject *result, const GError *error, gpoi
         JsonObject *v = json_array_get_object_element(d->versions, 0);
         g_autoptr(GError) err = NULL;
         g_autofree char *vid = g_strdup_printf("%" G_GINT64_FORMAT,
-                                               json_object_get_int_member(v, "id"));
+                                               row_int(v, "id"));
 
         if (error && !g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND)) {
                 api_reply_error(d->req, error);
@@ -453,7 +439,7 @@ static void template_image_deleted(JsonObject *result, const GError *error, gpoi
 static void template_delete_next(TemplateDelete *d)
 {
         g_autoptr(GError) error = NULL;
-        JsonObject *v, *args;
+        JsonObject *v;
         g_autofree char *volume = NULL;
 
         if (json_array_get_length(d->versions) == 0) {
@@ -467,12 +453,11 @@ static void template_delete_next(TemplateDelete *d)
         }
         v = json_array_get_object_element(d->versions, 0);
         volume = api_ref_path(d->req, v, "volume_id", "volume", &error);
-        args = json_object_new();
-        json_object_set_string_member(args, "volume", volume ? volume : "");
-        json_object_set_string_member(args, "name", json_object_get_string_member(v, "image"));
-        if (!agents_call(d->req->mgr->agents, d->host, "image.delete", args,
-                         MCFG_INT(d->req->mgr, "agent_command_timeout"), template_image_deleted,
-                         d, &error)) {
+        if (!hostcmd_send(&(HostCall){d->req->mgr->agents, d->host,
+                                      MCFG_INT(d->req->mgr, "agent_command_timeout"),
+                                      template_image_deleted, d},
+                          hostcmd_image_delete(volume ? volume : "", row_str(v, "image")),
+                          &error)) {
                 api_reply_error(d->req, error);
                 template_delete_free(d);
         }
@@ -493,14 +478,14 @@ void api_template_delete(ApiRequest *req)
                 return;
         }
         g_hash_table_insert(filters, (gpointer) "template",
-                            (gpointer)json_object_get_string_member(tpl, "name"));
+                            (gpointer)row_str(tpl, "name"));
         pools = store_list_all(req->store, resource_by_kind("pool"), filters, &error);
         if (pools && json_array_get_length(pools) > 0) {
                 guint np = json_array_get_length(pools);
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE,
                             "template '%s' is still used by %u pool%s (field 'template'); "
                             "remove or change %s first",
-                            json_object_get_string_member(tpl, "name"), np, np == 1 ? "" : "s",
+                            row_str(tpl, "name"), np, np == 1 ? "" : "s",
                             np == 1 ? "it" : "them");
                 api_reply_error(req, error);
                 return;
@@ -519,7 +504,7 @@ void api_template_delete(ApiRequest *req)
         }
         d = g_new0(TemplateDelete, 1);
         d->req = req;
-        d->template_id = g_strdup_printf("%" G_GINT64_FORMAT, json_object_get_int_member(tpl, "id"));
+        d->template_id = g_strdup_printf("%" G_GINT64_FORMAT, row_int(tpl, "id"));
         d->versions = json_array_ref(versions);
         if (json_array_get_length(versions) > 0) {
                 json_object_set_null_member(none, "host_id");

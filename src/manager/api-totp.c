@@ -7,16 +7,12 @@
 #define G_LOG_DOMAIN "api"
 
 #include "manager/api.h"
+#include "manager/rows.h"
 #include "auth/totp.h"
 #include "common/error.h"
 #include "common/util.h"
 
 #include <string.h>
-
-static gint64 now_s(void)
-{
-        return g_get_real_time() / G_USEC_PER_SEC;
-}
 
 gboolean totp_required_for(Manager *mgr, Role role, gboolean user_required)
 {
@@ -46,7 +42,7 @@ TotpCheck totp_login_check(ApiRequest *req, gint64 user_id, Role role, const cha
                             "enter the one-time code from your authenticator app (or a "
                             "recovery code) as 'otp'");
                 out = TOTP_REFUSED;
-        } else if (totp_verify(t.secret, otp, now_s(), &step)) {
+        } else if (totp_verify(t.secret, otp, row_now(), &step)) {
                 store_totp_used(req->store, user_id, step, NULL);
         } else {
                 g_autofree char *h = totp_recovery_hash(otp);
@@ -133,7 +129,7 @@ void api_totp_confirm(ApiRequest *req)
                             t.enabled ? "TOTP is already on"
                                       : "no TOTP secret to confirm: start "
                                         "with POST /api/v1/me/totp");
-        else if (!totp_verify(t.secret, code, now_s(), &step))
+        else if (!totp_verify(t.secret, code, row_now(), &step))
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                             "field 'code': not the code the app shows now (check the device's "
                             "clock, and that it holds the secret just issued)");
@@ -184,7 +180,7 @@ void api_totp_disable(ApiRequest *req)
                             "reset it for a new device)");
         } else {
                 g_autofree char *h = totp_recovery_hash(code);
-                ok = totp_verify(t.secret, code, now_s(), &step) ||
+                ok = totp_verify(t.secret, code, row_now(), &step) ||
                      store_recovery_use(req->store, req->caller.user_id, h);
                 if (!ok)
                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
@@ -205,7 +201,7 @@ void api_totp_reset(ApiRequest *req)
         g_autoptr(JsonObject) u =
                 store_get(req->store, resource_by_kind("user"), req->params[0], 0, &error);
 
-        if (!u || !store_totp_disable(req->store, &req->actor, json_object_get_int_member(u, "id"),
+        if (!u || !store_totp_disable(req->store, &req->actor, row_int(u, "id"),
                                       "reset by an admin (enrol again)", &error)) {
                 api_reply_error(req, error);
                 return;

@@ -12,6 +12,7 @@
 #define G_LOG_DOMAIN "api"
 
 #include "manager/api.h"
+#include "manager/rows.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -141,7 +142,7 @@ static gboolean begin(ServeContext *sc, SoupServerMessage *msg, char **params, G
                             len, max);
                 return FALSE;
         }
-        dir = json_object_get_string_member(media, "path");
+        dir = row_str(media, "path");
         if (!g_file_test(dir, G_FILE_TEST_IS_DIR) || access(dir, W_OK) != 0) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
                             "the manager cannot write the media storage's directory '%s' (%s): "
@@ -164,7 +165,7 @@ static gboolean begin(ServeContext *sc, SoupServerMessage *msg, char **params, G
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_DUPLICATE,
                             "'%s' already exists in media storage '%s': delete it first or "
                             "upload under another name",
-                            params[1], json_object_get_string_member(media, "name"));
+                            params[1], row_str(media, "name"));
                 u->fd = -1;
                 upload_free(u);
                 return FALSE;
@@ -179,8 +180,8 @@ static gboolean begin(ServeContext *sc, SoupServerMessage *msg, char **params, G
         }
         u->tmp = g_steal_pointer(&tmpl);
         u->expected = len;
-        u->media_id = json_object_get_int_member(media, "id");
-        u->media_name = g_strdup(json_object_get_string_member(media, "name"));
+        u->media_id = row_int(media, "id");
+        u->media_name = g_strdup(row_str(media, "name"));
         soup_message_body_set_accumulate(soup_server_message_get_request_body(msg), FALSE);
         u->chunk_id = g_signal_connect(msg, "got-chunk", G_CALLBACK(got_chunk), u);
         g_object_set_data_full(G_OBJECT(msg), UPLOAD_KEY, u, upload_free);

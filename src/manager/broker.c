@@ -16,6 +16,8 @@
 #include "common/jsonutil.h"
 #include "common/util.h"
 #include "manager/agents.h"
+#include "manager/hostcmd.h"
+#include "manager/rows.h"
 #include "manager/api.h"
 #include "manager/broker.h"
 #include "manager/pools.h"
@@ -28,11 +30,6 @@
 #include <string.h>
 
 static GMutex assign_lock; /* one manager: picking and assigning a desktop is one step */
-
-static const char *str(JsonObject *o, const char *k)
-{
-        return json_object_get_string_member_with_default(o, k, "");
-}
 
 static JsonArray *rows_where(Store *st, const char *kind, const char *field, gint64 id)
 {
@@ -78,11 +75,10 @@ static void add_pools_of(Store *st, GHashTable *pools, const char *field, gint64
         g_autoptr(JsonArray) ents = rows_where(st, "entitlement", field, id);
 
         for (guint i = 0; ents && i < json_array_get_length(ents); i++)
-                g_hash_table_add(
-                        pools,
-                        g_memdup2(&(gint64){json_row_ref(json_array_get_object_element(ents, i),
-                                                         "pool_id")},
-                                  sizeof(gint64)));
+                g_hash_table_add(pools,
+                                 g_memdup2(&(gint64){row_ref(json_array_get_object_element(ents, i),
+                                                             "pool_id")},
+                                           sizeof(gint64)));
 }
 
 /* The ids of the pools a user is entitled to, directly or through a group, and those the
@@ -98,11 +94,10 @@ static GHashTable *entitled_pools(Store *st, gint64 user_id, JsonObject *termina
         for (guint i = 0; groups && i < groups->len; i++)
                 add_pools_of(st, pools, "group", g_array_index(groups, gint64, i));
         if (terminal) {
-                add_pools_of(st, pools, "terminal", json_object_get_int_member(terminal, "id"));
-                if (json_row_ref(terminal, "pool_id"))
-                        g_hash_table_add(pools,
-                                         g_memdup2(&(gint64){json_row_ref(terminal, "pool_id")},
-                                                   sizeof(gint64)));
+                add_pools_of(st, pools, "terminal", row_int(terminal, "id"));
+                if (row_ref(terminal, "pool_id"))
+                        g_hash_table_add(pools, g_memdup2(&(gint64){row_ref(terminal, "pool_id")},
+                                                          sizeof(gint64)));
         }
         return pools;
 }
@@ -129,32 +124,30 @@ void api_me_desktops(ApiRequest *req)
                 g_autoptr(JsonObject) p = store_get(st, resource_by_kind("pool"), sid, 0, NULL);
                 JsonObject *o;
                 JsonArray *protos, *desks;
-                if (!p || json_object_get_boolean_member(p, "deleting"))
+                if (!p || row_bool(p, "deleting"))
                         continue;
                 o = json_object_new();
                 json_object_set_int_member(o, "id", pid);
-                json_object_set_string_member(o, "pool", str(p, "name"));
-                json_object_set_string_member(o, "description", str(p, "description"));
-                json_object_set_string_member(o, "mode", str(p, "mode"));
-                json_object_set_boolean_member(o, "maintenance",
-                                               json_object_get_boolean_member(p, "maintenance"));
-                json_object_set_boolean_member(o, "user_actions",
-                                               json_object_get_boolean_member(p, "user_actions"));
-                json_object_set_string_member(o, "clipboard", str(p, "clipboard"));
+                json_object_set_string_member(o, "pool", row_str(p, "name"));
+                json_object_set_string_member(o, "description", row_str(p, "description"));
+                json_object_set_string_member(o, "mode", row_str(p, "mode"));
+                json_object_set_boolean_member(o, "maintenance", row_bool(p, "maintenance"));
+                json_object_set_boolean_member(o, "user_actions", row_bool(p, "user_actions"));
+                json_object_set_string_member(o, "clipboard", row_str(p, "clipboard"));
                 protos = json_array_new();
-                json_array_add_string_element(protos, "spice");
-                json_array_add_string_element(protos, "vnc");
+                for (int k = 0; k < PROTOCOL_LAST; k++)
+                        json_array_add_string_element(protos, console_protocol_to_string(k));
                 json_object_set_array_member(o, "protocols", protos);
                 desks = json_array_new();
                 for (guint k = 0; mine && k < json_array_get_length(mine); k++) {
                         JsonObject *d = json_array_get_object_element(mine, k);
                         JsonObject *dd;
-                        if (json_row_ref(d, "pool_id") != pid)
+                        if (row_ref(d, "pool_id") != pid)
                                 continue;
                         dd = json_object_new();
-                        json_object_set_int_member(dd, "id", json_object_get_int_member(d, "id"));
-                        json_object_set_string_member(dd, "name", str(d, "name"));
-                        json_object_set_string_member(dd, "state", str(d, "state"));
+                        json_object_set_int_member(dd, "id", row_int(d, "id"));
+                        json_object_set_string_member(dd, "name", row_str(d, "name"));
+                        json_object_set_string_member(dd, "state", row_str(d, "state"));
                         json_array_add_object_element(desks, dd);
                 }
                 json_object_set_array_member(o, "desktops", desks);
@@ -201,18 +194,17 @@ static void refuse(ApiRequest *req, int code, const char *what, const char *deta
 
 static gboolean usable_spare(JsonObject *d, GHashTable *in_session)
 {
-        gint64 id = json_object_get_int_member(d, "id");
+        gint64 id = row_int(d, "id");
 
-        return json_row_ref(d, "user_id") == 0 && json_row_ref(d, "terminal_id") == 0 &&
-               !json_object_get_boolean_member(d, "dirty") &&
-               !json_object_get_boolean_member(d, "maintenance") &&
+        return row_ref(d, "user_id") == 0 && row_ref(d, "terminal_id") == 0 &&
+               !row_bool(d, "dirty") && !row_bool(d, "maintenance") &&
                !g_hash_table_contains(in_session, &id);
 }
 
 static gboolean is_mine(JsonObject *d, const Who *who)
 {
-        return who->user_id ? json_row_ref(d, "user_id") == who->user_id
-                            : json_row_ref(d, "terminal_id") == who->terminal_id;
+        return who->user_id ? row_ref(d, "user_id") == who->user_id
+                            : row_ref(d, "terminal_id") == who->terminal_id;
 }
 
 /* A host the scheduler would start desktop d on now: up, linked, not in maintenance, enough
@@ -236,7 +228,7 @@ static JsonObject *place_elsewhere(ApiRequest *req, JsonObject *desktop, GError 
 {
         Store *st = req->store;
         g_autoptr(JsonObject) pool =
-                store_get(st, resource_by_kind("pool"), str(desktop, "pool"), 0, error);
+                store_get(st, resource_by_kind("pool"), row_str(desktop, "pool"), 0, error);
         g_autoptr(JsonObject) vol = NULL, version = NULL, upd = NULL, patch = NULL;
         g_autoptr(JsonArray) hosts = NULL;
         g_autofree SchedHost *sh = NULL;
@@ -247,35 +239,34 @@ static JsonObject *place_elsewhere(ApiRequest *req, JsonObject *desktop, GError 
         JsonObject *chosen;
 
         if (!pool ||
-            !(vol = store_get(st, resource_by_kind("volume"), str(desktop, "volume"), 0, error)) ||
+            !(vol = store_get(st, resource_by_kind("volume"), row_str(desktop, "volume"), 0,
+                              error)) ||
             !(version = store_get(st, resource_by_kind("template-version"),
-                                  str(desktop, "template_version"), 0, error)) ||
+                                  row_str(desktop, "template_version"), 0, error)) ||
             !(hosts = store_list_all(st, resource_by_kind("host"), NULL, error)))
                 return NULL;
         n = json_array_get_length(hosts);
         sh = g_new0(SchedHost, MAX(n, 1));
         for (guint i = 0; i < n; i++)
                 pools_sched_host(req->mgr, json_array_get_object_element(hosts, i),
-                                 str(vol, "path"), &sh[i]);
-        pools_sched_request(req->mgr, json_object_get_int_member(version, "ram_mb"),
-                            str(pool, "hosts"), &r);
+                                 row_str(vol, "path"), &sh[i]);
+        pools_sched_request(req->mgr, row_int(version, "ram_mb"), row_str(pool, "hosts"), &r);
         at = scheduler_place(sh, n, &r, error);
         if (at < 0) {
-                g_prefix_error(error, "desktop '%s': ", str(desktop, "name"));
+                g_prefix_error(error, "desktop '%s': ", row_str(desktop, "name"));
                 return NULL;
         }
         chosen = json_array_get_object_element(hosts, (guint)at);
         patch = json_object_new();
-        json_object_set_int_member(patch, "host", json_object_get_int_member(chosen, "id"));
-        did = util_id_text(json_object_get_int_member(desktop, "id"));
+        json_object_set_int_member(patch, "host", row_int(chosen, "id"));
+        did = util_id_text(row_int(desktop, "id"));
         upd = store_update(st, resource_by_kind("desktop"), did, patch, NULL, error);
         if (!upd)
                 return NULL;
         detail = g_strdup_printf("placed on %s (its host %s cannot start it now)",
-                                 str(chosen, "name"), str(desktop, "host"));
-        store_event_add(st, &req->actor, "desktop_placed", "desktop",
-                        json_object_get_int_member(desktop, "id"), str(desktop, "name"), detail,
-                        NULL);
+                                 row_str(chosen, "name"), row_str(desktop, "host"));
+        store_event_add(st, &req->actor, "desktop_placed", "desktop", row_int(desktop, "id"),
+                        row_str(desktop, "name"), detail, NULL);
         return json_object_ref(chosen);
 }
 
@@ -286,25 +277,23 @@ static JsonObject *pick_scan(ApiRequest *req, const Who *who, JsonObject *pool,
                              gboolean started_only, GError **error)
 {
         Store *st = req->store;
-        g_autoptr(JsonArray) desks =
-                rows_where(st, "desktop", "pool", json_object_get_int_member(pool, "id"));
+        g_autoptr(JsonArray) desks = rows_where(st, "desktop", "pool", row_int(pool, "id"));
         g_autoptr(GHashTable) in_session =
                 g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-        g_autoptr(GArray) busy =
-                store_pool_in_session(st, json_object_get_int_member(pool, "id"), NULL);
+        g_autoptr(GArray) busy = store_pool_in_session(st, row_int(pool, "id"), NULL);
         g_autoptr(JsonArray) hosts = NULL;
         g_autoptr(GHashTable) fit =
                 g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         JsonObject *choice = NULL;
-        static const char *const order[] = {"running", "stopped", "stopped"};
+        static const DesktopState order[] = {DESKTOP_RUNNING, DESKTOP_STOPPED, DESKTOP_STOPPED};
 
         for (guint i = 0; busy && i < busy->len; i++)
                 g_hash_table_add(in_session,
                                  g_memdup2(&g_array_index(busy, gint64, i), sizeof(gint64)));
         for (guint i = 0; desks && i < json_array_get_length(desks) && !choice; i++) {
                 JsonObject *d = json_array_get_object_element(desks, i);
-                if (is_mine(d, who) && (g_str_equal(str(d, "state"), "running") ||
-                                        g_str_equal(str(d, "state"), "stopped")))
+                if (is_mine(d, who) && (row_desktop_state(d) == DESKTOP_RUNNING ||
+                                        row_desktop_state(d) == DESKTOP_STOPPED))
                         choice = d;
         }
         /* started first; then stopped on a host that can start it; then stopped anywhere
@@ -319,16 +308,14 @@ static JsonObject *pick_scan(ApiRequest *req, const Who *who, JsonObject *pool,
                                  * overcommit ratio; the desktop's own memory is checked when
                                  * it starts */
                                 if (host_fit(req->mgr, h, 1))
-                                        g_hash_table_add(
-                                                fit, g_memdup2(&(gint64){json_object_get_int_member(
-                                                                       h, "id")},
-                                                               sizeof(gint64)));
+                                        g_hash_table_add(fit, g_memdup2(&(gint64){row_int(h, "id")},
+                                                                        sizeof(gint64)));
                         }
                 }
                 for (guint i = 0; desks && i < json_array_get_length(desks) && !choice; i++) {
                         JsonObject *d = json_array_get_object_element(desks, i);
-                        gint64 hid = json_row_ref(d, "host_id");
-                        if (g_str_equal(str(d, "state"), order[o]) && usable_spare(d, in_session) &&
+                        gint64 hid = row_ref(d, "host_id");
+                        if (row_desktop_state(d) == order[o] && usable_spare(d, in_session) &&
                             (o == 0 || g_hash_table_contains(fit, &hid) || o == 2))
                                 choice = d;
                 }
@@ -337,8 +324,8 @@ static JsonObject *pick_scan(ApiRequest *req, const Who *who, JsonObject *pool,
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
                             "pool '%s' exhausted: every desktop is in use (size %" G_GINT64_FORMAT
                             ", maximum %" G_GINT64_FORMAT ")",
-                            str(pool, "name"), json_object_get_int_member(pool, "size"),
-                            json_object_get_int_member(pool, "max_size"));
+                            row_str(pool, "name"), row_int(pool, "size"),
+                            row_int(pool, "max_size"));
                 return NULL;
         }
         return json_object_ref(choice);
@@ -350,15 +337,15 @@ static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gbool
                         GError **error)
 {
         Store *st = req->store;
-        gint64 pid = json_object_get_int_member(pool, "id");
+        gint64 pid = row_int(pool, "id");
         g_autoptr(JsonArray) mine = rows_where(st, "desktop", who->user_id ? "user" : "terminal",
                                                who->user_id ? who->user_id : who->terminal_id);
         g_autoptr(GArray) free_one = NULL;
 
         for (guint i = 0; mine && i < json_array_get_length(mine); i++) {
                 JsonObject *d = json_array_get_object_element(mine, i);
-                if (json_row_ref(d, "pool_id") == pid && (g_str_equal(str(d, "state"), "running") ||
-                                                          g_str_equal(str(d, "state"), "stopped")))
+                if (row_ref(d, "pool_id") == pid && (row_desktop_state(d) == DESKTOP_RUNNING ||
+                                                     row_desktop_state(d) == DESKTOP_STOPPED))
                         return json_object_ref(d);
         }
         free_one = store_pool_free_started(st, pid, NULL);
@@ -378,7 +365,7 @@ static JsonObject *assign(ApiRequest *req, const Who *who, JsonObject *desktop, 
 {
         g_autoptr(JsonObject) sv = json_object_new();
         g_autoptr(JsonObject) patch = json_object_new();
-        g_autofree char *did = util_id_text(json_object_get_int_member(desktop, "id"));
+        g_autofree char *did = util_id_text(row_int(desktop, "id"));
         g_autoptr(JsonArray) rows = NULL;
         gint64 now = g_get_real_time() / G_USEC_PER_SEC;
         StoreChange changes[2] = {
@@ -387,18 +374,18 @@ static JsonObject *assign(ApiRequest *req, const Who *who, JsonObject *desktop, 
         };
 
         { /* a reconnect takes over the caller's session on that desktop */
-                g_autoptr(JsonArray) open = rows_where(req->store, "session", "desktop",
-                                                       json_object_get_int_member(desktop, "id"));
+                g_autoptr(JsonArray) open =
+                        rows_where(req->store, "session", "desktop", row_int(desktop, "id"));
                 for (guint i = 0; open && i < json_array_get_length(open); i++) {
                         JsonObject *o = json_array_get_object_element(open, i);
-                        if (is_mine(o, who) && !g_str_equal(str(o, "state"), "ending"))
+                        if (is_mine(o, who) && row_session_state(o) != SESSION_ENDING)
                                 return json_object_ref(o);
                 }
                 if (open && json_array_get_length(open) > 0) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
                                     "desktop '%s' is ending its last session: try again in a "
                                     "moment",
-                                    str(desktop, "name"));
+                                    row_str(desktop, "name"));
                         return NULL;
                 }
         }
@@ -406,8 +393,8 @@ static JsonObject *assign(ApiRequest *req, const Who *who, JsonObject *desktop, 
                 json_object_set_int_member(sv, "user", who->user_id);
         if (who->terminal_id)
                 json_object_set_int_member(sv, "terminal", who->terminal_id);
-        json_object_set_int_member(sv, "desktop", json_object_get_int_member(desktop, "id"));
-        json_object_set_string_member(sv, "state", "disconnected");
+        json_object_set_int_member(sv, "desktop", row_int(desktop, "id"));
+        row_set_session_state(sv, SESSION_DISCONNECTED);
         json_object_set_string_member(sv, "protocol", proto);
         json_object_set_int_member(sv, "started_at", now);
         json_object_set_int_member(sv, "state_since", now);
@@ -487,7 +474,7 @@ static void connected(JsonObject *result, const GError *error, gpointer data)
                 connect_free(c);
                 return;
         }
-        port = json_object_get_int_member_with_default(result, "port", 0);
+        port = row_int(result, "port");
         pw = c->password;
         ticket_text = broker_ticket(req->mgr, c->host_address, port, c->protocol, c->desktop_id,
                                     c->kept.who.user_id, ttl, &t, &err);
@@ -527,19 +514,12 @@ static void console_password(Connect *c)
         ApiRequest *req = c->req;
         g_autoptr(GError) error = NULL;
         g_autofree char *dom = agent_domain_name(req->mgr->installation, "desktop", c->desktop_id);
-        JsonObject *args = json_object_new();
+        HostCall call = {req->mgr->agents, c->host_id, MCFG_INT(req->mgr, "agent_command_timeout"),
+                         connected, c};
+        HostCmd *cmd = hostcmd_console(dom, console_protocol_from_string(c->protocol),
+                                       row_now() + MCFG_INT(req->mgr, "ticket_ttl"), &c->password);
 
-        json_object_set_string_member(args, "domain", dom);
-        json_object_set_string_member(args, "protocol", c->protocol);
-        c->password = util_random_password();
-        if (g_str_equal(c->protocol, "vnc"))
-                c->password[8] = '\0'; /* VNC passwords are 8 characters */
-        json_object_set_string_member(args, "password", c->password);
-        json_object_set_int_member(args, "expires_at",
-                                   g_get_real_time() / G_USEC_PER_SEC +
-                                           MCFG_INT(req->mgr, "ticket_ttl"));
-        if (!agents_call(req->mgr->agents, c->host_id, "domain.console", args,
-                         MCFG_INT(req->mgr, "agent_command_timeout"), connected, c, &error)) {
+        if (!hostcmd_send(&call, cmd, &error)) {
                 connect_free(c);
                 api_reply_error(req, error);
         }
@@ -560,19 +540,15 @@ static void console_step(Connect *c)
 {
         g_autoptr(GError) error = NULL;
         g_autofree char *dom = NULL;
-        JsonObject *args;
+        HostCall call = {c->req->mgr->agents, c->host_id, 10, logged_in, c};
 
         if (!c->kept.who.user_id || !agents_guest_alive(c->req->mgr->agents, c->desktop_id)) {
                 console_password(c); /* a kiosk has no user; no guest tools: nobody to tell */
                 return;
         }
         dom = agent_domain_name(c->req->mgr->installation, "desktop", c->desktop_id);
-        args = json_object_new();
-        json_object_set_string_member(args, "domain", dom);
-        json_object_set_string_member(args, "op", "login");
-        json_object_set_string_member(args, "user", c->kept.user_name);
-        if (!agents_call(c->req->mgr->agents, c->host_id, "guest.request", args, 10, logged_in, c,
-                         &error))
+        if (!hostcmd_send(&call, hostcmd_guest_request(dom, GUEST_OP_LOGIN, c->kept.user_name),
+                          &error))
                 console_password(c);
 }
 
@@ -706,7 +682,7 @@ static void started(JsonObject *result, const GError *error, gpointer data)
                 waiter_unref(w);
                 return;
         }
-        json_object_set_string_member(patch, "state", "running");
+        row_set_desktop_state(patch, DESKTOP_RUNNING);
         json_object_set_int_member(patch, "state_since", g_get_real_time() / G_USEC_PER_SEC);
         upd = store_update(c->req->store, resource_by_kind("desktop"), did, patch, NULL, NULL);
         c->running = since_ms(c);
@@ -750,8 +726,9 @@ static void start_step(Connect *c, JsonObject *desktop, JsonObject *host)
                               (GDestroyNotify)waiter_unref);
         g_source_attach(w->timeout, w->ctx);
         g_source_unref(w->timeout);
-        if (!agents_call(req->mgr->agents, c->host_id, "domain.start", args,
-                         MCFG_INT(req->mgr, "agent_command_timeout"), started, w, &error)) {
+        if (!hostcmd_send(&(HostCall){req->mgr->agents, c->host_id,
+                                      MCFG_INT(req->mgr, "agent_command_timeout"), started, w},
+                          hostcmd_start(args), &error)) {
                 w->done = TRUE;
                 g_source_destroy(w->timeout);
                 waiter_forget(w);
@@ -768,17 +745,16 @@ static void start_step(Connect *c, JsonObject *desktop, JsonObject *host)
 static void connect_undo(ApiRequest *req, JsonObject *desktop, JsonObject *session,
                          gint64 requested_at, const GError *error)
 {
-        if (json_object_get_int_member(session, "started_at") * 1000 >= requested_at - 1000) {
-                g_autofree char *sid = util_id_text(json_object_get_int_member(session, "id"));
-                g_autofree char *did = util_id_text(json_object_get_int_member(desktop, "id"));
+        if (row_int(session, "started_at") * 1000 >= requested_at - 1000) {
+                g_autofree char *sid = util_id_text(row_int(session, "id"));
+                g_autofree char *did = util_id_text(row_int(desktop, "id"));
                 store_delete(req->store, resource_by_kind("session"), sid, &req->actor, NULL);
-                if (!json_row_ref(desktop, "user_id") && !json_row_ref(desktop, "terminal_id")) {
+                if (!row_ref(desktop, "user_id") && !row_ref(desktop, "terminal_id")) {
                         g_autoptr(JsonObject) patch = json_object_new();
                         g_autoptr(JsonObject) upd = NULL;
                         json_object_set_null_member(patch, "user");
                         json_object_set_null_member(patch, "terminal");
-                        json_object_set_boolean_member(
-                                patch, "dirty", json_object_get_boolean_member(desktop, "dirty"));
+                        json_object_set_boolean_member(patch, "dirty", row_bool(desktop, "dirty"));
                         upd = store_update(req->store, resource_by_kind("desktop"), did, patch,
                                            NULL, NULL);
                 }
@@ -792,38 +768,38 @@ static void connect_to(ApiRequest *req, const Who *who, JsonObject *desktop, Jso
 {
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) host = NULL;
-        gboolean running = g_str_equal(str(desktop, "state"), "running");
+        gboolean running = row_desktop_state(desktop) == DESKTOP_RUNNING;
         Connect *c;
 
-        if (!running && !g_str_equal(str(desktop, "state"), "stopped")) {
+        if (!running && row_desktop_state(desktop) != DESKTOP_STOPPED) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
-                            "desktop '%s' is %s: try again in a moment", str(desktop, "name"),
-                            str(desktop, "state"));
+                            "desktop '%s' is %s: try again in a moment", row_str(desktop, "name"),
+                            row_str(desktop, "state"));
                 connect_undo(req, desktop, session, requested_at, error);
                 return;
         }
-        host = store_get(req->store, resource_by_kind("host"), str(desktop, "host"), 0, NULL);
+        host = store_get(req->store, resource_by_kind("host"), row_str(desktop, "host"), 0, NULL);
         if (!running && (!host || !host_fit(req->mgr, host, 1))) {
                 g_clear_pointer(&host, json_object_unref);
                 host = place_elsewhere(req, desktop, &error);
                 if (!host) {
                         store_event_add(req->store, &req->actor, "connect_failed", "desktop",
-                                        json_object_get_int_member(desktop, "id"),
-                                        str(desktop, "name"), error->message, NULL);
+                                        row_int(desktop, "id"), row_str(desktop, "name"),
+                                        error->message, NULL);
                         connect_undo(req, desktop, session, requested_at, error);
                         return;
                 }
         }
         if (!host) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
-                            "desktop '%s' is on no host", str(desktop, "name"));
+                            "desktop '%s' is on no host", row_str(desktop, "name"));
                 connect_undo(req, desktop, session, requested_at, error);
                 return;
         }
-        if (!agents_linked(req->mgr->agents, json_object_get_int_member(host, "id"))) {
+        if (!agents_linked(req->mgr->agents, row_int(host, "id"))) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
-                            "the host of desktop '%s' (%s) is not connected", str(desktop, "name"),
-                            str(host, "name"));
+                            "the host of desktop '%s' (%s) is not connected",
+                            row_str(desktop, "name"), row_str(host, "name"));
                 connect_undo(req, desktop, session, requested_at, error);
                 return;
         }
@@ -835,12 +811,12 @@ static void connect_to(ApiRequest *req, const Who *who, JsonObject *desktop, Jso
         c->placed = since_ms(c);
         c->running = running ? c->placed : -1;
         c->ready = running ? c->placed : -1;
-        c->desktop_id = json_object_get_int_member(desktop, "id");
-        c->session_id = json_object_get_int_member(session, "id");
-        c->host_id = json_object_get_int_member(host, "id");
-        c->desktop_name = g_strdup(str(desktop, "name"));
+        c->desktop_id = row_int(desktop, "id");
+        c->session_id = row_int(session, "id");
+        c->host_id = row_int(host, "id");
+        c->desktop_name = g_strdup(row_str(desktop, "name"));
         c->protocol = g_strdup(proto);
-        c->host_address = g_strdup(str(host, "address"));
+        c->host_address = g_strdup(row_str(host, "address"));
         api_pause(req);
         if (running)
                 console_step(c);
@@ -875,8 +851,7 @@ static gboolean growth_retry(gpointer data)
 
         g_mutex_lock(&assign_lock);
         /* a pool with spares starts the new desktop itself: take it once it runs */
-        desktop = pick(req, &g->kept.who, g->pool,
-                       json_object_get_int_member(g->pool, "spares") > 0, NULL);
+        desktop = pick(req, &g->kept.who, g->pool, row_int(g->pool, "spares") > 0, NULL);
         session = desktop ? assign(req, &g->kept.who, desktop, g->protocol, &error) : NULL;
         g_mutex_unlock(&assign_lock);
         if (!session && g_get_monotonic_time() < g->deadline && !error)
@@ -886,11 +861,11 @@ static gboolean growth_retry(gpointer data)
                         error = g_error_new(ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
                                             "pool '%s' grows, but no new desktop was ready "
                                             "within %" G_GINT64_FORMAT " s; try again",
-                                            str(g->pool, "name"),
+                                            row_str(g->pool, "name"),
                                             MCFG_INT(req->mgr, "connect_ready_timeout"));
                 store_event_add(req->store, &req->actor, "connect_failed", "pool",
-                                json_object_get_int_member(g->pool, "id"), str(g->pool, "name"),
-                                error->message, NULL);
+                                row_int(g->pool, "id"), row_str(g->pool, "name"), error->message,
+                                NULL);
                 api_reply_error(req, error);
                 return G_SOURCE_REMOVE;
         }
@@ -904,10 +879,10 @@ static gboolean growth_retry(gpointer data)
 static gboolean grow_for(ApiRequest *req, const Who *who, JsonObject *pool, const char *proto,
                          gint64 t0, gint64 requested_at)
 {
-        gint64 size = json_object_get_int_member(pool, "size");
-        gint64 max = json_object_get_int_member(pool, "max_size");
+        gint64 size = row_int(pool, "size");
+        gint64 max = row_int(pool, "max_size");
         g_autoptr(JsonObject) patch = NULL, upd = NULL;
-        g_autofree char *pid = util_id_text(json_object_get_int_member(pool, "id"));
+        g_autofree char *pid = util_id_text(row_int(pool, "id"));
         g_autofree char *detail = NULL;
         GSource *src;
         Growth *g;
@@ -924,8 +899,8 @@ static gboolean grow_for(ApiRequest *req, const Who *who, JsonObject *pool, cons
         detail = g_strdup_printf("exhausted: size %" G_GINT64_FORMAT " -> %" G_GINT64_FORMAT
                                  " (max_size %" G_GINT64_FORMAT ")",
                                  size, size + 1, max);
-        store_event_add(req->store, &req->actor, "pool_grow", "pool",
-                        json_object_get_int_member(pool, "id"), str(pool, "name"), detail, NULL);
+        store_event_add(req->store, &req->actor, "pool_grow", "pool", row_int(pool, "id"),
+                        row_str(pool, "name"), detail, NULL);
         pools_kick(req->mgr->pools);
         g = g_new0(Growth, 1);
         g->req = req;
@@ -948,7 +923,7 @@ static gboolean grow_for(ApiRequest *req, const Who *who, JsonObject *pool, cons
 
 static gboolean protocol_valid(const char *proto)
 {
-        return g_str_equal(proto, "spice") || g_str_equal(proto, "vnc");
+        return console_protocol_from_string(proto) >= 0;
 }
 
 /* Checks, choice, assignment, then the console: shared by every connect route. */
@@ -958,29 +933,28 @@ static void connect_common(ApiRequest *req, const Who *who, JsonObject *terminal
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) session = NULL, chosen = NULL;
         g_autoptr(GHashTable) entitled = entitled_pools(req->store, who->user_id, terminal);
-        gint64 pid = json_object_get_int_member(pool, "id");
+        gint64 pid = row_int(pool, "id");
         gint64 t0 = g_get_monotonic_time(), requested_at = g_get_real_time() / 1000;
 
         if (!g_hash_table_contains(entitled, &pid)) {
-                refuse(req, ATRIUM_ERROR_FORBIDDEN, str(pool, "name"),
+                refuse(req, ATRIUM_ERROR_FORBIDDEN, row_str(pool, "name"),
                        who->user_id ? "you are not entitled to this pool"
                                     : "this terminal is not entitled to this pool");
                 return;
         }
-        if (!who->user_id && !json_object_get_boolean_member(pool, "kiosk")) {
-                refuse(req, ATRIUM_ERROR_FORBIDDEN, str(pool, "name"),
+        if (!who->user_id && !row_bool(pool, "kiosk")) {
+                refuse(req, ATRIUM_ERROR_FORBIDDEN, row_str(pool, "name"),
                        "this pool is not a kiosk pool: log in first");
                 return;
         }
-        if (json_object_get_boolean_member(pool, "maintenance") ||
-            json_object_get_boolean_member(pool, "deleting") ||
-            (desktop && json_object_get_boolean_member(desktop, "maintenance"))) {
-                refuse(req, ATRIUM_ERROR_CONFLICT, str(pool, "name"),
+        if (row_bool(pool, "maintenance") || row_bool(pool, "deleting") ||
+            (desktop && row_bool(desktop, "maintenance"))) {
+                refuse(req, ATRIUM_ERROR_CONFLICT, row_str(pool, "name"),
                        "in maintenance: no new connections for now");
                 return;
         }
         if (!protocol_valid(proto)) {
-                refuse(req, ATRIUM_ERROR_INVALID, str(pool, "name"),
+                refuse(req, ATRIUM_ERROR_INVALID, row_str(pool, "name"),
                        "protocol must be spice or vnc");
                 return;
         }
@@ -994,7 +968,7 @@ static void connect_common(ApiRequest *req, const Who *who, JsonObject *terminal
             grow_for(req, who, pool, proto, t0, requested_at))
                 return;
         if (!session) {
-                refuse(req, error->code, str(pool, "name"), error->message);
+                refuse(req, error->code, row_str(pool, "name"), error->message);
                 return;
         }
         /* no kick: the spare taken is replaced at the reconciler's next regular pass (a kick
@@ -1028,9 +1002,10 @@ static JsonObject *body_terminal(ApiRequest *req, gboolean *ok)
 
 static const char *body_protocol(ApiRequest *req)
 {
-        return req->body
-                       ? json_object_get_string_member_with_default(req->body, "protocol", "spice")
-                       : "spice";
+        const char *spice = console_protocol_to_string(PROTOCOL_SPICE);
+
+        return req->body ? json_object_get_string_member_with_default(req->body, "protocol", spice)
+                         : spice;
 }
 
 /* POST /pools/{id}/connect and /desktops/{id}/connect */
@@ -1046,23 +1021,23 @@ void api_connect(ApiRequest *req)
         if (!ok)
                 return;
         if (terminal) {
-                who.terminal_id = json_object_get_int_member(terminal, "id");
-                who.terminal_name = str(terminal, "name");
+                who.terminal_id = row_int(terminal, "id");
+                who.terminal_name = row_str(terminal, "name");
         }
         if (to_pool) {
                 pool = store_get(req->store, resource_by_kind("pool"), req->params[0], 0, &error);
         } else {
                 desktop = store_get(req->store, resource_by_kind("desktop"), req->params[0], 0,
                                     &error);
-                if (desktop && json_row_ref(desktop, "user_id") != req->caller.user_id) {
+                if (desktop && row_ref(desktop, "user_id") != req->caller.user_id) {
                         g_clear_pointer(&desktop, json_object_unref);
                         refuse(req, ATRIUM_ERROR_NOT_FOUND, req->params[0],
                                "no such desktop of yours");
                         return;
                 }
                 if (desktop)
-                        pool = store_get(req->store, resource_by_kind("pool"), str(desktop, "pool"),
-                                         0, &error);
+                        pool = store_get(req->store, resource_by_kind("pool"),
+                                         row_str(desktop, "pool"), 0, &error);
         }
         if (!pool) {
                 api_reply_error(req, error);
@@ -1089,21 +1064,21 @@ void api_kiosk_connect(ApiRequest *req)
         terminal = body_terminal(req, &ok);
         if (!ok)
                 return;
-        who.terminal_id = json_object_get_int_member(terminal, "id");
-        who.terminal_name = str(terminal, "name");
-        if (json_row_ref(terminal, "desktop_id")) {
+        who.terminal_id = row_int(terminal, "id");
+        who.terminal_name = row_str(terminal, "name");
+        if (row_ref(terminal, "desktop_id")) {
                 desktop = store_get(req->store, resource_by_kind("desktop"),
-                                    str(terminal, "desktop"), 0, &error);
-                if (desktop && json_row_ref(desktop, "user_id")) {
-                        refuse(req, ATRIUM_ERROR_CONFLICT, str(desktop, "name"),
+                                    row_str(terminal, "desktop"), 0, &error);
+                if (desktop && row_ref(desktop, "user_id")) {
+                        refuse(req, ATRIUM_ERROR_CONFLICT, row_str(desktop, "name"),
                                "this terminal's desktop is assigned to a user");
                         return;
                 }
                 if (desktop)
-                        pool = store_get(req->store, resource_by_kind("pool"), str(desktop, "pool"),
-                                         0, &error);
-        } else if (json_row_ref(terminal, "pool_id") && !want) {
-                pool = store_get(req->store, resource_by_kind("pool"), str(terminal, "pool"), 0,
+                        pool = store_get(req->store, resource_by_kind("pool"),
+                                         row_str(desktop, "pool"), 0, &error);
+        } else if (row_ref(terminal, "pool_id") && !want) {
+                pool = store_get(req->store, resource_by_kind("pool"), row_str(terminal, "pool"), 0,
                                  &error);
         } else if (want) {
                 pool = store_get(req->store, resource_by_kind("pool"), want, 0, &error);

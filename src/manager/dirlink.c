@@ -2,6 +2,7 @@
 #define G_LOG_DOMAIN "directory"
 
 #include "manager/dirlink.h"
+#include "manager/rows.h"
 #include "manager/api.h"
 #include "common/error.h"
 
@@ -319,14 +320,12 @@ static void test_done(ApiRequest *req, gpointer result, GError *error, gpointer 
         groups = store_list_all(req->store, resource_by_kind("group"), NULL, NULL);
         for (guint i = 0; groups && i < json_array_get_length(groups); i++) {
                 JsonObject *g = json_array_get_object_element(groups, i);
-                const char *dir =
-                        json_object_get_string_member_with_default(g, "directory_group", "");
+                const char *dir = row_str(g, "directory_group");
                 for (guint k = 0; dir[0] && k < u->groups->len; k++) {
                         if (g_ascii_strcasecmp(dir, ((DirGroup *)u->groups->pdata[k])->name) != 0)
                                 continue;
-                        json_array_add_string_element(ag, json_object_get_string_member(g, "name"));
-                        g_hash_table_add(mapped,
-                                         g_strdup(json_object_get_string_member(g, "name")));
+                        json_array_add_string_element(ag, row_str(g, "name"));
+                        g_hash_table_add(mapped, g_strdup(row_str(g, "name")));
                         break;
                 }
         }
@@ -339,8 +338,7 @@ static void test_done(ApiRequest *req, gpointer result, GError *error, gpointer 
                 const char *eg = json_object_get_string_member_with_default(e, "group", NULL);
                 if ((eu && g_ascii_strcasecmp(eu, u->login) == 0) ||
                     (eg && g_hash_table_contains(mapped, eg)))
-                        json_array_add_string_element(pools,
-                                                      json_object_get_string_member(e, "pool"));
+                        json_array_add_string_element(pools, row_str(e, "pool"));
         }
         json_object_set_array_member(out, "pools", pools);
         api_reply_object(req, 200, out);

@@ -2,8 +2,10 @@
 #define G_LOG_DOMAIN "pools"
 
 #include "manager/pools.h"
+#include "manager/rows.h"
 #include "manager/sessions.h"
 #include "manager/agents.h"
+#include "manager/hostcmd.h"
 #include "manager/scheduler.h"
 #include "common/error.h"
 #include "common/jsonutil.h"
@@ -27,7 +29,7 @@ struct _Pools {
         GMainContext *ctx;
         GMainLoop *loop;
         gint kicked;
-        GHashTable *inflight;  /* desktop id -> step name (static string) */
+        GHashTable *inflight;  /* desktop id -> its step (ReconcileStep) */
         GHashTable *host_load; /* host id -> steps in flight */
         GHashTable *retries;   /* desktop id -> Retry */
         GQueue pending;        /* Step waiting for room on its host, made by the last pass */
@@ -51,42 +53,48 @@ typedef struct {
 typedef struct {
         Pools *p;
         gint64 desktop_id, host_id;
-        const char *step; /* provision, start, stop, delete */
-        JsonObject *row;  /* pending steps: the row and the command's arguments */
-        JsonObject *args;
+        ReconcileStep step;
+        JsonObject *row; /* pending steps: the row and the command */
+        HostCmd *cmd;
 } Step;
 
 static void step_free(Step *s)
 {
         if (s->row)
                 json_object_unref(s->row);
-        if (s->args)
-                json_object_unref(s->args);
+        host_cmd_free(s->cmd);
         g_free(s);
 }
 
 static void kick_after(Pools *p, guint ms);
-static gboolean step_send(Pools *p, JsonObject *row, gint64 host_id, const char *step,
-                          JsonObject *args);
+static gboolean step_send(Pools *p, JsonObject *row, gint64 host_id, ReconcileStep step,
+                          HostCmd *cmd);
+
+/* Each step: the command its host runs (made with hostcmd.h), the desktop's state while it runs
+ * and after it succeeded (DESKTOP_STATE_LAST: the row is deleted). */
+static const struct {
+        AgentOp op;
+        DesktopState during, after;
+} step_table[STEP_LAST] = {
+        [STEP_PROVISION] = {AGENT_OP_DESKTOP_PROVISION, DESKTOP_PROVISIONING, DESKTOP_STOPPED},
+        [STEP_START] = {AGENT_OP_DOMAIN_START, DESKTOP_STARTING, DESKTOP_RUNNING},
+        [STEP_STOP] = {AGENT_OP_DOMAIN_DESTROY, DESKTOP_STOPPING, DESKTOP_STOPPED},
+        [STEP_DELETE] = {AGENT_OP_DESKTOP_DELETE, DESKTOP_DELETING, DESKTOP_STATE_LAST},
+};
 
 static gint64 *id_key(gint64 id)
 {
         return g_memdup2(&id, sizeof(id));
 }
 
-static gint64 now_s(void)
+static gboolean state_is(JsonObject *d, DesktopState state)
 {
-        return g_get_real_time() / G_USEC_PER_SEC;
+        return row_desktop_state(d) == state;
 }
 
-static const char *str(JsonObject *o, const char *k)
+static gboolean host_up(JsonObject *h)
 {
-        return json_object_get_string_member_with_default(o, k, "");
-}
-
-static gboolean state_is(JsonObject *o, const char *state)
-{
-        return g_str_equal(str(o, "state"), state);
+        return row_host_state(h) == HOST_UP;
 }
 
 /* ---- shared helpers (API and reconciler) ------------------------------------------------- */
@@ -101,8 +109,8 @@ JsonObject *pools_newest_version(Store *st, gint64 template_id)
         rows = store_list_all(st, resource_by_kind("template-version"), f, NULL);
         for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
                 JsonObject *v = json_array_get_object_element(rows, i);
-                if (!best || json_object_get_int_member(v, "version") >
-                                     json_object_get_int_member(best, "version"))
+                if (!best || row_int(v, "version") >
+                                     row_int(best, "version"))
                         best = v;
         }
         return best ? json_object_ref(best) : NULL;
@@ -111,7 +119,7 @@ JsonObject *pools_newest_version(Store *st, gint64 template_id)
 /* A host's last report says it cannot reach path. */
 static gboolean host_unreachable(JsonObject *host, const char *path)
 {
-        g_autoptr(JsonNode) v = json_from_string(str(host, "volumes"), NULL);
+        g_autoptr(JsonNode) v = json_from_string(row_str(host, "volumes"), NULL);
         JsonArray *a;
 
         if (!v || !JSON_NODE_HOLDS_ARRAY(v))
@@ -120,7 +128,7 @@ static gboolean host_unreachable(JsonObject *host, const char *path)
         for (guint i = 0; i < json_array_get_length(a); i++) {
                 JsonNode *e = json_array_get_element(a, i);
                 JsonObject *o = JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
-                if (o && g_str_equal(str(o, "path"), path))
+                if (o && g_str_equal(row_str(o, "path"), path))
                         return !json_object_get_boolean_member_with_default(o, "reachable", TRUE);
         }
         return FALSE;
@@ -128,9 +136,9 @@ static gboolean host_unreachable(JsonObject *host, const char *path)
 
 static gboolean host_usable(Manager *mgr, JsonObject *host, const char *path, const char *hint)
 {
-        return state_is(host, "up") && !json_object_get_boolean_member(host, "maintenance") &&
-               agents_linked(mgr->agents, json_object_get_int_member(host, "id")) &&
-               scheduler_in_hint(hint, str(host, "name")) && !host_unreachable(host, path);
+        return host_up(host) && !row_bool(host, "maintenance") &&
+               agents_linked(mgr->agents, row_int(host, "id")) &&
+               scheduler_in_hint(hint, row_str(host, "name")) && !host_unreachable(host, path);
 }
 
 gboolean pools_volume_reachable(Store *st, const char *path, const char *hosts_hint)
@@ -139,8 +147,8 @@ gboolean pools_volume_reachable(Store *st, const char *path, const char *hosts_h
 
         for (guint i = 0; hosts && i < json_array_get_length(hosts); i++) {
                 JsonObject *h = json_array_get_object_element(hosts, i);
-                if (state_is(h, "up") && !json_object_get_boolean_member(h, "maintenance") &&
-                    scheduler_in_hint(hosts_hint, str(h, "name")) && !host_unreachable(h, path))
+                if (host_up(h) && !row_bool(h, "maintenance") &&
+                    scheduler_in_hint(hosts_hint, row_str(h, "name")) && !host_unreachable(h, path))
                         return TRUE;
         }
         return FALSE;
@@ -165,66 +173,30 @@ gint64 pools_operation_start(Store *st, const char *kind, const char *object_kin
                           error->message);
                 return 0;
         }
-        return json_object_get_int_member(row, "id");
-}
-
-static JsonObject *get_by_id(Store *st, const char *kind, gint64 id, GError **error)
-{
-        g_autofree char *sid = util_id_text(id);
-
-        if (id <= 0) {
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND, "no %s", kind);
-                return NULL;
-        }
-        return store_get(st, resource_by_kind(kind), sid, 0, error);
-}
-
-/* The command arguments of a desktop from its rows: pool (policy), version (hardware, base
- * image) and the version's volume path. */
-static JsonObject *desktop_args(const char *installation, JsonObject *d, JsonObject *pool,
-                                JsonObject *ver, const char *volume_path)
-{
-        gint64 id = json_object_get_int_member(d, "id");
-        g_autofree char *domain = agent_domain_name(installation, "desktop", id);
-        g_autofree char *disk = desktop_overlay_name(installation, id);
-        JsonObject *a = json_object_new();
-
-        json_object_set_string_member(a, "domain", domain);
-        json_object_set_string_member(a, "title", str(d, "name"));
-        json_object_set_int_member(a, "vcpus", json_object_get_int_member(ver, "cpus"));
-        json_object_set_int_member(a, "ram_mb", json_object_get_int_member(ver, "ram_mb"));
-        json_object_set_string_member(a, "volume", volume_path);
-        json_object_set_string_member(a, "disk", disk);
-        json_object_set_string_member(a, "base", str(ver, "image"));
-        json_object_set_string_member(a, "clipboard", str(pool, "clipboard"));
-        json_object_set_boolean_member(a, "file_transfer",
-                                       json_object_get_boolean_member(pool, "file_transfer"));
-        json_object_set_boolean_member(a, "audio", json_object_get_boolean_member(pool, "audio"));
-        json_object_set_int_member(a, "usb_redir", json_object_get_int_member(pool, "usb_redir"));
-        json_object_set_int_member(a, "monitors", json_object_get_int_member(pool, "monitors"));
-        return a;
+        return row_int(row, "id");
 }
 
 JsonObject *pools_desktop_args(Store *st, const char *installation, JsonObject *d, GError **error)
 {
-        g_autoptr(JsonObject) pool = get_by_id(st, "pool", json_row_ref(d, "pool_id"), error);
-        g_autoptr(JsonObject) ver = pool ? get_by_id(st, "template-version",
-                                                     json_row_ref(d, "template_version_id"), error)
+        g_autoptr(JsonObject) pool = row_get(st, "pool", row_ref(d, "pool_id"), error);
+        g_autoptr(JsonObject) ver = pool ? row_get(st, "template-version",
+                                                     row_ref(d, "template_version_id"), error)
                                          : NULL;
         g_autoptr(JsonObject) vol =
-                ver ? get_by_id(st, "volume", json_row_ref(ver, "volume_id"), error) : NULL;
+                ver ? row_get(st, "volume", row_ref(ver, "volume_id"), error) : NULL;
 
         if (!vol) {
-                g_prefix_error(error, "desktop '%s': ", str(d, "name"));
+                g_prefix_error(error, "desktop '%s': ", row_str(d, "name"));
                 return NULL;
         }
-        return desktop_args(installation, d, pool, ver, str(vol, "path"));
+        return hostcmd_desktop_spec(installation, d, pool, ver, row_str(vol, "path"));
 }
 
 /* ---- desktop rows ------------------------------------------------------------------------ */
 
-/* Changes a desktop's row (state and more), quietly, with an event when action is given. */
-static gboolean desktop_set(Pools *p, gint64 id, const char *name, const char *state,
+/* Changes a desktop's row (state, unless DESKTOP_STATE_LAST, and more), quietly, with an event
+ * when action is given. */
+static gboolean desktop_set(Pools *p, gint64 id, const char *name, DesktopState state,
                             JsonObject *extra, const char *action, const char *detail)
 {
         g_autoptr(JsonObject) patch = extra ? json_object_ref(extra) : json_object_new();
@@ -232,9 +204,9 @@ static gboolean desktop_set(Pools *p, gint64 id, const char *name, const char *s
         g_autoptr(GError) error = NULL;
         g_autofree char *sid = util_id_text(id);
 
-        if (state) {
-                json_object_set_string_member(patch, "state", state);
-                json_object_set_int_member(patch, "state_since", now_s());
+        if (state != DESKTOP_STATE_LAST) {
+                row_set_desktop_state(patch, state);
+                json_object_set_int_member(patch, "state_since", row_now());
         }
         row = store_update(p->store, resource_by_kind("desktop"), sid, patch, NULL, &error);
         if (!row) {
@@ -260,9 +232,9 @@ static gboolean backing_off(Pools *p, gint64 id)
 }
 
 /* A step failed: try again later, or after provision_retries attempts mark it failed. */
-static void step_failed(Pools *p, JsonObject *row, const char *step, const GError *error)
+static void step_failed(Pools *p, JsonObject *row, ReconcileStep step, const GError *error)
 {
-        gint64 id = json_object_get_int_member(row, "id");
+        gint64 id = row_int(row, "id");
         Retry *r = g_hash_table_lookup(p->retries, &id);
         gint64 most = config_get_int(p->mgr->config, "manager", "provision_retries");
 
@@ -273,17 +245,19 @@ static void step_failed(Pools *p, JsonObject *row, const char *step, const GErro
         r->failures++;
         if ((gint64)r->failures >= most) {
                 g_autoptr(JsonObject) extra = json_object_new();
-                g_autofree char *why = g_strdup_printf("%s failed: %s", step, error->message);
+                g_autofree char *why = g_strdup_printf("%s failed: %s", reconcile_step_to_string(step),
+                                                   error->message);
                 json_object_set_string_member(extra, "failure", why);
-                g_warning("desktop %s: %s (after %u attempts)", str(row, "name"), why, r->failures);
-                desktop_set(p, id, str(row, "name"), "failed", extra, "desktop_failed", why);
+                g_warning("desktop %s: %s (after %u attempts)", row_str(row, "name"), why, r->failures);
+                desktop_set(p, id, row_str(row, "name"), DESKTOP_FAILED, extra, "desktop_failed", why);
                 retry_clear(p, id);
                 return;
         }
         r->next_at =
                 g_get_monotonic_time() + MIN((gint64)1 << (r->failures - 1), 60) * G_USEC_PER_SEC;
         g_info("desktop %s: %s failed (attempt %u of %" G_GINT64_FORMAT "), will retry: %s",
-               str(row, "name"), step, r->failures, most, error->message);
+               row_str(row, "name"), reconcile_step_to_string(step), r->failures, most,
+               error->message);
 }
 
 /* ---- steps: agent commands and their replies --------------------------------------------- */
@@ -307,17 +281,17 @@ static void delete_with(Pools *p, const char *kind, JsonObject *row, const char 
         g_autoptr(GHashTable) f = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
         g_autoptr(JsonArray) deps = NULL;
         g_autoptr(GError) error = NULL;
-        g_autofree char *sid = util_id_text(json_object_get_int_member(row, "id"));
+        g_autofree char *sid = util_id_text(row_int(row, "id"));
 
         g_hash_table_insert(f, (gpointer)field, g_strdup(sid));
         deps = store_list_all(p->store, resource_by_kind(dependent), f, NULL);
         for (guint i = 0; deps && i < json_array_get_length(deps); i++) {
                 g_autofree char *did = util_id_text(
-                        json_object_get_int_member(json_array_get_object_element(deps, i), "id"));
+                        row_int(json_array_get_object_element(deps, i), "id"));
                 store_delete(p->store, resource_by_kind(dependent), did, &system_actor, NULL);
         }
         if (!store_delete(p->store, resource_by_kind(kind), sid, &system_actor, &error))
-                g_warning("%s %s: cannot delete its row: %s", kind, str(row, "name"),
+                g_warning("%s %s: cannot delete its row: %s", kind, row_str(row, "name"),
                           error->message);
 }
 
@@ -330,23 +304,19 @@ static void step_done(JsonObject *result, const GError *error, gpointer data)
 {
         Step *s = data;
         Pools *p = s->p;
-        g_autoptr(JsonObject) row = get_by_id(p->store, "desktop", s->desktop_id, NULL);
+        g_autoptr(JsonObject) row = row_get(p->store, "desktop", s->desktop_id, NULL);
         g_autoptr(JsonObject) extra = json_object_new();
-        const char *want = g_str_equal(s->step, "provision") ? "provisioning"
-                           : g_str_equal(s->step, "start")   ? "starting"
-                           : g_str_equal(s->step, "stop")    ? "stopping"
-                                                             : "deleting";
 
         step_release(p, s);
         if (!row)
                 goto out;
         /* The row moved on meanwhile (deleted, recomposed, reported by libvirt): this reply
          * is stale, unless a start was already reported running. */
-        if (!state_is(row, want) &&
-            !(g_str_equal(s->step, "start") && state_is(row, "running") && !error))
+        if (!state_is(row, step_table[s->step].during) &&
+            !(s->step == STEP_START && state_is(row, DESKTOP_RUNNING) && !error))
                 goto out;
         if (error) {
-                if (g_str_equal(s->step, "delete") &&
+                if (s->step == STEP_DELETE &&
                     g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND)) {
                         delete_row(p, row);
                         goto out;
@@ -355,20 +325,23 @@ static void step_done(JsonObject *result, const GError *error, gpointer data)
                 goto out;
         }
         retry_clear(p, s->desktop_id);
-        if (g_str_equal(s->step, "provision")) {
-                json_object_set_string_member(extra, "disk", str(result, "disk"));
+        if (s->step == STEP_PROVISION) {
+                json_object_set_string_member(extra, "disk", row_str(result, "disk"));
                 json_object_set_int_member(
                         extra, "disk_bytes",
-                        json_object_get_int_member_with_default(result, "disk_bytes", 0));
+                        row_int(result, "disk_bytes"));
                 json_object_set_string_member(extra, "failure", "");
                 json_object_set_int_member(extra, "host", s->host_id);
-                desktop_set(p, s->desktop_id, str(row, "name"), "stopped", extra, NULL, NULL);
-        } else if (g_str_equal(s->step, "start")) {
+                desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after, extra,
+                            NULL, NULL);
+        } else if (s->step == STEP_START) {
                 json_object_set_int_member(extra, "host", s->host_id);
-                desktop_set(p, s->desktop_id, str(row, "name"), "running", extra, "desktop_started",
+                desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after, extra,
+                            "desktop_started",
                             "started as a spare");
-        } else if (g_str_equal(s->step, "stop")) {
-                desktop_set(p, s->desktop_id, str(row, "name"), "stopped", NULL, NULL, NULL);
+        } else if (s->step == STEP_STOP) {
+                desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after,
+                            NULL, NULL, NULL);
         } else {
                 delete_row(p, row);
         }
@@ -380,7 +353,7 @@ out:
                 if (w->host_id != s->host_id || g_hash_table_contains(p->inflight, &wid))
                         continue;
                 g_queue_delete_link(&p->pending, l);
-                step_send(p, w->row, w->host_id, w->step, g_steal_pointer(&w->args));
+                step_send(p, w->row, w->host_id, w->step, g_steal_pointer(&w->cmd));
                 step_free(w);
                 break;
         }
@@ -389,29 +362,28 @@ out:
 }
 
 /* Sends a step for a desktop to its host; FALSE when it cannot be sent now. */
-static gboolean step_send(Pools *p, JsonObject *row, gint64 host_id, const char *step,
-                          JsonObject *args)
+static gboolean step_send(Pools *p, JsonObject *row, gint64 host_id, ReconcileStep step,
+                          HostCmd *cmd)
 {
         g_autoptr(GError) error = NULL;
         Step *s = g_new0(Step, 1);
-        const char *op = g_str_equal(step, "provision") ? "desktop.provision"
-                         : g_str_equal(step, "start")   ? "domain.start"
-                         : g_str_equal(step, "stop")    ? "domain.destroy"
-                                                        : "desktop.delete";
         guint n = GPOINTER_TO_UINT(g_hash_table_lookup(p->host_load, &host_id));
 
         s->p = p;
-        s->desktop_id = json_object_get_int_member(row, "id");
+        s->desktop_id = row_int(row, "id");
         s->host_id = host_id;
         s->step = step;
-        if (!agents_call(p->mgr->agents, host_id, op, args,
+        HostCall call = {p->mgr->agents, host_id,
                          config_get_int(p->mgr->config, "manager", "agent_command_timeout"),
-                         step_done, s, &error)) {
+                         step_done, s};
+
+        g_assert(cmd->op == step_table[step].op);
+        if (!hostcmd_send(&call, cmd, &error)) {
                 g_free(s);
                 step_failed(p, row, step, error);
                 return FALSE;
         }
-        g_hash_table_insert(p->inflight, id_key(s->desktop_id), (gpointer)step);
+        g_hash_table_insert(p->inflight, id_key(s->desktop_id), GINT_TO_POINTER(step));
         g_hash_table_insert(p->host_load, id_key(host_id), GUINT_TO_POINTER(n + 1));
         return TRUE;
 }
@@ -424,21 +396,21 @@ static gboolean host_has_room(Pools *p, gint64 host_id)
 
 /* Sends the step now if its host has room, else queues it: a reply from that host sends the
  * next one. Takes args. */
-static void step_go(Pools *p, JsonObject *row, gint64 host_id, const char *step, JsonObject *args)
+static void step_go(Pools *p, JsonObject *row, gint64 host_id, ReconcileStep step, HostCmd *cmd)
 {
         Step *w;
 
         if (host_has_room(p, host_id)) {
-                step_send(p, row, host_id, step, args);
+                step_send(p, row, host_id, step, cmd);
                 return;
         }
         w = g_new0(Step, 1);
         w->p = p;
-        w->desktop_id = json_object_get_int_member(row, "id");
+        w->desktop_id = row_int(row, "id");
         w->host_id = host_id;
         w->step = step;
         w->row = json_object_ref(row);
-        w->args = args;
+        w->cmd = cmd;
         g_queue_push_tail(&p->pending, w);
 }
 
@@ -446,18 +418,18 @@ static void step_go(Pools *p, JsonObject *row, gint64 host_id, const char *step,
 static JsonObject *snapshot_args(Pools *p, Snapshot *s, JsonObject *pool, JsonObject *d,
                                  GError **error)
 {
-        gint64 vid = json_row_ref(d, "template_version_id");
+        gint64 vid = row_ref(d, "template_version_id");
         JsonObject *ver = g_hash_table_lookup(s->versions_by, &vid);
         const char *path =
-                ver ? g_hash_table_lookup(s->volume_path, &(gint64){json_row_ref(ver, "volume_id")})
+                ver ? g_hash_table_lookup(s->volume_path, &(gint64){row_ref(ver, "volume_id")})
                     : NULL;
 
         if (!path) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
-                            "desktop '%s': its template version or volume is gone", str(d, "name"));
+                            "desktop '%s': its template version or volume is gone", row_str(d, "name"));
                 return NULL;
         }
-        return desktop_args(p->mgr->installation, d, pool, ver, path);
+        return hostcmd_desktop_spec(p->mgr->installation, d, pool, ver, path);
 }
 
 /* ---- a pass ------------------------------------------------------------------------------ */
@@ -509,34 +481,33 @@ static gboolean snapshot_load(Pools *p, Snapshot *s, GError **error)
                                            (GDestroyNotify)g_ptr_array_unref);
         for (guint i = 0; i < json_array_get_length(s->versions); i++) {
                 JsonObject *v = json_array_get_object_element(s->versions, i);
-                gint64 t = json_row_ref(v, "template_id");
+                gint64 t = row_ref(v, "template_id");
                 JsonObject *cur = g_hash_table_lookup(s->newest, &t);
-                g_hash_table_insert(s->versions_by, id_key(json_object_get_int_member(v, "id")), v);
-                if (!cur || json_object_get_int_member(v, "version") >
-                                    json_object_get_int_member(cur, "version"))
+                g_hash_table_insert(s->versions_by, id_key(row_int(v, "id")), v);
+                if (!cur || row_int(v, "version") >
+                                    row_int(cur, "version"))
                         g_hash_table_insert(s->newest, id_key(t), v);
         }
         for (guint i = 0; i < json_array_get_length(s->volumes); i++) {
                 JsonObject *v = json_array_get_object_element(s->volumes, i);
-                g_hash_table_insert(s->volume_path, id_key(json_object_get_int_member(v, "id")),
-                                    (gpointer)str(v, "path"));
+                g_hash_table_insert(s->volume_path, id_key(row_int(v, "id")),
+                                    (gpointer)row_str(v, "path"));
         }
         for (guint i = 0; i < json_array_get_length(s->sessions); i++)
                 g_hash_table_insert(
                         s->in_session,
-                        id_key(json_row_ref(json_array_get_object_element(s->sessions, i),
-                                            "desktop_id")),
+                        id_key(row_ref(json_array_get_object_element(s->sessions, i), "desktop_id")),
                         GINT_TO_POINTER(1));
         for (guint i = 0; i < json_array_get_length(s->desktops); i++) {
                 JsonObject *d = json_array_get_object_element(s->desktops, i);
-                gint64 h = json_row_ref(d, "host_id"), pool = json_row_ref(d, "pool_id");
+                gint64 h = row_ref(d, "host_id"), pool = row_ref(d, "pool_id");
                 GPtrArray *mine = g_hash_table_lookup(s->by_pool, &pool);
                 if (!mine) {
                         mine = g_ptr_array_new();
                         g_hash_table_insert(s->by_pool, id_key(pool), mine);
                 }
                 g_ptr_array_add(mine, d);
-                g_hash_table_add(s->names, g_ascii_strdown(str(d, "name"), -1));
+                g_hash_table_add(s->names, g_ascii_strdown(row_str(d, "name"), -1));
                 if (h)
                         g_hash_table_insert(s->host_count, id_key(h),
                                             GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(
@@ -554,7 +525,7 @@ static gint64 place(Pools *p, Snapshot *s, const char *path, const char *hint)
 
         for (guint i = 0; i < json_array_get_length(s->hosts); i++) {
                 JsonObject *h = json_array_get_object_element(s->hosts, i);
-                gint64 id = json_object_get_int_member(h, "id");
+                gint64 id = row_int(h, "id");
                 guint n = GPOINTER_TO_UINT(g_hash_table_lookup(s->host_count, &id));
                 if (host_usable(p->mgr, h, path, hint) && n < best_n) {
                         best = id;
@@ -570,7 +541,7 @@ static JsonObject *host_row(Snapshot *s, gint64 id)
 {
         for (guint i = 0; i < json_array_get_length(s->hosts); i++) {
                 JsonObject *h = json_array_get_object_element(s->hosts, i);
-                if (json_object_get_int_member(h, "id") == id)
+                if (row_int(h, "id") == id)
                         return h;
         }
         return NULL;
@@ -589,7 +560,7 @@ typedef struct {
 
 static gboolean in_session(Snapshot *s, JsonObject *d)
 {
-        gint64 id = json_object_get_int_member(d, "id");
+        gint64 id = row_int(d, "id");
 
         return g_hash_table_contains(s->in_session, &id);
 }
@@ -597,13 +568,13 @@ static gboolean in_session(Snapshot *s, JsonObject *d)
 /* A desktop someone has: a session, or (persistent pools) an assigned user. */
 static gboolean in_use(PoolView *v, Snapshot *s, JsonObject *d)
 {
-        return in_session(s, d) || (!v->stateless && (json_row_ref(d, "user_id") != 0 ||
-                                                      json_row_ref(d, "terminal_id") != 0));
+        return in_session(s, d) || (!v->stateless && (row_ref(d, "user_id") != 0 ||
+                                                      row_ref(d, "terminal_id") != 0));
 }
 
 static gboolean busy(Pools *p, JsonObject *d)
 {
-        gint64 id = json_object_get_int_member(d, "id");
+        gint64 id = row_int(d, "id");
 
         return g_hash_table_contains(p->inflight, &id) || backing_off(p, id);
 }
@@ -614,11 +585,11 @@ static void set_status(Pools *p, JsonObject *pool, const char *status)
         g_autoptr(JsonObject) row = NULL;
         g_autofree char *sid = NULL;
 
-        if (g_str_equal(str(pool, "status"), status))
+        if (g_str_equal(row_str(pool, "status"), status))
                 return;
         patch = json_object_new();
         json_object_set_string_member(patch, "status", status);
-        sid = util_id_text(json_object_get_int_member(pool, "id"));
+        sid = util_id_text(row_int(pool, "id"));
         row = store_update(p->store, resource_by_kind("pool"), sid, patch, NULL, NULL);
 }
 
@@ -626,8 +597,8 @@ static void set_status(Pools *p, JsonObject *pool, const char *status)
  * in one transaction before any host makes anything. */
 static guint grow(Pools *p, Snapshot *s, PoolView *v, guint missing)
 {
-        const char *pattern = str(v->pool, "name_pattern");
-        g_autofree char *def = pool_default_pattern(str(v->pool, "name"));
+        const char *pattern = row_str(v->pool, "name_pattern");
+        g_autofree char *def = pool_default_pattern(row_str(v->pool, "name"));
         g_autoptr(GPtrArray) values =
                 g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
         g_autofree StoreChange *changes = NULL;
@@ -649,13 +620,13 @@ static guint grow(Pools *p, Snapshot *s, PoolView *v, guint missing)
                         break;
                 o = json_object_new();
                 json_object_set_string_member(o, "name", name);
-                json_object_set_int_member(o, "pool", json_object_get_int_member(v->pool, "id"));
+                json_object_set_int_member(o, "pool", row_int(v->pool, "id"));
                 json_object_set_int_member(o, "host", host);
-                json_object_set_string_member(o, "state", "provisioning");
-                json_object_set_int_member(o, "state_since", now_s());
+                row_set_desktop_state(o, DESKTOP_PROVISIONING);
+                json_object_set_int_member(o, "state_since", row_now());
                 json_object_set_int_member(o, "template_version",
-                                           json_object_get_int_member(v->newest, "id"));
-                json_object_set_int_member(o, "volume", json_row_ref(v->newest, "volume_id"));
+                                           row_int(v->newest, "id"));
+                json_object_set_int_member(o, "volume", row_ref(v->newest, "volume_id"));
                 g_ptr_array_add(values, o);
                 g_hash_table_add(s->names, g_steal_pointer(&low));
                 k++;
@@ -669,7 +640,7 @@ static guint grow(Pools *p, Snapshot *s, PoolView *v, guint missing)
         }
         made = store_change_batch(p->store, changes, values->len, &system_actor, &error);
         if (!made) {
-                g_warning("pool %s: cannot add desktops: %s", str(v->pool, "name"), error->message);
+                g_warning("pool %s: cannot add desktops: %s", row_str(v->pool, "name"), error->message);
                 return 0;
         }
         return values->len;
@@ -679,19 +650,20 @@ static guint grow(Pools *p, Snapshot *s, PoolView *v, guint missing)
  * spares, the highest numbers first. */
 static guint shrink(Pools *p, Snapshot *s, PoolView *v, guint excess)
 {
-        static const char *const order[] = {"failed", "provisioning", "stopped", "running"};
+        static const DesktopState order[] = {DESKTOP_FAILED, DESKTOP_PROVISIONING, DESKTOP_STOPPED,
+                                            DESKTOP_RUNNING};
         guint marked = 0;
 
         for (gsize o = 0; o < G_N_ELEMENTS(order) && excess > 0; o++)
                 for (guint i = v->live->len; i-- > 0 && excess > 0;) {
                         JsonObject *d = v->live->pdata[i];
-                        gint64 id = json_object_get_int_member(d, "id");
+                        gint64 id = row_int(d, "id");
                         if (!state_is(d, order[o]) || in_use(v, s, d) ||
                             g_hash_table_contains(p->inflight, &id))
                                 continue;
-                        desktop_set(p, id, str(d, "name"), "deleting", NULL, "desktop_removing",
+                        desktop_set(p, id, row_str(d, "name"), DESKTOP_DELETING, NULL, "desktop_removing",
                                     "the pool shrinks");
-                        json_object_set_string_member(d, "state", "deleting");
+                        row_set_desktop_state(d, DESKTOP_DELETING);
                         excess--;
                         marked++;
                 }
@@ -701,30 +673,30 @@ static guint shrink(Pools *p, Snapshot *s, PoolView *v, guint excess)
 /* Stateless desktops whose session ended, or on an older version, made fresh. */
 static void resets(Pools *p, Snapshot *s, PoolView *v)
 {
-        gint64 newest = json_object_get_int_member(v->newest, "id");
+        gint64 newest = row_int(v->newest, "id");
 
         for (guint i = 0; i < v->live->len; i++) {
                 JsonObject *d = v->live->pdata[i];
-                gboolean dirty = json_object_get_boolean_member(d, "dirty");
-                gboolean old = json_row_ref(d, "template_version_id") != newest;
+                gboolean dirty = row_bool(d, "dirty");
+                gboolean old = row_ref(d, "template_version_id") != newest;
                 g_autoptr(JsonObject) extra = NULL;
-                if (!(state_is(d, "stopped") || state_is(d, "running")) || in_session(s, d) ||
+                if (!(state_is(d, DESKTOP_STOPPED) || state_is(d, DESKTOP_RUNNING)) || in_session(s, d) ||
                     busy(p, d) || !(dirty || old))
                         continue;
                 extra = json_object_new();
                 json_object_set_int_member(extra, "template_version", newest);
-                json_object_set_int_member(extra, "volume", json_row_ref(v->newest, "volume_id"));
+                json_object_set_int_member(extra, "volume", row_ref(v->newest, "volume_id"));
                 json_object_set_null_member(extra, "user");
                 json_object_set_null_member(extra, "terminal");
                 json_object_set_boolean_member(extra, "dirty", FALSE);
-                if (!desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"),
-                                 "provisioning", extra, "desktop_reset",
+                if (!desktop_set(p, row_int(d, "id"), row_str(d, "name"),
+                                 DESKTOP_PROVISIONING, extra, "desktop_reset",
                                  dirty ? "its session ended" : "a new template version"))
                         continue;
                 /* this pass goes on with the row as it is now */
-                json_object_set_string_member(d, "state", "provisioning");
+                row_set_desktop_state(d, DESKTOP_PROVISIONING);
                 json_object_set_int_member(d, "template_version_id", newest);
-                json_object_set_int_member(d, "volume_id", json_row_ref(v->newest, "volume_id"));
+                json_object_set_int_member(d, "volume_id", row_ref(v->newest, "volume_id"));
                 json_object_set_null_member(d, "user_id");
                 json_object_set_null_member(d, "terminal_id");
                 json_object_set_boolean_member(d, "dirty", FALSE);
@@ -735,11 +707,11 @@ static void provisions(Pools *p, Snapshot *s, PoolView *v)
 {
         for (guint i = 0; i < v->live->len; i++) {
                 JsonObject *d = v->live->pdata[i];
-                gint64 host = json_row_ref(d, "host_id");
+                gint64 host = row_ref(d, "host_id");
                 JsonObject *h = host ? host_row(s, host) : NULL;
                 g_autoptr(GError) error = NULL;
                 JsonObject *args;
-                if (!state_is(d, "provisioning") || busy(p, d))
+                if (!state_is(d, DESKTOP_PROVISIONING) || busy(p, d))
                         continue;
                 if (!h || !host_usable(p->mgr, h, v->path, v->hint)) {
                         g_autoptr(JsonObject) extra = json_object_new();
@@ -747,16 +719,16 @@ static void provisions(Pools *p, Snapshot *s, PoolView *v)
                         if (!host)
                                 continue;
                         json_object_set_int_member(extra, "host", host);
-                        desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"), NULL,
+                        desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_STATE_LAST,
                                     extra, NULL, NULL);
                         json_object_set_int_member(d, "host_id", host);
                 }
                 args = snapshot_args(p, s, v->pool, d, &error);
                 if (!args) {
-                        step_failed(p, d, "provision", error);
+                        step_failed(p, d, STEP_PROVISION, error);
                         continue;
                 }
-                step_go(p, d, host, "provision", args);
+                step_go(p, d, host, STEP_PROVISION, hostcmd_provision(args));
         }
 }
 
@@ -764,18 +736,18 @@ static void provisions(Pools *p, Snapshot *s, PoolView *v)
  * the host lacks memory (under manager.overcommit_percent) or cannot take it now. */
 void pools_sched_host(Manager *mgr, JsonObject *h, const char *path, SchedHost *out)
 {
-        gint64 id = json_object_get_int_member(h, "id");
+        gint64 id = row_int(h, "id");
 
         *out = (SchedHost){
                 .id = id,
-                .name = str(h, "name"),
-                .up = state_is(h, "up") || state_is(h, "maintenance"),
-                .maintenance = json_object_get_boolean_member(h, "maintenance"),
+                .name = row_str(h, "name"),
+                .up = host_up(h) || row_host_state(h) == HOST_MAINTENANCE,
+                .maintenance = row_bool(h, "maintenance"),
                 .linked = agents_linked(mgr->agents, id),
                 .reaches = !path || !host_unreachable(h, path),
-                .ram_mb = json_object_get_int_member(h, "ram_mb"),
-                .committed_mb = json_object_get_int_member(h, "ram_committed_mb"),
-                .running = (guint)json_object_get_int_member(h, "running"),
+                .ram_mb = row_int(h, "ram_mb"),
+                .committed_mb = row_int(h, "ram_committed_mb"),
+                .running = (guint)row_int(h, "running"),
         };
         if (out->ram_mb == 0) /* a host that has not reported its memory yet */
                 out->ram_mb = G_MAXINT32;
@@ -794,7 +766,7 @@ void pools_sched_request(Manager *mgr, gint64 need_mb, const char *hint, SchedRe
 
 static gboolean fits(Pools *p, Snapshot *s, PoolView *v, JsonObject *h, gint64 need_mb)
 {
-        gint64 id = json_object_get_int_member(h, "id");
+        gint64 id = row_int(h, "id");
         gint64 planned = GPOINTER_TO_SIZE(g_hash_table_lookup(s->host_planned, &id));
         SchedHost sh;
         SchedRequest r;
@@ -811,56 +783,50 @@ static gboolean fits(Pools *p, Snapshot *s, PoolView *v, JsonObject *h, gint64 n
 /* Started, unassigned, unused desktops kept ready: started or stopped to match spares. */
 static void spares(Pools *p, Snapshot *s, PoolView *v)
 {
-        gint64 want = json_object_get_int_member(v->pool, "spares"), have = 0;
-        gint64 newest = json_object_get_int_member(v->newest, "id");
+        gint64 want = row_int(v->pool, "spares"), have = 0;
+        gint64 newest = row_int(v->newest, "id");
 
         for (guint i = 0; i < v->live->len; i++) {
                 JsonObject *d = v->live->pdata[i];
-                if ((state_is(d, "running") || state_is(d, "starting")) && !in_use(v, s, d) &&
-                    json_row_ref(d, "user_id") == 0 && !json_object_get_boolean_member(d, "dirty"))
+                if ((state_is(d, DESKTOP_RUNNING) || state_is(d, DESKTOP_STARTING)) && !in_use(v, s, d) &&
+                    row_ref(d, "user_id") == 0 && !row_bool(d, "dirty"))
                         have++;
         }
         for (guint i = 0; i < v->live->len && have < want; i++) {
                 JsonObject *d = v->live->pdata[i];
-                gint64 host = json_row_ref(d, "host_id");
+                gint64 host = row_ref(d, "host_id");
                 JsonObject *h = host ? host_row(s, host) : NULL;
                 g_autoptr(GError) error = NULL;
                 JsonObject *args;
-                if (!state_is(d, "stopped") || in_use(v, s, d) || json_row_ref(d, "user_id") ||
-                    json_object_get_boolean_member(d, "dirty") || busy(p, d) ||
-                    (v->stateless && json_row_ref(d, "template_version_id") != newest) || !h ||
+                if (!state_is(d, DESKTOP_STOPPED) || in_use(v, s, d) || row_ref(d, "user_id") ||
+                    row_bool(d, "dirty") || busy(p, d) ||
+                    (v->stateless && row_ref(d, "template_version_id") != newest) || !h ||
                     !host_usable(p->mgr, h, v->path, v->hint) || !host_has_room(p, host) ||
-                    !fits(p, s, v, h, json_object_get_int_member(v->newest, "ram_mb")))
+                    !fits(p, s, v, h, row_int(v->newest, "ram_mb")))
                         continue;
                 args = snapshot_args(p, s, v->pool, d, &error);
                 if (!args) {
-                        step_failed(p, d, "start", error);
+                        step_failed(p, d, STEP_START, error);
                         continue;
                 }
-                desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"), "starting",
+                desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_STARTING,
                             NULL, NULL, NULL);
-                json_object_set_string_member(d, "state", "starting");
-                step_send(p, d, host, "start", args);
+                row_set_desktop_state(d, DESKTOP_STARTING);
+                step_send(p, d, host, STEP_START, hostcmd_start(args));
                 have++;
         }
         for (guint i = v->live->len; i-- > 0 && have > want;) {
                 JsonObject *d = v->live->pdata[i];
-                gint64 host = json_row_ref(d, "host_id");
-                JsonObject *args;
-                if (!state_is(d, "running") || in_use(v, s, d) || json_row_ref(d, "user_id") ||
+                gint64 host = row_ref(d, "host_id");
+                g_autofree char *dom = NULL;
+                if (!state_is(d, DESKTOP_RUNNING) || in_use(v, s, d) || row_ref(d, "user_id") ||
                     busy(p, d) || !host || !agents_linked(p->mgr->agents, host) ||
                     !host_has_room(p, host))
                         continue;
-                args = json_object_new();
-                {
-                        g_autofree char *dom =
-                                agent_domain_name(p->mgr->installation, "desktop",
-                                                  json_object_get_int_member(d, "id"));
-                        json_object_set_string_member(args, "domain", dom);
-                }
-                desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"), "stopping",
+                dom = agent_domain_name(p->mgr->installation, "desktop", row_id(d));
+                desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_STOPPING,
                             NULL, NULL, NULL);
-                step_send(p, d, host, "stop", args);
+                step_send(p, d, host, STEP_STOP, hostcmd_destroy(dom));
                 have--;
         }
 }
@@ -870,13 +836,12 @@ static void deletions(Pools *p, Snapshot *s, GPtrArray *going)
 {
         for (guint i = 0; i < going->len; i++) {
                 JsonObject *d = going->pdata[i];
-                gint64 id = json_object_get_int_member(d, "id");
-                gint64 host = json_row_ref(d, "host_id");
+                gint64 id = row_int(d, "id");
+                gint64 host = row_ref(d, "host_id");
                 g_autofree char *dom = agent_domain_name(p->mgr->installation, "desktop", id);
                 g_autofree char *disk = desktop_overlay_name(p->mgr->installation, id);
                 const char *path = g_hash_table_lookup(s->volume_path,
-                                                       &(gint64){json_row_ref(d, "volume_id")});
-                JsonObject *args;
+                                                       &(gint64){row_ref(d, "volume_id")});
                 if (busy(p, d))
                         continue;
                 if (!host || !path) { /* never provisioned: nothing exists on a host */
@@ -885,11 +850,7 @@ static void deletions(Pools *p, Snapshot *s, GPtrArray *going)
                 }
                 if (!agents_linked(p->mgr->agents, host))
                         continue;
-                args = json_object_new();
-                json_object_set_string_member(args, "domain", dom);
-                json_object_set_string_member(args, "volume", path);
-                json_object_set_string_member(args, "disk", disk);
-                step_go(p, d, host, "delete", args);
+                step_go(p, d, host, STEP_DELETE, hostcmd_desktop_delete(dom, path, disk));
         }
 }
 
@@ -897,27 +858,27 @@ static void deletions(Pools *p, Snapshot *s, GPtrArray *going)
 static void timeouts(Pools *p, GPtrArray *rows)
 {
         gint64 limit = config_get_int(p->mgr->config, "manager", "transition_timeout");
-        static const char *const transitional[] = {"provisioning", "starting", "stopping",
-                                                   "deleting"};
+        static const DesktopState transitional[] = {DESKTOP_PROVISIONING, DESKTOP_STARTING,
+                                                    DESKTOP_STOPPING, DESKTOP_DELETING};
 
         for (guint i = 0; i < rows->len; i++) {
                 JsonObject *d = rows->pdata[i];
-                gint64 since = json_object_get_int_member(d, "state_since");
-                gint64 id = json_object_get_int_member(d, "id");
+                gint64 since = row_int(d, "state_since");
+                gint64 id = row_int(d, "id");
                 g_autofree char *why = NULL;
                 g_autoptr(JsonObject) extra = NULL;
                 gboolean stuck = FALSE;
                 for (gsize k = 0; k < G_N_ELEMENTS(transitional); k++)
                         stuck |= state_is(d, transitional[k]);
-                if (!stuck || since <= 0 || now_s() - since <= limit ||
+                if (!stuck || since <= 0 || row_now() - since <= limit ||
                     g_hash_table_contains(p->inflight, &id))
                         continue;
                 why = g_strdup_printf("stuck %s for more than %" G_GINT64_FORMAT " s",
-                                      str(d, "state"), limit);
+                                      row_str(d, "state"), limit);
                 extra = json_object_new();
                 json_object_set_string_member(extra, "failure", why);
-                desktop_set(p, id, str(d, "name"), "failed", extra, "desktop_failed", why);
-                json_object_set_string_member(d, "state", "failed");
+                desktop_set(p, id, row_str(d, "name"), DESKTOP_FAILED, extra, "desktop_failed", why);
+                row_set_desktop_state(d, DESKTOP_FAILED);
         }
 }
 
@@ -928,11 +889,10 @@ static void pool_delete_finish(Pools *p, JsonObject *pool)
 
         /* Its permissions go with it (their events record it), then its entitlements. */
         g_hash_table_insert(f, (gpointer) "pool",
-                            util_id_text(json_object_get_int_member(pool, "id")));
+                            util_id_text(row_int(pool, "id")));
         perms = store_list_all(p->store, resource_by_kind("permission"), f, NULL);
         for (guint i = 0; perms && i < json_array_get_length(perms); i++) {
-                g_autofree char *id = util_id_text(json_object_get_int_member(
-                        json_array_get_object_element(perms, i), "id"));
+                g_autofree char *id = util_id_text(row_int(json_array_get_object_element(perms, i), "id"));
                 store_delete(p->store, resource_by_kind("permission"), id, &system_actor, NULL);
         }
         delete_with(p, "pool", pool, "entitlement", "pool");
@@ -940,9 +900,9 @@ static void pool_delete_finish(Pools *p, JsonObject *pool)
 
 static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)
 {
-        gint64 pid = json_object_get_int_member(pool, "id");
-        gint64 tid = json_row_ref(pool, "template_id");
-        gint64 size = json_object_get_int_member(pool, "size");
+        gint64 pid = row_int(pool, "id");
+        gint64 tid = row_ref(pool, "template_id");
+        gint64 size = row_int(pool, "size");
         g_autoptr(GPtrArray) live = g_ptr_array_new();
         g_autoptr(GPtrArray) going = g_ptr_array_new();
         g_autofree char *status = NULL;
@@ -952,18 +912,18 @@ static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)
 
         for (guint i = 0; mine && i < mine->len; i++) {
                 JsonObject *d = mine->pdata[i];
-                if (json_object_get_boolean_member(pool, "deleting") && !state_is(d, "deleting") &&
+                if (row_bool(pool, "deleting") && !state_is(d, DESKTOP_DELETING) &&
                     !g_hash_table_contains(p->inflight,
-                                           &(gint64){json_object_get_int_member(d, "id")})) {
-                        desktop_set(p, json_object_get_int_member(d, "id"), str(d, "name"),
-                                    "deleting", NULL, NULL, NULL);
-                        json_object_set_string_member(d, "state", "deleting");
+                                           &(gint64){row_int(d, "id")})) {
+                        desktop_set(p, row_int(d, "id"), row_str(d, "name"),
+                                    DESKTOP_DELETING, NULL, NULL, NULL);
+                        row_set_desktop_state(d, DESKTOP_DELETING);
                 }
-                g_ptr_array_add(state_is(d, "deleting") ? going : live, d);
+                g_ptr_array_add(state_is(d, DESKTOP_DELETING) ? going : live, d);
         }
         timeouts(p, live);
         timeouts(p, going);
-        if (json_object_get_boolean_member(pool, "deleting")) {
+        if (row_bool(pool, "deleting")) {
                 deletions(p, s, going);
                 if (live->len + going->len == 0)
                         pool_delete_finish(p, pool);
@@ -974,8 +934,8 @@ static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)
                 }
                 return;
         }
-        v.stateless = g_str_equal(str(pool, "mode"), "stateless");
-        v.hint = str(pool, "hosts");
+        v.stateless = g_str_equal(row_str(pool, "mode"), "stateless");
+        v.hint = row_str(pool, "hosts");
         v.newest = g_hash_table_lookup(s->newest, &tid);
         if (!v.newest) {
                 deletions(p, s, going);
@@ -983,7 +943,7 @@ static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)
                 return;
         }
         v.path =
-                g_hash_table_lookup(s->volume_path, &(gint64){json_row_ref(v.newest, "volume_id")});
+                g_hash_table_lookup(s->volume_path, &(gint64){row_ref(v.newest, "volume_id")});
         if (!v.path) {
                 set_status(p, pool, "waiting: its template's volume is gone");
                 return;
@@ -998,9 +958,9 @@ static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)
         deletions(p, s, going);
         for (guint i = 0; i < live->len; i++) {
                 JsonObject *d = live->pdata[i];
-                if (state_is(d, "failed"))
+                if (state_is(d, DESKTOP_FAILED))
                         v.failed++;
-                else if (state_is(d, "stopped") || state_is(d, "running"))
+                else if (state_is(d, DESKTOP_STOPPED) || state_is(d, DESKTOP_RUNNING))
                         v.settled++;
         }
         if ((gint64)live->len == size && v.settled + v.failed == live->len && going->len == 0)
@@ -1017,25 +977,26 @@ static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)
 
 /* ---- operations -------------------------------------------------------------------------- */
 
-static void operation_set(Pools *p, JsonObject *op, const char *state, gint64 percent,
+static void operation_set(Pools *p, JsonObject *op, OperationState state, gint64 percent,
                           const char *message)
 {
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) row = NULL;
-        g_autofree char *sid = util_id_text(json_object_get_int_member(op, "id"));
+        g_autofree char *sid = util_id_text(row_int(op, "id"));
 
-        if (g_str_equal(str(op, "state"), state) &&
-            json_object_get_int_member(op, "percent") == percent &&
-            g_str_equal(str(op, "message"), message))
+        if (row_operation_state(op) == state &&
+            row_int(op, "percent") == percent &&
+            g_str_equal(row_str(op, "message"), message))
                 return;
-        json_object_set_string_member(patch, "state", state);
+        row_set_operation_state(patch, state);
         json_object_set_int_member(patch, "percent", CLAMP(percent, 0, 100));
         json_object_set_string_member(patch, "message", message);
         row = store_update(p->store, resource_by_kind("operation"), sid, patch, NULL, NULL);
-        if (!g_str_equal(state, "running")) {
-                g_autofree char *action = g_strconcat("operation_", state, NULL);
+        if (state != OPERATION_RUNNING) {
+                g_autofree char *action =
+                        g_strconcat("operation_", operation_state_to_string(state), NULL);
                 store_event_add(p->store, &system_actor, action, "operation",
-                                json_object_get_int_member(op, "id"), str(op, "kind"), message,
+                                row_int(op, "id"), row_str(op, "kind"), message,
                                 NULL);
         }
 }
@@ -1044,7 +1005,7 @@ static JsonObject *find(JsonArray *rows, gint64 id)
 {
         for (guint i = 0; i < json_array_get_length(rows); i++) {
                 JsonObject *o = json_array_get_object_element(rows, i);
-                if (json_object_get_int_member(o, "id") == id)
+                if (row_int(o, "id") == id)
                         return o;
         }
         return NULL;
@@ -1059,11 +1020,11 @@ typedef struct {
 static void tally_desktop(Tally *t, Snapshot *s, JsonObject *d, gint64 want_version)
 {
         t->total++;
-        if (state_is(d, "failed")) {
+        if (state_is(d, DESKTOP_FAILED)) {
                 t->failed++;
-                t->failure = str(d, "failure");
-        } else if ((state_is(d, "stopped") || state_is(d, "running")) &&
-                   (!want_version || json_row_ref(d, "template_version_id") == want_version)) {
+                t->failure = row_str(d, "failure");
+        } else if ((state_is(d, DESKTOP_STOPPED) || state_is(d, DESKTOP_RUNNING)) &&
+                   (!want_version || row_ref(d, "template_version_id") == want_version)) {
                 t->done++;
         } else if (in_session(s, d)) {
                 t->waiting++;
@@ -1072,83 +1033,83 @@ static void tally_desktop(Tally *t, Snapshot *s, JsonObject *d, gint64 want_vers
 
 static void operation_pass(Pools *p, Snapshot *s, JsonObject *op)
 {
-        const char *kind = str(op, "kind");
-        gint64 oid = json_object_get_int_member(op, "object_id");
+        const char *kind = row_str(op, "kind");
+        gint64 oid = row_int(op, "object_id");
         Tally t = {0};
         g_autofree char *msg = NULL;
         gint64 target = 0;
 
         if (g_str_equal(kind, "recompose")) {
                 JsonObject *d = find(s->desktops, oid);
-                JsonObject *pool = d ? find(s->pools, json_row_ref(d, "pool_id")) : NULL;
+                JsonObject *pool = d ? find(s->pools, row_ref(d, "pool_id")) : NULL;
                 JsonObject *nv =
                         pool ? g_hash_table_lookup(s->newest,
-                                                   &(gint64){json_row_ref(pool, "template_id")})
+                                                   &(gint64){row_ref(pool, "template_id")})
                              : NULL;
                 if (!d || !nv) {
-                        operation_set(p, op, "failed", 0, "the desktop is gone");
+                        operation_set(p, op, OPERATION_FAILED, 0, "the desktop is gone");
                         return;
                 }
-                tally_desktop(&t, s, d, json_object_get_int_member(nv, "id"));
+                tally_desktop(&t, s, d, row_int(nv, "id"));
                 target = 1;
         } else if (g_str_equal(kind, "rollout")) {
                 JsonObject *nv = g_hash_table_lookup(s->newest, &oid);
                 for (guint i = 0; nv && i < json_array_get_length(s->pools); i++) {
                         JsonObject *pool = json_array_get_object_element(s->pools, i);
-                        if (json_row_ref(pool, "template_id") != oid ||
-                            !g_str_equal(str(pool, "mode"), "stateless"))
+                        if (row_ref(pool, "template_id") != oid ||
+                            !g_str_equal(row_str(pool, "mode"), "stateless"))
                                 continue;
                         for (guint k = 0; k < json_array_get_length(s->desktops); k++) {
                                 JsonObject *d = json_array_get_object_element(s->desktops, k);
-                                if (json_row_ref(d, "pool_id") ==
-                                            json_object_get_int_member(pool, "id") &&
-                                    !state_is(d, "deleting"))
+                                if (row_ref(d, "pool_id") ==
+                                            row_int(pool, "id") &&
+                                    !state_is(d, DESKTOP_DELETING))
                                         tally_desktop(&t, s, d,
-                                                      json_object_get_int_member(nv, "id"));
+                                                      row_int(nv, "id"));
                         }
                 }
                 target = t.total;
         } else { /* pool_create, pool_resize, pool_delete */
                 JsonObject *pool = find(s->pools, oid);
-                if (pool && !g_str_equal(str(pool, "name"), str(op, "object_name")))
+                if (pool && !g_str_equal(row_str(pool, "name"), row_str(op, "object_name")))
                         pool = NULL; /* its id was taken again by a newer pool */
                 if (!pool) {
                         operation_set(
-                                p, op, g_str_equal(kind, "pool_delete") ? "done" : "failed", 100,
+                                p, op, g_str_equal(kind, "pool_delete") ? OPERATION_DONE : OPERATION_FAILED, 100,
                                 g_str_equal(kind, "pool_delete") ? "deleted" : "the pool is gone");
                         return;
                 }
                 for (guint k = 0; k < json_array_get_length(s->desktops); k++) {
                         JsonObject *d = json_array_get_object_element(s->desktops, k);
-                        if (json_row_ref(d, "pool_id") != oid)
+                        if (row_ref(d, "pool_id") != oid)
                                 continue;
-                        if (state_is(d, "deleting"))
+                        if (state_is(d, DESKTOP_DELETING))
                                 t.total++;
                         else
                                 tally_desktop(&t, s, d, 0);
                 }
                 if (g_str_equal(kind, "pool_delete")) {
                         msg = g_strdup_printf("%u desktops left", t.total);
-                        operation_set(p, op, "running", 0, msg);
+                        operation_set(p, op, OPERATION_RUNNING, 0, msg);
                         return;
                 }
-                target = MAX((gint64)t.total, json_object_get_int_member(pool, "size"));
-                if ((gint64)t.total != json_object_get_int_member(pool, "size"))
+                target = MAX((gint64)t.total, row_int(pool, "size"));
+                if ((gint64)t.total != row_int(pool, "size"))
                         t.done = MIN(t.done, t.total - 1);
         }
         if (target > 0 && t.done + t.failed >= target) {
                 if (t.failed) {
                         msg = g_strdup_printf("%u of %" G_GINT64_FORMAT " desktops failed: %s",
                                               t.failed, target, t.failure);
-                        operation_set(p, op, "failed", 100, msg);
+                        operation_set(p, op, OPERATION_FAILED, 100, msg);
                 } else {
                         msg = g_strdup_printf("%" G_GINT64_FORMAT " desktops ready", target);
-                        operation_set(p, op, "done", 100, msg);
+                        operation_set(p, op, OPERATION_DONE, 100, msg);
                 }
                 return;
         }
         if (target == 0) {
-                operation_set(p, op, "done", 100, "nothing to do");
+                operation_set(p, op, OPERATION_DONE, 100, "nothing to do");
                 return;
         }
         msg = t.waiting ? g_strdup_printf("%u of %" G_GINT64_FORMAT
@@ -1156,7 +1117,7 @@ static void operation_pass(Pools *p, Snapshot *s, JsonObject *op)
                                           t.done, target, t.waiting)
                         : g_strdup_printf("%u of %" G_GINT64_FORMAT " desktops ready", t.done,
                                           target);
-        operation_set(p, op, "running", (t.done + t.failed) * 100 / target, msg);
+        operation_set(p, op, OPERATION_RUNNING, (t.done + t.failed) * 100 / target, msg);
 }
 
 static void pass(Pools *p)
@@ -1170,7 +1131,8 @@ static void pass(Pools *p)
         g_queue_clear_full(&p->pending, (GDestroyNotify)step_free); /* made again below */
         /* Operations are read before the snapshot, so the object of each (written before its
          * operation) is in it; they are judged on the state the last steps left. */
-        g_hash_table_insert(f, (gpointer) "state", (gpointer) "running");
+        g_hash_table_insert(f, (gpointer) "state",
+                            (gpointer)operation_state_to_string(OPERATION_RUNNING));
         ops = store_list_all(p->store, resource_by_kind("operation"), f, NULL);
         if (!snapshot_load(p, &s, &error)) {
                 g_warning("pool reconciler: cannot read the state: %s", error->message);

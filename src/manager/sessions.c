@@ -2,10 +2,12 @@
 #define G_LOG_DOMAIN "sessions"
 
 #include "manager/sessions.h"
+#include "manager/rows.h"
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "common/util.h"
 #include "manager/agents.h"
+#include "manager/hostcmd.h"
 #include "manager/api.h"
 #include "manager/pools.h"
 #include "proto/agentproto.h"
@@ -17,23 +19,6 @@
 #define SHUTDOWN_TIMEOUT_S 60
 
 static const Actor system_actor = {"system", 0, ""};
-
-static const char *str(JsonObject *o, const char *k)
-{
-        return json_object_get_string_member_with_default(o, k, "");
-}
-
-static gint64 now_s(void)
-{
-        return g_get_real_time() / G_USEC_PER_SEC;
-}
-
-static JsonObject *row_by_id(Store *st, const char *kind, gint64 id)
-{
-        g_autofree char *sid = util_id_text(id);
-
-        return id ? store_get(st, resource_by_kind(kind), sid, 0, NULL) : NULL;
-}
 
 typedef struct {
         Manager *mgr;
@@ -77,16 +62,12 @@ static void logged_off(JsonObject *result, const GError *error, gpointer data)
 {
         Ending *e = data;
         g_autoptr(GError) err = NULL;
-        JsonObject *args;
 
         if (error) /* nobody logged in, no guest tools: the shutdown still ends it */
                 g_debug("session end on %s: logoff: %s", e->desktop_name, error->message);
-        args = json_object_new();
-        json_object_set_string_member(args, "domain", e->domain);
-        json_object_set_int_member(args, "timeout", SHUTDOWN_TIMEOUT_S);
-        json_object_set_boolean_member(args, "force", TRUE);
-        if (!agents_call(e->mgr->agents, e->host_id, "domain.shutdown", args,
-                         SHUTDOWN_TIMEOUT_S + 15, shut_down, e, &err))
+        if (!hostcmd_send(
+                    &(HostCall){e->mgr->agents, e->host_id, SHUTDOWN_TIMEOUT_S + 15, shut_down, e},
+                    hostcmd_shutdown(e->domain, SHUTDOWN_TIMEOUT_S, TRUE), &err))
                 finish(e);
 }
 
@@ -95,41 +76,36 @@ gboolean sessions_end(Manager *mgr, Store *st, JsonObject *session, const char *
 {
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) upd = NULL, desktop = NULL;
-        g_autofree char *sid = util_id_text(json_object_get_int_member(session, "id"));
+        g_autofree char *sid = util_id_text(row_int(session, "id"));
         g_autoptr(GError) err = NULL;
         Ending *e;
-        JsonObject *args;
 
-        if (g_str_equal(str(session, "state"), "ending"))
+        if (row_session_state(session) == SESSION_ENDING)
                 return TRUE;
-        json_object_set_string_member(patch, "state", "ending");
+        row_set_session_state(patch, SESSION_ENDING);
         json_object_set_string_member(patch, "end_reason", reason);
-        json_object_set_int_member(patch, "state_since", now_s());
+        json_object_set_int_member(patch, "state_since", row_now());
         upd = store_update(st, resource_by_kind("session"), sid, patch, NULL, error);
         if (!upd)
                 return FALSE;
-        desktop = row_by_id(st, "desktop", json_row_ref(session, "desktop_id"));
-        store_event_add(st, actor, "session_end", "session",
-                        json_object_get_int_member(session, "id"),
-                        desktop ? str(desktop, "name") : "", reason, NULL);
-        sessions_close_tunnels(json_row_ref(session, "desktop_id"));
+        desktop = row_get(st, "desktop", row_ref(session, "desktop_id"), NULL);
+        store_event_add(st, actor, "session_end", "session", row_int(session, "id"),
+                        desktop ? row_str(desktop, "name") : "", reason, NULL);
+        sessions_close_tunnels(row_ref(session, "desktop_id"));
         e = g_new0(Ending, 1);
         e->mgr = mgr;
         e->store = st;
-        e->session_id = json_object_get_int_member(session, "id");
-        e->desktop_id = json_row_ref(session, "desktop_id");
-        e->desktop_name = g_strdup(desktop ? str(desktop, "name") : "?");
-        e->host_id = desktop ? json_row_ref(desktop, "host_id") : 0;
+        e->session_id = row_int(session, "id");
+        e->desktop_id = row_ref(session, "desktop_id");
+        e->desktop_name = g_strdup(desktop ? row_str(desktop, "name") : "?");
+        e->host_id = desktop ? row_ref(desktop, "host_id") : 0;
         e->domain = agent_domain_name(mgr->installation, "desktop", e->desktop_id);
-        if (!desktop || !g_str_equal(str(desktop, "state"), "running") || !e->host_id) {
+        if (!desktop || row_desktop_state(desktop) != DESKTOP_RUNNING || !e->host_id) {
                 finish(e);
                 return TRUE;
         }
-        args = json_object_new();
-        json_object_set_string_member(args, "domain", e->domain);
-        json_object_set_string_member(args, "op", "logoff");
-        if (!agents_call(mgr->agents, e->host_id, "guest.request", args, LOGOFF_TIMEOUT_S,
-                         logged_off, e, &err))
+        if (!hostcmd_send(&(HostCall){mgr->agents, e->host_id, LOGOFF_TIMEOUT_S, logged_off, e},
+                          hostcmd_guest_request(e->domain, GUEST_OP_LOGOFF, NULL), &err))
                 finish(e);
         return TRUE;
 }
@@ -140,10 +116,7 @@ static GHashTable *index_rows(JsonArray *rows)
 
         for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
                 JsonObject *o = json_array_get_object_element(rows, i);
-                g_hash_table_insert(
-                        t,
-                        g_memdup2(&(gint64){json_object_get_int_member(o, "id")}, sizeof(gint64)),
-                        o);
+                g_hash_table_insert(t, g_memdup2(&(gint64){row_int(o, "id")}, sizeof(gint64)), o);
         }
         return t;
 }
@@ -156,25 +129,24 @@ static JsonObject *find(GHashTable *by_id, gint64 id)
 /* Why session s should end now, or NULL. */
 static char *timed_out(Manager *mgr, JsonObject *s, JsonObject *pool, gint64 now)
 {
-        gint64 idle_limit = json_object_get_int_member(pool, "idle_timeout");
-        gint64 grace = json_object_get_int_member(pool, "disconnect_grace");
-        gint64 longest = json_object_get_int_member(pool, "max_session");
-        gint64 since = json_object_get_int_member(s, "state_since");
-        gint64 started = json_object_get_int_member(s, "started_at");
+        gint64 idle_limit = row_int(pool, "idle_timeout");
+        gint64 grace = row_int(pool, "disconnect_grace");
+        gint64 longest = row_int(pool, "max_session");
+        gint64 since = row_int(s, "state_since");
+        gint64 started = row_int(s, "started_at");
         gint64 idle;
 
         if (longest > 0 && started > 0 && now - started >= longest)
                 return g_strdup_printf(
                         "the session reached the pool's max_session (%" G_GINT64_FORMAT " s)",
                         longest);
-        if (grace > 0 && since > 0 && g_str_equal(str(s, "state"), "disconnected") &&
+        if (grace > 0 && since > 0 && row_session_state(s) == SESSION_DISCONNECTED &&
             now - since >= grace)
                 return g_strdup_printf("disconnected for %" G_GINT64_FORMAT
                                        " s (the pool's disconnect_grace)",
                                        now - since);
         if (idle_limit > 0 &&
-            (idle = agents_desktop_idle(mgr->agents, json_row_ref(s, "desktop_id"))) >=
-                    idle_limit &&
+            (idle = agents_desktop_idle(mgr->agents, row_ref(s, "desktop_id"))) >= idle_limit &&
             now - started >= idle_limit)
                 return g_strdup_printf("idle for %" G_GINT64_FORMAT
                                        " s (the pool's idle_timeout: no input in the desktop)",
@@ -187,21 +159,20 @@ void sessions_timeouts(Manager *mgr, Store *st, JsonArray *pools, JsonArray *des
 {
         g_autoptr(GHashTable) pool_by_id = index_rows(pools);
         g_autoptr(GHashTable) desktop_by_id = index_rows(desktops);
-        gint64 now = now_s();
+        gint64 now = row_now();
 
         for (guint i = 0; sessions && i < json_array_get_length(sessions); i++) {
                 JsonObject *s = json_array_get_object_element(sessions, i);
-                JsonObject *d = find(desktop_by_id, json_row_ref(s, "desktop_id"));
-                JsonObject *pool = d ? find(pool_by_id, json_row_ref(d, "pool_id")) : NULL;
+                JsonObject *d = find(desktop_by_id, row_ref(s, "desktop_id"));
+                JsonObject *pool = d ? find(pool_by_id, row_ref(d, "pool_id")) : NULL;
                 g_autofree char *why = NULL;
                 g_autoptr(GError) error = NULL;
 
-                if (g_str_equal(str(s, "state"), "ending")) {
+                if (row_session_state(s) == SESSION_ENDING) {
                         g_autofree char *sid = NULL;
-                        if (now - json_object_get_int_member(s, "state_since") <
-                            SESSIONS_ENDING_MAX)
+                        if (now - row_int(s, "state_since") < SESSIONS_ENDING_MAX)
                                 continue;
-                        sid = util_id_text(json_object_get_int_member(s, "id"));
+                        sid = util_id_text(row_int(s, "id"));
                         store_delete(st, resource_by_kind("session"), sid, &system_actor, NULL);
                         pools_kick(mgr->pools);
                         continue;
@@ -209,8 +180,8 @@ void sessions_timeouts(Manager *mgr, Store *st, JsonArray *pools, JsonArray *des
                 if (!pool || !(why = timed_out(mgr, s, pool, now)))
                         continue;
                 if (!sessions_end(mgr, st, s, why, &system_actor, &error))
-                        g_warning("cannot end session %" G_GINT64_FORMAT ": %s",
-                                  json_object_get_int_member(s, "id"), error->message);
+                        g_warning("cannot end session %" G_GINT64_FORMAT ": %s", row_int(s, "id"),
+                                  error->message);
         }
 }
 
@@ -239,20 +210,20 @@ void sessions_console_opened(Store *st, gint64 desktop_id, const Actor *actor)
                 JsonObject *t;
                 gint64 at;
 
-                if (!str(s, "timing")[0] ||
-                    !json_parser_load_from_data(p, str(s, "timing"), -1, NULL) ||
+                if (!row_str(s, "timing")[0] ||
+                    !json_parser_load_from_data(p, row_str(s, "timing"), -1, NULL) ||
                     !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p)))
                         continue;
                 root = json_node_copy(json_parser_get_root(p));
                 t = json_node_get_object(root);
-                at = json_object_get_int_member_with_default(t, "requested_at", 0);
+                at = row_int(t, "requested_at");
                 if (json_object_has_member(t, "opened") || at <= 0)
                         continue;
                 json_object_set_int_member(t, "opened", g_get_real_time() / 1000 - at);
                 text = json_node_to_text(root, FALSE);
-                sessions_set_timing(st, json_object_get_int_member(s, "id"), text);
-                store_event_add(st, actor, "console_opened", "session",
-                                json_object_get_int_member(s, "id"), "", text, NULL);
+                sessions_set_timing(st, row_int(s, "id"), text);
+                store_event_add(st, actor, "console_opened", "session", row_int(s, "id"), "", text,
+                                NULL);
         }
 }
 
@@ -262,18 +233,18 @@ void sessions_follow(Store *st, gint64 desktop_id, const Actor *actor, gboolean 
         g_autoptr(GHashTable) filters =
                 g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
         g_autoptr(JsonArray) rows = NULL;
-        const char *want = connected ? "connected" : "disconnected";
+        SessionState want = connected ? SESSION_CONNECTED : SESSION_DISCONNECTED;
 
         g_hash_table_insert(filters, (gpointer) "desktop", util_id_text(desktop_id));
         rows = store_list_all(st, sessions, filters, NULL);
         for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
                 JsonObject *o = json_array_get_object_element(rows, i);
-                g_autofree char *sid = util_id_text(json_object_get_int_member(o, "id"));
+                g_autofree char *sid = util_id_text(row_int(o, "id"));
                 g_autoptr(JsonObject) patch = NULL, upd = NULL;
-                if (g_str_equal(str(o, "state"), want) || g_str_equal(str(o, "state"), "ending"))
+                if (row_session_state(o) == want || row_session_state(o) == SESSION_ENDING)
                         continue;
                 patch = json_object_new();
-                json_object_set_string_member(patch, "state", want);
+                row_set_session_state(patch, want);
                 json_object_set_int_member(patch, "state_since",
                                            g_get_real_time() / G_USEC_PER_SEC);
                 upd = store_update(st, sessions, sid, patch, actor, NULL);
@@ -306,19 +277,18 @@ static guint tunnels_add(gint64 desktop, int delta)
 
 void sessions_gateway_event(Store *st, JsonObject *ev, const char *gateway)
 {
-        const char *kind = json_object_get_string_member_with_default(ev, "kind", "");
-        const char *via = json_object_get_string_member_with_default(ev, "via", "");
-        const char *peer = json_object_get_string_member_with_default(ev, "peer", "");
-        gint64 desktop = json_object_get_int_member_with_default(ev, "desktop", 0);
+        const char *kind = row_str(ev, "kind");
+        const char *via = row_str(ev, "via");
+        const char *peer = row_str(ev, "peer");
+        gint64 desktop = row_int(ev, "desktop");
         g_autofree char *detail = NULL, *who = g_strdup_printf("gateway %s", gateway);
         g_autoptr(JsonObject) row = NULL;
         const char *name = "";
         Actor actor = {who, 0, peer};
 
         if (g_str_equal(kind, "refused")) {
-                detail = g_strdup_printf(
-                        "%s tunnel from %s refused: %s", via, peer,
-                        json_object_get_string_member_with_default(ev, "reason", ""));
+                detail = g_strdup_printf("%s tunnel from %s refused: %s", via, peer,
+                                         row_str(ev, "reason"));
                 store_event_add(st, &actor, "ticket_refused", desktop ? "desktop" : "gateway",
                                 desktop, "", detail, NULL);
                 return;
@@ -328,7 +298,7 @@ void sessions_gateway_event(Store *st, JsonObject *ev, const char *gateway)
         if (g_str_equal(kind, "open") || g_str_equal(kind, "close")) {
                 g_autofree char *sid = util_id_text(desktop);
                 row = store_get(st, resource_by_kind("desktop"), sid, 0, NULL);
-                name = row ? str(row, "name") : "";
+                name = row ? row_str(row, "name") : "";
         }
         if (g_str_equal(kind, "open")) {
                 if (tunnels_add(desktop, 1) != 1)
@@ -340,13 +310,11 @@ void sessions_gateway_event(Store *st, JsonObject *ev, const char *gateway)
         } else if (g_str_equal(kind, "close")) {
                 if (tunnels_add(desktop, -1) != 0)
                         return;
-                detail = g_strdup_printf(
-                        "last %s tunnel from %s closed after %" G_GINT64_FORMAT
-                        " s (%" G_GINT64_FORMAT " bytes in, %" G_GINT64_FORMAT " out)",
-                        via, peer,
-                        json_object_get_int_member_with_default(ev, "duration_ms", 0) / 1000,
-                        json_object_get_int_member_with_default(ev, "bytes_in", 0),
-                        json_object_get_int_member_with_default(ev, "bytes_out", 0));
+                detail = g_strdup_printf("last %s tunnel from %s closed after %" G_GINT64_FORMAT
+                                         " s (%" G_GINT64_FORMAT " bytes in, %" G_GINT64_FORMAT
+                                         " out)",
+                                         via, peer, row_int(ev, "duration_ms") / 1000,
+                                         row_int(ev, "bytes_in"), row_int(ev, "bytes_out"));
                 store_event_add(st, &actor, "console_disconnected", "desktop", desktop, name,
                                 detail, NULL);
                 sessions_follow(st, desktop, &actor, FALSE);
@@ -379,7 +347,7 @@ void sessions_set_tunnel_closer(SessionsTunnelCloser fn, gpointer data)
 
 void sessions_close_tunnels(gint64 desktop)
 {
-        Order o = {0, desktop, now_s()};
+        Order o = {0, desktop, row_now()};
         SessionsTunnelCloser fn;
         gpointer data;
 
@@ -426,7 +394,7 @@ void api_gateway_events(ApiRequest *req)
 {
         const char *key = soup_message_headers_get_one(
                 soup_server_message_get_request_headers(req->msg), "X-Atrium-Gateway-Key");
-        const char *name = json_object_get_string_member_with_default(req->body, "gateway", "");
+        const char *name = row_str(req->body, "gateway");
         JsonNode *events = json_object_get_member(req->body, "events");
         g_autoptr(GError) error = NULL;
 
@@ -477,7 +445,7 @@ void api_session_end(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        why = req->caller.user_id == json_row_ref(s, "user_id")
+        why = req->caller.user_id == row_ref(s, "user_id")
                       ? g_strdup_printf("ended by its user %s", req->caller.user_name)
                       : g_strdup_printf("ended by %s", req->caller.user_name);
         if (!sessions_end(req->mgr, req->store, s, why, &req->actor, &error)) {
@@ -504,16 +472,16 @@ static void dropped(JsonObject *result, const GError *error, gpointer data)
         ApiRequest *req = d->req;
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) upd = NULL;
-        g_autofree char *sid = util_id_text(json_object_get_int_member(d->session, "id"));
+        g_autofree char *sid = util_id_text(row_int(d->session, "id"));
 
         if (error) {
                 api_reply_error(req, error);
         } else {
-                json_object_set_string_member(patch, "state", "disconnected");
-                json_object_set_int_member(patch, "state_since", now_s());
+                row_set_session_state(patch, SESSION_DISCONNECTED);
+                json_object_set_int_member(patch, "state_since", row_now());
                 upd = store_update(req->store, resource_by_kind("session"), sid, patch, NULL, NULL);
                 store_event_add(req->store, &req->actor, "session_disconnect", "session",
-                                json_object_get_int_member(d->session, "id"), "",
+                                row_int(d->session, "id"), "",
                                 "its console clients were disconnected", NULL);
                 api_reply_object(req, 200,
                                  upd ? g_steal_pointer(&upd) : json_object_ref(d->session));
@@ -529,39 +497,32 @@ void api_session_disconnect(ApiRequest *req)
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) s = session_of(req, &error);
         g_autoptr(JsonObject) desktop = NULL;
-        g_autofree char *pw = NULL, *dom = NULL;
-        JsonObject *args;
+        g_autofree char *dom = NULL;
         Disconnect *d;
 
         if (!s) {
                 api_reply_error(req, error);
                 return;
         }
-        desktop = row_by_id(req->store, "desktop", json_row_ref(s, "desktop_id"));
-        if (!desktop || !g_str_equal(str(desktop, "state"), "running") ||
-            !json_row_ref(desktop, "host_id")) {
+        desktop = row_get(req->store, "desktop", row_ref(s, "desktop_id"), NULL);
+        if (!desktop || row_desktop_state(desktop) != DESKTOP_RUNNING ||
+            !row_ref(desktop, "host_id")) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                             "the session's desktop is not running: nothing to disconnect");
                 api_reply_error(req, error);
                 return;
         }
-        pw = util_random_password();
-        pw[8] = '\0'; /* fits VNC as well */
-        dom = agent_domain_name(req->mgr->installation, "desktop",
-                                json_object_get_int_member(desktop, "id"));
-        args = json_object_new();
-        json_object_set_string_member(args, "domain", dom);
-        json_object_set_string_member(args, "protocol", str(s, "protocol"));
-        json_object_set_string_member(args, "password", pw);
-        json_object_set_int_member(args, "expires_at", now_s() - 1);
-        json_object_set_boolean_member(args, "disconnect", TRUE);
-        sessions_close_tunnels(json_object_get_int_member(desktop, "id"));
+        dom = agent_domain_name(req->mgr->installation, "desktop", row_id(desktop));
+        sessions_close_tunnels(row_int(desktop, "id"));
         d = g_new0(Disconnect, 1);
         d->req = req;
         d->session = json_object_ref(s);
         api_pause(req);
-        if (!agents_call(req->mgr->agents, json_row_ref(desktop, "host_id"), "domain.console", args,
-                         MCFG_INT(req->mgr, "agent_command_timeout"), dropped, d, &error)) {
+        if (!hostcmd_send(
+                    &(HostCall){req->mgr->agents, row_ref(desktop, "host_id"),
+                                MCFG_INT(req->mgr, "agent_command_timeout"), dropped, d},
+                    hostcmd_console_drop(dom, console_protocol_from_string(row_str(s, "protocol"))),
+                    &error)) {
                 json_object_unref(d->session);
                 g_free(d);
                 api_reply_error(req, error);

@@ -10,6 +10,7 @@
 #include "common/jsonutil.h"
 #include "common/util.h"
 #include "manager/api.h"
+#include "manager/rows.h"
 #include "manager/terminals.h"
 
 #include <sodium.h>
@@ -38,9 +39,9 @@ JsonObject *terminals_verify(Manager *mgr, Store *st, const char *name, const ch
         if (!name || !name[0] || !key || !key[0] || strlen(key) >= sizeof(want))
                 goto refused;
         row = store_get(st, resource_by_kind("terminal"), name, 0, NULL);
-        if (!row || (version = json_object_get_int_member(row, "key_version")) <= 0)
+        if (!row || (version = row_int(row, "key_version")) <= 0)
                 goto refused;
-        derive(mgr, json_object_get_int_member(row, "id"), version, want, sizeof(want));
+        derive(mgr, row_int(row, "id"), version, want, sizeof(want));
         if (strlen(key) != strlen(want) || sodium_memcmp(key, want, strlen(want)) != 0)
                 goto refused;
         return g_steal_pointer(&row);
@@ -57,7 +58,7 @@ void terminals_seen(Store *st, JsonObject *terminal)
         g_autoptr(JsonObject) upd = NULL;
         g_autoptr(GDateTime) now = g_date_time_new_now_utc();
         g_autofree char *when = g_date_time_format(now, "%Y-%m-%dT%H:%M:%SZ");
-        g_autofree char *sid = util_id_text(json_object_get_int_member(terminal, "id"));
+        g_autofree char *sid = util_id_text(row_int(terminal, "id"));
 
         json_object_set_string_member(patch, "last_seen", when);
         upd = store_update(st, resource_by_kind("terminal"), sid, patch, NULL, NULL);
@@ -79,23 +80,21 @@ void api_terminal_key(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        version = json_object_get_int_member(row, "key_version") + 1;
+        version = row_int(row, "key_version") + 1;
         patch = json_object_new();
         json_object_set_int_member(patch, "key_version", version);
-        sid = util_id_text(json_object_get_int_member(row, "id"));
+        sid = util_id_text(row_int(row, "id"));
         upd = store_update(req->store, res, sid, patch, &req->actor, &error);
         if (!upd) {
                 api_reply_error(req, error);
                 return;
         }
-        derive(req->mgr, json_object_get_int_member(row, "id"), version, key, sizeof(key));
-        store_event_add(req->store, &req->actor, "terminal_key", "terminal",
-                        json_object_get_int_member(row, "id"),
-                        json_object_get_string_member(row, "name"),
+        derive(req->mgr, row_int(row, "id"), version, key, sizeof(key));
+        store_event_add(req->store, &req->actor, "terminal_key", "terminal", row_int(row, "id"),
+                        row_str(row, "name"),
                         "a new key was issued (the older one no longer works)", NULL);
         reply = json_object_new();
-        json_object_set_string_member(reply, "terminal",
-                                      json_object_get_string_member(row, "name"));
+        json_object_set_string_member(reply, "terminal", row_str(row, "name"));
         json_object_set_int_member(reply, "key_version", version);
         json_object_set_string_member(reply, "key", key);
         sodium_memzero(key, sizeof(key));
