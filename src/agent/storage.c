@@ -208,13 +208,6 @@ static char *image_backing(const char *path, const char **format)
         return backing;
 }
 
-gint64 storage_free_bytes(const char *path)
-{
-        gint64 total;
-
-        return storage_space(path, &total);
-}
-
 gint64 storage_space(const char *path, gint64 *total)
 {
         struct statvfs s;

@@ -21,8 +21,6 @@ gboolean storage_qcow2_backing(const guint8 *head, gsize len, char **backing, GE
 JsonObject *storage_volume_list(const char *const *roots, const char *dir, GError **error);
 /* {media, isos: [{name, bytes}]} */
 JsonObject *storage_media_list(const char *const *roots, const char *dir, GError **error);
-/* Free bytes of the file system holding PATH, or -1. */
-gint64 storage_free_bytes(const char *path);
 /* Free bytes (for unprivileged use) of the file system holding PATH, and its size in *total;
  * -1 when it cannot be read. */
 gint64 storage_space(const char *path, gint64 *total);

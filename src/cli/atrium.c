@@ -5,21 +5,43 @@
 #include <stdio.h>
 #include <string.h>
 
+static int completion(Client *c, int argc, char **argv);
+static int help(Client *c, int argc, char **argv);
+
+/* The commands beyond the object families: help, completion and dispatch come from here.
+ * words: what completes their first argument. */
+static const struct {
+        const char *name, *usage, *words;
+        gboolean offline; /* runs without the client's configuration */
+        int (*run)(Client *c, int argc, char **argv);
+} commands[] = {
+        {"login", "URL [--user NAME] [--password-stdin] [--otp CODE] [--insecure] [--ca FILE]",
+         NULL, FALSE, cmd_login},
+        {"logout", "", NULL, FALSE, cmd_logout},
+        {"whoami", "", NULL, FALSE, cmd_whoami},
+        {"passwd", "[--password-stdin]", NULL, FALSE, cmd_passwd},
+        {"role", "list", "list", FALSE, cmd_role},
+        {"totp", "enrol | confirm CODE | disable CODE   your one-time codes (TOTP)",
+         "enrol confirm disable", FALSE, cmd_totp},
+        {"directory", "test --user NAME   how the directory resolves a user (admin)", "test", FALSE,
+         cmd_directory},
+        {"completion", "bash     print the bash completion script", "bash", TRUE, completion},
+        {"help", NULL, NULL, TRUE, help},
+};
+
 static void usage(FILE *to)
 {
         gsize n;
         const Resource *const *res = resources_all(&n);
 
-        fprintf(to,
-                "Usage: atrium [--json] [--url URL] [--insecure] [--ca FILE] COMMAND [ARGS]\n\n"
-                "Drive an Atrium VDI manager through its REST API.\n\n"
-                "Session:\n"
-                "  login URL [--user NAME] [--password-stdin] [--otp CODE] [--insecure] [--ca FILE]\n"
-                "  logout\n  whoami\n  passwd [--password-stdin]\n  role list\n"
-                "  totp enrol | confirm CODE | disable CODE   your one-time codes (TOTP)\n"
-                "  directory test --user NAME   how the directory resolves a user (admin)\n"
-                "  completion bash     print the bash completion script\n\n"
-                "Objects (each: list, show, create, update, delete; 'atrium FAMILY --help'):\n");
+        fprintf(to, "Usage: atrium [--json] [--url URL] [--insecure] [--ca FILE] COMMAND [ARGS]\n\n"
+                    "Drive an Atrium VDI manager through its REST API.\n\n"
+                    "Session:\n");
+        for (gsize i = 0; i < G_N_ELEMENTS(commands); i++)
+                if (commands[i].usage)
+                        fprintf(to, "  %s%s%s\n", commands[i].name, commands[i].usage[0] ? " " : "",
+                                commands[i].usage);
+        fprintf(to, "\nObjects (each: list, show, create, update, delete; 'atrium FAMILY --help'):\n");
         for (gsize i = 0; i < n; i++)
                 if (res[i]->cli)
                         fprintf(to, "  %-12s %s\n", res[i]->cli, res[i]->help);
@@ -32,25 +54,39 @@ static void usage(FILE *to)
                     "Exit status: 0 ok, 1 error (the server's message is printed), 2 usage.\n");
 }
 
-static int completion(int argc, char **argv)
+static int help(Client *c, int argc, char **argv)
+{
+        usage(stdout);
+        return EXIT_OK;
+}
+
+static int completion(Client *c, int argc, char **argv)
 {
         gsize n;
         const Resource *const *res = resources_all(&n);
-        GString *fam = g_string_new("login logout whoami passwd role directory totp completion");
-        g_autoptr(GString) extra = g_string_new(NULL);
+        g_autoptr(GString) words = g_string_new(NULL);
+        g_autoptr(GString) cases = g_string_new(NULL);
 
         if (argc != 2 || !g_str_equal(argv[1], "bash"))
                 return out_usage("usage: atrium completion bash");
+        for (gsize i = 0; i < G_N_ELEMENTS(commands); i++) {
+                if (!commands[i].usage)
+                        continue;
+                g_string_append_printf(words, "%s%s", words->len ? " " : "", commands[i].name);
+                g_string_append_printf(cases,
+                                       "        %s) COMPREPLY=($(compgen -W \"%s\" -- \"$cur\"));;\n",
+                                       commands[i].name, commands[i].words ? commands[i].words : "");
+        }
         for (gsize i = 0; i < n; i++) {
-                g_autofree char *verbs = res[i]->cli ? cmd_extra_verbs(res[i]->cli) : NULL;
-                if (res[i]->cli)
-                        g_string_append_printf(fam, " %s", res[i]->cli);
-                if (verbs && verbs[0])
-                        g_string_append_printf(extra,
-                                               "        %s) COMPREPLY=($(compgen -W \"list show "
-                                               "create update delete%s --help\" -- "
-                                               "\"$cur\"));;\n",
-                                               res[i]->cli, verbs);
+                g_autofree char *verbs = NULL;
+                if (!res[i]->cli)
+                        continue;
+                verbs = cmd_family_verbs(res[i]);
+                g_string_append_printf(words, " %s", res[i]->cli);
+                g_string_append_printf(cases,
+                                       "        %s) COMPREPLY=($(compgen -W \"%s --help\" -- "
+                                       "\"$cur\"));;\n",
+                                       res[i]->cli, verbs);
         }
         printf("# bash completion for atrium (generated by 'atrium completion bash')\n"
                "_atrium() {\n"
@@ -64,21 +100,12 @@ static int completion(int argc, char **argv)
                "--version\" -- \"$cur\"))\n"
                "    elif [ $((i + 1)) -eq $COMP_CWORD ]; then\n"
                "        case $fam in\n"
-               "        role) COMPREPLY=($(compgen -W \"list\" -- \"$cur\"));;\n"
-               "        completion) COMPREPLY=($(compgen -W \"bash\" -- \"$cur\"));;\n"
-               "        group) COMPREPLY=($(compgen -W \"list show create update delete members "
-               "add-member remove-member --help\" -- \"$cur\"));;\n"
-               "        event) COMPREPLY=($(compgen -W \"list show --help\" -- \"$cur\"));;\n"
                "%s"
-               "        login|logout|whoami|passwd) ;;\n"
-               "        *) COMPREPLY=($(compgen -W \"list show create update delete --help\" -- "
-               "\"$cur\"));;\n"
                "        esac\n"
                "    fi\n"
                "}\n"
                "complete -F _atrium atrium\n",
-               fam->str, extra->str);
-        g_string_free(fam, TRUE);
+               words->str, cases->str);
         return 0;
 }
 
@@ -89,7 +116,7 @@ int main(int argc, char **argv)
         gsize n;
         const Resource *const *res = resources_all(&n);
         const char *cmd;
-        int i = 1, rc;
+        int i = 1, rc, command = -1;
 
         setlocale(LC_ALL, "");
         for (; i < argc && argv[i][0] == '-'; i++) {
@@ -118,32 +145,19 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
         }
         cmd = argv[i];
-        if (g_str_equal(cmd, "completion"))
-                return completion(argc - i, argv + i);
-        if (g_str_equal(cmd, "help")) {
-                usage(stdout);
-                return EXIT_OK;
-        }
+        for (gsize k = 0; k < G_N_ELEMENTS(commands); k++)
+                if (g_str_equal(commands[k].name, cmd))
+                        command = k;
+        if (command >= 0 && commands[command].offline)
+                return commands[command].run(&c, argc - i, argv + i);
         if (!client_load(&c, &error)) {
                 rc = out_error(error);
                 client_clear(&c);
                 return rc;
         }
-        if (g_str_equal(cmd, "login"))
-                rc = cmd_login(&c, argc - i, argv + i);
-        else if (g_str_equal(cmd, "logout"))
-                rc = cmd_logout(&c, argc - i, argv + i);
-        else if (g_str_equal(cmd, "whoami"))
-                rc = cmd_whoami(&c, argc - i, argv + i);
-        else if (g_str_equal(cmd, "passwd"))
-                rc = cmd_passwd(&c, argc - i, argv + i);
-        else if (g_str_equal(cmd, "role"))
-                rc = cmd_role(&c, argc - i, argv + i);
-        else if (g_str_equal(cmd, "directory"))
-                rc = cmd_directory(&c, argc - i, argv + i);
-        else if (g_str_equal(cmd, "totp"))
-                rc = cmd_totp(&c, argc - i, argv + i);
-        else {
+        if (command >= 0) {
+                rc = commands[command].run(&c, argc - i, argv + i);
+        } else {
                 const Resource *r = NULL;
                 for (gsize k = 0; k < n; k++)
                         if (res[k]->cli && g_str_equal(res[k]->cli, cmd))

@@ -50,8 +50,17 @@ int cmd_passwd(Client *c, int argc, char **argv);
 int cmd_role(Client *c, int argc, char **argv);
 int cmd_directory(Client *c, int argc, char **argv);
 int cmd_totp(Client *c, int argc, char **argv);
+/* A verb of an object family: its usage line, whether the family has it (NULL: all do), and
+ * what runs it (argv after the verb). */
+typedef struct {
+        const char *verb, *usage;
+        gboolean (*applies)(const Resource *res);
+        int (*run)(Client *c, const Resource *res, const char *verb, int argc, char **argv);
+} FamilyVerb;
 int cmd_family(Client *c, const Resource *res, int argc, char **argv);
 void cmd_family_help(const Resource *res, FILE *to);
+/* Every verb of the family, generic and extra, space-separated (for completion). */
+char *cmd_family_verbs(const Resource *res);
 char *read_secret(const char *prompt, gboolean from_stdin);
 /* Verbs beyond the generic ones (commands-hosts.c). */
 gboolean cmd_extra_has(const Resource *res, const char *verb);

@@ -320,36 +320,42 @@ int cmd_directory(Client *c, int argc, char **argv)
 
 /* ---- object families --------------------------------------------------------------------- */
 
-static gboolean has_verb(const Resource *res, const char *verb)
+static const FamilyVerb *family_verbs(gsize *n);
+
+static const FamilyVerb *family_verb(const Resource *res, const char *verb)
 {
-        if (g_str_equal(verb, "list") || g_str_equal(verb, "show"))
-                return TRUE;
-        if (res->read_only)
-                return FALSE;
-        if (g_str_equal(verb, "update"))
-                return !res->no_update;
-        if (g_str_equal(verb, "create"))
-                return !res->no_create;
-        return g_str_equal(verb, "delete") ||
-               (g_str_equal(res->kind, "group") &&
-                (g_str_equal(verb, "members") || g_str_equal(verb, "add-member") ||
-                 g_str_equal(verb, "remove-member")));
+        gsize n;
+        const FamilyVerb *v = family_verbs(&n);
+
+        for (gsize i = 0; i < n; i++)
+                if (g_str_equal(v[i].verb, verb) && (!v[i].applies || v[i].applies(res)))
+                        return &v[i];
+        return NULL;
+}
+
+char *cmd_family_verbs(const Resource *res)
+{
+        gsize n;
+        const FamilyVerb *v = family_verbs(&n);
+        GString *s = g_string_new(NULL);
+        g_autofree char *extra = cmd_extra_verbs(res->cli);
+
+        for (gsize i = 0; i < n; i++)
+                if (!v[i].applies || v[i].applies(res))
+                        g_string_append_printf(s, "%s%s", s->len ? " " : "", v[i].verb);
+        g_string_append(s, extra);
+        return g_string_free(s, FALSE);
 }
 
 void cmd_family_help(const Resource *res, FILE *to)
 {
+        gsize n;
+        const FamilyVerb *v = family_verbs(&n);
+
         fprintf(to, "Usage: atrium %s COMMAND [ARGS]\n\n%s\n\nCommands:\n", res->cli, res->help);
-        fprintf(to, "  list [--FIELD VALUE]... [--limit N] [--cursor C] [--all]\n");
-        fprintf(to, "  show ID|NAME\n");
-        if (has_verb(res, "create"))
-                fprintf(to, "  create --FIELD VALUE ...\n");
-        if (has_verb(res, "update"))
-                fprintf(to, "  update ID|NAME --FIELD VALUE ...\n");
-        if (has_verb(res, "delete"))
-                fprintf(to, "  delete ID|NAME\n");
-        if (has_verb(res, "members"))
-                fprintf(to, "  members GROUP\n  add-member GROUP USER\n"
-                            "  remove-member GROUP USER\n");
+        for (gsize i = 0; i < n; i++)
+                if (!v[i].applies || v[i].applies(res))
+                        fprintf(to, "  %s %s\n", v[i].verb, v[i].usage);
         cmd_extra_help(res, to);
         fprintf(to, "\nFields:\n");
         for (gsize i = 0; i < res->n_fields; i++) {
@@ -632,11 +638,8 @@ static int group_members(Client *c, const char *verb, int argc, char **argv)
 
 int cmd_family(Client *c, const Resource *res, int argc, char **argv)
 {
-        g_autoptr(GError) error = NULL;
-        g_autoptr(JsonNode) reply = NULL;
-        g_autofree char *path = NULL;
+        const FamilyVerb *fv;
         const char *verb;
-        guint status;
 
         if (argc < 2 || g_str_equal(argv[1], "--help") || g_str_equal(argv[1], "-h") ||
             g_str_equal(argv[1], "help")) {
@@ -651,7 +654,7 @@ int cmd_family(Client *c, const Resource *res, int argc, char **argv)
                 }
                 return cmd_extra(c, res, verb, argc - 2, argv + 2);
         }
-        if (!has_verb(res, verb))
+        if (!(fv = family_verb(res, verb)))
                 return out_usage("'%s' is not a command of 'atrium %s' (see 'atrium %s --help')",
                                  verb, res->cli, res->cli);
         for (int i = 2; i < argc; i++) {
@@ -660,17 +663,22 @@ int cmd_family(Client *c, const Resource *res, int argc, char **argv)
                         return EXIT_OK;
                 }
         }
-        if (g_str_equal(verb, "list"))
-                return family_list(c, res, argc - 2, argv + 2);
-        if (g_str_equal(verb, "create") || g_str_equal(verb, "update"))
-                return family_write(c, res, verb, argc - 2, argv + 2);
-        if (g_str_has_suffix(verb, "member") || g_str_equal(verb, "members"))
-                return group_members(c, verb, argc - 2, argv + 2);
+        return fv->run(c, res, verb, argc - 2, argv + 2);
+}
+
+/* show ID|NAME, delete ID|NAME [--force] [--wait] */
+static int family_item(Client *c, const Resource *res, const char *verb, int argc, char **argv)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonNode) reply = NULL;
+        g_autofree char *path = NULL;
+        guint status;
+
         {
                 gboolean wait = FALSE, force = FALSE;
                 int n = 0;
                 const char *target = NULL;
-                for (int i = 2; i < argc; i++) {
+                for (int i = 0; i < argc; i++) {
                         if (g_str_equal(verb, "delete") && g_str_equal(argv[i], "--wait"))
                                 wait = TRUE;
                         else if (g_str_equal(verb, "delete") && g_str_equal(res->kind, "pool") &&
@@ -716,4 +724,54 @@ int cmd_family(Client *c, const Resource *res, int argc, char **argv)
                         cli_session_timing(json_node_get_object(reply));
                 return EXIT_OK;
         }
+}
+
+static gboolean writable(const Resource *res)
+{
+        return !res->read_only;
+}
+
+static gboolean creatable(const Resource *res)
+{
+        return !res->read_only && !res->no_create;
+}
+
+static gboolean updatable(const Resource *res)
+{
+        return !res->read_only && !res->no_update;
+}
+
+static gboolean is_group(const Resource *res)
+{
+        return g_str_equal(res->kind, "group");
+}
+
+static int family_list_verb(Client *c, const Resource *res, const char *verb, int argc, char **argv)
+{
+        return family_list(c, res, argc, argv);
+}
+
+static int group_members_verb(Client *c, const Resource *res, const char *verb, int argc,
+                              char **argv)
+{
+        return group_members(c, verb, argc, argv);
+}
+
+/* The generic verbs of every object family (the extras of some are in commands-hosts.c): help,
+ * completion and dispatch come from here. */
+static const FamilyVerb verbs[] = {
+        {"list", "[--FIELD VALUE]... [--limit N] [--cursor C] [--all]", NULL, family_list_verb},
+        {"show", "ID|NAME", NULL, family_item},
+        {"create", "--FIELD VALUE ...", creatable, family_write},
+        {"update", "ID|NAME --FIELD VALUE ...", updatable, family_write},
+        {"delete", "ID|NAME", writable, family_item},
+        {"members", "GROUP", is_group, group_members_verb},
+        {"add-member", "GROUP USER", is_group, group_members_verb},
+        {"remove-member", "GROUP USER", is_group, group_members_verb},
+};
+
+static const FamilyVerb *family_verbs(gsize *n)
+{
+        *n = G_N_ELEMENTS(verbs);
+        return verbs;
 }

@@ -10,7 +10,8 @@ static const char *const accel_modes[] = {"auto", "kvm", "qemu", NULL};
 static const char *const pw_costs[] = {"interactive", "moderate", "sensitive", "min", NULL};
 static const char *const placement_choices[] = {"spread", "pack", NULL};
 
-/* The one table of configuration keys. Secrets have "secret" in their help's first word. */
+/* The one table of configuration keys; a secret one says so (.secret), and its value is never
+ * dumped. */
 static const ConfigKeyDef keys[] = {
         {"daemon", "state_dir", CFG_STRING, "/var/lib/atrium", 0, 0, NULL, FALSE,
          "Directory for the database, generated TLS material and the pid lock."},
@@ -56,7 +57,8 @@ static const ConfigKeyDef keys[] = {
          "only)."},
         {"manager", "initial_admin_password", CFG_STRING, "", 0, 0, NULL, FALSE,
          "Secret: password of the 'admin' account created at first start; empty: random, "
-         "printed once and kept in state_dir/initial-admin-password until changed."},
+         "printed once and kept in state_dir/initial-admin-password until changed.",
+         .secret = TRUE},
         {"manager", "heartbeat_interval", CFG_INT, "5", 1, 300, NULL, FALSE,
          "Seconds between two heartbeats of a host's agent (told to agents when they link)."},
         {"manager", "host_missed_heartbeats", CFG_INT, "3", 1, 100, NULL, TRUE,
@@ -107,7 +109,8 @@ static const ConfigKeyDef keys[] = {
          "state_dir/ticket-public.key."},
         {"gateway", "key_file", CFG_STRING, "", 0, 0, NULL, FALSE,
          "Secret file shared with the manager (its state_dir/gateway.key) that authenticates "
-         "the gateway's tunnel reports; empty: state_dir/gateway.key."},
+         "the gateway's tunnel reports; empty: state_dir/gateway.key.",
+         .secret = TRUE},
         {"gateway", "web_root", CFG_STRING, "", 0, 0, NULL, FALSE,
          "Directory of the portal's built files; empty: the installed portal, else none."},
         {"gateway", "max_buffer_bytes", CFG_INT, "262144", 16384, 67108864, NULL, FALSE,
@@ -141,7 +144,7 @@ static const ConfigKeyDef keys[] = {
         {"directory", "bind_dn", CFG_STRING, "", 0, 0, NULL, TRUE,
          "Service account that searches the directory; empty: anonymous search."},
         {"directory", "bind_password", CFG_STRING, "", 0, 0, NULL, TRUE,
-         "Secret: the service account's password."},
+         "Secret: the service account's password.", .secret = TRUE},
         {"directory", "user_base", CFG_STRING, "", 0, 0, NULL, TRUE,
          "Where users are searched (for example ou=people,dc=example,dc=org)."},
         {"directory", "user_filter", CFG_STRING, "(&(objectClass=inetOrgPerson)(uid=%s))", 0, 0,
@@ -473,11 +476,6 @@ char *config_sample(void)
         return g_string_free(s, FALSE);
 }
 
-static gboolean key_is_secret(const ConfigKeyDef *k)
-{
-        return g_str_has_prefix(k->help, "Secret");
-}
-
 char *config_dump(const Config *c)
 {
         GString *s = g_string_new(NULL);
@@ -485,7 +483,7 @@ char *config_dump(const Config *c)
         for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
                 const char *v = lookup(c, keys[i].group, keys[i].key);
                 g_string_append_printf(s, "%s.%s = %s\n", keys[i].group, keys[i].key,
-                                       key_is_secret(&keys[i]) && v[0] ? "(set)" : v);
+                                       keys[i].secret && v[0] ? "(set)" : v);
         }
         return g_string_free(s, FALSE);
 }

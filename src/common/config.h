@@ -15,6 +15,7 @@ typedef struct {
         const char *const *choices; /* CFG_ENUM, NULL-terminated */
         gboolean reloadable;        /* applied on SIGHUP without a restart */
         const char *help;
+        gboolean secret; /* its value is never shown (dumps, logs): "(set)" */
 } ConfigKeyDef;
 
 typedef struct _Config Config;

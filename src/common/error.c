@@ -1,6 +1,63 @@
 #include "common/error.h"
 
-G_DEFINE_QUARK(atrium - error - quark, atrium_error)
+#include <string.h>
+
+typedef struct {
+        char *field;
+} AtriumErrorPrivate;
+
+static void atrium_error_private_init(AtriumErrorPrivate *p)
+{
+        p->field = NULL;
+}
+
+static void atrium_error_private_copy(const AtriumErrorPrivate *src, AtriumErrorPrivate *dst)
+{
+        dst->field = g_strdup(src->field);
+}
+
+static void atrium_error_private_clear(AtriumErrorPrivate *p)
+{
+        g_clear_pointer(&p->field, g_free);
+}
+
+/* Defines atrium_error_quark() and atrium_error_get_private(). */
+G_DEFINE_EXTENDED_ERROR(AtriumError, atrium_error)
+
+void atrium_error_set_field(GError *error, const char *field)
+{
+        AtriumErrorPrivate *p =
+                error && error->domain == ATRIUM_ERROR ? atrium_error_get_private(error) : NULL;
+
+        if (!p)
+                return;
+        g_free(p->field);
+        p->field = g_strdup(field);
+}
+
+const char *atrium_error_field(const GError *error)
+{
+        AtriumErrorPrivate *p =
+                error && error->domain == ATRIUM_ERROR ? atrium_error_get_private(error) : NULL;
+
+        /* a client's own field name past 63 bytes is not echoed as one */
+        return p && p->field && p->field[0] && strlen(p->field) < 64 ? p->field : NULL;
+}
+
+void atrium_set_field_error(GError **error, int code, const char *field, const char *fmt, ...)
+{
+        va_list ap;
+        char *message;
+
+        if (!error || *error)
+                return;
+        va_start(ap, fmt);
+        message = g_strdup_vprintf(fmt, ap);
+        va_end(ap);
+        *error = g_error_new_literal(ATRIUM_ERROR, code, message);
+        g_free(message);
+        atrium_error_set_field(*error, field);
+}
 
 static const struct {
         const char *name;

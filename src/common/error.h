@@ -33,6 +33,16 @@ typedef enum {
         ATRIUM_ERROR_LAST
 } AtriumErrorCode;
 
+/* An error about one field of a request body: the API's error body names it ("field"), for
+ * forms to show the message beside it. Carried as the domain's extended data (GLib
+ * G_DEFINE_EXTENDED_ERROR), so it survives g_prefix_error and g_error_copy. */
+void atrium_set_field_error(GError **error, int code, const char *field, const char *fmt, ...)
+        G_GNUC_PRINTF(4, 5);
+/* Sets the field of an error of ATRIUM_ERROR (nothing for another domain). */
+void atrium_error_set_field(GError *error, const char *field);
+/* The field an error is about, or NULL. */
+const char *atrium_error_field(const GError *error);
+
 const char *atrium_error_code_to_string(int code);
 int atrium_error_code_from_string(const char *s); /* -1 when unknown */
 guint atrium_error_http_status(int code);

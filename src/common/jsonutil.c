@@ -170,31 +170,10 @@ const char *json_type_label(JsonNode *node)
         }
 }
 
-/* The field an error message is about, for forms to show the message beside it: the server's
- * messages name it as "field 'x'" (model.c), or say "invalid KIND name '...'". */
-static char *error_field(const char *message)
-{
-        const char *p = strstr(message, "field '"), *end, *word;
-
-        if (p) {
-                p += strlen("field '");
-                end = strchr(p, '\'');
-                if (end && end > p && end - p < 64)
-                        return g_strndup(p, end - p);
-        }
-        if (g_str_has_prefix(message, "invalid ")) {
-                word = message + strlen("invalid ");
-                end = strchr(word, ' ');
-                if (end && g_str_has_prefix(end, " name '"))
-                        return g_strdup("name");
-        }
-        return NULL;
-}
-
 JsonNode *json_error_body(const GError *error)
 {
         g_autoptr(JsonBuilder) b = json_builder_new();
-        g_autofree char *field = NULL;
+        const char *field = atrium_error_field(error);
         int code = error->domain == ATRIUM_ERROR ? error->code : ATRIUM_ERROR_INTERNAL;
 
         json_builder_begin_object(b);
@@ -204,7 +183,7 @@ JsonNode *json_error_body(const GError *error)
         json_builder_add_string_value(b, atrium_error_code_to_string(code));
         json_builder_set_member_name(b, "message");
         json_builder_add_string_value(b, error->message);
-        if ((field = error_field(error->message))) {
+        if (field) {
                 json_builder_set_member_name(b, "field");
                 json_builder_add_string_value(b, field);
         }

@@ -11,7 +11,8 @@
 #include "gateway/gateway.h"
 #include "gateway/report.h"
 #include "manager/api.h"
-#include "manager/sessions.h"
+#include "manager/lifecycle.h"
+#include "manager/tunnels.h"
 
 #include <glib-unix.h>
 #include <glib/gstdio.h>
@@ -82,7 +83,7 @@ static void on_tunnel(const GatewayEvent *ev, gpointer data)
 
         if (d->mgr) {
                 g_autoptr(JsonObject) o = gateway_event_json(ev);
-                sessions_gateway_event(d->mgr->store, o, "local");
+                tunnels_gateway_event(d->mgr->store, o, "local");
         } else if (d->reporter) {
                 reporter_add(d->reporter, ev);
         }
@@ -164,7 +165,7 @@ static Gateway *start_gateway(Daemon *d, Config *config, const char *state_dir, 
         if (d->mgr) {
                 g_free(d->mgr->gateway_url);
                 d->mgr->gateway_url = g_strdup(gateway_url(gw));
-                sessions_set_tunnel_closer(close_tunnels, gw);
+                tunnels_set_closer(close_tunnels, gw);
         } else {
                 reporter_set_closer(d->reporter, close_tunnels, gw);
         }
@@ -380,7 +381,7 @@ int main(int argc, char **argv)
                state_dir_used, run_manager ? " manager" : "", run_gateway ? " gateway" : "",
                run_agent ? " agent" : "");
         g_main_loop_run(d.loop);
-        sessions_set_tunnel_closer(NULL, NULL);
+        tunnels_set_closer(NULL, NULL);
         g_clear_pointer(&d.reporter, reporter_free);
         g_clear_pointer(&gateway, gateway_free);
         g_clear_pointer(&agent, agent_free);

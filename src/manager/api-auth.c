@@ -21,7 +21,7 @@ static gboolean string_fields(JsonObject *body, const char *const *names,
                 if (optional && g_strv_contains(optional, l->data)) {
                         if (!JSON_NODE_HOLDS_VALUE(v) ||
                             json_node_get_value_type(v) != G_TYPE_STRING) {
-                                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_WRONG_TYPE,
+                                atrium_set_field_error(error, ATRIUM_ERROR_WRONG_TYPE, l->data,
                                             "the field '%s' must be a string", (char *)l->data);
                                 return FALSE;
                         }
@@ -30,7 +30,7 @@ static gboolean string_fields(JsonObject *body, const char *const *names,
                         continue;
                 }
                 if (!g_strv_contains(names, l->data)) {
-                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNKNOWN_FIELD,
+                        atrium_set_field_error(error, ATRIUM_ERROR_UNKNOWN_FIELD, l->data,
                                     "unknown field '%s'", (char *)l->data);
                         return FALSE;
                 }
@@ -38,12 +38,12 @@ static gboolean string_fields(JsonObject *body, const char *const *names,
         for (const char *const *n = names; *n; n++) {
                 JsonNode *v = json_object_get_member(body, *n);
                 if (!v) {
-                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_MISSING_FIELD,
+                        atrium_set_field_error(error, ATRIUM_ERROR_MISSING_FIELD, *n,
                                     "the field '%s' is required", *n);
                         return FALSE;
                 }
                 if (!JSON_NODE_HOLDS_VALUE(v) || json_node_get_value_type(v) != G_TYPE_STRING) {
-                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_WRONG_TYPE,
+                        atrium_set_field_error(error, ATRIUM_ERROR_WRONG_TYPE, *n,
                                     "the field '%s' must be a string", *n);
                         return FALSE;
                 }
@@ -310,7 +310,7 @@ void api_me_get(ApiRequest *req)
         /* The role in effect (groups may give more than the account's own, kept as own_role). */
         json_object_set_string_member(o, "own_role", row_str(o, "role"));
         json_object_set_string_member(o, "role", role_to_string(req->caller.role));
-        /* Pools it has a role on (pool permissions), for the portal's "My pools". */
+        /* Reconciler it has a role on (pool permissions), for the portal's "My pools". */
         json_object_set_array_member(o, "pool_roles",
                                      store_pool_permissions(req->store, req->caller.user_id));
         api_reply_object(req, 200, o);

@@ -1,17 +1,16 @@
 /* Hosts and what runs on them: joining, maintenance, guests' lifecycle and consoles, and the
  * listings only a host can make (volume images, media ISOs). Orders go to the host's agent
- * over its link (agents.h); the request waits, paused, for the answer. */
+ * over its link (agentlink.h); the request waits, paused, for the answer. */
 #define G_LOG_DOMAIN "api"
 
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "common/util.h"
-#include "manager/agents.h"
+#include "manager/agentlink.h"
 #include "manager/rows.h"
 #include "manager/hostcmd.h"
 #include "manager/api.h"
 #include "manager/broker.h"
-#include "manager/pools.h"
 #include "proto/agentproto.h"
 
 #include <string.h>
@@ -137,7 +136,7 @@ void api_agent_register(ApiRequest *req)
                 for (gsize i = 0; i < G_N_ELEMENTS(known); i++)
                         ok |= g_str_equal(m->data, known[i]);
                 if (!ok) {
-                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNKNOWN_FIELD,
+                        atrium_set_field_error(&error, ATRIUM_ERROR_UNKNOWN_FIELD, m->data,
                                     "a join request has no field '%s'", (char *)m->data);
                         goto refused;
                 }
@@ -271,7 +270,7 @@ gint64 api_pick_host(ApiRequest *req, JsonObject *guest, const char *wanted, GEr
                 gint64 id = row_int(h, "id");
                 gint64 free_mb = row_int(h, "ram_free_mb");
                 if (row_host_state(h) == HOST_UP &&
-                    agents_linked(req->mgr->agents, id) && free_mb > best_free) {
+                    agentlink_linked(req->mgr->agents, id) && free_mb > best_free) {
                         best = id;
                         best_free = free_mb;
                 }
@@ -424,7 +423,7 @@ static HostCmd *order_build(ApiRequest *req, Order *o, JsonObject *g, const char
         if (g_str_equal(op, "start")) {
                 JsonObject *spec =
                         o->res == resource_by_kind("desktop")
-                                ? pools_desktop_args(req->store, req->mgr->installation, g, error)
+                                ? hostcmd_desktop_spec_of(req->store, req->mgr->installation, g, error)
                                 : start_args(req, g, domain, error);
                 return spec ? hostcmd_start(spec) : NULL;
         }
@@ -677,7 +676,7 @@ void api_guest_delete(ApiRequest *req)
         o->res = guests;
         host = json_object_get_member(g, "host_id");
         if (!host || JSON_NODE_HOLDS_NULL(host) ||
-            !agents_linked(req->mgr->agents, json_node_get_int(host))) {
+            !agentlink_linked(req->mgr->agents, json_node_get_int(host))) {
                 undefined(NULL, NULL, o);
                 return;
         }

@@ -3,8 +3,7 @@
 
 #include "manager/api.h"
 #include "manager/rows.h"
-#include "manager/agents.h"
-#include "manager/pools.h"
+#include "manager/agentlink.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -101,6 +100,90 @@ static void add_version_desktops(ApiRequest *req, JsonObject *o)
         json_object_set_array_member(o, "desktops", names);
 }
 
+/* ---- what some kinds do beyond the store ------------------------------------------------ */
+
+static gboolean template_write(ApiRequest *req, gboolean create)
+{
+        if (!json_object_has_member(req->body, "from_guest"))
+                return FALSE;
+        api_template_from_guest(req, create); /* a new version, made by a host */
+        return TRUE;
+}
+
+static void pool_written(ApiRequest *req, JsonObject *old, JsonObject *row, JsonObject *values,
+                         gboolean create)
+{
+        api_pool_written(req, old, row);
+}
+
+static void session_written(ApiRequest *req, JsonObject *old, JsonObject *row, JsonObject *values,
+                            gboolean create)
+{
+        if (create)
+                api_session_written(req, row);
+}
+
+static void group_written(ApiRequest *req, JsonObject *old, JsonObject *row, JsonObject *values,
+                          gboolean create)
+{
+        if (json_object_has_member(values, "directory_group"))
+                store_directory_stale(req->store); /* looked up again at the next login or pass */
+}
+
+static void host_deleted(ApiRequest *req, JsonObject *row)
+{
+        /* a removed host's credential is gone with its row; close its link too */
+        agentlink_forget(req->mgr->agents, row_id(row));
+}
+
+static void session_deleted(ApiRequest *req, JsonObject *row)
+{
+        manager_kick(req->mgr); /* a stateless desktop is reset */
+}
+
+/* What the generic object routes do for a kind beyond validation and the store. */
+typedef struct {
+        const char *kind;
+        /* Takes the whole create or update instead (TRUE when it did). */
+        gboolean (*write)(ApiRequest *req, gboolean create);
+        /* Refuses a create or update after validation, before it is written. */
+        gboolean (*check)(ApiRequest *req, gboolean create, GError **error);
+        /* After a create or update (old: the row before an update, read when keep_old). */
+        void (*written)(ApiRequest *req, JsonObject *old, JsonObject *row, JsonObject *values,
+                        gboolean create);
+        gboolean keep_old;
+        /* Instead of the generic delete (its parts go first; it replies). */
+        RouteHandler delete;
+        /* After a generic delete, with the row as it was. */
+        void (*deleted)(ApiRequest *req, JsonObject *row);
+        /* What one object's GET shows beyond its row. */
+        void (*decorate)(ApiRequest *req, JsonObject *row);
+} KindHooks;
+
+static const KindHooks kind_hooks[] = {
+        {"pool", .check = api_pool_check, .written = pool_written, .keep_old = TRUE,
+         .delete = api_pool_delete}, /* its desktops go first, by the reconciler */
+        {"session", .written = session_written, .deleted = session_deleted},
+        {"group", .written = group_written},
+        {"template", .write = template_write,
+         .delete = api_template_delete}, /* with its versions and their images */
+        {"template-version", .delete = api_template_version_delete, /* its image goes first */
+         .decorate = add_version_desktops},
+        {"guest", .delete = api_guest_delete},     /* its domain goes first */
+        {"desktop", .delete = api_desktop_delete}, /* its domain and overlay go first */
+        {"host", .deleted = host_deleted},
+};
+
+static const KindHooks *hooks_of(const Resource *res)
+{
+        static const KindHooks none = {NULL};
+
+        for (gsize i = 0; i < G_N_ELEMENTS(kind_hooks); i++)
+                if (g_str_equal(kind_hooks[i].kind, res->kind))
+                        return &kind_hooks[i];
+        return &none;
+}
+
 void api_objects_get(ApiRequest *req)
 {
         g_autoptr(GError) error = NULL;
@@ -111,8 +194,8 @@ void api_objects_get(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        if (req->route->res == resource_by_kind("template-version"))
-                add_version_desktops(req, o);
+        if (hooks_of(req->route->res)->decorate)
+                hooks_of(req->route->res)->decorate(req, o);
         api_reply_object(req, 200, o);
 }
 
@@ -161,11 +244,12 @@ static gboolean has_secret(const Resource *res, JsonObject *values)
 static void write_values(ApiRequest *req, JsonObject *values)
 {
         const Resource *res = req->route->res;
+        const KindHooks *hooks = hooks_of(res);
         g_autoptr(GError) error = NULL;
         gboolean create = g_str_equal(req->route->op, "create");
-        gboolean pool = res == resource_by_kind("pool");
         g_autoptr(JsonObject) old =
-                pool && !create ? store_get(req->store, res, req->params[0], 0, NULL) : NULL;
+                hooks->keep_old && !create ? store_get(req->store, res, req->params[0], 0, NULL)
+                                           : NULL;
         JsonObject *row = create ? store_create(req->store, res, values, &req->actor, &error)
                                  : store_update(req->store, res, req->params[0], values,
                                                 &req->actor, &error);
@@ -174,12 +258,8 @@ static void write_values(ApiRequest *req, JsonObject *values)
                 api_reply_error(req, error);
                 return;
         }
-        if (pool)
-                api_pool_written(req, old, row);
-        else if (create && res == resource_by_kind("session"))
-                api_session_written(req, row);
-        else if (res == resource_by_kind("group") && json_object_has_member(values, "directory_group"))
-                store_directory_stale(req->store); /* looked up again at the next login or pass */
+        if (hooks->written)
+                hooks->written(req, old, row, values, create);
         if (create) {
                 g_autofree char *loc = g_strdup_printf("/api/v1/%s/%" G_GINT64_FORMAT, res->plural,
                                                        row_int(row, "id"));
@@ -201,18 +281,17 @@ static void hashed(ApiRequest *req, gpointer result, GError *error, gpointer dat
 static void write_object(ApiRequest *req, gboolean create)
 {
         const Resource *res = req->route->res;
+        const KindHooks *hooks = hooks_of(res);
         g_autoptr(GError) error = NULL;
 
-        if (res == resource_by_kind("template") && json_object_has_member(req->body, "from_guest")) {
-                api_template_from_guest(req, create); /* a new version, made by a host */
+        if (hooks->write && hooks->write(req, create))
                 return;
-        }
 
         if (!model_validate(res, req->body, create, &error)) {
                 api_reply_error(req, error);
                 return;
         }
-        if (res == resource_by_kind("pool") && !api_pool_check(req, create, &error)) {
+        if (hooks->check && !hooks->check(req, create, &error)) {
                 api_reply_error(req, error);
                 return;
         }
@@ -245,38 +324,21 @@ void api_objects_update(ApiRequest *req)
 
 void api_objects_delete(ApiRequest *req)
 {
+        const KindHooks *hooks = hooks_of(req->route->res);
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) row = NULL;
 
-        if (req->route->res == resource_by_kind("guest")) {
-                api_guest_delete(req); /* its domain goes first */
+        if (hooks->delete) {
+                hooks->delete(req);
                 return;
         }
-        if (req->route->res == resource_by_kind("template")) {
-                api_template_delete(req); /* with its versions and their images */
-                return;
-        }
-        if (req->route->res == resource_by_kind("template-version")) {
-                api_template_version_delete(req); /* its image goes first */
-                return;
-        }
-        if (req->route->res == resource_by_kind("pool")) {
-                api_pool_delete(req); /* its desktops go first, by the reconciler */
-                return;
-        }
-        if (req->route->res == resource_by_kind("desktop")) {
-                api_desktop_delete(req); /* its domain and overlay go first */
-                return;
-        }
-        if (req->route->res == resource_by_kind("host"))
+        if (hooks->deleted)
                 row = store_get(req->store, req->route->res, req->params[0], 0, NULL);
         if (!store_delete(req->store, req->route->res, req->params[0], &req->actor, &error)) {
                 api_reply_error(req, error);
                 return;
         }
-        if (row) /* a removed host's credential is gone with its row; close its link too */
-                agents_forget(req->mgr->agents, row_int(row, "id"));
-        if (req->route->res == resource_by_kind("session")) /* a stateless desktop is reset */
-                pools_kick(req->mgr->pools);
+        if (row)
+                hooks->deleted(req, row);
         api_reply_empty(req, 204);
 }

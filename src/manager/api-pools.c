@@ -1,4 +1,4 @@
-/* Pools and desktops beyond the generic object routes: the checks before a pool is made or
+/* Reconciler and desktops beyond the generic object routes: the checks before a pool is made or
  * resized, the operations that follow its progress, deletion (with --force ending sessions),
  * desktop recompose and removal, the disk a pool saves, and a host's domains. The work itself
  * is the reconciler's (pools.c); these routes write what should be and wake it. */
@@ -7,11 +7,12 @@
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "common/util.h"
-#include "manager/agents.h"
+#include "manager/agentlink.h"
 #include "manager/rows.h"
 #include "manager/hostcmd.h"
 #include "manager/api.h"
-#include "manager/pools.h"
+#include "manager/operations.h"
+#include "manager/placement.h"
 #include "proto/agentproto.h"
 #include "proto/naming.h"
 
@@ -53,13 +54,13 @@ gboolean api_pool_check(ApiRequest *req, gboolean create, GError **error)
         }
         if (!tpl) /* the store names the missing reference */
                 return TRUE;
-        ver = pools_newest_version(req->store, row_int(tpl, "id"));
+        ver = row_newest_version(req->store, row_int(tpl, "id"));
         if (!ver) /* a template still without a version: the pool waits for one */
                 return TRUE;
         vol = row_get(req->store, "volume", row_ref(ver, "volume_id"), error);
         if (!vol)
                 return FALSE;
-        if (!pools_volume_reachable(req->store, row_str(vol, "path"), hint)) {
+        if (!placement_volume_reachable(req->store, row_str(vol, "path"), hint)) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
                             "no host that is up and not in maintenance%s reaches volume '%s' "
                             "(%s) of template '%s': the pool's desktops could not be made",
@@ -73,11 +74,11 @@ gboolean api_pool_check(ApiRequest *req, gboolean create, GError **error)
 static void add_operation(ApiRequest *req, JsonObject *row, const char *kind,
                           const char *object_kind)
 {
-        gint64 id = pools_operation_start(req->store, kind, object_kind, row_int(row, "id"),
-                                          row_str(row, "name"), &req->actor);
+        gint64 id = operations_start(req->store, kind, object_kind, row_int(row, "id"),
+                                     row_str(row, "name"), &req->actor);
         if (id)
                 json_object_set_int_member(row, "operation", id);
-        pools_kick(req->mgr->pools);
+        manager_kick(req->mgr);
 }
 
 /* After a pool was written: its size changes are followed by an operation. */
@@ -90,7 +91,7 @@ void api_pool_written(ApiRequest *req, JsonObject *old, JsonObject *row)
         if (row_int(old, "size") != row_int(row, "size"))
                 add_operation(req, row, "pool_resize", "pool");
         else
-                pools_kick(req->mgr->pools);
+                manager_kick(req->mgr);
 }
 
 /* A session makes its desktop dirty: a stateless one is made fresh once it has none. */
@@ -102,7 +103,7 @@ void api_session_written(ApiRequest *req, JsonObject *row)
 
         json_object_set_boolean_member(patch, "dirty", TRUE);
         upd = store_update(req->store, resource_by_kind("desktop"), did, patch, NULL, NULL);
-        pools_kick(req->mgr->pools);
+        manager_kick(req->mgr);
 }
 
 static JsonArray *rows_where(ApiRequest *req, const char *kind, const char *field, gint64 id)
@@ -227,7 +228,7 @@ void api_desktop_delete(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        pools_kick(req->mgr->pools);
+        manager_kick(req->mgr);
         api_reply_object(req, 202, g_steal_pointer(&upd));
 }
 
@@ -264,7 +265,7 @@ void api_desktop_recompose(ApiRequest *req)
                 return;
         }
         pool = row_get(req->store, "pool", row_ref(d, "pool_id"), &error);
-        ver = pool ? pools_newest_version(req->store, row_ref(pool, "template_id")) : NULL;
+        ver = pool ? row_newest_version(req->store, row_ref(pool, "template_id")) : NULL;
         if (!ver) {
                 if (!error)
                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
@@ -371,7 +372,7 @@ void api_pool_disk(ApiRequest *req)
                 api_reply_error(req, error);
                 return;
         }
-        ver = pools_newest_version(req->store, row_ref(pool, "template_id"));
+        ver = row_newest_version(req->store, row_ref(pool, "template_id"));
         vol = ver ? row_get(req->store, "volume", row_ref(ver, "volume_id"), &error) : NULL;
         if (!vol) {
                 if (!error)

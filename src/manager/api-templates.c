@@ -10,11 +10,10 @@
 
 #include "common/error.h"
 #include "common/util.h"
-#include "manager/agents.h"
+#include "manager/agentlink.h"
 #include "manager/rows.h"
 #include "manager/hostcmd.h"
 #include "manager/api.h"
-#include "manager/pools.h"
 #include "proto/agentproto.h"
 
 #include <string.h>
@@ -86,7 +85,7 @@ static void frozen(JsonObject *result, const GError *error, gpointer data)
                 if (!f->create) /* stateless pools move to the new version */
                         api_template_rollout(req, row);
                 else
-                        pools_kick(req->mgr->pools);
+                        manager_kick(req->mgr);
                 api_reply_object(req, f->create ? 201 : 200, row);
         }
         freeze_free(f);
@@ -195,7 +194,7 @@ void api_template_from_guest(ApiRequest *req, gboolean create)
         guest = store_get(req->store, resource_by_kind("guest"), guest_ref, 0, &error);
         if (!guest) {
                 g_clear_error(&error);
-                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_BAD_REFERENCE,
+                atrium_set_field_error(&error, ATRIUM_ERROR_BAD_REFERENCE, "from_guest",
                             "field 'from_guest': there is no guest '%s'", guest_ref);
                 goto fail;
         }
@@ -482,7 +481,7 @@ void api_template_delete(ApiRequest *req)
         pools = store_list_all(req->store, resource_by_kind("pool"), filters, &error);
         if (pools && json_array_get_length(pools) > 0) {
                 guint np = json_array_get_length(pools);
-                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE,
+                atrium_set_field_error(&error, ATRIUM_ERROR_IN_USE, "template",
                             "template '%s' is still used by %u pool%s (field 'template'); "
                             "remove or change %s first",
                             row_str(tpl, "name"), np, np == 1 ? "" : "s",

@@ -66,7 +66,7 @@ static const char *body_code(ApiRequest *req, GError **error)
 
         if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_STRING ||
             !json_node_get_string(n)[0]) {
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_MISSING_FIELD,
+                atrium_set_field_error(error, ATRIUM_ERROR_MISSING_FIELD, "code",
                             "the field 'code' is required: the 6 digits the app shows");
                 return NULL;
         }
@@ -130,7 +130,7 @@ void api_totp_confirm(ApiRequest *req)
                                       : "no TOTP secret to confirm: start "
                                         "with POST /api/v1/me/totp");
         else if (!totp_verify(t.secret, code, row_now(), &step))
-                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                atrium_set_field_error(&error, ATRIUM_ERROR_INVALID, "code",
                             "field 'code': not the code the app shows now (check the device's "
                             "clock, and that it holds the secret just issued)");
         totp_state_clear(&t);
@@ -183,7 +183,7 @@ void api_totp_disable(ApiRequest *req)
                 ok = totp_verify(t.secret, code, row_now(), &step) ||
                      store_recovery_use(req->store, req->caller.user_id, h);
                 if (!ok)
-                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                        atrium_set_field_error(&error, ATRIUM_ERROR_INVALID, "code",
                                     "field 'code': wrong code");
         }
         totp_state_clear(&t);

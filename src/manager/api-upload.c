@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #define UPLOAD_KEY "atrium-upload"
-#define UPLOAD_ROUTE "/api/v1/media/{id}/isos/{file}"
 
 typedef struct {
         int fd;
@@ -188,20 +187,12 @@ static gboolean begin(ServeContext *sc, SoupServerMessage *msg, char **params, G
         return TRUE;
 }
 
-gboolean api_upload_early(ServeContext *sc, SoupServerMessage *msg, const char *path)
+void api_upload_early(ServeContext *sc, SoupServerMessage *msg, char **params)
 {
-        const Route route = {"PUT", UPLOAD_ROUTE, NULL, ROLE_OPERATOR, 0, NULL, NULL, NULL};
-        char *params[API_MAX_PARAMS] = {NULL};
-        gboolean known;
         GError *error = NULL;
 
-        if (!router_match(&route, 1, soup_server_message_get_method(msg), path, params, &known))
-                return FALSE;
         if (!begin(sc, msg, params, &error))
                 refuse(msg, error);
-        for (guint i = 0; i < API_MAX_PARAMS; i++)
-                g_free(params[i]);
-        return TRUE;
 }
 
 void api_media_upload(ApiRequest *req)

@@ -1,9 +1,23 @@
 /* REST API internals: the route table, the request context and reply helpers. */
 #pragma once
-#include "manager/manager.h"
+#include "manager/httpserver.h"
 
 typedef struct _ApiRequest ApiRequest;
 typedef void (*RouteHandler)(ApiRequest *req);
+
+/* Where a request names the pool it is about, for permissions on one pool (a pool admin's
+ * operator or helpdesk role there lets it use routes above its own role). */
+typedef enum {
+        POOL_SCOPE_NONE,
+        POOL_SCOPE_PATH,  /* {id} is an object of scope_kind: a pool, desktop, session, entitlement
+                           */
+        POOL_SCOPE_QUERY, /* ?pool= (a list filtered by pool) */
+        POOL_SCOPE_BODY,  /* the body's "pool" (an entitlement being made) */
+} PoolScope;
+
+/* Runs once the headers are read, before the body (an upload sets up its own reader, or
+ * refuses at once); params are the route's captures. */
+typedef void (*RouteEarly)(ServeContext *sc, SoupServerMessage *msg, char **params);
 
 typedef struct {
         const char *method;
@@ -14,6 +28,10 @@ typedef struct {
         const Resource *res; /* generic object routes */
         const char *op;      /* list, get, create, update, delete, or a verb */
         const char *summary;
+        PoolScope pool_scope;
+        const char *scope_kind; /* POOL_SCOPE_PATH */
+        gboolean enrol_ok;      /* an enrol-only token (TOTP required, not set up) may use it */
+        RouteEarly early;       /* NULL: the body is read whole, up to body_limit */
 } Route;
 
 #define API_MAX_PARAMS 3
@@ -21,7 +39,7 @@ typedef struct {
 
 struct _ApiRequest {
         Manager *mgr;
-        Store *store;             /* this HTTP worker's own handle on the state */
+        Store *store; /* this HTTP worker's own handle on the state */
         SoupServerMessage *msg;
         const Route *route;
         char *params[API_MAX_PARAMS];
@@ -34,18 +52,9 @@ struct _ApiRequest {
         gboolean paused;
 };
 
-/* What a SoupServer's handlers need: given as their user_data by server.c. */
-typedef struct {
-        Manager *mgr;
-        Store *store; /* the worker thread's own handle */
-} ServeContext;
-
-/* The SoupServer handlers (http.c): the request handler, and the early handler that refuses
- * an oversized body before it is read. */
-void http_serve(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
-                gpointer serve_context);
-void http_serve_early(SoupServer *server, SoupServerMessage *msg, const char *path,
-                      GHashTable *query, gpointer serve_context);
+/* Adds the API's handlers to a worker's SoupServer (an HttpInstallFunc, http.c): the request
+ * handler, and the early handler that refuses an oversized body before it is read. */
+void http_install(SoupServer *soup, ServeContext *sc, gpointer data);
 
 const Route *routes_all(gsize *n);
 /* The caller of MSG from its bearer token, with at least the role LEAST (and the token's hash
@@ -53,8 +62,8 @@ const Route *routes_all(gsize *n);
 gboolean http_caller(Store *store, SoupServerMessage *msg, Role least, TokenInfo *caller,
                      char **token_hash, GError **error);
 /* PUT /media/{id}/isos/{file}: the early handler sets the upload up (login, checks, a temporary
- * file the body is written to as it arrives); TRUE when PATH was such an upload. */
-gboolean api_upload_early(ServeContext *sc, SoupServerMessage *msg, const char *path);
+ * file the body is written to as it arrives). */
+void api_upload_early(ServeContext *sc, SoupServerMessage *msg, char **params);
 /* Find the route for METHOD PATH, capturing {params} (caller frees them). Sets *path_known
  * when some route has this path with another method (405 rather than 404). */
 const Route *router_match(const Route *routes, gsize n, const char *method, const char *path,
@@ -112,7 +121,7 @@ gint64 api_pick_host(ApiRequest *req, JsonObject *guest, const char *wanted, GEr
 char *api_ref_path(ApiRequest *req, JsonObject *row, const char *column, const char *kind,
                    GError **error);
 void api_media_isos(ApiRequest *req);
-/* Pools and desktops (api-pools.c). */
+/* Reconciler and desktops (api-pools.c). */
 gboolean api_pool_check(ApiRequest *req, gboolean create, GError **error);
 void api_pool_written(ApiRequest *req, JsonObject *old, JsonObject *row);
 void api_session_written(ApiRequest *req, JsonObject *row);

@@ -15,12 +15,12 @@
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "common/util.h"
-#include "manager/agents.h"
+#include "manager/agentlink.h"
 #include "manager/hostcmd.h"
 #include "manager/rows.h"
 #include "manager/api.h"
 #include "manager/broker.h"
-#include "manager/pools.h"
+#include "manager/placement.h"
 #include "manager/scheduler.h"
 #include "manager/sessions.h"
 #include "manager/terminals.h"
@@ -214,8 +214,8 @@ static gboolean host_fit(Manager *mgr, JsonObject *host, gint64 need_mb)
         SchedHost h;
         SchedRequest r;
 
-        pools_sched_host(mgr, host, NULL, &h);
-        pools_sched_request(mgr, need_mb, NULL, &r);
+        placement_sched_host(mgr, host, NULL, &h);
+        placement_sched_request(mgr, need_mb, NULL, &r);
         return scheduler_place(&h, 1, &r, NULL) == 0;
 }
 
@@ -248,9 +248,9 @@ static JsonObject *place_elsewhere(ApiRequest *req, JsonObject *desktop, GError 
         n = json_array_get_length(hosts);
         sh = g_new0(SchedHost, MAX(n, 1));
         for (guint i = 0; i < n; i++)
-                pools_sched_host(req->mgr, json_array_get_object_element(hosts, i),
-                                 row_str(vol, "path"), &sh[i]);
-        pools_sched_request(req->mgr, row_int(version, "ram_mb"), row_str(pool, "hosts"), &r);
+                placement_sched_host(req->mgr, json_array_get_object_element(hosts, i),
+                                     row_str(vol, "path"), &sh[i]);
+        placement_sched_request(req->mgr, row_int(version, "ram_mb"), row_str(pool, "hosts"), &r);
         at = scheduler_place(sh, n, &r, error);
         if (at < 0) {
                 g_prefix_error(error, "desktop '%s': ", row_str(desktop, "name"));
@@ -542,7 +542,7 @@ static void console_step(Connect *c)
         g_autofree char *dom = NULL;
         HostCall call = {c->req->mgr->agents, c->host_id, 10, logged_in, c};
 
-        if (!c->kept.who.user_id || !agents_guest_alive(c->req->mgr->agents, c->desktop_id)) {
+        if (!c->kept.who.user_id || !agentlink_guest_alive(c->req->mgr->agents, c->desktop_id)) {
                 console_password(c); /* a kiosk has no user; no guest tools: nobody to tell */
                 return;
         }
@@ -654,7 +654,7 @@ static gboolean on_ready_timeout(gpointer data)
                         c->desktop_name, e->message, NULL);
         /* no session: a stateless desktop is then reset by the reconciler */
         store_delete(c->req->store, resource_by_kind("session"), sid, &c->req->actor, NULL);
-        pools_kick(c->req->mgr->pools);
+        manager_kick(c->req->mgr);
         api_reply_error(c->req, e);
         connect_free(c);
         return G_SOURCE_REMOVE;
@@ -696,7 +696,8 @@ static void start_step(Connect *c, JsonObject *desktop, JsonObject *host)
 {
         ApiRequest *req = c->req;
         g_autoptr(GError) error = NULL;
-        JsonObject *args = pools_desktop_args(req->store, req->mgr->installation, desktop, &error);
+        JsonObject *args =
+                hostcmd_desktop_spec_of(req->store, req->mgr->installation, desktop, &error);
         Waiter *w;
 
         if (!args) {
@@ -758,7 +759,7 @@ static void connect_undo(ApiRequest *req, JsonObject *desktop, JsonObject *sessi
                         upd = store_update(req->store, resource_by_kind("desktop"), did, patch,
                                            NULL, NULL);
                 }
-                pools_kick(req->mgr->pools);
+                manager_kick(req->mgr);
         }
         api_reply_error(req, error);
 }
@@ -796,7 +797,7 @@ static void connect_to(ApiRequest *req, const Who *who, JsonObject *desktop, Jso
                 connect_undo(req, desktop, session, requested_at, error);
                 return;
         }
-        if (!agents_linked(req->mgr->agents, row_int(host, "id"))) {
+        if (!agentlink_linked(req->mgr->agents, row_int(host, "id"))) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
                             "the host of desktop '%s' (%s) is not connected",
                             row_str(desktop, "name"), row_str(host, "name"));
@@ -869,7 +870,7 @@ static gboolean growth_retry(gpointer data)
                 api_reply_error(req, error);
                 return G_SOURCE_REMOVE;
         }
-        pools_kick(req->mgr->pools);
+        manager_kick(req->mgr);
         connect_to(req, &g->kept.who, desktop, session, g->protocol, g->t0, g->requested_at);
         return G_SOURCE_REMOVE;
 }
@@ -901,7 +902,7 @@ static gboolean grow_for(ApiRequest *req, const Who *who, JsonObject *pool, cons
                                  size, size + 1, max);
         store_event_add(req->store, &req->actor, "pool_grow", "pool", row_int(pool, "id"),
                         row_str(pool, "name"), detail, NULL);
-        pools_kick(req->mgr->pools);
+        manager_kick(req->mgr);
         g = g_new0(Growth, 1);
         g->req = req;
         who_keep(&g->kept, who);
@@ -1092,4 +1093,10 @@ void api_kiosk_connect(ApiRequest *req)
                 return;
         }
         connect_common(req, &who, terminal, pool, desktop, body_protocol(req));
+}
+
+void broker_on_link(Agents *ag, const LinkEvent *ev, gpointer data)
+{
+        if (ev->type == LINK_GUEST_READY)
+                broker_desktop_ready(ev->id);
 }

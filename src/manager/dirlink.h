@@ -11,8 +11,8 @@ typedef struct _DirLink DirLink;
  * none is. */
 GPtrArray *dirlink_configs(Manager *mgr);
 /* Write a looked-up user's local row and memberships (create: a login). */
-gboolean dirlink_sync(Store *store, const DirUser *u, gboolean create, gint64 now,
-                      gint64 *user_id, GError **error);
+gboolean dirlink_sync(Store *store, const DirUser *u, gboolean create, gint64 now, gint64 *user_id,
+                      GError **error);
 
 /* Starts the refresher (groups of users with live tokens, every group_cache_ttl) and checks the
  * configuration once in the background, logging what to fix. */

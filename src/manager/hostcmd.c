@@ -19,8 +19,8 @@ void host_cmd_free(HostCmd *cmd)
 gboolean hostcmd_send(const HostCall *call, HostCmd *cmd, GError **error)
 {
         gboolean sent =
-                agents_call(call->agents, call->host_id, cmd->op, g_steal_pointer(&cmd->args),
-                            call->timeout_s, call->cb, call->data, error);
+                agentlink_call(call->agents, call->host_id, cmd->op, g_steal_pointer(&cmd->args),
+                               call->timeout_s, call->cb, call->data, error);
 
         host_cmd_free(cmd);
         return sent;
@@ -66,6 +66,23 @@ JsonObject *hostcmd_desktop_spec(const char *installation, JsonObject *d, JsonOb
         json_object_set_int_member(a, "usb_redir", row_int(pool, "usb_redir"));
         json_object_set_int_member(a, "monitors", row_int(pool, "monitors"));
         return a;
+}
+
+JsonObject *hostcmd_desktop_spec_of(Store *st, const char *installation, JsonObject *d,
+                                    GError **error)
+{
+        g_autoptr(JsonObject) pool = row_get(st, "pool", row_ref(d, "pool_id"), error);
+        g_autoptr(JsonObject) ver =
+                pool ? row_get(st, "template-version", row_ref(d, "template_version_id"), error)
+                     : NULL;
+        g_autoptr(JsonObject) vol =
+                ver ? row_get(st, "volume", row_ref(ver, "volume_id"), error) : NULL;
+
+        if (!vol) {
+                g_prefix_error(error, "desktop '%s': ", row_str(d, "name"));
+                return NULL;
+        }
+        return hostcmd_desktop_spec(installation, d, pool, ver, row_str(vol, "path"));
 }
 
 JsonObject *hostcmd_guest_spec(const char *domain, JsonObject *g, const char *volume_path,

@@ -1,14 +1,14 @@
 /* Host commands: the only place in the manager that names an agent operation and builds its
  * arguments (proto/agentproto.h, docs/architecture.md "Agent link"). A builder makes one
  * command with the rules of its operation (a console password fits its protocol, a shutdown
- * has a bounded wait); hostcmd_send() sends it over the host's link (agents.h).
+ * has a bounded wait); hostcmd_send() sends it over the host's link (agentlink.h).
  *
  *   HostCall call = {mgr->agents, host_id, timeout_s, on_reply, data};
  *   if (!hostcmd_send(&call, hostcmd_shutdown(domain, 60, TRUE), error))
  *           return FALSE;                 // the host has no link; on_reply is not called
  */
 #pragma once
-#include "manager/agents.h"
+#include "manager/agentlink.h"
 #include "proto/guestproto.h"
 #include "proto/vocab.h"
 
@@ -37,6 +37,10 @@ gboolean hostcmd_send(const HostCall *call, HostCmd *cmd, GError **error);
  * guest from its row and the paths of its volume and media storage (media NULL: none). */
 JsonObject *hostcmd_desktop_spec(const char *installation, JsonObject *desktop, JsonObject *pool,
                                  JsonObject *version, const char *volume_path);
+/* A desktop's description from its row and the rows it names (its pool, version and the
+ * version's volume); NULL with an error when one of them is gone. */
+JsonObject *hostcmd_desktop_spec_of(Store *st, const char *installation, JsonObject *desktop,
+                                    GError **error);
 JsonObject *hostcmd_guest_spec(const char *domain, JsonObject *guest, const char *volume_path,
                                const char *media_path);
 

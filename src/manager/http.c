@@ -202,45 +202,38 @@ gboolean http_caller(Store *store, SoupServerMessage *msg, Role least, TokenInfo
         return TRUE;
 }
 
-/* The pool a request is about, for permissions on one pool: the pool, desktop, session or
- * entitlement in its path, the pool a list of desktops or entitlements is filtered by, or the
- * pool of an entitlement being made; 0 when none. */
+static gboolean read_body(ApiRequest *req, GError **error);
+
+/* The pool a request is about, for permissions on one pool, where its route says it is named
+ * (Route.pool_scope); 0 when none. A body that names it is read here (once). */
 static gint64 route_pool(ApiRequest *req)
 {
-        static const struct {
-                const char *prefix, *kind;
-        } scoped[] = {{"/api/v1/pools/{id}", "pool"},
-                      {"/api/v1/desktops/{id}", "desktop"},
-                      {"/api/v1/sessions/{id}", "session"},
-                      {"/api/v1/entitlements/{id}", "entitlement"}};
         const Route *r = req->route;
+        const char *pool = NULL;
+        g_autofree char *text = NULL;
+        JsonNode *n;
 
-        for (gsize i = 0; i < G_N_ELEMENTS(scoped); i++)
-                if (g_str_has_prefix(r->pattern, scoped[i].prefix) && req->params[0])
-                        return store_pool_of(req->store, scoped[i].kind, req->params[0]);
-        if (r->res && g_str_equal(r->op, "list") &&
-            (r->res == resource_by_kind("desktop") || r->res == resource_by_kind("entitlement"))) {
-                const char *pool = req->query ? g_hash_table_lookup(req->query, "pool") : NULL;
-                return pool ? store_pool_of(req->store, "pool", pool) : 0;
+        switch (r->pool_scope) {
+        case POOL_SCOPE_PATH:
+                return req->params[0] ? store_pool_of(req->store, r->scope_kind, req->params[0])
+                                      : 0;
+        case POOL_SCOPE_QUERY:
+                pool = req->query ? g_hash_table_lookup(req->query, "pool") : NULL;
+                break;
+        case POOL_SCOPE_BODY:
+                if (!req->body && !read_body(req, NULL))
+                        return 0; /* refused again, with its message, when it is read */
+                n = req->body ? json_object_get_member(req->body, "pool") : NULL;
+                if (n && JSON_NODE_HOLDS_VALUE(n))
+                        pool = text = json_node_get_value_type(n) == G_TYPE_STRING
+                                              ? g_strdup(json_node_get_string(n))
+                                              : g_strdup_printf("%" G_GINT64_FORMAT,
+                                                                json_node_get_int(n));
+                break;
+        case POOL_SCOPE_NONE:
+                break;
         }
-        if (r->res == resource_by_kind("entitlement") && g_str_equal(r->op, "create")) {
-                g_autoptr(GBytes) b =
-                        soup_message_body_flatten(soup_server_message_get_request_body(req->msg));
-                g_autoptr(JsonNode) root =
-                        json_parse_body(g_bytes_get_data(b, NULL), g_bytes_get_size(b), 8, NULL);
-                JsonNode *pool =
-                        root && JSON_NODE_HOLDS_OBJECT(root)
-                                ? json_object_get_member(json_node_get_object(root), "pool")
-                                : NULL;
-                g_autofree char *text = NULL;
-                if (!pool || !JSON_NODE_HOLDS_VALUE(pool))
-                        return 0;
-                text = json_node_get_value_type(pool) == G_TYPE_STRING
-                               ? g_strdup(json_node_get_string(pool))
-                               : g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(pool));
-                return store_pool_of(req->store, "pool", text);
-        }
-        return 0;
+        return pool ? store_pool_of(req->store, "pool", pool) : 0;
 }
 
 static gboolean authenticate(ApiRequest *req, GError **error)
@@ -276,9 +269,7 @@ static gboolean authenticate(ApiRequest *req, GError **error)
         }
         req->actor.name = req->caller.user_name;
         req->actor.user_id = req->caller.user_id;
-        if (req->caller.enrol_only && !g_str_equal(req->route->pattern, "/api/v1/me") &&
-            !g_str_has_prefix(req->route->pattern, "/api/v1/me/totp") &&
-            !g_str_equal(req->route->pattern, "/api/v1/auth/logout")) {
+        if (req->caller.enrol_only && !req->route->enrol_ok) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN,
                             "your account must use a one-time code (TOTP): enrol first "
                             "(POST /api/v1/me/totp, then /api/v1/me/totp/confirm)");
@@ -298,7 +289,7 @@ static gboolean read_body(ApiRequest *req, GError **error)
         gsize len;
         const char *data;
 
-        if (req->route->body_limit == 0)
+        if (req->route->body_limit == 0 || req->body)
                 return TRUE;
         bytes = soup_message_body_flatten(body);
         data = g_bytes_get_data(bytes, &len);
@@ -325,8 +316,8 @@ static gboolean read_body(ApiRequest *req, GError **error)
         return TRUE;
 }
 
-void http_serve(SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
-                gpointer user_data)
+static void http_serve(SoupServer *server, SoupServerMessage *msg, const char *path,
+                       GHashTable *query, gpointer user_data)
 {
         ServeContext *sc = user_data;
         gsize n;
@@ -374,18 +365,46 @@ void http_serve(SoupServer *server, SoupServerMessage *msg, const char *path, GH
         req->route->handler(req);
 }
 
+/* The routes with an early handler, copied once from the table. */
+static const Route *early_routes(gsize *n)
+{
+        static GArray *early;
+
+        if (g_once_init_enter(&early)) {
+                gsize all;
+                const Route *routes = routes_all(&all);
+                GArray *a = g_array_new(FALSE, TRUE, sizeof(Route));
+                for (gsize i = 0; i < all; i++)
+                        if (routes[i].early)
+                                g_array_append_val(a, routes[i]);
+                g_once_init_leave(&early, a);
+        }
+        *n = early->len;
+        return (const Route *)early->data;
+}
+
 /* Early handler: runs once the headers are read, before the body. Refuses an oversized body
  * as soon as Content-Length says so, without reading it. */
-void http_serve_early(SoupServer *server, SoupServerMessage *msg, const char *path,
-                      GHashTable *query, gpointer user_data)
+static void http_serve_early(SoupServer *server, SoupServerMessage *msg, const char *path,
+                             GHashTable *query, gpointer user_data)
 {
         ServeContext *sc = user_data;
         goffset len = soup_message_headers_get_content_length(
                 soup_server_message_get_request_headers(msg));
         gint64 max = MCFG_INT(sc->mgr, "max_body_bytes");
+        gsize n;
+        const Route *early = early_routes(&n);
+        char *params[API_MAX_PARAMS] = {NULL};
+        gboolean known;
+        const Route *r =
+                router_match(early, n, soup_server_message_get_method(msg), path, params, &known);
 
-        if (api_upload_early(sc, msg, path))
-                return; /* its own limit, its body written to disk as it comes */
+        if (r) { /* its own limit (an upload: its body written to disk as it comes) */
+                r->early(sc, msg, params);
+                for (guint i = 0; i < API_MAX_PARAMS; i++)
+                        g_free(params[i]);
+                return;
+        }
         if (len > max) {
                 g_autoptr(GError) error =
                         g_error_new(ATRIUM_ERROR, ATRIUM_ERROR_TOO_LARGE,
@@ -396,4 +415,10 @@ void http_serve_early(SoupServer *server, SoupServerMessage *msg, const char *pa
                 soup_message_headers_replace(soup_server_message_get_response_headers(msg),
                                              "Connection", "close");
         }
+}
+
+void http_install(SoupServer *soup, ServeContext *sc, gpointer data)
+{
+        soup_server_add_early_handler(soup, NULL, http_serve_early, sc, NULL);
+        soup_server_add_handler(soup, NULL, http_serve, sc, NULL);
 }

@@ -80,15 +80,23 @@ JsonObject *row_get(Store *st, const char *kind, gint64 id, GError **error)
         return store_get(st, resource_by_kind(kind), sid, 0, error);
 }
 
-JsonObject *row_update(Store *st, const char *kind, gint64 id, JsonObject *patch,
-                       const Actor *actor, GError **error)
-{
-        g_autofree char *sid = util_id_text(id);
-
-        return store_update(st, resource_by_kind(kind), sid, patch, actor, error);
-}
-
 gint64 row_now(void)
 {
         return g_get_real_time() / G_USEC_PER_SEC;
+}
+
+JsonObject *row_newest_version(Store *st, gint64 template_id)
+{
+        g_autoptr(GHashTable) f = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+        g_autoptr(JsonArray) rows = NULL;
+        JsonObject *best = NULL;
+
+        g_hash_table_insert(f, (gpointer) "template", util_id_text(template_id));
+        rows = store_list_all(st, resource_by_kind("template-version"), f, NULL);
+        for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
+                JsonObject *v = json_array_get_object_element(rows, i);
+                if (!best || row_int(v, "version") > row_int(best, "version"))
+                        best = v;
+        }
+        return best ? json_object_ref(best) : NULL;
 }

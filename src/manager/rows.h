@@ -35,9 +35,9 @@ const char *row_power_word(const Resource *res, Power p);
 /* One object of a kind ("pool") by id, or NULL with the store's error (NOT_FOUND "no pool"
  * for an id <= 0: a reference that is not set). */
 JsonObject *row_get(Store *st, const char *kind, gint64 id, GError **error);
-/* Its update by id (actor NULL: no audit event). */
-JsonObject *row_update(Store *st, const char *kind, gint64 id, JsonObject *patch,
-                       const Actor *actor, GError **error);
+
+/* The newest version row of a template (by id), or NULL. */
+JsonObject *row_newest_version(Store *st, gint64 template_id);
 
 /* Unix time in seconds. */
 gint64 row_now(void);

@@ -23,7 +23,7 @@ typedef struct {
         gint64 need_mb;    /* the desktop's memory */
         double overcommit; /* > 0: how much of a host's memory may be given out (1.0: all) */
         SchedPolicy policy;
-        const char *hint;  /* comma-separated host names, or "" / NULL: any */
+        const char *hint; /* comma-separated host names, or "" / NULL: any */
 } SchedRequest;
 
 /* The chosen host's index in hosts, or -1 with an ATRIUM_ERROR_UNAVAILABLE error that says

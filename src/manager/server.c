@@ -26,8 +26,7 @@
  */
 #define G_LOG_DOMAIN "api"
 
-#include "manager/api.h"
-#include "manager/agents.h"
+#include "manager/httpserver.h"
 #include "common/error.h"
 #include "common/util.h"
 
@@ -73,10 +72,16 @@ struct _Worker {
         GSource *reaper;
 };
 
+typedef struct {
+        HttpInstallFunc install;
+        gpointer data;
+} Installer;
+
 struct _HttpServer {
         Manager *mgr;
-        GSocket *listener; /* the public TCP port */
-        GSocket *local;    /* state_dir/api.sock */
+        GArray *installers; /* Installer: what every SoupServer serves */
+        GSocket *listener;  /* the public TCP port */
+        GSocket *local;     /* state_dir/api.sock */
         GSource *accept_source;
         guint retry_id;
         GTlsCertificate *cert;
@@ -112,9 +117,10 @@ static Generation *generation_new(Worker *w, GError **error)
 
         gen->w = w;
         gen->soup = soup_server_new("server-header", "atrium/" ATRIUM_VERSION, NULL);
-        soup_server_add_early_handler(gen->soup, NULL, http_serve_early, &w->sc, NULL);
-        soup_server_add_handler(gen->soup, NULL, http_serve, &w->sc, NULL);
-        agents_install(w->h->mgr->agents, gen->soup, &w->sc);
+        for (guint i = 0; i < w->h->installers->len; i++) {
+                Installer *in = &g_array_index(w->h->installers, Installer, i);
+                in->install(gen->soup, &w->sc, in->data);
+        }
         /* Its own descriptor of the shared api.sock, so disposing of it closes only that. */
         fd = dup(g_socket_get_fd(w->h->local));
         if (fd < 0) {
@@ -419,7 +425,16 @@ HttpServer *http_server_new(Manager *mgr, GError **error)
         HttpServer *h = g_new0(HttpServer, 1);
 
         h->mgr = mgr;
+        h->installers = g_array_new(FALSE, FALSE, sizeof(Installer));
         return h;
+}
+
+void http_server_add_handlers(HttpServer *h, HttpInstallFunc install, gpointer data)
+{
+        Installer in = {install, data};
+
+        g_return_if_fail(h->workers == NULL);
+        g_array_append_val(h->installers, in);
 }
 
 static gboolean listen_local(HttpServer *h, const char *path, GError **error)
@@ -503,11 +518,6 @@ gboolean http_server_listen(HttpServer *h, const char *listen, const char *local
         return TRUE;
 }
 
-guint http_server_connections(HttpServer *h)
-{
-        return g_atomic_int_get(&h->active);
-}
-
 void http_server_free(HttpServer *h)
 {
         if (!h)
@@ -534,5 +544,6 @@ void http_server_free(HttpServer *h)
                 g_socket_close(h->local, NULL);
         g_clear_object(&h->local);
         g_clear_object(&h->cert);
+        g_array_unref(h->installers);
         g_free(h);
 }

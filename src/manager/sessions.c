@@ -6,13 +6,12 @@
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "common/util.h"
-#include "manager/agents.h"
+#include "manager/agentlink.h"
 #include "manager/hostcmd.h"
 #include "manager/api.h"
-#include "manager/pools.h"
+#include "manager/tunnels.h"
 #include "proto/agentproto.h"
 
-#include <sodium.h>
 #include <string.h>
 
 #define LOGOFF_TIMEOUT_S 15
@@ -45,7 +44,7 @@ static void finish(Ending *e)
             !g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND))
                 g_warning("session %s on %s: cannot remove it: %s", sid, e->desktop_name,
                           error->message);
-        pools_kick(e->mgr->pools);
+        manager_kick(e->mgr);
         ending_free(e);
 }
 
@@ -91,7 +90,7 @@ gboolean sessions_end(Manager *mgr, Store *st, JsonObject *session, const char *
         desktop = row_get(st, "desktop", row_ref(session, "desktop_id"), NULL);
         store_event_add(st, actor, "session_end", "session", row_int(session, "id"),
                         desktop ? row_str(desktop, "name") : "", reason, NULL);
-        sessions_close_tunnels(row_ref(session, "desktop_id"));
+        tunnels_close(row_ref(session, "desktop_id"));
         e = g_new0(Ending, 1);
         e->mgr = mgr;
         e->store = st;
@@ -146,7 +145,7 @@ static char *timed_out(Manager *mgr, JsonObject *s, JsonObject *pool, gint64 now
                                        " s (the pool's disconnect_grace)",
                                        now - since);
         if (idle_limit > 0 &&
-            (idle = agents_desktop_idle(mgr->agents, row_ref(s, "desktop_id"))) >= idle_limit &&
+            (idle = agentlink_desktop_idle(mgr->agents, row_ref(s, "desktop_id"))) >= idle_limit &&
             now - started >= idle_limit)
                 return g_strdup_printf("idle for %" G_GINT64_FORMAT
                                        " s (the pool's idle_timeout: no input in the desktop)",
@@ -174,7 +173,7 @@ void sessions_timeouts(Manager *mgr, Store *st, JsonArray *pools, JsonArray *des
                                 continue;
                         sid = util_id_text(row_int(s, "id"));
                         store_delete(st, resource_by_kind("session"), sid, &system_actor, NULL);
-                        pools_kick(mgr->pools);
+                        manager_kick(mgr);
                         continue;
                 }
                 if (!pool || !(why = timed_out(mgr, s, pool, now)))
@@ -251,178 +250,6 @@ void sessions_follow(Store *st, gint64 desktop_id, const Actor *actor, gboolean 
         }
         if (connected)
                 sessions_console_opened(st, desktop_id, actor);
-}
-
-/* Tunnels open per desktop, over every gateway that reports here. */
-static GMutex tunnels_lock;
-static GHashTable *tunnels;
-
-static guint tunnels_add(gint64 desktop, int delta)
-{
-        guint n;
-
-        g_mutex_lock(&tunnels_lock);
-        if (!tunnels)
-                tunnels = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-        n = GPOINTER_TO_UINT(g_hash_table_lookup(tunnels, &desktop));
-        n = delta > 0 ? n + 1 : (n ? n - 1 : 0);
-        if (n)
-                g_hash_table_insert(tunnels, g_memdup2(&desktop, sizeof(desktop)),
-                                    GUINT_TO_POINTER(n));
-        else
-                g_hash_table_remove(tunnels, &desktop);
-        g_mutex_unlock(&tunnels_lock);
-        return n;
-}
-
-void sessions_gateway_event(Store *st, JsonObject *ev, const char *gateway)
-{
-        const char *kind = row_str(ev, "kind");
-        const char *via = row_str(ev, "via");
-        const char *peer = row_str(ev, "peer");
-        gint64 desktop = row_int(ev, "desktop");
-        g_autofree char *detail = NULL, *who = g_strdup_printf("gateway %s", gateway);
-        g_autoptr(JsonObject) row = NULL;
-        const char *name = "";
-        Actor actor = {who, 0, peer};
-
-        if (g_str_equal(kind, "refused")) {
-                detail = g_strdup_printf("%s tunnel from %s refused: %s", via, peer,
-                                         row_str(ev, "reason"));
-                store_event_add(st, &actor, "ticket_refused", desktop ? "desktop" : "gateway",
-                                desktop, "", detail, NULL);
-                return;
-        }
-        if (desktop <= 0)
-                return;
-        if (g_str_equal(kind, "open") || g_str_equal(kind, "close")) {
-                g_autofree char *sid = util_id_text(desktop);
-                row = store_get(st, resource_by_kind("desktop"), sid, 0, NULL);
-                name = row ? row_str(row, "name") : "";
-        }
-        if (g_str_equal(kind, "open")) {
-                if (tunnels_add(desktop, 1) != 1)
-                        return;
-                detail = g_strdup_printf("%s tunnel from %s", via, peer);
-                store_event_add(st, &actor, "console_connected", "desktop", desktop, name, detail,
-                                NULL);
-                sessions_follow(st, desktop, &actor, TRUE);
-        } else if (g_str_equal(kind, "close")) {
-                if (tunnels_add(desktop, -1) != 0)
-                        return;
-                detail = g_strdup_printf("last %s tunnel from %s closed after %" G_GINT64_FORMAT
-                                         " s (%" G_GINT64_FORMAT " bytes in, %" G_GINT64_FORMAT
-                                         " out)",
-                                         via, peer, row_int(ev, "duration_ms") / 1000,
-                                         row_int(ev, "bytes_in"), row_int(ev, "bytes_out"));
-                store_event_add(st, &actor, "console_disconnected", "desktop", desktop, name,
-                                detail, NULL);
-                sessions_follow(st, desktop, &actor, FALSE);
-        }
-}
-
-/* Orders to the gateways: close every tunnel of a desktop (a session disconnected or ended).
- * The gateway in this process gets them at once through the closer; gateways elsewhere
- * collect them when they report or poll (POST /gateway/events answers with the orders after
- * the last one they saw). Orders are kept ORDERS_KEEP_S seconds. */
-#define ORDERS_KEEP_S 300
-
-typedef struct {
-        gint64 seq, desktop, at;
-} Order;
-
-static GMutex orders_lock;
-static GArray *orders;
-static gint64 orders_seq;
-static SessionsTunnelCloser local_closer;
-static gpointer local_closer_data;
-
-void sessions_set_tunnel_closer(SessionsTunnelCloser fn, gpointer data)
-{
-        g_mutex_lock(&orders_lock);
-        local_closer = fn;
-        local_closer_data = data;
-        g_mutex_unlock(&orders_lock);
-}
-
-void sessions_close_tunnels(gint64 desktop)
-{
-        Order o = {0, desktop, row_now()};
-        SessionsTunnelCloser fn;
-        gpointer data;
-
-        g_mutex_lock(&orders_lock);
-        if (!orders)
-                orders = g_array_new(FALSE, FALSE, sizeof(Order));
-        while (orders->len && g_array_index(orders, Order, 0).at < o.at - ORDERS_KEEP_S)
-                g_array_remove_index(orders, 0);
-        o.seq = ++orders_seq;
-        g_array_append_val(orders, o);
-        fn = local_closer;
-        data = local_closer_data;
-        g_mutex_unlock(&orders_lock);
-        if (fn)
-                fn(desktop, data);
-}
-
-/* {"orders": [{"seq", "close_desktop"}], "last": SEQ}: the orders after `after`. */
-static JsonObject *orders_after(gint64 after)
-{
-        JsonObject *o = json_object_new();
-        JsonArray *a = json_array_new();
-
-        g_mutex_lock(&orders_lock);
-        for (guint i = 0; orders && i < orders->len; i++) {
-                Order *x = &g_array_index(orders, Order, i);
-                if (x->seq <= after)
-                        continue;
-                JsonObject *e = json_object_new();
-                json_object_set_int_member(e, "seq", x->seq);
-                json_object_set_int_member(e, "close_desktop", x->desktop);
-                json_array_add_object_element(a, e);
-        }
-        json_object_set_int_member(o, "last", orders_seq);
-        g_mutex_unlock(&orders_lock);
-        json_object_set_array_member(o, "orders", a);
-        return o;
-}
-
-/* POST /gateway/events: a gateway in another process reports its tunnels, authenticated by
- * the secret of state_dir/gateway.key (X-Atrium-Gateway-Key), and collects the orders after
- * "after" (absent: none, only the last sequence number). */
-void api_gateway_events(ApiRequest *req)
-{
-        const char *key = soup_message_headers_get_one(
-                soup_server_message_get_request_headers(req->msg), "X-Atrium-Gateway-Key");
-        const char *name = row_str(req->body, "gateway");
-        JsonNode *events = json_object_get_member(req->body, "events");
-        g_autoptr(GError) error = NULL;
-
-        if (!key || strlen(key) != strlen(req->mgr->gateway_key) ||
-            sodium_memcmp(key, req->mgr->gateway_key, strlen(key)) != 0) {
-                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
-                            "a gateway reports with the secret of the manager's "
-                            "state_dir/gateway.key (header X-Atrium-Gateway-Key)");
-                api_reply_error(req, error);
-                return;
-        }
-        if (!events || !JSON_NODE_HOLDS_ARRAY(events) ||
-            !util_text_valid("gateway", name, 64, &error)) {
-                if (!error)
-                        g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                    "'events' must be an array of tunnel reports");
-                api_reply_error(req, error);
-                return;
-        }
-        for (guint i = 0; i < json_array_get_length(json_node_get_array(events)); i++) {
-                JsonNode *n = json_array_get_element(json_node_get_array(events), i);
-                if (JSON_NODE_HOLDS_OBJECT(n))
-                        sessions_gateway_event(req->store, json_node_get_object(n),
-                                               name[0] ? name : req->address);
-        }
-        api_reply_object(req, 200,
-                         orders_after(json_object_get_int_member_with_default(req->body, "after",
-                                                                              G_MAXINT64)));
 }
 
 /* ---- routes ------------------------------------------------------------------------------- */
@@ -513,7 +340,7 @@ void api_session_disconnect(ApiRequest *req)
                 return;
         }
         dom = agent_domain_name(req->mgr->installation, "desktop", row_id(desktop));
-        sessions_close_tunnels(row_int(desktop, "id"));
+        tunnels_close(row_int(desktop, "id"));
         d = g_new0(Disconnect, 1);
         d->req = req;
         d->session = json_object_ref(s);
@@ -527,4 +354,10 @@ void api_session_disconnect(ApiRequest *req)
                 g_free(d);
                 api_reply_error(req, error);
         }
+}
+
+void sessions_on_link(Agents *ag, const LinkEvent *ev, gpointer data)
+{
+        if (ev->type == LINK_CONSOLE)
+                sessions_follow(ev->store, ev->id, ev->actor, ev->connected);
 }

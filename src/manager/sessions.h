@@ -7,7 +7,7 @@
  * is not linked, skips to the end. A session left 'ending' by a manager that stopped is finished
  * by the reconciler after SESSIONS_ENDING_MAX seconds. */
 #pragma once
-#include "manager/manager.h"
+#include "manager/agentlink.h"
 
 #define SESSIONS_ENDING_MAX 180
 
@@ -33,16 +33,6 @@ void sessions_set_timing(Store *st, gint64 session_id, const char *timing);
 /* The desktop's sessions become 'connected' or 'disconnected' (state_since now); 'ending'
  * ones are left alone. On connect, sessions_console_opened() too. */
 void sessions_follow(Store *st, gint64 desktop_id, const Actor *actor, gboolean connected);
-
-/* A gateway's report of one tunnel (route POST /gateway/events, or the gateway in this
- * process): {"kind": "open"|"close"|"refused", "desktop", "user", "via", "peer", "reason",
- * "bytes_in", "bytes_out", "duration_ms"}. The first tunnel open to a desktop connects its
- * session, the last one closed disconnects it; refusals become 'ticket_refused' events.
- * gateway: who reports (for the audit trail). Any thread. */
-void sessions_gateway_event(Store *st, JsonObject *ev, const char *gateway);
-
-/* Closes every gateway tunnel to a desktop: the gateway in this process at once (its closer,
- * called on the caller's thread, must be thread-safe), the others when they next report. */
-typedef void (*SessionsTunnelCloser)(gint64 desktop, gpointer data);
-void sessions_set_tunnel_closer(SessionsTunnelCloser fn, gpointer data);
-void sessions_close_tunnels(gint64 desktop);
+/* A LinkListener: a console client of a desktop connected or went (libvirt's graphics
+ * events): sessions_follow(). */
+void sessions_on_link(Agents *ag, const LinkEvent *ev, gpointer data);

@@ -77,9 +77,9 @@ static gboolean want_type(const Resource *res, const Field *f, JsonNode *v, GTyp
 {
         if (JSON_NODE_HOLDS_VALUE(v) && json_node_get_value_type(v) == t)
                 return TRUE;
-        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_WRONG_TYPE,
-                    "field '%s' of %s must be %s, not %s", f->name, resource_a(res), label,
-                    json_type_label(v));
+        atrium_set_field_error(error, ATRIUM_ERROR_WRONG_TYPE, f->name,
+                               "field '%s' of %s must be %s, not %s", f->name, resource_a(res),
+                               label, json_type_label(v));
         return FALSE;
 }
 
@@ -92,9 +92,9 @@ static gboolean check_choice(const Resource *res, const Field *f, const char *s,
                         return TRUE;
         g_autofree char *q = util_quote(s);
         list = g_strjoinv(", ", (char **)f->choices);
-        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                    "field '%s' of %s must be one of %s, not '%s'", f->name, resource_a(res), list,
-                    q);
+        atrium_set_field_error(error, ATRIUM_ERROR_INVALID, f->name,
+                               "field '%s' of %s must be one of %s, not '%s'", f->name,
+                               resource_a(res), list, q);
         return FALSE;
 }
 
@@ -114,8 +114,9 @@ static gboolean check_field(const Resource *res, const Field *f, JsonNode *v, GE
         if (JSON_NODE_HOLDS_NULL(v)) {
                 if (f->flags & F_REQUIRED || f->type == FIELD_BOOL || f->type == FIELD_INT ||
                     f->type == FIELD_ENUM || f->type == FIELD_NAME) {
-                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_WRONG_TYPE,
-                                    "field '%s' of %s cannot be null", f->name, resource_a(res));
+                        atrium_set_field_error(error, ATRIUM_ERROR_WRONG_TYPE, f->name,
+                                               "field '%s' of %s cannot be null", f->name,
+                                               resource_a(res));
                         return FALSE;
                 }
                 return TRUE;
@@ -127,10 +128,10 @@ static gboolean check_field(const Resource *res, const Field *f, JsonNode *v, GE
                         return FALSE;
                 n = json_node_get_int(v);
                 if (n < f->min || n > f->max) {
-                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                    "field '%s' of %s must be from %" G_GINT64_FORMAT
-                                    " to %" G_GINT64_FORMAT ", not %" G_GINT64_FORMAT,
-                                    f->name, resource_a(res), f->min, f->max, n);
+                        atrium_set_field_error(error, ATRIUM_ERROR_INVALID, f->name,
+                                               "field '%s' of %s must be from %" G_GINT64_FORMAT
+                                               " to %" G_GINT64_FORMAT ", not %" G_GINT64_FORMAT,
+                                               f->name, resource_a(res), f->min, f->max, n);
                         return FALSE;
                 }
                 return TRUE;
@@ -141,17 +142,17 @@ static gboolean check_field(const Resource *res, const Field *f, JsonNode *v, GE
                 if (JSON_NODE_HOLDS_VALUE(v) && json_node_get_value_type(v) == G_TYPE_INT64) {
                         if (json_node_get_int(v) > 0)
                                 return TRUE;
-                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                    "field '%s' of %s: ids are positive integers", f->name,
-                                    resource_a(res));
+                        atrium_set_field_error(error, ATRIUM_ERROR_INVALID, f->name,
+                                               "field '%s' of %s: ids are positive integers",
+                                               f->name, resource_a(res));
                         return FALSE;
                 }
                 if (!want_type(res, f, v, G_TYPE_STRING, "a name or an id", error))
                         return FALSE;
                 if (!util_name_valid(json_node_get_string(v), &local)) {
-                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                    "field '%s' of %s: %s", f->name, resource_a(res),
-                                    local->message);
+                        atrium_set_field_error(error, ATRIUM_ERROR_INVALID, f->name,
+                                               "field '%s' of %s: %s", f->name, resource_a(res),
+                                               local->message);
                         return FALSE;
                 }
                 return TRUE;
@@ -165,8 +166,9 @@ static gboolean check_field(const Resource *res, const Field *f, JsonNode *v, GE
         case FIELD_NAME:
                 if (!util_name_valid(s, &local)) {
                         g_autofree char *q = util_quote(s);
-                        g_set_error(error, ATRIUM_ERROR, local->code, "invalid %s name '%s': %s",
-                                    res->kind, q, local->message);
+                        atrium_set_field_error(error, local->code, f->name,
+                                               "invalid %s name '%s': %s", res->kind, q,
+                                               local->message);
                         return FALSE;
                 }
                 return TRUE;
@@ -176,19 +178,20 @@ static gboolean check_field(const Resource *res, const Field *f, JsonNode *v, GE
                 if (!check_text(res, f, s, error))
                         return FALSE;
                 if (!g_path_is_absolute(s) || strstr(s, "/../") || g_str_has_suffix(s, "/..")) {
-                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                    "field '%s' of %s must be an absolute path without '..', "
-                                    "not '%s'",
-                                    f->name, resource_a(res), s);
+                        atrium_set_field_error(
+                                error, ATRIUM_ERROR_INVALID, f->name,
+                                "field '%s' of %s must be an absolute path without '..', "
+                                "not '%s'",
+                                f->name, resource_a(res), s);
                         return FALSE;
                 }
                 return TRUE;
         case FIELD_SECRET:
                 if (strlen(s) < (gsize)f->min) {
-                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                                    "field '%s' of %s must be at least %" G_GINT64_FORMAT
-                                    " characters long",
-                                    f->name, resource_a(res), f->min);
+                        atrium_set_field_error(error, ATRIUM_ERROR_INVALID, f->name,
+                                               "field '%s' of %s must be at least %" G_GINT64_FORMAT
+                                               " characters long",
+                                               f->name, resource_a(res), f->min);
                         return FALSE;
                 }
                 return check_text(res, f, s, error);
@@ -207,21 +210,23 @@ gboolean model_validate(const Resource *res, JsonObject *body, gboolean create, 
                 const Field *f = resource_field(res, name);
                 if (!f) {
                         g_autofree char *q = util_quote(name);
-                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNKNOWN_FIELD,
-                                    "%s has no field '%s'", resource_a(res), q);
+                        atrium_set_field_error(error, ATRIUM_ERROR_UNKNOWN_FIELD, q,
+                                               "%s has no field '%s'", resource_a(res), q);
                         return FALSE;
                 }
                 if (f->flags & F_READONLY) {
-                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_READ_ONLY_FIELD,
-                                    "field '%s' of %s is set by the server and cannot be "
-                                    "written",
-                                    name, resource_a(res));
+                        atrium_set_field_error(
+                                error, ATRIUM_ERROR_READ_ONLY_FIELD, name,
+                                "field '%s' of %s is set by the server and cannot be "
+                                "written",
+                                name, resource_a(res));
                         return FALSE;
                 }
                 if (!create && (f->flags & F_IMMUTABLE)) {
-                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_READ_ONLY_FIELD,
-                                    "field '%s' of %s can only be set when it is created", name,
-                                    resource_a(res));
+                        atrium_set_field_error(
+                                error, ATRIUM_ERROR_READ_ONLY_FIELD, name,
+                                "field '%s' of %s can only be set when it is created", name,
+                                resource_a(res));
                         return FALSE;
                 }
                 if (!check_field(res, f, json_object_get_member(body, name), error))
@@ -232,8 +237,8 @@ gboolean model_validate(const Resource *res, JsonObject *body, gboolean create, 
         for (gsize i = 0; i < res->n_fields; i++) {
                 const Field *f = &res->fields[i];
                 if ((f->flags & F_REQUIRED) && !json_object_has_member(body, f->name)) {
-                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_MISSING_FIELD,
-                                    "%s needs the field '%s'", resource_a(res), f->name);
+                        atrium_set_field_error(error, ATRIUM_ERROR_MISSING_FIELD, f->name,
+                                               "%s needs the field '%s'", resource_a(res), f->name);
                         return FALSE;
                 }
         }

@@ -374,6 +374,8 @@ static gboolean pool_check(const Resource *res, JsonObject *o, GError **error)
             json_node_get_string(pattern)[0] &&
             !pool_pattern_valid(json_node_get_string(pattern), error)) {
                 g_prefix_error(error, "field 'name_pattern' of a pool: ");
+                if (error)
+                        atrium_error_set_field(*error, "name_pattern");
                 return FALSE;
         }
 
@@ -381,7 +383,7 @@ static gboolean pool_check(const Resource *res, JsonObject *o, GError **error)
         get_int(o, "spares", &spares);
         get_int(o, "max_size", &max);
         if (spares > size) {
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                atrium_set_field_error(error, ATRIUM_ERROR_INVALID, "spares",
                             "field 'spares' of a pool: a pool cannot keep more spares "
                             "(%" G_GINT64_FORMAT
                             ") than it has desktops (size %" G_GINT64_FORMAT ")",
@@ -389,7 +391,7 @@ static gboolean pool_check(const Resource *res, JsonObject *o, GError **error)
                 return FALSE;
         }
         if (max != 0 && max < size) {
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                atrium_set_field_error(error, ATRIUM_ERROR_INVALID, "max_size",
                             "field 'max_size' of a pool: a pool's max_size (%" G_GINT64_FORMAT
                             ") cannot be below its size (%" G_GINT64_FORMAT ")",
                             max, size);

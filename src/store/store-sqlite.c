@@ -341,7 +341,7 @@ static gboolean resolve_ref(SqliteStore *s, const Field *f, JsonNode *v, gint64 
         *out = find_id(s, r, text, &local);
         if (*out)
                 return TRUE;
-        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_BAD_REFERENCE,
+        atrium_set_field_error(error, ATRIUM_ERROR_BAD_REFERENCE, f->name,
                     "field '%s': there is no %s '%s'", f->name, r->kind, text);
         return FALSE;
 }
@@ -689,7 +689,7 @@ static gboolean check_unused(SqliteStore *s, const Resource *res, gint64 id, con
                         count = sqlite3_column_int64(st, 0);
                         sqlite3_reset(st);
                         if (count > 0) {
-                                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE,
+                                atrium_set_field_error(error, ATRIUM_ERROR_IN_USE, f->name,
                                             "%s '%s' is still used by %" G_GINT64_FORMAT
                                             " %s%s (field '%s'); remove or change %s first",
                                             res->kind, label, count, all[r]->kind,

@@ -1,16 +1,11 @@
-/* The manager's side of the agent links. See agents.h for the threading rules. */
+/* The manager's side of the agent links. See agentlink.h for the threading rules. */
 #define G_LOG_DOMAIN "agents"
 
-#include "manager/agents.h"
-#include "manager/hostcmd.h"
+#include "manager/agentlink.h"
 #include "manager/rows.h"
-#include "manager/sessions.h"
-#include "manager/pools.h"
-#include "manager/broker.h"
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "common/util.h"
-#include "manager/api.h"
 #include "proto/agentproto.h"
 #include "proto/vocab.h"
 
@@ -51,7 +46,13 @@ struct _Agents {
         gint64 started;
         guint64 next_id;
         GSource *monitor;
+        GArray *listeners; /* Listener, in the order registered */
 };
+
+typedef struct {
+        LinkListener fn;
+        gpointer data;
+} Listener;
 
 static const Actor system_actor = {"system", 0, ""};
 
@@ -98,17 +99,17 @@ static void alive_set(Agents *ag, gint64 desktop_id, gboolean alive)
         g_mutex_unlock(&ag->lock);
 }
 
-gboolean agents_guest_alive(Agents *ag, gint64 desktop_id)
+gboolean agentlink_guest_alive(Agents *ag, gint64 desktop_id)
 {
         gboolean alive;
 
         g_mutex_lock(&ag->lock);
         alive = g_hash_table_contains(ag->alive, &desktop_id);
         g_mutex_unlock(&ag->lock);
-        return alive || agents_desktop_idle(ag, desktop_id) >= 0;
+        return alive || agentlink_desktop_idle(ag, desktop_id) >= 0;
 }
 
-gint64 agents_desktop_idle(Agents *ag, gint64 desktop_id)
+gint64 agentlink_desktop_idle(Agents *ag, gint64 desktop_id)
 {
         IdleReport *r;
         gint64 v = -1;
@@ -144,6 +145,29 @@ static Actor link_actor(Link *l)
 {
         Actor a = {l->actor_name, 0, ""};
         return a;
+}
+
+/* Tells the listeners, in order; the event's host, store and actor are the link's. */
+static void publish(Link *l, const LinkEvent *what)
+{
+        Actor actor = link_actor(l);
+        LinkEvent ev = *what;
+
+        ev.host_id = l->host_id;
+        ev.host_name = l->host_name;
+        ev.store = l->store;
+        ev.actor = &actor;
+        for (guint i = 0; i < l->ag->listeners->len; i++) {
+                Listener *x = &g_array_index(l->ag->listeners, Listener, i);
+                x->fn(l->ag, &ev, x->data);
+        }
+}
+
+void agentlink_listen(Agents *ag, LinkListener fn, gpointer data)
+{
+        Listener x = {fn, data};
+
+        g_array_append_val(ag->listeners, x);
 }
 
 static void pending_free(Pending *p)
@@ -244,8 +268,7 @@ static gboolean pending_timeout(gpointer data)
 {
         TimeoutData *t = data;
 
-        pending_finish(t->ag, t->id,
-                       NULL,
+        pending_finish(t->ag, t->id, NULL,
                        g_error_new(ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
                                    "the host's agent did not answer within %u s", t->timeout_s));
         return G_SOURCE_REMOVE;
@@ -258,8 +281,8 @@ static void timeout_data_free(gpointer data)
         g_free(t);
 }
 
-gboolean agents_call(Agents *ag, gint64 host_id, AgentOp op, JsonObject *args, guint timeout_s,
-                     AgentReplyFunc cb, gpointer data, GError **error)
+gboolean agentlink_call(Agents *ag, gint64 host_id, AgentOp op, JsonObject *args, guint timeout_s,
+                        AgentReplyFunc cb, gpointer data, GError **error)
 {
         g_autoptr(JsonObject) owned_args = args;
         Pending *p;
@@ -305,7 +328,7 @@ gboolean agents_call(Agents *ag, gint64 host_id, AgentOp op, JsonObject *args, g
         return TRUE;
 }
 
-gboolean agents_linked(Agents *ag, gint64 host_id)
+gboolean agentlink_linked(Agents *ag, gint64 host_id)
 {
         gboolean r;
 
@@ -326,7 +349,7 @@ static gboolean close_on_link(gpointer data)
         return G_SOURCE_REMOVE;
 }
 
-void agents_forget(Agents *ag, gint64 host_id)
+void agentlink_forget(Agents *ag, gint64 host_id)
 {
         Link *l;
 
@@ -381,9 +404,7 @@ static void host_update(Store *st, gint64 host_id, gboolean up, JsonObject *figu
                         g_warning("host %s: cannot record its figures: %s", id, error->message);
                 g_clear_error(&error);
         }
-        want = !up                            ? HOST_DOWN
-               : row_bool(row, "maintenance") ? HOST_MAINTENANCE
-                                              : HOST_UP;
+        want = !up ? HOST_DOWN : row_bool(row, "maintenance") ? HOST_MAINTENANCE : HOST_UP;
         if (row_host_state(row) != want) {
                 g_autoptr(JsonObject) patch = json_object_new();
                 g_autoptr(JsonObject) upd = NULL;
@@ -420,13 +441,11 @@ static gboolean monitor_tick(gpointer data)
                 g_mutex_unlock(&ag->lock);
                 if (now - last <= limit)
                         continue;
-                g_warning("host %s missed %d heartbeats: marking it down",
-                          row_str(h, "name"),
+                g_warning("host %s missed %d heartbeats: marking it down", row_str(h, "name"),
                           (int)MCFG_INT(mgr, "host_missed_heartbeats"));
                 host_update(mgr->store, id, FALSE, NULL, &system_actor);
                 store_event_add(mgr->store, &system_actor, "host_down", "host", id,
-                                row_str(h, "name"), "missed heartbeats",
-                                NULL);
+                                row_str(h, "name"), "missed heartbeats", NULL);
         }
         return G_SOURCE_CONTINUE;
 }
@@ -470,7 +489,8 @@ static gboolean object_set_state(Link *l, const Resource *res, gint64 id, JsonOb
                 return FALSE;
         if (resource_field(res, "host"))
                 host = json_object_get_member(row, "host_id");
-        if (running && (!host || JSON_NODE_HOLDS_NULL(host) || json_node_get_int(host) != l->host_id))
+        if (running &&
+            (!host || JSON_NODE_HOLDS_NULL(host) || json_node_get_int(host) != l->host_id))
                 json_object_set_int_member(patch, "host", l->host_id);
         else if (!running && host && !JSON_NODE_HOLDS_NULL(host) &&
                  json_node_get_int(host) != l->host_id)
@@ -487,10 +507,8 @@ static gboolean object_set_state(Link *l, const Resource *res, gint64 id, JsonOb
                                                    g_get_real_time() / G_USEC_PER_SEC);
         }
         if (resource_field(res, "spice_port")) {
-                gint64 sp = running ? row_int(report, "spice_port")
-                                    : 0;
-                gint64 vp = running ? row_int(report, "vnc_port")
-                                    : 0;
+                gint64 sp = running ? row_int(report, "spice_port") : 0;
+                gint64 vp = running ? row_int(report, "vnc_port") : 0;
                 if (sp != row_int(row, "spice_port"))
                         json_object_set_int_member(patch, "spice_port", sp);
                 if (vp != row_int(row, "vnc_port"))
@@ -505,34 +523,18 @@ static gboolean object_set_state(Link *l, const Resource *res, gint64 id, JsonOb
         }
         if (json_object_has_member(patch, "state")) {
                 g_autofree char *action = g_strdup_printf("%s_%s", res->kind, state);
-                store_event_add(l->store, &actor, action, res->kind, id,
-                                row_str(row, "name"), why, NULL);
-                if (g_str_equal(res->kind, "desktop"))
-                        pools_kick(l->ag->mgr->pools);
+                store_event_add(l->store, &actor, action, res->kind, id, row_str(row, "name"), why,
+                                NULL);
+                publish(l, &(LinkEvent){
+                                   .type = LINK_STATE, .kind = res->kind, .id = id, .msg = report});
         }
         return TRUE;
 }
 
-static void orphan_done(JsonObject *result, const GError *error, gpointer data)
-{
-        g_autofree char *name = data;
-
-        if (error)
-                g_warning("could not remove orphan domain %s: %s", name, error->message);
-        else
-                g_info("removed orphan domain %s", name);
-}
-
-/* A domain of ours whose object no longer exists: destroy and undefine it, with an event. */
+/* A domain of ours whose object no longer exists (hostsync.c removes it). */
 static void remove_orphan(Link *l, const char *domain, const char *kind, gint64 id)
 {
-        Actor actor = link_actor(l);
-        g_autofree char *detail = g_strdup_printf("domain %s on host %s: its %s was deleted",
-                                                  domain, l->host_name, kind);
-
-        store_event_add(l->store, &actor, "orphan_removed", kind, id, domain, detail, NULL);
-        hostcmd_send(&(HostCall){l->ag, l->host_id, 120, orphan_done, g_strdup(domain)},
-                     hostcmd_remove(domain), NULL);
+        publish(l, &(LinkEvent){.type = LINK_ORPHAN, .kind = kind, .id = id, .domain = domain});
 }
 
 /* What the host runs against what the records say: every domain of the inventory updates its
@@ -580,16 +582,14 @@ static void reconcile(Link *l, JsonArray *inventory)
                                 continue;
                         gone = json_object_new();
                         json_object_set_string_member(gone, "state",
-                                              domain_state_to_string(DOMAIN_SHUTOFF));
+                                                      domain_state_to_string(DOMAIN_SHUTOFF));
                         object_set_state(l, res, id, gone, "its domain is gone from its host");
                 }
         }
-        store_event_add(l->store, &actor, "reconciled", "host", l->host_id, l->host_name, "",
-                        NULL);
+        store_event_add(l->store, &actor, "reconciled", "host", l->host_id, l->host_name, "", NULL);
 }
 
-static const char *figure_keys[] = {"cpus", "ram_mb", "ram_free_mb", "ram_committed_mb",
-                                    "running"};
+static const char *figure_keys[] = {"cpus", "ram_mb", "ram_free_mb", "ram_committed_mb", "running"};
 
 static JsonObject *figures_from(JsonObject *msg, gboolean facts)
 {
@@ -607,40 +607,16 @@ static JsonObject *figures_from(JsonObject *msg, gboolean facts)
                 json_object_set_string_member(f, "volumes", text);
         }
         if (facts) {
-                const char *keys[] = {"accel", "accel_reason", "cpu_model", "libvirt_version",
-                                      "qemu_version", "address"};
+                const char *keys[] = {"accel",           "accel_reason", "cpu_model",
+                                      "libvirt_version", "qemu_version", "address"};
                 for (gsize i = 0; i < G_N_ELEMENTS(keys); i++) {
-                        const char *v = json_object_get_string_member_with_default(msg, keys[i],
-                                                                                   NULL);
+                        const char *v =
+                                json_object_get_string_member_with_default(msg, keys[i], NULL);
                         if (v && util_text_valid(keys[i], v, 255, NULL))
                                 json_object_set_string_member(f, keys[i], v);
                 }
         }
         return f;
-}
-
-/* A console of a desktop connected or went away: its sessions follow (the broker creates
- * them; the gateway's tunnel events will refine this). */
-static void named(JsonObject *result, const GError *error, gpointer data)
-{
-        g_autofree char *name = data;
-
-        if (error)
-                g_warning("desktop %s: atrium-guest could not set its host name: %s", name,
-                          error->message);
-}
-
-/* At a desktop's first boot atrium-guest reports the template's host name: give it its own. */
-static void name_desktop(Link *l, const char *domain, gint64 id, const char *hostname)
-{
-        g_autofree char *sid = util_id_text(id);
-        g_autoptr(JsonObject) row = store_get(l->store, resource_by_kind("desktop"), sid, 0, NULL);
-        const char *name = row ? row_str(row, "name") : NULL;
-
-        if (!name || g_ascii_strcasecmp(name, hostname) == 0)
-                return;
-        hostcmd_send(&(HostCall){l->ag, l->host_id, 40, named, g_strdup(name)},
-                     hostcmd_guest_request(domain, GUEST_OP_SET_HOSTNAME, name), NULL);
 }
 
 static void on_event(Link *l, JsonObject *msg)
@@ -659,8 +635,8 @@ static void on_event(Link *l, JsonObject *msg)
         res = resource_by_kind(kind);
         if (g_str_equal(event, "lifecycle")) {
                 g_autofree char *why = g_strdup_printf(
-                        "%s (libvirt)", json_object_get_string_member_with_default(msg, "reason",
-                                                                                   "changed"));
+                        "%s (libvirt)",
+                        json_object_get_string_member_with_default(msg, "reason", "changed"));
                 if (!object_set_state(l, res, id, msg, why))
                         remove_orphan(l, domain, kind, id);
                 if (report_state(msg) != DOMAIN_RUNNING)
@@ -674,16 +650,27 @@ static void on_event(Link *l, JsonObject *msg)
                 else if (g_str_equal(what, "heartbeat-lost"))
                         alive_set(l->ag, id, FALSE);
         }
-        if (g_str_equal(event, "guest") && g_str_equal(kind, "desktop") &&
-            g_str_equal(row_str(msg, "what"), "ready"))
-        {
-                name_desktop(l, domain, id, row_str(msg, "hostname"));
-                broker_desktop_ready(id);
+        if (g_str_equal(event, "guest") && g_str_equal(kind, "desktop")) {
+                const char *what = row_str(msg, "what");
+                LinkEventType t = g_str_equal(what, "ready")         ? LINK_GUEST_READY
+                                  : g_str_equal(what, "user-login")  ? LINK_GUEST_LOGIN
+                                  : g_str_equal(what, "user-logout") ? LINK_GUEST_LOGOUT
+                                                                     : LINK_EVENT_LAST;
+                if (t != LINK_EVENT_LAST)
+                        publish(l, &(LinkEvent){.type = t,
+                                                .kind = kind,
+                                                .id = id,
+                                                .domain = domain,
+                                                .msg = msg});
         }
         if (g_str_equal(event, "graphics") && g_str_equal(kind, "desktop"))
-                sessions_follow(l->store, id, &actor,
-                                g_str_equal(row_str(msg, "phase"),
-                                            "connect"));
+                publish(l,
+                        &(LinkEvent){.type = LINK_CONSOLE,
+                                     .kind = kind,
+                                     .id = id,
+                                     .domain = domain,
+                                     .msg = msg,
+                                     .connected = g_str_equal(row_str(msg, "phase"), "connect")});
         if (g_str_equal(event, "graphics") || g_str_equal(event, "disk-error") ||
             g_str_equal(event, "guest")) {
                 g_autofree char *sid = util_id_text(id);
@@ -712,8 +699,7 @@ static void on_event(Link *l, JsonObject *msg)
                         if (*c == '-')
                                 *c = '_';
                 store_event_add(l->store, &actor, action, kind, id,
-                                row ? row_str(row, "name") : domain, detail,
-                                NULL);
+                                row ? row_str(row, "name") : domain, detail, NULL);
                 return;
         }
         g_debug("host %s: unknown event '%s'", l->host_name, event);
@@ -745,17 +731,18 @@ static void on_message(SoupWebsocketConnection *ws, gint type, GBytes *bytes, gp
                 JsonNode *err = json_object_get_member(msg, "error");
                 if (row_bool(msg, "ok"))
                         pending_finish(l->ag, id,
-                                       res && JSON_NODE_HOLDS_OBJECT(res) ? json_node_get_object(res)
-                                                                          : NULL,
+                                       res && JSON_NODE_HOLDS_OBJECT(res)
+                                               ? json_node_get_object(res)
+                                               : NULL,
                                        NULL);
                 else {
-                        GError *e = agent_error_from_json(
-                                err && JSON_NODE_HOLDS_OBJECT(err) ? json_node_get_object(err)
-                                                                   : NULL);
+                        GError *e = agent_error_from_json(err && JSON_NODE_HOLDS_OBJECT(err)
+                                                                  ? json_node_get_object(err)
+                                                                  : NULL);
                         Actor actor = link_actor(l);
                         g_autofree char *op = pending_op(l->ag, id);
-                        g_autofree char *detail = g_strdup_printf("%s: %s", op ? op : "?",
-                                                                  e->message);
+                        g_autofree char *detail =
+                                g_strdup_printf("%s: %s", op ? op : "?", e->message);
                         store_event_add(l->store, &actor, "command_refused", "host", l->host_id,
                                         l->host_name, detail, NULL);
                         pending_finish(l->ag, id, NULL, e);
@@ -770,7 +757,9 @@ static void on_message(SoupWebsocketConnection *ws, gint type, GBytes *bytes, gp
                 g_info("host %s linked (agent %s)", l->host_name,
                        json_object_get_string_member_with_default(msg, "agent", "?"));
                 host_update(l->store, l->host_id, TRUE, figures_from(msg, TRUE), &actor);
+                publish(l, &(LinkEvent){.type = LINK_HELLO, .msg = msg});
                 reconcile(l, inv && JSON_NODE_HOLDS_ARRAY(inv) ? json_node_get_array(inv) : NULL);
+                publish(l, &(LinkEvent){.type = LINK_INVENTORY, .msg = msg});
         } else if (g_str_equal(mtype, "event")) {
                 on_event(l, msg);
         } else {
@@ -805,6 +794,8 @@ static void on_closed(SoupWebsocketConnection *ws, gpointer data)
                                            "host's next report tells what happened",
                                            l->host_name));
         g_info("host %s: link closed", l->host_name);
+        if (current)
+                publish(l, &(LinkEvent){.type = LINK_LOST});
         link_unref(l);
 }
 
@@ -837,8 +828,7 @@ static void link_auth(SoupServer *server, SoupServerMessage *msg, const char *pa
                                                  strlen(text));
                 return;
         }
-        g_object_set_data_full(G_OBJECT(msg), "atrium-host-id", g_memdup2(&id, sizeof(id)),
-                               g_free);
+        g_object_set_data_full(G_OBJECT(msg), "atrium-host-id", g_memdup2(&id, sizeof(id)), g_free);
 }
 
 /* The directories of every volume and media storage: the host reports which it reaches. */
@@ -914,7 +904,7 @@ static void link_open(SoupServer *server, SoupServerMessage *msg, const char *pa
         json_object_unref(welcome);
 }
 
-void agents_install(Agents *ag, SoupServer *soup, gpointer serve_context)
+void agentlink_install(SoupServer *soup, ServeContext *serve_context, gpointer agents)
 {
         soup_server_add_handler(soup, AGENT_LINK_PATH, link_auth, serve_context, NULL);
         soup_server_add_websocket_handler(soup, AGENT_LINK_PATH, NULL, NULL, link_open,
@@ -923,7 +913,7 @@ void agents_install(Agents *ag, SoupServer *soup, gpointer serve_context)
 
 /* ---- life -------------------------------------------------------------------------------- */
 
-Agents *agents_new(Manager *mgr)
+Agents *agentlink_new(Manager *mgr)
 {
         Agents *ag = g_new0(Agents, 1);
 
@@ -936,13 +926,14 @@ Agents *agents_new(Manager *mgr)
         ag->alive = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         ag->pending = g_hash_table_new(g_str_hash, g_str_equal);
         ag->started = g_get_monotonic_time();
+        ag->listeners = g_array_new(FALSE, FALSE, sizeof(Listener));
         ag->monitor = g_timeout_source_new(1000);
         g_source_set_callback(ag->monitor, monitor_tick, ag, NULL);
         g_source_attach(ag->monitor, g_main_context_default());
         return ag;
 }
 
-void agents_free(Agents *ag)
+void agentlink_free(Agents *ag)
 {
         if (!ag)
                 return;
@@ -953,6 +944,7 @@ void agents_free(Agents *ag)
         g_hash_table_destroy(ag->idle);
         g_hash_table_destroy(ag->alive);
         g_hash_table_destroy(ag->pending); /* pending ones are freed by their timeout */
+        g_array_unref(ag->listeners);
         g_mutex_clear(&ag->lock);
         g_free(ag);
 }

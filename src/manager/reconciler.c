@@ -1,11 +1,13 @@
-/* The pool reconciler: see pools.h. */
+/* The pool reconciler: see reconciler.h. */
 #define G_LOG_DOMAIN "pools"
 
-#include "manager/pools.h"
+#include "manager/reconciler.h"
 #include "manager/rows.h"
 #include "manager/sessions.h"
-#include "manager/agents.h"
+#include "manager/agentlink.h"
 #include "manager/hostcmd.h"
+#include "manager/operations.h"
+#include "manager/placement.h"
 #include "manager/scheduler.h"
 #include "common/error.h"
 #include "common/jsonutil.h"
@@ -22,7 +24,7 @@ typedef struct {
         gint64 next_at; /* monotonic µs: no new attempt before */
 } Retry;
 
-struct _Pools {
+struct _Reconciler {
         Manager *mgr;
         Store *store; /* the reconciler thread's own handle */
         GThread *thread;
@@ -51,7 +53,7 @@ typedef struct {
 } Snapshot;
 
 typedef struct {
-        Pools *p;
+        Reconciler *p;
         gint64 desktop_id, host_id;
         ReconcileStep step;
         JsonObject *row; /* pending steps: the row and the command */
@@ -66,8 +68,9 @@ static void step_free(Step *s)
         g_free(s);
 }
 
-static void kick_after(Pools *p, guint ms);
-static gboolean step_send(Pools *p, JsonObject *row, gint64 host_id, ReconcileStep step,
+static void kick_after(Reconciler *p, guint ms);
+static void reconciler_kick(Reconciler *p);
+static gboolean step_send(Reconciler *p, JsonObject *row, gint64 host_id, ReconcileStep step,
                           HostCmd *cmd);
 
 /* Each step: the command its host runs (made with hostcmd.h), the desktop's state while it runs
@@ -92,111 +95,11 @@ static gboolean state_is(JsonObject *d, DesktopState state)
         return row_desktop_state(d) == state;
 }
 
-static gboolean host_up(JsonObject *h)
-{
-        return row_host_state(h) == HOST_UP;
-}
-
-/* ---- shared helpers (API and reconciler) ------------------------------------------------- */
-
-JsonObject *pools_newest_version(Store *st, gint64 template_id)
-{
-        g_autoptr(GHashTable) f = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
-        g_autoptr(JsonArray) rows = NULL;
-        JsonObject *best = NULL;
-
-        g_hash_table_insert(f, (gpointer) "template", util_id_text(template_id));
-        rows = store_list_all(st, resource_by_kind("template-version"), f, NULL);
-        for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
-                JsonObject *v = json_array_get_object_element(rows, i);
-                if (!best || row_int(v, "version") >
-                                     row_int(best, "version"))
-                        best = v;
-        }
-        return best ? json_object_ref(best) : NULL;
-}
-
-/* A host's last report says it cannot reach path. */
-static gboolean host_unreachable(JsonObject *host, const char *path)
-{
-        g_autoptr(JsonNode) v = json_from_string(row_str(host, "volumes"), NULL);
-        JsonArray *a;
-
-        if (!v || !JSON_NODE_HOLDS_ARRAY(v))
-                return FALSE;
-        a = json_node_get_array(v);
-        for (guint i = 0; i < json_array_get_length(a); i++) {
-                JsonNode *e = json_array_get_element(a, i);
-                JsonObject *o = JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
-                if (o && g_str_equal(row_str(o, "path"), path))
-                        return !json_object_get_boolean_member_with_default(o, "reachable", TRUE);
-        }
-        return FALSE;
-}
-
-static gboolean host_usable(Manager *mgr, JsonObject *host, const char *path, const char *hint)
-{
-        return host_up(host) && !row_bool(host, "maintenance") &&
-               agents_linked(mgr->agents, row_int(host, "id")) &&
-               scheduler_in_hint(hint, row_str(host, "name")) && !host_unreachable(host, path);
-}
-
-gboolean pools_volume_reachable(Store *st, const char *path, const char *hosts_hint)
-{
-        g_autoptr(JsonArray) hosts = store_list_all(st, resource_by_kind("host"), NULL, NULL);
-
-        for (guint i = 0; hosts && i < json_array_get_length(hosts); i++) {
-                JsonObject *h = json_array_get_object_element(hosts, i);
-                if (host_up(h) && !row_bool(h, "maintenance") &&
-                    scheduler_in_hint(hosts_hint, row_str(h, "name")) && !host_unreachable(h, path))
-                        return TRUE;
-        }
-        return FALSE;
-}
-
-gint64 pools_operation_start(Store *st, const char *kind, const char *object_kind, gint64 object_id,
-                             const char *object_name, const Actor *actor)
-{
-        g_autoptr(JsonObject) v = json_object_new();
-        g_autoptr(JsonObject) row = NULL;
-        g_autoptr(GError) error = NULL;
-
-        json_object_set_string_member(v, "kind", kind);
-        json_object_set_string_member(v, "object_kind", object_kind);
-        json_object_set_int_member(v, "object_id", object_id);
-        json_object_set_string_member(v, "object_name", object_name);
-        json_object_set_string_member(v, "message", "queued");
-        json_object_set_string_member(v, "created_by", actor ? actor->name : "system");
-        row = store_create(st, resource_by_kind("operation"), v, NULL, &error);
-        if (!row) {
-                g_warning("cannot record operation %s of %s: %s", kind, object_name,
-                          error->message);
-                return 0;
-        }
-        return row_int(row, "id");
-}
-
-JsonObject *pools_desktop_args(Store *st, const char *installation, JsonObject *d, GError **error)
-{
-        g_autoptr(JsonObject) pool = row_get(st, "pool", row_ref(d, "pool_id"), error);
-        g_autoptr(JsonObject) ver = pool ? row_get(st, "template-version",
-                                                     row_ref(d, "template_version_id"), error)
-                                         : NULL;
-        g_autoptr(JsonObject) vol =
-                ver ? row_get(st, "volume", row_ref(ver, "volume_id"), error) : NULL;
-
-        if (!vol) {
-                g_prefix_error(error, "desktop '%s': ", row_str(d, "name"));
-                return NULL;
-        }
-        return hostcmd_desktop_spec(installation, d, pool, ver, row_str(vol, "path"));
-}
-
 /* ---- desktop rows ------------------------------------------------------------------------ */
 
 /* Changes a desktop's row (state, unless DESKTOP_STATE_LAST, and more), quietly, with an event
  * when action is given. */
-static gboolean desktop_set(Pools *p, gint64 id, const char *name, DesktopState state,
+static gboolean desktop_set(Reconciler *p, gint64 id, const char *name, DesktopState state,
                             JsonObject *extra, const char *action, const char *detail)
 {
         g_autoptr(JsonObject) patch = extra ? json_object_ref(extra) : json_object_new();
@@ -219,12 +122,12 @@ static gboolean desktop_set(Pools *p, gint64 id, const char *name, DesktopState 
         return TRUE;
 }
 
-static void retry_clear(Pools *p, gint64 id)
+static void retry_clear(Reconciler *p, gint64 id)
 {
         g_hash_table_remove(p->retries, &id);
 }
 
-static gboolean backing_off(Pools *p, gint64 id)
+static gboolean backing_off(Reconciler *p, gint64 id)
 {
         Retry *r = g_hash_table_lookup(p->retries, &id);
 
@@ -232,7 +135,7 @@ static gboolean backing_off(Pools *p, gint64 id)
 }
 
 /* A step failed: try again later, or after provision_retries attempts mark it failed. */
-static void step_failed(Pools *p, JsonObject *row, ReconcileStep step, const GError *error)
+static void step_failed(Reconciler *p, JsonObject *row, ReconcileStep step, const GError *error)
 {
         gint64 id = row_int(row, "id");
         Retry *r = g_hash_table_lookup(p->retries, &id);
@@ -245,11 +148,13 @@ static void step_failed(Pools *p, JsonObject *row, ReconcileStep step, const GEr
         r->failures++;
         if ((gint64)r->failures >= most) {
                 g_autoptr(JsonObject) extra = json_object_new();
-                g_autofree char *why = g_strdup_printf("%s failed: %s", reconcile_step_to_string(step),
-                                                   error->message);
+                g_autofree char *why = g_strdup_printf(
+                        "%s failed: %s", reconcile_step_to_string(step), error->message);
                 json_object_set_string_member(extra, "failure", why);
-                g_warning("desktop %s: %s (after %u attempts)", row_str(row, "name"), why, r->failures);
-                desktop_set(p, id, row_str(row, "name"), DESKTOP_FAILED, extra, "desktop_failed", why);
+                g_warning("desktop %s: %s (after %u attempts)", row_str(row, "name"), why,
+                          r->failures);
+                desktop_set(p, id, row_str(row, "name"), DESKTOP_FAILED, extra, "desktop_failed",
+                            why);
                 retry_clear(p, id);
                 return;
         }
@@ -262,7 +167,7 @@ static void step_failed(Pools *p, JsonObject *row, ReconcileStep step, const GEr
 
 /* ---- steps: agent commands and their replies --------------------------------------------- */
 
-static void step_release(Pools *p, Step *s)
+static void step_release(Reconciler *p, Step *s)
 {
         guint n = GPOINTER_TO_UINT(g_hash_table_lookup(p->host_load, &s->host_id));
 
@@ -275,7 +180,7 @@ static void step_release(Pools *p, Step *s)
 
 /* Deletes a row (KIND) after the rows of DEPENDENT that refer to it by FIELD: a desktop's
  * sessions, a pool's entitlements. */
-static void delete_with(Pools *p, const char *kind, JsonObject *row, const char *dependent,
+static void delete_with(Reconciler *p, const char *kind, JsonObject *row, const char *dependent,
                         const char *field)
 {
         g_autoptr(GHashTable) f = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
@@ -286,8 +191,8 @@ static void delete_with(Pools *p, const char *kind, JsonObject *row, const char 
         g_hash_table_insert(f, (gpointer)field, g_strdup(sid));
         deps = store_list_all(p->store, resource_by_kind(dependent), f, NULL);
         for (guint i = 0; deps && i < json_array_get_length(deps); i++) {
-                g_autofree char *did = util_id_text(
-                        row_int(json_array_get_object_element(deps, i), "id"));
+                g_autofree char *did =
+                        util_id_text(row_int(json_array_get_object_element(deps, i), "id"));
                 store_delete(p->store, resource_by_kind(dependent), did, &system_actor, NULL);
         }
         if (!store_delete(p->store, resource_by_kind(kind), sid, &system_actor, &error))
@@ -295,7 +200,7 @@ static void delete_with(Pools *p, const char *kind, JsonObject *row, const char 
                           error->message);
 }
 
-static void delete_row(Pools *p, JsonObject *row)
+static void delete_row(Reconciler *p, JsonObject *row)
 {
         delete_with(p, "desktop", row, "session", "desktop");
 }
@@ -303,7 +208,7 @@ static void delete_row(Pools *p, JsonObject *row)
 static void step_done(JsonObject *result, const GError *error, gpointer data)
 {
         Step *s = data;
-        Pools *p = s->p;
+        Reconciler *p = s->p;
         g_autoptr(JsonObject) row = row_get(p->store, "desktop", s->desktop_id, NULL);
         g_autoptr(JsonObject) extra = json_object_new();
 
@@ -327,21 +232,18 @@ static void step_done(JsonObject *result, const GError *error, gpointer data)
         retry_clear(p, s->desktop_id);
         if (s->step == STEP_PROVISION) {
                 json_object_set_string_member(extra, "disk", row_str(result, "disk"));
-                json_object_set_int_member(
-                        extra, "disk_bytes",
-                        row_int(result, "disk_bytes"));
+                json_object_set_int_member(extra, "disk_bytes", row_int(result, "disk_bytes"));
                 json_object_set_string_member(extra, "failure", "");
                 json_object_set_int_member(extra, "host", s->host_id);
-                desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after, extra,
-                            NULL, NULL);
+                desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after,
+                            extra, NULL, NULL);
         } else if (s->step == STEP_START) {
                 json_object_set_int_member(extra, "host", s->host_id);
-                desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after, extra,
-                            "desktop_started",
-                            "started as a spare");
-        } else if (s->step == STEP_STOP) {
                 desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after,
-                            NULL, NULL, NULL);
+                            extra, "desktop_started", "started as a spare");
+        } else if (s->step == STEP_STOP) {
+                desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after, NULL,
+                            NULL, NULL);
         } else {
                 delete_row(p, row);
         }
@@ -362,7 +264,7 @@ out:
 }
 
 /* Sends a step for a desktop to its host; FALSE when it cannot be sent now. */
-static gboolean step_send(Pools *p, JsonObject *row, gint64 host_id, ReconcileStep step,
+static gboolean step_send(Reconciler *p, JsonObject *row, gint64 host_id, ReconcileStep step,
                           HostCmd *cmd)
 {
         g_autoptr(GError) error = NULL;
@@ -388,7 +290,7 @@ static gboolean step_send(Pools *p, JsonObject *row, gint64 host_id, ReconcileSt
         return TRUE;
 }
 
-static gboolean host_has_room(Pools *p, gint64 host_id)
+static gboolean host_has_room(Reconciler *p, gint64 host_id)
 {
         return GPOINTER_TO_UINT(g_hash_table_lookup(p->host_load, &host_id)) <
                (guint)config_get_int(p->mgr->config, "manager", "provision_parallel");
@@ -396,7 +298,8 @@ static gboolean host_has_room(Pools *p, gint64 host_id)
 
 /* Sends the step now if its host has room, else queues it: a reply from that host sends the
  * next one. Takes args. */
-static void step_go(Pools *p, JsonObject *row, gint64 host_id, ReconcileStep step, HostCmd *cmd)
+static void step_go(Reconciler *p, JsonObject *row, gint64 host_id, ReconcileStep step,
+                    HostCmd *cmd)
 {
         Step *w;
 
@@ -415,7 +318,7 @@ static void step_go(Pools *p, JsonObject *row, gint64 host_id, ReconcileStep ste
 }
 
 /* A desktop's command arguments from the snapshot, or NULL with an error. */
-static JsonObject *snapshot_args(Pools *p, Snapshot *s, JsonObject *pool, JsonObject *d,
+static JsonObject *snapshot_args(Reconciler *p, Snapshot *s, JsonObject *pool, JsonObject *d,
                                  GError **error)
 {
         gint64 vid = row_ref(d, "template_version_id");
@@ -426,7 +329,8 @@ static JsonObject *snapshot_args(Pools *p, Snapshot *s, JsonObject *pool, JsonOb
 
         if (!path) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
-                            "desktop '%s': its template version or volume is gone", row_str(d, "name"));
+                            "desktop '%s': its template version or volume is gone",
+                            row_str(d, "name"));
                 return NULL;
         }
         return hostcmd_desktop_spec(p->mgr->installation, d, pool, ver, path);
@@ -458,7 +362,7 @@ static GHashTable *id_table(void)
         return g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
 }
 
-static gboolean snapshot_load(Pools *p, Snapshot *s, GError **error)
+static gboolean snapshot_load(Reconciler *p, Snapshot *s, GError **error)
 {
         Store *st = p->store;
 
@@ -484,8 +388,7 @@ static gboolean snapshot_load(Pools *p, Snapshot *s, GError **error)
                 gint64 t = row_ref(v, "template_id");
                 JsonObject *cur = g_hash_table_lookup(s->newest, &t);
                 g_hash_table_insert(s->versions_by, id_key(row_int(v, "id")), v);
-                if (!cur || row_int(v, "version") >
-                                    row_int(cur, "version"))
+                if (!cur || row_int(v, "version") > row_int(cur, "version"))
                         g_hash_table_insert(s->newest, id_key(t), v);
         }
         for (guint i = 0; i < json_array_get_length(s->volumes); i++) {
@@ -494,10 +397,10 @@ static gboolean snapshot_load(Pools *p, Snapshot *s, GError **error)
                                     (gpointer)row_str(v, "path"));
         }
         for (guint i = 0; i < json_array_get_length(s->sessions); i++)
-                g_hash_table_insert(
-                        s->in_session,
-                        id_key(row_ref(json_array_get_object_element(s->sessions, i), "desktop_id")),
-                        GINT_TO_POINTER(1));
+                g_hash_table_insert(s->in_session,
+                                    id_key(row_ref(json_array_get_object_element(s->sessions, i),
+                                                   "desktop_id")),
+                                    GINT_TO_POINTER(1));
         for (guint i = 0; i < json_array_get_length(s->desktops); i++) {
                 JsonObject *d = json_array_get_object_element(s->desktops, i);
                 gint64 h = row_ref(d, "host_id"), pool = row_ref(d, "pool_id");
@@ -518,7 +421,7 @@ static gboolean snapshot_load(Pools *p, Snapshot *s, GError **error)
 }
 
 /* The usable host with the fewest desktops (spread), or 0. */
-static gint64 place(Pools *p, Snapshot *s, const char *path, const char *hint)
+static gint64 place(Reconciler *p, Snapshot *s, const char *path, const char *hint)
 {
         gint64 best = 0;
         guint best_n = G_MAXUINT;
@@ -527,7 +430,7 @@ static gint64 place(Pools *p, Snapshot *s, const char *path, const char *hint)
                 JsonObject *h = json_array_get_object_element(s->hosts, i);
                 gint64 id = row_int(h, "id");
                 guint n = GPOINTER_TO_UINT(g_hash_table_lookup(s->host_count, &id));
-                if (host_usable(p->mgr, h, path, hint) && n < best_n) {
+                if (placement_host_usable(p->mgr, h, path, hint) && n < best_n) {
                         best = id;
                         best_n = n;
                 }
@@ -568,18 +471,18 @@ static gboolean in_session(Snapshot *s, JsonObject *d)
 /* A desktop someone has: a session, or (persistent pools) an assigned user. */
 static gboolean in_use(PoolView *v, Snapshot *s, JsonObject *d)
 {
-        return in_session(s, d) || (!v->stateless && (row_ref(d, "user_id") != 0 ||
-                                                      row_ref(d, "terminal_id") != 0));
+        return in_session(s, d) ||
+               (!v->stateless && (row_ref(d, "user_id") != 0 || row_ref(d, "terminal_id") != 0));
 }
 
-static gboolean busy(Pools *p, JsonObject *d)
+static gboolean busy(Reconciler *p, JsonObject *d)
 {
         gint64 id = row_int(d, "id");
 
         return g_hash_table_contains(p->inflight, &id) || backing_off(p, id);
 }
 
-static void set_status(Pools *p, JsonObject *pool, const char *status)
+static void set_status(Reconciler *p, JsonObject *pool, const char *status)
 {
         g_autoptr(JsonObject) patch = NULL;
         g_autoptr(JsonObject) row = NULL;
@@ -595,7 +498,7 @@ static void set_status(Pools *p, JsonObject *pool, const char *status)
 
 /* New rows for missing desktops, named from the pattern, placed, state provisioning: written
  * in one transaction before any host makes anything. */
-static guint grow(Pools *p, Snapshot *s, PoolView *v, guint missing)
+static guint grow(Reconciler *p, Snapshot *s, PoolView *v, guint missing)
 {
         const char *pattern = row_str(v->pool, "name_pattern");
         g_autofree char *def = pool_default_pattern(row_str(v->pool, "name"));
@@ -624,8 +527,7 @@ static guint grow(Pools *p, Snapshot *s, PoolView *v, guint missing)
                 json_object_set_int_member(o, "host", host);
                 row_set_desktop_state(o, DESKTOP_PROVISIONING);
                 json_object_set_int_member(o, "state_since", row_now());
-                json_object_set_int_member(o, "template_version",
-                                           row_int(v->newest, "id"));
+                json_object_set_int_member(o, "template_version", row_int(v->newest, "id"));
                 json_object_set_int_member(o, "volume", row_ref(v->newest, "volume_id"));
                 g_ptr_array_add(values, o);
                 g_hash_table_add(s->names, g_steal_pointer(&low));
@@ -640,7 +542,8 @@ static guint grow(Pools *p, Snapshot *s, PoolView *v, guint missing)
         }
         made = store_change_batch(p->store, changes, values->len, &system_actor, &error);
         if (!made) {
-                g_warning("pool %s: cannot add desktops: %s", row_str(v->pool, "name"), error->message);
+                g_warning("pool %s: cannot add desktops: %s", row_str(v->pool, "name"),
+                          error->message);
                 return 0;
         }
         return values->len;
@@ -648,10 +551,10 @@ static guint grow(Pools *p, Snapshot *s, PoolView *v, guint missing)
 
 /* Marks desktops for removal, never one in use: failed, provisioning, stopped, then running
  * spares, the highest numbers first. */
-static guint shrink(Pools *p, Snapshot *s, PoolView *v, guint excess)
+static guint shrink(Reconciler *p, Snapshot *s, PoolView *v, guint excess)
 {
         static const DesktopState order[] = {DESKTOP_FAILED, DESKTOP_PROVISIONING, DESKTOP_STOPPED,
-                                            DESKTOP_RUNNING};
+                                             DESKTOP_RUNNING};
         guint marked = 0;
 
         for (gsize o = 0; o < G_N_ELEMENTS(order) && excess > 0; o++)
@@ -661,8 +564,8 @@ static guint shrink(Pools *p, Snapshot *s, PoolView *v, guint excess)
                         if (!state_is(d, order[o]) || in_use(v, s, d) ||
                             g_hash_table_contains(p->inflight, &id))
                                 continue;
-                        desktop_set(p, id, row_str(d, "name"), DESKTOP_DELETING, NULL, "desktop_removing",
-                                    "the pool shrinks");
+                        desktop_set(p, id, row_str(d, "name"), DESKTOP_DELETING, NULL,
+                                    "desktop_removing", "the pool shrinks");
                         row_set_desktop_state(d, DESKTOP_DELETING);
                         excess--;
                         marked++;
@@ -671,7 +574,7 @@ static guint shrink(Pools *p, Snapshot *s, PoolView *v, guint excess)
 }
 
 /* Stateless desktops whose session ended, or on an older version, made fresh. */
-static void resets(Pools *p, Snapshot *s, PoolView *v)
+static void resets(Reconciler *p, Snapshot *s, PoolView *v)
 {
         gint64 newest = row_int(v->newest, "id");
 
@@ -680,8 +583,8 @@ static void resets(Pools *p, Snapshot *s, PoolView *v)
                 gboolean dirty = row_bool(d, "dirty");
                 gboolean old = row_ref(d, "template_version_id") != newest;
                 g_autoptr(JsonObject) extra = NULL;
-                if (!(state_is(d, DESKTOP_STOPPED) || state_is(d, DESKTOP_RUNNING)) || in_session(s, d) ||
-                    busy(p, d) || !(dirty || old))
+                if (!(state_is(d, DESKTOP_STOPPED) || state_is(d, DESKTOP_RUNNING)) ||
+                    in_session(s, d) || busy(p, d) || !(dirty || old))
                         continue;
                 extra = json_object_new();
                 json_object_set_int_member(extra, "template_version", newest);
@@ -689,8 +592,8 @@ static void resets(Pools *p, Snapshot *s, PoolView *v)
                 json_object_set_null_member(extra, "user");
                 json_object_set_null_member(extra, "terminal");
                 json_object_set_boolean_member(extra, "dirty", FALSE);
-                if (!desktop_set(p, row_int(d, "id"), row_str(d, "name"),
-                                 DESKTOP_PROVISIONING, extra, "desktop_reset",
+                if (!desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_PROVISIONING,
+                                 extra, "desktop_reset",
                                  dirty ? "its session ended" : "a new template version"))
                         continue;
                 /* this pass goes on with the row as it is now */
@@ -703,7 +606,7 @@ static void resets(Pools *p, Snapshot *s, PoolView *v)
         }
 }
 
-static void provisions(Pools *p, Snapshot *s, PoolView *v)
+static void provisions(Reconciler *p, Snapshot *s, PoolView *v)
 {
         for (guint i = 0; i < v->live->len; i++) {
                 JsonObject *d = v->live->pdata[i];
@@ -713,7 +616,7 @@ static void provisions(Pools *p, Snapshot *s, PoolView *v)
                 JsonObject *args;
                 if (!state_is(d, DESKTOP_PROVISIONING) || busy(p, d))
                         continue;
-                if (!h || !host_usable(p->mgr, h, v->path, v->hint)) {
+                if (!h || !placement_host_usable(p->mgr, h, v->path, v->hint)) {
                         g_autoptr(JsonObject) extra = json_object_new();
                         host = place(p, s, v->path, v->hint);
                         if (!host)
@@ -732,48 +635,16 @@ static void provisions(Pools *p, Snapshot *s, PoolView *v)
         }
 }
 
-/* The scheduler's word on starting desktop d (needing need_mb) on host h, its own: FALSE when
- * the host lacks memory (under manager.overcommit_percent) or cannot take it now. */
-void pools_sched_host(Manager *mgr, JsonObject *h, const char *path, SchedHost *out)
-{
-        gint64 id = row_int(h, "id");
-
-        *out = (SchedHost){
-                .id = id,
-                .name = row_str(h, "name"),
-                .up = host_up(h) || row_host_state(h) == HOST_MAINTENANCE,
-                .maintenance = row_bool(h, "maintenance"),
-                .linked = agents_linked(mgr->agents, id),
-                .reaches = !path || !host_unreachable(h, path),
-                .ram_mb = row_int(h, "ram_mb"),
-                .committed_mb = row_int(h, "ram_committed_mb"),
-                .running = (guint)row_int(h, "running"),
-        };
-        if (out->ram_mb == 0) /* a host that has not reported its memory yet */
-                out->ram_mb = G_MAXINT32;
-}
-
-void pools_sched_request(Manager *mgr, gint64 need_mb, const char *hint, SchedRequest *out)
-{
-        *out = (SchedRequest){
-                .need_mb = need_mb,
-                .overcommit = config_get_int(mgr->config, "manager", "overcommit_percent") / 100.0,
-                .hint = hint,
-        };
-        scheduler_policy_from_string(config_get_string(mgr->config, "manager", "placement"),
-                                     &out->policy);
-}
-
-static gboolean fits(Pools *p, Snapshot *s, PoolView *v, JsonObject *h, gint64 need_mb)
+static gboolean fits(Reconciler *p, Snapshot *s, PoolView *v, JsonObject *h, gint64 need_mb)
 {
         gint64 id = row_int(h, "id");
         gint64 planned = GPOINTER_TO_SIZE(g_hash_table_lookup(s->host_planned, &id));
         SchedHost sh;
         SchedRequest r;
 
-        pools_sched_host(p->mgr, h, v->path, &sh);
+        placement_sched_host(p->mgr, h, v->path, &sh);
         sh.committed_mb += planned;
-        pools_sched_request(p->mgr, need_mb, v->hint, &r);
+        placement_sched_request(p->mgr, need_mb, v->hint, &r);
         if (scheduler_place(&sh, 1, &r, NULL) != 0)
                 return FALSE;
         g_hash_table_insert(s->host_planned, id_key(id), GSIZE_TO_POINTER(planned + need_mb));
@@ -781,15 +652,15 @@ static gboolean fits(Pools *p, Snapshot *s, PoolView *v, JsonObject *h, gint64 n
 }
 
 /* Started, unassigned, unused desktops kept ready: started or stopped to match spares. */
-static void spares(Pools *p, Snapshot *s, PoolView *v)
+static void spares(Reconciler *p, Snapshot *s, PoolView *v)
 {
         gint64 want = row_int(v->pool, "spares"), have = 0;
         gint64 newest = row_int(v->newest, "id");
 
         for (guint i = 0; i < v->live->len; i++) {
                 JsonObject *d = v->live->pdata[i];
-                if ((state_is(d, DESKTOP_RUNNING) || state_is(d, DESKTOP_STARTING)) && !in_use(v, s, d) &&
-                    row_ref(d, "user_id") == 0 && !row_bool(d, "dirty"))
+                if ((state_is(d, DESKTOP_RUNNING) || state_is(d, DESKTOP_STARTING)) &&
+                    !in_use(v, s, d) && row_ref(d, "user_id") == 0 && !row_bool(d, "dirty"))
                         have++;
         }
         for (guint i = 0; i < v->live->len && have < want; i++) {
@@ -801,16 +672,16 @@ static void spares(Pools *p, Snapshot *s, PoolView *v)
                 if (!state_is(d, DESKTOP_STOPPED) || in_use(v, s, d) || row_ref(d, "user_id") ||
                     row_bool(d, "dirty") || busy(p, d) ||
                     (v->stateless && row_ref(d, "template_version_id") != newest) || !h ||
-                    !host_usable(p->mgr, h, v->path, v->hint) || !host_has_room(p, host) ||
-                    !fits(p, s, v, h, row_int(v->newest, "ram_mb")))
+                    !placement_host_usable(p->mgr, h, v->path, v->hint) ||
+                    !host_has_room(p, host) || !fits(p, s, v, h, row_int(v->newest, "ram_mb")))
                         continue;
                 args = snapshot_args(p, s, v->pool, d, &error);
                 if (!args) {
                         step_failed(p, d, STEP_START, error);
                         continue;
                 }
-                desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_STARTING,
-                            NULL, NULL, NULL);
+                desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_STARTING, NULL, NULL,
+                            NULL);
                 row_set_desktop_state(d, DESKTOP_STARTING);
                 step_send(p, d, host, STEP_START, hostcmd_start(args));
                 have++;
@@ -820,19 +691,19 @@ static void spares(Pools *p, Snapshot *s, PoolView *v)
                 gint64 host = row_ref(d, "host_id");
                 g_autofree char *dom = NULL;
                 if (!state_is(d, DESKTOP_RUNNING) || in_use(v, s, d) || row_ref(d, "user_id") ||
-                    busy(p, d) || !host || !agents_linked(p->mgr->agents, host) ||
+                    busy(p, d) || !host || !agentlink_linked(p->mgr->agents, host) ||
                     !host_has_room(p, host))
                         continue;
                 dom = agent_domain_name(p->mgr->installation, "desktop", row_id(d));
-                desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_STOPPING,
-                            NULL, NULL, NULL);
+                desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_STOPPING, NULL, NULL,
+                            NULL);
                 step_send(p, d, host, STEP_STOP, hostcmd_destroy(dom));
                 have--;
         }
 }
 
 /* Desktops marked deleting: domain and overlay removed by their host, then the row. */
-static void deletions(Pools *p, Snapshot *s, GPtrArray *going)
+static void deletions(Reconciler *p, Snapshot *s, GPtrArray *going)
 {
         for (guint i = 0; i < going->len; i++) {
                 JsonObject *d = going->pdata[i];
@@ -840,22 +711,22 @@ static void deletions(Pools *p, Snapshot *s, GPtrArray *going)
                 gint64 host = row_ref(d, "host_id");
                 g_autofree char *dom = agent_domain_name(p->mgr->installation, "desktop", id);
                 g_autofree char *disk = desktop_overlay_name(p->mgr->installation, id);
-                const char *path = g_hash_table_lookup(s->volume_path,
-                                                       &(gint64){row_ref(d, "volume_id")});
+                const char *path =
+                        g_hash_table_lookup(s->volume_path, &(gint64){row_ref(d, "volume_id")});
                 if (busy(p, d))
                         continue;
                 if (!host || !path) { /* never provisioned: nothing exists on a host */
                         delete_row(p, d);
                         continue;
                 }
-                if (!agents_linked(p->mgr->agents, host))
+                if (!agentlink_linked(p->mgr->agents, host))
                         continue;
                 step_go(p, d, host, STEP_DELETE, hostcmd_desktop_delete(dom, path, disk));
         }
 }
 
 /* Desktops stuck in a transition longer than manager.transition_timeout: failed. */
-static void timeouts(Pools *p, GPtrArray *rows)
+static void timeouts(Reconciler *p, GPtrArray *rows)
 {
         gint64 limit = config_get_int(p->mgr->config, "manager", "transition_timeout");
         static const DesktopState transitional[] = {DESKTOP_PROVISIONING, DESKTOP_STARTING,
@@ -877,28 +748,29 @@ static void timeouts(Pools *p, GPtrArray *rows)
                                       row_str(d, "state"), limit);
                 extra = json_object_new();
                 json_object_set_string_member(extra, "failure", why);
-                desktop_set(p, id, row_str(d, "name"), DESKTOP_FAILED, extra, "desktop_failed", why);
+                desktop_set(p, id, row_str(d, "name"), DESKTOP_FAILED, extra, "desktop_failed",
+                            why);
                 row_set_desktop_state(d, DESKTOP_FAILED);
         }
 }
 
-static void pool_delete_finish(Pools *p, JsonObject *pool)
+static void pool_delete_finish(Reconciler *p, JsonObject *pool)
 {
         g_autoptr(GHashTable) f = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
         g_autoptr(JsonArray) perms = NULL;
 
         /* Its permissions go with it (their events record it), then its entitlements. */
-        g_hash_table_insert(f, (gpointer) "pool",
-                            util_id_text(row_int(pool, "id")));
+        g_hash_table_insert(f, (gpointer) "pool", util_id_text(row_int(pool, "id")));
         perms = store_list_all(p->store, resource_by_kind("permission"), f, NULL);
         for (guint i = 0; perms && i < json_array_get_length(perms); i++) {
-                g_autofree char *id = util_id_text(row_int(json_array_get_object_element(perms, i), "id"));
+                g_autofree char *id =
+                        util_id_text(row_int(json_array_get_object_element(perms, i), "id"));
                 store_delete(p->store, resource_by_kind("permission"), id, &system_actor, NULL);
         }
         delete_with(p, "pool", pool, "entitlement", "pool");
 }
 
-static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)
+static void pool_pass(Reconciler *p, Snapshot *s, JsonObject *pool)
 {
         gint64 pid = row_int(pool, "id");
         gint64 tid = row_ref(pool, "template_id");
@@ -913,10 +785,9 @@ static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)
         for (guint i = 0; mine && i < mine->len; i++) {
                 JsonObject *d = mine->pdata[i];
                 if (row_bool(pool, "deleting") && !state_is(d, DESKTOP_DELETING) &&
-                    !g_hash_table_contains(p->inflight,
-                                           &(gint64){row_int(d, "id")})) {
-                        desktop_set(p, row_int(d, "id"), row_str(d, "name"),
-                                    DESKTOP_DELETING, NULL, NULL, NULL);
+                    !g_hash_table_contains(p->inflight, &(gint64){row_int(d, "id")})) {
+                        desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_DELETING, NULL,
+                                    NULL, NULL);
                         row_set_desktop_state(d, DESKTOP_DELETING);
                 }
                 g_ptr_array_add(state_is(d, DESKTOP_DELETING) ? going : live, d);
@@ -942,15 +813,14 @@ static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)
                 set_status(p, pool, "waiting: its template has no version yet");
                 return;
         }
-        v.path =
-                g_hash_table_lookup(s->volume_path, &(gint64){row_ref(v.newest, "volume_id")});
+        v.path = g_hash_table_lookup(s->volume_path, &(gint64){row_ref(v.newest, "volume_id")});
         if (!v.path) {
                 set_status(p, pool, "waiting: its template's volume is gone");
                 return;
         }
         if (((gint64)live->len > size && shrink(p, s, &v, live->len - size)) ||
             ((gint64)live->len < size && grow(p, s, &v, size - live->len)))
-                pools_kick(p); /* rows were added or marked: the next pass works on them */
+                reconciler_kick(p); /* rows were added or marked: the next pass works on them */
         if (v.stateless)
                 resets(p, s, &v);
         provisions(p, s, &v);
@@ -976,30 +846,6 @@ static void pool_pass(Pools *p, Snapshot *s, JsonObject *pool)
 }
 
 /* ---- operations -------------------------------------------------------------------------- */
-
-static void operation_set(Pools *p, JsonObject *op, OperationState state, gint64 percent,
-                          const char *message)
-{
-        g_autoptr(JsonObject) patch = json_object_new();
-        g_autoptr(JsonObject) row = NULL;
-        g_autofree char *sid = util_id_text(row_int(op, "id"));
-
-        if (row_operation_state(op) == state &&
-            row_int(op, "percent") == percent &&
-            g_str_equal(row_str(op, "message"), message))
-                return;
-        row_set_operation_state(patch, state);
-        json_object_set_int_member(patch, "percent", CLAMP(percent, 0, 100));
-        json_object_set_string_member(patch, "message", message);
-        row = store_update(p->store, resource_by_kind("operation"), sid, patch, NULL, NULL);
-        if (state != OPERATION_RUNNING) {
-                g_autofree char *action =
-                        g_strconcat("operation_", operation_state_to_string(state), NULL);
-                store_event_add(p->store, &system_actor, action, "operation",
-                                row_int(op, "id"), row_str(op, "kind"), message,
-                                NULL);
-        }
-}
 
 static JsonObject *find(JsonArray *rows, gint64 id)
 {
@@ -1031,7 +877,7 @@ static void tally_desktop(Tally *t, Snapshot *s, JsonObject *d, gint64 want_vers
         }
 }
 
-static void operation_pass(Pools *p, Snapshot *s, JsonObject *op)
+static void operation_pass(Reconciler *p, Snapshot *s, JsonObject *op)
 {
         const char *kind = row_str(op, "kind");
         gint64 oid = row_int(op, "object_id");
@@ -1042,12 +888,11 @@ static void operation_pass(Pools *p, Snapshot *s, JsonObject *op)
         if (g_str_equal(kind, "recompose")) {
                 JsonObject *d = find(s->desktops, oid);
                 JsonObject *pool = d ? find(s->pools, row_ref(d, "pool_id")) : NULL;
-                JsonObject *nv =
-                        pool ? g_hash_table_lookup(s->newest,
-                                                   &(gint64){row_ref(pool, "template_id")})
-                             : NULL;
+                JsonObject *nv = pool ? g_hash_table_lookup(s->newest,
+                                                            &(gint64){row_ref(pool, "template_id")})
+                                      : NULL;
                 if (!d || !nv) {
-                        operation_set(p, op, OPERATION_FAILED, 0, "the desktop is gone");
+                        operations_set(p->store, op, OPERATION_FAILED, 0, "the desktop is gone");
                         return;
                 }
                 tally_desktop(&t, s, d, row_int(nv, "id"));
@@ -1061,11 +906,9 @@ static void operation_pass(Pools *p, Snapshot *s, JsonObject *op)
                                 continue;
                         for (guint k = 0; k < json_array_get_length(s->desktops); k++) {
                                 JsonObject *d = json_array_get_object_element(s->desktops, k);
-                                if (row_ref(d, "pool_id") ==
-                                            row_int(pool, "id") &&
+                                if (row_ref(d, "pool_id") == row_int(pool, "id") &&
                                     !state_is(d, DESKTOP_DELETING))
-                                        tally_desktop(&t, s, d,
-                                                      row_int(nv, "id"));
+                                        tally_desktop(&t, s, d, row_int(nv, "id"));
                         }
                 }
                 target = t.total;
@@ -1074,9 +917,12 @@ static void operation_pass(Pools *p, Snapshot *s, JsonObject *op)
                 if (pool && !g_str_equal(row_str(pool, "name"), row_str(op, "object_name")))
                         pool = NULL; /* its id was taken again by a newer pool */
                 if (!pool) {
-                        operation_set(
-                                p, op, g_str_equal(kind, "pool_delete") ? OPERATION_DONE : OPERATION_FAILED, 100,
-                                g_str_equal(kind, "pool_delete") ? "deleted" : "the pool is gone");
+                        operations_set(p->store, op,
+                                       g_str_equal(kind, "pool_delete") ? OPERATION_DONE
+                                                                        : OPERATION_FAILED,
+                                       100,
+                                       g_str_equal(kind, "pool_delete") ? "deleted"
+                                                                        : "the pool is gone");
                         return;
                 }
                 for (guint k = 0; k < json_array_get_length(s->desktops); k++) {
@@ -1090,7 +936,7 @@ static void operation_pass(Pools *p, Snapshot *s, JsonObject *op)
                 }
                 if (g_str_equal(kind, "pool_delete")) {
                         msg = g_strdup_printf("%u desktops left", t.total);
-                        operation_set(p, op, OPERATION_RUNNING, 0, msg);
+                        operations_set(p->store, op, OPERATION_RUNNING, 0, msg);
                         return;
                 }
                 target = MAX((gint64)t.total, row_int(pool, "size"));
@@ -1101,15 +947,15 @@ static void operation_pass(Pools *p, Snapshot *s, JsonObject *op)
                 if (t.failed) {
                         msg = g_strdup_printf("%u of %" G_GINT64_FORMAT " desktops failed: %s",
                                               t.failed, target, t.failure);
-                        operation_set(p, op, OPERATION_FAILED, 100, msg);
+                        operations_set(p->store, op, OPERATION_FAILED, 100, msg);
                 } else {
                         msg = g_strdup_printf("%" G_GINT64_FORMAT " desktops ready", target);
-                        operation_set(p, op, OPERATION_DONE, 100, msg);
+                        operations_set(p->store, op, OPERATION_DONE, 100, msg);
                 }
                 return;
         }
         if (target == 0) {
-                operation_set(p, op, OPERATION_DONE, 100, "nothing to do");
+                operations_set(p->store, op, OPERATION_DONE, 100, "nothing to do");
                 return;
         }
         msg = t.waiting ? g_strdup_printf("%u of %" G_GINT64_FORMAT
@@ -1117,10 +963,10 @@ static void operation_pass(Pools *p, Snapshot *s, JsonObject *op)
                                           t.done, target, t.waiting)
                         : g_strdup_printf("%u of %" G_GINT64_FORMAT " desktops ready", t.done,
                                           target);
-        operation_set(p, op, OPERATION_RUNNING, (t.done + t.failed) * 100 / target, msg);
+        operations_set(p->store, op, OPERATION_RUNNING, (t.done + t.failed) * 100 / target, msg);
 }
 
-static void pass(Pools *p)
+static void pass(Reconciler *p)
 {
         g_auto(Snapshot) s = {0};
         g_autoptr(GError) error = NULL;
@@ -1147,7 +993,7 @@ static void pass(Pools *p)
 
 /* ---- the thread -------------------------------------------------------------------------- */
 
-static void timed_pass(Pools *p)
+static void timed_pass(Reconciler *p)
 {
         gint64 t0 = g_get_monotonic_time();
 
@@ -1157,7 +1003,7 @@ static void timed_pass(Pools *p)
 
 static gboolean on_kick(gpointer data)
 {
-        Pools *p = data;
+        Reconciler *p = data;
 
         g_atomic_int_set(&p->kicked, 0);
         timed_pass(p);
@@ -1166,7 +1012,7 @@ static gboolean on_kick(gpointer data)
 
 static gboolean on_tick(gpointer data)
 {
-        Pools *p = data;
+        Reconciler *p = data;
         gint64 interval = config_get_int(p->mgr->config, "manager", "reconcile_interval");
 
         if (g_get_monotonic_time() - p->last_pass >= interval * G_USEC_PER_SEC - 100000)
@@ -1174,7 +1020,7 @@ static gboolean on_tick(gpointer data)
         return G_SOURCE_CONTINUE;
 }
 
-static void kick_after(Pools *p, guint ms)
+static void kick_after(Reconciler *p, guint ms)
 {
         GSource *src;
 
@@ -1188,21 +1034,22 @@ static void kick_after(Pools *p, guint ms)
         g_source_unref(src);
 }
 
-void pools_kick(Pools *p)
+/* manager_kick(): a pass soon. */
+static void reconciler_kick(Reconciler *p)
 {
         kick_after(p, 50);
 }
 
 static gpointer thread_main(gpointer data)
 {
-        Pools *p = data;
+        Reconciler *p = data;
         GSource *tick = g_timeout_source_new_seconds(1);
 
         g_main_context_push_thread_default(p->ctx);
         g_source_set_callback(tick, on_tick, p, NULL);
         g_source_attach(tick, p->ctx);
         g_source_unref(tick);
-        pools_kick(p);
+        reconciler_kick(p);
         g_main_loop_run(p->loop);
         g_main_context_pop_thread_default(p->ctx);
         return NULL;
@@ -1214,9 +1061,9 @@ static gboolean quit(gpointer data)
         return G_SOURCE_REMOVE;
 }
 
-Pools *pools_new(Manager *mgr, GError **error)
+Reconciler *reconciler_new(Manager *mgr, GError **error)
 {
-        Pools *p = g_new0(Pools, 1);
+        Reconciler *p = g_new0(Reconciler, 1);
 
         p->mgr = mgr;
         p->store = store_open_peer(mgr->store, error);
@@ -1230,13 +1077,15 @@ Pools *pools_new(Manager *mgr, GError **error)
         p->host_load = id_table();
         p->retries = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
         p->thread = g_thread_new("pools", thread_main, p);
+        mgr->kick = reconciler_kick;
         return p;
 }
 
-void pools_free(Pools *p)
+void reconciler_free(Reconciler *p)
 {
         if (!p)
                 return;
+        p->mgr->kick = NULL;
         g_main_context_invoke(p->ctx, quit, p->loop);
         g_thread_join(p->thread);
         /* Replies still pending are dropped with the context; their steps are redone by the
@@ -1249,4 +1098,10 @@ void pools_free(Pools *p)
         g_queue_clear_full(&p->pending, (GDestroyNotify)step_free);
         store_close(p->store);
         g_free(p);
+}
+
+void reconciler_on_link(Agents *ag, const LinkEvent *ev, gpointer mgr)
+{
+        if (ev->type == LINK_STATE && g_str_equal(ev->kind, "desktop"))
+                manager_kick(mgr);
 }

@@ -1,9 +1,14 @@
 #define G_LOG_DOMAIN "manager"
 
-#include "manager/manager.h"
+#include "manager/lifecycle.h"
+#include "manager/api.h"
 #include "manager/dirlink.h"
-#include "manager/agents.h"
-#include "manager/pools.h"
+#include "manager/broker.h"
+#include "manager/hostsync.h"
+#include "manager/sessions.h"
+#include "manager/tunnels.h"
+#include "manager/agentlink.h"
+#include "manager/reconciler.h"
 #include "proto/ticket.h"
 
 #include <sodium.h>
@@ -129,8 +134,8 @@ static gboolean gateway_key(Manager *mgr, GError **error)
         g_autofree char *path = g_build_filename(mgr->state_dir, "gateway.key", NULL);
         g_autofree char *data = NULL, *fresh = NULL;
 
-        if (g_file_get_contents(path, &data, NULL, NULL) &&
-            strlen(g_strstrip(data)) >= 32 && strlen(data) < sizeof(mgr->gateway_key)) {
+        if (g_file_get_contents(path, &data, NULL, NULL) && strlen(g_strstrip(data)) >= 32 &&
+            strlen(data) < sizeof(mgr->gateway_key)) {
                 g_strlcpy(mgr->gateway_key, data, sizeof(mgr->gateway_key));
                 return TRUE;
         }
@@ -196,17 +201,26 @@ gboolean manager_start(Manager *mgr, GError **error)
                 mgr->fingerprint = g_strdup("");
         if (!ticket_keys(mgr, error))
                 return FALSE;
-        mgr->agents = agents_new(mgr);
+        mgr->agents = agentlink_new(mgr);
+        agentlink_listen(mgr->agents, hostsync_on_link, NULL);
+        agentlink_listen(mgr->agents, sessions_on_link, NULL);
+        agentlink_listen(mgr->agents, broker_on_link, NULL);
+        agentlink_listen(mgr->agents, reconciler_on_link, mgr);
+        tunnels_set_follower(sessions_follow);
         if ((guint64)MCFG_INT(mgr, "max_connections") + 64 > nofile)
                 g_warning("manager.max_connections (%" G_GINT64_FORMAT
                           ") is above what the open-file limit (%" G_GUINT64_FORMAT ") allows",
                           MCFG_INT(mgr, "max_connections"), nofile);
         mgr->http = http_server_new(mgr, error);
+        if (mgr->http) {
+                http_server_add_handlers(mgr->http, http_install, NULL);
+                http_server_add_handlers(mgr->http, agentlink_install, mgr->agents);
+        }
         if (!mgr->http ||
             !http_server_listen(mgr->http, listen, sock, !plain, cert, &mgr->url, error))
                 return FALSE;
-        mgr->pools = pools_new(mgr, error);
-        if (!mgr->pools)
+        mgr->reconciler = reconciler_new(mgr, error);
+        if (!mgr->reconciler)
                 return FALSE;
         mgr->dirlink = dirlink_start(mgr);
         url_file = g_build_filename(mgr->state_dir, "manager.url", NULL);
@@ -247,9 +261,9 @@ void manager_free(Manager *mgr)
         if (!mgr)
                 return;
         dirlink_free(mgr->dirlink);
-        pools_free(mgr->pools);
+        reconciler_free(mgr->reconciler);
         http_server_free(mgr->http);
-        agents_free(mgr->agents);
+        agentlink_free(mgr->agents);
         store_close(mgr->store);
         ratelimit_free(mgr->logins);
         g_free(mgr->state_dir);

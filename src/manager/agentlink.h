@@ -1,0 +1,68 @@
+/* The manager's side of the agent links (proto/agentproto.h): who is connected, commands with
+ * their replies, heartbeats and host states, events and reconciliation of what hosts run.
+ *
+ * A link lives on the HTTP worker thread whose SoupServer accepted it, and is only touched
+ * there. Commands may be sent from any thread: agentlink_call() queues the text to the link's
+ * thread and calls back on the caller's thread-default context with the reply, an error or a
+ * timeout. The host monitor runs on the main context and marks a host down once it missed
+ * manager.host_missed_heartbeats heartbeats of manager.heartbeat_interval seconds. */
+#pragma once
+#include "manager/httpserver.h"
+#include "proto/vocab.h"
+
+typedef struct _Agents Agents;
+
+Agents *agentlink_new(Manager *mgr);
+void agentlink_free(Agents *ag);
+/* Adds the link's handlers to a worker's SoupServer (an HttpInstallFunc; data: the Agents). */
+void agentlink_install(SoupServer *soup, ServeContext *serve_context, gpointer agents);
+
+/* What a link reports, published to the listeners registered at construction (agentlink_listen),
+ * in that order, on the link's worker thread: the link itself only records what hosts say in
+ * the store and answers commands; whatever follows from it (a pass of the reconciler, a waiting
+ * connect going on, sessions following a console) is a listener's. */
+typedef enum {
+        LINK_HELLO,        /* a host's agent linked (host_id, msg: its hello) */
+        LINK_INVENTORY,    /* its inventory was reconciled with the rows */
+        LINK_STATE,        /* a guest's or desktop's row took a reported state (kind, id, msg) */
+        LINK_ORPHAN,       /* a domain of ours whose object is gone (domain, kind, id) */
+        LINK_GUEST_READY,  /* atrium-guest in a desktop said ready (id, domain, msg: hostname) */
+        LINK_GUEST_LOGIN,  /* ... a user logged in there (msg: user) */
+        LINK_GUEST_LOGOUT, /* ... the user logged out */
+        LINK_CONSOLE,      /* a desktop's console client connected or went (id, connected) */
+        LINK_LOST,         /* the host's link closed */
+        LINK_EVENT_LAST
+} LinkEventType;
+
+typedef struct {
+        LinkEventType type;
+        gint64 host_id;
+        const char *host_name;
+        Store *store;       /* the link thread's handle */
+        const Actor *actor; /* "host:NAME", for the audit trail */
+        const char *kind;   /* "guest" or "desktop"; NULL for host events */
+        gint64 id;          /* the guest's or desktop's */
+        const char *domain; /* its domain's name */
+        JsonObject *msg;    /* what the agent sent, when there is such a message */
+        gboolean connected; /* LINK_CONSOLE */
+} LinkEvent;
+
+typedef void (*LinkListener)(Agents *ag, const LinkEvent *ev, gpointer data);
+/* Before the links are served only. */
+void agentlink_listen(Agents *ag, LinkListener fn, gpointer data);
+
+/* result is the reply's result object (borrowed), or NULL with error set. */
+typedef void (*AgentReplyFunc)(JsonObject *result, const GError *error, gpointer data);
+
+/* Sends op with args (taken) to the host's agent. FALSE with an error (nothing sent, cb not
+ * called) when the host has no link. */
+gboolean agentlink_call(Agents *ag, gint64 host_id, AgentOp op, JsonObject *args, guint timeout_s,
+                        AgentReplyFunc cb, gpointer data, GError **error);
+gboolean agentlink_linked(Agents *ag, gint64 host_id);
+/* Seconds since the last input in desktop ID, as its atrium-guest last said (through its
+ * host's heartbeats); -1 when unknown. Any thread. */
+gint64 agentlink_desktop_idle(Agents *ag, gint64 desktop_id);
+/* atrium-guest in desktop ID said ready since it last started, or reports in heartbeats. */
+gboolean agentlink_guest_alive(Agents *ag, gint64 desktop_id);
+/* The host was removed: close its link. */
+void agentlink_forget(Agents *ag, gint64 host_id);
