@@ -1,13 +1,15 @@
 /* Rows written, counted per resource table for the whole process (every SQLite handle's update
- * hook): live views compare two readings (store_change_counts) to know what to fetch again. */
-#include "store/store-sqlite-private.h"
+ * backend's report, sql_table_changed): live views compare two readings (store_change_counts) to
+ * know what to fetch again. */
+#include "store/store.h"
+#include "store/sql.h"
 
 #include <string.h>
 
 #define CHANGE_TABLES 32
 static gsize change_counts[CHANGE_TABLES];
 
-void sqs_row_changed(void *data, int op, const char *db, const char *table, sqlite3_int64 rowid)
+void sql_table_changed(const char *table)
 {
         gsize n;
         const Resource *const *all = resources_all(&n);

@@ -1,52 +1,51 @@
-/* Directory users in the SQLite store: the local row a directory login makes or refreshes, and
+/* Directory users in the store: the local row a directory login makes or refreshes, and
  * its memberships of the groups that name a directory group. One transaction each. */
-#include "store/store-sqlite-private.h"
+#include "store/store-private.h"
 #include "common/error.h"
 #include "common/util.h"
 
 #include <string.h>
 
 /* The names of the groups filled from the directory that USER is in, sorted, joined. */
-static char *mapped_groups(SqliteStore *s, gint64 user_id)
+static char *mapped_groups(Store *s, gint64 user_id)
 {
-        sqlite3_stmt *st = sqs_prep(s,
-                                    "SELECT g.name FROM group_members m JOIN groups g "
-                                    "ON g.id = m.group_id WHERE m.user_id = ? AND "
-                                    "g.directory_group != '' ORDER BY g.name",
-                                    NULL);
+        SqlStmt *st = sqs_prep(s,
+                               "SELECT g.name FROM group_members m JOIN groups g "
+                               "ON g.id = m.group_id WHERE m.user_id = ? AND "
+                               "g.directory_group != '' ORDER BY g.name",
+                               NULL);
         GString *out = g_string_new(NULL);
 
         if (!st)
                 return g_string_free(out, FALSE);
-        sqlite3_bind_int64(st, 1, user_id);
-        while (sqlite3_step(st) == SQLITE_ROW)
-                g_string_append_printf(out, "%s%s", out->len ? ", " : "",
-                                       (const char *)sqlite3_column_text(st, 0));
-        sqlite3_reset(st);
+        sql_bind_int(st, 1, user_id);
+        while (sql_step(st) == SQL_ROW)
+                g_string_append_printf(out, "%s%s", out->len ? ", " : "", sql_column_text(st, 0));
+        sql_reset(st);
         return g_string_free(out, FALSE);
 }
 
-gboolean sqs_directory_user_sync(Store *st, const DirectorySync *d, gint64 *user_id, GError **error)
+gboolean store_directory_user_sync(Store *s, const DirectorySync *d, gint64 *user_id,
+                                   GError **error)
 {
-        SqliteStore *s = S(st);
         const Actor directory = {.name = "directory", .address = ""};
         g_autofree char *now = util_now_iso(), *before = NULL, *after = NULL;
-        sqlite3_stmt *q;
+        SqlStmt *q;
         gint64 id = 0;
         const char *source = NULL;
         g_autofree char *source_copy = NULL;
 
         if (!sqs_tx_begin(s, error))
                 return FALSE;
-        if (!(q = sqs_prep(s, "SELECT id, source FROM users WHERE name = ? COLLATE NOCASE", error)))
+        if (!(q = sqs_prep(s, "SELECT id, source FROM users WHERE name = ?", error)))
                 goto fail;
-        sqlite3_bind_text(q, 1, d->name, -1, SQLITE_STATIC);
-        if (sqlite3_step(q) == SQLITE_ROW) {
-                id = sqlite3_column_int64(q, 0);
-                source_copy = g_strdup((const char *)sqlite3_column_text(q, 1));
+        sql_bind_text(q, 1, d->name);
+        if (sql_step(q) == SQL_ROW) {
+                id = sql_column_int(q, 0);
+                source_copy = g_strdup(sql_column_text(q, 1));
                 source = source_copy;
         }
-        sqlite3_reset(q);
+        sql_reset(q);
         if (id && g_strcmp0(source, "directory") != 0) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                             "a local account named '%s' exists: the directory user of that name "
@@ -68,16 +67,16 @@ gboolean sqs_directory_user_sync(Store *st, const DirectorySync *d, gint64 *user
                              error);
                 if (!q)
                         goto fail;
-                sqlite3_bind_text(q, 1, d->name, -1, SQLITE_STATIC);
-                sqlite3_bind_text(q, 2, d->display_name, -1, SQLITE_STATIC);
-                sqlite3_bind_text(q, 3, d->mail, -1, SQLITE_STATIC);
-                sqlite3_bind_text(q, 4, d->dn, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(q, 5, d->now);
-                sqlite3_bind_text(q, 6, now, -1, SQLITE_STATIC);
-                sqlite3_bind_text(q, 7, now, -1, SQLITE_STATIC);
+                sql_bind_text(q, 1, d->name);
+                sql_bind_text(q, 2, d->display_name);
+                sql_bind_text(q, 3, d->mail);
+                sql_bind_text(q, 4, d->dn);
+                sql_bind_int(q, 5, d->now);
+                sql_bind_text(q, 6, now);
+                sql_bind_text(q, 7, now);
                 if (!sqs_step_done(s, q, error, "adding a directory user"))
                         goto fail;
-                id = sqlite3_last_insert_rowid(s->db);
+                id = sql_last_id(s->db);
                 if (!sqs_event_insert(s, &directory, "create", "user", id, d->name,
                                       "first directory login", error))
                         goto fail;
@@ -88,11 +87,11 @@ gboolean sqs_directory_user_sync(Store *st, const DirectorySync *d, gint64 *user
                              error);
                 if (!q)
                         goto fail;
-                sqlite3_bind_text(q, 1, d->display_name, -1, SQLITE_STATIC);
-                sqlite3_bind_text(q, 2, d->mail, -1, SQLITE_STATIC);
-                sqlite3_bind_text(q, 3, d->dn, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(q, 4, d->now);
-                sqlite3_bind_int64(q, 5, id);
+                sql_bind_text(q, 1, d->display_name);
+                sql_bind_text(q, 2, d->mail);
+                sql_bind_text(q, 3, d->dn);
+                sql_bind_int(q, 4, d->now);
+                sql_bind_int(q, 5, id);
                 if (!sqs_step_done(s, q, error, "refreshing a directory user"))
                         goto fail;
         }
@@ -103,18 +102,19 @@ gboolean sqs_directory_user_sync(Store *st, const DirectorySync *d, gint64 *user
                      error);
         if (!q)
                 goto fail;
-        sqlite3_bind_int64(q, 1, id);
+        sql_bind_int(q, 1, id);
         if (!sqs_step_done(s, q, error, "updating directory memberships"))
                 goto fail;
         for (gsize i = 0; d->groups && d->groups[i]; i++) {
                 q = sqs_prep(s,
-                             "INSERT OR IGNORE INTO group_members (group_id, user_id) "
-                             "SELECT id, ? FROM groups WHERE directory_group = ? COLLATE NOCASE",
+                             "INSERT INTO group_members (group_id, user_id) "
+                             "SELECT id, ? FROM groups WHERE lower(directory_group) = lower(?) "
+                             "ON CONFLICT DO NOTHING",
                              error);
                 if (!q)
                         goto fail;
-                sqlite3_bind_int64(q, 1, id);
-                sqlite3_bind_text(q, 2, d->groups[i], -1, SQLITE_STATIC);
+                sql_bind_int(q, 1, id);
+                sql_bind_text(q, 2, d->groups[i]);
                 if (!sqs_step_done(s, q, error, "updating directory memberships"))
                         goto fail;
         }
@@ -130,7 +130,7 @@ gboolean sqs_directory_user_sync(Store *st, const DirectorySync *d, gint64 *user
                 q = sqs_prep(s, "DELETE FROM api_tokens WHERE user_id = ?", error);
                 if (!q)
                         goto fail;
-                sqlite3_bind_int64(q, 1, id);
+                sql_bind_int(q, 1, id);
                 if (!sqs_step_done(s, q, error, "revoking tokens") ||
                     !sqs_event_insert(s, &directory, "logout", "user", id, d->name,
                                       "no longer in the directory", error))
@@ -145,129 +145,127 @@ fail:
         return FALSE;
 }
 
-char **sqs_directory_users_due(Store *st, gint64 checked_before, gint64 now)
+char **store_directory_users_due(Store *s, gint64 checked_before, gint64 now)
 {
-        SqliteStore *s = S(st);
-        sqlite3_stmt *q = sqs_prep(s,
-                                   "SELECT DISTINCT u.name FROM users u JOIN api_tokens t "
-                                   "ON t.user_id = u.id WHERE u.source = 'directory' AND "
-                                   "u.enabled = 1 AND u.groups_checked_at < ? AND "
-                                   "t.expires_at > ? ORDER BY u.groups_checked_at LIMIT 1000",
-                                   NULL);
+        SqlStmt *q = sqs_prep(s,
+                              "SELECT DISTINCT u.name FROM users u JOIN api_tokens t "
+                              "ON t.user_id = u.id WHERE u.source = 'directory' AND "
+                              "u.enabled = TRUE AND u.groups_checked_at < ? AND "
+                              "t.expires_at > ? ORDER BY u.groups_checked_at LIMIT 1000",
+                              NULL);
         GPtrArray *out = g_ptr_array_new();
 
         if (q) {
-                sqlite3_bind_int64(q, 1, checked_before);
-                sqlite3_bind_int64(q, 2, now);
-                while (sqlite3_step(q) == SQLITE_ROW)
-                        g_ptr_array_add(out, g_strdup((const char *)sqlite3_column_text(q, 0)));
-                sqlite3_reset(q);
+                sql_bind_int(q, 1, checked_before);
+                sql_bind_int(q, 2, now);
+                while (sql_step(q) == SQL_ROW)
+                        g_ptr_array_add(out, g_strdup(sql_column_text(q, 0)));
+                sql_reset(q);
         }
         g_ptr_array_add(out, NULL);
         return (char **)g_ptr_array_free(out, FALSE);
 }
 
-void sqs_directory_stale(Store *st)
+void store_directory_stale(Store *s)
 {
-        SqliteStore *s = S(st);
-        sqlite3_stmt *q = sqs_prep(s,
-                                   "UPDATE users SET groups_checked_at = 0 "
-                                   "WHERE source = 'directory'",
-                                   NULL);
+        SqlStmt *q = sqs_prep(s,
+                              "UPDATE users SET groups_checked_at = 0 "
+                              "WHERE source = 'directory'",
+                              NULL);
 
         if (q)
                 sqs_step_done(s, q, NULL, "marking directory groups stale");
 }
 
 /* The highest of FROM and the roles (text, first column) of Q's rows; Q is reset. */
-static Role highest_role(sqlite3_stmt *q, Role from)
+static Role highest_role(SqlStmt *q, Role from)
 {
         Role role = from;
 
-        while (sqlite3_step(q) == SQLITE_ROW) {
-                int r = role_from_string((const char *)sqlite3_column_text(q, 0));
+        while (sql_step(q) == SQL_ROW) {
+                int r = role_from_string(sql_column_text(q, 0));
                 if (r > (int)role)
                         role = (Role)r;
         }
-        sqlite3_reset(q);
+        sql_reset(q);
         return role;
 }
 
-Role sqs_group_role(SqliteStore *s, gint64 user_id, Role own)
+Role sqs_group_role(Store *s, gint64 user_id, Role own)
 {
-        sqlite3_stmt *q = sqs_prep(s,
-                                   "SELECT g.role FROM group_members m JOIN groups g "
-                                   "ON g.id = m.group_id WHERE m.user_id = ? AND g.role != 'user'",
-                                   NULL);
+        SqlStmt *q = sqs_prep(s,
+                              "SELECT g.role FROM group_members m JOIN groups g "
+                              "ON g.id = m.group_id WHERE m.user_id = ? AND g.role != 'user'",
+                              NULL);
         if (!q)
                 return own;
-        sqlite3_bind_int64(q, 1, user_id);
+        sql_bind_int(q, 1, user_id);
         return highest_role(q, own);
 }
 
-Role sqs_user_role(Store *st, gint64 user_id, Role own)
+Role store_user_role(Store *st, gint64 user_id, Role own)
 {
-        return sqs_group_role(S(st), user_id, own);
+        return sqs_group_role(st, user_id, own);
 }
 
-Role sqs_pool_role(Store *st, gint64 user_id, gint64 pool_id)
+Role store_pool_role(Store *s, gint64 user_id, gint64 pool_id)
 {
-        SqliteStore *s = S(st);
-        sqlite3_stmt *q = sqs_prep(s,
-                                   "SELECT role FROM permissions WHERE pool_id = ?1 AND "
-                                   "(user_id = ?2 OR group_id IN (SELECT group_id FROM "
-                                   "group_members WHERE user_id = ?2))",
-                                   NULL);
+        SqlStmt *q = sqs_prep(s,
+                              "SELECT role FROM permissions WHERE pool_id = ?1 AND "
+                              "(user_id = ?2 OR group_id IN (SELECT group_id FROM "
+                              "group_members WHERE user_id = ?2))",
+                              NULL);
         if (!q)
                 return ROLE_NONE;
-        sqlite3_bind_int64(q, 1, pool_id);
-        sqlite3_bind_int64(q, 2, user_id);
+        sql_bind_int(q, 1, pool_id);
+        sql_bind_int(q, 2, user_id);
         return highest_role(q, ROLE_NONE);
 }
 
-gint64 sqs_pool_of(Store *st, const char *kind, const char *id_or_name)
+gint64 store_pool_of(Store *s, const char *kind, const char *id_or_name)
 {
-        SqliteStore *s = S(st);
         const char *sql =
-                g_str_equal(kind, "pool")
-                        ? "SELECT id FROM pools WHERE id = ?1 OR name = ?1 COLLATE NOCASE"
+                g_str_equal(kind, "pool")      ? "SELECT id FROM pools WHERE id = ?1 OR name = ?2"
                 : g_str_equal(kind, "desktop") ? "SELECT pool_id FROM desktops WHERE id = ?1 OR "
-                                                 "name = ?1 COLLATE NOCASE"
+                                                 "name = ?2"
                 : g_str_equal(kind, "session") ? "SELECT d.pool_id FROM sessions x JOIN desktops d "
                                                  "ON d.id = x.desktop_id WHERE x.id = ?1"
                 : g_str_equal(kind, "entitlement")
                         ? "SELECT pool_id FROM entitlements WHERE id = ?1"
                         : NULL;
-        sqlite3_stmt *q;
-        gint64 id = 0;
+        SqlStmt *q;
+        gint64 id = 0, by_id = 0;
 
         if (!sql || !(q = sqs_prep(s, sql, NULL)))
                 return 0;
-        sqlite3_bind_text(q, 1, id_or_name, -1, SQLITE_STATIC);
-        if (sqlite3_step(q) == SQLITE_ROW)
-                id = sqlite3_column_int64(q, 0);
-        sqlite3_reset(q);
+        /* an id is bound as a number, a name as text: both engines compare them so */
+        util_parse_id(id_or_name, &by_id);
+        sql_bind_int(q, 1, by_id);
+        if (strstr(sql, "?2"))
+                sql_bind_text(q, 2, id_or_name);
+        if (sql_step(q) == SQL_ROW)
+                id = sql_column_int(q, 0);
+        sql_reset(q);
         return id;
 }
 
-JsonArray *sqs_pool_permissions(Store *st, gint64 user_id)
+JsonArray *store_pool_permissions(Store *s, gint64 user_id)
 {
-        SqliteStore *s = S(st);
-        sqlite3_stmt *q = sqs_prep(s,
-                                   "SELECT p.name, m.role FROM permissions m JOIN pools p "
-                                   "ON p.id = m.pool_id WHERE m.user_id = ?1 OR m.group_id IN "
-                                   "(SELECT group_id FROM group_members WHERE user_id = ?1) "
-                                   "ORDER BY p.name",
-                                   NULL);
+        SqlStmt *q = sqs_prep(s,
+                              "SELECT p.name, m.role FROM permissions m JOIN pools p "
+                              "ON p.id = m.pool_id WHERE m.user_id = ?1 OR m.group_id IN "
+                              "(SELECT group_id FROM group_members WHERE user_id = ?1) "
+                              "ORDER BY p.name",
+                              NULL);
         JsonArray *out = json_array_new();
         JsonObject *last = NULL;
 
         if (!q)
                 return out;
-        sqlite3_bind_int64(q, 1, user_id);
-        while (sqlite3_step(q) == SQLITE_ROW) {
-                const char *pool = (const char *)sqlite3_column_text(q, 0);
-                const char *role = (const char *)sqlite3_column_text(q, 1);
+        sql_bind_int(q, 1, user_id);
+        while (sql_step(q) == SQL_ROW) {
+                const char *pool = sql_column_text(q, 0);
+                const char *role = sql_column_text(q, 1);
                 /* One entry per pool, with the highest role (rows come sorted by pool). */
                 if (last && g_strcmp0(json_object_get_string_member(last, "pool"), pool) == 0) {
                         if (role_from_string(role) >
@@ -280,6 +278,6 @@ JsonArray *sqs_pool_permissions(Store *st, gint64 user_id)
                 json_object_set_string_member(last, "role", role);
                 json_array_add_object_element(out, last);
         }
-        sqlite3_reset(q);
+        sql_reset(q);
         return out;
 }

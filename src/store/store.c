@@ -3,12 +3,6 @@
 
 #include <string.h>
 
-void store_close(Store *st)
-{
-        if (st)
-                st->ops->close(st);
-}
-
 void totp_state_clear(TotpState *t)
 {
         g_clear_pointer(&t->secret, g_free);

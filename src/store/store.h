@@ -1,6 +1,7 @@
-/* State store: a small table of functions in front of the database, so a PostgreSQL backend
- * can follow SQLite. All generic object operations are driven by proto/model.h Resources.
- * Every change, with its audit event, is one transaction: it is either all there or not. */
+/* State store: the object families as plain functions, over the SQL seam (store/sql.h) that a
+ * database backend implements: SQLite today, PostgreSQL next. All generic object operations are
+ * driven by proto/model.h Resources. Every change, with its audit event, is one transaction: it is
+ * either all there or not. */
 #pragma once
 #include "proto/model.h"
 
@@ -68,155 +69,107 @@ typedef struct {
         JsonObject *values;
 } StoreChange;
 
-typedef struct {
-        const char *name;
-        void (*close)(Store *st);
-        int (*schema_version)(Store *st);
+void store_close(Store *st);
+int store_schema_version(Store *st);
 
-        JsonObject *(*create)(Store *st, const Resource *res, JsonObject *values,
-                              const Actor *actor, GError **error);
-        JsonObject *(*get)(Store *st, const Resource *res, const char *id_or_name, gint64 owner_id,
+JsonObject *store_create(Store *st, const Resource *res, JsonObject *values, const Actor *actor,
+                         GError **error);
+JsonObject *store_get(Store *st, const Resource *res, const char *id_or_name, gint64 owner_id,
+                      GError **error);
+/* A page of objects as the text of a JSON array, appended to out. */
+gboolean store_list_json(Store *st, const Resource *res, const ListQuery *q, GString *out,
+                         gint64 *next_after, GError **error);
+JsonObject *store_update(Store *st, const Resource *res, const char *id_or_name, JsonObject *patch,
+                         const Actor *actor, GError **error);
+gboolean store_delete(Store *st, const Resource *res, const char *id_or_name, const Actor *actor,
+                      GError **error);
+
+gboolean store_member_add(Store *st, const char *group, const char *user, const Actor *actor,
+                          GError **error);
+gboolean store_member_remove(Store *st, const char *group, const char *user, const Actor *actor,
+                             GError **error);
+JsonArray *store_members(Store *st, const char *group, GError **error);
+/* The ids of the groups a user is a member of (one indexed query). */
+GArray *store_user_groups(Store *st, gint64 user_id, GError **error);
+/* The ids of a pool's desktops that have a session (one indexed query). */
+GArray *store_pool_in_session(Store *st, gint64 pool_id, GError **error);
+/* The id of one started, clean, unassigned desktop of a pool with no session (the
+ * broker's usual choice), in an array of zero or one. */
+GArray *store_pool_free_started(Store *st, gint64 pool_id, GError **error);
+
+gboolean store_user_auth(Store *st, const char *name, UserAuth *out, GError **error);
+gboolean store_user_set_password(Store *st, gint64 user_id, const char *hash, const Actor *actor,
+                                 GError **error);
+gboolean store_token_insert(Store *st, const char *hash, gint64 user_id, gint64 expires_at,
+                            const char *address, GError **error);
+gboolean store_token_lookup(Store *st, const char *hash, gint64 now, TokenInfo *out,
+                            GError **error);
+gboolean store_token_delete(Store *st, const char *hash, GError **error);
+gboolean store_event_add(Store *st, const Actor *actor, const char *action, const char *kind,
+                         gint64 id, const char *name, const char *detail, GError **error);
+gint64 store_count(Store *st, const Resource *res);
+/* Another handle on the same state, for one worker thread: no migrations, and it
+ * refuses a schema other than this binary's. */
+Store *store_open_peer(Store *st, GError **error);
+/* Where the state is, to tell readers of different stores apart. */
+const char *store_location(Store *st);
+
+/* Hosts: a join token (its hash) is issued; an agent spends it once to create its host
+ * with a credential (its hash), by which its link is authenticated afterwards. */
+gboolean store_join_token_insert(Store *st, const char *hash, gint64 expires_at, const Actor *actor,
+                                 gint64 *id, GError **error);
+JsonObject *store_host_join(Store *st, const char *token_hash, gint64 now, JsonObject *facts,
+                            const char *credential_hash, const Actor *actor, GError **error);
+gint64 store_host_by_credential(Store *st, const char *credential_hash, GError **error);
+/* Several creates and updates in one transaction (a later one may name, by name, an
+ * object an earlier one made): the changed rows, or NULL and nothing changed. */
+JsonArray *store_change_batch(Store *st, const StoreChange *changes, gsize n, const Actor *actor,
+                              GError **error);
+/* A directory user's local row and its memberships of the groups naming directory
+ * groups: made or refreshed, with events (actor "directory"). *user_id 0: no row (a
+ * refresh of a user never seen). A local account of that name: CONFLICT. */
+gboolean store_directory_user_sync(Store *st, const DirectorySync *d, gint64 *user_id,
+                                   GError **error);
+/* Directory users holding a live token whose groups were checked before the time. */
+char **store_directory_users_due(Store *st, gint64 checked_before, gint64 now);
+/* The role in effect: OWN, or more from the user's groups. */
+Role store_user_role(Store *st, gint64 user_id, Role own);
+/* The user's role on one pool from permissions (its own or its groups'), or NONE. */
+Role store_pool_role(Store *st, gint64 user_id, gint64 pool_id);
+/* The pool of a pool, desktop, session or entitlement (id or name), or 0. */
+gint64 store_pool_of(Store *st, const char *kind, const char *id_or_name);
+/* The pools the user has a permission on, [{pool, role}] (its own and its groups'). */
+JsonArray *store_pool_permissions(Store *st, gint64 user_id);
+/* TOTP: the user's state; a pending secret; a code's step used; turned on (with the
+ * recovery codes' hashes, the enrolling token upgraded); off; a recovery code used
+ * (TRUE when it was there); a token restricted to enrolment. */
+gboolean store_totp_get(Store *st, gint64 user_id, TotpState *out, GError **error);
+gboolean store_totp_pending(Store *st, const Actor *a, gint64 user_id, const char *secret,
+                            GError **error);
+gboolean store_totp_used(Store *st, gint64 user_id, gint64 step, GError **error);
+gboolean store_totp_enable(Store *st, const Actor *a, gint64 user_id, gint64 step,
+                           const char *const *recovery_hashes, const char *token_hash,
                            GError **error);
-        /* A page of objects as the text of a JSON array, appended to out. */
-        gboolean (*list_json)(Store *st, const Resource *res, const ListQuery *q, GString *out,
-                              gint64 *next_after, GError **error);
-        JsonObject *(*update)(Store *st, const Resource *res, const char *id_or_name,
-                              JsonObject *patch, const Actor *actor, GError **error);
-        gboolean (*delete)(Store *st, const Resource *res, const char *id_or_name,
-                           const Actor *actor, GError **error);
-
-        gboolean (*member_add)(Store *st, const char *group, const char *user, const Actor *actor,
-                               GError **error);
-        gboolean (*member_remove)(Store *st, const char *group, const char *user,
-                                  const Actor *actor, GError **error);
-        JsonArray *(*members)(Store *st, const char *group, GError **error);
-        /* The ids of the groups a user is a member of (one indexed query). */
-        GArray *(*user_groups)(Store *st, gint64 user_id, GError **error);
-        /* The ids of a pool's desktops that have a session (one indexed query). */
-        GArray *(*pool_in_session)(Store *st, gint64 pool_id, GError **error);
-        /* The id of one started, clean, unassigned desktop of a pool with no session (the
-         * broker's usual choice), in an array of zero or one. */
-        GArray *(*pool_free_started)(Store *st, gint64 pool_id, GError **error);
-
-        gboolean (*user_auth)(Store *st, const char *name, UserAuth *out, GError **error);
-        gboolean (*user_set_password)(Store *st, gint64 user_id, const char *hash,
-                                      const Actor *actor, GError **error);
-        gboolean (*token_insert)(Store *st, const char *hash, gint64 user_id, gint64 expires_at,
-                                 const char *address, GError **error);
-        gboolean (*token_lookup)(Store *st, const char *hash, gint64 now, TokenInfo *out,
-                                 GError **error);
-        gboolean (*token_delete)(Store *st, const char *hash, GError **error);
-        gboolean (*event_add)(Store *st, const Actor *actor, const char *action, const char *kind,
-                              gint64 id, const char *name, const char *detail, GError **error);
-        gint64 (*count)(Store *st, const Resource *res);
-        /* Another handle on the same state, for one worker thread: no migrations, and it
-         * refuses a schema other than this binary's. */
-        Store *(*open_peer)(Store *st, GError **error);
-        /* Where the state is, to tell readers of different stores apart. */
-        const char *(*location)(Store *st);
-
-        /* Hosts: a join token (its hash) is issued; an agent spends it once to create its host
-         * with a credential (its hash), by which its link is authenticated afterwards. */
-        gboolean (*join_token_insert)(Store *st, const char *hash, gint64 expires_at,
-                                      const Actor *actor, gint64 *id, GError **error);
-        JsonObject *(*host_join)(Store *st, const char *token_hash, gint64 now, JsonObject *facts,
-                                 const char *credential_hash, const Actor *actor, GError **error);
-        gint64 (*host_by_credential)(Store *st, const char *credential_hash, GError **error);
-        /* Several creates and updates in one transaction (a later one may name, by name, an
-         * object an earlier one made): the changed rows, or NULL and nothing changed. */
-        JsonArray *(*change_batch)(Store *st, const StoreChange *changes, gsize n,
-                                   const Actor *actor, GError **error);
-        /* A directory user's local row and its memberships of the groups naming directory
-         * groups: made or refreshed, with events (actor "directory"). *user_id 0: no row (a
-         * refresh of a user never seen). A local account of that name: CONFLICT. */
-        gboolean (*directory_user_sync)(Store *st, const DirectorySync *d, gint64 *user_id,
-                                        GError **error);
-        /* Directory users holding a live token whose groups were checked before the time. */
-        char **(*directory_users_due)(Store *st, gint64 checked_before, gint64 now);
-        /* The role in effect: OWN, or more from the user's groups. */
-        Role (*user_role)(Store *st, gint64 user_id, Role own);
-        /* The user's role on one pool from permissions (its own or its groups'), or NONE. */
-        Role (*pool_role)(Store *st, gint64 user_id, gint64 pool_id);
-        /* The pool of a pool, desktop, session or entitlement (id or name), or 0. */
-        gint64 (*pool_of)(Store *st, const char *kind, const char *id_or_name);
-        /* The pools the user has a permission on, [{pool, role}] (its own and its groups'). */
-        JsonArray *(*pool_permissions)(Store *st, gint64 user_id);
-        /* TOTP: the user's state; a pending secret; a code's step used; turned on (with the
-         * recovery codes' hashes, the enrolling token upgraded); off; a recovery code used
-         * (TRUE when it was there); a token restricted to enrolment. */
-        gboolean (*totp_get)(Store *st, gint64 user_id, TotpState *out, GError **error);
-        gboolean (*totp_pending)(Store *st, const Actor *a, gint64 user_id, const char *secret,
-                                 GError **error);
-        gboolean (*totp_used)(Store *st, gint64 user_id, gint64 step, GError **error);
-        gboolean (*totp_enable)(Store *st, const Actor *a, gint64 user_id, gint64 step,
-                                const char *const *recovery_hashes, const char *token_hash,
-                                GError **error);
-        gboolean (*totp_disable)(Store *st, const Actor *a, gint64 user_id, const char *why,
-                                 GError **error);
-        gboolean (*recovery_use)(Store *st, gint64 user_id, const char *hash);
-        gboolean (*token_enrol_only)(Store *st, const char *token_hash, GError **error);
-        /* Every directory user's groups to be looked up again (a group's mapping changed). */
-        void (*directory_stale)(Store *st);
-        /* A stored setting ("installation": 8 hex digits made at creation), or NULL. */
-        char *(*setting)(Store *st, const char *key);
-} StoreOps;
-
-struct _Store {
-        const StoreOps *ops;
-};
+gboolean store_totp_disable(Store *st, const Actor *a, gint64 user_id, const char *why,
+                            GError **error);
+gboolean store_recovery_use(Store *st, gint64 user_id, const char *hash);
+gboolean store_token_enrol_only(Store *st, const char *token_hash, GError **error);
+/* Every directory user's groups to be looked up again (a group's mapping changed). */
+void store_directory_stale(Store *st);
+/* A stored setting ("installation": 8 hex digits made at creation), or NULL. */
+char *store_setting(Store *st, const char *key);
 
 /* Open the backend named by the config ("sqlite": path) and bring its schema up to date. */
 Store *store_open_sqlite(const char *path, GError **error);
-void store_close(Store *st);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Store, store_close)
 
 /* Newest schema version this binary knows, and its migrations (schema.c). */
 int schema_latest(void);
 const char *schema_migration(int version); /* SQL taking version-1 to version */
 
-#define store_schema_version(st) ((st)->ops->schema_version(st))
-#define store_create(st, ...) ((st)->ops->create((st), __VA_ARGS__))
-#define store_get(st, ...) ((st)->ops->get((st), __VA_ARGS__))
-#define store_list_json(st, ...) ((st)->ops->list_json((st), __VA_ARGS__))
 /* The same page as a JsonArray. */
 JsonArray *store_list(Store *st, const Resource *res, const ListQuery *q, gint64 *next_after,
                       GError **error);
 /* Every object (matching filters, may be NULL), all pages: for the manager's own work. */
 JsonArray *store_list_all(Store *st, const Resource *res, GHashTable *filters, GError **error);
 /* With a NULL actor no audit event is written (heartbeat figures, reported states). */
-#define store_update(st, ...) ((st)->ops->update((st), __VA_ARGS__))
-#define store_delete(st, ...) ((st)->ops->delete ((st), __VA_ARGS__))
-#define store_member_add(st, ...) ((st)->ops->member_add((st), __VA_ARGS__))
-#define store_member_remove(st, ...) ((st)->ops->member_remove((st), __VA_ARGS__))
-#define store_members(st, ...) ((st)->ops->members((st), __VA_ARGS__))
-#define store_user_groups(st, ...) ((st)->ops->user_groups((st), __VA_ARGS__))
-#define store_pool_in_session(st, ...) ((st)->ops->pool_in_session((st), __VA_ARGS__))
-#define store_pool_free_started(st, ...) ((st)->ops->pool_free_started((st), __VA_ARGS__))
-#define store_user_auth(st, ...) ((st)->ops->user_auth((st), __VA_ARGS__))
-#define store_user_set_password(st, ...) ((st)->ops->user_set_password((st), __VA_ARGS__))
-#define store_token_insert(st, ...) ((st)->ops->token_insert((st), __VA_ARGS__))
-#define store_token_lookup(st, ...) ((st)->ops->token_lookup((st), __VA_ARGS__))
-#define store_token_delete(st, ...) ((st)->ops->token_delete((st), __VA_ARGS__))
-#define store_directory_user_sync(st, ...) ((st)->ops->directory_user_sync((st), __VA_ARGS__))
-#define store_pool_role(st, ...) ((st)->ops->pool_role((st), __VA_ARGS__))
-#define store_pool_permissions(st, ...) ((st)->ops->pool_permissions((st), __VA_ARGS__))
-#define store_pool_of(st, ...) ((st)->ops->pool_of((st), __VA_ARGS__))
-#define store_user_role(st, ...) ((st)->ops->user_role((st), __VA_ARGS__))
-#define store_totp_get(st, ...) ((st)->ops->totp_get((st), __VA_ARGS__))
-#define store_totp_pending(st, ...) ((st)->ops->totp_pending((st), __VA_ARGS__))
-#define store_totp_used(st, ...) ((st)->ops->totp_used((st), __VA_ARGS__))
-#define store_totp_enable(st, ...) ((st)->ops->totp_enable((st), __VA_ARGS__))
-#define store_totp_disable(st, ...) ((st)->ops->totp_disable((st), __VA_ARGS__))
-#define store_recovery_use(st, ...) ((st)->ops->recovery_use((st), __VA_ARGS__))
-#define store_token_enrol_only(st, ...) ((st)->ops->token_enrol_only((st), __VA_ARGS__))
-#define store_directory_stale(st) ((st)->ops->directory_stale(st))
-#define store_directory_users_due(st, ...) ((st)->ops->directory_users_due((st), __VA_ARGS__))
-#define store_event_add(st, ...) ((st)->ops->event_add((st), __VA_ARGS__))
-#define store_count(st, res) ((st)->ops->count((st), (res)))
-#define store_open_peer(st, error) ((st)->ops->open_peer((st), (error)))
-#define store_location(st) ((st)->ops->location(st))
-#define store_join_token_insert(st, ...) ((st)->ops->join_token_insert((st), __VA_ARGS__))
-#define store_host_join(st, ...) ((st)->ops->host_join((st), __VA_ARGS__))
-#define store_host_by_credential(st, ...) ((st)->ops->host_by_credential((st), __VA_ARGS__))
-#define store_setting(st, key) ((st)->ops->setting((st), (key)))
-#define store_change_batch(st, ...) ((st)->ops->change_batch((st), __VA_ARGS__))

@@ -1,0 +1,283 @@
+/* The SQL seam on SQLite (sql.h): WAL mode, foreign keys on, statements prepared once per
+ * handle, IMMEDIATE write transactions with a busy timeout, PRAGMA user_version as the schema
+ * version, VACUUM INTO for backups, an update hook counting written rows per table. */
+#define G_LOG_DOMAIN "store"
+
+#include "store/sql.h"
+#include "common/error.h"
+
+#include <sqlite3.h>
+#include <string.h>
+
+typedef struct {
+        SqlDb parent;
+        sqlite3 *db;
+        char *path;
+        GHashTable *stmts; /* SQL text -> Stmt */
+} Db;
+
+typedef struct {
+        SqlStmt parent;
+        sqlite3_stmt *st;
+} Stmt;
+
+static Db *D(SqlDb *db)
+{
+        return (Db *)db;
+}
+
+static sqlite3_stmt *T(SqlStmt *st)
+{
+        return ((Stmt *)st)->st;
+}
+
+static void row_changed(void *data, int op, const char *db, const char *table, sqlite3_int64 id)
+{
+        sql_table_changed(table);
+}
+
+static void stmt_free(gpointer p)
+{
+        Stmt *s = p;
+
+        sqlite3_finalize(s->st);
+        g_free(s);
+}
+
+static gboolean db_error(SqlDb *db, GError **error, const char *what)
+{
+        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "database error while %s: %s", what,
+                    sqlite3_errmsg(D(db)->db));
+        return FALSE;
+}
+
+static SqlStmt *prepare(SqlDb *db, const char *sql, GError **error)
+{
+        Db *d = D(db);
+        Stmt *s = g_hash_table_lookup(d->stmts, sql);
+
+        if (s) {
+                sqlite3_reset(s->st);
+                sqlite3_clear_bindings(s->st);
+                return &s->parent;
+        }
+        s = g_new0(Stmt, 1);
+        s->parent.db = db;
+        if (sqlite3_prepare_v3(d->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st, NULL) !=
+            SQLITE_OK) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
+                            "database error preparing a statement: %s", sqlite3_errmsg(d->db));
+                g_free(s);
+                return NULL;
+        }
+        g_hash_table_insert(d->stmts, g_strdup(sql), s);
+        return &s->parent;
+}
+
+static void bind_int(SqlStmt *st, int i, gint64 v)
+{
+        sqlite3_bind_int64(T(st), i, v);
+}
+
+static void bind_text(SqlStmt *st, int i, const char *v)
+{
+        if (v)
+                sqlite3_bind_text(T(st), i, v, -1, SQLITE_TRANSIENT);
+        else
+                sqlite3_bind_null(T(st), i);
+}
+
+static void bind_null(SqlStmt *st, int i)
+{
+        sqlite3_bind_null(T(st), i);
+}
+
+static SqlStep step(SqlStmt *st)
+{
+        int rc = sqlite3_step(T(st));
+
+        return rc == SQLITE_ROW ? SQL_ROW : rc == SQLITE_DONE ? SQL_DONE : SQL_FAIL;
+}
+
+static gboolean column_null(SqlStmt *st, int i)
+{
+        return sqlite3_column_type(T(st), i) == SQLITE_NULL;
+}
+
+static gint64 column_int(SqlStmt *st, int i)
+{
+        return sqlite3_column_int64(T(st), i);
+}
+
+static const char *column_text(SqlStmt *st, int i)
+{
+        return (const char *)sqlite3_column_text(T(st), i);
+}
+
+static void reset(SqlStmt *st)
+{
+        sqlite3_reset(T(st));
+}
+
+static gboolean exec(SqlDb *db, const char *sql, GError **error)
+{
+        char *msg = NULL;
+
+        if (sqlite3_exec(D(db)->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "database error: %s",
+                            msg ? msg : sqlite3_errmsg(D(db)->db));
+                sqlite3_free(msg);
+                return FALSE;
+        }
+        return TRUE;
+}
+
+static gboolean begin(SqlDb *db, GError **error)
+{
+        return exec(db, "BEGIN IMMEDIATE", error);
+}
+
+static gboolean commit(SqlDb *db, GError **error)
+{
+        if (exec(db, "COMMIT", error))
+                return TRUE;
+        exec(db, "ROLLBACK", NULL);
+        return FALSE;
+}
+
+static void rollback(SqlDb *db)
+{
+        if (!sqlite3_get_autocommit(D(db)->db))
+                exec(db, "ROLLBACK", NULL);
+}
+
+static gint64 changes(SqlDb *db)
+{
+        return sqlite3_changes(D(db)->db);
+}
+
+static gint64 last_id(SqlDb *db)
+{
+        return sqlite3_last_insert_rowid(D(db)->db);
+}
+
+static int schema_version(SqlDb *db)
+{
+        SqlStmt *st = prepare(db, "PRAGMA user_version", NULL);
+        int v = -1;
+
+        if (st && step(st) == SQL_ROW)
+                v = (int)column_int(st, 0);
+        if (st)
+                reset(st);
+        return v;
+}
+
+static gboolean set_schema_version(SqlDb *db, int version, GError **error)
+{
+        g_autofree char *sql = g_strdup_printf("PRAGMA user_version = %d", version);
+
+        return exec(db, sql, error);
+}
+
+static gboolean backup(SqlDb *db, const char *path, GError **error)
+{
+        char *sql = sqlite3_mprintf("VACUUM INTO %Q", path); /* sqlite3_free() */
+        gboolean ok = exec(db, sql, error);
+
+        sqlite3_free(sql);
+        return ok;
+}
+
+static const char *location(SqlDb *db)
+{
+        return D(db)->path;
+}
+
+static void db_close(SqlDb *db)
+{
+        Db *d = D(db);
+
+        g_hash_table_unref(d->stmts); /* finalizes statements before the close */
+        sqlite3_close(d->db);
+        g_free(d->path);
+        g_free(d);
+}
+
+static SqlDb *open_peer(SqlDb *db, GError **error);
+
+static const SqlOps sqlite_ops = {
+        .name = "sqlite",
+        .open_peer = open_peer,
+        .close = db_close,
+        .prepare = prepare,
+        .bind_int = bind_int,
+        .bind_text = bind_text,
+        .bind_null = bind_null,
+        .step = step,
+        .column_null = column_null,
+        .column_int = column_int,
+        .column_text = column_text,
+        .reset = reset,
+        .exec = exec,
+        .begin = begin,
+        .commit = commit,
+        .rollback = rollback,
+        .changes = changes,
+        .last_id = last_id,
+        .error = db_error,
+        .schema_version = schema_version,
+        .set_schema_version = set_schema_version,
+        .backup = backup,
+        .location = location,
+};
+
+static Db *db_open(const char *path, int flags, GError **error)
+{
+        Db *d = g_new0(Db, 1);
+
+        d->parent.ops = &sqlite_ops;
+        d->path = g_strdup(path);
+        d->stmts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, stmt_free);
+        if (sqlite3_open_v2(path, &d->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
+                            "cannot open database '%s': %s", path,
+                            d->db ? sqlite3_errmsg(d->db) : "out of memory");
+                db_close(&d->parent);
+                return NULL;
+        }
+        sqlite3_busy_timeout(d->db, 5000);
+        sqlite3_update_hook(d->db, row_changed, NULL);
+        return d;
+}
+
+SqlDb *sql_open_sqlite(const char *path, gboolean create, GError **error)
+{
+        Db *d = db_open(path, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0), error);
+
+        if (!d)
+                return NULL;
+        if (!exec(&d->parent,
+                  "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
+                  "PRAGMA foreign_keys = ON;",
+                  error)) {
+                db_close(&d->parent);
+                return NULL;
+        }
+        return &d->parent;
+}
+
+/* WAL lets readers run beside a writer, and IMMEDIATE transactions (with the busy timeout)
+ * queue writers; each handle is used by one thread only. */
+static SqlDb *open_peer(SqlDb *db, GError **error)
+{
+        Db *d = db_open(D(db)->path, SQLITE_OPEN_READWRITE, error);
+
+        if (!d)
+                return NULL;
+        if (!exec(&d->parent, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;", error)) {
+                db_close(&d->parent);
+                return NULL;
+        }
+        return &d->parent;
+}

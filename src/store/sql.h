@@ -1,0 +1,141 @@
+/* The SQL seam: the small interface a database backend implements, under which every object
+ * family of the store is written (store-sqlite.c, store-directory.c, store-totp.c). SQLite
+ * implements it in sql-sqlite.c; a PostgreSQL backend is one more file implementing these
+ * slots (docs/architecture.md, "The store's seam", says what each must do).
+ *
+ * Statements use '?' placeholders, numbered from 1 in the bind calls (a backend whose driver
+ * wants $1, $2 … translates them). A handle is used by one thread at a time. */
+#pragma once
+#include <glib.h>
+
+typedef struct _SqlDb SqlDb;
+typedef struct _SqlStmt SqlStmt;
+
+typedef enum { SQL_ROW, SQL_DONE, SQL_FAIL } SqlStep;
+
+typedef struct {
+        const char *name;
+        /* Another handle on the same database, for another thread. */
+        SqlDb *(*open_peer)(SqlDb *db, GError **error);
+        void (*close)(SqlDb *db);
+        /* A statement, prepared once per handle and kept: every call returns it reset, its
+         * bindings cleared. */
+        SqlStmt *(*prepare)(SqlDb *db, const char *sql, GError **error);
+        void (*bind_int)(SqlStmt *st, int i, gint64 v);
+        void (*bind_text)(SqlStmt *st, int i, const char *v); /* NULL binds SQL NULL */
+        void (*bind_null)(SqlStmt *st, int i);
+        SqlStep (*step)(SqlStmt *st);
+        gboolean (*column_null)(SqlStmt *st, int i);
+        gint64 (*column_int)(SqlStmt *st, int i);
+        const char *(*column_text)(SqlStmt *st, int i); /* NULL for SQL NULL; valid until the
+                                                           next step or reset */
+        void (*reset)(SqlStmt *st);
+        /* Statements without results, separated by ';' (migrations, settings). */
+        gboolean (*exec)(SqlDb *db, const char *sql, GError **error);
+        /* A write transaction (taking the write lock at once), its commit (rolled back when
+         * the commit fails), and a rollback when one is open. */
+        gboolean (*begin)(SqlDb *db, GError **error);
+        gboolean (*commit)(SqlDb *db, GError **error);
+        void (*rollback)(SqlDb *db);
+        /* Rows changed by the last statement; the id the last insert made. */
+        gint64 (*changes)(SqlDb *db);
+        gint64 (*last_id)(SqlDb *db);
+        /* The last failure as an ATRIUM_ERROR_INTERNAL error: "database error while WHAT: …". */
+        gboolean (*error)(SqlDb *db, GError **error, const char *what);
+        /* The schema version the database records (-1: cannot be read), and a new one (in the
+         * migration's transaction). */
+        int (*schema_version)(SqlDb *db);
+        gboolean (*set_schema_version)(SqlDb *db, int version, GError **error);
+        /* A consistent copy of the database at path (before a migration). */
+        gboolean (*backup)(SqlDb *db, const char *path, GError **error);
+        /* Where the database is (a file's path, a server's address), for messages. */
+        const char *(*location)(SqlDb *db);
+} SqlOps;
+
+struct _SqlDb {
+        const SqlOps *ops;
+};
+
+struct _SqlStmt {
+        SqlDb *db;
+};
+
+/* SQLite (sql-sqlite.c): the file at path, WAL, foreign keys on, a busy timeout; create: made
+ * when missing. Every handle counts the rows written per table (store-changes.c). */
+SqlDb *sql_open_sqlite(const char *path, gboolean create, GError **error);
+/* A backend tells of each row written (store-changes.c counts them per table). */
+void sql_table_changed(const char *table);
+
+static inline SqlDb *sql_open_peer(SqlDb *db, GError **error)
+{
+        return db->ops->open_peer(db, error);
+}
+static inline void sql_close(SqlDb *db)
+{
+        if (db)
+                db->ops->close(db);
+}
+static inline SqlStmt *sql_prep(SqlDb *db, const char *sql, GError **error)
+{
+        return db->ops->prepare(db, sql, error);
+}
+static inline void sql_bind_int(SqlStmt *st, int i, gint64 v)
+{
+        st->db->ops->bind_int(st, i, v);
+}
+static inline void sql_bind_text(SqlStmt *st, int i, const char *v)
+{
+        st->db->ops->bind_text(st, i, v);
+}
+static inline void sql_bind_null(SqlStmt *st, int i)
+{
+        st->db->ops->bind_null(st, i);
+}
+static inline SqlStep sql_step(SqlStmt *st)
+{
+        return st->db->ops->step(st);
+}
+static inline gboolean sql_column_null(SqlStmt *st, int i)
+{
+        return st->db->ops->column_null(st, i);
+}
+static inline gint64 sql_column_int(SqlStmt *st, int i)
+{
+        return st->db->ops->column_int(st, i);
+}
+static inline const char *sql_column_text(SqlStmt *st, int i)
+{
+        return st->db->ops->column_text(st, i);
+}
+static inline void sql_reset(SqlStmt *st)
+{
+        st->db->ops->reset(st);
+}
+static inline gboolean sql_exec(SqlDb *db, const char *sql, GError **error)
+{
+        return db->ops->exec(db, sql, error);
+}
+static inline gboolean sql_begin(SqlDb *db, GError **error)
+{
+        return db->ops->begin(db, error);
+}
+static inline gboolean sql_commit(SqlDb *db, GError **error)
+{
+        return db->ops->commit(db, error);
+}
+static inline void sql_rollback(SqlDb *db)
+{
+        db->ops->rollback(db);
+}
+static inline gint64 sql_changes(SqlDb *db)
+{
+        return db->ops->changes(db);
+}
+static inline gint64 sql_last_id(SqlDb *db)
+{
+        return db->ops->last_id(db);
+}
+static inline gboolean sql_error(SqlDb *db, GError **error, const char *what)
+{
+        return db->ops->error(db, error, what);
+}

@@ -1,0 +1,257 @@
+/* Accounts: group members, a user's groups, password logins, bearer tokens. */
+#define G_LOG_DOMAIN "store"
+
+#include "store/store.h"
+#include "store/store-private.h"
+#include "common/error.h"
+#include "common/jsonutil.h"
+#include "common/util.h"
+
+#include <string.h>
+
+/* ---- group members ----------------------------------------------------------------------- */
+
+static gboolean member_change(Store *s, const char *group, const char *user, gboolean add,
+                              const Actor *actor, GError **error)
+{
+        gint64 gid, uid;
+        SqlStmt *stmt;
+        g_autofree char *detail = NULL;
+
+        if (!sqs_tx_begin(s, error))
+                return FALSE;
+        gid = sqs_find_id(s, resource_by_kind("group"), group, error);
+        uid = gid ? sqs_find_id(s, resource_by_kind("user"), user, error) : 0;
+        if (!uid)
+                goto fail;
+        stmt = sqs_prep(s,
+                        add ? "INSERT INTO group_members (group_id, user_id) VALUES (?, ?) ON "
+                              "CONFLICT DO NOTHING"
+                            : "DELETE FROM group_members WHERE group_id = ? AND user_id = ?",
+                        error);
+        if (!stmt)
+                goto fail;
+        sql_bind_int(stmt, 1, gid);
+        sql_bind_int(stmt, 2, uid);
+        if (!sqs_step_done(s, stmt, error, "changing group members"))
+                goto fail;
+        if (!add && sql_changes(s->db) == 0) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
+                            "user '%s' is not a member of group '%s'", user, group);
+                goto fail;
+        }
+        detail = g_strdup_printf("{\"user\":\"%s\"}", user);
+        if (!sqs_event_insert(s, actor, add ? "add_member" : "remove_member", "group", gid, group,
+                              detail, error))
+                goto fail;
+        return sqs_tx_commit(s, error);
+fail:
+        sqs_tx_rollback(s);
+        return FALSE;
+}
+
+gboolean store_member_add(Store *st, const char *group, const char *user, const Actor *actor,
+                          GError **error)
+{
+        return member_change(st, group, user, TRUE, actor, error);
+}
+
+gboolean store_member_remove(Store *st, const char *group, const char *user, const Actor *actor,
+                             GError **error)
+{
+        return member_change(st, group, user, FALSE, actor, error);
+}
+
+JsonArray *store_members(Store *s, const char *group, GError **error)
+{
+        gint64 gid = sqs_find_id(s, resource_by_kind("group"), group, error);
+        SqlStmt *stmt;
+        JsonArray *out;
+
+        if (!gid)
+                return NULL;
+        stmt = sqs_prep(s,
+                        "SELECT u.id, u.name, u.display_name FROM group_members m "
+                        "JOIN users u ON u.id = m.user_id WHERE m.group_id = ? ORDER BY u.name",
+                        error);
+        if (!stmt)
+                return NULL;
+        sql_bind_int(stmt, 1, gid);
+        out = json_array_new();
+        while (sql_step(stmt) == SQL_ROW) {
+                JsonObject *o = json_object_new();
+                json_object_set_int_member(o, "id", sql_column_int(stmt, 0));
+                json_object_set_string_member(o, "name", sql_column_text(stmt, 1));
+                json_object_set_string_member(o, "display_name", sql_column_text(stmt, 2));
+                json_array_add_object_element(out, o);
+        }
+        sql_reset(stmt);
+        return out;
+}
+
+/* The ids a one-parameter query selects, in order. */
+static GArray *ids_where(Store *st, const char *sql, gint64 param, GError **error)
+{
+        SqlStmt *stmt = sqs_prep(st, sql, error);
+        GArray *out;
+
+        if (!stmt)
+                return NULL;
+        sql_bind_int(stmt, 1, param);
+        out = g_array_new(FALSE, FALSE, sizeof(gint64));
+        while (sql_step(stmt) == SQL_ROW) {
+                gint64 id = sql_column_int(stmt, 0);
+                g_array_append_val(out, id);
+        }
+        sql_reset(stmt);
+        return out;
+}
+
+GArray *store_user_groups(Store *st, gint64 user_id, GError **error)
+{
+        return ids_where(st, "SELECT group_id FROM group_members WHERE user_id = ?", user_id,
+                         error);
+}
+
+GArray *store_pool_free_started(Store *st, gint64 pool_id, GError **error)
+{
+        return ids_where(st,
+                         "SELECT d.id FROM desktops d WHERE d.pool_id = ? AND d.state = 'running' "
+                         "AND d.user_id IS NULL AND d.terminal_id IS NULL AND d.dirty = FALSE "
+                         "AND d.maintenance = FALSE AND NOT EXISTS (SELECT 1 FROM sessions s "
+                         "WHERE s.desktop_id = d.id) ORDER BY d.id LIMIT 1",
+                         pool_id, error);
+}
+
+GArray *store_pool_in_session(Store *st, gint64 pool_id, GError **error)
+{
+        return ids_where(st,
+                         "SELECT DISTINCT s.desktop_id FROM sessions s JOIN desktops d "
+                         "ON d.id = s.desktop_id WHERE d.pool_id = ?",
+                         pool_id, error);
+}
+
+/* ---- accounts and tokens ----------------------------------------------------------------- */
+
+gboolean store_user_auth(Store *s, const char *name, UserAuth *out, GError **error)
+{
+        SqlStmt *stmt = sqs_prep(s,
+                                 "SELECT id, name, password_hash, role, enabled, source, "
+                                 "groups_checked_at FROM users WHERE name = ?",
+                                 error);
+        gboolean found = FALSE;
+
+        if (!stmt)
+                return FALSE;
+        sql_bind_text(stmt, 1, name);
+        if (sql_step(stmt) == SQL_ROW) {
+                found = TRUE;
+                out->id = sql_column_int(stmt, 0);
+                out->name = g_strdup(sql_column_text(stmt, 1));
+                out->password_hash = g_strdup(sql_column_text(stmt, 2));
+                out->role = MAX(role_from_string(sql_column_text(stmt, 3)), 0);
+                out->enabled = sql_column_int(stmt, 4);
+                out->directory = g_strcmp0(sql_column_text(stmt, 5), "directory") == 0;
+                out->groups_checked_at = sql_column_int(stmt, 6);
+        }
+        sql_reset(stmt);
+        if (!found)
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND, "there is no user '%s'",
+                            name);
+        return found;
+}
+
+gboolean store_user_set_password(Store *s, gint64 user_id, const char *hash, const Actor *actor,
+                                 GError **error)
+{
+        g_autofree char *now = util_now_iso();
+        SqlStmt *stmt;
+
+        if (!sqs_tx_begin(s, error))
+                return FALSE;
+        stmt = sqs_prep(s, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+                        error);
+        if (!stmt)
+                goto fail;
+        sql_bind_text(stmt, 1, hash);
+        sql_bind_text(stmt, 2, now);
+        sql_bind_int(stmt, 3, user_id);
+        if (!sqs_step_done(s, stmt, error, "changing a password"))
+                goto fail;
+        /* A new password ends every other login of this user. */
+        stmt = sqs_prep(s, "DELETE FROM api_tokens WHERE user_id = ?", error);
+        if (!stmt)
+                goto fail;
+        sql_bind_int(stmt, 1, user_id);
+        if (!sqs_step_done(s, stmt, error, "revoking tokens") ||
+            !sqs_event_insert(s, actor, "change_password", "user", user_id, actor->name, "", error))
+                goto fail;
+        return sqs_tx_commit(s, error);
+fail:
+        sqs_tx_rollback(s);
+        return FALSE;
+}
+
+gboolean store_token_insert(Store *s, const char *hash, gint64 user_id, gint64 expires_at,
+                            const char *address, GError **error)
+{
+        g_autofree char *now = util_now_iso();
+        SqlStmt *stmt = sqs_prep(s,
+                                 "INSERT INTO api_tokens (hash, user_id, created_at, expires_at, "
+                                 "address) VALUES (?, ?, ?, ?, ?)",
+                                 error);
+
+        if (!stmt)
+                return FALSE;
+        sql_bind_text(stmt, 1, hash);
+        sql_bind_int(stmt, 2, user_id);
+        sql_bind_text(stmt, 3, now);
+        sql_bind_int(stmt, 4, expires_at);
+        sql_bind_text(stmt, 5, address ? address : "");
+        return sqs_step_done(s, stmt, error, "storing a token");
+}
+
+gboolean store_token_lookup(Store *s, const char *hash, gint64 now, TokenInfo *out, GError **error)
+{
+        SqlStmt *stmt = sqs_prep(s,
+                                 "SELECT u.id, u.name, u.role, t.expires_at, t.enrol_only "
+                                 "FROM api_tokens t "
+                                 "JOIN users u ON u.id = t.user_id "
+                                 "WHERE t.hash = ? AND t.expires_at > ? AND u.enabled = TRUE",
+                                 error);
+        gboolean found = FALSE;
+
+        if (!stmt)
+                return FALSE;
+        sql_bind_text(stmt, 1, hash);
+        sql_bind_int(stmt, 2, now);
+        if (sql_step(stmt) == SQL_ROW) {
+                found = TRUE;
+                out->user_id = sql_column_int(stmt, 0);
+                out->user_name = g_strdup(sql_column_text(stmt, 1));
+                out->role = MAX(role_from_string(sql_column_text(stmt, 2)), 0);
+                out->expires_at = sql_column_int(stmt, 3);
+                out->enrol_only = sql_column_int(stmt, 4);
+        }
+        sql_reset(stmt);
+        if (!found) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
+                            "the token is unknown, expired or revoked; log in again");
+                return FALSE;
+        }
+        /* A group may give its members more than their own role. */
+        out->role = sqs_group_role(s, out->user_id, out->role);
+        return TRUE;
+}
+
+gboolean store_token_delete(Store *s, const char *hash, GError **error)
+{
+        SqlStmt *stmt =
+                sqs_prep(s, "DELETE FROM api_tokens WHERE hash = ? OR expires_at < ?", error);
+
+        if (!stmt)
+                return FALSE;
+        sql_bind_text(stmt, 1, hash);
+        sql_bind_int(stmt, 2, g_get_real_time() / G_USEC_PER_SEC);
+        return sqs_step_done(s, stmt, error, "revoking a token");
+}

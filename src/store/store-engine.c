@@ -1,0 +1,166 @@
+/* The store's engine: statements and transactions over the SQL seam (sql.h), the audit
+ * events written in the same transaction, settings, opening, migrating and closing. */
+#define G_LOG_DOMAIN "store"
+
+#include "store/store.h"
+#include "store/store-private.h"
+#include "common/error.h"
+#include "common/jsonutil.h"
+#include "common/util.h"
+
+#include <string.h>
+
+gboolean sqs_db_error(Store *s, GError **error, const char *what)
+{
+        return sql_error(s->db, error, what);
+}
+
+/* A cached prepared statement, reset and unbound. */
+SqlStmt *sqs_prep(Store *s, const char *sql, GError **error)
+{
+        return sql_prep(s->db, sql, error);
+}
+
+gboolean sqs_tx_begin(Store *s, GError **error)
+{
+        return sql_begin(s->db, error);
+}
+
+gboolean sqs_tx_commit(Store *s, GError **error)
+{
+        return sql_commit(s->db, error);
+}
+
+void sqs_tx_rollback(Store *s)
+{
+        sql_rollback(s->db);
+}
+
+/* Step a statement expected to return no rows. */
+gboolean sqs_step_done(Store *s, SqlStmt *stmt, GError **error, const char *what)
+{
+        SqlStep rc = sql_step(stmt);
+
+        sql_reset(stmt);
+        if (rc == SQL_DONE)
+                return TRUE;
+        return sqs_db_error(s, error, what);
+}
+
+char *store_setting(Store *s, const char *key)
+{
+        SqlStmt *q = sqs_prep(s, "SELECT value FROM settings WHERE key = ?", NULL);
+        char *v = NULL;
+
+        if (!q)
+                return NULL;
+        sql_bind_text(q, 1, key);
+        if (sql_step(q) == SQL_ROW)
+                v = g_strdup(sql_column_text(q, 0));
+        sql_reset(q);
+        return v;
+}
+
+int store_schema_version(Store *st)
+{
+        return st->db->ops->schema_version(st->db);
+}
+
+void store_close(Store *st)
+{
+        if (!st)
+                return;
+        sql_close(st->db);
+        g_free(st);
+}
+
+Store *store_open_peer(Store *st, GError **error);
+
+const char *store_location(Store *st)
+{
+        return st->db->ops->location(st->db);
+}
+
+static gboolean migrate(Store *s, GError **error)
+{
+        int cur = store_schema_version(s), latest = schema_latest();
+        const char *where = store_location(s);
+
+        if (cur < 0)
+                return sqs_db_error(s, error, "reading the schema version");
+        if (cur > latest) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "database '%s' has schema version %d, newer than this atriumd "
+                            "understands (%d): run the atriumd that wrote it, or a newer one",
+                            where, cur, latest);
+                return FALSE;
+        }
+        if (cur > 0 && cur < latest) {
+                /* Keep a copy of the data as it was before any migration touches it. */
+                g_autofree char *backup = g_strdup_printf("%s.pre-v%d", where, latest);
+                if (!g_file_test(backup, G_FILE_TEST_EXISTS) &&
+                    !s->db->ops->backup(s->db, backup, error))
+                        return FALSE;
+                g_info("database backed up to %s before migrating from schema %d to %d", backup,
+                       cur, latest);
+        }
+        for (int v = cur + 1; v <= latest; v++) {
+                if (!sqs_tx_begin(s, error))
+                        return FALSE;
+                if (!sql_exec(s->db, schema_migration(v), error) ||
+                    !s->db->ops->set_schema_version(s->db, v, error)) {
+                        sqs_tx_rollback(s);
+                        g_prefix_error(error, "migrating the database to schema %d: ", v);
+                        return FALSE;
+                }
+                if (!sqs_tx_commit(s, error))
+                        return FALSE;
+                g_info("database schema migrated to version %d", v);
+        }
+        return TRUE;
+}
+
+/* A store on an open database (taken). */
+static Store *store_on(SqlDb *db)
+{
+        Store *s = g_new0(Store, 1);
+
+        s->db = db;
+        return s;
+}
+
+Store *store_open_sqlite(const char *path, GError **error)
+{
+        SqlDb *db = sql_open_sqlite(path, TRUE, error);
+        Store *s;
+
+        if (!db) {
+                g_prefix_error(error, "%s: ", path);
+                return NULL;
+        }
+        s = store_on(db);
+        if (!migrate(s, error)) {
+                g_prefix_error(error, "%s: ", path);
+                store_close(s);
+                return NULL;
+        }
+        return s;
+}
+
+Store *store_open_peer(Store *st, GError **error)
+{
+        SqlDb *db = sql_open_peer(st->db, error);
+        Store *s;
+
+        if (!db)
+                return NULL;
+        s = store_on(db);
+        if (store_schema_version(s) != schema_latest()) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
+                            "database '%s' changed schema under a running atriumd",
+                            store_location(st));
+                store_close(s);
+                return NULL;
+        }
+        return s;
+}
