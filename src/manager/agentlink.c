@@ -384,8 +384,7 @@ static void host_update(Store *st, gint64 host_id, gboolean up, JsonObject *figu
                         const Actor *actor)
 {
         const Resource *hosts = resource_by_kind("host");
-        g_autofree char *id = util_id_text(host_id);
-        g_autoptr(JsonObject) row = store_get(st, hosts, id, 0, NULL);
+        g_autoptr(JsonObject) row = store_get_id(st, hosts, host_id, 0, NULL);
         g_autoptr(GError) error = NULL;
         HostState want;
 
@@ -398,10 +397,11 @@ static void host_update(Store *st, gint64 host_id, gboolean up, JsonObject *figu
                 g_autofree char *now = util_now_iso();
                 g_autoptr(JsonObject) upd = NULL;
                 json_object_set_string_member(figures, "last_seen", now);
-                upd = store_update(st, hosts, id, figures, NULL, &error);
+                upd = store_update_id(st, hosts, host_id, figures, NULL, &error);
                 json_object_unref(figures);
                 if (!upd)
-                        g_warning("host %s: cannot record its figures: %s", id, error->message);
+                        g_warning("host %" G_GINT64_FORMAT ": cannot record its figures: %s",
+                                  host_id, error->message);
                 g_clear_error(&error);
         }
         want = !up ? HOST_DOWN : row_bool(row, "maintenance") ? HOST_MAINTENANCE : HOST_UP;
@@ -409,9 +409,10 @@ static void host_update(Store *st, gint64 host_id, gboolean up, JsonObject *figu
                 g_autoptr(JsonObject) patch = json_object_new();
                 g_autoptr(JsonObject) upd = NULL;
                 row_set_host_state(patch, want);
-                upd = store_update(st, hosts, id, patch, actor, &error);
+                upd = store_update_id(st, hosts, host_id, patch, actor, &error);
                 if (!upd)
-                        g_warning("host %s: cannot set its state: %s", id, error->message);
+                        g_warning("host %" G_GINT64_FORMAT ": cannot set its state: %s", host_id,
+                                  error->message);
                 else
                         g_info("host %s is %s", row_str(row, "name"), host_state_to_string(want));
         }
@@ -475,8 +476,7 @@ static DomainState report_state(JsonObject *report)
 static gboolean object_set_state(Link *l, const Resource *res, gint64 id, JsonObject *report,
                                  const char *why)
 {
-        g_autofree char *sid = util_id_text(id);
-        g_autoptr(JsonObject) row = store_get(l->store, res, sid, 0, NULL);
+        g_autoptr(JsonObject) row = store_get_id(l->store, res, id, 0, NULL);
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) upd = NULL;
         g_autoptr(GError) error = NULL;
@@ -516,9 +516,10 @@ static gboolean object_set_state(Link *l, const Resource *res, gint64 id, JsonOb
         }
         if (json_object_get_size(patch) == 0)
                 return TRUE;
-        upd = store_update(l->store, res, sid, patch, NULL, &error);
+        upd = store_update_id(l->store, res, id, patch, NULL, &error);
         if (!upd) {
-                g_warning("%s %s: cannot record its state: %s", res->kind, sid, error->message);
+                g_warning("%s %" G_GINT64_FORMAT ": cannot record its state: %s", res->kind, id,
+                          error->message);
                 return TRUE;
         }
         if (json_object_has_member(patch, "state")) {
@@ -673,8 +674,7 @@ static void on_event(Link *l, JsonObject *msg)
                                      .connected = g_str_equal(row_str(msg, "phase"), "connect")});
         if (g_str_equal(event, "graphics") || g_str_equal(event, "disk-error") ||
             g_str_equal(event, "guest")) {
-                g_autofree char *sid = util_id_text(id);
-                g_autoptr(JsonObject) row = store_get(l->store, res, sid, 0, NULL);
+                g_autoptr(JsonObject) row = store_get_id(l->store, res, id, 0, NULL);
                 g_autoptr(JsonObject) detail_obj = json_object_new();
                 g_autoptr(JsonNode) dn = json_node_new(JSON_NODE_OBJECT);
                 g_autofree char *detail = NULL, *action = NULL;
@@ -853,15 +853,13 @@ static void link_open(SoupServer *server, SoupServerMessage *msg, const char *pa
         ServeContext *sc = data;
         Agents *ag = sc->mgr->agents;
         gint64 *idp = g_object_get_data(G_OBJECT(msg), "atrium-host-id");
-        g_autofree char *sid = NULL;
         g_autoptr(JsonObject) row = NULL;
         Link *l, *old;
         JsonObject *welcome;
 
         if (!idp)
                 return;
-        sid = util_id_text(*idp);
-        row = store_get(sc->store, resource_by_kind("host"), sid, 0, NULL);
+        row = store_get_id(sc->store, resource_by_kind("host"), *idp, 0, NULL);
         if (!row) {
                 soup_websocket_connection_close(ws, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
                                                 "host removed");

@@ -287,13 +287,11 @@ char *api_ref_path(ApiRequest *req, JsonObject *row, const char *column, const c
                    GError **error)
 {
         JsonNode *n = json_object_get_member(row, column);
-        g_autofree char *id = NULL;
         g_autoptr(JsonObject) ref = NULL;
 
         if (!n || JSON_NODE_HOLDS_NULL(n))
                 return NULL;
-        id = util_id_text(json_node_get_int(n));
-        ref = store_get(req->store, resource_by_kind(kind), id, 0, error);
+        ref = store_get_id(req->store, resource_by_kind(kind), json_node_get_int(n), 0, error);
         return ref ? g_strdup(row_str(ref, "path")) : NULL;
 }
 
@@ -333,7 +331,6 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
         Order *o = data;
         ApiRequest *req = o->req;
         const Resource *guests = o->res;
-        g_autofree char *gid = util_id_text(o->guest_id);
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(GError) err = NULL;
         JsonObject *row;
@@ -395,11 +392,12 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
         if (resource_field(guests, "state_since") && json_object_has_member(patch, "state"))
                 json_object_set_int_member(patch, "state_since", row_now());
         if (json_object_get_size(patch) > 0) {
-                g_autoptr(JsonObject) upd = store_update(req->store, guests, gid, patch, NULL, &err);
+                g_autoptr(JsonObject) upd = store_update_id(req->store, guests, o->guest_id, patch, NULL, &err);
                 if (!upd)
-                        g_warning("guest %s: cannot record '%s': %s", gid, o->op, err->message);
+                        g_warning("guest %" G_GINT64_FORMAT ": cannot record '%s': %s", o->guest_id,
+                                  o->op, err->message);
         }
-        row = store_get(req->store, guests, gid, 0, &err);
+        row = store_get_id(req->store, guests, o->guest_id, 0, &err);
         store_event_add(req->store, &req->actor, o->op, guests->kind, o->guest_id,
                         row ? row_str(row, "name") : "",
                         row_str(result, "domain"), NULL);
@@ -462,9 +460,8 @@ static HostCmd *order_build(ApiRequest *req, Order *o, JsonObject *g, const char
                 json_object_set_string_member(o->extra, "password", pw);
                 json_object_set_int_member(o->extra, "expires_at", row_now() + ttl);
                 {
-                        g_autofree char *hid = util_id_text(o->host_id);
                         g_autoptr(JsonObject) h =
-                                store_get(req->store, resource_by_kind("host"), hid, 0, NULL);
+                                store_get_id(req->store, resource_by_kind("host"), o->host_id, 0, NULL);
                         host_addr = h ? json_object_get_member(h, "address") : NULL;
                         json_object_set_string_member(o->extra, "host",
                                                       host_addr ? json_node_get_string(host_addr)
@@ -636,11 +633,10 @@ static void undefined(JsonObject *result, const GError *error, gpointer data)
         Order *o = data;
         ApiRequest *req = o->req;
         g_autoptr(GError) err = NULL;
-        g_autofree char *gid = util_id_text(o->guest_id);
 
         if (error && !g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND)) {
                 api_reply_error(req, error);
-        } else if (!store_delete(req->store, resource_by_kind("guest"), gid, &req->actor, &err)) {
+        } else if (!store_delete_id(req->store, resource_by_kind("guest"), o->guest_id, &req->actor, &err)) {
                 api_reply_error(req, err);
         } else {
                 api_reply_empty(req, 204);

@@ -99,10 +99,10 @@ void api_session_written(ApiRequest *req, JsonObject *row)
 {
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) upd = NULL;
-        g_autofree char *did = util_id_text(row_ref(row, "desktop_id"));
 
         json_object_set_boolean_member(patch, "dirty", TRUE);
-        upd = store_update(req->store, resource_by_kind("desktop"), did, patch, NULL, NULL);
+        upd = store_update_id(req->store, resource_by_kind("desktop"), row_ref(row, "desktop_id"),
+                              patch, NULL, NULL);
         manager_kick(req->mgr);
 }
 
@@ -130,9 +130,8 @@ static gboolean force_asked(ApiRequest *req, GError **error)
 
 static gboolean end_session(ApiRequest *req, JsonObject *s, GError **error)
 {
-        g_autofree char *sid = util_id_text(row_int(s, "id"));
-
-        return store_delete(req->store, resource_by_kind("session"), sid, &req->actor, error);
+        return store_delete_id(req->store, resource_by_kind("session"), row_id(s), &req->actor,
+                               error);
 }
 
 /* DELETE /pools/{id}[?force=true]: refused while a desktop has a session unless forced (the

@@ -120,8 +120,7 @@ void api_me_desktops(ApiRequest *req)
 
         for (GList *l = ids; l; l = l->next) {
                 gint64 pid = *(gint64 *)l->data;
-                g_autofree char *sid = util_id_text(pid);
-                g_autoptr(JsonObject) p = store_get(st, resource_by_kind("pool"), sid, 0, NULL);
+                g_autoptr(JsonObject) p = store_get_id(st, resource_by_kind("pool"), pid, 0, NULL);
                 JsonObject *o;
                 JsonArray *protos, *desks;
                 if (!p || row_bool(p, "deleting"))
@@ -232,7 +231,7 @@ static JsonObject *place_elsewhere(ApiRequest *req, JsonObject *desktop, GError 
         g_autoptr(JsonObject) vol = NULL, version = NULL, upd = NULL, patch = NULL;
         g_autoptr(JsonArray) hosts = NULL;
         g_autofree SchedHost *sh = NULL;
-        g_autofree char *did = NULL, *detail = NULL;
+        g_autofree char *detail = NULL;
         SchedRequest r;
         guint n;
         gint at;
@@ -259,8 +258,7 @@ static JsonObject *place_elsewhere(ApiRequest *req, JsonObject *desktop, GError 
         chosen = json_array_get_object_element(hosts, (guint)at);
         patch = json_object_new();
         json_object_set_int_member(patch, "host", row_int(chosen, "id"));
-        did = util_id_text(row_int(desktop, "id"));
-        upd = store_update(st, resource_by_kind("desktop"), did, patch, NULL, error);
+        upd = store_update_id(st, resource_by_kind("desktop"), row_id(desktop), patch, NULL, error);
         if (!upd)
                 return NULL;
         detail = g_strdup_printf("placed on %s (its host %s cannot start it now)",
@@ -350,8 +348,8 @@ static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gbool
         }
         free_one = store_pool_free_started(st, pid, NULL);
         if (free_one && free_one->len == 1) {
-                g_autofree char *sid = util_id_text(g_array_index(free_one, gint64, 0));
-                JsonObject *d = store_get(st, resource_by_kind("desktop"), sid, 0, NULL);
+                JsonObject *d = store_get_id(st, resource_by_kind("desktop"),
+                                             g_array_index(free_one, gint64, 0), 0, NULL);
                 if (d)
                         return d;
         }
@@ -639,7 +637,6 @@ static gboolean on_ready_timeout(gpointer data)
         Waiter *w = data;
         Connect *c = w->c;
         g_autoptr(GError) e = NULL;
-        g_autofree char *sid = util_id_text(c->session_id);
 
         w->timeout = NULL;
         if (w->done)
@@ -653,7 +650,8 @@ static gboolean on_ready_timeout(gpointer data)
         store_event_add(c->req->store, &c->req->actor, "connect_failed", "desktop", c->desktop_id,
                         c->desktop_name, e->message, NULL);
         /* no session: a stateless desktop is then reset by the reconciler */
-        store_delete(c->req->store, resource_by_kind("session"), sid, &c->req->actor, NULL);
+        store_delete_id(c->req->store, resource_by_kind("session"), c->session_id, &c->req->actor,
+                        NULL);
         manager_kick(c->req->mgr);
         api_reply_error(c->req, e);
         connect_free(c);
@@ -666,7 +664,6 @@ static void started(JsonObject *result, const GError *error, gpointer data)
         Connect *c = w->c;
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) upd = NULL;
-        g_autofree char *did = util_id_text(c->desktop_id);
 
         if (w->done) {
                 waiter_unref(w);
@@ -684,7 +681,8 @@ static void started(JsonObject *result, const GError *error, gpointer data)
         }
         row_set_desktop_state(patch, DESKTOP_RUNNING);
         json_object_set_int_member(patch, "state_since", g_get_real_time() / G_USEC_PER_SEC);
-        upd = store_update(c->req->store, resource_by_kind("desktop"), did, patch, NULL, NULL);
+        upd = store_update_id(c->req->store, resource_by_kind("desktop"), c->desktop_id, patch,
+                              NULL, NULL);
         c->running = since_ms(c);
         w->started = TRUE;
         waiter_maybe_go(w);
@@ -747,17 +745,16 @@ static void connect_undo(ApiRequest *req, JsonObject *desktop, JsonObject *sessi
                          gint64 requested_at, const GError *error)
 {
         if (row_int(session, "started_at") * 1000 >= requested_at - 1000) {
-                g_autofree char *sid = util_id_text(row_int(session, "id"));
-                g_autofree char *did = util_id_text(row_int(desktop, "id"));
-                store_delete(req->store, resource_by_kind("session"), sid, &req->actor, NULL);
+                store_delete_id(req->store, resource_by_kind("session"), row_id(session),
+                                &req->actor, NULL);
                 if (!row_ref(desktop, "user_id") && !row_ref(desktop, "terminal_id")) {
                         g_autoptr(JsonObject) patch = json_object_new();
                         g_autoptr(JsonObject) upd = NULL;
                         json_object_set_null_member(patch, "user");
                         json_object_set_null_member(patch, "terminal");
                         json_object_set_boolean_member(patch, "dirty", row_bool(desktop, "dirty"));
-                        upd = store_update(req->store, resource_by_kind("desktop"), did, patch,
-                                           NULL, NULL);
+                        upd = store_update_id(req->store, resource_by_kind("desktop"),
+                                              row_id(desktop), patch, NULL, NULL);
                 }
                 manager_kick(req->mgr);
         }
@@ -883,7 +880,6 @@ static gboolean grow_for(ApiRequest *req, const Who *who, JsonObject *pool, cons
         gint64 size = row_int(pool, "size");
         gint64 max = row_int(pool, "max_size");
         g_autoptr(JsonObject) patch = NULL, upd = NULL;
-        g_autofree char *pid = util_id_text(row_int(pool, "id"));
         g_autofree char *detail = NULL;
         GSource *src;
         Growth *g;
@@ -893,7 +889,8 @@ static gboolean grow_for(ApiRequest *req, const Who *who, JsonObject *pool, cons
         patch = json_object_new();
         json_object_set_int_member(patch, "size", size + 1);
         g_mutex_lock(&assign_lock);
-        upd = store_update(req->store, resource_by_kind("pool"), pid, patch, NULL, NULL);
+        upd = store_update_id(req->store, resource_by_kind("pool"), row_int(pool, "id"), patch,
+                              NULL, NULL);
         g_mutex_unlock(&assign_lock);
         if (!upd)
                 return FALSE;

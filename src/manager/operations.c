@@ -34,7 +34,6 @@ void operations_set(Store *st, JsonObject *op, OperationState state, gint64 perc
 {
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) row = NULL;
-        g_autofree char *sid = util_id_text(row_int(op, "id"));
 
         if (row_operation_state(op) == state && row_int(op, "percent") == percent &&
             g_str_equal(row_str(op, "message"), message))
@@ -42,7 +41,8 @@ void operations_set(Store *st, JsonObject *op, OperationState state, gint64 perc
         row_set_operation_state(patch, state);
         json_object_set_int_member(patch, "percent", CLAMP(percent, 0, 100));
         json_object_set_string_member(patch, "message", message);
-        row = store_update(st, resource_by_kind("operation"), sid, patch, NULL, NULL);
+        row = store_update_id(st, resource_by_kind("operation"), row_int(op, "id"), patch, NULL,
+                              NULL);
         if (state != OPERATION_RUNNING) {
                 g_autofree char *action =
                         g_strconcat("operation_", operation_state_to_string(state), NULL);

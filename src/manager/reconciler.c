@@ -105,13 +105,12 @@ static gboolean desktop_set(Reconciler *p, gint64 id, const char *name, DesktopS
         g_autoptr(JsonObject) patch = extra ? json_object_ref(extra) : json_object_new();
         g_autoptr(JsonObject) row = NULL;
         g_autoptr(GError) error = NULL;
-        g_autofree char *sid = util_id_text(id);
 
         if (state != DESKTOP_STATE_LAST) {
                 row_set_desktop_state(patch, state);
                 json_object_set_int_member(patch, "state_since", row_now());
         }
-        row = store_update(p->store, resource_by_kind("desktop"), sid, patch, NULL, &error);
+        row = store_update_id(p->store, resource_by_kind("desktop"), id, patch, NULL, &error);
         if (!row) {
                 g_warning("desktop %s: cannot record its state: %s", name, error->message);
                 return FALSE;
@@ -186,16 +185,15 @@ static void delete_with(Reconciler *p, const char *kind, JsonObject *row, const 
         g_autoptr(GHashTable) f = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
         g_autoptr(JsonArray) deps = NULL;
         g_autoptr(GError) error = NULL;
-        g_autofree char *sid = util_id_text(row_int(row, "id"));
 
-        g_hash_table_insert(f, (gpointer)field, g_strdup(sid));
+        g_hash_table_insert(f, (gpointer)field, util_id_text(row_id(row)));
         deps = store_list_all(p->store, resource_by_kind(dependent), f, NULL);
         for (guint i = 0; deps && i < json_array_get_length(deps); i++) {
-                g_autofree char *did =
-                        util_id_text(row_int(json_array_get_object_element(deps, i), "id"));
-                store_delete(p->store, resource_by_kind(dependent), did, &system_actor, NULL);
+                store_delete_id(p->store, resource_by_kind(dependent),
+                                row_id(json_array_get_object_element(deps, i)), &system_actor,
+                                NULL);
         }
-        if (!store_delete(p->store, resource_by_kind(kind), sid, &system_actor, &error))
+        if (!store_delete_id(p->store, resource_by_kind(kind), row_id(row), &system_actor, &error))
                 g_warning("%s %s: cannot delete its row: %s", kind, row_str(row, "name"),
                           error->message);
 }
@@ -486,14 +484,12 @@ static void set_status(Reconciler *p, JsonObject *pool, const char *status)
 {
         g_autoptr(JsonObject) patch = NULL;
         g_autoptr(JsonObject) row = NULL;
-        g_autofree char *sid = NULL;
 
         if (g_str_equal(row_str(pool, "status"), status))
                 return;
         patch = json_object_new();
         json_object_set_string_member(patch, "status", status);
-        sid = util_id_text(row_int(pool, "id"));
-        row = store_update(p->store, resource_by_kind("pool"), sid, patch, NULL, NULL);
+        row = store_update_id(p->store, resource_by_kind("pool"), row_id(pool), patch, NULL, NULL);
 }
 
 /* New rows for missing desktops, named from the pattern, placed, state provisioning: written
@@ -763,9 +759,9 @@ static void pool_delete_finish(Reconciler *p, JsonObject *pool)
         g_hash_table_insert(f, (gpointer) "pool", util_id_text(row_int(pool, "id")));
         perms = store_list_all(p->store, resource_by_kind("permission"), f, NULL);
         for (guint i = 0; perms && i < json_array_get_length(perms); i++) {
-                g_autofree char *id =
-                        util_id_text(row_int(json_array_get_object_element(perms, i), "id"));
-                store_delete(p->store, resource_by_kind("permission"), id, &system_actor, NULL);
+                store_delete_id(p->store, resource_by_kind("permission"),
+                                row_id(json_array_get_object_element(perms, i)), &system_actor,
+                                NULL);
         }
         delete_with(p, "pool", pool, "entitlement", "pool");
 }

@@ -70,14 +70,11 @@ const char *row_power_word(const Resource *res, Power p)
 
 JsonObject *row_get(Store *st, const char *kind, gint64 id, GError **error)
 {
-        g_autofree char *sid = NULL;
-
         if (id <= 0) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND, "no %s", kind);
                 return NULL;
         }
-        sid = util_id_text(id);
-        return store_get(st, resource_by_kind(kind), sid, 0, error);
+        return store_get_id(st, resource_by_kind(kind), id, 0, error);
 }
 
 gint64 row_now(void)

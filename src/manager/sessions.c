@@ -37,13 +37,13 @@ static void ending_free(Ending *e)
 /* The last step: the row goes; the reconciler resets a stateless desktop. */
 static void finish(Ending *e)
 {
-        g_autofree char *sid = util_id_text(e->session_id);
         g_autoptr(GError) error = NULL;
 
-        if (!store_delete(e->store, resource_by_kind("session"), sid, &system_actor, &error) &&
+        if (!store_delete_id(e->store, resource_by_kind("session"), e->session_id, &system_actor,
+                             &error) &&
             !g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND))
-                g_warning("session %s on %s: cannot remove it: %s", sid, e->desktop_name,
-                          error->message);
+                g_warning("session %" G_GINT64_FORMAT " on %s: cannot remove it: %s", e->session_id,
+                          e->desktop_name, error->message);
         manager_kick(e->mgr);
         ending_free(e);
 }
@@ -75,7 +75,6 @@ gboolean sessions_end(Manager *mgr, Store *st, JsonObject *session, const char *
 {
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) upd = NULL, desktop = NULL;
-        g_autofree char *sid = util_id_text(row_int(session, "id"));
         g_autoptr(GError) err = NULL;
         Ending *e;
 
@@ -84,7 +83,8 @@ gboolean sessions_end(Manager *mgr, Store *st, JsonObject *session, const char *
         row_set_session_state(patch, SESSION_ENDING);
         json_object_set_string_member(patch, "end_reason", reason);
         json_object_set_int_member(patch, "state_since", row_now());
-        upd = store_update(st, resource_by_kind("session"), sid, patch, NULL, error);
+        upd = store_update_id(st, resource_by_kind("session"), row_int(session, "id"), patch, NULL,
+                              error);
         if (!upd)
                 return FALSE;
         desktop = row_get(st, "desktop", row_ref(session, "desktop_id"), NULL);
@@ -168,11 +168,10 @@ void sessions_timeouts(Manager *mgr, Store *st, JsonArray *pools, JsonArray *des
                 g_autoptr(GError) error = NULL;
 
                 if (row_session_state(s) == SESSION_ENDING) {
-                        g_autofree char *sid = NULL;
                         if (now - row_int(s, "state_since") < SESSIONS_ENDING_MAX)
                                 continue;
-                        sid = util_id_text(row_int(s, "id"));
-                        store_delete(st, resource_by_kind("session"), sid, &system_actor, NULL);
+                        store_delete_id(st, resource_by_kind("session"), row_id(s), &system_actor,
+                                        NULL);
                         manager_kick(mgr);
                         continue;
                 }
@@ -188,10 +187,9 @@ void sessions_set_timing(Store *st, gint64 session_id, const char *timing)
 {
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) upd = NULL;
-        g_autofree char *sid = util_id_text(session_id);
 
         json_object_set_string_member(patch, "timing", timing);
-        upd = store_update(st, resource_by_kind("session"), sid, patch, NULL, NULL);
+        upd = store_update_id(st, resource_by_kind("session"), session_id, patch, NULL, NULL);
 }
 
 void sessions_console_opened(Store *st, gint64 desktop_id, const Actor *actor)
@@ -238,7 +236,6 @@ void sessions_follow(Store *st, gint64 desktop_id, const Actor *actor, gboolean 
         rows = store_list_all(st, sessions, filters, NULL);
         for (guint i = 0; rows && i < json_array_get_length(rows); i++) {
                 JsonObject *o = json_array_get_object_element(rows, i);
-                g_autofree char *sid = util_id_text(row_int(o, "id"));
                 g_autoptr(JsonObject) patch = NULL, upd = NULL;
                 if (row_session_state(o) == want || row_session_state(o) == SESSION_ENDING)
                         continue;
@@ -246,7 +243,7 @@ void sessions_follow(Store *st, gint64 desktop_id, const Actor *actor, gboolean 
                 row_set_session_state(patch, want);
                 json_object_set_int_member(patch, "state_since",
                                            g_get_real_time() / G_USEC_PER_SEC);
-                upd = store_update(st, sessions, sid, patch, actor, NULL);
+                upd = store_update_id(st, sessions, row_int(o, "id"), patch, actor, NULL);
         }
         if (connected)
                 sessions_console_opened(st, desktop_id, actor);
@@ -299,14 +296,14 @@ static void dropped(JsonObject *result, const GError *error, gpointer data)
         ApiRequest *req = d->req;
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) upd = NULL;
-        g_autofree char *sid = util_id_text(row_int(d->session, "id"));
 
         if (error) {
                 api_reply_error(req, error);
         } else {
                 row_set_session_state(patch, SESSION_DISCONNECTED);
                 json_object_set_int_member(patch, "state_since", row_now());
-                upd = store_update(req->store, resource_by_kind("session"), sid, patch, NULL, NULL);
+                upd = store_update_id(req->store, resource_by_kind("session"),
+                                      row_int(d->session, "id"), patch, NULL, NULL);
                 store_event_add(req->store, &req->actor, "session_disconnect", "session",
                                 row_int(d->session, "id"), "",
                                 "its console clients were disconnected", NULL);

@@ -58,10 +58,10 @@ void terminals_seen(Store *st, JsonObject *terminal)
         g_autoptr(JsonObject) upd = NULL;
         g_autoptr(GDateTime) now = g_date_time_new_now_utc();
         g_autofree char *when = g_date_time_format(now, "%Y-%m-%dT%H:%M:%SZ");
-        g_autofree char *sid = util_id_text(row_int(terminal, "id"));
 
         json_object_set_string_member(patch, "last_seen", when);
-        upd = store_update(st, resource_by_kind("terminal"), sid, patch, NULL, NULL);
+        upd = store_update_id(st, resource_by_kind("terminal"), row_int(terminal, "id"), patch,
+                              NULL, NULL);
 }
 
 /* POST /terminals/{id}/key: a new key, shown once; the older one stops working. */
@@ -71,7 +71,6 @@ void api_terminal_key(ApiRequest *req)
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) row = store_get(req->store, res, req->params[0], 0, &error);
         g_autoptr(JsonObject) patch = NULL, upd = NULL;
-        g_autofree char *sid = NULL;
         char key[96];
         gint64 version;
         JsonObject *reply;
@@ -83,8 +82,7 @@ void api_terminal_key(ApiRequest *req)
         version = row_int(row, "key_version") + 1;
         patch = json_object_new();
         json_object_set_int_member(patch, "key_version", version);
-        sid = util_id_text(row_int(row, "id"));
-        upd = store_update(req->store, res, sid, patch, &req->actor, &error);
+        upd = store_update_id(req->store, res, row_id(row), patch, &req->actor, &error);
         if (!upd) {
                 api_reply_error(req, error);
                 return;

@@ -73,8 +73,7 @@ void tunnels_gateway_event(Store *st, JsonObject *ev, const char *gateway)
         if (desktop <= 0)
                 return;
         if (g_str_equal(kind, "open") || g_str_equal(kind, "close")) {
-                g_autofree char *sid = util_id_text(desktop);
-                row = store_get(st, resource_by_kind("desktop"), sid, 0, NULL);
+                row = store_get_id(st, resource_by_kind("desktop"), desktop, 0, NULL);
                 name = row ? row_str(row, "name") : "";
         }
         if (g_str_equal(kind, "open")) {

@@ -156,11 +156,6 @@ static gint64 changes(SqlDb *db)
         return sqlite3_changes(D(db)->db);
 }
 
-static gint64 last_id(SqlDb *db)
-{
-        return sqlite3_last_insert_rowid(D(db)->db);
-}
-
 static int schema_version(SqlDb *db)
 {
         SqlStmt *st = prepare(db, "PRAGMA user_version", NULL);
@@ -224,7 +219,6 @@ static const SqlOps sqlite_ops = {
         .commit = commit,
         .rollback = rollback,
         .changes = changes,
-        .last_id = last_id,
         .error = db_error,
         .schema_version = schema_version,
         .set_schema_version = set_schema_version,

@@ -37,9 +37,9 @@ typedef struct {
         gboolean (*begin)(SqlDb *db, GError **error);
         gboolean (*commit)(SqlDb *db, GError **error);
         void (*rollback)(SqlDb *db);
-        /* Rows changed by the last statement; the id the last insert made. */
+        /* Rows changed by the last statement. (A new row's id comes from INSERT … RETURNING id,
+         * which both engines take.) */
         gint64 (*changes)(SqlDb *db);
-        gint64 (*last_id)(SqlDb *db);
         /* The last failure as an ATRIUM_ERROR_INTERNAL error: "database error while WHAT: …". */
         gboolean (*error)(SqlDb *db, GError **error, const char *what);
         /* The schema version the database records (-1: cannot be read), and a new one (in the
@@ -130,10 +130,6 @@ static inline void sql_rollback(SqlDb *db)
 static inline gint64 sql_changes(SqlDb *db)
 {
         return db->ops->changes(db);
-}
-static inline gint64 sql_last_id(SqlDb *db)
-{
-        return db->ops->last_id(db);
 }
 static inline gboolean sql_error(SqlDb *db, GError **error, const char *what)
 {

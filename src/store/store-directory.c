@@ -62,8 +62,8 @@ gboolean store_directory_user_sync(Store *s, const DirectorySync *d, gint64 *use
                 q = sqs_prep(s,
                              "INSERT INTO users (name, display_name, email, role, enabled, "
                              "password_hash, source, directory_dn, groups_checked_at, "
-                             "created_at, updated_at) VALUES (?, ?, ?, 'user', 1, NULL, "
-                             "'directory', ?, ?, ?, ?)",
+                             "created_at, updated_at) VALUES (?, ?, ?, 'user', TRUE, NULL, "
+                             "'directory', ?, ?, ?, ?) RETURNING id",
                              error);
                 if (!q)
                         goto fail;
@@ -74,9 +74,8 @@ gboolean store_directory_user_sync(Store *s, const DirectorySync *d, gint64 *use
                 sql_bind_int(q, 5, d->now);
                 sql_bind_text(q, 6, now);
                 sql_bind_text(q, 7, now);
-                if (!sqs_step_done(s, q, error, "adding a directory user"))
+                if (!(id = sqs_step_id(s, q, error, "adding a directory user")))
                         goto fail;
-                id = sql_last_id(s->db);
                 if (!sqs_event_insert(s, &directory, "create", "user", id, d->name,
                                       "first directory login", error))
                         goto fail;

@@ -36,6 +36,19 @@ void sqs_tx_rollback(Store *s)
         sql_rollback(s->db);
 }
 
+/* Step an INSERT … RETURNING id: the new row's id, or 0 with an error. */
+gint64 sqs_step_id(Store *s, SqlStmt *stmt, GError **error, const char *what)
+{
+        gint64 id = sql_step(stmt) == SQL_ROW ? sql_column_int(stmt, 0) : 0;
+
+        while (id && sql_step(stmt) == SQL_ROW)
+                ;
+        sql_reset(stmt);
+        if (!id)
+                sqs_db_error(s, error, what);
+        return id;
+}
+
 /* Step a statement expected to return no rows. */
 gboolean sqs_step_done(Store *s, SqlStmt *stmt, GError **error, const char *what)
 {

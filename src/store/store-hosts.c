@@ -22,7 +22,7 @@ gboolean store_join_token_insert(Store *s, const char *hash, gint64 expires_at, 
         q = sqs_prep(
                 s,
                 "INSERT INTO join_tokens (hash, expires_at, created_by, created_at, updated_at) "
-                "VALUES (?1, ?2, ?3, ?4, ?4)",
+                "VALUES (?1, ?2, ?3, ?4, ?4) RETURNING id",
                 error);
         if (!q)
                 goto fail;
@@ -30,9 +30,8 @@ gboolean store_join_token_insert(Store *s, const char *hash, gint64 expires_at, 
         sql_bind_int(q, 2, expires_at);
         sql_bind_text(q, 3, actor->name);
         sql_bind_text(q, 4, now);
-        if (!sqs_step_done(s, q, error, "issuing a join token"))
+        if (!(*id = sqs_step_id(s, q, error, "issuing a join token")))
                 goto fail;
-        *id = sql_last_id(s->db);
         if (!sqs_event_insert(s, actor, "create", "join-token", *id, "", "", error))
                 goto fail;
         return sqs_tx_commit(s, error);

@@ -48,8 +48,9 @@ static char *select_sql(const Resource *res)
 typedef enum { OUT_INT, OUT_BOOL, OUT_TEXT } OutKind;
 
 typedef struct {
-        char *frag;
+        char *frag; /* what precedes the value in JSON text: ',"name":' */
         gsize frag_len;
+        const char *key; /* the member's name (interned) */
         OutKind kind;
 } OutColumn;
 
@@ -60,7 +61,8 @@ typedef struct {
 
 static void format_add(GArray *a, const char *key, OutKind kind)
 {
-        OutColumn c = {g_strdup_printf("%s\"%s\":", a->len ? "," : "{", key), 0, kind};
+        OutColumn c = {g_strdup_printf("%s\"%s\":", a->len ? "," : "{", key), 0,
+                       g_intern_string(key), kind};
 
         c.frag_len = strlen(c.frag);
         g_array_append_val(a, c);
@@ -151,15 +153,31 @@ static void row_append_json(GString *out, const Resource *res, SqlStmt *st)
         g_string_append_c(out, '}');
 }
 
+/* One row as an object, built straight from the columns (no JSON text between). */
 static JsonObject *row_to_json(const Resource *res, SqlStmt *st)
 {
-        g_autoptr(GString) text = g_string_new(NULL);
-        g_autoptr(JsonNode) node = NULL;
+        const RowFormat *rf = row_format(res);
+        JsonObject *o = json_object_new();
 
-        row_append_json(text, res, st);
-        node = json_from_text(text->str, text->len);
-        g_assert(node && JSON_NODE_HOLDS_OBJECT(node)); /* we wrote it */
-        return json_object_ref(json_node_get_object(node));
+        for (guint col = 0; col < rf->n; col++) {
+                const OutColumn *c = &rf->cols[col];
+                if (sql_column_null(st, col)) {
+                        json_object_set_null_member(o, c->key);
+                        continue;
+                }
+                switch (c->kind) {
+                case OUT_INT:
+                        json_object_set_int_member(o, c->key, sql_column_int(st, col));
+                        break;
+                case OUT_BOOL:
+                        json_object_set_boolean_member(o, c->key, sql_column_int(st, col) != 0);
+                        break;
+                case OUT_TEXT:
+                        json_object_set_string_member(o, c->key, sql_column_text(st, col));
+                        break;
+                }
+        }
+        return o;
 }
 
 static const char *object_label(const Resource *res, JsonObject *o, char **tmp)
@@ -244,6 +262,16 @@ JsonObject *store_get(Store *s, const Resource *res, const char *id_or_name, gin
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND, "there is no %s '%s'",
                             res->kind, q);
         }
+        return o;
+}
+
+JsonObject *store_get_id(Store *s, const Resource *res, gint64 id, gint64 owner_id, GError **error)
+{
+        JsonObject *o = id > 0 ? get_row(s, res, id, owner_id, NULL) : NULL;
+
+        if (!o)
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
+                            "there is no %s '%" G_GINT64_FORMAT "'", res->kind, id);
         return o;
 }
 
@@ -449,8 +477,9 @@ JsonObject *sqs_create_tx(Store *s, const Resource *res, const char *unused, Jso
                         cols, "%s, ", f->type == FIELD_SECRET ? secret_column(f) : field_column(f));
                 g_string_append(qs, "?, ");
         }
-        sql = g_strdup_printf("INSERT INTO %s (%screated_at, updated_at) VALUES (%s?, ?)",
-                              res->table, cols->str, qs->str);
+        sql = g_strdup_printf(
+                "INSERT INTO %s (%screated_at, updated_at) VALUES (%s?, ?) RETURNING id",
+                res->table, cols->str, qs->str);
         if (!(st = sqs_prep(s, sql, error)))
                 goto fail;
         for (gsize i = 0; i < res->n_fields; i++)
@@ -458,9 +487,8 @@ JsonObject *sqs_create_tx(Store *s, const Resource *res, const char *unused, Jso
                            json_object_get_member(merged, res->fields[i].name), refs[i]);
         sql_bind_text(st, idx++, now);
         sql_bind_text(st, idx++, now);
-        if (!sqs_step_done(s, st, error, "inserting"))
+        if (!(id = sqs_step_id(s, st, error, "inserting")))
                 goto fail;
-        id = sql_last_id(s->db);
         if (!(row = get_row(s, res, id, 0, error)))
                 goto fail;
         detail = detail_text(res, values);
@@ -513,8 +541,8 @@ JsonObject *store_create(Store *st, const Resource *res, JsonObject *values, con
 
 /* ---- update ------------------------------------------------------------------------------ */
 
-static JsonObject *update_tx(Store *s, const Resource *res, const char *id_or_name,
-                             JsonObject *patch, const Actor *actor, GError **error)
+static JsonObject *update_id_tx(Store *s, const Resource *res, gint64 id, JsonObject *patch,
+                                const Actor *actor, GError **error)
 {
         g_autoptr(JsonObject) old = NULL;
         g_autofree gint64 *refs = g_new0(gint64, res->n_fields);
@@ -522,10 +550,9 @@ static JsonObject *update_tx(Store *s, const Resource *res, const char *id_or_na
         g_autoptr(GString) sets = g_string_new(NULL);
         SqlStmt *st;
         JsonObject *row;
-        gint64 id = sqs_find_id(s, res, id_or_name, error);
         int idx = 1;
 
-        if (!id || !(old = get_row(s, res, id, 0, error)))
+        if (!(old = get_row(s, res, id, 0, error)))
                 return NULL;
         /* The merged object, in the same shape as a create body, for the checks. */
         for (gsize i = 0; i < res->n_fields; i++) {
@@ -580,10 +607,26 @@ static JsonObject *update_tx(Store *s, const Resource *res, const char *id_or_na
         return row;
 }
 
+static JsonObject *update_tx(Store *s, const Resource *res, const char *id_or_name,
+                             JsonObject *patch, const Actor *actor, GError **error)
+{
+        gint64 id = sqs_find_id(s, res, id_or_name, error);
+
+        return id ? update_id_tx(s, res, id, patch, actor, error) : NULL;
+}
+
 JsonObject *store_update(Store *st, const Resource *res, const char *id_or_name, JsonObject *patch,
                          const Actor *actor, GError **error)
 {
         return row_tx(st, update_tx, res, id_or_name, patch, actor, error);
+}
+
+JsonObject *store_update_id(Store *st, const Resource *res, gint64 id, JsonObject *patch,
+                            const Actor *actor, GError **error)
+{
+        if (!sqs_tx_begin(st, error))
+                return NULL;
+        return sqs_tx_end(st, update_id_tx(st, res, id, patch, actor, error), error);
 }
 
 /* ---- delete ------------------------------------------------------------------------------ */
@@ -626,16 +669,15 @@ static gboolean check_unused(Store *s, const Resource *res, gint64 id, const cha
         return TRUE;
 }
 
-static gboolean delete_tx(Store *s, const Resource *res, const char *id_or_name, const Actor *actor,
-                          GError **error)
+static gboolean delete_id_tx(Store *s, const Resource *res, gint64 id, const Actor *actor,
+                             GError **error)
 {
         g_autoptr(JsonObject) old = NULL;
         g_autofree char *sql = NULL, *tmp = NULL;
         const char *label;
         SqlStmt *st;
-        gint64 id = sqs_find_id(s, res, id_or_name, error);
 
-        if (!id || !(old = get_row(s, res, id, 0, error)))
+        if (!(old = get_row(s, res, id, 0, error)))
                 return FALSE;
         label = object_label(res, old, &tmp);
         if (!check_unused(s, res, id, label, error))
@@ -650,16 +692,31 @@ static gboolean delete_tx(Store *s, const Resource *res, const char *id_or_name,
                sqs_event_insert(s, actor, "delete", res->kind, id, label, "", error);
 }
 
-gboolean store_delete(Store *s, const Resource *res, const char *id_or_name, const Actor *actor,
-                      GError **error)
+/* Deletes one object (its id already known) in a transaction of its own. */
+static gboolean delete_in_tx(Store *s, const Resource *res, gint64 id, const Actor *actor,
+                             GError **error)
 {
         if (!sqs_tx_begin(s, error))
                 return FALSE;
-        if (!delete_tx(s, res, id_or_name, actor, error)) {
+        if (!delete_id_tx(s, res, id, actor, error)) {
                 sqs_tx_rollback(s);
                 return FALSE;
         }
         return sqs_tx_commit(s, error);
+}
+
+gboolean store_delete(Store *s, const Resource *res, const char *id_or_name, const Actor *actor,
+                      GError **error)
+{
+        gint64 id = sqs_find_id(s, res, id_or_name, error);
+
+        return id && delete_in_tx(s, res, id, actor, error);
+}
+
+gboolean store_delete_id(Store *s, const Resource *res, gint64 id, const Actor *actor,
+                         GError **error)
+{
+        return delete_in_tx(s, res, id, actor, error);
 }
 
 /* ---- list -------------------------------------------------------------------------------- */
@@ -703,8 +760,8 @@ static void node_free(gpointer n)
                 json_node_unref(n);
 }
 
-gboolean store_list_json(Store *s, const Resource *res, const ListQuery *q, GString *out,
-                         gint64 *next_after, GError **error)
+/* The statement of one page of a list, bound; NULL with an error (a filter it refuses). */
+static SqlStmt *list_stmt(Store *s, const Resource *res, const ListQuery *q, GError **error)
 {
         g_autofree char *base = select_sql(res);
         g_autoptr(GString) where = g_string_new(q->newest_first ? "t.id < ?" : "t.id > ?");
@@ -713,11 +770,9 @@ gboolean store_list_json(Store *s, const Resource *res, const ListQuery *q, GStr
         g_autoptr(GArray) ints = g_array_new(FALSE, FALSE, sizeof(gint64));
         g_autofree char *sql = NULL, *like = NULL;
         SqlStmt *stmt;
-        gint64 last_id = 0;
-        guint n = 0, ref_i = 0;
+        guint ref_i = 0;
         int idx = 1;
 
-        *next_after = 0;
         if (q->filters) {
                 g_autoptr(GList) keys =
                         g_list_sort(g_hash_table_get_keys(q->filters), (GCompareFunc)g_strcmp0);
@@ -728,7 +783,7 @@ gboolean store_list_json(Store *s, const Resource *res, const ListQuery *q, GStr
                                 g_autofree char *quoted = util_quote(l->data);
                                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                                             "%ss cannot be filtered by '%s'", res->kind, quoted);
-                                return FALSE;
+                                return NULL;
                         }
                         if (f->type == FIELD_NAME) {
                                 g_autofree char *esc = NULL;
@@ -744,7 +799,7 @@ gboolean store_list_json(Store *s, const Resource *res, const ListQuery *q, GStr
                                 continue;
                         }
                         if (!filter_value(s, res, f, text, vals, ints, error))
-                                return FALSE;
+                                return NULL;
                         g_ptr_array_add(fields, (gpointer)f);
                         g_string_append_printf(where, " AND t.%s = ?", field_column(f));
                 }
@@ -755,7 +810,7 @@ gboolean store_list_json(Store *s, const Resource *res, const ListQuery *q, GStr
         sql = g_strdup_printf("SELECT %s WHERE %s ORDER BY t.id%s LIMIT ?", base, where->str,
                               q->newest_first ? " DESC" : "");
         if (!(stmt = sqs_prep(s, sql, error)))
-                return FALSE;
+                return NULL;
         sql_bind_int(stmt, idx++, q->newest_first && q->after_id == 0 ? G_MAXINT64 : q->after_id);
         if (like)
                 sql_bind_text(stmt, idx++, like);
@@ -769,20 +824,69 @@ gboolean store_list_json(Store *s, const Resource *res, const ListQuery *q, GStr
         if (q->owner_id > 0 && res->owner_field)
                 sql_bind_int(stmt, idx++, q->owner_id);
         sql_bind_int(stmt, idx++, (gint64)q->limit + 1);
-        g_string_append_c(out, '[');
+        return stmt;
+}
+
+/* Each row of the page to sink (n counts from 1); *next_after: the cursor of the next page, 0
+ * when this is the last. */
+typedef void (*RowSink)(gpointer out, const Resource *res, SqlStmt *st, guint n);
+
+static void list_rows(SqlStmt *stmt, const Resource *res, const ListQuery *q, gint64 *next_after,
+                      RowSink sink, gpointer out)
+{
+        gint64 last_id = 0;
+        guint n = 0;
+
+        *next_after = 0;
         while (sql_step(stmt) == SQL_ROW) {
                 if (++n > q->limit) {
                         *next_after = last_id;
                         break;
                 }
-                if (n > 1)
-                        g_string_append_c(out, ',');
                 last_id = sql_column_int(stmt, 0);
-                row_append_json(out, res, stmt);
+                sink(out, res, stmt, n);
         }
-        g_string_append_c(out, ']');
         sql_reset(stmt);
+}
+
+static void sink_text(gpointer out, const Resource *res, SqlStmt *st, guint n)
+{
+        if (n > 1)
+                g_string_append_c(out, ',');
+        row_append_json(out, res, st);
+}
+
+static void sink_objects(gpointer out, const Resource *res, SqlStmt *st, guint n)
+{
+        json_array_add_object_element(out, row_to_json(res, st));
+}
+
+gboolean store_list_json(Store *s, const Resource *res, const ListQuery *q, GString *out,
+                         gint64 *next_after, GError **error)
+{
+        SqlStmt *stmt = list_stmt(s, res, q, error);
+
+        *next_after = 0;
+        if (!stmt)
+                return FALSE;
+        g_string_append_c(out, '[');
+        list_rows(stmt, res, q, next_after, sink_text, out);
+        g_string_append_c(out, ']');
         return TRUE;
+}
+
+JsonArray *store_list(Store *s, const Resource *res, const ListQuery *q, gint64 *next_after,
+                      GError **error)
+{
+        SqlStmt *stmt = list_stmt(s, res, q, error);
+        JsonArray *rows;
+
+        *next_after = 0;
+        if (!stmt)
+                return NULL;
+        rows = json_array_new();
+        list_rows(stmt, res, q, next_after, sink_objects, rows);
+        return rows;
 }
 
 gint64 store_count(Store *st, const Resource *res)

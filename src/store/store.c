@@ -22,19 +22,6 @@ void user_auth_clear(UserAuth *u)
         }
 }
 
-JsonArray *store_list(Store *st, const Resource *res, const ListQuery *q, gint64 *next_after,
-                      GError **error)
-{
-        g_autoptr(GString) text = g_string_new(NULL);
-        g_autoptr(JsonNode) node = NULL;
-
-        if (!store_list_json(st, res, q, text, next_after, error))
-                return NULL;
-        node = json_from_text(text->str, text->len);
-        g_assert(node && JSON_NODE_HOLDS_ARRAY(node));
-        return json_array_ref(json_node_get_array(node));
-}
-
 JsonArray *store_list_all(Store *st, const Resource *res, GHashTable *filters, GError **error)
 {
         ListQuery q = {.filters = filters, .limit = 1000};

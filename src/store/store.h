@@ -76,13 +76,20 @@ JsonObject *store_create(Store *st, const Resource *res, JsonObject *values, con
                          GError **error);
 JsonObject *store_get(Store *st, const Resource *res, const char *id_or_name, gint64 owner_id,
                       GError **error);
+/* The same by id, for a caller that has one (no id printed and parsed again). */
+JsonObject *store_get_id(Store *st, const Resource *res, gint64 id, gint64 owner_id,
+                         GError **error);
 /* A page of objects as the text of a JSON array, appended to out. */
 gboolean store_list_json(Store *st, const Resource *res, const ListQuery *q, GString *out,
                          gint64 *next_after, GError **error);
 JsonObject *store_update(Store *st, const Resource *res, const char *id_or_name, JsonObject *patch,
                          const Actor *actor, GError **error);
+JsonObject *store_update_id(Store *st, const Resource *res, gint64 id, JsonObject *patch,
+                            const Actor *actor, GError **error);
 gboolean store_delete(Store *st, const Resource *res, const char *id_or_name, const Actor *actor,
                       GError **error);
+gboolean store_delete_id(Store *st, const Resource *res, gint64 id, const Actor *actor,
+                         GError **error);
 
 gboolean store_member_add(Store *st, const char *group, const char *user, const Actor *actor,
                           GError **error);
