@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "proto/model.h"
+#include "proto/vocab.h"
 #include "testutil.h"
 
 #include <string.h>
@@ -107,6 +108,66 @@ static void test_value_from_text(void)
         g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_WRONG_TYPE);
 }
 
+/* Each vocabulary: every value round-trips through its word, the sentinel and unknown words
+ * are refused, and the resource table's choices are the same tables (so SQL, JSON and C say
+ * the same words). */
+static void check_words(const char *what, const char *const *names, int last, const char *kind,
+                        const char *field)
+{
+        g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+
+        g_test_message("%s", what);
+        for (int i = 0; i < last; i++) {
+                g_assert_nonnull(names[i]);
+                g_assert_cmpstr(names[i], !=, "");
+                g_assert_false(g_hash_table_contains(seen, names[i])); /* no word twice */
+                g_hash_table_add(seen, (gpointer)names[i]);
+        }
+        g_assert_null(names[last]); /* NULL-terminated: usable as choices */
+        if (kind) {
+                const Field *f = resource_field(resource_by_kind(kind), field);
+                g_assert_nonnull(f);
+                g_assert_true(f->choices == names);
+        }
+}
+
+#define CHECK_VOCAB(prefix, last, kind, field)                                                     \
+        do {                                                                                       \
+                check_words(#prefix, prefix##_names, last, kind, field);                           \
+                for (int i = 0; i < (last); i++) {                                                 \
+                        g_assert_cmpstr(prefix##_to_string(i), ==, prefix##_names[i]);             \
+                        g_assert_cmpint(prefix##_from_string(prefix##_names[i]), ==, i);           \
+                }                                                                                  \
+                g_assert_cmpstr(prefix##_to_string(last), ==, "");                                 \
+                g_assert_cmpint(prefix##_from_string("no such word"), ==, -1);                     \
+                g_assert_cmpint(prefix##_from_string(NULL), ==, -1);                               \
+        } while (0)
+
+static void test_vocab(void)
+{
+        CHECK_VOCAB(desktop_state, DESKTOP_STATE_LAST, "desktop", "state");
+        CHECK_VOCAB(host_state, HOST_STATE_LAST, "host", "state");
+        CHECK_VOCAB(vm_state, VM_STATE_LAST, "guest", "state");
+        CHECK_VOCAB(session_state, SESSION_STATE_LAST, "session", "state");
+        CHECK_VOCAB(operation_state, OPERATION_STATE_LAST, "operation", "state");
+        CHECK_VOCAB(console_protocol, PROTOCOL_LAST, "session", "protocol");
+        CHECK_VOCAB(domain_state, DOMAIN_STATE_LAST, NULL, NULL);
+        CHECK_VOCAB(agent_op, AGENT_OP_LAST, NULL, NULL);
+        CHECK_VOCAB(reconcile_step, STEP_LAST, NULL, NULL);
+        /* what console passwords and the error messages built from the tables say */
+        g_assert_cmpuint(console_protocol_password_max(PROTOCOL_VNC), ==, 8);
+        g_assert_cmpuint(console_protocol_password_max(PROTOCOL_SPICE), ==, 0);
+        {
+                g_autofree char *two = vocab_alternatives(console_protocol_names);
+                g_autofree char *more = vocab_alternatives(host_state_names);
+                static const char *const one[] = {"only", NULL};
+                g_autofree char *single = vocab_alternatives(one);
+                g_assert_cmpstr(two, ==, "spice or vnc");
+                g_assert_cmpstr(more, ==, "up, down or maintenance");
+                g_assert_cmpstr(single, ==, "only");
+        }
+}
+
 int main(int argc, char **argv)
 {
         g_test_init(&argc, &argv, NULL);
@@ -114,5 +175,6 @@ int main(int argc, char **argv)
         g_test_add_func("/model/resources-consistent", test_resources_consistent);
         g_test_add_func("/model/roles", test_roles);
         g_test_add_func("/model/value-from-text", test_value_from_text);
+        g_test_add_func("/model/vocab", test_vocab);
         return g_test_run();
 }
