@@ -35,7 +35,7 @@ q() { sqlite3 "$T/m/atrium.db" "$1"; }
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 . "$top/bench/lib.sh"
 
-bench_manager 'heartbeat_interval = 5\nreconcile_interval = 5\nprovision_parallel = 16\novercommit_percent = 1000\n'
+bench_manager 'heartbeat_interval = 5\nhost_suspect_after = 15\nhost_down_after = 20\nreconcile_interval = 5\nprovision_parallel = 16\novercommit_percent = 1000\n'
 mkdir -p "$T/vol"
 api POST /storages '{"name":"local"}' >/dev/null
 api POST /volumes "{\"name\":\"vol\",\"storage\":\"local\",\"path\":\"$T/vol\"}" >/dev/null

@@ -59,10 +59,17 @@ static const ConfigKeyDef keys[] = {
          "Secret: password of the 'admin' account created at first start; empty: random, "
          "printed once and kept in state_dir/initial-admin-password until changed.",
          .secret = TRUE},
-        {"manager", "heartbeat_interval", CFG_INT, "5", 1, 300, NULL, FALSE,
-         "Seconds between two heartbeats of a host's agent (told to agents when they link)."},
-        {"manager", "host_missed_heartbeats", CFG_INT, "3", 1, 100, NULL, TRUE,
-         "A host is marked down after this many heartbeats did not come."},
+        {"manager", "heartbeat_interval", CFG_INT, "1", 1, 300, NULL, FALSE,
+         "Seconds between two heartbeats of a host's agent (told to agents when they link); "
+         "below host_suspect_after."},
+        {"manager", "host_suspect_after", CFG_INT, "3", 1, 3600, NULL, TRUE,
+         "Seconds without a word from a host's agent after which the host is suspect: no new "
+         "desktops are placed on it (an event host_suspect)."},
+        {"manager", "host_down_after", CFG_INT, "5", 2, 3600, NULL, TRUE,
+         "Seconds without a word after which the host is down (an event host_down); above "
+         "host_suspect_after."},
+        {"manager", "host_missed_heartbeats", CFG_INT, "0", 0, 100, NULL, TRUE,
+         "Deprecated, ignored: hosts are judged by host_suspect_after and host_down_after."},
         {"manager", "agent_command_timeout", CFG_INT, "180", 5, 3600, NULL, TRUE,
          "Seconds to wait for an agent's answer to a command (a shutdown waits its own time "
          "on top)."},

@@ -405,6 +405,11 @@ static void host_update(Store *st, gint64 host_id, gboolean up, JsonObject *figu
                 g_clear_error(&error);
         }
         want = !up ? HOST_DOWN : row_bool(row, "maintenance") ? HOST_MAINTENANCE : HOST_UP;
+        /* heard again after a silence (a new host's first hello is no return) */
+        if (up && (row_host_state(row) == HOST_SUSPECT ||
+                   (row_host_state(row) == HOST_DOWN && row_str(row, "last_seen")[0])))
+                store_event_add(st, &system_actor, "host_up", "host", host_id, row_str(row, "name"),
+                                "its agent is heard again", NULL);
         if (row_host_state(row) != want) {
                 g_autoptr(JsonObject) patch = json_object_new();
                 g_autoptr(JsonObject) upd = NULL;
@@ -418,14 +423,32 @@ static void host_update(Store *st, gint64 host_id, gboolean up, JsonObject *figu
         }
 }
 
-/* Once a second, on the main context: hosts whose agent went quiet are marked down. */
+/* A silent host's state (suspect), with its event; its heartbeats make it up again. */
+static void host_suspect(Store *st, JsonObject *h, gint64 silent_s)
+{
+        g_autoptr(JsonObject) patch = json_object_new();
+        g_autoptr(JsonObject) upd = NULL;
+        g_autofree char *why =
+                g_strdup_printf("no word from its agent for %" G_GINT64_FORMAT " s", silent_s);
+
+        row_set_host_state(patch, HOST_SUSPECT);
+        upd = store_update_id(st, resource_by_kind("host"), row_id(h), patch, NULL, NULL);
+        if (!upd)
+                return;
+        g_warning("host %s is suspect: %s", row_str(h, "name"), why);
+        store_event_add(st, &system_actor, "host_suspect", "host", row_id(h), row_str(h, "name"),
+                        why, NULL);
+}
+
+/* Once a second, on the main context: a host whose agent went quiet is suspect after
+ * manager.host_suspect_after seconds, down after manager.host_down_after. */
 static gboolean monitor_tick(gpointer data)
 {
         Agents *ag = data;
         Manager *mgr = ag->mgr;
         const Resource *hosts = resource_by_kind("host");
-        gint64 limit = (gint64)MCFG_INT(mgr, "heartbeat_interval") *
-                       MCFG_INT(mgr, "host_missed_heartbeats") * G_USEC_PER_SEC;
+        gint64 suspect_after = (gint64)MCFG_INT(mgr, "host_suspect_after") * G_USEC_PER_SEC;
+        gint64 limit = (gint64)MCFG_INT(mgr, "host_down_after") * G_USEC_PER_SEC;
         gint64 now = g_get_monotonic_time();
         g_autoptr(JsonArray) rows = store_list_all(mgr->store, hosts, NULL, NULL);
 
@@ -440,10 +463,16 @@ static gboolean monitor_tick(gpointer data)
                 seen = g_hash_table_lookup(ag->seen, &id);
                 last = seen ? *seen : ag->started;
                 g_mutex_unlock(&ag->lock);
-                if (now - last <= limit)
+                if (now - last <= suspect_after)
                         continue;
-                g_warning("host %s missed %d heartbeats: marking it down", row_str(h, "name"),
-                          (int)MCFG_INT(mgr, "host_missed_heartbeats"));
+                if (now - last <= limit) {
+                        if (row_host_state(h) != HOST_SUSPECT)
+                                host_suspect(mgr->store, h, (now - last) / G_USEC_PER_SEC);
+                        continue;
+                }
+                g_warning("host %s: no word from its agent for %" G_GINT64_FORMAT
+                          " s: marking it down",
+                          row_str(h, "name"), (now - last) / G_USEC_PER_SEC);
                 host_update(mgr->store, id, FALSE, NULL, &system_actor);
                 store_event_add(mgr->store, &system_actor, "host_down", "host", id,
                                 row_str(h, "name"), "missed heartbeats", NULL);

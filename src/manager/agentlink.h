@@ -4,8 +4,9 @@
  * A link lives on the HTTP worker thread whose SoupServer accepted it, and is only touched
  * there. Commands may be sent from any thread: agentlink_call() queues the text to the link's
  * thread and calls back on the caller's thread-default context with the reply, an error or a
- * timeout. The host monitor runs on the main context and marks a host down once it missed
- * manager.host_missed_heartbeats heartbeats of manager.heartbeat_interval seconds. */
+ * timeout. The host monitor runs on the main context: a host whose agent said nothing for
+ * manager.host_suspect_after seconds is suspect (no new desktops there), after
+ * manager.host_down_after seconds down; its next message makes it up again (host_up). */
 #pragma once
 #include "manager/httpserver.h"
 #include "proto/vocab.h"

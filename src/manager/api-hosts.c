@@ -31,8 +31,8 @@ void api_join_token_create(ApiRequest *req)
         gint64 ttl = MCFG_INT(req->mgr, "join_token_ttl"), id = 0, expires;
         JsonObject *o;
 
-        if (req->body && !agent_arg_int(req->body, "ttl_seconds", 60, 7 * 86400, ttl, &ttl,
-                                        &error)) {
+        if (req->body &&
+            !agent_arg_int(req->body, "ttl_seconds", 60, 7 * 86400, ttl, &ttl, &error)) {
                 api_reply_error(req, error);
                 return;
         }
@@ -105,12 +105,11 @@ static gboolean fact_text(JsonObject *body, JsonObject *facts, const char *key, 
 
 void api_agent_register(ApiRequest *req)
 {
-        static const char *const texts[] = {"address",         "cpu_model",    "accel",
-                                            "accel_reason",    "libvirt_version",
-                                            "qemu_version"};
-        static const char *const known[] = {"join_token", "name", "address", "cpu_model",
-                                            "accel", "accel_reason", "libvirt_version",
-                                            "qemu_version", "cpus", "ram_mb", "agent"};
+        static const char *const texts[] = {"address",      "cpu_model",       "accel",
+                                            "accel_reason", "libvirt_version", "qemu_version"};
+        static const char *const known[] = {
+                "join_token",      "name",         "address", "cpu_model", "accel", "accel_reason",
+                "libvirt_version", "qemu_version", "cpus",    "ram_mb",    "agent"};
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) facts = json_object_new();
         g_autoptr(JsonObject) host = NULL;
@@ -125,10 +124,11 @@ void api_agent_register(ApiRequest *req)
         JsonObject *o;
 
         if (retry > 0) {
-                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_RATE_LIMITED,
-                            "too many failed joins from this address; try again in %" G_GINT64_FORMAT
-                            " s",
-                            retry);
+                g_set_error(
+                        &error, ATRIUM_ERROR, ATRIUM_ERROR_RATE_LIMITED,
+                        "too many failed joins from this address; try again in %" G_GINT64_FORMAT
+                        " s",
+                        retry);
                 goto refused;
         }
         for (GList *m = members; m; m = m->next) {
@@ -137,7 +137,7 @@ void api_agent_register(ApiRequest *req)
                         ok |= g_str_equal(m->data, known[i]);
                 if (!ok) {
                         atrium_set_field_error(&error, ATRIUM_ERROR_UNKNOWN_FIELD, m->data,
-                                    "a join request has no field '%s'", (char *)m->data);
+                                               "a join request has no field '%s'", (char *)m->data);
                         goto refused;
                 }
         }
@@ -176,8 +176,8 @@ void api_agent_register(ApiRequest *req)
         return;
 refused: /* every refused join is an event: who tried, from where, why */
         store_event_add(req->store, &actor, "join_refused", "host", 0,
-                        name && util_text_valid("name", name, 64, NULL) ? name : "",
-                        error->message, NULL);
+                        name && util_text_valid("name", name, 64, NULL) ? name : "", error->message,
+                        NULL);
         api_reply_error(req, error);
 }
 
@@ -196,7 +196,8 @@ void api_host_maintenance(ApiRequest *req)
                 return;
         }
         if (!flag || !JSON_NODE_HOLDS_VALUE(flag) ||
-            json_node_get_value_type(flag) != G_TYPE_BOOLEAN || json_object_get_size(req->body) != 1) {
+            json_node_get_value_type(flag) != G_TYPE_BOOLEAN ||
+            json_object_get_size(req->body) != 1) {
                 reply_error_literal(req, ATRIUM_ERROR_INVALID,
                                     "give exactly {\"maintenance\": true} or {\"maintenance\": "
                                     "false}");
@@ -204,7 +205,7 @@ void api_host_maintenance(ApiRequest *req)
         }
         on = json_node_get_boolean(flag);
         json_object_set_boolean_member(patch, "maintenance", on);
-        if (row_host_state(row) != HOST_DOWN)
+        if (row_host_state(row) == HOST_UP || row_host_state(row) == HOST_MAINTENANCE)
                 row_set_host_state(patch, on ? HOST_MAINTENANCE : HOST_UP);
         upd = store_update(req->store, hosts, req->params[0], patch, &req->actor, &error);
         if (!upd)
@@ -255,8 +256,7 @@ gint64 api_pick_host(ApiRequest *req, JsonObject *guest, const char *wanted, GEr
                 if (row_host_state(h) != HOST_UP) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                                     "host '%s' is %s: no new guests are started there",
-                                    row_str(h, "name"),
-                                    row_str(h, "state"));
+                                    row_str(h, "name"), row_str(h, "state"));
                         return 0;
                 }
                 return row_int(h, "id");
@@ -269,8 +269,8 @@ gint64 api_pick_host(ApiRequest *req, JsonObject *guest, const char *wanted, GEr
                 JsonObject *h = json_array_get_object_element(rows, i);
                 gint64 id = row_int(h, "id");
                 gint64 free_mb = row_int(h, "ram_free_mb");
-                if (row_host_state(h) == HOST_UP &&
-                    agentlink_linked(req->mgr->agents, id) && free_mb > best_free) {
+                if (row_host_state(h) == HOST_UP && agentlink_linked(req->mgr->agents, id) &&
+                    free_mb > best_free) {
                         best = id;
                         best_free = free_mb;
                 }
@@ -319,8 +319,8 @@ static JsonObject *start_args(ApiRequest *req, JsonObject *g, const char *domain
         }
         if (iso[0] && !media) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                            "guest '%s' names ISO '%s' but no 'media' storage",
-                            row_str(g, "name"), iso);
+                            "guest '%s' names ISO '%s' but no 'media' storage", row_str(g, "name"),
+                            iso);
                 return NULL;
         }
         return hostcmd_guest_spec(domain, g, volume, media);
@@ -348,11 +348,9 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
                 json_object_set_int_member(reply, "port", port);
                 /* The same through the gateway: a ticket for this console (the browser's). */
                 ticket = broker_ticket(
-                        req->mgr, row_str(reply, "host"), port,
-                        row_str(reply, "protocol"),
+                        req->mgr, row_str(reply, "host"), port, row_str(reply, "protocol"),
                         o->res == resource_by_kind("desktop") ? o->guest_id : 0,
-                        req->caller.user_id,
-                        row_int(reply, "expires_at") - row_now(), &t, &err);
+                        req->caller.user_id, row_int(reply, "expires_at") - row_now(), &t, &err);
                 if (ticket) {
                         url = g_strdup_printf("%s/console?ticket=%s", broker_gateway(req->mgr),
                                               ticket);
@@ -368,12 +366,9 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
                 json_object_set_string_member(patch, "state",
                                               row_power_word(guests, POWER_RUNNING));
                 if (resource_field(guests, "spice_port")) {
-                        json_object_set_int_member(
-                                patch, "spice_port",
-                                row_int(result, "spice_port"));
-                        json_object_set_int_member(
-                                patch, "vnc_port",
-                                row_int(result, "vnc_port"));
+                        json_object_set_int_member(patch, "spice_port",
+                                                   row_int(result, "spice_port"));
+                        json_object_set_int_member(patch, "vnc_port", row_int(result, "vnc_port"));
                 }
         } else if (g_str_equal(o->op, "stop") || g_str_equal(o->op, "destroy")) {
                 json_object_set_string_member(patch, "state",
@@ -392,15 +387,15 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
         if (resource_field(guests, "state_since") && json_object_has_member(patch, "state"))
                 json_object_set_int_member(patch, "state_since", row_now());
         if (json_object_get_size(patch) > 0) {
-                g_autoptr(JsonObject) upd = store_update_id(req->store, guests, o->guest_id, patch, NULL, &err);
+                g_autoptr(JsonObject) upd =
+                        store_update_id(req->store, guests, o->guest_id, patch, NULL, &err);
                 if (!upd)
                         g_warning("guest %" G_GINT64_FORMAT ": cannot record '%s': %s", o->guest_id,
                                   o->op, err->message);
         }
         row = store_get_id(req->store, guests, o->guest_id, 0, &err);
         store_event_add(req->store, &req->actor, o->op, guests->kind, o->guest_id,
-                        row ? row_str(row, "name") : "",
-                        row_str(result, "domain"), NULL);
+                        row ? row_str(row, "name") : "", row_str(result, "domain"), NULL);
         if (row)
                 api_reply_object(req, 200, row);
         else
@@ -419,10 +414,10 @@ static HostCmd *order_build(ApiRequest *req, Order *o, JsonObject *g, const char
 
         *timeout = MCFG_INT(req->mgr, "agent_command_timeout");
         if (g_str_equal(op, "start")) {
-                JsonObject *spec =
-                        o->res == resource_by_kind("desktop")
-                                ? hostcmd_desktop_spec_of(req->store, req->mgr->installation, g, error)
-                                : start_args(req, g, domain, error);
+                JsonObject *spec = o->res == resource_by_kind("desktop")
+                                           ? hostcmd_desktop_spec_of(
+                                                     req->store, req->mgr->installation, g, error)
+                                           : start_args(req, g, domain, error);
                 return spec ? hostcmd_start(spec) : NULL;
         }
         if (g_str_equal(op, "stop")) {
@@ -460,17 +455,16 @@ static HostCmd *order_build(ApiRequest *req, Order *o, JsonObject *g, const char
                 json_object_set_string_member(o->extra, "password", pw);
                 json_object_set_int_member(o->extra, "expires_at", row_now() + ttl);
                 {
-                        g_autoptr(JsonObject) h =
-                                store_get_id(req->store, resource_by_kind("host"), o->host_id, 0, NULL);
+                        g_autoptr(JsonObject) h = store_get_id(req->store, resource_by_kind("host"),
+                                                               o->host_id, 0, NULL);
                         host_addr = h ? json_object_get_member(h, "address") : NULL;
-                        json_object_set_string_member(o->extra, "host",
-                                                      host_addr ? json_node_get_string(host_addr)
-                                                                : "");
+                        json_object_set_string_member(
+                                o->extra, "host", host_addr ? json_node_get_string(host_addr) : "");
                 }
         } else if (g_str_equal(op, "tools")) {
                 const char *gop = agent_arg_string(body, "op", TRUE, error);
-                const char *hostname = gop ? agent_arg_string(body, "hostname", FALSE, error)
-                                           : NULL;
+                const char *hostname =
+                        gop ? agent_arg_string(body, "hostname", FALSE, error) : NULL;
                 int request = gop ? guest_op_from_string(gop) : -1;
                 if (!gop || (error && *error))
                         return NULL;
@@ -491,21 +485,19 @@ static HostCmd *order_build(ApiRequest *req, Order *o, JsonObject *g, const char
         } else if (g_str_equal(op, "attach-iso") || g_str_equal(op, "eject")) {
                 gboolean attach = g_str_equal(op, "attach-iso");
                 const char *iso = attach ? agent_arg_string(body, "iso", TRUE, error) : "";
-                const char *media_name = attach ? agent_arg_string(body, "media", FALSE, error)
-                                                : NULL;
+                const char *media_name =
+                        attach ? agent_arg_string(body, "media", FALSE, error) : NULL;
                 g_autofree char *media = NULL;
                 if (!iso || (error && *error))
                         return NULL;
                 if (media_name) {
-                        g_autoptr(JsonObject) m =
-                                store_get(req->store, resource_by_kind("media"), media_name, 0,
-                                          error);
+                        g_autoptr(JsonObject) m = store_get(req->store, resource_by_kind("media"),
+                                                            media_name, 0, error);
                         if (!m)
                                 return NULL;
                         media = g_strdup(row_str(m, "path"));
                         o->extra = json_object_new();
-                        json_object_set_int_member(o->extra, "media",
-                                                   row_int(m, "id"));
+                        json_object_set_int_member(o->extra, "media", row_int(m, "id"));
                 } else if (attach) {
                         GError *local = NULL;
                         media = api_ref_path(req, g, "media_id", "media", &local);
@@ -535,11 +527,11 @@ static gboolean user_may_act(ApiRequest *req, JsonObject *desktop, GError **erro
         g_autoptr(JsonObject) pool = NULL;
 
         if (row_ref(desktop, "user_id") != req->caller.user_id) {
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND, "no such desktop of yours");
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
+                            "no such desktop of yours");
                 return FALSE;
         }
-        pool = store_get(req->store, resource_by_kind("pool"),
-                         row_str(desktop, "pool"), 0, error);
+        pool = store_get(req->store, resource_by_kind("pool"), row_str(desktop, "pool"), 0, error);
         if (!pool)
                 return FALSE;
         if (!row_bool(pool, "user_actions")) {
@@ -593,20 +585,21 @@ void api_guest_action(ApiRequest *req)
                 gint64 t;
                 if (!agent_arg_int(req->body, "timeout", 1, 3600, 60, &t, &error))
                         goto fail; /* a bad argument is refused whatever the state */
-                order_free(o); /* already there: nothing to ask a host */
+                order_free(o);     /* already there: nothing to ask a host */
                 api_reply_object(req, 200, g_steal_pointer(&g));
                 return;
         }
-        if (!g_str_equal(o->op, "start") && g_str_equal(state, row_power_word(guests, POWER_STOPPED))) {
+        if (!g_str_equal(o->op, "start") &&
+            g_str_equal(state, row_power_word(guests, POWER_STOPPED))) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
-                            "%s '%s' is stopped: start it first", guests->kind,
-                            row_str(g, "name"));
+                            "%s '%s' is stopped: start it first", guests->kind, row_str(g, "name"));
                 goto fail;
         }
-        o->host_id = api_pick_host(req, g, g_str_equal(o->op, "start") && req->body
-                                               ? agent_arg_string(req->body, "host", FALSE, NULL)
-                                               : NULL,
-                               &error);
+        o->host_id = api_pick_host(req, g,
+                                   g_str_equal(o->op, "start") && req->body
+                                           ? agent_arg_string(req->body, "host", FALSE, NULL)
+                                           : NULL,
+                                   &error);
         if (!o->host_id) {
                 if (!error)
                         g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
@@ -636,7 +629,8 @@ static void undefined(JsonObject *result, const GError *error, gpointer data)
 
         if (error && !g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND)) {
                 api_reply_error(req, error);
-        } else if (!store_delete_id(req->store, resource_by_kind("guest"), o->guest_id, &req->actor, &err)) {
+        } else if (!store_delete_id(req->store, resource_by_kind("guest"), o->guest_id, &req->actor,
+                                    &err)) {
                 api_reply_error(req, err);
         } else {
                 api_reply_empty(req, 204);
@@ -659,8 +653,7 @@ void api_guest_delete(ApiRequest *req)
         }
         if (row_vm_state(g) != VM_STOPPED) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
-                            "guest '%s' is %s: stop it before deleting it",
-                            row_str(g, "name"),
+                            "guest '%s' is %s: stop it before deleting it", row_str(g, "name"),
                             row_str(g, "state"));
                 api_reply_error(req, error);
                 return;
@@ -702,8 +695,8 @@ static void listed(JsonObject *result, const GError *error, gpointer data)
 static void host_listing(ApiRequest *req, const char *kind, HostCmd *(*list)(const char *dir))
 {
         g_autoptr(GError) error = NULL;
-        g_autoptr(JsonObject) row = store_get(req->store, resource_by_kind(kind), req->params[0], 0,
-                                              &error);
+        g_autoptr(JsonObject) row =
+                store_get(req->store, resource_by_kind(kind), req->params[0], 0, &error);
         g_autoptr(JsonObject) none = json_object_new();
         Order *o;
 

@@ -64,12 +64,33 @@ static gboolean ensure_admin(Manager *mgr, GError **error)
         return TRUE;
 }
 
+/* A host's silence is judged against its heartbeats: refused unless heartbeat_interval <
+ * host_suspect_after < host_down_after. */
+static gboolean check_timings(Config *config, GError **error)
+{
+        gint64 beat = config_get_int(config, "manager", "heartbeat_interval");
+        gint64 suspect = config_get_int(config, "manager", "host_suspect_after");
+        gint64 down = config_get_int(config, "manager", "host_down_after");
+
+        if (beat < suspect && suspect < down)
+                return TRUE;
+        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                    "unsafe host timings: manager.heartbeat_interval (%" G_GINT64_FORMAT
+                    " s) must be below manager.host_suspect_after (%" G_GINT64_FORMAT
+                    " s), and that below manager.host_down_after (%" G_GINT64_FORMAT
+                    " s), or a host that is alive would be judged silent",
+                    beat, suspect, down);
+        return FALSE;
+}
+
 Manager *manager_new(Config *config, const char *state_dir, GError **error)
 {
         g_autoptr(Manager) mgr = g_new0(Manager, 1);
         const char *db = config_get_string(config, "store", "path");
         g_autofree char *db_path = NULL;
 
+        if (!check_timings(config, error))
+                return NULL;
         mgr->config = config;
         mgr->state_dir = g_strdup(state_dir);
         mgr->admin_password_file = g_build_filename(state_dir, "initial-admin-password", NULL);

@@ -68,7 +68,8 @@ static const Field host_fields[] = {
         {"address", FIELD_TEXT, F_LIST | F_READONLY, "", 0, 255, NULL, NULL,
          "Management address where consoles of its desktops listen."},
         {"state", FIELD_ENUM, F_LIST | F_FILTER | F_READONLY, "down", 0, 0, host_state_names, NULL,
-         "up, down (missed heartbeats) or maintenance (no new desktops placed)."},
+         "up, suspect (silent past manager.host_suspect_after), down (silent past "
+         "manager.host_down_after) or maintenance (no new desktops placed)."},
         {"maintenance", FIELD_BOOL, F_FILTER | F_READONLY, "false", 0, 0, NULL, NULL,
          "Set by an operator (PUT /hosts/{id}/maintenance): no new desktops are placed on the "
          "host."},

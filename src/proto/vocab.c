@@ -31,6 +31,7 @@ const char *const host_state_names[HOST_STATE_LAST + 1] = {
         [HOST_UP] = "up",
         [HOST_DOWN] = "down",
         [HOST_MAINTENANCE] = "maintenance",
+        [HOST_SUSPECT] = "suspect",
 };
 VOCAB_DEFINE(HostState, host_state, HOST_STATE_LAST)
 

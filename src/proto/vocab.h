@@ -17,7 +17,8 @@ typedef enum {
         DESKTOP_STATE_LAST
 } DesktopState;
 
-typedef enum { HOST_UP, HOST_DOWN, HOST_MAINTENANCE, HOST_STATE_LAST } HostState;
+/* suspect: silent past manager.host_suspect_after, not yet down. */
+typedef enum { HOST_UP, HOST_DOWN, HOST_MAINTENANCE, HOST_SUSPECT, HOST_STATE_LAST } HostState;
 
 /* A guest's power state. */
 typedef enum { VM_STOPPED, VM_STARTING, VM_RUNNING, VM_STOPPING, VM_FAILED, VM_STATE_LAST } VmState;

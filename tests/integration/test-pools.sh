@@ -513,5 +513,38 @@ is "one overlay per made desktop, no partial file" "$(ls "$T/tiny" | grep -c "de
 like "pool status counts the failed ones" "$("$ATRIUM" --json pool show full | jq -r .status)" "failed)"
 is "a desktop_failed event" "$(event_count desktop_failed "$(q "SELECT name FROM desktops WHERE state = 'failed' LIMIT 1")")" 1
 
+# ---- a silent host: suspect after host_suspect_after (3 s), down after host_down_after (5 s) ----
+# Its agent is frozen (SIGSTOP): no heartbeat, no close. Then thawed: heard again, up.
+H1ID=$(q "SELECT id FROM hosts WHERE name = 'h1'")
+hev() { q "SELECT count(*) FROM events WHERE action = '$1' AND object_kind = 'host' AND object_id = $H1ID"; }
+SUS0=$(hev host_suspect) DOWN0=$(hev host_down) UP0=$(hev host_up)
+kill -STOP "$APID"
+sleep 1.5
+http GET /hosts/h1; is "a host silent for 1.5 s is still up" "$(jget .state)" up
+wait_for 10 api_is /hosts/h1 .state suspect; is "a silent host becomes suspect" "$(jget .state)" suspect
+is "... with a host_suspect event" "$(( $(hev host_suspect) - SUS0 ))" 1
+like "... saying why" "$(q "SELECT detail FROM events WHERE action = 'host_suspect' AND object_id = $H1ID ORDER BY id DESC LIMIT 1")" "no word from its agent"
+wait_for 10 api_is /hosts/h1 .state down; is "... then down" "$(jget .state)" down
+is "... with a host_down event after the suspect one" "$(( $(hev host_down) - DOWN0 )):$(q "SELECT (SELECT max(id) FROM events WHERE action = 'host_down' AND object_id = $H1ID) > (SELECT max(id) FROM events WHERE action = 'host_suspect' AND object_id = $H1ID)")" 1:1
+"$ATRIUM" host list >"$T/hosts.txt" 2>&1
+like "atrium host list shows it down" "$(grep h1 "$T/hosts.txt")" "down"
+kill -CONT "$APID"
+wait_for 20 api_is /hosts/h1 .state up; is "its agent heard again: up" "$(jget .state)" up
+is "... with a host_up event" "$(( $(hev host_up) - UP0 ))" 1
+
+# ---- timings that would judge a live host silent are refused at start ----
+printf '[manager]\nlisten = 127.0.0.1:0\nhost_suspect_after = 5\nhost_down_after = 5\n' >"$T/unsafe.conf"
+OUT=$("$ATRIUMD" -c "$T/unsafe.conf" --state-dir "$T/unsafe" 2>&1); RC=$?
+is "a manager with host_suspect_after = host_down_after refuses to start" "$RC" 1
+like "... naming the keys" "$OUT" "manager.host_suspect_after (5 s), and that below manager.host_down_after (5 s)"
+printf '[manager]\nlisten = 127.0.0.1:0\nheartbeat_interval = 5\n' >"$T/unsafe2.conf"
+OUT=$("$ATRIUMD" -c "$T/unsafe2.conf" --state-dir "$T/unsafe2" 2>&1); RC=$?
+is "a heartbeat as slow as the suspect time is refused" "$RC:$(echo "$OUT" | grep -c 'must be below manager.host_suspect_after')" 1:1
+printf '[gateway]\nlisten = 127.0.0.1:0\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\nhost_missed_heartbeats = 3\n' >"$T/old.conf"
+"$ATRIUMD" -c "$T/old.conf" --state-dir "$T/old" >"$T/old.out" 2>&1 &
+OLDPID=$!
+wait_for 20 test -s "$T/old/manager.url"; is "a configuration naming the old host_missed_heartbeats still starts" "$?" 0
+kill "$OLDPID" 2>/dev/null; wait "$OLDPID" 2>/dev/null
+
 echo "1..$n"
 [ "$failed" -eq 0 ]

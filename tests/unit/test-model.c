@@ -159,11 +159,11 @@ static void test_vocab(void)
         g_assert_cmpuint(console_protocol_password_max(PROTOCOL_SPICE), ==, 0);
         {
                 g_autofree char *two = vocab_alternatives(console_protocol_names);
-                g_autofree char *more = vocab_alternatives(host_state_names);
+                g_autofree char *more = vocab_alternatives(session_state_names);
                 static const char *const one[] = {"only", NULL};
                 g_autofree char *single = vocab_alternatives(one);
                 g_assert_cmpstr(two, ==, "spice or vnc");
-                g_assert_cmpstr(more, ==, "up, down or maintenance");
+                g_assert_cmpstr(more, ==, "connected, disconnected or ending");
                 g_assert_cmpstr(single, ==, "only");
         }
 }

@@ -242,6 +242,7 @@ async function overview(main: HTMLElement): Promise<Cleanup> {
         clear(stats,
             stat('hosts up', `${up} / ${hs.length}`, '#/admin/hosts'),
             stat('hosts down', String(hs.filter((x) => x.state === 'down').length), '#/admin/hosts'),
+            stat('hosts suspect', String(hs.filter((x) => x.state === 'suspect').length), '#/admin/hosts'),
             stat('desktops', String(ds.length), '#/admin/pools'),
             [...byState.entries()].sort().map(([s, n]) => stat(`desktops ${s}`, String(n), '#/admin/pools')),
             stat('sessions', String(ss.length), '#/admin/sessions'),
