@@ -44,10 +44,29 @@ static void stmt_free(gpointer p)
         g_free(s);
 }
 
+/* SQLite's result code as an Atrium one: a name or key taken, a row still referenced, the
+ * database busy past the busy timeout; anything else is ours. */
+static int error_code(int extended)
+{
+        switch (extended) {
+        case SQLITE_CONSTRAINT_UNIQUE:
+        case SQLITE_CONSTRAINT_PRIMARYKEY:
+                return ATRIUM_ERROR_DUPLICATE;
+        case SQLITE_CONSTRAINT_FOREIGNKEY:
+                return ATRIUM_ERROR_IN_USE;
+        }
+        switch (extended & 0xff) {
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return ATRIUM_ERROR_UNAVAILABLE;
+        }
+        return ATRIUM_ERROR_INTERNAL;
+}
+
 static gboolean db_error(SqlDb *db, GError **error, const char *what)
 {
-        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "database error while %s: %s", what,
-                    sqlite3_errmsg(D(db)->db));
+        g_set_error(error, ATRIUM_ERROR, error_code(sqlite3_extended_errcode(D(db)->db)),
+                    "database error while %s: %s", what, sqlite3_errmsg(D(db)->db));
         return FALSE;
 }
 

@@ -40,7 +40,10 @@ typedef struct {
         /* Rows changed by the last statement. (A new row's id comes from INSERT … RETURNING id,
          * which both engines take.) */
         gint64 (*changes)(SqlDb *db);
-        /* The last failure as an ATRIUM_ERROR_INTERNAL error: "database error while WHAT: …". */
+        /* The last failure as an error "database error while WHAT: …", its code mapped: a
+         * unique or primary key taken DUPLICATE, a foreign key IN_USE, the database busy
+         * UNAVAILABLE, anything else INTERNAL. (The families check names and uses before they
+         * write; the mapping answers the races between writers.) */
         gboolean (*error)(SqlDb *db, GError **error, const char *what);
         /* The schema version the database records (-1: cannot be read), and a new one (in the
          * migration's transaction). */

@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "store/store.h"
+#include "store/sql.h"
 #include "testutil.h"
 
 #include <sqlite3.h>
@@ -139,7 +140,8 @@ static void test_migrations(Fixture *f, gconstpointer data)
                 g_assert_cmpint(sqlite3_step(st), ==, SQLITE_ROW);
                 g_assert_cmpint(sqlite3_column_int(st, 0), ==, 1);
                 sqlite3_finalize(st);
-                g_autofree char *back = g_strdup_printf("PRAGMA user_version = %d", schema_latest());
+                g_autofree char *back =
+                        g_strdup_printf("PRAGMA user_version = %d", schema_latest());
                 g_assert_cmpint(sqlite3_exec(db, back, NULL, NULL, NULL), ==, SQLITE_OK);
         }
         sqlite3_close(db);
@@ -450,6 +452,60 @@ static void test_tokens(Fixture *f, gconstpointer data)
         g_assert_false(store_user_auth(f->st, "ghost", &ua, &error));
 }
 
+/* The seam maps the database's own refusals to Atrium codes (writers racing past the
+ * families' checks): a unique key taken, a row still referenced, a busy database. */
+static SqlStep insert(SqlDb *db, const char *sql, gint64 v)
+{
+        g_autoptr(GError) error = NULL;
+        SqlStmt *st = sql_prep(db, sql, &error);
+        SqlStep rc;
+
+        g_assert_no_error(error);
+        sql_bind_int(st, 1, v);
+        rc = sql_step(st);
+        sql_reset(st);
+        return rc;
+}
+
+static void test_seam_errors(Fixture *f, gconstpointer data)
+{
+        g_autofree char *path = g_build_filename(f->dir, "seam.db", NULL);
+        g_autoptr(GError) error = NULL;
+        SqlDb *db = sql_open_sqlite(path, TRUE, &error), *other;
+
+        g_assert_no_error(error);
+        g_assert_true(sql_exec(db,
+                               "CREATE TABLE p (id INTEGER PRIMARY KEY, k INTEGER UNIQUE);"
+                               "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER "
+                               "REFERENCES p(id));",
+                               &error));
+        g_assert_cmpint(insert(db, "INSERT INTO p (k) VALUES (?)", 7), ==, SQL_DONE);
+        g_assert_cmpint(insert(db, "INSERT INTO p (k) VALUES (?)", 7), ==, SQL_FAIL);
+        sql_error(db, &error, "adding k");
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_DUPLICATE);
+        g_assert_nonnull(strstr(error->message, "database error while adding k"));
+        g_clear_error(&error);
+        g_assert_cmpint(insert(db, "INSERT INTO c (p_id) VALUES (?)", 1), ==, SQL_DONE);
+        g_assert_cmpint(insert(db, "DELETE FROM p WHERE id = ?", 1), ==, SQL_FAIL);
+        sql_error(db, &error, "deleting p");
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_IN_USE);
+        g_clear_error(&error);
+        /* a second handle holding the write lock: busy past the timeout is UNAVAILABLE */
+        other = sql_open_peer(db, &error);
+        g_assert_no_error(error);
+        g_assert_true(sql_begin(other, &error));
+        g_assert_true(sql_exec(db, "PRAGMA busy_timeout = 10", &error));
+        g_assert_false(sql_begin(db, NULL));
+        g_assert_cmpint(insert(db, "INSERT INTO p (k) VALUES (?)", 8), ==, SQL_FAIL);
+        sql_error(db, &error, "adding k while busy");
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE);
+        g_clear_error(&error);
+        sql_rollback(other);
+        g_assert_cmpint(insert(db, "INSERT INTO p (k) VALUES (?)", 8), ==, SQL_DONE);
+        sql_close(other);
+        sql_close(db);
+}
+
 int main(int argc, char **argv)
 {
         g_test_init(&argc, &argv, NULL);
@@ -462,5 +518,6 @@ int main(int argc, char **argv)
         T("members", test_members);
         T("list", test_list);
         T("tokens", test_tokens);
+        T("seam-errors", test_seam_errors);
         return g_test_run();
 }
