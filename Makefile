@@ -87,6 +87,7 @@ bench: build
 	@bench/broker/run.sh $(BUILD)
 	@bench/gateway/run.sh $(BUILD)
 	@bench/directory/run.sh $(BUILD)
+	@bench/ha/run.sh $(BUILD)
 
 install: build web
 	meson install -C $(BUILD)

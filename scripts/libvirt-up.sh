@@ -5,7 +5,8 @@
 #    domain define then takes more than a minute.
 #  - virtlogd, then libvirtd, started when they do not run (in that order: a domain start
 #    needs /run/libvirt/virtlogd-sock).
-# Idempotent; prints what it did. Needs root.
+# Idempotent; prints what it did. Needs root. Only daemons of this mount namespace count: the
+# multi-host rig (tests/rig/rig.sh) runs a libvirtd per simulated host in namespaces of its own.
 set -u
 if [ "$(id -u)" -ne 0 ]; then
         echo "libvirt-up: needs root" >&2
@@ -15,10 +16,11 @@ if [ -c /dev/kvm ] && getent group kvm >/dev/null &&
         [ "$(stat -c %G:%a /dev/kvm)" != "kvm:660" ]; then
         chgrp kvm /dev/kvm && chmod 0660 /dev/kvm && echo "libvirt-up: /dev/kvm given to group kvm (0660)"
 fi
-if [ ! -S /run/libvirt/virtlogd-sock ] || ! pgrep -x virtlogd >/dev/null; then
+running() { pgrep --ns $$ --nslist mnt -x "$1" >/dev/null; }
+if [ ! -S /run/libvirt/virtlogd-sock ] || ! running virtlogd; then
         virtlogd -d && echo "libvirt-up: started virtlogd"
 fi
-if ! pgrep -x libvirtd >/dev/null; then
+if ! running libvirtd; then
         libvirtd -d && echo "libvirt-up: started libvirtd"
 fi
 for _ in $(seq 1 50); do

@@ -48,6 +48,24 @@ struct _Agent {
         JsonObject *figures;  /* the last heartbeat's figures */
         gboolean figures_busy;
         gboolean stopping;
+        GHashTable *epochs; /* domain -> highest placement epoch seen (gint64 in a pointer) */
+
+        /* self-fencing (fence.c) */
+        struct {
+                gboolean enabled;       /* the manager says another host could take over */
+                gboolean configured;    /* the manager said so at least once */
+                gint64 after_s;         /* silence before fencing (manager.self_fence_after) */
+                int witness_timeout_ms; /* each witness's answer */
+                GStrv witnesses;        /* HOST:PORT, from the manager */
+                char *manager_witness;  /* the manager's own address */
+                gint64 last_heard;      /* monotonic µs of the manager's last message */
+                gint heard;             /* messages heard (atomic: a probe's thread reads it) */
+                gint64 last_probe;
+                gboolean probing, told_witness;
+                gint64 fenced_at; /* real time of this outage's fencing, 0: none */
+                guint fenced_count;
+                GSource *timer;
+        } fence;
 };
 
 /* Messages to the manager (dropped while unlinked); a command's reply, remembered by id. */
@@ -66,3 +84,13 @@ JsonObject *guest_idle_report(Agent *a);
 void guest_channel_open(Agent *a, const char *domain, const char *path);
 void guest_channel_close(Agent *a, const char *domain);
 void guest_request(Agent *a, const char *id, JsonObject *args);
+
+/* Self-fencing (fence.c): the manager's settings from its welcome or an ack, a message heard,
+ * the manager's address as a witness, the timer. */
+void fence_configure(Agent *a, JsonObject *msg);
+void fence_heard(Agent *a);
+void fence_set_manager(Agent *a, const char *url);
+void fence_start(Agent *a);
+void fence_stop(Agent *a);
+/* Whether a TCP connection to one of HOST:PORT is accepted or refused within timeout_ms. */
+gboolean fence_witness_answers(const char *const *witnesses, int timeout_ms, char **who);

@@ -17,7 +17,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define BACKOFF_MAX_S 30
+/* At most 8 s (+ up to half of it at random) between two attempts to link: a restarted
+ * manager hears every agent again within its startup_grace. */
+#define BACKOFF_MAX_S 8
 #define REPLY_CACHE 1024
 
 typedef enum { JOB_COMMAND, JOB_HELLO, JOB_HEARTBEAT, JOB_DESCRIBE } JobKind;
@@ -48,6 +50,7 @@ static void job_free(Job *j)
 
 static void domain_release(Agent *a, const char *domain);
 static void link_connect(Agent *a);
+static void epochs_learn(Agent *a, JsonArray *inventory);
 
 /* ---- sending ----------------------------------------------------------------------------- */
 
@@ -212,6 +215,12 @@ static void job_finished(Job *j)
                 }
                 {
                         JsonArray *inv = json_object_get_array_member(j->result, "inventory");
+                        epochs_learn(a, inv);
+                        if (a->fence.fenced_count) {
+                                json_object_set_int_member(j->result, "fenced_domains",
+                                                           a->fence.fenced_count);
+                                a->fence.fenced_count = 0;
+                        }
                         for (guint i = 0; i < json_array_get_length(inv); i++) {
                                 JsonObject *d = json_array_get_object_element(inv, i);
                                 const char *ch = json_object_get_string_member_with_default(
@@ -337,6 +346,8 @@ static void on_virt_event(JsonObject *e, gpointer data)
                 if (state == DOMAIN_SHUTOFF || state == DOMAIN_CRASHED)
                         guest_channel_close(a, domain);
         }
+        json_object_set_int_member(e, "epoch",
+                                   (gint64)GPOINTER_TO_SIZE(g_hash_table_lookup(a->epochs, domain)));
         json_object_set_string_member(e, "type", "event");
         agent_send_msg(a, e);
 }
@@ -413,6 +424,57 @@ static gboolean heartbeat_tick(gpointer data)
         return G_SOURCE_CONTINUE;
 }
 
+/* The placement epoch a command carries against the highest this host has seen for its
+ * domain: an older one is refused (the desktop was placed again since, here or elsewhere);
+ * a newer one is remembered. */
+static gboolean epoch_accepts(Agent *a, const char *op, JsonObject *args, GError **error)
+{
+        const char *dom = args ? json_object_get_string_member_with_default(args, "domain", NULL)
+                               : NULL;
+        gint64 e = args ? json_object_get_int_member_with_default(args, "epoch", 0) : 0;
+        gint64 known;
+
+        if (!dom)
+                return TRUE;
+        known = GPOINTER_TO_SIZE(g_hash_table_lookup(a->epochs, dom));
+        if (e < known) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "stale command %s: domain %s is at placement epoch %" G_GINT64_FORMAT
+                            " on this host, the command is for epoch %" G_GINT64_FORMAT,
+                            op, dom, known, e);
+                return FALSE;
+        }
+        if (e > known)
+                g_hash_table_replace(a->epochs, g_strdup(dom), GSIZE_TO_POINTER(e));
+        return TRUE;
+}
+
+static void epochs_learn(Agent *a, JsonArray *inventory)
+{
+        for (guint i = 0; inventory && i < json_array_get_length(inventory); i++) {
+                JsonObject *d = json_array_get_object_element(inventory, i);
+                const char *dom = json_object_get_string_member_with_default(d, "domain", NULL);
+                gint64 e = json_object_get_int_member_with_default(d, "epoch", 0);
+                if (dom && e > (gint64)GPOINTER_TO_SIZE(g_hash_table_lookup(a->epochs, dom)))
+                        g_hash_table_replace(a->epochs, g_strdup(dom), GSIZE_TO_POINTER(e));
+        }
+}
+
+static void reply_refused(Agent *a, const char *id, const char *op, const GError *error)
+{
+        JsonObject *r = agent_msg_new("reply");
+        char *text;
+
+        g_message("command %s %s refused: %s", id, op, error->message);
+        json_object_set_string_member(r, "id", id);
+        json_object_set_boolean_member(r, "ok", FALSE);
+        json_object_set_object_member(r, "error", agent_error_to_json(error));
+        text = agent_msg_text(r);
+        agent_send_text(a, text);
+        agent_remember_reply(a, id, text);
+        json_object_unref(r);
+}
+
 static void on_command(Agent *a, JsonObject *msg)
 {
         const char *id = json_object_get_string_member_with_default(msg, "id", "");
@@ -431,6 +493,16 @@ static void on_command(Agent *a, JsonObject *msg)
         }
         if (g_hash_table_contains(a->inflight, id))
                 return;
+        {
+                g_autoptr(GError) e = NULL;
+                if (!epoch_accepts(a, op,
+                                   args && JSON_NODE_HOLDS_OBJECT(args) ? json_node_get_object(args)
+                                                                        : NULL,
+                                   &e)) {
+                        reply_refused(a, id, op, e);
+                        return;
+                }
+        }
         g_hash_table_add(a->inflight, g_strdup(id));
         if (agent_op_from_string(op) == AGENT_OP_GUEST_REQUEST) {
                 guest_request(a, id,
@@ -456,9 +528,17 @@ static void on_message(SoupWebsocketConnection *ws, gint type, GBytes *bytes, gp
                 g_warning("bad message from the manager: %s", error->message);
                 return;
         }
+        fence_heard(a);
         t = json_object_get_string_member(msg, "type");
         if (g_str_equal(t, "command")) {
                 on_command(a, msg);
+        } else if (g_str_equal(t, "ack")) {
+                JsonNode *v = json_object_get_member(msg, "volumes");
+                fence_configure(a, msg);
+                if (v && JSON_NODE_HOLDS_ARRAY(v)) {
+                        g_clear_pointer(&a->volumes, json_array_unref);
+                        a->volumes = json_array_ref(json_node_get_array(v));
+                }
         } else if (g_str_equal(t, "welcome")) {
                 gint64 hb = json_object_get_int_member_with_default(msg, "heartbeat_interval", 5);
                 JsonNode *v = json_object_get_member(msg, "volumes");
@@ -469,6 +549,7 @@ static void on_message(SoupWebsocketConnection *ws, gint type, GBytes *bytes, gp
                         return;
                 }
                 virt_set_installation(a->virt, inst);
+                fence_configure(a, msg);
                 a->heartbeat_s = hb >= 1 && hb <= 300 ? hb : 5;
                 g_clear_pointer(&a->volumes, json_array_unref);
                 if (v && JSON_NODE_HOLDS_ARRAY(v))
@@ -560,6 +641,7 @@ static void link_connect(Agent *a)
         g_autofree char *auth = g_strdup_printf("Bearer %s", a->credential);
         SoupMessage *msg = soup_message_new("GET", url);
 
+        fence_set_manager(a, a->managers[a->manager_index]);
         if (!msg) {
                 g_warning("manager URL '%s' is not valid", a->managers[a->manager_index]);
                 schedule_retry(a);
@@ -828,6 +910,7 @@ Agent *agent_new(Config *config, const char *state_dir, AgentFatalFunc fatal, gp
         a->inflight = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         a->busy = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, queue_free);
         a->channels = guest_channels_new();
+        a->epochs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         a->pool = g_thread_pool_new(job_run_then_finish, a,
                                     config_get_int(config, "agent", "workers"), FALSE, error);
         if (!a->pool) {
@@ -845,6 +928,7 @@ gboolean agent_start(Agent *a, GError **error)
                 return FALSE;
         g_info("agent for host %s: libvirt %s, %s (%s); consoles on %s", a->name, virt_uri(a->virt),
                a->accel.accel == DOMXML_ACCEL_KVM ? "KVM" : "TCG", a->accel.reason, a->address);
+        fence_start(a);
         link_connect(a);
         return TRUE;
 }
@@ -856,6 +940,7 @@ void agent_free(Agent *a)
         a->stopping = TRUE;
         g_cancellable_cancel(a->cancel);
         heartbeat_stop(a);
+        fence_stop(a);
         if (a->retry) {
                 g_source_destroy(a->retry);
                 g_clear_pointer(&a->retry, g_source_unref);
@@ -879,6 +964,7 @@ void agent_free(Agent *a)
         g_hash_table_destroy(a->replies);
         g_hash_table_destroy(a->inflight);
         g_hash_table_destroy(a->busy);
+        g_hash_table_destroy(a->epochs);
         g_queue_clear_full(&a->reply_order, g_free);
         accel_report_clear(&a->accel);
         if (a->facts)

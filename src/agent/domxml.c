@@ -189,8 +189,12 @@ char *domxml_build(const DomainSpec *s, GError **error)
         if (s->title)
                 add(x, "  <title>%s</title>\n", s->title);
         /* Marks the domain as Atrium's: the agent touches no other. */
-        add(x, "  <metadata>\n    <atrium:domain xmlns:atrium='%s' version='1'/>\n  </metadata>\n",
-            DOMXML_XMLNS);
+        add(x, "  <metadata>\n    <atrium:domain xmlns:atrium='%s' version='1'", DOMXML_XMLNS);
+        if (s->epoch > 0)
+                add(x, " epoch='%" G_GINT64_FORMAT "'", s->epoch);
+        if (s->recoverable)
+                add(x, " recoverable='yes'");
+        add(x, "/>\n  </metadata>\n");
         add(x, "  <memory unit='MiB'>%" G_GUINT64_FORMAT "</memory>\n  <vcpu>%u</vcpu>\n",
             s->ram_mb, s->vcpus);
         add(x, "  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n");

@@ -43,6 +43,11 @@ typedef struct {
         guint usb_redir;            /* 0..DOMXML_MAX_USB_REDIR */
         guint monitors;             /* 1..DOMXML_MAX_MONITORS */
         gboolean audio;
+        /* Ownership: the placement epoch (0: none recorded) and whether the manager may start
+         * it on another host when this one is lost (the agent destroys such domains when it
+         * fences itself). Written in the domain's Atrium metadata. */
+        gint64 epoch;
+        gboolean recoverable;
 } DomainSpec;
 
 /* The domain XML, or NULL with an ATRIUM_ERROR_INVALID error naming the bad field. */

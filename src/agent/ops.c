@@ -138,6 +138,9 @@ static gboolean spec_from_args(Agent *a, JsonObject *args, SpecHold *h, GError *
                 return FALSE;
         }
         s->file_transfer = agent_arg_bool(args, "file_transfer", TRUE);
+        if (!agent_arg_int(args, "epoch", 0, G_MAXINT64, 0, &s->epoch, error))
+                return FALSE;
+        s->recoverable = agent_arg_bool(args, "recoverable", FALSE);
         s->audio = agent_arg_bool(args, "audio", FALSE);
         s->usb_redir = usb;
         s->monitors = monitors;

@@ -481,6 +481,21 @@ static gboolean read_xml(virDomainPtr dom, XmlFacts *f, GError **error)
         return ok;
 }
 
+/* The ownership the domain's Atrium metadata records: its placement epoch (0: none) and
+ * whether the manager may restart it elsewhere. */
+static void ownership(virDomainPtr dom, JsonObject *o)
+{
+        char *meta = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, DOMXML_XMLNS, 0);
+        const char *e = meta ? strstr(meta, "epoch=") : NULL;
+        gint64 epoch = e && (e[6] == '\'' || e[6] == '"') ? g_ascii_strtoll(e + 7, NULL, 10) : 0;
+
+        json_object_set_int_member(o, "epoch", MAX(epoch, 0));
+        json_object_set_boolean_member(o, "recoverable",
+                                       meta && (strstr(meta, "recoverable='yes'") ||
+                                                strstr(meta, "recoverable=\"yes\"")));
+        free(meta);
+}
+
 static JsonObject *describe(virDomainPtr dom, GError **error)
 {
         XmlFacts f;
@@ -497,6 +512,7 @@ static JsonObject *describe(virDomainPtr dom, GError **error)
         json_object_set_int_member(o, "spice_port", running ? f.spice_port : 0);
         json_object_set_int_member(o, "vnc_port", running ? f.vnc_port : 0);
         json_object_set_string_member(o, "channel", f.channel ? f.channel : "");
+        ownership(dom, o);
         xml_facts_clear(&f);
         return o;
 }
@@ -552,7 +568,17 @@ JsonObject *virt_define(Virt *v, const DomainSpec *spec, gboolean start, GError 
                 goto out;
         }
         if (start && virDomainCreate(dom) < 0) {
-                set_virt_error(error, ATRIUM_ERROR_INTERNAL, "cannot start the domain");
+                const char *m = virGetLastErrorMessage();
+                /* The disk's lease (virtlockd) or QEMU's own image lock is held: another
+                 * host's QEMU still has the disk. Busy, not broken: the manager retries. */
+                if (m && (strstr(m, "is locked") || strstr(m, "Failed to get \"write\" lock") ||
+                          strstr(m, "Failed to get shared \"write\" lock")))
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                                    "cannot start the domain: its disk is in use by another "
+                                    "QEMU (lease busy): %s",
+                                    m);
+                else
+                        set_virt_error(error, ATRIUM_ERROR_INTERNAL, "cannot start the domain");
                 if (defined_now) /* leave nothing half-made */
                         virDomainUndefine(dom);
                 goto out;
@@ -830,6 +856,7 @@ JsonArray *virt_inventory(Virt *v, gboolean with_details, GError **error)
                                 json_object_set_string_member(o, "domain", name);
                                 json_object_set_string_member(o, "state",
                                                               state_name(dom_state(doms[i])));
+                                ownership(doms[i], o);
                         }
                         json_array_add_object_element(a, o);
                 }

@@ -29,6 +29,15 @@ static const Extra extras[] = {
          "Issue, list or revoke single-use join tokens for new hosts."},
         {"host", "maintenance", "PUT", "/api/v1/hosts/", "/maintenance", "HOST on|off",
          "No new guests or desktops are placed on a host in maintenance."},
+        {"host",
+         "fence",
+         "POST",
+         "/api/v1/hosts/",
+         "/fence",
+         "HOST --yes",
+         "Declare a host down now (you powered it off or cut it off for sure): its desktops are "
+         "started on other hosts at once.",
+         {{"yes", OPT_FLAG, "the host is off: go ahead"}}},
         {"host", "remove", "DELETE", "/api/v1/hosts/", "", "HOST",
          "Remove a host: its agent's credential stops working (join again with a new token)."},
         {"guest",
@@ -367,6 +376,16 @@ int cmd_extra(Client *c, const Resource *res, const char *verb, int argc, char *
                                 argv[0]);
                         return EXIT_ERROR;
                 }
+        }
+        if (g_str_equal(verb, "fence") &&
+            !json_object_get_boolean_member_with_default(b, "yes", FALSE)) {
+                fprintf(stderr,
+                        "atrium: fencing declares host %s down at once and starts its desktops on "
+                        "other hosts. Do it only when the host is powered off or cut off from the "
+                        "storage: the disks' locks refuse a second start while its QEMUs live. "
+                        "Add --yes to go ahead.\n",
+                        argv[0]);
+                return EXIT_ERROR;
         }
         esc = g_uri_escape_string(argv[0], NULL, FALSE);
         path = g_strconcat(e->path, esc, e->suffix, NULL);

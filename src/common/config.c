@@ -68,6 +68,24 @@ static const ConfigKeyDef keys[] = {
         {"manager", "host_down_after", CFG_INT, "5", 2, 3600, NULL, TRUE,
          "Seconds without a word after which the host is down (an event host_down); above "
          "host_suspect_after."},
+        {"manager", "self_fence_after", CFG_INT, "15", 0, 3600, NULL, TRUE,
+         "Seconds without a word from the manager after which an agent that reaches no witness "
+         "(the gateway, the other hosts) destroys the desktops the manager may restart elsewhere "
+         "(0: never; never either with a single host). Above host_down_after; at most half "
+         "of storage_lease."},
+        {"manager", "witness_timeout_ms", CFG_INT, "1000", 50, 10000, NULL, TRUE,
+         "Milliseconds an agent waits for a witness's answer before it counts it as unreachable."},
+        {"manager", "storage_lease", CFG_INT, "0", 0, 3600, NULL, TRUE,
+         "Seconds after which the shared storage drops the locks of a host cut off from it "
+         "(the NFSv4 lease, 90 by default on Linux servers); 0: locks that never expire (a "
+         "local or cluster file system). self_fence_after must be at most half of it."},
+        {"manager", "recovery_retry_ms", CFG_INT, "1000", 100, 60000, NULL, TRUE,
+         "Milliseconds between two attempts to start a desktop of a down host elsewhere while "
+         "its disk's lease is busy."},
+        {"manager", "startup_grace", CFG_INT, "30", 0, 3600, NULL, TRUE,
+         "Seconds after the manager starts during which no host is judged down: agents link "
+         "again within it after a manager restart (they retry every 12 s at most), so a "
+         "manager restart alone moves no desktop."},
         {"manager", "host_missed_heartbeats", CFG_INT, "0", 0, 100, NULL, TRUE,
          "Deprecated, ignored: hosts are judged by host_suspect_after and host_down_after."},
         {"manager", "agent_command_timeout", CFG_INT, "180", 5, 3600, NULL, TRUE,

@@ -21,6 +21,8 @@ typedef struct {
         Store *store; /* the worker's handle: used on ctx only */
         SoupWebsocketConnection *ws;
         gboolean closed;
+        const char *close_reason; /* a static string */
+        gint64 fence_sent;        /* monotonic µs the fence settings last went out */
 } Link;
 
 typedef struct {
@@ -190,13 +192,71 @@ static void pending_free(Pending *p)
 typedef struct {
         Link *link;
         char *text;
+        JsonObject *command; /* or a command, stamped with its epoch on the link's thread */
+        char *pending_id;
 } Outgoing;
+
+static void pending_finish(Agents *ag, const char *id, JsonObject *result, GError *error);
+
+/* Every command on a desktop's or guest's domain carries the object's placement epoch, read
+ * here on the link's thread as it goes out, so it is the newest. A start or a provision places
+ * the object on this host (a new host: its epoch goes up first, in the store); any other
+ * command for an object placed on another host is refused here. An epoch already in the
+ * arguments (the removal of a stale or orphan domain, at the epoch it reported) is kept. */
+static gboolean stamp_epoch(Link *l, JsonObject *cmd, GError **error)
+{
+        JsonObject *args = json_object_get_object_member(cmd, "args");
+        int op = agent_op_from_string(json_object_get_string_member(cmd, "op"));
+        const char *dom = json_object_get_string_member_with_default(args, "domain", NULL);
+        gboolean places = op == AGENT_OP_DOMAIN_START || op == AGENT_OP_DESKTOP_PROVISION;
+        const char *kind;
+        gint64 id, host;
+        const Resource *res;
+        g_autoptr(JsonObject) row = NULL;
+
+        if (!dom || json_object_has_member(args, "epoch") ||
+            !agent_domain_parse(dom, l->ag->mgr->installation, &kind, &id) ||
+            !(res = resource_by_kind(kind)) || !resource_field(res, "epoch"))
+                return TRUE;
+        if (!(row = store_get_id(l->store, res, id, 0, NULL)))
+                return TRUE; /* an orphan: the agent judges it by its own epoch */
+        host = row_ref(row, "host_id");
+        if (places && host != l->host_id) {
+                /* a new placement: a new epoch; the host itself is recorded when the domain
+                 * reports running there (object_set_state), at this epoch */
+                gint64 e = store_take_epoch(l->store, res, id, error);
+                if (!e)
+                        return FALSE;
+                json_object_set_int_member(row, "epoch", e);
+        } else if (host && host != l->host_id) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "%s '%s' is placed on another host now (epoch %" G_GINT64_FORMAT
+                            "): the command to host %s is not sent",
+                            kind, row_str(row, "name"), row_int(row, "epoch"), l->host_name);
+                return FALSE;
+        }
+        json_object_set_int_member(args, "epoch", row_int(row, "epoch"));
+        if (places) /* the reconciler starts it elsewhere if this host goes down */
+                json_object_set_boolean_member(args, "recoverable", TRUE);
+        return TRUE;
+}
 
 static gboolean send_on_link(gpointer data)
 {
         Outgoing *o = data;
 
-        if (!o->link->closed && o->link->ws &&
+        if (o->command) {
+                g_autoptr(GError) error = NULL;
+                if (stamp_epoch(o->link, o->command, &error)) {
+                        o->text = agent_msg_text(o->command);
+                } else {
+                        g_message("host %s: %s", o->link->host_name, error->message);
+                        pending_finish(o->link->ag, o->pending_id, NULL, g_steal_pointer(&error));
+                }
+                json_object_unref(o->command);
+                g_free(o->pending_id);
+        }
+        if (o->text && !o->link->closed && o->link->ws &&
             soup_websocket_connection_get_state(o->link->ws) == SOUP_WEBSOCKET_STATE_OPEN)
                 soup_websocket_connection_send_text(o->link->ws, o->text);
         link_unref(o->link);
@@ -213,6 +273,17 @@ static void link_send(Link *l, JsonObject *msg)
         o->link = link_ref(l);
         o->text = agent_msg_text(msg);
         json_object_unref(msg);
+        g_main_context_invoke(l->ctx, send_on_link, o);
+}
+
+/* A command (taken) to a link's thread, stamped there with its epoch. */
+static void link_send_command(Link *l, JsonObject *cmd, const char *pending_id)
+{
+        Outgoing *o = g_new0(Outgoing, 1);
+
+        o->link = link_ref(l);
+        o->command = cmd;
+        o->pending_id = g_strdup(pending_id);
         g_main_context_invoke(l->ctx, send_on_link, o);
 }
 
@@ -323,7 +394,7 @@ gboolean agentlink_call(Agents *ag, gint64 host_id, AgentOp op, JsonObject *args
         g_mutex_unlock(&ag->lock);
         g_debug("command %s to host %" G_GINT64_FORMAT ": %s", p->id, host_id,
                 agent_op_to_string(op));
-        link_send(l, msg);
+        link_send_command(l, msg, json_object_get_string_member(msg, "id"));
         link_unref(l);
         return TRUE;
 }
@@ -344,12 +415,14 @@ static gboolean close_on_link(gpointer data)
 
         if (l->ws && soup_websocket_connection_get_state(l->ws) == SOUP_WEBSOCKET_STATE_OPEN)
                 soup_websocket_connection_close(l->ws, SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION,
-                                                "host removed");
+                                                l->close_reason ? l->close_reason
+                                                                : "host removed");
         link_unref(l);
         return G_SOURCE_REMOVE;
 }
 
-void agentlink_forget(Agents *ag, gint64 host_id)
+/* The host's link (if any) closed and forgotten; seen too when forget_seen. */
+static void link_drop(Agents *ag, gint64 host_id, const char *reason, gboolean forget_seen)
 {
         Link *l;
 
@@ -357,12 +430,19 @@ void agentlink_forget(Agents *ag, gint64 host_id)
         l = g_hash_table_lookup(ag->links, &host_id);
         if (l) {
                 link_ref(l);
+                l->close_reason = reason;
                 g_hash_table_remove(ag->links, &host_id);
         }
-        g_hash_table_remove(ag->seen, &host_id);
+        if (forget_seen)
+                g_hash_table_remove(ag->seen, &host_id);
         g_mutex_unlock(&ag->lock);
         if (l)
                 g_main_context_invoke(l->ctx, close_on_link, l);
+}
+
+void agentlink_forget(Agents *ag, gint64 host_id)
+{
+        link_drop(ag, host_id, "host removed", TRUE);
 }
 
 /* ---- host state -------------------------------------------------------------------------- */
@@ -465,7 +545,9 @@ static gboolean monitor_tick(gpointer data)
                 g_mutex_unlock(&ag->lock);
                 if (now - last <= suspect_after)
                         continue;
-                if (now - last <= limit) {
+                /* after a manager start, agents get startup_grace to link again */
+                if (now - last <= limit ||
+                    now - ag->started < (gint64)MCFG_INT(mgr, "startup_grace") * G_USEC_PER_SEC) {
                         if (row_host_state(h) != HOST_SUSPECT)
                                 host_suspect(mgr->store, h, (now - last) / G_USEC_PER_SEC);
                         continue;
@@ -476,8 +558,91 @@ static gboolean monitor_tick(gpointer data)
                 host_update(mgr->store, id, FALSE, NULL, &system_actor);
                 store_event_add(mgr->store, &system_actor, "host_down", "host", id,
                                 row_str(h, "name"), "missed heartbeats", NULL);
+                /* Given up: a link still open (a frozen agent) is closed, so the agent must
+                 * link again with a fresh inventory when it comes back; recovery begins. */
+                link_drop(ag, id, "host declared down", FALSE);
+                manager_kick(mgr);
         }
         return G_SOURCE_CONTINUE;
+}
+
+static void witness_add(JsonArray *w, const char *host, int port)
+{
+        g_autofree char *hp = g_strdup_printf(strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+
+        json_array_add_string_element(w, hp);
+}
+
+gboolean agentlink_declare_down(Agents *ag, Store *st, gint64 host_id, const Actor *actor,
+                                GError **error)
+{
+        g_autoptr(JsonObject) row = store_get_id(st, resource_by_kind("host"), host_id, 0, error);
+
+        if (!row)
+                return FALSE;
+        if (row_host_state(row) == HOST_DOWN) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "host '%s' is down already: its desktops are being recovered",
+                            row_str(row, "name"));
+                return FALSE;
+        }
+        host_update(st, host_id, FALSE, NULL, actor);
+        store_event_add(st, actor, "host_fenced", "host", host_id, row_str(row, "name"),
+                        "declared down by hand (the host is off): its desktops go to other hosts",
+                        NULL);
+        link_drop(ag, host_id, "host declared down", FALSE);
+        manager_kick(ag->mgr);
+        return TRUE;
+}
+
+/* What an agent needs to fence itself (fence.c in the agent): whether it may (another host
+ * could take over its desktops), after how long a silence, and its witnesses: the gateway's
+ * address and every other host's management address. */
+static JsonObject *fence_settings(Agents *ag, Store *st, gint64 host_id)
+{
+        JsonObject *f = json_object_new();
+        JsonArray *w = json_array_new();
+        g_autoptr(JsonArray) hosts = store_list_all(st, resource_by_kind("host"), NULL, NULL);
+        g_autoptr(GUri) gw = NULL;
+        const char *gurl = MCFG_STR(ag->mgr, "gateway_url");
+        guint others = 0;
+
+        if (gurl[0] && (gw = g_uri_parse(gurl, G_URI_FLAGS_NONE, NULL)) && g_uri_get_host(gw))
+                witness_add(w, g_uri_get_host(gw),
+                            g_uri_get_port(gw) > 0 ? g_uri_get_port(gw) : 443);
+        for (guint i = 0; hosts && i < json_array_get_length(hosts); i++) {
+                JsonObject *h = json_array_get_object_element(hosts, i);
+                const char *addr = row_str(h, "address");
+                if (row_int(h, "id") == host_id)
+                        continue;
+                others++;
+                if (addr[0])
+                        witness_add(w, addr, AGENT_WITNESS_PORT);
+        }
+        json_object_set_boolean_member(f, "enabled",
+                                       others > 0 && MCFG_INT(ag->mgr, "self_fence_after") > 0);
+        json_object_set_int_member(f, "after", MCFG_INT(ag->mgr, "self_fence_after"));
+        json_object_set_int_member(f, "witness_timeout_ms", MCFG_INT(ag->mgr, "witness_timeout_ms"));
+        json_object_set_array_member(f, "witnesses", w);
+        return f;
+}
+
+static JsonArray *storage_paths(Store *st);
+
+/* Every heartbeat is acknowledged (the agent's proof that its manager lives); the fence
+ * settings and the storage directories go with an ack every 5 s, so new hosts become
+ * witnesses and new volumes are reported on. */
+static void heartbeat_ack(Link *l)
+{
+        JsonObject *ack = agent_msg_new("ack");
+
+        if (g_get_monotonic_time() - l->fence_sent > 5 * G_USEC_PER_SEC) {
+                json_object_set_object_member(ack, "fence",
+                                              fence_settings(l->ag, l->store, l->host_id));
+                json_object_set_array_member(ack, "volumes", storage_paths(l->store));
+                l->fence_sent = g_get_monotonic_time();
+        }
+        link_send(l, ack);
 }
 
 /* ---- events and reconciliation ----------------------------------------------------------- */
@@ -500,10 +665,20 @@ static DomainState report_state(JsonObject *report)
         return s < 0 ? DOMAIN_SHUTOFF : (DomainState)s;
 }
 
-/* Record a domain's reported state on its guest/desktop row; returns FALSE when the row does
- * not exist (an orphan). */
-static gboolean object_set_state(Link *l, const Resource *res, gint64 id, JsonObject *report,
-                                 const char *why)
+typedef enum { REPORT_RECORDED, REPORT_ORPHAN, REPORT_STALE } ReportFate;
+
+/* A domain of ours whose object no longer exists (hostsync.c removes it). */
+static void remove_orphan(Link *l, const char *domain, const char *kind, gint64 id, gint64 epoch)
+{
+        publish(l, &(LinkEvent){
+                           .type = LINK_ORPHAN, .kind = kind, .id = id, .domain = domain, .epoch = epoch});
+}
+
+/* Records a domain's reported state on its guest/desktop row: REPORT_ORPHAN when the row does
+ * not exist, REPORT_STALE (nothing recorded, listeners told when it runs or always) when the
+ * domain carries another placement epoch than the row: the object was placed again since. */
+static ReportFate object_set_state(Link *l, const Resource *res, gint64 id, JsonObject *report,
+                                   const char *why, gboolean tell_stale)
 {
         g_autoptr(JsonObject) row = store_get_id(l->store, res, id, 0, NULL);
         g_autoptr(JsonObject) patch = json_object_new();
@@ -515,21 +690,36 @@ static gboolean object_set_state(Link *l, const Resource *res, gint64 id, JsonOb
         Actor actor = link_actor(l);
 
         if (!row)
-                return FALSE;
+                return REPORT_ORPHAN;
+        if (resource_field(res, "epoch") && row_int(report, "epoch") > 0 &&
+            row_int(report, "epoch") != row_int(row, "epoch")) {
+                if (tell_stale || running)
+                        publish(l, &(LinkEvent){.type = LINK_STALE,
+                                                .kind = res->kind,
+                                                .id = id,
+                                                .domain = row_str(report, "domain"),
+                                                .msg = row,
+                                                .epoch = row_int(report, "epoch")});
+                return REPORT_STALE;
+        }
         if (resource_field(res, "host"))
                 host = json_object_get_member(row, "host_id");
         if (running &&
-            (!host || JSON_NODE_HOLDS_NULL(host) || json_node_get_int(host) != l->host_id))
+            (!host || JSON_NODE_HOLDS_NULL(host) || json_node_get_int(host) != l->host_id)) {
                 json_object_set_int_member(patch, "host", l->host_id);
+                if (row_int(report, "epoch") > 0) /* placed at that epoch: no new one */
+                        json_object_set_int_member(patch, "epoch", row_int(report, "epoch"));
+        }
         else if (!running && host && !JSON_NODE_HOLDS_NULL(host) &&
                  json_node_get_int(host) != l->host_id)
-                return TRUE; /* it runs elsewhere now: a stale report from this host */
+                return REPORT_RECORDED; /* it runs elsewhere now: a stale report from here */
         /* The reconciler's own states hold until its step ends: a provisioning desktop's domain
          * is destroyed and redefined on purpose. */
         if (!g_str_equal(row_str(row, "state"), state) &&
             !(g_str_equal(res->kind, "desktop") &&
               (row_desktop_state(row) == DESKTOP_PROVISIONING ||
-               row_desktop_state(row) == DESKTOP_DELETING))) {
+               row_desktop_state(row) == DESKTOP_DELETING ||
+               (row_desktop_state(row) == DESKTOP_RECOVERING && !running)))) {
                 json_object_set_string_member(patch, "state", state);
                 if (resource_field(res, "state_since"))
                         json_object_set_int_member(patch, "state_since",
@@ -544,12 +734,12 @@ static gboolean object_set_state(Link *l, const Resource *res, gint64 id, JsonOb
                         json_object_set_int_member(patch, "vnc_port", vp);
         }
         if (json_object_get_size(patch) == 0)
-                return TRUE;
+                return REPORT_RECORDED;
         upd = store_update_id(l->store, res, id, patch, NULL, &error);
         if (!upd) {
                 g_warning("%s %" G_GINT64_FORMAT ": cannot record its state: %s", res->kind, id,
                           error->message);
-                return TRUE;
+                return REPORT_RECORDED;
         }
         if (json_object_has_member(patch, "state")) {
                 g_autofree char *action = g_strdup_printf("%s_%s", res->kind, state);
@@ -558,13 +748,7 @@ static gboolean object_set_state(Link *l, const Resource *res, gint64 id, JsonOb
                 publish(l, &(LinkEvent){
                                    .type = LINK_STATE, .kind = res->kind, .id = id, .msg = report});
         }
-        return TRUE;
-}
-
-/* A domain of ours whose object no longer exists (hostsync.c removes it). */
-static void remove_orphan(Link *l, const char *domain, const char *kind, gint64 id)
-{
-        publish(l, &(LinkEvent){.type = LINK_ORPHAN, .kind = kind, .id = id, .domain = domain});
+        return REPORT_RECORDED;
 }
 
 /* What the host runs against what the records say: every domain of the inventory updates its
@@ -588,9 +772,11 @@ static void reconcile(Link *l, JsonArray *inventory)
                 name = row_str(d, "domain");
                 if (!agent_domain_parse(name, l->ag->mgr->installation, &kind, &id))
                         continue;
-                g_hash_table_add(present, (gpointer)name);
-                if (!object_set_state(l, resource_by_kind(kind), id, d, "reported by its host"))
-                        remove_orphan(l, name, kind, id);
+                if (object_set_state(l, resource_by_kind(kind), id, d, "reported by its host",
+                                     TRUE) == REPORT_ORPHAN)
+                        remove_orphan(l, name, kind, id, row_int(d, "epoch"));
+                else
+                        g_hash_table_add(present, (gpointer)name);
         }
         for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
                 const Resource *res = resource_by_kind(kinds[k]);
@@ -613,7 +799,8 @@ static void reconcile(Link *l, JsonArray *inventory)
                         gone = json_object_new();
                         json_object_set_string_member(gone, "state",
                                                       domain_state_to_string(DOMAIN_SHUTOFF));
-                        object_set_state(l, res, id, gone, "its domain is gone from its host");
+                        object_set_state(l, res, id, gone, "its domain is gone from its host",
+                                         FALSE);
                 }
         }
         store_event_add(l->store, &actor, "reconciled", "host", l->host_id, l->host_name, "", NULL);
@@ -667,8 +854,8 @@ static void on_event(Link *l, JsonObject *msg)
                 g_autofree char *why = g_strdup_printf(
                         "%s (libvirt)",
                         json_object_get_string_member_with_default(msg, "reason", "changed"));
-                if (!object_set_state(l, res, id, msg, why))
-                        remove_orphan(l, domain, kind, id);
+                if (object_set_state(l, res, id, msg, why, FALSE) == REPORT_ORPHAN)
+                        remove_orphan(l, domain, kind, id, row_int(msg, "epoch"));
                 if (report_state(msg) != DOMAIN_RUNNING)
                         alive_set(l->ag, id, FALSE);
                 return;
@@ -780,12 +967,22 @@ static void on_message(SoupWebsocketConnection *ws, gint type, GBytes *bytes, gp
                 Actor actor = link_actor(l);
                 host_update(l->store, l->host_id, TRUE, figures_from(msg, FALSE), &actor);
                 idle_record(l->ag, msg);
+                heartbeat_ack(l);
         } else if (g_str_equal(mtype, "hello")) {
                 Actor actor = link_actor(l);
                 JsonNode *inv = json_object_get_member(msg, "inventory");
                 g_info("host %s linked (agent %s)", l->host_name,
                        json_object_get_string_member_with_default(msg, "agent", "?"));
                 host_update(l->store, l->host_id, TRUE, figures_from(msg, TRUE), &actor);
+                if (row_int(msg, "fenced_domains") > 0) {
+                        g_autofree char *why = g_strdup_printf(
+                                "cut off from its manager and every witness, its agent destroyed "
+                                "%" G_GINT64_FORMAT " domains the manager may restart elsewhere",
+                                row_int(msg, "fenced_domains"));
+                        g_warning("host %s fenced itself: %s", l->host_name, why);
+                        store_event_add(l->store, &actor, "host_self_fenced", "host", l->host_id,
+                                        l->host_name, why, NULL);
+                }
                 publish(l, &(LinkEvent){.type = LINK_HELLO, .msg = msg});
                 reconcile(l, inv && JSON_NODE_HOLDS_ARRAY(inv) ? json_node_get_array(inv) : NULL);
                 publish(l, &(LinkEvent){.type = LINK_INVENTORY, .msg = msg});
@@ -924,6 +1121,8 @@ static void link_open(SoupServer *server, SoupServerMessage *msg, const char *pa
         json_object_set_int_member(welcome, "heartbeat_interval",
                                    MCFG_INT(sc->mgr, "heartbeat_interval"));
         json_object_set_array_member(welcome, "volumes", storage_paths(sc->store));
+        json_object_set_object_member(welcome, "fence", fence_settings(ag, sc->store, l->host_id));
+        l->fence_sent = g_get_monotonic_time();
         {
                 g_autofree char *text = agent_msg_text(welcome);
                 soup_websocket_connection_send_text(ws, text);

@@ -26,7 +26,10 @@ typedef enum {
         LINK_HELLO,        /* a host's agent linked (host_id, msg: its hello) */
         LINK_INVENTORY,    /* its inventory was reconciled with the rows */
         LINK_STATE,        /* a guest's or desktop's row took a reported state (kind, id, msg) */
-        LINK_ORPHAN,       /* a domain of ours whose object is gone (domain, kind, id) */
+        LINK_ORPHAN,       /* a domain of ours whose object is gone (domain, kind, id, epoch) */
+        LINK_STALE,        /* a domain at another placement epoch than its object's: it was
+                            * placed again since, here or on another host (domain, kind, id,
+                            * epoch: the domain's; msg: the object's row) */
         LINK_GUEST_READY,  /* atrium-guest in a desktop said ready (id, domain, msg: hostname) */
         LINK_GUEST_LOGIN,  /* ... a user logged in there (msg: user) */
         LINK_GUEST_LOGOUT, /* ... the user logged out */
@@ -46,6 +49,7 @@ typedef struct {
         const char *domain; /* its domain's name */
         JsonObject *msg;    /* what the agent sent, when there is such a message */
         gboolean connected; /* LINK_CONSOLE */
+        gint64 epoch;       /* LINK_ORPHAN, LINK_STALE: the domain's placement epoch */
 } LinkEvent;
 
 typedef void (*LinkListener)(Agents *ag, const LinkEvent *ev, gpointer data);
@@ -54,6 +58,11 @@ void agentlink_listen(Agents *ag, LinkListener fn, gpointer data);
 
 /* result is the reply's result object (borrowed), or NULL with error set. */
 typedef void (*AgentReplyFunc)(JsonObject *result, const GError *error, gpointer data);
+
+/* An admin declares the host down (it is off): state down, an event host_fenced by actor, its
+ * link closed, the reconciler woken. Refused for a host already down. */
+gboolean agentlink_declare_down(Agents *ag, Store *st, gint64 host_id, const Actor *actor,
+                                GError **error);
 
 /* Sends op with args (taken) to the host's agent. FALSE with an error (nothing sent, cb not
  * called) when the host has no link. */

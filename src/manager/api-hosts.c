@@ -214,6 +214,40 @@ void api_host_maintenance(ApiRequest *req)
                 api_reply_object(req, 200, upd);
 }
 
+/* POST /hosts/{id}/fence {"yes": true}: an admin says the host is off. It is marked down at
+ * once (its link closed, an event), so the reconciler recovers its desktops now rather than
+ * after host_down_after. The disks' locks still refuse a second QEMU if it was not off. */
+void api_host_fence(ApiRequest *req)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) row =
+                store_get(req->store, resource_by_kind("host"), req->params[0], 0, &error);
+        JsonNode *yes = json_object_get_member(req->body, "yes");
+
+        if (!row) {
+                api_reply_error(req, error);
+                return;
+        }
+        if (!yes || !JSON_NODE_HOLDS_VALUE(yes) || json_node_get_value_type(yes) != G_TYPE_BOOLEAN ||
+            !json_node_get_boolean(yes) || json_object_get_size(req->body) != 1) {
+                reply_error_literal(req, ATRIUM_ERROR_INVALID,
+                                    "give exactly {\"yes\": true}: fencing declares the host down "
+                                    "and starts its desktops elsewhere; do it only when it is off");
+                return;
+        }
+        if (!agentlink_declare_down(req->mgr->agents, req->store, row_id(row), &req->actor,
+                                    &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        g_clear_pointer(&row, json_object_unref);
+        row = store_get(req->store, resource_by_kind("host"), req->params[0], 0, &error);
+        if (!row)
+                api_reply_error(req, error);
+        else
+                api_reply_object(req, 200, g_steal_pointer(&row));
+}
+
 /* ---- orders to a host -------------------------------------------------------------------- */
 
 typedef struct {

@@ -290,9 +290,24 @@ static JsonObject *pick_scan(ApiRequest *req, const Who *who, JsonObject *pool,
                                  g_memdup2(&g_array_index(busy, gint64, i), sizeof(gint64)));
         for (guint i = 0; desks && i < json_array_get_length(desks) && !choice; i++) {
                 JsonObject *d = json_array_get_object_element(desks, i);
-                if (is_mine(d, who) && (row_desktop_state(d) == DESKTOP_RUNNING ||
-                                        row_desktop_state(d) == DESKTOP_STOPPED))
+                if (!is_mine(d, who))
+                        continue;
+                if (row_desktop_state(d) == DESKTOP_RUNNING ||
+                    row_desktop_state(d) == DESKTOP_STOPPED) {
                         choice = d;
+                } else if (row_desktop_state(d) == DESKTOP_RECOVERING) {
+                        /* theirs, on its way back: not another one meanwhile */
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                                    "your desktop '%s' is being restarted on another host (its "
+                                    "host went down): try again in a few seconds",
+                                    row_str(d, "name"));
+                        return NULL;
+                } else if (row_desktop_state(d) == DESKTOP_UNAVAILABLE) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                                    "your desktop '%s' is unavailable: %s", row_str(d, "name"),
+                                    row_str(d, "failure"));
+                        return NULL;
+                }
         }
         /* started first; then stopped on a host that can start it; then stopped anywhere
          * (connect_to places it on another host). The hosts are read only when no started
@@ -771,8 +786,14 @@ static void connect_to(ApiRequest *req, const Who *who, JsonObject *desktop, Jso
 
         if (!running && row_desktop_state(desktop) != DESKTOP_STOPPED) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
-                            "desktop '%s' is %s: try again in a moment", row_str(desktop, "name"),
-                            row_str(desktop, "state"));
+                            row_desktop_state(desktop) == DESKTOP_RECOVERING
+                                    ? "desktop '%s' is being restarted on another host (its host "
+                                      "went down): try again in a few seconds"
+                            : row_desktop_state(desktop) == DESKTOP_UNAVAILABLE
+                                    ? "desktop '%s' is unavailable: its host is down and no "
+                                      "other host reaches its disk"
+                                    : "desktop '%s' is %s: try again in a moment",
+                            row_str(desktop, "name"), row_str(desktop, "state"));
                 connect_undo(req, desktop, session, requested_at, error);
                 return;
         }

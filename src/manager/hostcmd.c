@@ -149,6 +149,12 @@ HostCmd *hostcmd_remove(const char *domain)
         return on_domain(AGENT_OP_DOMAIN_REMOVE, domain);
 }
 
+HostCmd *hostcmd_at_epoch(HostCmd *cmd, gint64 epoch)
+{
+        json_object_set_int_member(cmd->args, "epoch", epoch);
+        return cmd;
+}
+
 HostCmd *hostcmd_media(const char *domain, const char *media_path, const char *iso)
 {
         HostCmd *cmd = on_domain(AGENT_OP_DOMAIN_MEDIA, domain);

@@ -29,7 +29,9 @@ typedef struct {
         gpointer data;
 } HostCall;
 
-/* Sends cmd (taken). FALSE with an error, cb not called, when the host has no link. */
+/* Sends cmd (taken). FALSE with an error, cb not called, when the host has no link. A command
+ * on a desktop's or guest's domain is stamped on its way with the object's placement epoch
+ * (agentlink.c), unless it carries one already (hostcmd_at_epoch). */
 gboolean hostcmd_send(const HostCall *call, HostCmd *cmd, GError **error);
 
 /* The description of a domain the agent defines (its DomainSpec): a desktop from its rows (the
@@ -51,8 +53,11 @@ HostCmd *hostcmd_reboot(const char *domain);
 HostCmd *hostcmd_reset(const char *domain);
 HostCmd *hostcmd_destroy(const char *domain);
 HostCmd *hostcmd_undefine(const char *domain);
-/* Destroyed and undefined (an orphan). */
+/* Destroyed and undefined (an orphan, or a stale domain). */
 HostCmd *hostcmd_remove(const char *domain);
+/* The command for a domain at that placement epoch (the domain's own, as its host reported
+ * it), not the object's: a stale or orphan domain is removed at its own epoch. Returns cmd. */
+HostCmd *hostcmd_at_epoch(HostCmd *cmd, gint64 epoch);
 /* The CD-ROM: the ISO iso of the media storage at media_path; iso "" ejects. */
 HostCmd *hostcmd_media(const char *domain, const char *media_path, const char *iso);
 

@@ -23,7 +23,27 @@ static void remove_orphan(Agents *ag, const LinkEvent *ev)
         store_event_add(ev->store, ev->actor, "orphan_removed", ev->kind, ev->id, ev->domain,
                         detail, NULL);
         hostcmd_send(&(HostCall){ag, ev->host_id, 120, orphan_done, g_strdup(ev->domain)},
-                     hostcmd_remove(ev->domain), NULL);
+                     hostcmd_at_epoch(hostcmd_remove(ev->domain), ev->epoch), NULL);
+}
+
+/* A domain left from an older placement (its host was down, frozen or cut off while the
+ * desktop was started elsewhere): destroyed and undefined at its own epoch, never resumed. */
+static void remove_stale(Agents *ag, const LinkEvent *ev)
+{
+        g_autoptr(JsonObject) host =
+                row_ref(ev->msg, "host_id") ? row_get(ev->store, "host", row_ref(ev->msg, "host_id"), NULL)
+                                            : NULL;
+        g_autofree char *detail = g_strdup_printf(
+                "domain %s on host %s is at placement epoch %" G_GINT64_FORMAT "; %s %s is now at "
+                "epoch %" G_GINT64_FORMAT " on %s: destroyed and undefined here",
+                ev->domain, ev->host_name, ev->epoch, ev->kind, row_str(ev->msg, "name"),
+                row_int(ev->msg, "epoch"), host ? row_str(host, "name") : "no host");
+
+        g_message("%s", detail);
+        store_event_add(ev->store, ev->actor, "stale_domain_removed", ev->kind, ev->id,
+                        row_str(ev->msg, "name"), detail, NULL);
+        hostcmd_send(&(HostCall){ag, ev->host_id, 120, orphan_done, g_strdup(ev->domain)},
+                     hostcmd_at_epoch(hostcmd_remove(ev->domain), ev->epoch), NULL);
 }
 
 static void named(JsonObject *result, const GError *error, gpointer data)
@@ -50,6 +70,8 @@ void hostsync_on_link(Agents *ag, const LinkEvent *ev, gpointer data)
 {
         if (ev->type == LINK_ORPHAN)
                 remove_orphan(ag, ev);
+        else if (ev->type == LINK_STALE)
+                remove_stale(ag, ev);
         else if (ev->type == LINK_GUEST_READY)
                 name_desktop(ag, ev);
 }

@@ -65,22 +65,47 @@ static gboolean ensure_admin(Manager *mgr, GError **error)
 }
 
 /* A host's silence is judged against its heartbeats: refused unless heartbeat_interval <
- * host_suspect_after < host_down_after. */
+ * host_suspect_after < host_down_after. A cut-off host fences itself after self_fence_after:
+ * after the manager gave it up (above host_down_after), and well before the storage drops its
+ * locks (at most half of storage_lease), or a second QEMU could open a disk a live one still
+ * writes. */
 static gboolean check_timings(Config *config, GError **error)
 {
         gint64 beat = config_get_int(config, "manager", "heartbeat_interval");
         gint64 suspect = config_get_int(config, "manager", "host_suspect_after");
         gint64 down = config_get_int(config, "manager", "host_down_after");
+        gint64 fence = config_get_int(config, "manager", "self_fence_after");
+        gint64 lease = config_get_int(config, "manager", "storage_lease");
 
-        if (beat < suspect && suspect < down)
-                return TRUE;
-        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
-                    "unsafe host timings: manager.heartbeat_interval (%" G_GINT64_FORMAT
-                    " s) must be below manager.host_suspect_after (%" G_GINT64_FORMAT
-                    " s), and that below manager.host_down_after (%" G_GINT64_FORMAT
-                    " s), or a host that is alive would be judged silent",
-                    beat, suspect, down);
-        return FALSE;
+        if (!(beat < suspect && suspect < down)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "unsafe host timings: manager.heartbeat_interval (%" G_GINT64_FORMAT
+                            " s) must be below manager.host_suspect_after (%" G_GINT64_FORMAT
+                            " s), and that below manager.host_down_after (%" G_GINT64_FORMAT
+                            " s), or a host that is alive would be judged silent",
+                            beat, suspect, down);
+                return FALSE;
+        }
+        if (fence > 0 && fence <= down) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "unsafe host timings: manager.self_fence_after (%" G_GINT64_FORMAT
+                            " s) must be above manager.host_down_after (%" G_GINT64_FORMAT
+                            " s), or a host would kill its desktops before the manager gives "
+                            "it up",
+                            fence, down);
+                return FALSE;
+        }
+        if (lease > 0 && (fence == 0 || fence * 2 > lease)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "unsafe host timings: the storage drops a cut-off host's locks after "
+                            "manager.storage_lease (%" G_GINT64_FORMAT " s), so "
+                            "manager.self_fence_after (%" G_GINT64_FORMAT " s) must be set and "
+                            "at most half of it: a host must have destroyed its QEMUs before "
+                            "another host may open their disks",
+                            lease, fence);
+                return FALSE;
+        }
+        return TRUE;
 }
 
 Manager *manager_new(Config *config, const char *state_dir, GError **error)

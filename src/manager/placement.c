@@ -9,22 +9,33 @@ static gboolean host_up(JsonObject *h)
         return row_host_state(h) == HOST_UP;
 }
 
-/* A host's last report says it cannot reach path. */
-static gboolean host_unreachable(JsonObject *host, const char *path)
+/* The host's last report about path: 1 reachable, 0 not, -1 it did not say. */
+static int host_says(JsonObject *host, const char *path)
 {
         g_autoptr(JsonNode) v = json_from_string(row_str(host, "volumes"), NULL);
         JsonArray *a;
 
         if (!v || !JSON_NODE_HOLDS_ARRAY(v))
-                return FALSE;
+                return -1;
         a = json_node_get_array(v);
         for (guint i = 0; i < json_array_get_length(a); i++) {
                 JsonNode *e = json_array_get_element(a, i);
                 JsonObject *o = JSON_NODE_HOLDS_OBJECT(e) ? json_node_get_object(e) : NULL;
                 if (o && g_str_equal(row_str(o, "path"), path))
-                        return !json_object_get_boolean_member_with_default(o, "reachable", TRUE);
+                        return json_object_get_boolean_member_with_default(o, "reachable", TRUE);
         }
-        return FALSE;
+        return -1;
+}
+
+/* A host's last report says it cannot reach path. */
+static gboolean host_unreachable(JsonObject *host, const char *path)
+{
+        return host_says(host, path) == 0;
+}
+
+gboolean placement_host_says_unreachable(JsonObject *host, const char *path)
+{
+        return host_unreachable(host, path);
 }
 
 gboolean placement_host_usable(Manager *mgr, JsonObject *host, const char *path, const char *hint)

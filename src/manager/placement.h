@@ -8,6 +8,9 @@
 /* Up, out of maintenance, linked, among the hint's hosts (a pool's host names,
  * comma-separated, or "") and not saying it cannot reach the volume at path. */
 gboolean placement_host_usable(Manager *mgr, JsonObject *host, const char *path, const char *hint);
+/* TRUE when the host's last report says it cannot reach path (a host that did not say yet
+ * is not counted: recovery makes a desktop unavailable only on what hosts said). */
+gboolean placement_host_says_unreachable(JsonObject *host, const char *path);
 /* TRUE when some host that is up and not in maintenance may reach the volume at path (it did
  * not report it unreachable), among the hint's hosts. */
 gboolean placement_volume_reachable(Store *st, const char *path, const char *hosts_hint);

@@ -9,6 +9,7 @@
 #include "manager/operations.h"
 #include "manager/placement.h"
 #include "manager/scheduler.h"
+#include "manager/tunnels.h"
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "common/util.h"
@@ -21,6 +22,7 @@ static const Actor system_actor = {"system", 0, ""};
 
 typedef struct {
         guint failures;
+        guint busy; /* recovery starts refused by a busy lease */
         gint64 next_at; /* monotonic µs: no new attempt before */
 } Retry;
 
@@ -35,6 +37,11 @@ struct _Reconciler {
         GHashTable *host_load; /* host id -> steps in flight */
         GHashTable *retries;   /* desktop id -> Retry */
         GQueue pending;        /* Step waiting for room on its host, made by the last pass */
+        GHashTable *recovering; /* desktop id -> the down host it is recovered from */
+        GHashTable *guests_recovering; /* guest id -> the down host it is recovered from */
+        GHashTable *guest_retries;     /* guest id -> Retry */
+        GHashTable *guests_inflight;   /* guest id: its start is in flight */
+        GHashTable *waiting_told; /* desktop id: "no host has room" already said */
         gint64 last_pass;
         gint last_pass_ms; /* how long the last pass took (atomic: kicks come from any thread) */
 };
@@ -72,6 +79,7 @@ static void kick_after(Reconciler *p, guint ms);
 static void reconciler_kick(Reconciler *p);
 static gboolean step_send(Reconciler *p, JsonObject *row, gint64 host_id, ReconcileStep step,
                           HostCmd *cmd);
+static void recovery_busy(Reconciler *p, JsonObject *row, const GError *error);
 
 /* Each step: the command its host runs (made with hostcmd.h), the desktop's state while it runs
  * and after it succeeded (DESKTOP_STATE_LAST: the row is deleted). */
@@ -83,6 +91,7 @@ static const struct {
         [STEP_START] = {AGENT_OP_DOMAIN_START, DESKTOP_STARTING, DESKTOP_RUNNING},
         [STEP_STOP] = {AGENT_OP_DOMAIN_DESTROY, DESKTOP_STOPPING, DESKTOP_STOPPED},
         [STEP_DELETE] = {AGENT_OP_DESKTOP_DELETE, DESKTOP_DELETING, DESKTOP_STATE_LAST},
+        [STEP_RECOVER] = {AGENT_OP_DOMAIN_START, DESKTOP_RECOVERING, DESKTOP_RUNNING},
 };
 
 static gint64 *id_key(gint64 id)
@@ -133,17 +142,25 @@ static gboolean backing_off(Reconciler *p, gint64 id)
         return r && g_get_monotonic_time() < r->next_at;
 }
 
-/* A step failed: try again later, or after provision_retries attempts mark it failed. */
-static void step_failed(Reconciler *p, JsonObject *row, ReconcileStep step, const GError *error)
+/* The desktop's retry record, made on first use. */
+static Retry *retry_of(Reconciler *p, gint64 id)
 {
-        gint64 id = row_int(row, "id");
         Retry *r = g_hash_table_lookup(p->retries, &id);
-        gint64 most = config_get_int(p->mgr->config, "manager", "provision_retries");
 
         if (!r) {
                 r = g_new0(Retry, 1);
                 g_hash_table_insert(p->retries, id_key(id), r);
         }
+        return r;
+}
+
+/* A step failed: try again later, or after provision_retries attempts mark it failed. */
+static void step_failed(Reconciler *p, JsonObject *row, ReconcileStep step, const GError *error)
+{
+        gint64 id = row_int(row, "id");
+        Retry *r = retry_of(p, id);
+        gint64 most = config_get_int(p->mgr->config, "manager", "provision_retries");
+
         r->failures++;
         if ((gint64)r->failures >= most) {
                 g_autoptr(JsonObject) extra = json_object_new();
@@ -216,12 +233,18 @@ static void step_done(JsonObject *result, const GError *error, gpointer data)
         /* The row moved on meanwhile (deleted, recomposed, reported by libvirt): this reply
          * is stale, unless a start was already reported running. */
         if (!state_is(row, step_table[s->step].during) &&
-            !(s->step == STEP_START && state_is(row, DESKTOP_RUNNING) && !error))
+            !((s->step == STEP_START || s->step == STEP_RECOVER) &&
+              state_is(row, DESKTOP_RUNNING) && !error))
                 goto out;
         if (error) {
                 if (s->step == STEP_DELETE &&
                     g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND)) {
                         delete_row(p, row);
+                        goto out;
+                }
+                if ((s->step == STEP_RECOVER || s->step == STEP_START) &&
+                    g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT)) {
+                        recovery_busy(p, row, error);
                         goto out;
                 }
                 step_failed(p, row, s->step, error);
@@ -239,6 +262,19 @@ static void step_done(JsonObject *result, const GError *error, gpointer data)
                 json_object_set_int_member(extra, "host", s->host_id);
                 desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after,
                             extra, "desktop_started", "started as a spare");
+        } else if (s->step == STEP_RECOVER) {
+                gint64 from = GPOINTER_TO_SIZE(g_hash_table_lookup(p->recovering, &s->desktop_id));
+                g_autoptr(JsonObject) h = row_get(p->store, "host", s->host_id, NULL);
+                g_autoptr(JsonObject) fh = from ? row_get(p->store, "host", from, NULL) : NULL;
+                g_autofree char *now = util_now_iso();
+                g_autofree char *why = g_strdup_printf(
+                        "restarted on %s at %s after %s went down", h ? row_str(h, "name") : "?",
+                        now, fh ? row_str(fh, "name") : "its host");
+                json_object_set_int_member(extra, "host", s->host_id);
+                json_object_set_string_member(extra, "recovery", why);
+                json_object_set_string_member(extra, "failure", "");
+                desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after,
+                            extra, "desktop_recovered", why);
         } else if (s->step == STEP_STOP) {
                 desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after, NULL,
                             NULL, NULL);
@@ -569,6 +605,35 @@ static guint shrink(Reconciler *p, Snapshot *s, PoolView *v, guint excess)
         return marked;
 }
 
+/* A stateless desktop made fresh on the newest version (row back to provisioning, no user,
+ * clean), on host when given, with extra fields (taken) and an event; the snapshot's row d
+ * follows, so the pass goes on with it as it is now. */
+static gboolean reset_fresh(Reconciler *p, JsonObject *d, JsonObject *newest, gint64 host,
+                            JsonObject *extra, const char *why)
+{
+        g_autoptr(JsonObject) patch = extra;
+
+        json_object_set_int_member(patch, "template_version", row_int(newest, "id"));
+        json_object_set_int_member(patch, "volume", row_ref(newest, "volume_id"));
+        json_object_set_null_member(patch, "user");
+        json_object_set_null_member(patch, "terminal");
+        json_object_set_boolean_member(patch, "dirty", FALSE);
+        if (host)
+                json_object_set_int_member(patch, "host", host);
+        if (!desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_PROVISIONING, patch,
+                         "desktop_reset", why))
+                return FALSE;
+        row_set_desktop_state(d, DESKTOP_PROVISIONING);
+        json_object_set_int_member(d, "template_version_id", row_int(newest, "id"));
+        json_object_set_int_member(d, "volume_id", row_ref(newest, "volume_id"));
+        json_object_set_null_member(d, "user_id");
+        json_object_set_null_member(d, "terminal_id");
+        json_object_set_boolean_member(d, "dirty", FALSE);
+        if (host)
+                json_object_set_int_member(d, "host_id", host);
+        return TRUE;
+}
+
 /* Stateless desktops whose session ended, or on an older version, made fresh. */
 static void resets(Reconciler *p, Snapshot *s, PoolView *v)
 {
@@ -578,27 +643,11 @@ static void resets(Reconciler *p, Snapshot *s, PoolView *v)
                 JsonObject *d = v->live->pdata[i];
                 gboolean dirty = row_bool(d, "dirty");
                 gboolean old = row_ref(d, "template_version_id") != newest;
-                g_autoptr(JsonObject) extra = NULL;
                 if (!(state_is(d, DESKTOP_STOPPED) || state_is(d, DESKTOP_RUNNING)) ||
                     in_session(s, d) || busy(p, d) || !(dirty || old))
                         continue;
-                extra = json_object_new();
-                json_object_set_int_member(extra, "template_version", newest);
-                json_object_set_int_member(extra, "volume", row_ref(v->newest, "volume_id"));
-                json_object_set_null_member(extra, "user");
-                json_object_set_null_member(extra, "terminal");
-                json_object_set_boolean_member(extra, "dirty", FALSE);
-                if (!desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_PROVISIONING,
-                                 extra, "desktop_reset",
-                                 dirty ? "its session ended" : "a new template version"))
-                        continue;
-                /* this pass goes on with the row as it is now */
-                row_set_desktop_state(d, DESKTOP_PROVISIONING);
-                json_object_set_int_member(d, "template_version_id", newest);
-                json_object_set_int_member(d, "volume_id", row_ref(v->newest, "volume_id"));
-                json_object_set_null_member(d, "user_id");
-                json_object_set_null_member(d, "terminal_id");
-                json_object_set_boolean_member(d, "dirty", FALSE);
+                reset_fresh(p, d, v->newest, 0, json_object_new(),
+                            dirty ? "its session ended" : "a new template version");
         }
 }
 
@@ -962,6 +1011,430 @@ static void operation_pass(Reconciler *p, Snapshot *s, JsonObject *op)
         operations_set(p->store, op, OPERATION_RUNNING, (t.done + t.failed) * 100 / target, msg);
 }
 
+/* ---- recovery from a down host ----------------------------------------------------------- */
+
+/* A recovery start refused because the disk's lease is busy (the old QEMU may live on a host
+ * that is cut off, until it fences itself): tried again after recovery_retry_ms, not counted
+ * as a failure, each attempt an event. */
+static void recovery_busy(Reconciler *p, JsonObject *row, const GError *error)
+{
+        gint64 id = row_int(row, "id");
+        Retry *r = retry_of(p, id);
+        gint64 ms = config_get_int(p->mgr->config, "manager", "recovery_retry_ms");
+
+        r->next_at = g_get_monotonic_time() + ms * 1000;
+        /* every attempt is an event for the first minute or so, then one in 60 */
+        if (r->busy++ < 60 || r->busy % 60 == 0)
+                store_event_add(p->store, &system_actor, "recovery_attempt", "desktop", id,
+                                row_str(row, "name"), error->message, NULL);
+        kick_after(p, (guint)ms);
+}
+
+typedef struct {
+        JsonObject *d, *pool;
+        gint64 priority;
+} Candidate;
+
+static gint by_priority(gconstpointer a, gconstpointer b)
+{
+        const Candidate *x = a, *y = b;
+
+        if (x->priority != y->priority)
+                return x->priority > y->priority ? -1 : 1;
+        return row_int(x->d, "id") < row_int(y->d, "id") ? -1 : 1;
+}
+
+static gboolean host_down(Snapshot *s, gint64 id)
+{
+        JsonObject *h = id ? host_row(s, id) : NULL;
+
+        return h && row_host_state(h) == HOST_DOWN;
+}
+
+/* Whether a host other than the down one may reach path: some said it does, or some did not
+ * say yet (not enough to call the desktop unavailable). FALSE: every other host said it
+ * does not, or there is no other host. */
+static gboolean others_reach(Snapshot *s, const char *path, gint64 dead)
+{
+        for (guint i = 0; i < json_array_get_length(s->hosts); i++) {
+                JsonObject *h = json_array_get_object_element(s->hosts, i);
+                if (row_int(h, "id") != dead && !placement_host_says_unreachable(h, path))
+                        return TRUE;
+        }
+        return FALSE;
+}
+
+/* A stateless desktop of a down host: its sessions end (the user connects again to a fresh
+ * desktop) and it is made fresh elsewhere at once, which refills the pool. */
+static void recover_stateless(Reconciler *p, Snapshot *s, JsonObject *d, JsonObject *pool,
+                              const char *from)
+{
+        gint64 id = row_int(d, "id"), from_id = row_ref(d, "host_id");
+        g_autofree char *reason = g_strdup_printf("its host %s went down", from);
+        g_autofree char *now = util_now_iso();
+        g_autofree char *story = NULL;
+        JsonObject *extra;
+        JsonObject *nv = g_hash_table_lookup(s->newest, &(gint64){row_ref(pool, "template_id")});
+        const char *path =
+                nv ? g_hash_table_lookup(s->volume_path, &(gint64){row_ref(nv, "volume_id")}) : NULL;
+        gint64 host;
+
+        for (guint i = 0; i < json_array_get_length(s->sessions); i++) {
+                JsonObject *se = json_array_get_object_element(s->sessions, i);
+                if (row_ref(se, "desktop_id") == id)
+                        sessions_end(p->mgr, p->store, se, reason, &system_actor, NULL);
+        }
+        if (!nv || !path)
+                return;
+        host = place(p, s, path, row_str(pool, "hosts"));
+        story = g_strdup_printf("made fresh at %s after %s went down", now, from);
+        extra = json_object_new();
+        json_object_set_string_member(extra, "recovery", story);
+        /* provisioned elsewhere by the pool's pass below (or placed there when no host is
+         * usable now) */
+        if (reset_fresh(p, d, nv, host, extra, reason))
+                g_hash_table_insert(p->recovering, id_key(id), GSIZE_TO_POINTER(from_id));
+}
+
+/* A persistent desktop that ran on a down host (or is being recovered): started on another
+ * host that reaches its disk and has room; unavailable when no other host reaches it. */
+static void recover_persistent(Reconciler *p, Snapshot *s, JsonObject *d, JsonObject *pool,
+                               const char *from, gint64 from_id)
+{
+        gint64 id = row_int(d, "id");
+        const char *path = g_hash_table_lookup(s->volume_path, &(gint64){row_ref(d, "volume_id")});
+        gint64 vid = row_ref(d, "template_version_id");
+        JsonObject *ver = g_hash_table_lookup(s->versions_by, &vid);
+        JsonObject *target = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) extra = json_object_new();
+        JsonObject *args;
+        PoolView v = {.pool = pool, .path = path, .hint = row_str(pool, "hosts")};
+
+        if (!path || !ver)
+                return;
+        if (!others_reach(s, path, from_id)) {
+                g_autofree char *why = g_strdup_printf(
+                        "its host %s is down and no other host reaches its disk (volume %s)", from,
+                        path);
+                if (state_is(d, DESKTOP_UNAVAILABLE))
+                        return;
+                json_object_set_string_member(extra, "failure", why);
+                json_object_set_string_member(extra, "recovery", why);
+                if (desktop_set(p, id, row_str(d, "name"), DESKTOP_UNAVAILABLE, extra,
+                                "desktop_unavailable", why))
+                        g_hash_table_insert(p->recovering, id_key(id), GSIZE_TO_POINTER(from_id));
+                return;
+        }
+        /* a recovery under way keeps its host while that host may take it */
+        if (state_is(d, DESKTOP_RECOVERING)) {
+                JsonObject *h = host_row(s, row_ref(d, "host_id"));
+                if (h && row_int(h, "id") != from_id &&
+                    placement_host_usable(p->mgr, h, path, v.hint) &&
+                    host_has_room(p, row_int(h, "id")) && fits(p, s, &v, h, row_int(ver, "ram_mb")))
+                        target = h;
+        }
+        for (guint i = 0; i < json_array_get_length(s->hosts) && !target; i++) {
+                JsonObject *h = json_array_get_object_element(s->hosts, i);
+                if (row_int(h, "id") != from_id &&
+                    placement_host_usable(p->mgr, h, path, v.hint) &&
+                    host_has_room(p, row_int(h, "id")) && fits(p, s, &v, h, row_int(ver, "ram_mb")))
+                        target = h;
+        }
+        if (!target) {
+                if (!g_hash_table_contains(p->waiting_told, &id)) {
+                        g_autofree char *why = g_strdup_printf(
+                                "its host %s is down; no other host has room for it now (%" G_GINT64_FORMAT
+                                " MiB): it starts as soon as one has",
+                                from, row_int(ver, "ram_mb"));
+                        store_event_add(p->store, &system_actor, "recovery_waiting", "desktop", id,
+                                        row_str(d, "name"), why, NULL);
+                        g_hash_table_add(p->waiting_told, id_key(id));
+                }
+                return;
+        }
+        g_hash_table_remove(p->waiting_told, &id);
+        if (!state_is(d, DESKTOP_RECOVERING) || row_ref(d, "host_id") != row_int(target, "id")) {
+                g_autofree char *why =
+                        g_strdup_printf("its host %s went down: starting it on %s", from,
+                                        row_str(target, "name"));
+                json_object_set_int_member(extra, "host", row_int(target, "id"));
+                json_object_set_string_member(extra, "recovery", why);
+                if (!desktop_set(p, id, row_str(d, "name"), DESKTOP_RECOVERING, extra,
+                                 "desktop_recovering", why))
+                        return;
+                /* consoles still open to the old host (one cut off keeps them hanging) are
+                 * closed: clients reconnect and are told it is being restarted */
+                if (!state_is(d, DESKTOP_RECOVERING))
+                        tunnels_close(id);
+                json_object_set_int_member(d, "host_id", row_int(target, "id"));
+                row_set_desktop_state(d, DESKTOP_RECOVERING);
+        }
+        g_hash_table_insert(p->recovering, id_key(id), GSIZE_TO_POINTER(from_id));
+        if (!(args = snapshot_args(p, s, pool, d, &error))) {
+                step_failed(p, d, STEP_RECOVER, error);
+                return;
+        }
+        step_send(p, d, row_int(target, "id"), STEP_RECOVER, hostcmd_start(args));
+}
+
+/* The desktops of down hosts, highest pool ha_priority first: persistent ones that ran there
+ * are started elsewhere, stateless ones made fresh elsewhere; then each down host's recovery
+ * is written on its row. */
+static void recoveries(Reconciler *p, Snapshot *s)
+{
+        g_autoptr(GArray) todo = g_array_new(FALSE, FALSE, sizeof(Candidate));
+
+        for (guint i = 0; i < json_array_get_length(s->desktops); i++) {
+                JsonObject *d = json_array_get_object_element(s->desktops, i);
+                JsonObject *pool = find(s->pools, row_ref(d, "pool_id"));
+                gboolean on_down = host_down(s, row_ref(d, "host_id"));
+                gboolean stateless =
+                        pool && g_str_equal(row_str(pool, "mode"), "stateless");
+                Candidate c = {d, pool, pool ? row_int(pool, "ha_priority") : 0};
+                if (!pool || row_bool(pool, "deleting") || busy(p, d))
+                        continue;
+                if (state_is(d, DESKTOP_RECOVERING) ||
+                    (on_down && state_is(d, DESKTOP_UNAVAILABLE)) ||
+                    (on_down && !stateless &&
+                     (state_is(d, DESKTOP_RUNNING) || state_is(d, DESKTOP_STARTING) ||
+                      state_is(d, DESKTOP_STOPPING))) ||
+                    (on_down && stateless && !state_is(d, DESKTOP_DELETING) &&
+                     !state_is(d, DESKTOP_PROVISIONING)))
+                        g_array_append_val(todo, c);
+        }
+        g_array_sort(todo, by_priority);
+        for (guint i = 0; i < todo->len; i++) {
+                Candidate *c = &g_array_index(todo, Candidate, i);
+                gint64 hid = row_ref(c->d, "host_id");
+                /* the host it is recovered from: where it is placed when that host is down,
+                 * else (a recovery under way, its new host up) the one it left; 0 when this
+                 * manager did not see it leave (any other host will do) */
+                gint64 from_id = host_down(s, hid) ? hid
+                                                   : (gint64)GPOINTER_TO_SIZE(g_hash_table_lookup(
+                                                             p->recovering,
+                                                             &(gint64){row_int(c->d, "id")}));
+                JsonObject *fh = from_id ? host_row(s, from_id) : NULL;
+                const char *from = fh ? row_str(fh, "name") : "its host";
+                if (g_str_equal(row_str(c->pool, "mode"), "stateless"))
+                        recover_stateless(p, s, c->d, c->pool, from);
+                else
+                        recover_persistent(p, s, c->d, c->pool, from, from_id);
+        }
+}
+
+/* ---- guests of down hosts ------------------------------------------------------------------ */
+
+typedef struct {
+        Reconciler *p;
+        gint64 guest_id, from, to;
+        char *name, *from_name, *to_name;
+} GuestStart;
+
+static void guest_start_free(GuestStart *g)
+{
+        g_free(g->name);
+        g_free(g->from_name);
+        g_free(g->to_name);
+        g_free(g);
+}
+
+static void guest_event(Reconciler *p, gint64 id, const char *name, const char *action,
+                        const char *detail)
+{
+        store_event_add(p->store, &system_actor, action, "guest", id, name, detail, NULL);
+}
+
+static void guest_started(JsonObject *result, const GError *error, gpointer data)
+{
+        GuestStart *g = data;
+        Reconciler *p = g->p;
+        Retry *r = g_hash_table_lookup(p->guest_retries, &g->guest_id);
+        gint64 ms = config_get_int(p->mgr->config, "manager", "recovery_retry_ms");
+
+        g_hash_table_remove(p->guests_inflight, &g->guest_id);
+        if (!r) {
+                r = g_new0(Retry, 1);
+                g_hash_table_insert(p->guest_retries, id_key(g->guest_id), r);
+        }
+        if (!error) {
+                g_autoptr(JsonObject) patch = json_object_new();
+                g_autoptr(JsonObject) upd = NULL;
+                g_autofree char *why = g_strdup_printf("restarted on %s after %s went down",
+                                                       g->to_name, g->from_name);
+                row_set_vm_state(patch, VM_RUNNING);
+                upd = store_update_id(p->store, resource_by_kind("guest"), g->guest_id, patch, NULL,
+                                      NULL);
+                guest_event(p, g->guest_id, g->name, "guest_recovered", why);
+                g_hash_table_remove(p->guests_recovering, &g->guest_id);
+                g_hash_table_remove(p->guest_retries, &g->guest_id);
+        } else if (g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT)) {
+                r->next_at = g_get_monotonic_time() + ms * 1000;
+                if (r->busy++ < 60 || r->busy % 60 == 0)
+                        guest_event(p, g->guest_id, g->name, "recovery_attempt", error->message);
+        } else {
+                r->failures++;
+                r->next_at = g_get_monotonic_time() +
+                             MIN((gint64)1 << MIN(r->failures, 6), 60) * G_USEC_PER_SEC;
+                guest_event(p, g->guest_id, g->name, "recovery_attempt", error->message);
+        }
+        guest_start_free(g);
+        kick_after(p, (guint)ms);
+}
+
+/* A guest that ran on a down host (its row still says running there), or whose recovery is
+ * under way: started on another host reaching its disk, like a persistent desktop. */
+static void guest_recoveries(Reconciler *p, Snapshot *s)
+{
+        g_autoptr(JsonArray) guests = NULL;
+        gboolean any_down = g_hash_table_size(p->guests_recovering) > 0;
+
+        for (guint i = 0; i < json_array_get_length(s->hosts) && !any_down; i++)
+                any_down = row_host_state(json_array_get_object_element(s->hosts, i)) == HOST_DOWN;
+        if (!any_down || !(guests = store_list_all(p->store, resource_by_kind("guest"), NULL, NULL)))
+                return;
+        for (guint i = 0; i < json_array_get_length(guests); i++) {
+                JsonObject *g = json_array_get_object_element(guests, i);
+                gint64 id = row_int(g, "id"), hid = row_ref(g, "host_id"), from;
+                const char *path =
+                        g_hash_table_lookup(s->volume_path, &(gint64){row_ref(g, "volume_id")});
+                Retry *r = g_hash_table_lookup(p->guest_retries, &id);
+                g_autoptr(JsonObject) media = NULL;
+                g_autofree char *dom = NULL;
+                JsonObject *target = NULL, *fh;
+                PoolView v = {.path = path, .hint = ""};
+                GuestStart *gs;
+                gboolean down = host_down(s, hid);
+                if (down && (row_vm_state(g) == VM_RUNNING || row_vm_state(g) == VM_STARTING))
+                        g_hash_table_insert(p->guests_recovering, id_key(id), GSIZE_TO_POINTER(hid));
+                if (!g_hash_table_contains(p->guests_recovering, &id) ||
+                    g_hash_table_contains(p->guests_inflight, &id) ||
+                    (r && g_get_monotonic_time() < r->next_at) || !path)
+                        continue;
+                if (row_vm_state(g) == VM_STOPPED && !down) { /* stopped by hand meanwhile */
+                        g_hash_table_remove(p->guests_recovering, &id);
+                        continue;
+                }
+                from = GPOINTER_TO_SIZE(g_hash_table_lookup(p->guests_recovering, &id));
+                fh = host_row(s, from);
+                if (!others_reach(s, path, from)) {
+                        if (!g_hash_table_contains(p->waiting_told, &(gint64){-id})) {
+                                g_autofree char *why = g_strdup_printf(
+                                        "its host %s is down and no other host reaches its disk "
+                                        "(volume %s): it waits for its host",
+                                        fh ? row_str(fh, "name") : "?", path);
+                                guest_event(p, id, row_str(g, "name"), "guest_unavailable", why);
+                                g_hash_table_add(p->waiting_told, id_key(-id));
+                        }
+                        continue;
+                }
+                for (guint k = 0; k < json_array_get_length(s->hosts) && !target; k++) {
+                        JsonObject *h = json_array_get_object_element(s->hosts, k);
+                        if (row_int(h, "id") != from &&
+                            placement_host_usable(p->mgr, h, path, "") &&
+                            fits(p, s, &v, h, row_int(g, "ram_mb")))
+                                target = h;
+                }
+                if (!target)
+                        continue;
+                if (row_ref(g, "media_id"))
+                        media = row_get(p->store, "media", row_ref(g, "media_id"), NULL);
+                dom = agent_domain_name(p->mgr->installation, "guest", id);
+                gs = g_new0(GuestStart, 1);
+                gs->p = p;
+                gs->guest_id = id;
+                gs->from = from;
+                gs->to = row_int(target, "id");
+                gs->name = g_strdup(row_str(g, "name"));
+                gs->from_name = g_strdup(fh ? row_str(fh, "name") : "its host");
+                gs->to_name = g_strdup(row_str(target, "name"));
+                if (!r || r->busy == 0) {
+                        g_autofree char *why = g_strdup_printf(
+                                "its host %s went down: starting it on %s", gs->from_name,
+                                gs->to_name);
+                        guest_event(p, id, gs->name, "guest_recovering", why);
+                }
+                HostCall call = {p->mgr->agents, gs->to,
+                                 config_get_int(p->mgr->config, "manager", "agent_command_timeout"),
+                                 guest_started, gs};
+                if (!hostcmd_send(&call,
+                                  hostcmd_start(hostcmd_guest_spec(dom, g, path,
+                                                                   media ? row_str(media, "path")
+                                                                         : NULL)),
+                                  NULL)) {
+                        guest_start_free(gs);
+                        continue;
+                }
+                g_hash_table_add(p->guests_inflight, id_key(id));
+        }
+}
+
+/* Each host a recovery ran from: its row says how far it is, then that it is done. */
+static void recovery_progress(Reconciler *p, Snapshot *s)
+{
+        g_autoptr(GHashTable) hosts = id_table();
+        GHashTableIter it;
+        gpointer k, v;
+
+        g_hash_table_iter_init(&it, p->recovering);
+        while (g_hash_table_iter_next(&it, &k, &v))
+                if (GPOINTER_TO_SIZE(v))
+                        g_hash_table_add(hosts, id_key((gint64)GPOINTER_TO_SIZE(v)));
+        g_hash_table_iter_init(&it, hosts);
+        while (g_hash_table_iter_next(&it, &k, NULL)) {
+                gint64 hid = *(gint64 *)k;
+                JsonObject *h = host_row(s, hid);
+                guint back = 0, going = 0, unavailable = 0, failed = 0;
+                g_autofree char *text = NULL, *now = NULL;
+                g_autoptr(JsonObject) patch = NULL, upd = NULL;
+                GHashTableIter dit;
+                gpointer dk, dv;
+                g_hash_table_iter_init(&dit, p->recovering);
+                while (g_hash_table_iter_next(&dit, &dk, &dv)) {
+                        JsonObject *d;
+                        if ((gint64)GPOINTER_TO_SIZE(dv) != hid)
+                                continue;
+                        d = find(s->desktops, *(gint64 *)dk);
+                        if (!d)
+                                continue;
+                        if (state_is(d, DESKTOP_RUNNING) ||
+                            (state_is(d, DESKTOP_STOPPED) && row_ref(d, "host_id") != hid))
+                                back++;
+                        else if (state_is(d, DESKTOP_UNAVAILABLE))
+                                unavailable++;
+                        else if (state_is(d, DESKTOP_FAILED))
+                                failed++;
+                        else
+                                going++;
+                }
+                if (!h)
+                        continue;
+                now = util_now_iso();
+                text = going ? g_strdup_printf("in progress: %u back on other hosts, %u on their "
+                                               "way, %u unavailable, %u failed",
+                                               back, going, unavailable, failed)
+                             : g_strdup_printf("done at %s: %u back on other hosts, %u "
+                                               "unavailable, %u failed",
+                                               now, back, unavailable, failed);
+                if (g_str_has_prefix(row_str(h, "recovery"), "done") &&
+                    g_str_has_prefix(text, "done"))
+                        goto forget;
+                patch = json_object_new();
+                json_object_set_string_member(patch, "recovery", text);
+                upd = store_update_id(p->store, resource_by_kind("host"), hid, patch, NULL, NULL);
+                if (!going)
+                        store_event_add(p->store, &system_actor, "host_recovered", "host", hid,
+                                        row_str(h, "name"), text, NULL);
+                if (going)
+                        continue;
+        forget:
+                g_hash_table_iter_init(&dit, p->recovering);
+                while (g_hash_table_iter_next(&dit, &dk, &dv))
+                        if ((gint64)GPOINTER_TO_SIZE(dv) == hid)
+                                g_hash_table_iter_remove(&dit);
+        }
+}
+
 static void pass(Reconciler *p)
 {
         g_auto(Snapshot) s = {0};
@@ -982,9 +1455,12 @@ static void pass(Reconciler *p)
         }
         for (guint i = 0; ops && i < json_array_get_length(ops); i++)
                 operation_pass(p, &s, json_array_get_object_element(ops, i));
+        recoveries(p, &s);
+        guest_recoveries(p, &s);
         sessions_timeouts(p->mgr, p->store, s.pools, s.desktops, s.sessions);
         for (guint i = 0; i < json_array_get_length(s.pools); i++)
                 pool_pass(p, &s, json_array_get_object_element(s.pools, i));
+        recovery_progress(p, &s);
 }
 
 /* ---- the thread -------------------------------------------------------------------------- */
@@ -1072,6 +1548,11 @@ Reconciler *reconciler_new(Manager *mgr, GError **error)
         p->inflight = id_table();
         p->host_load = id_table();
         p->retries = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+        p->recovering = id_table();
+        p->guests_recovering = id_table();
+        p->guests_inflight = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+        p->guest_retries = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+        p->waiting_told = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         p->thread = g_thread_new("pools", thread_main, p);
         mgr->kick = reconciler_kick;
         return p;
@@ -1091,6 +1572,11 @@ void reconciler_free(Reconciler *p)
         g_hash_table_unref(p->inflight);
         g_hash_table_unref(p->host_load);
         g_hash_table_unref(p->retries);
+        g_hash_table_unref(p->recovering);
+        g_hash_table_unref(p->guests_recovering);
+        g_hash_table_unref(p->guests_inflight);
+        g_hash_table_unref(p->guest_retries);
+        g_hash_table_unref(p->waiting_told);
         g_queue_clear_full(&p->pending, (GDestroyNotify)step_free);
         store_close(p->store);
         g_free(p);

@@ -80,6 +80,10 @@ static const Route fixed_routes[] = {
          "An agent joins its host with a join token; returns the host's credential (once)."},
         {"POST", API "/join-tokens", api_join_token_create, ROLE_ADMIN, API_SMALL_BODY, NULL,
          "create", "Issue a single-use join token for a new host (shown once)."},
+        {"POST", API "/hosts/{id}/fence", api_host_fence, ROLE_ADMIN, API_SMALL_BODY, NULL,
+         "fence",
+         "Declare a host down now ({\"yes\": true}): an admin who powered it off. Its desktops "
+         "are started on other hosts at once; its agent, if it still runs, must link again."},
         {"PUT", API "/hosts/{id}/maintenance", api_host_maintenance, ROLE_OPERATOR,
          API_SMALL_BODY, NULL, "maintenance",
          "Put a host in maintenance (no new desktops placed) or take it out."},

@@ -13,6 +13,10 @@
 #define AGENT_MSG_MAX (8 * 1024 * 1024)
 #define AGENT_MSG_DEPTH 16
 #define AGENT_LINK_PATH "/api/v1/agent/link"
+/* A peer host is a self-fencing witness at its management address on this port (libvirt's
+ * TLS port, which live migration uses): a connection accepted or refused both prove that the
+ * network between the two hosts works. */
+#define AGENT_WITNESS_PORT 16514
 #define AGENT_REGISTER_PATH "/api/v1/agent/register"
 /* Namespace of the <metadata> element that marks a libvirt domain as ours. */
 #define AGENT_XMLNS "https://atrium-vdi.org/xmlns/domain/1" /* = DOMXML_XMLNS */

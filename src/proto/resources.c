@@ -91,6 +91,9 @@ static const Field host_fields[] = {
         HOST_FACT("volumes", FIELD_TEXT,
                   "Volumes the host reaches, with free space (JSON), at the last heartbeat."),
         HOST_FACT("last_seen", FIELD_TEXT, "Time of the last message from its agent (UTC)."),
+        HOST_FACT("recovery", FIELD_TEXT,
+                  "The recovery of its desktops after it went down: in progress (how many are "
+                  "back elsewhere, waiting or unavailable) or done."),
         DESC_FIELD,
 };
 
@@ -153,6 +156,9 @@ static const Field guest_fields[] = {
          "SPICE port on its host's management address while running."},
         {"vnc_port", FIELD_INT, F_READONLY, "0", 0, 65535, NULL, NULL,
          "VNC port on its host's management address while running."},
+        {"epoch", FIELD_INT, F_READONLY, "1", 1, G_MAXINT64, NULL, NULL,
+         "Placement epoch: bumped whenever its host changes; every command to an agent "
+         "carries it and an agent refuses an older one."},
         DESC_FIELD,
 };
 
@@ -229,6 +235,9 @@ static const Field pool_fields[] = {
         {"hosts", FIELD_TEXT, 0, "", 0, 1024, NULL, NULL,
          "Placement hint: host names, separated by commas, its desktops may be placed on "
          "(empty: any host reaching the template's volume)."},
+        {"ha_priority", FIELD_INT, 0, "0", 0, 1000, NULL, NULL,
+         "Recovery priority: when a host goes down, desktops of pools with a higher priority "
+         "are restarted elsewhere first."},
         {"status", FIELD_TEXT, F_LIST | F_READONLY, "", 0, 0, NULL, NULL,
          "What the reconciler is doing with the pool, e.g. 'ready' or 'provisioning 12/200'."},
         {"deleting", FIELD_BOOL, F_READONLY, "false", 0, 0, NULL, NULL,
@@ -298,9 +307,14 @@ static const Field desktop_fields[] = {
         {"dirty", FIELD_BOOL, F_READONLY, "false", 0, 0, NULL, NULL,
          "Used by a session since it was last made fresh (a stateless desktop is then reset)."},
         {"failure", FIELD_TEXT, F_READONLY, "", 0, 0, NULL, NULL,
-         "Why it is failed."},
+         "Why it is failed or unavailable."},
         {"state_since", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL,
          "Unix time of its last state change."},
+        {"epoch", FIELD_INT, F_READONLY, "1", 1, G_MAXINT64, NULL, NULL,
+         "Placement epoch: bumped whenever its host changes; every command to an agent "
+         "carries it and an agent refuses an older one."},
+        {"recovery", FIELD_TEXT, F_READONLY, "", 0, 0, NULL, NULL,
+         "What the last recovery from a host failure did to it, and when (UTC)."},
 };
 
 static const Field session_fields[] = {

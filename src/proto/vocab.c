@@ -23,7 +23,8 @@ const char *const desktop_state_names[DESKTOP_STATE_LAST + 1] = {
         [DESKTOP_PROVISIONING] = "provisioning", [DESKTOP_STOPPED] = "stopped",
         [DESKTOP_STARTING] = "starting",         [DESKTOP_RUNNING] = "running",
         [DESKTOP_STOPPING] = "stopping",         [DESKTOP_FAILED] = "failed",
-        [DESKTOP_DELETING] = "deleting",
+        [DESKTOP_DELETING] = "deleting",         [DESKTOP_RECOVERING] = "recovering",
+        [DESKTOP_UNAVAILABLE] = "unavailable",
 };
 VOCAB_DEFINE(DesktopState, desktop_state, DESKTOP_STATE_LAST)
 
@@ -97,6 +98,7 @@ const char *const reconcile_step_names[STEP_LAST + 1] = {
         [STEP_START] = "start",
         [STEP_STOP] = "stop",
         [STEP_DELETE] = "delete",
+        [STEP_RECOVER] = "recover",
 };
 VOCAB_DEFINE(ReconcileStep, reconcile_step, STEP_LAST)
 

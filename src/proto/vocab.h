@@ -14,6 +14,8 @@ typedef enum {
         DESKTOP_STOPPING,
         DESKTOP_FAILED,
         DESKTOP_DELETING,
+        DESKTOP_RECOVERING,  /* its host went down: being started on another */
+        DESKTOP_UNAVAILABLE, /* its host went down and no other host reaches its disk */
         DESKTOP_STATE_LAST
 } DesktopState;
 
@@ -73,7 +75,15 @@ typedef enum {
 } AgentOp;
 
 /* One step of the pool reconciler on a desktop. */
-typedef enum { STEP_PROVISION, STEP_START, STEP_STOP, STEP_DELETE, STEP_LAST } ReconcileStep;
+/* STEP_RECOVER: a desktop of a down host started on another. */
+typedef enum {
+        STEP_PROVISION,
+        STEP_START,
+        STEP_STOP,
+        STEP_DELETE,
+        STEP_RECOVER,
+        STEP_LAST
+} ReconcileStep;
 
 #define VOCAB_DECLARE(Type, prefix)                                                                \
         extern const char *const prefix##_names[];                                                 \

@@ -298,6 +298,15 @@ static const char *const migrations[] = {
         "CREATE INDEX permissions_pool ON permissions(pool_id);"
         "CREATE INDEX permissions_user ON permissions(user_id);"
         "CREATE INDEX permissions_group ON permissions(group_id);",
+        /* 11: host failure recovery: the placement epoch of desktops and guests (every command
+         * to an agent carries it; bumped when the host changes), pools' recovery priority, what
+         * the last recovery did to a desktop, and a host's recovery in progress. */
+        "ALTER TABLE desktops ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1;"
+        "ALTER TABLE desktops ADD COLUMN recovery TEXT NOT NULL DEFAULT '';"
+        "ALTER TABLE guests ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1;"
+        "ALTER TABLE pools ADD COLUMN ha_priority INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE hosts ADD COLUMN recovery TEXT NOT NULL DEFAULT '';"
+        "INSERT INTO settings (key, value) VALUES ('placement_epoch', '1');",
 };
 
 int schema_latest(void)

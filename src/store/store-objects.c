@@ -445,6 +445,41 @@ static gboolean check_admins(Store *s, const Resource *res, GError **error)
 
 /* ---- create ------------------------------------------------------------------------------ */
 
+/* The next placement epoch: one counter for the whole installation, so that an epoch is never
+ * given twice, even to a new object that took a deleted one's id (and its domain's name). */
+static gint64 next_epoch(Store *s, GError **error)
+{
+        SqlStmt *st = sqs_prep(s,
+                               "UPDATE settings SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
+                               "WHERE key = 'placement_epoch' RETURNING CAST(value AS INTEGER)",
+                               error);
+
+        return st ? sqs_step_id(s, st, error, "taking a placement epoch") : 0;
+}
+
+gint64 store_take_epoch(Store *s, const Resource *res, gint64 id, GError **error)
+{
+        g_autofree char *sql = g_strdup_printf("UPDATE %s SET epoch = ? WHERE id = ?", res->table);
+        gint64 e = 0;
+        SqlStmt *st;
+
+        if (!sqs_tx_begin(s, error))
+                return 0;
+        if ((e = next_epoch(s, error)) && (st = sqs_prep(s, sql, error))) {
+                sql_bind_int(st, 1, e);
+                sql_bind_int(st, 2, id);
+                if (!sqs_step_done(s, st, error, "taking a placement epoch"))
+                        e = 0;
+        } else {
+                e = 0;
+        }
+        if (!e || !sqs_tx_commit(s, error)) {
+                sqs_tx_rollback(s);
+                return 0;
+        }
+        return e;
+}
+
 JsonObject *sqs_create_tx(Store *s, const Resource *res, const char *unused, JsonObject *values,
                           const Actor *actor, GError **error)
 {
@@ -463,6 +498,12 @@ JsonObject *sqs_create_tx(Store *s, const Resource *res, const char *unused, Jso
                 const Field *f = &res->fields[i];
                 JsonNode *v = json_object_get_member(values, f->name);
                 json_object_set_member(merged, f->name, v ? json_node_copy(v) : default_node(f));
+                if (g_str_equal(f->name, "epoch")) {
+                        gint64 e = next_epoch(s, error);
+                        if (!e)
+                                goto fail;
+                        json_object_set_int_member(merged, f->name, e);
+                }
                 if (f->type == FIELD_REF &&
                     !resolve_ref(s, f, json_object_get_member(merged, f->name), &refs[i], error))
                         goto fail;
@@ -551,6 +592,7 @@ static JsonObject *update_id_tx(Store *s, const Resource *res, gint64 id, JsonOb
         SqlStmt *st;
         JsonObject *row;
         int idx = 1;
+        gint64 epoch = 0;
 
         if (!(old = get_row(s, res, id, 0, error)))
                 return NULL;
@@ -581,6 +623,15 @@ static JsonObject *update_id_tx(Store *s, const Resource *res, gint64 id, JsonOb
                         g_string_append_printf(sets, "%s = ?, ",
                                                f->type == FIELD_SECRET ? secret_column(f)
                                                                        : field_column(f));
+                /* A new host is a new placement: its epoch goes up with it, in the same
+                 * statement, so no command can go out with the old one after this. */
+                if (g_str_equal(f->name, "host") && json_object_has_member(patch, "host") &&
+                    !json_object_has_member(patch, "epoch") && resource_field(res, "epoch") &&
+                    refs[i] != json_row_ref(old, "host_id")) {
+                        if (!(epoch = next_epoch(s, error)))
+                                return NULL;
+                        g_string_append(sets, "epoch = ?, ");
+                }
         }
         sql = g_strdup_printf("UPDATE %s SET %supdated_at = ? WHERE id = ?", res->table, sets->str);
         if (!(st = sqs_prep(s, sql, error)))
@@ -589,6 +640,8 @@ static JsonObject *update_id_tx(Store *s, const Resource *res, gint64 id, JsonOb
                 const Field *f = &res->fields[i];
                 if (json_object_has_member(patch, f->name))
                         bind_value(st, idx++, f, json_object_get_member(patch, f->name), refs[i]);
+                if (g_str_equal(f->name, "host") && epoch)
+                        sql_bind_int(st, idx++, epoch);
         }
         sql_bind_text(st, idx++, now);
         sql_bind_int(st, idx++, id);

@@ -86,6 +86,10 @@ JsonObject *store_update(Store *st, const Resource *res, const char *id_or_name,
                          const Actor *actor, GError **error);
 JsonObject *store_update_id(Store *st, const Resource *res, gint64 id, JsonObject *patch,
                             const Actor *actor, GError **error);
+/* A new placement epoch for an object (a kind with an "epoch" field) about to be started on
+ * a host before it is recorded there (a guest's host is recorded when it reports running,
+ * with this epoch); 0 with an error. */
+gint64 store_take_epoch(Store *st, const Resource *res, gint64 id, GError **error);
 gboolean store_delete(Store *st, const Resource *res, const char *id_or_name, const Actor *actor,
                       GError **error);
 gboolean store_delete_id(Store *st, const Resource *res, gint64 id, const Actor *actor,

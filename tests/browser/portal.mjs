@@ -12,8 +12,12 @@
 //   pooladmin  USER PASSWORD POOL  someone who runs one pool: its page, entitling a user, nothing else
 //   totp       USER PASSWORD       set up one-time codes with the QR page; log in with a code
 //   totp-required USER PASSWORD    an account that must use them lands on the set-up page
+//   recover    USER PASSWORD DESKTOP_ID READY_FILE
+//                                  the console of one's desktop open; READY_FILE is written once it is
+//                                  connected (the shell test then takes its host away): the page says
+//                                  it is being restarted on another host, then reconnects by itself
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createHmac } from 'node:crypto';
 
 // RFC 6238 code for a base32 secret, STEPS 30 s steps from now.
@@ -330,6 +334,19 @@ async function connect(name, password, out) {
     await page.getByRole('heading', { name: 'My desktops' }).waitFor();
 }
 
+async function recover(name, password, id, readyFile) {
+    await login(name, password);
+    await page.goto(`${base}/#/console/${id}`);
+    await check(`${name}'s console opens`, () => page.locator('main[data-console="connected"]').waitFor({ timeout: 120000 }));
+    writeFileSync(readyFile, 'connected\n');
+    await check('its host lost, the page says the desktop is being restarted on another host', () =>
+        page.getByText('being restarted on another host').first().waitFor({ timeout: 90000 }));
+    await shot('console-recovering');
+    await check('... and reconnects by itself once it is back', () =>
+        page.locator('main[data-console="connected"]').waitFor({ timeout: 120000 }));
+    await shot('console-recovered');
+}
+
 async function totp(name, password) {
     await login(name, password);
     await page.goto(`${base}/#/account`);
@@ -400,6 +417,7 @@ try {
     else if (scenario === 'totp') await totp(args[0], args[1]);
     else if (scenario === 'pooladmin') await poolAdmin(args[0], args[1], args[2]);
     else if (scenario === 'totp-required') await totpRequired(args[0], args[1]);
+    else if (scenario === 'recover') await recover(args[0], args[1], args[2], args[3]);
     else throw new Error(`no scenario '${scenario}'`);
 } catch (e) {
     ok(false, `scenario ${scenario} ran to its end`, e.message.split('\n').slice(0, 6).join(' | '));

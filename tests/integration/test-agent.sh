@@ -81,6 +81,7 @@ listen = 0.0.0.0:0
 password_cost = min
 initial_admin_password = admin-pass-1
 heartbeat_interval = 1
+startup_grace = 0
 host_missed_heartbeats = 3
 agent_command_timeout = 60
 CONF

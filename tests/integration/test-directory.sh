@@ -41,6 +41,7 @@ slapd_start "$T/b" "$PB"; is "slapd b is up" "$?" 0
 test_conf "$CONF"
 cat >>"$CONF" <<CONF
 heartbeat_interval = 1
+startup_grace = 0
 reconcile_interval = 1
 [directory]
 urls = ldap://127.0.0.1:$PA/ ldap://127.0.0.1:$PB/

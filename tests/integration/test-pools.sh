@@ -79,6 +79,7 @@ listen = 127.0.0.1:0
 password_cost = min
 initial_admin_password = admin-pass-1
 heartbeat_interval = 1
+startup_grace = 0
 reconcile_interval = 1
 provision_retries = 2
 agent_command_timeout = 60

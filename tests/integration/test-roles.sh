@@ -22,7 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 test_conf "$CONF" warning
-printf 'heartbeat_interval = 1\nreconcile_interval = 1\n' >>"$CONF"
+printf 'heartbeat_interval = 1\nstartup_grace = 0\nreconcile_interval = 1\n' >>"$CONF"
 "$ATRIUMD" -c "$CONF" --state-dir "$STATE" >"$T/out" 2>"$T/err" &
 PID=$!
 wait_for 10 test -s "$STATE/manager.url"

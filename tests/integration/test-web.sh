@@ -31,6 +31,7 @@ test_conf "$CONF"
 sed -i "/^\[gateway\]/a web_root = $WEB" "$CONF"
 cat >>"$CONF" <<CONF
 heartbeat_interval = 1
+startup_grace = 0
 reconcile_interval = 1
 connect_ready_timeout = 5
 max_upload_bytes = 1048576

@@ -2,8 +2,10 @@
  * joining with several manager URLs (the first one dead), the credential file, linking with
  * backoff, hello with the inventory, heartbeats, commands and their idempotence (a repeated
  * command id is answered from memory, not run twice), refusals of bad arguments and of
- * domains Atrium did not make, and the inventory after the link is cut and comes back. */
+ * domains Atrium did not make, the inventory after the link is cut and comes back, and
+ * placement epochs (an older command refused as stale, the epoch in the inventory). */
 #include "agent/agent.h"
+#include "agent/agent-private.h"
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "proto/agentproto.h"
@@ -405,6 +407,60 @@ static void test_agent(void)
                 g_assert_true(json_object_get_boolean_member(r, "ok"));
         }
         g_assert_null(virDomainLookupByName(conn, "atrium-0123abcd-guest-7"));
+
+        /* Placement epochs: a start records its epoch in the domain; an older command is
+         * refused as stale, the same epoch goes; the inventory reports it. */
+        g_free(args);
+        args = g_strdup_printf("{\"domain\":\"atrium-0123abcd-guest-11\",\"volume\":\"%s\","
+                               "\"disk\":\"g11.qcow2\",\"disk_gb\":1,\"ram_mb\":64,"
+                               "\"epoch\":5,\"recoverable\":true}",
+                               vol);
+        send_command("e1", "domain.start", args);
+        g_assert_true(run_until(have_replies, GUINT_TO_POINTER(14), 30));
+        send_command("e2", "domain.destroy", "{\"domain\":\"atrium-0123abcd-guest-11\",\"epoch\":4}");
+        g_assert_true(run_until(have_replies, GUINT_TO_POINTER(15), 10));
+        send_command("e3", "domain.reboot", "{\"domain\":\"atrium-0123abcd-guest-11\"}");
+        g_assert_true(run_until(have_replies, GUINT_TO_POINTER(16), 10));
+        {
+                g_autoptr(JsonObject) r1 = reply_obj(13);
+                g_autoptr(JsonObject) r2 = reply_obj(14);
+                g_autoptr(JsonObject) r3 = reply_obj(15);
+                JsonObject *e2 = json_object_get_object_member(r2, "error");
+                g_assert_true(json_object_get_boolean_member(r1, "ok"));
+                g_assert_cmpint(json_object_get_int_member(
+                                        json_object_get_object_member(r1, "result"), "epoch"),
+                                ==, 5);
+                g_assert_false(json_object_get_boolean_member(r2, "ok"));
+                g_assert_cmpstr(json_object_get_string_member(e2, "code"), ==, "conflict");
+                g_assert_nonnull(strstr(json_object_get_string_member(e2, "message"), "stale"));
+                g_assert_false(json_object_get_boolean_member(r3, "ok")); /* none: epoch 0 */
+        }
+        g_main_context_invoke(fake.ctx, server_send, NULL);
+        g_assert_true(run_until(have_hellos, GUINT_TO_POINTER(3), 15));
+        {
+                JsonArray *inv;
+                gint64 epoch = -1;
+                gboolean recoverable = FALSE;
+                g_mutex_lock(&fake.lock);
+                inv = json_object_get_array_member(fake.last_hello, "inventory");
+                for (guint i = 0; i < json_array_get_length(inv); i++) {
+                        JsonObject *d = json_array_get_object_element(inv, i);
+                        if (g_str_equal(json_object_get_string_member(d, "domain"),
+                                        "atrium-0123abcd-guest-11")) {
+                                epoch = json_object_get_int_member(d, "epoch");
+                                recoverable = json_object_get_boolean_member(d, "recoverable");
+                        }
+                }
+                g_mutex_unlock(&fake.lock);
+                g_assert_cmpint(epoch, ==, 5);
+                g_assert_true(recoverable);
+        }
+        send_command("e4", "domain.remove", "{\"domain\":\"atrium-0123abcd-guest-11\",\"epoch\":5}");
+        g_assert_true(run_until(have_replies, GUINT_TO_POINTER(17), 10));
+        {
+                g_autoptr(JsonObject) r = reply_obj(16);
+                g_assert_true(json_object_get_boolean_member(r, "ok"));
+        }
         virConnectClose(conn);
         g_assert_null(fake.fatal);
 
@@ -421,11 +477,80 @@ static void test_agent(void)
         testutil_rmdir(dir);
 }
 
+/* Self-fencing's witnesses: a TCP accept or a refusal is an answer; silence (no answer
+ * within the timeout) and nonsense are not. */
+static void test_witness(void)
+{
+        g_autoptr(GSocket) listener =
+                g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+        g_autoptr(GInetAddress) lo = g_inet_address_new_loopback(G_SOCKET_FAMILY_IPV4);
+        g_autoptr(GSocketAddress) any = g_inet_socket_address_new(lo, 0);
+        g_autoptr(GSocketAddress) bound = NULL;
+        g_autofree char *open_w = NULL, *closed_w = NULL, *who = NULL;
+        guint16 port;
+
+        g_assert_true(g_socket_bind(listener, any, TRUE, NULL));
+        g_assert_true(g_socket_listen(listener, NULL));
+        bound = g_socket_get_local_address(listener, NULL);
+        port = g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(bound));
+        open_w = g_strdup_printf("127.0.0.1:%u", port);
+        {
+                const char *w[] = {"nonsense", open_w, NULL};
+                g_assert_true(fence_witness_answers(w, 500, &who));
+                g_assert_cmpstr(who, ==, open_w);
+                g_clear_pointer(&who, g_free);
+        }
+        g_socket_close(listener, NULL);
+        closed_w = g_strdup_printf("127.0.0.1:%u", port); /* nobody listens now: refused */
+        {
+                const char *w[] = {closed_w, NULL};
+                g_assert_true(fence_witness_answers(w, 500, &who));
+                g_clear_pointer(&who, g_free);
+        }
+        {
+                /* Silence: a listener whose accept queue is full drops new SYNs, as a host cut
+                 * off would (its backlog of 0 takes one connection, two fill it). */
+                g_autoptr(GSocket) full = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                                       G_SOCKET_PROTOCOL_TCP, NULL);
+                g_autoptr(GSocketAddress) fa = NULL;
+                g_autofree char *silent = NULL;
+                GSocket *fill[3];
+                const char *w[4] = {"nonsense", "[::1", NULL, NULL};
+                gint64 t0;
+                g_socket_set_listen_backlog(full, 0);
+                g_assert_true(g_socket_bind(full, any, TRUE, NULL));
+                g_assert_true(g_socket_listen(full, NULL));
+                fa = g_socket_get_local_address(full, NULL);
+                for (int i = 0; i < 3; i++) {
+                        fill[i] = g_socket_new(G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                               G_SOCKET_PROTOCOL_TCP, NULL);
+                        g_socket_set_blocking(fill[i], FALSE);
+                        g_socket_connect(fill[i], fa, NULL, NULL);
+                }
+                g_usleep(200000);
+                silent = g_strdup_printf(
+                        "127.0.0.1:%u", g_inet_socket_address_get_port(G_INET_SOCKET_ADDRESS(fa)));
+                w[2] = silent;
+                t0 = g_get_monotonic_time();
+                g_assert_false(fence_witness_answers(w, 300, &who));
+                g_assert_null(who);
+                g_assert_cmpint(g_get_monotonic_time() - t0, >=, 250000); /* it waited */
+                g_assert_cmpint(g_get_monotonic_time() - t0, <, 3 * G_USEC_PER_SEC);
+                for (int i = 0; i < 3; i++)
+                        g_object_unref(fill[i]);
+        }
+        {
+                const char *w[] = {NULL};
+                g_assert_false(fence_witness_answers(w, 100, &who));
+        }
+}
+
 int main(int argc, char **argv)
 {
         g_test_init(&argc, &argv, NULL);
         /* The agent warns about the dead manager URL and the cut link: expected here. */
         g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
         g_test_add_func("/agent/join-link-commands", test_agent);
+        g_test_add_func("/agent/witness", test_witness);
         return g_test_run();
 }

@@ -506,10 +506,54 @@ static void test_seam_errors(Fixture *f, gconstpointer data)
         sql_close(db);
 }
 
+/* Placement epochs come from one counter: a new desktop takes the next, a new host moves it
+ * on (an update that keeps the host does not), and a desktop that takes a deleted one's id
+ * (SQLite reuses the highest rowid) still gets a newer epoch than any before. */
+static void test_epochs(Fixture *f, gconstpointer data)
+{
+        const Resource *desktops = resource_by_kind("desktop"), *hosts = resource_by_kind("host");
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) d1 = NULL, d2 = NULL, moved = NULL, same = NULL, again = NULL;
+        g_autoptr(JsonObject) h1v = obj("{\"name\":\"h1\"}"), h2v = obj("{\"name\":\"h2\"}");
+        g_autoptr(JsonObject) h1 = NULL, h2 = NULL, to_h2 = NULL, keep = NULL;
+        gint64 e1, e2, id2;
+
+        base_objects(f);
+        h1 = store_create(f->st, hosts, h1v, &tester, &error);
+        g_assert_no_error(error);
+        h2 = store_create(f->st, hosts, h2v, &tester, &error);
+        g_assert_no_error(error);
+        d1 = create(f, "desktop", "{\"name\":\"d1\",\"pool\":\"office\",\"host\":\"h1\"}", &error);
+        g_assert_no_error(error);
+        d2 = create(f, "desktop", "{\"name\":\"d2\",\"pool\":\"office\",\"host\":\"h1\"}", &error);
+        g_assert_no_error(error);
+        e1 = json_object_get_int_member(d1, "epoch");
+        e2 = json_object_get_int_member(d2, "epoch");
+        g_assert_cmpint(e1, >, 0);
+        g_assert_cmpint(e2, >, e1);
+        to_h2 = obj("{\"host\":\"h2\"}");
+        moved = store_update(f->st, desktops, "d1", to_h2, NULL, &error);
+        g_assert_no_error(error);
+        g_assert_cmpint(json_object_get_int_member(moved, "epoch"), >, e2);
+        keep = obj("{\"host\":\"h2\",\"maintenance\":true}");
+        same = store_update(f->st, desktops, "d1", keep, NULL, &error);
+        g_assert_no_error(error);
+        g_assert_cmpint(json_object_get_int_member(same, "epoch"), ==,
+                        json_object_get_int_member(moved, "epoch"));
+        id2 = json_object_get_int_member(d2, "id");
+        g_assert_true(store_delete(f->st, desktops, "d2", &tester, &error));
+        again = create(f, "desktop", "{\"name\":\"d3\",\"pool\":\"office\",\"host\":\"h1\"}", &error);
+        g_assert_no_error(error);
+        g_assert_cmpint(json_object_get_int_member(again, "id"), ==, id2); /* the id came back */
+        g_assert_cmpint(json_object_get_int_member(again, "epoch"), >,
+                        json_object_get_int_member(moved, "epoch"));
+}
+
 int main(int argc, char **argv)
 {
         g_test_init(&argc, &argv, NULL);
 #define T(name, fn) g_test_add("/store/" name, Fixture, NULL, setup, fn, teardown)
+        T("epochs", test_epochs);
         T("migrations", test_migrations);
         T("schema-matches-model", test_schema_matches_model);
         T("crud-and-events", test_crud_and_events);

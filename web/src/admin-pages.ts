@@ -77,9 +77,12 @@ const hosts: PageSpec = {
         { key: 'name' }, { key: 'state', render: state }, { key: 'address' }, { key: 'cpus', label: 'CPUs' },
         { key: 'ram_mb', label: 'RAM', render: (r) => bar(Number(r.ram_committed_mb) || 0, Number(r.ram_mb) || 0, 'committed', mb) },
         { key: 'running' }, { key: 'accel' }, { key: 'last_seen', render: (r) => when(String(r.last_seen ?? '')) },
+        { key: 'recovery', label: 'Recovery', render: (r) => text(r.recovery) },
     ],
     edit: ['description'], deletable: true,
     actions: [
+        { label: 'Fence (it is off)', show: (r) => r.state !== 'down', confirm: (r) => `Declare ${r.name} down now? Do it only when it is powered off: its desktops are started on other hosts at once.`,
+          run: (r) => api('POST', `/hosts/${r.id}/fence`, { yes: true }) },
         { label: 'Maintenance on', show: (r) => r.state !== 'maintenance', confirm: (r) => `Put ${r.name} in maintenance? No new desktops are placed on it.`,
           run: (r) => api('PUT', `/hosts/${r.id}/maintenance`, { maintenance: true }) },
         { label: 'Maintenance off', show: (r) => r.state === 'maintenance', run: (r) => api('PUT', `/hosts/${r.id}/maintenance`, { maintenance: false }) },

@@ -9,6 +9,15 @@ import type { Cleanup } from './app.js';
 
 const NOVNC = '/novnc/core/rfb.js';
 const MAX_RETRIES = 6;
+// A desktop whose host went down is restarted on another: the page waits for it this long,
+// asking every RECOVERY_POLL_MS, then reconnects by itself.
+const RECOVERY_WAIT_MS = 5 * 60 * 1000;
+const RECOVERY_POLL_MS = 2000;
+
+// The manager's answer while the desktop is being restarted on another host.
+export function beingRestarted(err: ApiError): boolean {
+    return err.status === 503 && /being restarted on another host/.test(err.message);
+}
 // A console that takes the connection but never completes the VNC handshake is given up on.
 const HANDSHAKE_MS = 15000;
 
@@ -116,6 +125,8 @@ export async function consoleView(main: HTMLElement, args: string[], _q: URLSear
         return { name: reply.desktop, ticket: reply.ticket, password: vvPassword(reply.vv) };
     };
 
+    let recoveringSince = 0;
+    let reconnecting = false; // a tunnel dropped: this open is a reconnect
     const open = async () => {
         clearTimeout(timer);
         let reply: Opened;
@@ -123,11 +134,26 @@ export async function consoleView(main: HTMLElement, args: string[], _q: URLSear
             reply = await ticket();
         } catch (e) {
             const err = e as ApiError;
+            if (beingRestarted(err) && Date.now() - (recoveringSince ||= Date.now()) < RECOVERY_WAIT_MS) {
+                setState('reconnecting', 'Your desktop is being restarted on another host (its host went down). It reconnects by itself once it is back…');
+                timer = window.setTimeout(() => { void open(); }, RECOVERY_POLL_MS);
+                return;
+            }
+            if (err.status === 503 && reconnecting && retries < MAX_RETRIES) {
+                // its host is not answering (yet judged down): try again, as for a dropped tunnel
+                const wait = Math.min(1000 * 2 ** retries, 15000);
+                retries++;
+                setState('reconnecting', `Your desktop's host does not answer: trying again in ${Math.round(wait / 1000)} s (attempt ${retries} of ${MAX_RETRIES})…`);
+                timer = window.setTimeout(() => { void open(); }, wait);
+                return;
+            }
             if (err.status === 404 && kind === 'mine') setState('ended', 'This desktop is no longer yours: its session has ended. Go back to My desktops to connect again.');
             else if (err.status === 401) return;
             else setState('failed', connectMessage(err, pool?.pool ?? 'the pool'));
             return;
         }
+        recoveringSince = 0;
+        reconnecting = false;
         applyClipboardPolicy();
         title.textContent = reply.name;
         document.title = `${reply.name} · Atrium`;
@@ -161,6 +187,7 @@ export async function consoleView(main: HTMLElement, args: string[], _q: URLSear
             }
             const wait = Math.min(1000 * 2 ** retries, 15000);
             retries++;
+            reconnecting = true;
             setState('reconnecting', `The connection dropped: reconnecting in ${Math.round(wait / 1000)} s (attempt ${retries} of ${MAX_RETRIES})…`);
             timer = window.setTimeout(() => { void open(); }, wait);
         });

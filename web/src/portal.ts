@@ -46,6 +46,7 @@ const STAGES: Record<string, [number, string]> = {
     stopped: [2, 'Starting your desktop…'],
     starting: [2, 'Starting your desktop…'],
     running: [3, 'Signing you in…'],
+    recovering: [2, 'Your desktop is being restarted on another host…'],
 };
 
 // The "starting your desktop…" panel: a progress bar moved by the desktop's state.
@@ -137,7 +138,10 @@ function poolCard(pool: PoolItem, sessions: Row[]): HTMLElement {
             h('dt', null, 'Desktop'), h('dd', null, d ? d.name : 'one is given to you when you connect'),
             h('dt', null, 'State'), h('dd', null, d ? badge(d.state) : '—'),
             h('dt', null, 'Session'), h('dd', null, session ? badge(String(session.state)) : 'none')),
-        h('div', { class: 'card-status' }, blocked ? h('p', { class: 'notice' }, 'This pool is in maintenance: new connections are paused.') : null),
+        h('div', { class: 'card-status' }, blocked ? h('p', { class: 'notice' }, 'This pool is in maintenance: new connections are paused.')
+            : d?.state === 'recovering' ? h('p', { class: 'notice', role: 'status' }, 'Your desktop is being restarted on another host: its host went down. Connect again in a few seconds.')
+            : d?.state === 'unavailable' ? h('p', { class: 'notice' }, 'Your desktop is unavailable: its host is down and no other host reaches its disk. Your administrator has been told.')
+            : null),
         actions]);
     return card;
 }
