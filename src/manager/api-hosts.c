@@ -397,6 +397,9 @@ static void order_done(JsonObject *result, const GError *error, gpointer data)
         }
         if (g_str_equal(o->op, "start")) {
                 json_object_set_int_member(patch, "host", o->host_id);
+                /* placed at the epoch its start carried (agentlink.c stamped it): kept */
+                if (row_int(result, "epoch") > 0)
+                        json_object_set_int_member(patch, "epoch", row_int(result, "epoch"));
                 json_object_set_string_member(patch, "state",
                                               row_power_word(guests, POWER_RUNNING));
                 if (resource_field(guests, "spice_port")) {
