@@ -54,13 +54,11 @@ api POST /volumes "{\"name\":\"shared\",\"storage\":\"san\",\"path\":\"$RIG_SHAR
 cp "$IMAGE" "$RIG_SHARED/gold.qcow2"
 api POST /guests '{"name":"gold","volume":"shared","disk":"gold.qcow2","ram_mb":128}' >/dev/null
 api POST /templates '{"name":"deb","volume":"shared","from_guest":"gold"}' >/dev/null
-api POST /pools "{\"name\":\"pp\",\"template\":\"deb\",\"mode\":\"persistent\",\"size\":$N,\"name_pattern\":\"pp{n}\"}" >/dev/null
-ready() { [ "$(q "SELECT count(*) FROM desktops WHERE state = 'stopped'")" = "$N" ]; }
-for _ in $(seq 1 600); do ready && break; sleep 0.5; done
-for d in $(q "SELECT name FROM desktops"); do api POST "/desktops/$d/start" '{}' >/dev/null & done
-wait
+# every desktop a started spare: the reconciler starts them (and keeps them started)
+api POST /pools "{\"name\":\"pp\",\"template\":\"deb\",\"mode\":\"persistent\",\"size\":$N,\"spares\":$N,\"name_pattern\":\"pp{n}\"}" >/dev/null
 running() { [ "$(q "SELECT count(*) FROM desktops WHERE state = 'running'")" = "$N" ]; }
 for _ in $(seq 1 600); do running && break; sleep 0.5; done
+running || { echo "bench/ha: the $N desktops did not all start" >&3; exit 1; }
 echo "bench/ha: $N persistent desktops running on 3 hosts ($(q "SELECT group_concat(n, ' / ') FROM (SELECT count(*) n FROM desktops GROUP BY host_id)") each), QEMU under TCG"
 
 # ev_ms ACTION CONDITION ORDER: the Unix time in ms of the first (ASC) or last (DESC) such event after SINCE

@@ -777,10 +777,47 @@ static gboolean resolve_address(Agent *a, const char *manager, GError **error)
         return TRUE;
 }
 
+/* The host's libvirt TLS material, as libvirt's pkipath and its server (cacert.pem,
+ * servercert.pem, serverkey.pem, clientcert.pem, clientkey.pem) and QEMU's migration TLS
+ * (ca-cert.pem, server-cert.pem, ...) name it, in state_dir/pki: one certificate for both
+ * roles, keys 0600. Written again, so rotated, at every join. */
+static gboolean pki_write(Agent *a, const char *key, const char *cert, const char *ca,
+                          GError **error)
+{
+        g_autofree char *dir = g_build_filename(a->state_dir, "pki", NULL);
+        const char *names[][3] = {{"cacert.pem", "ca-cert.pem", NULL},
+                                  {"servercert.pem", "server-cert.pem", NULL},
+                                  {"clientcert.pem", "client-cert.pem", NULL},
+                                  {"serverkey.pem", "server-key.pem", NULL},
+                                  {"clientkey.pem", "client-key.pem", NULL}};
+        const char *texts[] = {ca, cert, cert, key, key};
+
+        if (!cert[0] || !ca[0]) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "the manager's join answer has no libvirt certificate or CA");
+                return FALSE;
+        }
+        if (g_mkdir_with_parents(dir, 0700) < 0) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "cannot create %s: %s",
+                            dir, g_strerror(errno));
+                return FALSE;
+        }
+        for (gsize i = 0; i < G_N_ELEMENTS(names); i++)
+                for (int k = 0; names[i][k]; k++) {
+                        g_autofree char *path = g_build_filename(dir, names[i][k], NULL);
+                        if (!util_write_file(path, texts[i], -1, i >= 3 ? 0600 : 0644, error))
+                                return FALSE;
+                }
+        g_info("libvirt TLS certificate of host %s (signed by the manager's hosts CA) in %s",
+               a->name, dir);
+        return TRUE;
+}
+
 gboolean agent_join(Agent *a, const char *const *managers, const char *fingerprint,
                     const char *token, GError **error)
 {
         g_autoptr(GError) last = NULL;
+        g_autofree char *lv_key = NULL, *lv_pub = NULL;
 
         g_free(a->fingerprint);
         a->fingerprint = g_strdup(fingerprint ? fingerprint : "");
@@ -797,6 +834,9 @@ gboolean agent_join(Agent *a, const char *const *managers, const char *fingerpri
                 return FALSE;
         }
         if (!host_facts(a, error))
+                return FALSE;
+        /* libvirt's TLS between hosts: this host's key stays here, the manager certifies it */
+        if (!tls_key_new(&lv_key, &lv_pub, error))
                 return FALSE;
         for (const char *const *m = managers; *m; m++) {
                 g_autofree char *url = manager_url(*m, AGENT_REGISTER_PATH, FALSE);
@@ -818,6 +858,7 @@ gboolean agent_join(Agent *a, const char *const *managers, const char *fingerpri
                 if (!resolve_address(a, *m, error))
                         return FALSE;
                 body = join_body(a, token);
+                json_object_set_string_member(body, "libvirt_public_key", lv_pub);
                 text = agent_msg_text(body);
                 len = strlen(text);
                 {
@@ -866,6 +907,11 @@ gboolean agent_join(Agent *a, const char *const *managers, const char *fingerpri
                 }
                 g_info("host %s joined the manager at %s (host id %" G_GINT64_FORMAT ")", a->name,
                        *m, json_object_get_int_member(o, "host_id"));
+                if (json_object_has_member(o, "libvirt_cert") &&
+                    !pki_write(a, lv_key, json_object_get_string_member(o, "libvirt_cert"),
+                               json_object_get_string_member_with_default(o, "libvirt_ca", ""),
+                               error))
+                        return FALSE;
                 return TRUE;
         }
         g_propagate_prefixed_error(error, g_steal_pointer(&last), "cannot reach a manager: ");

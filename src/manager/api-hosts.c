@@ -4,6 +4,7 @@
 #define G_LOG_DOMAIN "api"
 
 #include "common/error.h"
+#include "common/tls.h"
 #include "common/jsonutil.h"
 #include "common/util.h"
 #include "manager/agentlink.h"
@@ -109,12 +110,15 @@ void api_agent_register(ApiRequest *req)
                                             "accel_reason", "libvirt_version", "qemu_version"};
         static const char *const known[] = {
                 "join_token",      "name",         "address", "cpu_model", "accel", "accel_reason",
-                "libvirt_version", "qemu_version", "cpus",    "ram_mb",    "agent"};
+                "libvirt_version", "qemu_version", "cpus",    "ram_mb",    "agent",
+                "libvirt_public_key"};
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) facts = json_object_new();
         g_autoptr(JsonObject) host = NULL;
         g_autofree char *key = g_strdup_printf("join:%s", req->address);
         g_autofree char *credential = NULL, *cred_hash = NULL, *tok_hash = NULL;
+        g_autofree char *lv_cert = NULL, *lv_ca = NULL, *tls_dir = NULL;
+        const char *lv_key;
         g_autoptr(GList) members = json_object_get_members(req->body);
         const char *token = NULL, *name = NULL;
         const Actor actor = {"agent", 0, req->address};
@@ -152,6 +156,18 @@ void api_agent_register(ApiRequest *req)
         if (!fact_int(req->body, facts, "cpus", 4096, &error) ||
             !fact_int(req->body, facts, "ram_mb", 1LL << 32, &error))
                 goto refused;
+        /* libvirt TLS between hosts (migrations): the host's own key, certified by the hosts'
+         * CA, before the token is spent, so a bad key leaves nothing joined */
+        lv_key = agent_arg_string(req->body, "libvirt_public_key", FALSE, NULL);
+        if (lv_key) {
+                g_autofree char *ca_path = NULL;
+                tls_dir = g_build_filename(req->mgr->state_dir, "tls", NULL);
+                ca_path = g_build_filename(tls_dir, "hosts-ca.pem", NULL);
+                if (!(lv_cert = tls_host_cert_issue(tls_dir, lv_key, name,
+                                                    row_str(facts, "address"), &error)) ||
+                    !g_file_get_contents(ca_path, &lv_ca, NULL, &error))
+                        goto refused;
+        }
         {
                 g_autofree char *secret = util_random_token(32);
                 credential = g_strdup_printf("ath1.%s", secret);
@@ -171,6 +187,10 @@ void api_agent_register(ApiRequest *req)
         json_object_set_string_member(o, "name", name);
         json_object_set_string_member(o, "credential", credential);
         json_object_set_string_member(o, "link", AGENT_LINK_PATH);
+        if (lv_cert) {
+                json_object_set_string_member(o, "libvirt_cert", lv_cert);
+                json_object_set_string_member(o, "libvirt_ca", lv_ca);
+        }
         memset(credential, 0, strlen(credential));
         api_reply_object(req, 201, o);
         return;

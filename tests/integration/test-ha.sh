@@ -12,6 +12,7 @@
 #               its stale domain is removed by epoch
 #   manager:    kill -9 the manager for 30 s: no agent fences, no desktop moves
 #   bad input:  fence without --yes, fence of a down host, unsafe timings, no capacity left
+#   TLS:        the libvirt certificates the manager issued at join: libvirtd to libvirtd
 #   portal:     bob's browser console (chromium, noVNC through the gateway) says his desktop is
 #               being restarted on another host while its host is cut off, then reconnects
 # Output is TAP. Usage: test-ha.sh ATRIUMD ATRIUM IMAGE WEB_DIR [SHOTS]
@@ -331,6 +332,28 @@ is "... pp1 untouched meanwhile (still placed on $Z, same epoch)" "$(dhost pp1):
 for h in h1 h2 h3; do [ "$h" = "$Z" ] || "$ATRIUM" host maintenance "$h" off >/dev/null; done
 wait_for 40 running_elsewhere pp1 "$Z"; is "room again: pp1 runs elsewhere" "$?" 0
 is "the file is still there" "$(has_marker pp1)" HAS-42
+
+# ---- libvirt TLS between hosts, from the certificates the manager issued at join ----
+AB=()
+for h in h1 h2 h3; do [ "$h" = "$Z" ] || AB+=("$(hnum "$h")"); done
+A=${AB[0]} B=${AB[1]}
+PA=$R/h$A/state/pki PB=$R/h$B/state/pki
+openssl verify -CAfile "$PA/cacert.pem" "$PB/servercert.pem" >/dev/null 2>&1
+is "h$B's libvirt certificate from its join verifies against the hosts' CA" "$?" 0
+like "... names its address" "$(openssl x509 -in "$PB/servercert.pem" -noout -ext subjectAltName 2>/dev/null)" "IP Address:$RIG_NET.$((10 + B))"
+is "... its key stays on the host (0600)" "$(stat -c %a "$PB/serverkey.pem")" 600
+is "... the hosts' CA key stays with the manager (0600)" "$(stat -c %a "$STATE/tls/hosts-ca-key.pem")" 600
+rig_tls "$R" "$A" "$PA" && rig_tls "$R" "$B" "$PB"; is "h$A's and h$B's libvirtd listen for TLS with them" "$?" 0
+like "h$A reaches h$B's libvirtd over TLS (qemu+tls, no manual PKI step)" \
+        "$(rig_in "$R" "$A" virsh -c "qemu+tls://$RIG_NET.$((10 + B))/system?pkipath=$PA" version 2>&1)" "Running hypervisor"
+mkdir -p "$T/rogue"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/rogue/clientkey.pem" \
+        -out "$T/rogue/clientcert.pem" -subj /CN=rogue -days 1 >/dev/null 2>&1
+cp "$PA/cacert.pem" "$T/rogue/"
+OUT=$(rig_in "$R" "$A" virsh -c "qemu+tls://$RIG_NET.$((10 + B))/system?pkipath=$T/rogue" version 2>&1); RC=$?
+is "a client certificate not from the hosts' CA is refused" "$RC" 1
+for i in "$A" "$B"; do rig_in "$R" "$i" virsh -c qemu:///system list --name >/dev/null 2>&1; done
+wait_for 20 is_state "h$A" up; is "the hosts stay up through their libvirtd restart" "$(host_state "h$A"):$(host_state "h$B")" up:up
 
 # ---- the invariants held all along ----
 touch "$T/watch.stop"; wait "$WPID"; WPID=

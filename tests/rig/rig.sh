@@ -16,6 +16,9 @@
 #   rig.sh exec DIR I CMD...      run CMD inside host I (its network and mount namespaces)
 #   rig.sh crash DIR I            kill -9 every process of host I (agent, libvirt, QEMUs)
 #   rig.sh libvirt DIR I          start host I's libvirt daemons again (after a crash)
+#   rig.sh tls DIR I PKI_DIR      restart host I's libvirtd listening for TLS on its address
+#                                 (port 16514) with the certificates in PKI_DIR (what the
+#                                 agent got from the manager at join: DIR/hI/state/pki)
 #   rig.sh isolate DIR I          take host I's link down (it keeps running, cut off)
 #   rig.sh rejoin DIR I           bring host I's link back
 #   rig.sh pids DIR I             every process of host I
@@ -162,6 +165,29 @@ rig_crash() {
         return 1
 }
 
+rig_tls() { # DIR I PKI: libvirtd of host I on TLS with PKI/{cacert,servercert,serverkey}.pem
+        local dir=$1 i=$2 pki=$3 d=$1/h$2 p
+        rig_env "$dir"
+        sed -i '/^# rig tls$/,$d' "$d/etc/libvirtd.conf"
+        cat >>"$d/etc/libvirtd.conf" <<CONF
+# rig tls
+listen_tls = 1
+listen_tcp = 0
+listen_addr = "$RIG_NET.$((10 + i))"
+ca_file = "$pki/cacert.pem"
+cert_file = "$pki/servercert.pem"
+key_file = "$pki/serverkey.pem"
+CONF
+        p=$(cat "$d/libvirtd.pid" 2>/dev/null) && kill "$p" 2>/dev/null
+        for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        rig_in "$dir" "$i" libvirtd -d -l -p "$d/libvirtd.pid" || return 1
+        for _ in $(seq 1 100); do
+                rig_in "$dir" "$i" virsh -c qemu:///system version >/dev/null 2>&1 && return 0
+                sleep 0.1
+        done
+        return 1
+}
+
 rig_isolate() { rig_env "$1"; ip link set "atv${RIG_TAG}h$2" down; }
 rig_rejoin() { rig_env "$1"; ip link set "atv${RIG_TAG}h$2" up; }
 
@@ -192,9 +218,10 @@ if [ -z "${RIG_LIB-}" ]; then
         crash) rig_crash "$@" ;;
         libvirt) rig_libvirt "$@" ;;
         isolate) rig_isolate "$@" ;;
+        tls) rig_tls "$@" ;;
         rejoin) rig_rejoin "$@" ;;
         pids) rig_pids "$@" ;;
         down) rig_down "$@" ;;
-        *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+        *) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
         esac
 fi

@@ -6,6 +6,8 @@
 #include "common/util.h"
 #include "testutil.h"
 
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -259,6 +261,55 @@ static void test_self_signed(void)
         testutil_rmdir(dir);
 }
 
+/* The hosts' CA issues a host a certificate for its own key: it verifies against the CA, for
+ * server and client use, with the host's name and address; a bad public key is refused. */
+static void test_host_certs(void)
+{
+        g_autofree char *dir = testutil_tmpdir();
+        g_autofree char *tls = g_build_filename(dir, "tls", NULL);
+        g_autofree char *ca_path = g_build_filename(tls, "hosts-ca.pem", NULL);
+        g_autofree char *key = NULL, *pub = NULL, *pem = NULL, *ca_pem = NULL;
+        g_autoptr(GError) error = NULL;
+        BIO *b;
+        X509 *cert, *ca;
+        X509_STORE *store;
+        X509_STORE_CTX *ctx;
+
+        g_assert_true(tls_key_new(&key, &pub, &error));
+        g_assert_nonnull(strstr(key, "PRIVATE KEY"));
+        g_assert_nonnull(strstr(pub, "PUBLIC KEY"));
+        pem = tls_host_cert_issue(tls, pub, "h1", "10.1.2.3", &error);
+        g_assert_no_error(error);
+        g_assert_true(g_file_get_contents(ca_path, &ca_pem, NULL, NULL));
+        b = BIO_new_mem_buf(pem, -1);
+        cert = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        BIO_free(b);
+        b = BIO_new_mem_buf(ca_pem, -1);
+        ca = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        BIO_free(b);
+        g_assert_nonnull(cert);
+        g_assert_nonnull(ca);
+        store = X509_STORE_new();
+        X509_STORE_add_cert(store, ca);
+        ctx = X509_STORE_CTX_new();
+        X509_STORE_CTX_init(ctx, store, cert, NULL);
+        X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
+        g_assert_cmpint(X509_verify_cert(ctx), ==, 1);
+        X509_STORE_CTX_cleanup(ctx);
+        X509_STORE_CTX_init(ctx, store, cert, NULL);
+        X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+        g_assert_cmpint(X509_verify_cert(ctx), ==, 1);
+        g_assert_cmpint(X509_check_ip_asc(cert, "10.1.2.3", 0), ==, 1);
+        g_assert_cmpint(X509_check_host(cert, "h1", 0, 0, NULL), ==, 1);
+        X509_STORE_CTX_free(ctx);
+        X509_STORE_free(store);
+        X509_free(cert);
+        X509_free(ca);
+        g_assert_null(tls_host_cert_issue(tls, "not a key", "h1", "10.1.2.3", &error));
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID);
+        testutil_rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
         g_test_init(&argc, &argv, NULL);
@@ -273,5 +324,6 @@ int main(int argc, char **argv)
         g_test_add_func("/json/body", test_json_body);
         g_test_add_func("/error/table", test_error_table);
         g_test_add_func("/tls/self-signed", test_self_signed);
+        g_test_add_func("/tls/host-certs", test_host_certs);
         return g_test_run();
 }
