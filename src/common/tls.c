@@ -42,6 +42,20 @@ static gboolean add_ext(X509 *cert, int nid, const char *value)
         return ext && X509_add_ext(cert, ext, -1);
 }
 
+/* Whether a key pair must be made (*make): not when both files exist; else DIR is made. */
+static gboolean need_pair(const char *dir, const char *cert_path, const char *key_path,
+                          gboolean *make, GError **error)
+{
+        *make = !(g_file_test(cert_path, G_FILE_TEST_EXISTS) &&
+                  g_file_test(key_path, G_FILE_TEST_EXISTS));
+        if (*make && g_mkdir_with_parents(dir, 0700) < 0) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "cannot create '%s': %s",
+                            dir, g_strerror(errno));
+                return FALSE;
+        }
+        return TRUE;
+}
+
 gboolean tls_ensure_self_signed(const char *dir, GError **error)
 {
         g_autofree char *cert_path = g_build_filename(dir, "cert.pem", NULL);
@@ -53,14 +67,12 @@ gboolean tls_ensure_self_signed(const char *dir, GError **error)
         g_autofree char *san = NULL, *kpem = NULL, *cpem = NULL;
         char host[256] = "localhost";
         X509_NAME *name;
+        gboolean made;
 
-        if (g_file_test(cert_path, G_FILE_TEST_EXISTS) && g_file_test(key_path, G_FILE_TEST_EXISTS))
-                return TRUE;
-        if (g_mkdir_with_parents(dir, 0700) < 0) {
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "cannot create '%s': %s",
-                            dir, g_strerror(errno));
+        if (!need_pair(dir, cert_path, key_path, &made, error))
                 return FALSE;
-        }
+        if (!made)
+                return TRUE;
         gethostname(host, sizeof(host) - 1);
         key = EVP_EC_gen("P-256");
         if (!key)
@@ -132,14 +144,12 @@ gboolean tls_hosts_ca_ensure(const char *dir, GError **error)
         g_autoptr(X509) cert = NULL;
         g_autofree char *kpem = NULL, *cpem = NULL;
         X509_NAME *name;
+        gboolean made;
 
-        if (g_file_test(cert_path, G_FILE_TEST_EXISTS) && g_file_test(key_path, G_FILE_TEST_EXISTS))
-                return TRUE;
-        if (g_mkdir_with_parents(dir, 0700) < 0) {
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "cannot create '%s': %s",
-                            dir, g_strerror(errno));
+        if (!need_pair(dir, cert_path, key_path, &made, error))
                 return FALSE;
-        }
+        if (!made)
+                return TRUE;
         if (!(key = EVP_EC_gen("P-256")))
                 return fail(error, "key generation");
         cert = X509_new();
