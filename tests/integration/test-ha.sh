@@ -289,9 +289,10 @@ Y=$(dhost pp1)
 YP=$(cat "$R/h$(hnum "$Y")/agent.pid")
 SINCE=$(last_event_id)
 kill -STOP "$YP"
+STOPPED=$(date +%s)
 wait_for 20 is_state "$Y" down; is "the frozen host $Y is marked down" "$(host_state "$Y")" down
 wait_for 20 lease_refused; is "the start elsewhere is refused by the lease meanwhile" "$?" 0
-sleep 8
+while [ $(( $(date +%s) - STOPPED )) -lt 20 ]; do sleep 0.5; done # frozen 20 s in all
 kill -CONT "$YP"
 running_somewhere() { [ -n "$(dhost "$1")" ] && running_on "$1" "$(dhost "$1")"; }
 wait_for 40 running_somewhere pp1; is "thawed, its stale domain goes by epoch; pp1 runs" "$?" 0
