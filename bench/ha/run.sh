@@ -46,7 +46,7 @@ q() { sqlite3 "$DB" "$1"; }
 TOK=$(curl -sk "$URL/api/v1/auth/login" -H 'Content-Type: application/json' -d '{"name":"admin","password":"bench-pass-1"}' | jq -r .token)
 api() { curl -sk -X "$1" "$URL/api/v1$2" -H "Authorization: Bearer $TOK" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
 FP=$(api POST /join-tokens '{}' | jq -r .manager_fingerprint)
-for i in 1 2 3; do rig_agent "$R" "$i" "https://$RIG_NET.1:$PORT" "$FP" "$(api POST /join-tokens '{}' | jq -r .token)"; done
+for i in 1 2 3; do rig_agent "$R" "$i" "https://$RIG_NET.1:$PORT" "$FP" "$(api POST /join-tokens '{}' | jq -r .token)" "workers = 16\n"; done
 up() { [ "$(q "SELECT count(*) FROM hosts WHERE state = 'up'")" = 3 ]; }
 for _ in $(seq 1 300); do up && break; sleep 0.2; done
 api POST /storages '{"name":"san"}' >/dev/null
