@@ -15,45 +15,8 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$top/${1:-build}
 N=${BENCH_HA_DESKTOPS:-30}
 IMAGE=$build/images/atrium-test-desktop.qcow2
-if [ "$(id -u)" != 0 ] || [ ! -f "$IMAGE" ]; then
-        echo "bench/ha: skipped (needs root and $IMAGE: make images)"
-        exit 0
-fi
-T=$(mktemp -d /tmp/atrium-bench-ha-XXXXXX)
-chmod 755 "$T"
-R=$T/rig
-mkdir -p "$R"
-export ATRIUMD=$build/src/atriumd
-RIG_LIB=1 . "$top/tests/rig/rig.sh"
-PIDS=()
-cleanup() {
-        for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-        rig_down "$R"
-        rm -rf "$T"
-}
-trap cleanup EXIT
-exec 3>&2 2>/dev/null
-
-rig_up "$R" 3 >/dev/null || { echo "bench/ha: the rig cannot start here" >&3; exit 1; }
-rig_env "$R"
-printf '[daemon]\nlog_level = warning\n[gateway]\nlisten = 127.0.0.1:0\n[manager]\nlisten = 0.0.0.0:0\npassword_cost = min\ninitial_admin_password = bench-pass-1\nstartup_grace = 0\nreconcile_interval = 1\nprovision_parallel = 32\n' >"$T/m.conf"
-"$ATRIUMD" -c "$T/m.conf" --state-dir "$T/m" >/dev/null 2>"$T/m.err" &
-PIDS+=($!)
-for _ in $(seq 1 100); do [ -s "$T/m/manager.url" ] && break; sleep 0.1; done
-URL=$(cat "$T/m/manager.url") PORT=${URL##*:}
-DB=$T/m/atrium.db
-q() { sqlite3 "$DB" "$1"; }
-TOK=$(curl -sk "$URL/api/v1/auth/login" -H 'Content-Type: application/json' -d '{"name":"admin","password":"bench-pass-1"}' | jq -r .token)
-api() { curl -sk -X "$1" "$URL/api/v1$2" -H "Authorization: Bearer $TOK" -H 'Content-Type: application/json' ${3:+-d "$3"}; }
-FP=$(api POST /join-tokens '{}' | jq -r .manager_fingerprint)
-for i in 1 2 3; do rig_agent "$R" "$i" "https://$RIG_NET.1:$PORT" "$FP" "$(api POST /join-tokens '{}' | jq -r .token)" "workers = 16\n"; done
-up() { [ "$(q "SELECT count(*) FROM hosts WHERE state = 'up'")" = 3 ]; }
-for _ in $(seq 1 300); do up && break; sleep 0.2; done
-api POST /storages '{"name":"san"}' >/dev/null
-api POST /volumes "{\"name\":\"shared\",\"storage\":\"san\",\"path\":\"$RIG_SHARED\"}" >/dev/null
-cp "$IMAGE" "$RIG_SHARED/gold.qcow2"
-api POST /guests '{"name":"gold","volume":"shared","disk":"gold.qcow2","ram_mb":128}' >/dev/null
-api POST /templates '{"name":"deb","volume":"shared","from_guest":"gold"}' >/dev/null
+. "$top/bench/lib.sh"
+bench_rig ha 128 0
 # every desktop a started spare: the reconciler starts them (and keeps them started)
 api POST /pools "{\"name\":\"pp\",\"template\":\"deb\",\"mode\":\"persistent\",\"size\":$N,\"spares\":$N,\"name_pattern\":\"pp{n}\"}" >/dev/null
 running() { [ "$(q "SELECT count(*) FROM desktops WHERE state = 'running'")" = "$N" ]; }

@@ -47,18 +47,25 @@ wait_for() {
 # api_is PATH JQ WANT: GET PATH and compare one value
 api_is() { http GET "$1"; [ "$(jget "$2")" = "$3" ]; }
 
-# browser_run BASE_URL SHOTS SCENARIO ARGS...: tests/browser/portal.mjs drives the portal in
-# chromium; each "ok - ..." / "not ok - ..." line it prints is one case here (needs $SRC).
-browser_run() {
-        local line base=$1 shots=$2 s=$3
-        shift 3
+# tap_relay [PREFIX]: the "ok - ..." / "not ok - ..." lines on stdin (tests/browser/portal.mjs
+# prints them) become cases here, the rest comments.
+tap_relay() {
+        local line
         while IFS= read -r line; do
                 case $line in
-                "ok - "*) ok "${line#ok - }" ;;
-                "not ok - "*) not_ok "${line#not ok - }" ;;
+                "ok - "*) ok "${1:-}${line#ok - }" ;;
+                "not ok - "*) not_ok "${1:-}${line#not ok - }" ;;
                 *) echo "# $line" ;;
                 esac
-        done < <(cd "$SRC/tests/browser" && timeout 300 node portal.mjs "$s" "$base" "$shots" "$@" 2>&1)
+        done
+}
+
+# browser_run BASE_URL SHOTS SCENARIO ARGS...: tests/browser/portal.mjs drives the portal in
+# chromium; each case it prints is one case here (needs $SRC).
+browser_run() {
+        local base=$1 shots=$2 s=$3
+        shift 3
+        tap_relay < <(cd "$SRC/tests/browser" && timeout 300 node portal.mjs "$s" "$base" "$shots" "$@" 2>&1)
 }
 
 # testdriver_host: host h1 on libvirt's test driver (agent pid in APID; domains "run" in

@@ -275,13 +275,7 @@ for h in "${!BEFORE[@]}"; do is "$h's running desktops untouched" "$(running_dom
 is "pp1 still runs where it went" "$(dstate pp1)" running
 if [ -n "$BPID" ]; then
         wait "$BPID"
-        while IFS= read -r line; do
-                case $line in
-                "ok - "*) ok "portal: ${line#ok - }" ;;
-                "not ok - "*) not_ok "portal: ${line#not ok - }" ;;
-                *) echo "# $line" ;;
-                esac
-        done <"$T/browser.out"
+        tap_relay "portal: " <"$T/browser.out"
 fi
 
 # ---- freeze: pp1's agent stopped for 20 s (its QEMU runs on) ----
