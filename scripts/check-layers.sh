@@ -30,7 +30,7 @@ mfloor() {
         httpserver) echo 1 ;;
         api | agentlink) echo 2 ;;
         tunnels | operations | dirlink | terminals | hostcmd | placement) echo 3 ;;
-        hostsync | sessions) echo 4 ;;
+        hostsync | sessions | migration) echo 4 ;;
         broker) echo 5 ;;
         reconciler) echo 6 ;;
         routes) echo 7 ;;

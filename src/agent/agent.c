@@ -14,6 +14,8 @@
 #include "proto/vocab.h"
 
 #include <libsoup/soup.h>
+#include <glib/gstdio.h>
+#include <grp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -248,6 +250,11 @@ static void job_finished(Job *j)
                 if (j->result) {
                         const char *ch = json_object_get_string_member_with_default(j->result,
                                                                                     "channel", "");
+                        gint64 e = json_object_get_int_member_with_default(j->result, "epoch", 0);
+                        if (e > (gint64)GPOINTER_TO_SIZE(g_hash_table_lookup(a->epochs, j->op)))
+                                /* a domain that came here by migration, at its new epoch */
+                                g_hash_table_replace(a->epochs, g_strdup(j->op),
+                                                     GSIZE_TO_POINTER(e));
                         forward_state(a, j->result, "started");
                         if (ch[0] && domain_state_from_string(json_object_get_string_member(
                                              j->result, "state")) == DOMAIN_RUNNING)
@@ -294,7 +301,8 @@ static void submit(Agent *a, JobKind kind, const char *id, const char *op, JsonO
         j->id = g_strdup(id);
         j->op = g_strdup(op);
         j->args = args;
-        if (kind == JOB_COMMAND && args)
+        /* a cancel runs beside the migration it cancels */
+        if (kind == JOB_COMMAND && args && agent_op_from_string(op) != AGENT_OP_DOMAIN_MIGRATE_CANCEL)
                 j->domain =
                         g_strdup(json_object_get_string_member_with_default(args, "domain", NULL));
         if (j->domain) {
@@ -777,39 +785,61 @@ static gboolean resolve_address(Agent *a, const char *manager, GError **error)
         return TRUE;
 }
 
-/* The host's libvirt TLS material, as libvirt's pkipath and its server (cacert.pem,
- * servercert.pem, serverkey.pem, clientcert.pem, clientkey.pem) and QEMU's migration TLS
- * (ca-cert.pem, server-cert.pem, ...) name it, in state_dir/pki: one certificate for both
- * roles, keys 0600. Written again, so rotated, at every join. */
+/* The host's libvirt TLS material, as libvirt's pkipath and its server name it (cacert.pem,
+ * servercert.pem, serverkey.pem, clientcert.pem, clientkey.pem) in state_dir/pki (0700, keys
+ * 0600: libvirtd runs as root), and as QEMU's migration TLS names it (ca-cert.pem,
+ * server-cert.pem, server-key.pem, client-cert.pem, client-key.pem) in state_dir/pki-qemu,
+ * readable by QEMU's group (agent.qemu_group: QEMU runs as that user, not root): one
+ * certificate for both roles. Written again, so rotated, at every join. */
 static gboolean pki_write(Agent *a, const char *key, const char *cert, const char *ca,
                           GError **error)
 {
-        g_autofree char *dir = g_build_filename(a->state_dir, "pki", NULL);
-        const char *names[][3] = {{"cacert.pem", "ca-cert.pem", NULL},
-                                  {"servercert.pem", "server-cert.pem", NULL},
-                                  {"clientcert.pem", "client-cert.pem", NULL},
-                                  {"serverkey.pem", "server-key.pem", NULL},
-                                  {"clientkey.pem", "client-key.pem", NULL}};
+        static const char *const dirs[] = {"pki", "pki-qemu"};
+        const char *names[][2] = {{"cacert.pem", "ca-cert.pem"},
+                                  {"servercert.pem", "server-cert.pem"},
+                                  {"clientcert.pem", "client-cert.pem"},
+                                  {"serverkey.pem", "server-key.pem"},
+                                  {"clientkey.pem", "client-key.pem"}};
         const char *texts[] = {ca, cert, cert, key, key};
+        const char *group = config_get_string(a->config, "agent", "qemu_group");
+        struct group *gr = group[0] ? getgrnam(group) : NULL;
 
         if (!cert[0] || !ca[0]) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                             "the manager's join answer has no libvirt certificate or CA");
                 return FALSE;
         }
-        if (g_mkdir_with_parents(dir, 0700) < 0) {
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL, "cannot create %s: %s",
-                            dir, g_strerror(errno));
-                return FALSE;
-        }
-        for (gsize i = 0; i < G_N_ELEMENTS(names); i++)
-                for (int k = 0; names[i][k]; k++) {
-                        g_autofree char *path = g_build_filename(dir, names[i][k], NULL);
-                        if (!util_write_file(path, texts[i], -1, i >= 3 ? 0600 : 0644, error))
-                                return FALSE;
+        if (group[0] && !gr)
+                g_warning("agent.qemu_group %s does not exist: QEMU may not read its migration "
+                          "certificates in %s/pki-qemu",
+                          group, a->state_dir);
+        for (gsize k = 0; k < G_N_ELEMENTS(dirs); k++) {
+                g_autofree char *dir = g_build_filename(a->state_dir, dirs[k], NULL);
+                gboolean qemu = k == 1;
+                if (g_mkdir_with_parents(dir, qemu ? 0750 : 0700) < 0 ||
+                    (qemu && gr && chown(dir, 0, gr->gr_gid) < 0) ||
+                    g_chmod(dir, qemu ? 0750 : 0700) < 0) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
+                                    "cannot make %s: %s", dir, g_strerror(errno));
+                        return FALSE;
                 }
-        g_info("libvirt TLS certificate of host %s (signed by the manager's hosts CA) in %s",
-               a->name, dir);
+                for (gsize i = 0; i < G_N_ELEMENTS(names); i++) {
+                        g_autofree char *path = g_build_filename(dir, names[i][k], NULL);
+                        gboolean secret = i >= 3;
+                        if (!util_write_file(path, texts[i], -1,
+                                             secret ? (qemu ? 0640 : 0600) : 0644, error))
+                                return FALSE;
+                        if (qemu && gr && chown(path, 0, gr->gr_gid) < 0) {
+                                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
+                                            "cannot give %s to group %s: %s", path, group,
+                                            g_strerror(errno));
+                                return FALSE;
+                        }
+                }
+        }
+        g_info("libvirt TLS certificate of host %s (signed by the manager's hosts CA) in "
+               "%s/pki, QEMU's copy in %s/pki-qemu",
+               a->name, a->state_dir, a->state_dir);
         return TRUE;
 }
 

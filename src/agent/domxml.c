@@ -218,3 +218,114 @@ char *domxml_build(const DomainSpec *s, GError **error)
                "  </devices>\n</domain>\n");
         return g_string_free(x, FALSE);
 }
+
+/* ---- the copy a migration takes ------------------------------------------------------------ */
+
+/* The start tag around position at (the '<' before it and the '>' after it). */
+static gboolean tag_around(const char *xml, const char *at, const char **start, const char **end)
+{
+        const char *s = at, *e = strchr(at, '>');
+
+        while (s > xml && *s != '<')
+                s--;
+        if (*s != '<' || !e)
+                return FALSE;
+        *start = s;
+        *end = e;
+        return TRUE;
+}
+
+/* Replaces attribute NAME's value in the tag [start, end) of xml (appended to out up to end),
+ * or adds it when the tag has none. */
+static void tag_with_attr(GString *out, const char *start, const char *end, const char *name,
+                          const char *value)
+{
+        g_autofree char *key = g_strdup_printf(" %s=", name);
+        const char *a = g_strstr_len(start, end - start, key);
+
+        if (a && (a[strlen(key)] == '\'' || a[strlen(key)] == '"')) {
+                char q = a[strlen(key)];
+                const char *v = a + strlen(key) + 1, *ve = memchr(v, q, end - v);
+                if (ve) {
+                        g_string_append_len(out, start, v - start);
+                        g_string_append(out, value);
+                        g_string_append_len(out, ve, end - ve);
+                        return;
+                }
+        }
+        /* none: before the end of the tag ("/>" or ">") */
+        {
+                const char *close = end > start && end[-1] == '/' ? end - 1 : end;
+                g_string_append_len(out, start, close - start);
+                g_string_append_printf(out, " %s='%s'", name, value);
+                g_string_append_len(out, close, end - close);
+        }
+}
+
+/* In the graphics elements, every listen or address attribute whose value is from. */
+static char *graphics_moved(const char *xml, const char *from, const char *to)
+{
+        GString *out = g_string_new(NULL);
+        const char *p = xml, *g;
+
+        while ((g = strstr(p, "<graphics "))) {
+                const char *te = strchr(g, '>'), *ge;
+                if (!te)
+                        break;
+                ge = te[-1] == '/' ? te + 1 : strstr(te, "</graphics>");
+                if (!ge)
+                        break;
+                g_string_append_len(out, p, g - p);
+                for (const char *q = g; q < ge;) {
+                        gboolean hit = FALSE;
+                        for (int k = 0; k < 4 && !hit; k++) {
+                                static const char *const keys[] = {"listen='", "listen=\"",
+                                                                   "address='", "address=\""};
+                                gsize kl = strlen(keys[k]), fl = strlen(from);
+                                if (strncmp(q, keys[k], kl) == 0 && strncmp(q + kl, from, fl) == 0 &&
+                                    q[kl + fl] == keys[k][kl - 1]) {
+                                        g_string_append_len(out, q, kl);
+                                        g_string_append(out, to);
+                                        q += kl + fl;
+                                        hit = TRUE;
+                                }
+                        }
+                        if (!hit)
+                                g_string_append_c(out, *q++);
+                }
+                p = ge;
+        }
+        g_string_append(out, p);
+        return g_string_free(out, FALSE);
+}
+
+char *domxml_migrated(const char *xml, const char *from_address, const char *to_address,
+                      gint64 epoch, GError **error)
+{
+        g_autoptr(GInetAddress) from = g_inet_address_new_from_string(from_address ? from_address : "");
+        g_autoptr(GInetAddress) to = g_inet_address_new_from_string(to_address ? to_address : "");
+        g_autofree char *moved = NULL, *ep = NULL;
+        const char *ns, *start, *end;
+        GString *out;
+
+        if (!from || !to) {
+                invalid(error, "listen", "must be an IP address (the management address)");
+                return NULL;
+        }
+        if (epoch < 1) {
+                invalid(error, "epoch", "must be at least 1");
+                return NULL;
+        }
+        moved = graphics_moved(xml, from_address, to_address);
+        ns = strstr(moved, DOMXML_XMLNS);
+        if (!ns || !tag_around(moved, ns, &start, &end)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "the domain's XML has no Atrium metadata: it is not ours");
+                return NULL;
+        }
+        ep = g_strdup_printf("%" G_GINT64_FORMAT, epoch);
+        out = g_string_new_len(moved, start - moved);
+        tag_with_attr(out, start, end, "epoch", ep);
+        g_string_append(out, end);
+        return g_string_free(out, FALSE);
+}

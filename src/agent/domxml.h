@@ -52,3 +52,11 @@ typedef struct {
 
 /* The domain XML, or NULL with an ATRIUM_ERROR_INVALID error naming the bad field. */
 char *domxml_build(const DomainSpec *spec, GError **error);
+
+/* The XML a running domain takes to another host (live migration): xml is libvirt's own
+ * description of it (virDomainGetXMLDesc, migratable and secure); the copy listens for its
+ * consoles on to_address instead of from_address and records placement epoch in its Atrium
+ * metadata. NULL with an ATRIUM_ERROR_INVALID error when the XML has no Atrium metadata or
+ * an address is not an IP address. */
+char *domxml_migrated(const char *xml, const char *from_address, const char *to_address,
+                      gint64 epoch, GError **error);

@@ -339,6 +339,105 @@ static JsonObject *op_inventory(Agent *a, AgentOp op, JsonObject *args, GError *
         return o;
 }
 
+/* ---- live migration ---------------------------------------------------------------------- */
+
+typedef struct {
+        Agent *a;
+        JsonObject *msg;
+} ProgressSend;
+
+static gboolean progress_send(gpointer data)
+{
+        ProgressSend *p = data;
+
+        if (!p->a->stopping)
+                agent_send_msg(p->a, p->msg);
+        else
+                json_object_unref(p->msg);
+        g_free(p);
+        return G_SOURCE_REMOVE;
+}
+
+/* On the migration's watch thread: an event {event: "migration", ...} to the manager. */
+static void progress_out(JsonObject *progress, gpointer data)
+{
+        ProgressSend *p = g_new0(ProgressSend, 1);
+
+        p->a = data;
+        p->msg = progress;
+        json_object_set_string_member(progress, "type", "event");
+        json_object_set_string_member(progress, "event", "migration");
+        g_main_context_invoke(p->a->ctx, progress_send, p);
+}
+
+/* An address in a URI: IPv6 in brackets. */
+static char *uri_host(const char *address)
+{
+        return strchr(address, ':') ? g_strdup_printf("[%s]", address) : g_strdup(address);
+}
+
+/* domain.migrate {domain, epoch (this host's), to_address, new_epoch, timeout,
+ * max_downtime_ms}: the domain goes to the host at to_address, whose libvirtd this host's
+ * connects to over TLS with the certificates the manager issued (state_dir/pki). */
+static JsonObject *op_migrate(Agent *a, AgentOp op, JsonObject *args, GError **error)
+{
+        const char *d = agent_domain_arg(args, error);
+        const char *to;
+        g_autofree char *host = NULL, *pki = NULL, *dest = NULL, *data = NULL;
+        g_autoptr(GInetAddress) ip = NULL;
+        gint64 epoch, timeout, downtime, bw;
+        MigrateSpec m = {0};
+
+        if (!d)
+                return NULL;
+        if (op == AGENT_OP_DOMAIN_MIGRATE_CANCEL)
+                return virt_migrate_cancel(a->virt, d, error) ? done_obj(d, NULL) : NULL;
+        if (!(to = agent_arg_string(args, "to_address", TRUE, error)) || !agent_arg_int(args, "new_epoch", 1, G_MAXINT64, 0, &epoch, error) ||
+            !agent_arg_int(args, "timeout", 10, 86400, 600, &timeout, error) ||
+            !agent_arg_int(args, "max_downtime_ms", 1, 60000, 300, &downtime, error) ||
+            !agent_arg_int(args, "bandwidth", 0, 100000, 0, &bw, error))
+                return NULL;
+        if (!(ip = g_inet_address_new_from_string(to)) || g_inet_address_get_is_any(ip)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "argument 'to_address' must be the destination's management address");
+                return NULL;
+        }
+        if (g_str_equal(to, a->address)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "the destination is this host (%s)", to);
+                return NULL;
+        }
+        host = uri_host(to);
+        pki = g_build_filename(a->state_dir, "pki", NULL);
+        if (!g_file_test(pki, G_FILE_TEST_IS_DIR)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "this host has no libvirt TLS certificate (%s): join it again", pki);
+                return NULL;
+        }
+        dest = g_strdup_printf("qemu+tls://%s/system?pkipath=%s", host, pki);
+        data = g_strdup_printf("tcp://%s", host);
+        m.name = d;
+        m.dest_uri = dest;
+        m.data_uri = data;
+        m.from_address = a->address;
+        m.to_address = to;
+        m.epoch = epoch;
+        m.max_downtime_ms = downtime;
+        m.timeout_s = timeout;
+        m.bandwidth_mib = bw;
+        m.unsafe = config_get_bool(a->config, "agent", "migrate_unsafe");
+        m.progress = progress_out;
+        m.progress_data = a;
+        if (!virt_migrate(a->virt, &m, error))
+                return NULL;
+        {
+                JsonObject *o = done_obj(d, "migrated");
+                json_object_set_string_member(o, "to_address", to);
+                json_object_set_int_member(o, "epoch", epoch);
+                return o;
+        }
+}
+
 /* What runs each operation in a worker thread. guest.request is answered on the loop
  * (guestlink.c), so it has none here. */
 typedef JsonObject *(*OpFunc)(Agent *a, AgentOp op, JsonObject *args, GError **error);
@@ -353,6 +452,8 @@ static const OpFunc op_table[AGENT_OP_LAST] = {
         [AGENT_OP_DOMAIN_CONSOLE] = op_domain,
         [AGENT_OP_DOMAIN_MEDIA] = op_domain,
         [AGENT_OP_DOMAIN_DESCRIBE] = op_domain,
+        [AGENT_OP_DOMAIN_MIGRATE] = op_migrate,
+        [AGENT_OP_DOMAIN_MIGRATE_CANCEL] = op_migrate,
         [AGENT_OP_DESKTOP_PROVISION] = op_provision,
         [AGENT_OP_DESKTOP_DELETE] = op_desktop_delete,
         [AGENT_OP_IMAGE_OVERLAY] = op_image,

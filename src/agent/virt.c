@@ -15,8 +15,9 @@
 struct _Virt {
         char *uri;
         char *installation; /* domains of other installations are not ours; under lock */
-        GMutex lock; /* conn, callbacks */
+        GMutex lock; /* conn, callbacks, migrating */
         virConnectPtr conn;
+        GHashTable *migrating; /* domain name -> its Migration, while one runs */
         int cb_ids[3];
         GMainContext *ctx;
         VirtEventFunc cb;
@@ -254,6 +255,7 @@ Virt *virt_open(const char *uri, GMainContext *ctx, VirtEventFunc cb, gpointer d
         virSetErrorFunc(NULL, silence);
         v->uri = g_strdup(uri);
         g_mutex_init(&v->lock);
+        v->migrating = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         v->ctx = g_main_context_ref(ctx);
         v->cb = cb;
         v->cb_data = data;
@@ -276,6 +278,7 @@ void virt_close(Virt *v)
         disconnect_locked(v);
         g_mutex_unlock(&v->lock);
         g_mutex_clear(&v->lock);
+        g_hash_table_destroy(v->migrating);
         g_main_context_unref(v->ctx);
         g_free(v->installation);
         g_free(v->uri);
@@ -699,6 +702,210 @@ gint64 virt_console(Virt *v, const char *name, const char *protocol, const char 
 out:
         xml_facts_clear(&f);
         return port;
+}
+
+/* ---- live migration ---------------------------------------------------------------------- */
+
+typedef struct {
+        Virt *v;
+        virDomainPtr dom;
+        const MigrateSpec *m;
+        GMutex mu;
+        GCond cond;
+        gboolean stop;
+        gint cancelled, timed_out;
+        gint64 started;
+} Migration;
+
+static guint64 job_ull(virTypedParameterPtr p, int n, const char *key)
+{
+        unsigned long long v = 0;
+
+        virTypedParamsGetULLong(p, n, key, &v);
+        return v;
+}
+
+/* Progress every 500 ms, and the timeout. */
+static gpointer migration_watch(gpointer data)
+{
+        Migration *mig = data;
+        gint64 deadline = mig->started + (gint64)mig->m->timeout_s * G_USEC_PER_SEC;
+
+        g_mutex_lock(&mig->mu);
+        while (!mig->stop) {
+                virTypedParameterPtr p = NULL;
+                int n = 0, type = 0;
+
+                g_cond_wait_until(&mig->cond, &mig->mu, g_get_monotonic_time() + 500 * 1000);
+                if (mig->stop)
+                        break;
+                g_mutex_unlock(&mig->mu);
+                if (mig->m->timeout_s && g_get_monotonic_time() > deadline &&
+                    !g_atomic_int_get(&mig->timed_out)) {
+                        g_atomic_int_set(&mig->timed_out, 1);
+                        g_message("migration of %s outlived its %u s: aborted", mig->m->name,
+                                  mig->m->timeout_s);
+                        virDomainAbortJob(mig->dom);
+                }
+                if (virDomainGetJobStats(mig->dom, &type, &p, &n, 0) == 0 &&
+                    type != VIR_DOMAIN_JOB_NONE && g_atomic_int_get(&mig->cancelled))
+                        virDomainAbortJob(mig->dom);
+                if (type != VIR_DOMAIN_JOB_NONE && mig->m->progress) {
+                        JsonObject *o = json_object_new();
+                        guint64 total = job_ull(p, n, VIR_DOMAIN_JOB_DATA_TOTAL);
+                        guint64 rem = job_ull(p, n, VIR_DOMAIN_JOB_DATA_REMAINING);
+                        json_object_set_string_member(o, "domain", mig->m->name);
+                        json_object_set_int_member(
+                                o, "percent", total ? MIN(99, (total - MIN(rem, total)) * 100 / total) : 0);
+                        json_object_set_int_member(o, "data_total", total);
+                        json_object_set_int_member(o, "data_remaining", rem);
+                        json_object_set_int_member(o, "data_processed",
+                                                   job_ull(p, n, VIR_DOMAIN_JOB_DATA_PROCESSED));
+                        json_object_set_int_member(o, "iteration",
+                                                   job_ull(p, n, VIR_DOMAIN_JOB_MEMORY_ITERATION));
+                        json_object_set_int_member(o, "dirty_rate",
+                                                   job_ull(p, n, VIR_DOMAIN_JOB_MEMORY_DIRTY_RATE));
+                        json_object_set_int_member(o, "elapsed_ms",
+                                                   (g_get_monotonic_time() - mig->started) / 1000);
+                        mig->m->progress(o, mig->m->progress_data);
+                }
+                virTypedParamsFree(p, n);
+                g_mutex_lock(&mig->mu);
+        }
+        g_mutex_unlock(&mig->mu);
+        return NULL;
+}
+
+static char *xml_of(virDomainPtr dom, unsigned int flags, const char *what, GError **error)
+{
+        char *x = virDomainGetXMLDesc(dom, flags | VIR_DOMAIN_XML_SECURE | VIR_DOMAIN_XML_MIGRATABLE);
+        char *copy;
+
+        if (!x) {
+                set_virt_error(error, ATRIUM_ERROR_INTERNAL, what);
+                return NULL;
+        }
+        copy = g_strdup(x);
+        free(x);
+        return copy;
+}
+
+gboolean virt_migrate(Virt *v, const MigrateSpec *m, GError **error)
+{
+        g_autoptr(virDomain) dom = domain_open(v, m->name, error);
+        g_autofree char *live = NULL, *inactive = NULL, *dxml = NULL, *pxml = NULL;
+        virTypedParameterPtr params = NULL;
+        int np = 0, maxp = 0;
+        unsigned int flags = VIR_MIGRATE_LIVE | VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST |
+                             VIR_MIGRATE_UNDEFINE_SOURCE | VIR_MIGRATE_ABORT_ON_ERROR |
+                             VIR_MIGRATE_TLS | VIR_MIGRATE_AUTO_CONVERGE;
+        Migration mig = {0};
+        GThread *watch;
+        int rc;
+
+        if (!dom)
+                return FALSE;
+        if (!active(dom)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "domain '%s' is not running: only a running domain migrates", m->name);
+                return FALSE;
+        }
+        if (!(live = xml_of(dom, 0, "cannot read the domain's XML", error)) ||
+            !(inactive = xml_of(dom, VIR_DOMAIN_XML_INACTIVE, "cannot read the domain's XML", error)) ||
+            !(dxml = domxml_migrated(live, m->from_address, m->to_address, m->epoch, error)) ||
+            !(pxml = domxml_migrated(inactive, m->from_address, m->to_address, m->epoch, error)))
+                return FALSE;
+        if (m->unsafe)
+                flags |= VIR_MIGRATE_UNSAFE;
+        if (virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_URI, m->data_uri) < 0 ||
+            virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_DEST_XML, dxml) < 0 ||
+            virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_PERSIST_XML, pxml) < 0 ||
+            (m->bandwidth_mib &&
+             virTypedParamsAddULLong(&params, &np, &maxp, VIR_MIGRATE_PARAM_BANDWIDTH,
+                                     m->bandwidth_mib) < 0)) {
+                virTypedParamsFree(params, np);
+                set_virt_error(error, ATRIUM_ERROR_INTERNAL, "cannot build the migration's parameters");
+                return FALSE;
+        }
+        if (m->max_downtime_ms && virDomainMigrateSetMaxDowntime(dom, m->max_downtime_ms, 0) < 0)
+                g_message("%s: cannot set the maximum downtime: %s", m->name,
+                          virGetLastErrorMessage());
+        mig.v = v;
+        mig.dom = dom;
+        mig.m = m;
+        mig.started = g_get_monotonic_time();
+        g_mutex_init(&mig.mu);
+        g_cond_init(&mig.cond);
+        g_mutex_lock(&v->lock);
+        if (g_hash_table_contains(v->migrating, m->name)) {
+                g_mutex_unlock(&v->lock);
+                virTypedParamsFree(params, np);
+                g_mutex_clear(&mig.mu);
+                g_cond_clear(&mig.cond);
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "domain '%s' is migrating already", m->name);
+                return FALSE;
+        }
+        g_hash_table_insert(v->migrating, g_strdup(m->name), &mig);
+        g_mutex_unlock(&v->lock);
+        g_info("migrating %s to %s (memory over %s)", m->name, m->dest_uri, m->data_uri);
+        watch = g_thread_new("migration", migration_watch, &mig);
+        rc = virDomainMigrateToURI3(dom, m->dest_uri, params, np, flags);
+        if (rc < 0) {
+                const char *msg = virGetLastErrorMessage();
+                virErrorPtr e = virGetLastError();
+                if (g_atomic_int_get(&mig.cancelled))
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                                    "the migration was cancelled");
+                else if (g_atomic_int_get(&mig.timed_out))
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                                    "the migration outlived its timeout of %u s and was aborted",
+                                    m->timeout_s);
+                else if (e && (e->code == VIR_ERR_SYSTEM_ERROR || e->code == VIR_ERR_NO_CONNECT ||
+                               e->code == VIR_ERR_AUTH_FAILED || e->code == VIR_ERR_RPC))
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                                    "cannot reach the destination's libvirt (%s): %s", m->dest_uri,
+                                    msg ? msg : "unknown error");
+                else
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INTERNAL,
+                                    "the migration failed: %s", msg ? msg : "unknown libvirt error");
+        }
+        g_mutex_lock(&mig.mu);
+        mig.stop = TRUE;
+        g_cond_signal(&mig.cond);
+        g_mutex_unlock(&mig.mu);
+        g_thread_join(watch);
+        g_mutex_lock(&v->lock);
+        g_hash_table_remove(v->migrating, m->name);
+        g_mutex_unlock(&v->lock);
+        g_mutex_clear(&mig.mu);
+        g_cond_clear(&mig.cond);
+        virTypedParamsFree(params, np);
+        if (rc == 0)
+                g_info("migrated %s to %s in %" G_GINT64_FORMAT " ms", m->name, m->dest_uri,
+                       (g_get_monotonic_time() - mig.started) / 1000);
+        return rc == 0;
+}
+
+gboolean virt_migrate_cancel(Virt *v, const char *name, GError **error)
+{
+        Migration *mig;
+        gboolean ok = TRUE;
+
+        g_mutex_lock(&v->lock);
+        mig = g_hash_table_lookup(v->migrating, name);
+        if (!mig) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
+                            "domain '%s' has no migration in progress on this host", name);
+                ok = FALSE;
+        } else {
+                /* before libvirt's job began the abort fails: the watch aborts it then */
+                g_atomic_int_set(&mig->cancelled, 1);
+                if (virDomainAbortJob(mig->dom) < 0)
+                        g_message("%s: abort: %s (tried again)", name, virGetLastErrorMessage());
+        }
+        g_mutex_unlock(&v->lock);
+        return ok;
 }
 
 gboolean virt_media(Virt *v, const char *name, const char *iso, GError **error)

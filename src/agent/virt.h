@@ -56,3 +56,29 @@ gint64 virt_console(Virt *v, const char *name, const char *protocol, const char 
 gboolean virt_media(Virt *v, const char *name, const char *iso, GError **error);
 /* Disk paths of running domains of ours (NULL-terminated). */
 GStrv virt_disks_in_use(Virt *v, GError **error);
+
+/* Live migration of a running domain of ours to the libvirtd at dest_uri (peer to peer: this
+ * host's libvirtd connects there with its TLS certificate), its memory over data_uri
+ * (tcp://ADDRESS:PORT on the management network) inside QEMU's TLS, the domain defined only
+ * on the destination afterwards. Blocks for the whole migration (a worker thread). Every
+ * 500 ms progress gets {domain, percent, data_total, data_remaining, data_processed,
+ * iteration, elapsed_ms, dirty_rate} (on the migration's thread: it must hand off). */
+typedef void (*VirtProgressFunc)(JsonObject *progress, gpointer data); /* takes progress */
+typedef struct {
+        const char *name;
+        const char *dest_uri;
+        const char *data_uri;
+        const char *from_address, *to_address; /* the consoles' listen address, here and there */
+        gint64 epoch;                          /* the placement epoch there */
+        guint64 max_downtime_ms;               /* 0: libvirt's default (300 ms) */
+        guint timeout_s;                       /* aborted after that long */
+        guint64 bandwidth_mib;                 /* MiB/s at most; 0: no limit */
+        gboolean unsafe;                       /* a shared directory libvirt cannot tell shared */
+        VirtProgressFunc progress;
+        gpointer progress_data;
+} MigrateSpec;
+/* FALSE with ATRIUM_ERROR_CONFLICT when it was cancelled or outlived its timeout (the domain
+ * runs here still), ATRIUM_ERROR_UNAVAILABLE when the destination cannot be reached. */
+gboolean virt_migrate(Virt *v, const MigrateSpec *m, GError **error);
+/* Aborts the domain's migration in progress; ATRIUM_ERROR_NOT_FOUND when there is none. */
+gboolean virt_migrate_cancel(Virt *v, const char *name, GError **error);

@@ -27,8 +27,17 @@ typedef struct {
 static const Extra extras[] = {
         {"host", "join-token", NULL, NULL, NULL, "create [--ttl SECONDS] | list | delete ID",
          "Issue, list or revoke single-use join tokens for new hosts."},
-        {"host", "maintenance", "PUT", "/api/v1/hosts/", "/maintenance", "HOST on|off",
-         "No new guests or desktops are placed on a host in maintenance."},
+        {"host",
+         "maintenance",
+         "PUT",
+         "/api/v1/hosts/",
+         "/maintenance",
+         "HOST on|off [--drain [--force]] [--wait]",
+         "No new guests or desktops are placed on a host in maintenance; with --drain what runs "
+         "there is live-migrated to other hosts (what cannot move stays, and is listed).",
+         {{"drain", OPT_FLAG, "migrate its running desktops and guests away"},
+          {"force", OPT_FLAG, "with --drain: shut down what cannot move"},
+          {"wait", OPT_FLAG, "follow the drain until the host is empty"}}},
         {"host",
          "fence",
          "POST",
@@ -88,6 +97,16 @@ static const Extra extras[] = {
          "seal (before making a template).",
          {{"op", OPT_TEXT, "the request"}, {"hostname", OPT_TEXT, "for set-hostname"}}},
         {"guest", "eject", "POST", "/api/v1/guests/", "/eject", "GUEST", "Empty the CD-ROM drive."},
+        {"guest",
+         "migrate",
+         "POST",
+         "/api/v1/guests/",
+         "/migrate",
+         "GUEST [--to HOST] [--wait]",
+         "Live-migrate the running guest to another host (it keeps running; the scheduler "
+         "chooses the host unless --to names one).",
+         {{"to", OPT_TEXT, "destination host"},
+          {"wait", OPT_FLAG, "follow the migration with a progress bar until it ends"}}},
         {"desktop", "start", "POST", "/api/v1/desktops/", "/start", "DESKTOP",
          "Start the desktop on its host."},
         {"desktop",
@@ -132,6 +151,19 @@ static const Extra extras[] = {
          "desktop.",
          {{"yes", OPT_FLAG, "go ahead although the disk's changes are lost"},
           {"wait", OPT_FLAG, "follow the operation until it ends"}}},
+        {"desktop",
+         "migrate",
+         "POST",
+         "/api/v1/desktops/",
+         "/migrate",
+         "DESKTOP [--to HOST] [--wait]",
+         "Live-migrate the running desktop to another host: its user keeps working, the console "
+         "reconnects by itself (the scheduler chooses the host unless --to names one).",
+         {{"to", OPT_TEXT, "destination host"},
+          {"wait", OPT_FLAG, "follow the migration with a progress bar until it ends"}}},
+        {"operation", "cancel", "POST", "/api/v1/operations/", "/cancel", "OPERATION",
+         "Cancel a migration (the desktop keeps running where it was) or a host's drain (it "
+         "stays in maintenance)."},
         {"session", "end", "POST", "/api/v1/sessions/", "/end", "SESSION",
          "End a session: atrium-guest logs its user off, the desktop shuts down (a stateless "
          "one is then reset)."},
@@ -333,8 +365,8 @@ int cmd_extra(Client *c, const Resource *res, const char *verb, int argc, char *
         body = json_node_new(JSON_NODE_OBJECT);
         json_node_take_object(body, b);
         if (g_str_equal(verb, "maintenance")) {
-                if (argc != 2 || (!g_str_equal(argv[1], "on") && !g_str_equal(argv[1], "off")))
-                        return out_usage("usage: atrium host maintenance HOST on|off");
+                if (argc < 2 || (!g_str_equal(argv[1], "on") && !g_str_equal(argv[1], "off")))
+                        return out_usage("usage: atrium host maintenance %s", e->args);
                 json_object_set_boolean_member(b, "maintenance", g_str_equal(argv[1], "on"));
                 i = 2;
         }
@@ -377,6 +409,10 @@ int cmd_extra(Client *c, const Resource *res, const char *verb, int argc, char *
                         return EXIT_ERROR;
                 }
         }
+        if (g_str_equal(verb, "migrate") || g_str_equal(verb, "maintenance")) {
+                wait = json_object_get_boolean_member_with_default(b, "wait", FALSE);
+                json_object_remove_member(b, "wait");
+        }
         if (g_str_equal(verb, "fence") &&
             !json_object_get_boolean_member_with_default(b, "yes", FALSE)) {
                 fprintf(stderr,
@@ -405,6 +441,27 @@ int cmd_extra(Client *c, const Resource *res, const char *verb, int argc, char *
                 if (!c->json)
                         printf("Recomposing desktop %s: %s\n", argv[0],
                                json_object_get_string_member_with_default(o, "warning", ""));
+                return cli_after_operation(c, o, wait);
+        }
+        if (g_str_equal(verb, "migrate") && reply) {
+                JsonObject *o = json_node_get_object(reply);
+                g_autoptr(JsonObject) ref = json_object_new();
+                if (!c->json)
+                        printf("Migrating %s %s: %s\n", e->family, argv[0],
+                               json_object_get_string_member_with_default(o, "message", ""));
+                else if (!wait)
+                        out_json(reply);
+                json_object_set_int_member(ref, "operation",
+                                           json_object_get_int_member_with_default(o, "id", 0));
+                return cli_after_operation(c, ref, wait);
+        }
+        if (g_str_equal(verb, "maintenance") && reply &&
+            json_object_has_member(json_node_get_object(reply), "operation")) {
+                JsonObject *o = json_node_get_object(reply);
+                if (!c->json)
+                        printf("Host %s is in maintenance; draining it\n", argv[0]);
+                else if (!wait)
+                        out_json(reply);
                 return cli_after_operation(c, o, wait);
         }
         return print_reply(c, e, argv[0], reply);

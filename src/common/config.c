@@ -82,6 +82,17 @@ static const ConfigKeyDef keys[] = {
         {"manager", "recovery_retry_ms", CFG_INT, "1000", 100, 60000, NULL, TRUE,
          "Milliseconds between two attempts to start a desktop of a down host elsewhere while "
          "its disk's lease is busy."},
+        {"manager", "migration_timeout", CFG_INT, "600", 10, 86400, NULL, TRUE,
+         "Seconds a live migration may take before it is aborted (the desktop keeps running "
+         "where it was)."},
+        {"manager", "migration_max_downtime_ms", CFG_INT, "300", 1, 60000, NULL, TRUE,
+         "Longest pause of a migrating desktop at the switch-over, in milliseconds: QEMU copies "
+         "memory again until the rest fits in it (auto-converge slows a guest that dirties "
+         "memory faster than it is sent)."},
+        {"manager", "migration_bandwidth", CFG_INT, "0", 0, 100000, NULL, TRUE,
+         "MiB/s a live migration may use on the management network; 0: as fast as it goes."},
+        {"manager", "migrations_per_host", CFG_INT, "2", 1, 16, NULL, TRUE,
+         "Migrations from one host at once when it drains (more queue)."},
         {"manager", "startup_grace", CFG_INT, "30", 0, 3600, NULL, TRUE,
          "Seconds after the manager starts during which no host is judged down: agents link "
          "again within it after a manager restart (they retry every 12 s at most), so a "
@@ -227,6 +238,13 @@ static const ConfigKeyDef keys[] = {
         {"agent", "network", CFG_STRING, "", 0, 0, NULL, FALSE,
          "Default network of guests: a libvirt network, bridge:NAME, or empty for user-mode "
          "networking."},
+        {"agent", "qemu_group", CFG_STRING, "libvirt-qemu", 0, 0, NULL, FALSE,
+         "Group QEMU runs as (qemu.conf's group): it may read the migration TLS certificates "
+         "in state_dir/pki-qemu (qemu.conf: migrate_tls_x509_cert_dir)."},
+        {"agent", "migrate_unsafe", CFG_BOOL, "false", 0, 0, NULL, FALSE,
+         "Let libvirt migrate desktops whose disks lie on a directory it cannot tell is shared "
+         "(a local file system that every host mounts by other means, as in a test rig); NFS, "
+         "CephFS, GFS2 and OCFS2 need nothing."},
         {"agent", "workers", CFG_INT, "4", 1, 64, NULL, FALSE,
          "Threads running blocking libvirt and storage calls (no thread per guest)."},
         {"store", "backend", CFG_ENUM, "sqlite", 0, 0, store_backends, FALSE,

@@ -292,7 +292,8 @@ static gboolean pending_complete(gpointer data)
 {
         Pending *p = data;
 
-        p->cb(p->error ? NULL : p->result, p->error, p->data);
+        if (p->cb)
+                p->cb(p->error ? NULL : p->result, p->error, p->data);
         pending_free(p);
         return G_SOURCE_REMOVE;
 }
@@ -691,6 +692,23 @@ static ReportFate object_set_state(Link *l, const Resource *res, gint64 id, Json
 
         if (!row)
                 return REPORT_ORPHAN;
+        if (resource_field(res, "migrating_epoch") && row_int(row, "migrating_epoch") > 0) {
+                gint64 to = row_ref(row, "migrating_to_id");
+                gint64 me = row_int(row, "migrating_epoch");
+                if (row_int(report, "epoch") == me && l->host_id == to) {
+                        /* the copy the migration makes on its destination (libvirt may call
+                         * it running before the switch-over): placed there by the
+                         * migration's end only (migration.c), never by its reports */
+                        return REPORT_RECORDED;
+                } else if (l->host_id == row_ref(row, "host_id") &&
+                           (report_state(report) == DOMAIN_PAUSED ||
+                            g_str_equal(row_str(report, "reason"), "migrated") ||
+                            g_str_equal(row_str(report, "reason"), "undefined"))) {
+                        /* the source pauses, stops and is undefined at the switch-over; the
+                         * migration's end says where it runs */
+                        return REPORT_RECORDED;
+                }
+        }
         if (resource_field(res, "epoch") && row_int(report, "epoch") > 0 &&
             row_int(report, "epoch") != row_int(row, "epoch")) {
                 if (tell_stale || running)
@@ -858,6 +876,11 @@ static void on_event(Link *l, JsonObject *msg)
                         remove_orphan(l, domain, kind, id, row_int(msg, "epoch"));
                 if (report_state(msg) != DOMAIN_RUNNING)
                         alive_set(l->ag, id, FALSE);
+                return;
+        }
+        if (g_str_equal(event, "migration")) {
+                publish(l, &(LinkEvent){
+                                   .type = LINK_MIGRATION, .kind = kind, .id = id, .domain = domain, .msg = msg});
                 return;
         }
         if (g_str_equal(event, "guest") && g_str_equal(kind, "desktop")) {

@@ -34,6 +34,7 @@ typedef enum {
         LINK_GUEST_LOGIN,  /* ... a user logged in there (msg: user) */
         LINK_GUEST_LOGOUT, /* ... the user logged out */
         LINK_CONSOLE,      /* a desktop's console client connected or went (id, connected) */
+        LINK_MIGRATION,    /* a live migration's progress (kind, id, domain, msg: figures) */
         LINK_LOST,         /* the host's link closed */
         LINK_EVENT_LAST
 } LinkEventType;
@@ -64,8 +65,8 @@ typedef void (*AgentReplyFunc)(JsonObject *result, const GError *error, gpointer
 gboolean agentlink_declare_down(Agents *ag, Store *st, gint64 host_id, const Actor *actor,
                                 GError **error);
 
-/* Sends op with args (taken) to the host's agent. FALSE with an error (nothing sent, cb not
- * called) when the host has no link. */
+/* Sends op with args (taken) to the host's agent; cb (NULL: nobody) hears the reply. FALSE with an
+ * error (nothing sent, cb not called) when the host has no link. */
 gboolean agentlink_call(Agents *ag, gint64 host_id, AgentOp op, JsonObject *args, guint timeout_s,
                         AgentReplyFunc cb, gpointer data, GError **error);
 gboolean agentlink_linked(Agents *ag, gint64 host_id);

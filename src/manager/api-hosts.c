@@ -10,6 +10,7 @@
 #include "manager/agentlink.h"
 #include "manager/rows.h"
 #include "manager/hostcmd.h"
+#include "manager/migration.h"
 #include "manager/api.h"
 #include "manager/broker.h"
 #include "proto/agentproto.h"
@@ -208,30 +209,69 @@ void api_host_maintenance(ApiRequest *req)
         g_autoptr(JsonObject) row = store_get(req->store, hosts, req->params[0], 0, &error);
         g_autoptr(JsonObject) patch = json_object_new();
         JsonNode *flag = json_object_get_member(req->body, "maintenance");
-        gboolean on;
-        JsonObject *upd;
+        gboolean on, drain = FALSE, force = FALSE, bad = FALSE;
+        JsonObject *upd, *op;
+        GList *members;
 
         if (!row) {
                 api_reply_error(req, error);
                 return;
         }
-        if (!flag || !JSON_NODE_HOLDS_VALUE(flag) ||
-            json_node_get_value_type(flag) != G_TYPE_BOOLEAN ||
-            json_object_get_size(req->body) != 1) {
+        members = json_object_get_members(req->body);
+        for (GList *k = members; k; k = k->next) {
+                JsonNode *n = json_object_get_member(req->body, k->data);
+                gboolean is_bool = JSON_NODE_HOLDS_VALUE(n) &&
+                                   json_node_get_value_type(n) == G_TYPE_BOOLEAN;
+                if (!is_bool || !(g_str_equal(k->data, "maintenance") ||
+                                  g_str_equal(k->data, "drain") || g_str_equal(k->data, "force")))
+                        bad = TRUE;
+                else if (g_str_equal(k->data, "drain"))
+                        drain = json_node_get_boolean(n);
+                else if (g_str_equal(k->data, "force"))
+                        force = json_node_get_boolean(n);
+        }
+        g_list_free(members);
+        if (!flag || bad) {
                 reply_error_literal(req, ATRIUM_ERROR_INVALID,
-                                    "give exactly {\"maintenance\": true} or {\"maintenance\": "
-                                    "false}");
+                                    "give {\"maintenance\": true} or {\"maintenance\": false}, "
+                                    "with \"drain\": true to move what runs there away (and "
+                                    "\"force\": true to shut down what cannot move)");
                 return;
         }
         on = json_node_get_boolean(flag);
+        if ((drain || force) && !on) {
+                reply_error_literal(req, ATRIUM_ERROR_INVALID,
+                                    "\"drain\" and \"force\" go with {\"maintenance\": true} only");
+                return;
+        }
+        if (force && !drain) {
+                reply_error_literal(req, ATRIUM_ERROR_INVALID,
+                                    "\"force\" goes with \"drain\": true");
+                return;
+        }
         json_object_set_boolean_member(patch, "maintenance", on);
         if (row_host_state(row) == HOST_UP || row_host_state(row) == HOST_MAINTENANCE)
                 row_set_host_state(patch, on ? HOST_MAINTENANCE : HOST_UP);
         upd = store_update(req->store, hosts, req->params[0], patch, &req->actor, &error);
-        if (!upd)
+        if (!upd) {
                 api_reply_error(req, error);
-        else
+                return;
+        }
+        if (!on)
+                manager_kick(req->mgr); /* spares may go there again */
+        if (!drain) {
                 api_reply_object(req, 200, upd);
+                return;
+        }
+        op = migration_drain(req->mgr, req->store, upd, force, &req->actor, &error);
+        if (!op) {
+                json_object_unref(upd);
+                api_reply_error(req, error);
+                return;
+        }
+        json_object_set_int_member(upd, "operation", row_int(op, "id"));
+        json_object_unref(op);
+        api_reply_object(req, 202, upd);
 }
 
 /* POST /hosts/{id}/fence {"yes": true}: an admin says the host is off. It is marked down at
@@ -618,6 +658,15 @@ void api_guest_action(ApiRequest *req)
         }
         if (guests == resource_by_kind("desktop") && req->caller.role < ROLE_HELPDESK &&
             !user_may_act(req, g, &error)) {
+                api_reply_error(req, error);
+                return;
+        }
+        if (row_ref(g, "migrating_to_id") && !g_str_equal(req->route->op, "console") &&
+            !g_str_equal(req->route->op, "tools")) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "%s '%s' is migrating to host %s: wait for it, or cancel the "
+                            "migration first",
+                            guests->kind, row_str(g, "name"), row_str(g, "migrating_to"));
                 api_reply_error(req, error);
                 return;
         }

@@ -110,6 +110,8 @@ void api_agent_register(ApiRequest *req);
 void api_join_token_create(ApiRequest *req);
 void api_host_maintenance(ApiRequest *req);
 void api_host_fence(ApiRequest *req);
+void api_migrate(ApiRequest *req);
+void api_operation_cancel(ApiRequest *req);
 void api_guest_action(ApiRequest *req);
 void api_guest_delete(ApiRequest *req);
 void api_volume_images(ApiRequest *req);

@@ -784,6 +784,15 @@ static void connect_to(ApiRequest *req, const Who *who, JsonObject *desktop, Jso
         gboolean running = row_desktop_state(desktop) == DESKTOP_RUNNING;
         Connect *c;
 
+        if (row_ref(desktop, "migrating_to_id")) {
+                /* its console moves with it at the switch-over: a ticket after that */
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                            "desktop '%s' is being moved to another host (live migration): try "
+                            "again in a few seconds",
+                            row_str(desktop, "name"));
+                connect_undo(req, desktop, session, requested_at, error);
+                return;
+        }
         if (!running && row_desktop_state(desktop) != DESKTOP_STOPPED) {
                 g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
                             row_desktop_state(desktop) == DESKTOP_RECOVERING

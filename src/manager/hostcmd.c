@@ -155,6 +155,30 @@ HostCmd *hostcmd_at_epoch(HostCmd *cmd, gint64 epoch)
         return cmd;
 }
 
+HostCmd *hostcmd_migrate(const char *domain, const char *to_address, gint64 new_epoch,
+                         gint64 timeout_s, gint64 max_downtime_ms, gint64 bandwidth_mib)
+{
+        HostCmd *cmd = on_domain(AGENT_OP_DOMAIN_MIGRATE, domain);
+
+        json_object_set_string_member(cmd->args, "to_address", to_address);
+        json_object_set_int_member(cmd->args, "new_epoch", new_epoch);
+        json_object_set_int_member(cmd->args, "timeout", timeout_s);
+        json_object_set_int_member(cmd->args, "max_downtime_ms", max_downtime_ms);
+        if (bandwidth_mib > 0)
+                json_object_set_int_member(cmd->args, "bandwidth", bandwidth_mib);
+        return cmd;
+}
+
+HostCmd *hostcmd_migrate_cancel(const char *domain)
+{
+        return on_domain(AGENT_OP_DOMAIN_MIGRATE_CANCEL, domain);
+}
+
+HostCmd *hostcmd_describe(const char *domain)
+{
+        return on_domain(AGENT_OP_DOMAIN_DESCRIBE, domain);
+}
+
 HostCmd *hostcmd_media(const char *domain, const char *media_path, const char *iso)
 {
         HostCmd *cmd = on_domain(AGENT_OP_DOMAIN_MEDIA, domain);

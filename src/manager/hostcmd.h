@@ -58,6 +58,15 @@ HostCmd *hostcmd_remove(const char *domain);
 /* The command for a domain at that placement epoch (the domain's own, as its host reported
  * it), not the object's: a stale or orphan domain is removed at its own epoch. Returns cmd. */
 HostCmd *hostcmd_at_epoch(HostCmd *cmd, gint64 epoch);
+/* Live migration to the host at to_address, where the domain takes placement epoch
+ * new_epoch; aborted after timeout_s; the switch-over pauses it at most max_downtime_ms; at
+ * most bandwidth_mib MiB/s (0: no limit). */
+HostCmd *hostcmd_migrate(const char *domain, const char *to_address, gint64 new_epoch,
+                         gint64 timeout_s, gint64 max_downtime_ms, gint64 bandwidth_mib);
+/* The domain's migration in progress aborted (it keeps running where it is). */
+HostCmd *hostcmd_migrate_cancel(const char *domain);
+/* {domain, state, ports, epoch} of the domain as its host sees it. */
+HostCmd *hostcmd_describe(const char *domain);
 /* The CD-ROM: the ISO iso of the media storage at media_path; iso "" ejects. */
 HostCmd *hostcmd_media(const char *domain, const char *media_path, const char *iso);
 

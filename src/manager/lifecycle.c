@@ -8,6 +8,7 @@
 #include "manager/sessions.h"
 #include "manager/tunnels.h"
 #include "manager/agentlink.h"
+#include "manager/migration.h"
 #include "manager/reconciler.h"
 #include "proto/ticket.h"
 
@@ -252,6 +253,7 @@ gboolean manager_start(Manager *mgr, GError **error)
         agentlink_listen(mgr->agents, sessions_on_link, NULL);
         agentlink_listen(mgr->agents, broker_on_link, NULL);
         agentlink_listen(mgr->agents, reconciler_on_link, mgr);
+        agentlink_listen(mgr->agents, migrations_on_link, mgr);
         tunnels_set_follower(sessions_follow);
         if ((guint64)MCFG_INT(mgr, "max_connections") + 64 > nofile)
                 g_warning("manager.max_connections (%" G_GINT64_FORMAT
@@ -267,6 +269,9 @@ gboolean manager_start(Manager *mgr, GError **error)
                 return FALSE;
         mgr->reconciler = reconciler_new(mgr, error);
         if (!mgr->reconciler)
+                return FALSE;
+        mgr->migrations = migrations_new(mgr, error);
+        if (!mgr->migrations)
                 return FALSE;
         mgr->dirlink = dirlink_start(mgr);
         url_file = g_build_filename(mgr->state_dir, "manager.url", NULL);
@@ -307,6 +312,11 @@ void manager_free(Manager *mgr)
         if (!mgr)
                 return;
         dirlink_free(mgr->dirlink);
+        {
+                struct _Migrations *m = mgr->migrations;
+                mgr->migrations = NULL;
+                migrations_free(m);
+        }
         reconciler_free(mgr->reconciler);
         http_server_free(mgr->http);
         agentlink_free(mgr->agents);

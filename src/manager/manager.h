@@ -29,6 +29,7 @@ typedef struct {
         char gateway_key[48];        /* what gateways report with (state_dir/gateway.key) */
         char *gateway_url;           /* the gateway in this process, when there is one */
         struct _DirLink *dirlink;    /* directory users' group refresher (dirlink.h) */
+        struct _Migrations *migrations; /* live migrations and drains (migration.h) */
 } Manager;
 
 /* Something changed (a pool, a session, a desktop's state, a template version): the pool

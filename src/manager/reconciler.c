@@ -509,11 +509,17 @@ static gboolean in_use(PoolView *v, Snapshot *s, JsonObject *d)
                (!v->stateless && (row_ref(d, "user_id") != 0 || row_ref(d, "terminal_id") != 0));
 }
 
+/* Being live-migrated (migration.c): left alone until the migration ends. */
+static gboolean migrating(JsonObject *d)
+{
+        return row_ref(d, "migrating_to_id") != 0;
+}
+
 static gboolean busy(Reconciler *p, JsonObject *d)
 {
         gint64 id = row_int(d, "id");
 
-        return g_hash_table_contains(p->inflight, &id) || backing_off(p, id);
+        return g_hash_table_contains(p->inflight, &id) || backing_off(p, id) || migrating(d);
 }
 
 static void set_status(Reconciler *p, JsonObject *pool, const char *status)
@@ -594,7 +600,7 @@ static guint shrink(Reconciler *p, Snapshot *s, PoolView *v, guint excess)
                         JsonObject *d = v->live->pdata[i];
                         gint64 id = row_int(d, "id");
                         if (!state_is(d, order[o]) || in_use(v, s, d) ||
-                            g_hash_table_contains(p->inflight, &id))
+                            g_hash_table_contains(p->inflight, &id) || migrating(d))
                                 continue;
                         desktop_set(p, id, row_str(d, "name"), DESKTOP_DELETING, NULL,
                                     "desktop_removing", "the pool shrinks");
@@ -1453,8 +1459,12 @@ static void pass(Reconciler *p)
                 g_warning("pool reconciler: cannot read the state: %s", error->message);
                 return;
         }
-        for (guint i = 0; ops && i < json_array_get_length(ops); i++)
-                operation_pass(p, &s, json_array_get_object_element(ops, i));
+        for (guint i = 0; ops && i < json_array_get_length(ops); i++) {
+                JsonObject *op = json_array_get_object_element(ops, i);
+                if (!g_str_equal(row_str(op, "kind"), "migrate") &&
+                    !g_str_equal(row_str(op, "kind"), "drain")) /* migration.c's */
+                        operation_pass(p, &s, op);
+        }
         recoveries(p, &s);
         guest_recoveries(p, &s);
         sessions_timeouts(p->mgr, p->store, s.pools, s.desktops, s.sessions);

@@ -86,7 +86,22 @@ static const Route fixed_routes[] = {
          "are started on other hosts at once; its agent, if it still runs, must link again."},
         {"PUT", API "/hosts/{id}/maintenance", api_host_maintenance, ROLE_OPERATOR,
          API_SMALL_BODY, NULL, "maintenance",
-         "Put a host in maintenance (no new desktops placed) or take it out."},
+         "Put a host in maintenance (no new desktops placed) or take it out; with \"drain\": "
+         "true whatever runs there is live-migrated away (202, the host with its 'operation'), "
+         "with \"force\": true what cannot move is shut down."},
+        {"POST", API "/guests/{id}/migrate", api_migrate, ROLE_OPERATOR, API_SMALL_BODY, NULL,
+         "migrate",
+         "Live-migrate the running guest to host 'to' (or where the scheduler chooses); 202 "
+         "with the operation that follows it."},
+        {"POST", API "/desktops/{id}/migrate", api_migrate, ROLE_OPERATOR, API_SMALL_BODY, NULL,
+         "migrate",
+         "Live-migrate the running desktop to host 'to' (or where the scheduler chooses); its "
+         "sessions follow; 202 with the operation that follows it.",
+         ON_POOL_OF("desktop")},
+        {"POST", API "/operations/{id}/cancel", api_operation_cancel, ROLE_OPERATOR,
+         API_SMALL_BODY, NULL, "cancel",
+         "Cancel a migration (the desktop keeps running where it was) or a drain (the host stays "
+         "in maintenance); 202 with the operation."},
         {"POST", API "/guests/{id}/start", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY, NULL,
          "start", "Define the guest on a host (its own, the one given, or the freest) and start it."},
         {"POST", API "/guests/{id}/stop", api_guest_action, ROLE_OPERATOR, API_SMALL_BODY, NULL,

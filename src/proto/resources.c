@@ -159,6 +159,10 @@ static const Field guest_fields[] = {
         {"epoch", FIELD_INT, F_READONLY, "1", 1, G_MAXINT64, NULL, NULL,
          "Placement epoch: bumped whenever its host changes; every command to an agent "
          "carries it and an agent refuses an older one."},
+        {"migrating_to", FIELD_REF, F_READONLY, NULL, 0, 0, NULL, "host",
+         "Host it is being live-migrated to (none: no migration in progress)."},
+        {"migrating_epoch", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL,
+         "Placement epoch it takes on that host when the migration switches over."},
         DESC_FIELD,
 };
 
@@ -315,6 +319,10 @@ static const Field desktop_fields[] = {
          "carries it and an agent refuses an older one."},
         {"recovery", FIELD_TEXT, F_READONLY, "", 0, 0, NULL, NULL,
          "What the last recovery from a host failure did to it, and when (UTC)."},
+        {"migrating_to", FIELD_REF, F_READONLY, NULL, 0, 0, NULL, "host",
+         "Host it is being live-migrated to (none: no migration in progress)."},
+        {"migrating_epoch", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL,
+         "Placement epoch it takes on that host when the migration switches over."},
 };
 
 static const Field session_fields[] = {
@@ -356,7 +364,7 @@ static const Field event_fields[] = {
 
 static const Field operation_fields[] = {
         {"kind", FIELD_TEXT, F_LIST | F_FILTER | F_READONLY, NULL, 0, 0, NULL, NULL,
-         "pool_create, pool_resize, pool_delete, recompose or rollout."},
+         "pool_create, pool_resize, pool_delete, recompose, rollout, migrate or drain."},
         {"object_kind", FIELD_TEXT, F_FILTER | F_READONLY, NULL, 0, 0, NULL, NULL,
          "Kind of object it works on."},
         {"object_id", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL, "Its id."},
@@ -368,6 +376,12 @@ static const Field operation_fields[] = {
         {"message", FIELD_TEXT, F_LIST | F_READONLY, "", 0, 0, NULL, NULL,
          "What it is doing or why it failed."},
         {"created_by", FIELD_TEXT, F_READONLY, "", 0, 0, NULL, NULL, "Who started it."},
+        {"bytes_total", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL,
+         "A migration: bytes of memory to send (grows when the guest dirties memory)."},
+        {"bytes_remaining", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL,
+         "A migration: bytes left to send."},
+        {"iteration", FIELD_INT, F_READONLY, "0", 0, G_MAXINT64, NULL, NULL,
+         "A migration: passes over the guest's memory so far."},
 };
 
 static gboolean get_int(JsonObject *o, const char *k, gint64 *v)

@@ -307,6 +307,16 @@ static const char *const migrations[] = {
         "ALTER TABLE pools ADD COLUMN ha_priority INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE hosts ADD COLUMN recovery TEXT NOT NULL DEFAULT '';"
         "INSERT INTO settings (key, value) VALUES ('placement_epoch', '1');",
+        /* 12: live migration: where a desktop or guest is going and the placement epoch it
+         * takes there (its reports from there at that epoch are its own), and the progress of
+         * an operation in bytes and passes over memory. */
+        "ALTER TABLE desktops ADD COLUMN migrating_to_id INTEGER REFERENCES hosts(id);"
+        "ALTER TABLE desktops ADD COLUMN migrating_epoch INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE guests ADD COLUMN migrating_to_id INTEGER REFERENCES hosts(id);"
+        "ALTER TABLE guests ADD COLUMN migrating_epoch INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE operations ADD COLUMN bytes_total INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE operations ADD COLUMN bytes_remaining INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE operations ADD COLUMN iteration INTEGER NOT NULL DEFAULT 0;",
 };
 
 int schema_latest(void)

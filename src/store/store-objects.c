@@ -480,6 +480,63 @@ gint64 store_take_epoch(Store *s, const Resource *res, gint64 id, GError **error
         return e;
 }
 
+gint64 store_migration_begin(Store *s, const Resource *res, gint64 id, gint64 from_host,
+                             gint64 epoch, gint64 to_host, GError **error)
+{
+        g_autofree char *sql = g_strdup_printf(
+                "UPDATE %s SET migrating_to_id = ?, migrating_epoch = ? WHERE id = ? AND "
+                "host_id = ? AND epoch = ? AND migrating_to_id IS NULL",
+                res->table);
+        gint64 e = 0;
+        SqlStmt *st;
+
+        if (!sqs_tx_begin(s, error))
+                return 0;
+        if ((e = next_epoch(s, error)) && (st = sqs_prep(s, sql, error))) {
+                sql_bind_int(st, 1, to_host);
+                sql_bind_int(st, 2, e);
+                sql_bind_int(st, 3, id);
+                sql_bind_int(st, 4, from_host);
+                sql_bind_int(st, 5, epoch);
+                if (!sqs_step_done(s, st, error, "beginning a migration")) {
+                        e = 0;
+                } else if (sql_changes(s->db) != 1) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                                    "the %s is migrating already, or was placed again meanwhile",
+                                    res->kind);
+                        e = 0;
+                }
+        } else {
+                e = 0;
+        }
+        if (!e || !sqs_tx_commit(s, error)) {
+                sqs_tx_rollback(s);
+                return 0;
+        }
+        return e;
+}
+
+gboolean store_migration_end(Store *s, const Resource *res, gint64 id, gint64 new_epoch,
+                             gboolean switched, GError **error)
+{
+        g_autofree char *sql = g_strdup_printf(
+                switched ? "UPDATE %s SET host_id = migrating_to_id, epoch = migrating_epoch, "
+                           "migrating_to_id = NULL, migrating_epoch = 0, updated_at = ? "
+                           "WHERE id = ? AND migrating_epoch = ? AND migrating_to_id IS NOT NULL"
+                         : "UPDATE %s SET migrating_to_id = NULL, migrating_epoch = 0, "
+                           "updated_at = ? WHERE id = ? AND migrating_epoch = ?",
+                res->table);
+        g_autofree char *now = util_now_iso();
+        SqlStmt *st = sqs_prep(s, sql, error);
+
+        if (!st)
+                return FALSE;
+        sql_bind_text(st, 1, now);
+        sql_bind_int(st, 2, id);
+        sql_bind_int(st, 3, new_epoch);
+        return sqs_step_done(s, st, error, "ending a migration") && sql_changes(s->db) == 1;
+}
+
 JsonObject *sqs_create_tx(Store *s, const Resource *res, const char *unused, JsonObject *values,
                           const Actor *actor, GError **error)
 {

@@ -90,6 +90,16 @@ JsonObject *store_update_id(Store *st, const Resource *res, gint64 id, JsonObjec
  * a host before it is recorded there (a guest's host is recorded when it reports running,
  * with this epoch); 0 with an error. */
 gint64 store_take_epoch(Store *st, const Resource *res, gint64 id, GError **error);
+/* Live migration of an object (a kind with "migrating_to"): begun only while it is placed on
+ * from_host at epoch and no other migration of it runs; it then records the destination and a
+ * new placement epoch, returned (0 with ATRIUM_ERROR_CONFLICT otherwise). */
+gint64 store_migration_begin(Store *st, const Resource *res, gint64 id, gint64 from_host,
+                             gint64 epoch, gint64 to_host, GError **error);
+/* Its end, for the migration at new_epoch only: switched, the object is placed on the
+ * destination at that epoch; else it stays where it was. Either way no migration is recorded
+ * any more. FALSE (no error) when that migration was not the one recorded. */
+gboolean store_migration_end(Store *st, const Resource *res, gint64 id, gint64 new_epoch,
+                             gboolean switched, GError **error);
 gboolean store_delete(Store *st, const Resource *res, const char *id_or_name, const Actor *actor,
                       GError **error);
 gboolean store_delete_id(Store *st, const Resource *res, gint64 id, const Actor *actor,

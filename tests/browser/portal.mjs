@@ -13,6 +13,7 @@
 //   totp       USER PASSWORD       set up one-time codes with the QR page; log in with a code
 //   totp-required USER PASSWORD    an account that must use them lands on the set-up page
 //   recover    USER PASSWORD DESKTOP_ID READY_FILE
+//   follow     USER PASSWORD DESKTOP_ID READY_FILE OUT.png
 //                                  the console of one's desktop open; READY_FILE is written once it is
 //                                  connected (the shell test then takes its host away): the page says
 //                                  it is being restarted on another host, then reconnects by itself
@@ -347,6 +348,48 @@ async function recover(name, password, id, readyFile) {
     await shot('console-recovered');
 }
 
+// The console open while its desktop is live-migrated: it drops at the switch-over and is
+// back by itself; the time from the drop to connected again is printed, the screen captured
+// to OUT for OCR.
+async function follow(name, password, id, readyFile, out) {
+    await page.setViewportSize({ width: 1280, height: 1100 });
+    await login(name, password);
+    await page.goto(`${base}/#/console/${id}`);
+    await check(`${name}'s console opens`, () => page.locator('main[data-console="connected"]').waitFor({ timeout: 120000 }));
+    await page.getByLabel('Scale to window').uncheck();
+    writeFileSync(readyFile, 'connected\n');
+    await check('the switch-over drops the console', () =>
+        page.locator('main:not([data-console="connected"])').waitFor({ timeout: 120000 }));
+    const dropped = Date.now();
+    await shot('console-migrating');
+    await check('... and it reconnects by itself to the new host', () =>
+        page.locator('main[data-console="connected"]').waitFor({ timeout: 60000 }));
+    console.log(`reconnected ${Date.now() - dropped} ms after the drop`);
+    await page.waitForTimeout(2000);
+    await page.locator('#screen canvas').screenshot({ path: out });
+    await shot('console-migrated');
+}
+
+// The dashboard moves a running guest live (Guests page, Migrate) and follows its operation.
+async function dashMigrate(password, guest) {
+    await login('admin', password);
+    await page.goto(`${base}/#/admin/guests`);
+    await check(`the Guests page lists ${guest} running`, () =>
+        page.locator(`tr[data-name="${guest}"] .badge`, { hasText: 'running' }).waitFor({ timeout: 30000 }));
+    await page.getByRole('button', { name: `Migrate ${guest}`, exact: true }).click();
+    await check('Migrate opens a panel following the operation', () =>
+        page.locator('.panel .operation[data-operation]').waitFor({ timeout: 15000 }));
+    await check('... which ends done, naming both hosts', () =>
+        page.locator('.panel .operation.done', { hasText: /from h\d to h\d/ }).waitFor({ timeout: 180000 }));
+    await shot('admin-guest-migrated');
+    await page.goto(`${base}/#/admin/operations`);
+    await check('the Operations page lists the migration done', () =>
+        page.locator('tr', { hasText: 'migrate' }).filter({ hasText: guest }).filter({ hasText: 'done' }).first().waitFor({ timeout: 15000 }));
+    await page.goto(`${base}/#/admin/hosts`);
+    await check('the Hosts page offers Drain', () =>
+        page.getByRole('button', { name: 'Drain h1', exact: true }).waitFor({ timeout: 15000 }));
+}
+
 async function totp(name, password) {
     await login(name, password);
     await page.goto(`${base}/#/account`);
@@ -418,6 +461,8 @@ try {
     else if (scenario === 'pooladmin') await poolAdmin(args[0], args[1], args[2]);
     else if (scenario === 'totp-required') await totpRequired(args[0], args[1]);
     else if (scenario === 'recover') await recover(args[0], args[1], args[2], args[3]);
+    else if (scenario === 'dash-migrate') await dashMigrate(args[0], args[1]);
+    else if (scenario === 'follow') await follow(args[0], args[1], args[2], args[3], args[4]);
     else throw new Error(`no scenario '${scenario}'`);
 } catch (e) {
     ok(false, `scenario ${scenario} ran to its end`, e.message.split('\n').slice(0, 6).join(' | '));

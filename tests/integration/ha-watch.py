@@ -1,14 +1,22 @@
 #!/usr/bin/env python3
-"""The invariants of host failure recovery, sampled every 100 ms until STOP_FILE appears:
-  - never two QEMU processes with one disk under SHARED open for writing;
+"""The invariants of host failure recovery and live migration, sampled every 100 ms until
+STOP_FILE appears:
+  - never two QEMU processes writing one disk under SHARED: holding QEMU's own image lock of
+    the write permission (byte 101 of the file, as /proc/PID/fdinfo shows it). A migration's
+    destination opens the disk before the switch-over, inactive, without that lock;
   - never a desktop with sessions of two users, nor a session of a user on a desktop assigned
     to another.
 Each violation is a line in OUT_FILE; at the end, a summary line 'samples N violations M'.
-Usage: ha-watch.py SHARED DB OUT_FILE STOP_FILE"""
+With DISK, every sample also counts the QEMUs writing DISK: a line 'DISK: N writers' when
+it is not one (0: the switch-over of a migration, between the source's release and the
+destination's take), and the summary adds 'unwritten K'.
+Usage: ha-watch.py SHARED DB OUT_FILE STOP_FILE [DISK]"""
 import os, sqlite3, sys, time
 
 shared, db, out, stop = sys.argv[1:5]
 shared = os.path.realpath(shared) + "/"
+disk = os.path.realpath(sys.argv[5]) if len(sys.argv) > 5 else None
+WRITE_LOCK = 101  # QEMU's file locking: byte 100 + the bit of BLK_PERM_WRITE
 
 
 def qemu_pids():
@@ -38,20 +46,28 @@ def writers():
                 if not path.startswith(shared) or path.startswith(shared + "lockspace/"):
                     continue
                 with open(f"/proc/{p}/fdinfo/{fd}") as f:
-                    flags = next(int(l.split()[1], 8) for l in f if l.startswith("flags:"))
-            except (OSError, StopIteration, ValueError):
+                    info = f.read().splitlines()
+            except OSError:
                 continue
-            if flags & 3:  # O_WRONLY or O_RDWR
-                held.setdefault(path, set()).add(p)
+            for l in info:
+                # lock:	1: OFDLCK ADVISORY  READ -1 fe:00:10952738 101 101
+                w = l.split()
+                if w and w[0] == "lock:" and w[-2].isdigit() and \
+                        int(w[-2]) <= WRITE_LOCK <= (int(w[-1]) if w[-1].isdigit() else 1 << 62):
+                    held.setdefault(path, set()).add(p)
     return held
 
 
-samples = violations = 0
+samples = violations = unwritten = 0
 with open(out, "w") as log:
     conn = None
     while not os.path.exists(stop):
         samples += 1
-        for path, pids in writers().items():
+        held = writers()
+        if disk is not None and len(held.get(disk, ())) != 1:
+            unwritten += not held.get(disk)
+            log.write(f"{time.time():.1f} {disk}: {len(held.get(disk, ()))} writers\n")
+        for path, pids in held.items():
             if len(pids) > 1:
                 violations += 1
                 log.write(f"{time.time():.1f} two QEMUs write {path}: pids {sorted(pids)}\n")
@@ -71,4 +87,5 @@ with open(out, "w") as log:
             conn = None  # the manager is restarting, or the file is being replaced
         log.flush()
         time.sleep(0.1)
-    log.write(f"samples {samples} violations {violations}\n")
+    log.write(f"samples {samples} violations {violations}"
+              + (f" unwritten {unwritten}" if disk else "") + "\n")

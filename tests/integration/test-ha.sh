@@ -15,6 +15,8 @@
 #   TLS:        the libvirt certificates the manager issued at join: libvirtd to libvirtd
 #   portal:     bob's browser console (chromium, noVNC through the gateway) says his desktop is
 #               being restarted on another host while its host is cut off, then reconnects
+#   migration:  live migration, its bad inputs, cancel, timeout, a destination lost, drains
+#               (tests/integration/ha-migrate.sh, on the same rig)
 # Output is TAP. Usage: test-ha.sh ATRIUMD ATRIUM IMAGE WEB_DIR [SHOTS]
 set -u
 ATRIUMD=$1 ATRIUM=$2 IMAGE=$3 WEB=${4:-} SHOTS=${5:-$(dirname "$1")/../meson-logs/screenshots}
@@ -356,6 +358,13 @@ like "the watcher sampled all along" "$(tail -1 "$T/watch.log")" "samples"
 [ "$(tail -1 "$T/watch.log" | awk '{print $2}')" -gt 500 ]; is "... every 100 ms (more than 500 samples)" "$?" 0
 is "never two QEMUs writing one disk, never a desktop with two users" "$(tail -1 "$T/watch.log" | awk '{print $4}')" 0
 grep -v '^samples' "$T/watch.log" | head -5 | sed 's/^/# /'
+
+# ---- live migration and drains on the same rig (ha-migrate.sh): $Z back, every libvirtd on TLS
+rig_libvirt "$R" "$(hnum "$Z")" >/dev/null
+rig_tls "$R" "$(hnum "$Z")" "$R/h$(hnum "$Z")/state/pki"
+rig_agent "$R" "$(hnum "$Z")" "$AURL" "$FP" -
+wait_for 60 is_state "$Z" up; is "$Z is back for the migrations, its libvirtd on TLS" "$(host_state "$Z")" up
+. "$SRC/tests/integration/ha-migrate.sh"
 
 echo "1..$n"
 [ "$failed" -eq 0 ]

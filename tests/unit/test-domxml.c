@@ -153,6 +153,70 @@ static void test_bad_specs(void)
         }
 }
 
+/* The copy a live migration takes: consoles listen on the destination's address, the metadata
+ * carries the new placement epoch; nothing else changes. */
+static void test_migrated(void)
+{
+        /* as libvirt formats a running domain (its metadata with double quotes) */
+        static const char *libvirt_xml =
+                "<domain type='qemu' id='3'>\n  <name>atrium-0a1b2c3d-desktop-7</name>\n"
+                "  <metadata>\n    <atrium:domain xmlns:atrium=\"" DOMXML_XMLNS "\" "
+                "version=\"1\" epoch=\"12\" recoverable=\"yes\"/>\n  </metadata>\n"
+                "  <devices>\n    <interface type='user'><ip address='10.0.0.1'/></interface>\n"
+                "    <graphics type='spice' port='5901' autoport='yes' listen='10.0.0.1'>\n"
+                "      <listen type='address' address='10.0.0.1'/>\n    </graphics>\n"
+                "    <graphics type='vnc' port='5902' autoport='yes' listen='10.0.0.10'/>\n"
+                "  </devices>\n</domain>\n";
+        g_autoptr(GError) error = NULL;
+        g_autofree char *out = domxml_migrated(libvirt_xml, "10.0.0.1", "10.0.0.2", 13, &error);
+        DomainSpec s = minimal();
+        g_autofree char *ours = NULL, *moved = NULL;
+
+        g_assert_no_error(error);
+        g_assert_nonnull(strstr(out, "listen='10.0.0.2'>"));
+        g_assert_nonnull(strstr(out, "<listen type='address' address='10.0.0.2'/>"));
+        g_assert_nonnull(strstr(out, "listen='10.0.0.10'/>")); /* another address: kept */
+        g_assert_nonnull(strstr(out, "<ip address='10.0.0.1'/>")); /* not a console: kept */
+        g_assert_nonnull(strstr(out, "version=\"1\" epoch=\"13\" recoverable=\"yes\"/>"));
+        g_assert_null(strstr(out, "epoch=\"12\""));
+        g_assert_cmpuint(strlen(out), ==, strlen(libvirt_xml)); /* one digit each way */
+
+        /* our own XML (single quotes), with and without an epoch */
+        s.listen = "192.168.1.5";
+        s.epoch = 4;
+        ours = domxml_build(&s, &error);
+        g_assert_no_error(error);
+        moved = domxml_migrated(ours, "192.168.1.5", "192.168.1.6", 1234, &error);
+        g_assert_no_error(error);
+        g_assert_null(strstr(moved, "192.168.1.5"));
+        g_assert_nonnull(strstr(moved, "epoch='1234'"));
+        validate(moved);
+        g_clear_pointer(&ours, g_free);
+        g_clear_pointer(&moved, g_free);
+        s.epoch = 0;
+        ours = domxml_build(&s, &error);
+        g_assert_null(strstr(ours, "epoch="));
+        moved = domxml_migrated(ours, "192.168.1.5", "192.168.1.6", 9, &error);
+        g_assert_no_error(error);
+        g_assert_nonnull(strstr(moved, "epoch='9'"));
+        validate(moved);
+
+        /* refused: not ours, bad addresses, no epoch */
+        g_assert_null(domxml_migrated("<domain><name>x</name></domain>", "10.0.0.1", "10.0.0.2",
+                                      2, &error));
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID);
+        g_assert_nonnull(strstr(error->message, "metadata"));
+        g_clear_error(&error);
+        g_assert_null(domxml_migrated(libvirt_xml, "10.0.0.1", "host.example", 2, &error));
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID);
+        g_clear_error(&error);
+        g_assert_null(domxml_migrated(libvirt_xml, NULL, "10.0.0.2", 2, &error));
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID);
+        g_clear_error(&error);
+        g_assert_null(domxml_migrated(libvirt_xml, "10.0.0.1", "10.0.0.2", 0, &error));
+        g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID);
+}
+
 int main(int argc, char **argv)
 {
         g_test_init(&argc, &argv, NULL);
@@ -161,5 +225,6 @@ int main(int argc, char **argv)
         g_test_add_func("/domxml/live-cd-bridge", test_live_cd_bridge);
         g_test_add_func("/domxml/escaping", test_escaping);
         g_test_add_func("/domxml/bad-specs", test_bad_specs);
+        g_test_add_func("/domxml/migrated", test_migrated);
         return g_test_run();
 }

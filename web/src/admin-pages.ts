@@ -12,10 +12,23 @@ const mb = (n: number) => formatBytes(n * 1048576);
 
 // ---- operations: a progress bar that follows one until it ends ------------------------------
 
+const cancellable = (op: Row) => op.state === 'running' && (op.kind === 'migrate' || op.kind === 'drain');
+const remaining = (op: Row) => (op.bytes_total ? ` · ${formatBytes(Number(op.bytes_remaining) || 0)} of ${formatBytes(Number(op.bytes_total))} to copy, pass ${text(op.iteration)}` : '');
+
+// Live migration of a running desktop or guest to the scheduler's choice, followed in a panel.
+async function migrate(kind: 'desktops' | 'guests', r: Row, where: HTMLElement): Promise<void> {
+    const op = await api<Row>('POST', `/${kind}/${r.id}/migrate`, {});
+    void followOperation(Number(op.id), where, `Migrate ${r.name}`);
+}
+
 export function followOperation(id: number, where: HTMLElement, label: string): Promise<Row> {
     const meter = h('progress', { max: 100, value: 0, 'aria-label': label });
     const msg = h('span', { class: 'muted' }, 'starting…');
-    const box = h('div', { class: 'operation', role: 'status', 'aria-live': 'polite', 'data-operation': id }, h('strong', null, label), ' ', meter, ' ', msg);
+    const cancel = h('button', { type: 'button', class: 'small', hidden: true, 'aria-label': `Cancel ${label}`, onclick: async () => {
+        cancel.disabled = true;
+        await api('POST', `/operations/${id}/cancel`, {}).catch((e) => toast(e.message, 'error'));
+    } }, 'Cancel');
+    const box = h('div', { class: 'operation', role: 'status', 'aria-live': 'polite', 'data-operation': id }, h('strong', null, label), ' ', meter, ' ', msg, ' ', cancel);
     where.append(box);
     return new Promise((resolve) => {
         let timer: number | undefined;
@@ -23,8 +36,10 @@ export function followOperation(id: number, where: HTMLElement, label: string): 
             try {
                 const op = await api<Row>('GET', `/operations/${id}`);
                 meter.value = Number(op.percent) || 0;
-                msg.textContent = `${op.percent ?? 0}% ${text(op.message)}`;
+                msg.textContent = `${op.percent ?? 0}% ${text(op.message)}${remaining(op)}`;
+                cancel.hidden = !cancellable(op);
                 if (op.state !== 'running') {
+                    cancel.hidden = true;
                     msg.textContent = `${op.state}: ${text(op.message)}`;
                     box.classList.add(String(op.state));
                     unsub();
@@ -71,6 +86,13 @@ async function joinTokens(ctx: PageCtx): Promise<HTMLElement | null> {
         h('div', { class: 'page-tools' }, h('label', { class: 'inline', for: 'jt-ttl' }, 'Valid for (seconds) ', ttl), issue), issued, list);
 }
 
+async function drain(r: Row, ctx: PageCtx, force: boolean): Promise<void> {
+    const res = await api<Row>('PUT', `/hosts/${r.id}/maintenance`, { maintenance: true, drain: true, force });
+    const box = h('div');
+    openPanel(ctx.panel, `Draining ${r.name}`, box);
+    void followOperation(Number(res.operation), box, `Drain ${r.name}`);
+}
+
 const hosts: PageSpec = {
     title: 'Hosts', plural: 'hosts', schema: 'Host',
     columns: [
@@ -86,6 +108,12 @@ const hosts: PageSpec = {
         { label: 'Maintenance on', show: (r) => r.state !== 'maintenance', confirm: (r) => `Put ${r.name} in maintenance? No new desktops are placed on it.`,
           run: (r) => api('PUT', `/hosts/${r.id}/maintenance`, { maintenance: true }) },
         { label: 'Maintenance off', show: (r) => r.state === 'maintenance', run: (r) => api('PUT', `/hosts/${r.id}/maintenance`, { maintenance: false }) },
+        { label: 'Drain', show: (r) => r.state === 'up' || r.state === 'maintenance',
+          confirm: (r) => `Put ${r.name} in maintenance and move its running desktops and guests to other hosts (live)? What cannot move stays and is listed.`,
+          run: (r, ctx) => drain(r, ctx, false) },
+        { label: 'Drain, forced', danger: true, show: (r) => r.state === 'up' || r.state === 'maintenance',
+          confirm: (r) => `Drain ${r.name} and shut down what cannot move (a local disk, no room elsewhere)?`,
+          run: (r, ctx) => drain(r, ctx, true) },
     ],
     extra: joinTokens,
 };
@@ -191,6 +219,12 @@ const guests: PageSpec = {
     actions: [
         { label: 'Start', show: (r) => r.state !== 'running', run: (r) => api('POST', `/guests/${r.id}/start`, {}) },
         { label: 'Console', show: (r) => r.state === 'running', run: async (r) => { location.hash = `#/console/guest/${r.id}`; } },
+        { label: 'Migrate', show: (r) => r.state === 'running' && !r.migrating_to, confirm: (r) => `Move ${r.name} live to another host (the scheduler chooses)?`,
+          run: async (r, ctx) => {
+              const box = h('div');
+              openPanel(ctx.panel, `Migrating ${r.name}`, box);
+              await migrate('guests', r, box);
+          } },
         { label: 'Stop', show: (r) => r.state === 'running', confirm: (r) => `Shut ${r.name} down?`, run: (r) => api('POST', `/guests/${r.id}/stop`, {}) },
         { label: 'Power off', danger: true, show: (r) => r.state === 'running', confirm: (r) => `Power ${r.name} off at once?`, run: (r) => api('POST', `/guests/${r.id}/destroy`, {}) },
     ],
@@ -366,6 +400,10 @@ async function poolPage(main: HTMLElement, name: string, me: Me): Promise<Cleanu
         return [
             running ? h('a', { class: 'button small', href: `#/console/desktop/${d.id}`, 'aria-label': `Console of ${d.name}` }, 'Console') : null,
             !running && d.state === 'stopped' ? act('Start', `/desktops/${d.id}/start`) : null,
+            running && !d.migrating_to ? h('button', { type: 'button', class: 'small', 'aria-label': `Migrate ${d.name}`, onclick: async () => {
+                if (!confirm(`Move ${d.name} live to another host (the scheduler chooses)? Its user keeps working.`)) return;
+                await migrate('desktops', d, ops).catch((e) => toast(`Migrate ${d.name}: ${(e as Error).message}`, 'error'));
+            } }, 'Migrate') : null,
             running ? act('Reboot', `/desktops/${d.id}/reboot`, `Reboot ${d.name}?`) : null,
             running ? act('Stop', `/desktops/${d.id}/stop`, `Shut ${d.name} down?`) : null,
             act('Recompose', `/desktops/${d.id}/recompose`, `Make ${d.name}'s disk anew on the newest template version? Changes on it are lost.`),
@@ -519,6 +557,7 @@ const operations: PageSpec = {
         { key: 'percent', render: (r) => h('progress', { max: 100, value: Number(r.percent) || 0, 'aria-label': `${r.percent}%` }) }, { key: 'message' },
         { key: 'created_at', label: 'Started', render: (r) => when(String(r.created_at ?? '')) }],
     filters: [{ name: 'state', label: 'State', choices: ['running', 'done', 'failed'] }],
+    actions: [{ label: 'Cancel', show: cancellable, confirm: (r) => `Cancel ${r.kind} of ${r.object_name}?`, run: (r) => api('POST', `/operations/${r.id}/cancel`, {}) }],
 };
 
 const events: PageSpec = {

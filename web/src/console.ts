@@ -13,10 +13,11 @@ const MAX_RETRIES = 6;
 // asking every RECOVERY_POLL_MS, then reconnects by itself.
 const RECOVERY_WAIT_MS = 5 * 60 * 1000;
 const RECOVERY_POLL_MS = 2000;
+const MOVE_POLL_MS = 250; // a live migration's switch-over lasts well under a second
 
 // The manager's answer while the desktop is being restarted on another host.
 export function beingRestarted(err: ApiError): boolean {
-    return err.status === 503 && /being restarted on another host/.test(err.message);
+    return err.status === 503 && /being (restarted on|moved to) another host/.test(err.message);
 }
 // A console that takes the connection but never completes the VNC handshake is given up on.
 const HANDSHAKE_MS = 15000;
@@ -135,8 +136,10 @@ export async function consoleView(main: HTMLElement, args: string[], _q: URLSear
         } catch (e) {
             const err = e as ApiError;
             if (beingRestarted(err) && Date.now() - (recoveringSince ||= Date.now()) < RECOVERY_WAIT_MS) {
-                setState('reconnecting', 'Your desktop is being restarted on another host (its host went down). It reconnects by itself once it is back…');
-                timer = window.setTimeout(() => { void open(); }, RECOVERY_POLL_MS);
+                setState('reconnecting', /being moved/.test(err.message)
+                    ? 'Your desktop is being moved to another host (you keep your work). It reconnects by itself in a moment…'
+                    : 'Your desktop is being restarted on another host (its host went down). It reconnects by itself once it is back…');
+                timer = window.setTimeout(() => { void open(); }, /being moved/.test(err.message) ? MOVE_POLL_MS : RECOVERY_POLL_MS);
                 return;
             }
             if (err.status === 503 && reconnecting && retries < MAX_RETRIES) {
@@ -185,10 +188,11 @@ export async function consoleView(main: HTMLElement, args: string[], _q: URLSear
                 setState('failed', 'The connection to your desktop was lost and could not be made again.');
                 return;
             }
-            const wait = Math.min(1000 * 2 ** retries, 15000);
+            // the first attempt at once (a migration's switch-over, a gateway restarted), then backing off
+            const wait = retries === 0 ? 250 : Math.min(1000 * 2 ** retries, 15000);
             retries++;
             reconnecting = true;
-            setState('reconnecting', `The connection dropped: reconnecting in ${Math.round(wait / 1000)} s (attempt ${retries} of ${MAX_RETRIES})…`);
+            setState('reconnecting', `The connection dropped: reconnecting${wait < 1000 ? '' : ` in ${Math.round(wait / 1000)} s`} (attempt ${retries} of ${MAX_RETRIES})…`);
             timer = window.setTimeout(() => { void open(); }, wait);
         });
     };
