@@ -13,7 +13,8 @@ PACKAGES := gcc clang libclang-rt-14-dev meson ninja-build pkg-config \
 	libglib2.0-dev libsoup-3.0-dev libjson-glib-dev libsqlite3-dev libsodium-dev libssl-dev \
 	glib-networking ca-certificates sqlite3 curl jq python3 procps iproute2 wrk \
 	syslinux syslinux-common mtools dosfstools fdisk cpio kmod qemu-utils qemu-system-x86 \
-	tesseract-ocr tesseract-ocr-eng isolinux xorriso spice-client-gtk gvncviewer libvirt-clients \
+	tesseract-ocr tesseract-ocr-eng isolinux xorriso spice-client-gtk virt-viewer xvfb x11-apps netpbm \
+	gvncviewer libvirt-clients \
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system \
 	libwebsockets-dev libwebsockets-evlib-uv libuv1-dev openssl chromium websockify \
 	libldap-dev slapd ldap-utils

@@ -329,3 +329,23 @@ char *domxml_migrated(const char *xml, const char *from_address, const char *to_
         g_string_append(out, end);
         return g_string_free(out, FALSE);
 }
+
+char *domxml_console_valid_until(const char *xml, const char *until)
+{
+        GString *out = g_string_new(NULL);
+        const char *p = xml, *g;
+
+        while ((g = strstr(p, "<graphics "))) {
+                const char *te = strchr(g, '>');
+                if (!te)
+                        break;
+                g_string_append_len(out, p, g - p);
+                if (g_strstr_len(g, te - g, " passwdValidTo="))
+                        tag_with_attr(out, g, te, "passwdValidTo", until);
+                else
+                        g_string_append_len(out, g, te - g);
+                p = te;
+        }
+        g_string_append(out, p);
+        return g_string_free(out, FALSE);
+}

@@ -60,3 +60,8 @@ char *domxml_build(const DomainSpec *spec, GError **error);
  * an address is not an IP address. */
 char *domxml_migrated(const char *xml, const char *from_address, const char *to_address,
                       gint64 epoch, GError **error);
+/* The same XML with the console passwords that expire valid until `until` (libvirt's
+ * passwdValidTo form, UTC): the password a connected SPICE client holds lets it follow the
+ * migration to the copy on the destination, whose QEMU applies the expiry anew. Passwords
+ * without an expiry stay as they are. */
+char *domxml_console_valid_until(const char *xml, const char *until);

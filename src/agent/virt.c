@@ -815,6 +815,17 @@ gboolean virt_migrate(Virt *v, const MigrateSpec *m, GError **error)
             !(dxml = domxml_migrated(live, m->from_address, m->to_address, m->epoch, error)) ||
             !(pxml = domxml_migrated(inactive, m->from_address, m->to_address, m->epoch, error)))
                 return FALSE;
+        {
+                /* a connected SPICE client follows with the password it holds: valid on the
+                 * copy for as long as the migration may take, and a little more */
+                g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(
+                        g_get_real_time() / G_USEC_PER_SEC + m->timeout_s + 120);
+                g_autofree char *until = g_date_time_format(t, "%Y-%m-%dT%H:%M:%S");
+                char *x = domxml_console_valid_until(dxml, until);
+                memset(dxml, 0, strlen(dxml));
+                g_free(dxml);
+                dxml = x;
+        }
         if (m->unsafe)
                 flags |= VIR_MIGRATE_UNSAFE;
         if (virTypedParamsAddString(&params, &np, &maxp, VIR_MIGRATE_PARAM_URI, m->data_uri) < 0 ||

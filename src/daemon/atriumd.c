@@ -95,6 +95,13 @@ static void close_tunnels(gint64 desktop, gpointer gw)
         gateway_close_desktop(gw, desktop);
 }
 
+/* The manager's order (a live migration's destination is known): its clients may follow. */
+static void move_tunnels(gint64 desktop, const char *proto, const char *host, guint16 port,
+                         gpointer gw)
+{
+        gateway_move_desktop(gw, desktop, proto, host, port);
+}
+
 static char *first_word(const char *s)
 {
         g_auto(GStrv) parts = g_strsplit_set(s ? s : "", ", ", -1);
@@ -166,8 +173,10 @@ static Gateway *start_gateway(Daemon *d, Config *config, const char *state_dir, 
                 g_free(d->mgr->gateway_url);
                 d->mgr->gateway_url = g_strdup(gateway_url(gw));
                 tunnels_set_closer(close_tunnels, gw);
+                tunnels_set_mover(move_tunnels, gw);
         } else {
                 reporter_set_closer(d->reporter, close_tunnels, gw);
+                reporter_set_mover(d->reporter, move_tunnels, gw);
         }
         {
                 g_autofree char *path = g_build_filename(state_dir, "gateway.url", NULL);
@@ -382,6 +391,7 @@ int main(int argc, char **argv)
                run_agent ? " agent" : "");
         g_main_loop_run(d.loop);
         tunnels_set_closer(NULL, NULL);
+        tunnels_set_mover(NULL, NULL);
         g_clear_pointer(&d.reporter, reporter_free);
         g_clear_pointer(&gateway, gateway_free);
         g_clear_pointer(&agent, agent_free);

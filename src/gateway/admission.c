@@ -1,12 +1,17 @@
 /* Console tunnels admitted: see gateway-private.h. A tunnel opens only with a valid ticket
  * (signature, expiry, replay cache, limits per ticket and user); its target comes from the
- * ticket only. */
+ * ticket, or, for a client following its desktop's live migration, from the manager's order
+ * that the ticket's desktop moved (never from the client). */
 #define G_LOG_DOMAIN "gateway"
 
 #include "gateway/gateway-private.h"
 #include "common/error.h"
 
+#include <sodium.h>
 #include <string.h>
+
+#define FOLLOWER_KEEP_US (120 * G_USEC_PER_SEC) /* a client may follow that long after its last tunnel */
+#define MOVE_KEEP_US (900 * G_USEC_PER_SEC)     /* a move is followed that long after the order */
 
 typedef struct {
         GatewayReportFunc fn;
@@ -57,6 +62,32 @@ static void refuse(Conn *c, int status, const char *reason, const char *why)
                 why);
 }
 
+/* Who holds a tunnel with the ticket now (a follower of its desktop, later). */
+static void follower_seen(Gateway *gw, const Ticket *t, const char *peer)
+{
+        Follower *f = g_hash_table_lookup(gw->followers, t->nonce);
+
+        if (!f) {
+                f = g_new0(Follower, 1);
+                g_hash_table_insert(gw->followers, g_strdup(t->nonce), f);
+        }
+        g_strlcpy(f->peer, peer, sizeof(f->peer));
+        f->last_us = g_get_monotonic_time();
+}
+
+/* The tunnel counted against its ticket and user. */
+static void count(Conn *c, guint n_ticket, guint n_user)
+{
+        Gateway *gw = c->gw;
+
+        g_hash_table_insert(gw->by_nonce, g_strdup(c->t.nonce), GUINT_TO_POINTER(n_ticket + 1));
+        g_hash_table_insert(gw->by_user, GINT_TO_POINTER(c->t.user), GUINT_TO_POINTER(n_user + 1));
+        follower_seen(gw, &c->t, c->peer);
+        c->counted = TRUE;
+        gw->tunnels++;
+        c->opened_us = g_get_monotonic_time();
+}
+
 /* Checks a ticket and the limits; on success the tunnel is counted and c->t holds it. */
 gboolean admission_admit(Conn *c, const char *text, const char *want_host, guint16 want_port)
 {
@@ -101,12 +132,88 @@ gboolean admission_admit(Conn *c, const char *text, const char *want_host, guint
                        error->message);
                 return FALSE;
         }
-        g_hash_table_insert(gw->by_nonce, g_strdup(c->t.nonce), GUINT_TO_POINTER(n_ticket + 1));
-        g_hash_table_insert(gw->by_user, GINT_TO_POINTER(c->t.user), GUINT_TO_POINTER(n_user + 1));
-        c->counted = TRUE;
-        gw->tunnels++;
-        c->opened_us = g_get_monotonic_time();
+        count(c, n_ticket, n_user);
         return TRUE;
+}
+
+/* Whether the manager said desktop's proto console moved to host:port (not too long ago). */
+static gboolean moved_to(Gateway *gw, gint64 desktop, const char *proto, const char *host,
+                         guint16 port)
+{
+        gint64 now = g_get_monotonic_time();
+        gboolean hit = FALSE;
+        GArray *a;
+
+        g_mutex_lock(&gw->lock);
+        a = gw->moves ? g_hash_table_lookup(gw->moves, &desktop) : NULL;
+        for (guint i = 0; a && i < a->len && !hit; i++) {
+                Move *m = &g_array_index(a, Move, i);
+                hit = m->at_us > now - MOVE_KEEP_US && g_str_equal(m->proto, proto) &&
+                      gw_target_matches(host, port, m->host, m->port);
+        }
+        g_mutex_unlock(&gw->lock);
+        return hit;
+}
+
+Follow admission_follow(Conn *c, const char *text, const char *want_host, guint16 want_port)
+{
+        Gateway *gw = c->gw;
+        Ticket t;
+        Follower *f;
+        guint n_ticket, n_user;
+
+        if (!text || !text[0] || !ticket_verify(text, strlen(text), gw->pk, 0, &t, NULL))
+                return FOLLOW_NO; /* not a ticket of ours: admission_admit() says so */
+        f = g_hash_table_lookup(gw->followers, t.nonce);
+        if (!f || !g_str_equal(f->peer, c->peer) ||
+            (!g_hash_table_contains(gw->by_nonce, t.nonce) &&
+             f->last_us < g_get_monotonic_time() - FOLLOWER_KEEP_US) ||
+            gw_target_matches(want_host, want_port, t.host, t.port)) {
+                sodium_memzero(&t, sizeof(t));
+                return FOLLOW_NO; /* not connected with it, or its own target: the usual way */
+        }
+        if (!moved_to(gw, t.desktop, t.proto, want_host, want_port)) {
+                sodium_memzero(&t, sizeof(t));
+                return FOLLOW_WAIT;
+        }
+        /* the client's channels to the source and to the destination, for a moment */
+        n_ticket = GPOINTER_TO_UINT(g_hash_table_lookup(gw->by_nonce, t.nonce));
+        n_user = GPOINTER_TO_UINT(g_hash_table_lookup(gw->by_user, GINT_TO_POINTER(t.user)));
+        if (n_ticket >= 2 * gw->per_ticket || n_user >= gw->per_user) {
+                sodium_memzero(&t, sizeof(t));
+                return FOLLOW_NO;
+        }
+        c->t = t;
+        g_strlcpy(c->t.host, want_host, sizeof(c->t.host));
+        c->t.port = want_port;
+        sodium_memzero(&t, sizeof(t));
+        count(c, n_ticket, n_user);
+        return FOLLOW_YES;
+}
+
+void admission_sweep_followers(Gateway *gw)
+{
+        GHashTableIter it;
+        gpointer k, v;
+        gint64 limit = g_get_monotonic_time() - FOLLOWER_KEEP_US;
+
+        g_hash_table_iter_init(&it, gw->followers);
+        while (g_hash_table_iter_next(&it, &k, &v))
+                if (((Follower *)v)->last_us < limit && !g_hash_table_contains(gw->by_nonce, k))
+                        g_hash_table_iter_remove(&it);
+        g_mutex_lock(&gw->lock);
+        if (gw->moves) {
+                gint64 old = g_get_monotonic_time() - MOVE_KEEP_US;
+                g_hash_table_iter_init(&it, gw->moves);
+                while (g_hash_table_iter_next(&it, NULL, &v)) {
+                        GArray *a = v;
+                        while (a->len && g_array_index(a, Move, 0).at_us < old)
+                                g_array_remove_index(a, 0);
+                        if (!a->len)
+                                g_hash_table_iter_remove(&it);
+                }
+        }
+        g_mutex_unlock(&gw->lock);
 }
 
 void admission_release(Conn *c)
@@ -116,6 +223,8 @@ void admission_release(Conn *c)
         gpointer key = GINT_TO_POINTER(c->t.user);
 
         admission_report(c, GATEWAY_CLOSE, NULL);
+        if (g_hash_table_contains(gw->followers, c->t.nonce))
+                follower_seen(gw, &c->t, c->peer);
         n = GPOINTER_TO_UINT(g_hash_table_lookup(gw->by_nonce, c->t.nonce));
         if (n > 1)
                 g_hash_table_insert(gw->by_nonce, g_strdup(c->t.nonce),

@@ -112,6 +112,7 @@ void conn_free(Conn *c)
         if (c->in)
                 g_byte_array_unref(c->in);
         sodium_memzero(&c->t, sizeof(c->t));
+        g_free(c->follow_ticket);
         g_free(c);
 }
 

@@ -45,6 +45,10 @@ struct _Gateway {
         uv_async_t wake; /* gateway_free() stops the loop through it */
         GThread *thread;
         GArray *closing; /* desktop ids to close (under lock), handled on the loop */
+        GHashTable *moves;     /* desktop id -> GArray of Move: consoles that moved (under lock) */
+        GHashTable *followers; /* ticket nonce -> Follower: who may follow its desktop */
+        uv_timer_t follow_timer; /* retries the tunnels waiting for their desktop's move */
+        gboolean follow_timer_on;
         GMutex lock;
         GCond cond;
         int started; /* 0 starting, 1 listening, -1 failed */
@@ -96,6 +100,20 @@ typedef enum {
         CONN_STATE_LAST
 } ConnState;
 
+/* A desktop's console moved (gateway_move_desktop): its tickets' holders may follow. */
+typedef struct {
+        char proto[8];
+        char host[256];
+        guint16 port;
+        gint64 at_us; /* monotonic */
+} Move;
+
+/* A ticket's client: its address and when it last held a tunnel (monotonic µs). */
+typedef struct {
+        char peer[64];
+        gint64 last_us;
+} Follower;
+
 typedef struct {
         Gateway *gw;
         Side cl, up;
@@ -112,6 +130,10 @@ typedef struct {
         gint64 opened_us;
         guint64 bytes_in, bytes_out; /* console bytes, client to console and back */
         guint64 up_rx;               /* every byte the upstream sent */
+        char *follow_ticket;         /* a CONNECT waiting for its desktop's move (admission.c) */
+        char follow_host[256];
+        guint16 follow_port;
+        gint64 follow_until_us;
 } Conn;
 
 /* ---- conn.c ---- */
@@ -152,6 +174,18 @@ void conn_ws_send(Conn *c, guint8 opcode, const void *data, gsize len);
  * (401/407, 403, 429, 503) and a refusal is reported. */
 gboolean admission_admit(Conn *c, const char *ticket_text, const char *want_host,
                          guint16 want_port);
+/* A CONNECT to another target than its ticket's: a client following its desktop's live
+ * migration (SPICE's seamless migration connects to the destination with the session's proxy
+ * and ticket). FOLLOW_YES (admitted and counted, c->t aimed at the new target) when the
+ * manager told this gateway that the ticket's desktop moved there and the client holds, or
+ * held a moment ago, a tunnel with that ticket from the same address (expired tickets too:
+ * the client connected long ago); FOLLOW_WAIT when all but the move is known (the order may
+ * be on its way); FOLLOW_NO otherwise (admission_admit() then says why). */
+typedef enum { FOLLOW_NO, FOLLOW_WAIT, FOLLOW_YES } Follow;
+Follow admission_follow(Conn *c, const char *ticket_text, const char *want_host,
+                        guint16 want_port);
+/* Forgets the clients that held no tunnel for a while. */
+void admission_sweep_followers(Gateway *gw);
 /* The tunnel is over: uncounted, reported closed with its bytes and duration. */
 void admission_release(Conn *c);
 /* Hands a tunnel event to the owner's main context (the manager, or the reporter to it). */

@@ -76,16 +76,89 @@ static void proxy_api(Conn *c, const GwHead *h)
         conn_queue(c, FALSE, out->str, out->len);
 }
 
-static void open_console(Conn *c, const char *ticket_text, const char *want_host, guint16 want_port)
+/* An admitted tunnel: reported and dialled. */
+static void tunnel_start(Conn *c)
 {
-        if (!admission_admit(c, ticket_text, want_host, want_port))
-                return;
         g_info("%s tunnel from %s to %s:%u (desktop %" G_GINT64_FORMAT ", user %" G_GINT64_FORMAT
                ")",
                conn_tunnel_label(c), c->peer, c->t.host, c->t.port, c->t.desktop, c->t.user);
         admission_report(c, GATEWAY_OPEN, NULL);
         conn_set_state(c, CONN_DIALING);
         connect_up(c, c->t.host, c->t.port);
+}
+
+static void open_console(Conn *c, const char *ticket_text, const char *want_host, guint16 want_port)
+{
+        if (admission_admit(c, ticket_text, want_host, want_port))
+                tunnel_start(c);
+}
+
+static void follow_tick(uv_timer_t *t);
+
+/* A CONNECT: its ticket's console, or where the client's desktop moved (admission_follow),
+ * waiting a few seconds for the manager's order when the client is one that may follow. */
+static void connect_console(Conn *c, const char *ticket_text, const char *host, guint16 port)
+{
+        Gateway *gw = c->gw;
+
+        switch (admission_follow(c, ticket_text, host, port)) {
+        case FOLLOW_YES:
+                g_clear_pointer(&c->follow_ticket, g_free);
+                conn_set_reading(c, TRUE, TRUE);
+                g_info("a client follows desktop %" G_GINT64_FORMAT " to %s:%u (its live migration)",
+                       c->t.desktop, host, port);
+                tunnel_start(c);
+                return;
+        case FOLLOW_WAIT:
+                if (!c->follow_ticket) {
+                        c->follow_ticket = g_strdup(ticket_text);
+                        g_strlcpy(c->follow_host, host, sizeof(c->follow_host));
+                        c->follow_port = port;
+                        c->follow_until_us = g_get_monotonic_time() +
+                                             MAX(gw->handshake_timeout - 1, 1) * G_USEC_PER_SEC;
+                        conn_set_reading(c, TRUE, FALSE);
+                        if (!gw->follow_timer_on) {
+                                gw->follow_timer_on = TRUE;
+                                uv_timer_start(&gw->follow_timer, follow_tick, 200, 200);
+                        }
+                        return;
+                }
+                if (g_get_monotonic_time() < c->follow_until_us)
+                        return;
+                break; /* no order came: refused the usual way */
+        case FOLLOW_NO:
+                break;
+        }
+        g_clear_pointer(&c->follow_ticket, g_free);
+        conn_set_reading(c, TRUE, TRUE);
+        open_console(c, ticket_text, host, port);
+}
+
+/* The CONNECTs waiting for a move, tried again (a move order came, or every 200 ms). */
+static void follow_retry(Gateway *gw)
+{
+        gboolean waiting = FALSE;
+
+        for (GList *l = gw->conns; l;) {
+                Conn *c = l->data;
+                l = l->next; /* c may be answered, not freed, here */
+                if (!c->follow_ticket || c->state != CONN_HEAD)
+                        continue;
+                {
+                        g_autofree char *text = g_strdup(c->follow_ticket);
+                        connect_console(c, text, c->follow_host, c->follow_port);
+                }
+                waiting |= c->follow_ticket != NULL;
+        }
+        if (!waiting && gw->follow_timer_on) {
+                uv_timer_stop(&gw->follow_timer);
+                gw->follow_timer_on = FALSE;
+        }
+}
+
+static void follow_tick(uv_timer_t *t)
+{
+        follow_retry(t->data);
 }
 
 static void handle_connect(Conn *c, const GwHead *h)
@@ -100,7 +173,7 @@ static void handle_connect(Conn *c, const GwHead *h)
                 return;
         }
         ticket_text = gw_basic_password(gw_head_get(h, "Proxy-Authorization"), MAX_TICKET_PARAM);
-        open_console(c, ticket_text, host, port);
+        connect_console(c, ticket_text, host, port);
 }
 
 static void handle_websocket(Conn *c, const GwHead *h)
@@ -399,6 +472,7 @@ static void on_sweep(uv_timer_t *t)
                         conn_close(c, 0, NULL);
                 }
         }
+        admission_sweep_followers(gw);
 }
 
 static void close_desktops(Gateway *gw)
@@ -429,10 +503,12 @@ static void on_wake(uv_async_t *h)
 {
         Gateway *gw = h->data;
 
-        if (g_atomic_int_get(&gw->stop))
+        if (g_atomic_int_get(&gw->stop)) {
                 uv_stop(&gw->loop);
-        else
+        } else {
                 close_desktops(gw);
+                follow_retry(gw);
+        }
 }
 
 void gateway_close_desktop(Gateway *gw, gint64 desktop)
@@ -445,6 +521,29 @@ void gateway_close_desktop(Gateway *gw, gint64 desktop)
         if (!gw->closing)
                 gw->closing = g_array_new(FALSE, FALSE, sizeof(gint64));
         g_array_append_val(gw->closing, desktop);
+        g_mutex_unlock(&gw->lock);
+        uv_async_send(&gw->wake);
+}
+
+void gateway_move_desktop(Gateway *gw, gint64 desktop, const char *proto, const char *host,
+                          guint16 port)
+{
+        Move m = {{0}, {0}, port, g_get_monotonic_time()};
+        GArray *a;
+
+        g_strlcpy(m.proto, proto, sizeof(m.proto));
+        g_strlcpy(m.host, host, sizeof(m.host));
+        g_mutex_lock(&gw->lock);
+        if (gw->started != 1) {
+                g_mutex_unlock(&gw->lock);
+                return;
+        }
+        a = g_hash_table_lookup(gw->moves, &desktop);
+        if (!a) {
+                a = g_array_new(FALSE, FALSE, sizeof(Move));
+                g_hash_table_insert(gw->moves, g_memdup2(&desktop, sizeof(desktop)), a);
+        }
+        g_array_append_val(a, m);
         g_mutex_unlock(&gw->lock);
         uv_async_send(&gw->wake);
 }
@@ -462,6 +561,8 @@ static gpointer run(gpointer data)
         gw->wake.data = gw;
         uv_timer_init(&gw->loop, &gw->sweep);
         gw->sweep.data = gw;
+        uv_timer_init(&gw->loop, &gw->follow_timer);
+        gw->follow_timer.data = gw;
         {
                 guint64 every = (guint64)CLAMP(gw->idle_timeout / 4, 1, 60) * 1000;
                 uv_timer_start(&gw->sweep, on_sweep, every, every);
@@ -511,6 +612,7 @@ static gpointer run(gpointer data)
                 if (ctx)
                         lws_context_destroy(ctx);
                 uv_close((uv_handle_t *)&gw->sweep, NULL);
+                uv_close((uv_handle_t *)&gw->follow_timer, NULL);
                 uv_close((uv_handle_t *)&gw->wake, NULL);
                 uv_run(&gw->loop, UV_RUN_DEFAULT);
                 uv_loop_close(&gw->loop);
@@ -525,6 +627,7 @@ static gpointer run(gpointer data)
         uv_run(&gw->loop, UV_RUN_DEFAULT);
         lws_context_destroy(ctx);
         uv_close((uv_handle_t *)&gw->sweep, NULL);
+        uv_close((uv_handle_t *)&gw->follow_timer, NULL);
         uv_close((uv_handle_t *)&gw->wake, NULL);
         uv_run(&gw->loop, UV_RUN_DEFAULT); /* until lws has closed its handles */
         if (uv_loop_close(&gw->loop) != 0)
@@ -582,6 +685,9 @@ Gateway *gateway_new(const Config *config, const char *state_dir, const GatewayO
         g_cond_init(&gw->cond);
         gw->by_nonce = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         gw->by_user = g_hash_table_new(g_direct_hash, g_direct_equal);
+        gw->followers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        gw->moves = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+                                          (GDestroyNotify)g_array_unref);
         gw->state_dir = g_strdup(state_dir);
         if (!util_split_hostport(config_get_string(config, "gateway", "listen"), &gw->listen_host,
                                  &gw->port, error)) {
@@ -699,6 +805,8 @@ void gateway_free(Gateway *gw)
         g_clear_pointer(&gw->replay, ticket_replay_free);
         g_clear_pointer(&gw->closing, g_array_unref);
         g_clear_pointer(&gw->by_nonce, g_hash_table_unref);
+        g_clear_pointer(&gw->followers, g_hash_table_unref);
+        g_clear_pointer(&gw->moves, g_hash_table_unref);
         g_clear_pointer(&gw->by_user, g_hash_table_unref);
         if (gw->main_ctx)
                 g_main_context_unref(gw->main_ctx);

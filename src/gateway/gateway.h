@@ -57,6 +57,11 @@ const char *gateway_url(Gateway *gw);
 /* Closes every tunnel to a desktop (the manager's order: its session was disconnected or
  * ended). Any thread. */
 void gateway_close_desktop(Gateway *gw, gint64 desktop);
+/* The manager's order that a desktop's console moved to host:port (a live migration's
+ * destination): a client holding a tunnel with one of its tickets may follow there. Any
+ * thread. */
+void gateway_move_desktop(Gateway *gw, gint64 desktop, const char *proto, const char *host,
+                          guint16 port);
 /* Stops the thread (open tunnels are closed) and frees. */
 void gateway_free(Gateway *gw);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Gateway, gateway_free)

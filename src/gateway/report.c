@@ -37,6 +37,8 @@ struct _Reporter {
         SoupSession *session;
         ReporterCloser closer;
         gpointer closer_data;
+        ReporterMover mover;
+        gpointer mover_data;
         gint64 after; /* the last order seen; -1 before the first answer */
         char *url, *fingerprint, *key, *name;
         GQueue queue; /* JsonObject */
@@ -66,7 +68,7 @@ static void schedule(Reporter *r, guint ms)
                 r->timer = g_timeout_add(ms, flush_later, r);
 }
 
-/* The manager's answer: orders to carry out (close a desktop's tunnels). */
+/* The manager's answer: orders to carry out (close a desktop's tunnels, follow its move). */
 static void take_orders(Reporter *r, GBytes *answer)
 {
         g_autoptr(JsonParser) p = json_parser_new();
@@ -85,8 +87,14 @@ static void take_orders(Reporter *r, GBytes *answer)
         for (guint i = 0; r->after >= 0 && a && i < json_array_get_length(a); i++) {
                 JsonObject *e = json_array_get_object_element(a, i);
                 gint64 d = e ? json_object_get_int_member_with_default(e, "close_desktop", 0) : 0;
+                gint64 m = e ? json_object_get_int_member_with_default(e, "move_desktop", 0) : 0;
+                gint64 port = e ? json_object_get_int_member_with_default(e, "port", 0) : 0;
+                const char *proto = e ? json_object_get_string_member_with_default(e, "proto", "") : "";
+                const char *host = e ? json_object_get_string_member_with_default(e, "host", "") : "";
                 if (d > 0 && r->closer)
                         r->closer(d, r->closer_data);
+                if (m > 0 && r->mover && proto[0] && host[0] && port > 0 && port <= G_MAXUINT16)
+                        r->mover(m, proto, host, (guint16)port, r->mover_data);
         }
         r->after = last;
 }
@@ -209,6 +217,12 @@ void reporter_set_closer(Reporter *r, ReporterCloser fn, gpointer data)
 {
         r->closer = fn;
         r->closer_data = data;
+}
+
+void reporter_set_mover(Reporter *r, ReporterMover fn, gpointer data)
+{
+        r->mover = fn;
+        r->mover_data = data;
 }
 
 void reporter_add(Reporter *r, const GatewayEvent *ev)

@@ -11,8 +11,8 @@ JsonObject *gateway_event_json(const GatewayEvent *ev);
 
 /* A gateway in its own process sends its reports to the manager in batches (at most 20 ms
  * late), retrying every 2 s while the manager cannot be reached (the oldest are dropped past
- * 20,000 waiting), and polls every 2 s for the manager's orders (close a desktop's tunnels),
- * which it hands to the closer. fingerprint pins the manager's certificate; key is the secret
+ * 20,000 waiting), and polls every 2 s for the manager's orders (close a desktop's tunnels,
+ * a desktop's console moved), which it hands to the closer and the mover. fingerprint pins the manager's certificate; key is the secret
  * of the manager's state_dir/gateway.key. Main-context only. */
 typedef struct _Reporter Reporter;
 typedef void (*ReporterCloser)(gint64 desktop, gpointer data);
@@ -21,4 +21,7 @@ Reporter *reporter_new(const char *manager_url, const char *fingerprint, const c
                        const char *name);
 void reporter_add(Reporter *r, const GatewayEvent *ev);
 void reporter_set_closer(Reporter *r, ReporterCloser fn, gpointer data);
+typedef void (*ReporterMover)(gint64 desktop, const char *proto, const char *host, guint16 port,
+                              gpointer data);
+void reporter_set_mover(Reporter *r, ReporterMover fn, gpointer data);
 void reporter_free(Reporter *r);

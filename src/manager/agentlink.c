@@ -699,6 +699,12 @@ static ReportFate object_set_state(Link *l, const Resource *res, gint64 id, Json
                         /* the copy the migration makes on its destination (libvirt may call
                          * it running before the switch-over): placed there by the
                          * migration's end only (migration.c), never by its reports */
+                        publish(l, &(LinkEvent){.type = LINK_ARRIVING,
+                                                .kind = res->kind,
+                                                .id = id,
+                                                .domain = row_str(report, "domain"),
+                                                .msg = report,
+                                                .epoch = me});
                         return REPORT_RECORDED;
                 } else if (l->host_id == row_ref(row, "host_id") &&
                            (report_state(report) == DOMAIN_PAUSED ||

@@ -35,6 +35,8 @@ typedef enum {
         LINK_GUEST_LOGOUT, /* ... the user logged out */
         LINK_CONSOLE,      /* a desktop's console client connected or went (id, connected) */
         LINK_MIGRATION,    /* a live migration's progress (kind, id, domain, msg: figures) */
+        LINK_ARRIVING,     /* a migration's copy reported by its destination before the
+                            * switch-over (kind, id, epoch, msg: the report, its ports) */
         LINK_LOST,         /* the host's link closed */
         LINK_EVENT_LAST
 } LinkEventType;

@@ -2,6 +2,7 @@
 #define G_LOG_DOMAIN "migration"
 
 #include "manager/migration.h"
+#include "manager/tunnels.h"
 #include "manager/hostcmd.h"
 #include "manager/operations.h"
 #include "manager/placement.h"
@@ -522,6 +523,26 @@ JsonObject *migration_start(Manager *mgr, Store *st, const char *kind, const cha
 
 /* ---- progress (link threads) ------------------------------------------------------------- */
 
+/* The destination reported the copy (its QEMU started, waiting for the memory): a SPICE client
+ * connected to the desktop may follow it there (tunnels.h; the gateway admits that target
+ * for this desktop's tickets only). */
+static void arriving(Migrations *m, const LinkEvent *ev)
+{
+        g_autofree char *key = key_of(ev->kind, ev->id), *address = NULL;
+        gint64 port = row_int(ev->msg, "spice_port");
+        Mig *g;
+
+        if (!g_str_equal(ev->kind, "desktop") || port <= 0 || port > G_MAXUINT16)
+                return;
+        g_mutex_lock(&m->lock);
+        g = g_hash_table_lookup(m->active, key);
+        if (g && g->to == ev->host_id && g->epoch == ev->epoch)
+                address = g_strdup(g->to_address);
+        g_mutex_unlock(&m->lock);
+        if (address && address[0])
+                tunnels_move(ev->id, ev->epoch, "spice", address, (guint16)port);
+}
+
 void migrations_on_link(Agents *ag, const LinkEvent *ev, gpointer data)
 {
         Manager *mgr = data;
@@ -531,6 +552,10 @@ void migrations_on_link(Agents *ag, const LinkEvent *ev, gpointer data)
         gint64 op_id = 0, rem, total;
         Mig *g;
 
+        if (ev->type == LINK_ARRIVING && m) {
+                arriving(m, ev);
+                return;
+        }
         if (ev->type != LINK_MIGRATION || !m)
                 return;
         key = key_of(ev->kind, ev->id);

@@ -105,6 +105,10 @@ void tunnels_gateway_event(Store *st, JsonObject *ev, const char *gateway)
 
 typedef struct {
         gint64 seq, desktop, at;
+        gint64 epoch;    /* a move: the placement epoch of the copy it goes to */
+        char proto[8];   /* ... the console's protocol ("" for a close) */
+        char host[64];   /* ... its new address */
+        guint16 port;    /* ... and port */
 } Order;
 
 static GMutex orders_lock;
@@ -112,6 +116,27 @@ static GArray *orders;
 static gint64 orders_seq;
 static TunnelCloser local_closer;
 static gpointer local_closer_data;
+static TunnelMover local_mover;
+static gpointer local_mover_data;
+
+void tunnels_set_mover(TunnelMover fn, gpointer data)
+{
+        g_mutex_lock(&orders_lock);
+        local_mover = fn;
+        local_mover_data = data;
+        g_mutex_unlock(&orders_lock);
+}
+
+/* Appends o, numbered, after dropping the orders older than ORDERS_KEEP_S (orders_lock held). */
+static void order_add(Order *o)
+{
+        if (!orders)
+                orders = g_array_new(FALSE, FALSE, sizeof(Order));
+        while (orders->len && g_array_index(orders, Order, 0).at < o->at - ORDERS_KEEP_S)
+                g_array_remove_index(orders, 0);
+        o->seq = ++orders_seq;
+        g_array_append_val(orders, *o);
+}
 
 void tunnels_set_closer(TunnelCloser fn, gpointer data)
 {
@@ -128,12 +153,7 @@ void tunnels_close(gint64 desktop)
         gpointer data;
 
         g_mutex_lock(&orders_lock);
-        if (!orders)
-                orders = g_array_new(FALSE, FALSE, sizeof(Order));
-        while (orders->len && g_array_index(orders, Order, 0).at < o.at - ORDERS_KEEP_S)
-                g_array_remove_index(orders, 0);
-        o.seq = ++orders_seq;
-        g_array_append_val(orders, o);
+        order_add(&o);
         fn = local_closer;
         data = local_closer_data;
         g_mutex_unlock(&orders_lock);
@@ -141,7 +161,36 @@ void tunnels_close(gint64 desktop)
                 fn(desktop, data);
 }
 
-/* {"orders": [{"seq", "close_desktop"}], "last": SEQ}: the orders after `after`. */
+void tunnels_move(gint64 desktop, gint64 epoch, const char *proto, const char *host,
+                  guint16 port)
+{
+        Order o = {0, desktop, row_now(), epoch, "", "", port};
+        TunnelMover fn;
+        gpointer data;
+
+        g_strlcpy(o.proto, proto, sizeof(o.proto));
+        g_strlcpy(o.host, host, sizeof(o.host));
+        g_mutex_lock(&orders_lock);
+        for (guint i = 0; orders && i < orders->len; i++) {
+                Order *x = &g_array_index(orders, Order, i);
+                if (x->desktop == desktop && x->epoch == epoch && x->port == port &&
+                    g_str_equal(x->proto, o.proto) && g_str_equal(x->host, o.host)) {
+                        g_mutex_unlock(&orders_lock);
+                        return; /* told already (a destination reports its copy more than once) */
+                }
+        }
+        order_add(&o);
+        fn = local_mover;
+        data = local_mover_data;
+        g_mutex_unlock(&orders_lock);
+        g_info("desktop %" G_GINT64_FORMAT ": its %s console moves to %s:%u", desktop, proto, host,
+               port);
+        if (fn)
+                fn(desktop, proto, host, port, data);
+}
+
+/* {"orders": [{"seq", "close_desktop"} | {"seq", "move_desktop", "proto", "host", "port"}],
+ * "last": SEQ}: the orders after `after`. */
 static JsonObject *orders_after(gint64 after)
 {
         JsonObject *o = json_object_new();
@@ -154,7 +203,14 @@ static JsonObject *orders_after(gint64 after)
                         continue;
                 JsonObject *e = json_object_new();
                 json_object_set_int_member(e, "seq", x->seq);
-                json_object_set_int_member(e, "close_desktop", x->desktop);
+                if (x->proto[0]) {
+                        json_object_set_int_member(e, "move_desktop", x->desktop);
+                        json_object_set_string_member(e, "proto", x->proto);
+                        json_object_set_string_member(e, "host", x->host);
+                        json_object_set_int_member(e, "port", x->port);
+                } else {
+                        json_object_set_int_member(e, "close_desktop", x->desktop);
+                }
                 json_array_add_object_element(a, e);
         }
         json_object_set_int_member(o, "last", orders_seq);

@@ -25,3 +25,13 @@ void tunnels_set_follower(TunnelFollower fn);
 typedef void (*TunnelCloser)(gint64 desktop, gpointer data);
 void tunnels_set_closer(TunnelCloser fn, gpointer data);
 void tunnels_close(gint64 desktop);
+
+/* A desktop's console moves (a live migration's copy listens on its destination): a client
+ * holding a tunnel to it may follow to host:port (SPICE's seamless migration). Told to the
+ * gateway in this process at once (its mover, any thread), to the others when they next
+ * report; the same move (desktop, epoch: one migration) is told once. */
+typedef void (*TunnelMover)(gint64 desktop, const char *proto, const char *host, guint16 port,
+                            gpointer data);
+void tunnels_set_mover(TunnelMover fn, gpointer data);
+void tunnels_move(gint64 desktop, gint64 epoch, const char *proto, const char *host,
+                  guint16 port);

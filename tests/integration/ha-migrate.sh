@@ -109,6 +109,38 @@ else
         not_ok "the portal is built" "no $WEB/index.html: make web"
 fi
 
+# ---- bob's stock remote-viewer (SPICE through the gateway's CONNECT) follows pp1 too ----
+# SPICE's seamless migration: the source's QEMU tells the client where the copy listens, the
+# client connects there through the same proxy with the same ticket, and the gateway admits
+# that target for pp1's ticket only because the manager said pp1's console moved there.
+PP1=$(q "SELECT id FROM desktops WHERE name = 'pp1'")
+cp "$STATE/tls/cert.pem" "$CA_FILE" && update-ca-certificates >/dev/null 2>&1
+Xvfb :77 -screen 0 1024x768x24 -nolisten tcp >/dev/null 2>&1 &
+XPID=$!
+http POST /desktops/pp1/connect '{"protocol":"spice"}' "$BOBT"
+is "bob connects to pp1 for SPICE: a .vv file" "$CODE" 200
+jget .vv >"$T/pp1.vv"
+TKT=$(jget .ticket)
+DISPLAY=:77 remote-viewer "$T/pp1.vv" >"$T/rv.log" 2>&1 &
+VPID=$!
+rv_shows() { rm -f "$T/rv.ppm"; DISPLAY=:77 xwd -root -silent 2>/dev/null | xwdtopnm >"$T/rv.ppm" 2>/dev/null && tesseract "$T/rv.ppm" - --psm 6 2>/dev/null | tr -s ' ' | grep -q "$1"; }
+wait_for 60 rv_shows "ATRIUM TEST DESKTOP"; is "stock remote-viewer (under Xvfb) shows pp1 through the gateway" "$?" 0
+DST=$(mhost_other pp1)
+check "pp1 migrates to $DST with remote-viewer connected" "$ATRIUM" desktop migrate pp1 --to "$DST" --wait
+wait_for 20 running_on pp1 "$DST"
+serial pp1 "printf '\\n  SEEN AFTER THE MOVE\\n' >/dev/tty1; echo TOLD-\$((6*7))" TOLD-42 >/dev/null
+wait_for 30 rv_shows "SEEN AFTER THE MOVE"; SEEN=$?; is "... then shows what pp1 writes on $DST, nobody doing anything" "$SEEN" 0
+[ "$SEEN" = 0 ] || { cp "$T/rv.ppm" "$SHOTS/remote-viewer-follow.ppm" 2>/dev/null; sed 's/^/# rv: /' "$T/rv.log" | tail -5; }
+kill -0 "$VPID" 2>/dev/null; is "... the same remote-viewer, still running" "$?" 0
+like "... the gateway let it follow pp1 to $DST, from the manager's move order" "$(grep "a client follows desktop $PP1 to" "$T/manager.err" | tail -1)" "$(q "SELECT address FROM hosts WHERE name = '$DST'")"
+DADDR=$(q "SELECT address FROM hosts WHERE name = '$DST'") DPORT=$(grep -o "a client follows desktop $PP1 to [0-9.]*:[0-9]*" "$T/manager.err" | tail -1 | sed 's/.*://')
+GWA=$(sed 's|^https://||' "$STATE/gateway.url")
+like "bad input: with that ticket, another console on $DST than pp1's (port $((DPORT + 1))): 403" \
+        "$(python3 "$SRC/tests/integration/gwclient.py" connect "$GWA" "$DADDR:$((DPORT + 1))" "$TKT")" "403 Forbidden"
+like "bad input: that ticket for pp1's new console, from another client address: 403" \
+        "$(python3 "$SRC/tests/integration/gwclient.py" connect "$GWA" "$DADDR:$DPORT" "$TKT" --source 127.0.0.2)" "403 Forbidden"
+kill "$VPID" "$XPID" 2>/dev/null; wait "$VPID" "$XPID" 2>/dev/null; VPID= XPID=
+
 # ---- cancel mid-way (memory filled, the bandwidth held down: there is a mid-way) ----
 EPOCH2=$(q "SELECT epoch FROM desktops WHERE name = 'pp1'")
 is "pp1's memory filled with 48 MiB of random bytes" "$(serial pp1 "mkdir -p /run/fill && mount -t tmpfs -o size=64m tmpfs /run/fill && dd if=/dev/urandom of=/run/fill/x bs=1048576 count=48 2>/dev/null && echo FILLED-\$((6*7))" FILLED-42)" FILLED-42

@@ -34,22 +34,25 @@ chmod 755 "$T"
 R=$T/rig STATE=$T/manager CONF=$T/manager.conf
 mkdir -p "$R"
 export XDG_CONFIG_HOME=$T/cli HOME=$T
-MPID= WPID=
+MPID= WPID= VPID= XPID=
+CA_FILE=/usr/local/share/ca-certificates/atrium-test-ha-$$.crt # the gateway's, for remote-viewer
 
-cleanup() {
+stop_all() {
         touch "$T/watch.stop"
+        [ -n "$VPID$XPID" ] && kill $VPID $XPID 2>/dev/null
+        if [ -f "$CA_FILE" ]; then rm -f "$CA_FILE"; update-ca-certificates --fresh >/dev/null 2>&1; fi
         [ -n "$WPID" ] && wait "$WPID" 2>/dev/null
         [ -n "$MPID" ] && kill -9 "$MPID" 2>/dev/null
         rig_down "$R"
-        rm -rf "$T"
 }
+cleanup() { stop_all; rm -rf "$T"; }
 trap cleanup EXIT
 # On a failure, the story so far (set HA_KEEP=1 to keep the directory).
 diag() {
         sqlite3 "$STATE/atrium.db" "SELECT id, actor, action, object_name, substr(detail, 1, 160) FROM events WHERE action NOT IN ('update', 'create', 'delete', 'login') ORDER BY id DESC LIMIT 25" 2>/dev/null | sed 's/^/# /'
 }
 not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; shift; for l in "$@"; do echo "#   $l"; done; [ "$failed" -le 3 ] && diag; }
-[ -n "${HA_KEEP-}" ] && cleanup() { touch "$T/watch.stop"; [ -n "$MPID" ] && kill -9 "$MPID" 2>/dev/null; rig_down "$R"; echo "# kept $T"; }
+[ -n "${HA_KEEP-}" ] && cleanup() { stop_all; echo "# kept $T"; }
 
 q() { sqlite3 "$STATE/atrium.db" "$1"; }
 last_event_id() { q "SELECT coalesce(max(id),0) FROM events"; }

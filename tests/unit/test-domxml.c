@@ -217,6 +217,25 @@ static void test_migrated(void)
         g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID);
 }
 
+/* The console password a SPICE client holds stays valid on the migrated copy. */
+static void test_console_valid_until(void)
+{
+        static const char *xml =
+                "<domain><devices>\n"
+                "<graphics type='spice' port='5901' passwd='abc' passwdValidTo='2026-01-01T00:00:00' "
+                "listen='10.0.0.1'><listen type='address' address='10.0.0.1'/></graphics>\n"
+                "<graphics type=\"vnc\" port=\"5902\" passwd=\"xyz\" passwdValidTo=\"2026-01-01T00:00:05\"/>\n"
+                "<graphics type='vnc' port='5903' passwd='never'/>\n"
+                "</devices></domain>";
+        g_autofree char *out = domxml_console_valid_until(xml, "2026-12-03T07:00:00");
+
+        g_assert_nonnull(strstr(out, "passwd='abc' passwdValidTo='2026-12-03T07:00:00' listen='10.0.0.1'>"));
+        g_assert_nonnull(strstr(out, "passwd=\"xyz\" passwdValidTo=\"2026-12-03T07:00:00\"/>"));
+        g_assert_nonnull(strstr(out, "passwd='never'/>")); /* no expiry: none added */
+        g_assert_null(strstr(out, "2026-01-01"));
+        g_assert_cmpuint(strlen(out), ==, strlen(xml));
+}
+
 int main(int argc, char **argv)
 {
         g_test_init(&argc, &argv, NULL);
@@ -226,5 +245,6 @@ int main(int argc, char **argv)
         g_test_add_func("/domxml/escaping", test_escaping);
         g_test_add_func("/domxml/bad-specs", test_bad_specs);
         g_test_add_func("/domxml/migrated", test_migrated);
+        g_test_add_func("/domxml/console-valid-until", test_console_valid_until);
         return g_test_run();
 }
