@@ -725,18 +725,21 @@ static guint64 job_ull(virTypedParameterPtr p, int n, const char *key)
         return v;
 }
 
-/* Progress every 500 ms, and the timeout. */
+/* Progress 100 ms after the start (an idle guest may be sent in a second), then every
+ * 250 ms, and the timeout. */
 static gpointer migration_watch(gpointer data)
 {
         Migration *mig = data;
         gint64 deadline = mig->started + (gint64)mig->m->timeout_s * G_USEC_PER_SEC;
+        gint64 wait_us = 100 * 1000;
 
         g_mutex_lock(&mig->mu);
         while (!mig->stop) {
                 virTypedParameterPtr p = NULL;
                 int n = 0, type = 0;
 
-                g_cond_wait_until(&mig->cond, &mig->mu, g_get_monotonic_time() + 500 * 1000);
+                g_cond_wait_until(&mig->cond, &mig->mu, g_get_monotonic_time() + wait_us);
+                wait_us = 250 * 1000;
                 if (mig->stop)
                         break;
                 g_mutex_unlock(&mig->mu);

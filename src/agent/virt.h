@@ -60,8 +60,8 @@ GStrv virt_disks_in_use(Virt *v, GError **error);
 /* Live migration of a running domain of ours to the libvirtd at dest_uri (peer to peer: this
  * host's libvirtd connects there with its TLS certificate), its memory over data_uri
  * (tcp://ADDRESS:PORT on the management network) inside QEMU's TLS, the domain defined only
- * on the destination afterwards. Blocks for the whole migration (a worker thread). Every
- * 500 ms progress gets {domain, percent, data_total, data_remaining, data_processed,
+ * on the destination afterwards. Blocks for the whole migration (a worker thread). 100 ms
+ * after the start, then every 250 ms, progress gets {domain, percent, data_total, data_remaining, data_processed,
  * iteration, elapsed_ms, dirty_rate} (on the migration's thread: it must hand off). */
 typedef void (*VirtProgressFunc)(JsonObject *progress, gpointer data); /* takes progress */
 typedef struct {

@@ -247,6 +247,11 @@ static const ConfigKeyDef keys[] = {
          "CephFS, GFS2 and OCFS2 need nothing."},
         {"agent", "workers", CFG_INT, "4", 1, 64, NULL, FALSE,
          "Threads running blocking libvirt and storage calls (no thread per guest)."},
+        {"scheduler", "rebalance", CFG_BOOL, "false", 0, 0, NULL, TRUE,
+         "Live-migrate idle running desktops (no console open) from the usable host running "
+         "the most desktops to the one running the fewest, while they differ by two or more."},
+        {"scheduler", "rebalance_max", CFG_INT, "1", 1, 16, NULL, TRUE,
+         "Rebalancing migrations at once, over the whole cluster."},
         {"store", "backend", CFG_ENUM, "sqlite", 0, 0, store_backends, FALSE,
          "State store backend."},
         {"store", "path", CFG_STRING, "", 0, 0, NULL, FALSE,

@@ -24,6 +24,7 @@ typedef struct {
         gint64 drain_op; /* the drain it serves, or 0 */
         guint resolve_tries;
         gboolean asked_destination;
+        gboolean rebalance; /* begun by the rebalance policy */
 } Mig;
 
 /* What a drain remembers between its passes (its operation's row says the rest). */
@@ -46,7 +47,8 @@ struct _Migrations {
         GHashTable *active;   /* "kind:id" -> Mig */
         GHashTable *drains;   /* drain op id -> Drain */
         gboolean swept;
-        gint64 created; /* monotonic */
+        gint64 created;        /* monotonic */
+        gint64 next_rebalance; /* monotonic */
 };
 
 static void mig_free(Mig *g)
@@ -930,6 +932,128 @@ static void sweep(Migrations *m)
         }
 }
 
+/* ---- rebalance ([scheduler] rebalance) ----------------------------------------------------- */
+
+#define REBALANCE_EVERY_US (10 * G_USEC_PER_SEC)
+static const Actor rebalance_actor = {"rebalance", 0, ""};
+
+/* The usable host (up, out of maintenance, linked) in counts with the most (most: TRUE) or
+ * the fewest running desktops; 0 when there is none. */
+static gint64 host_by_count(GHashTable *counts, gboolean most, guint *n)
+{
+        GHashTableIter it;
+        gpointer k, v;
+        gint64 best = 0;
+
+        g_hash_table_iter_init(&it, counts);
+        while (g_hash_table_iter_next(&it, &k, &v)) {
+                guint c = GPOINTER_TO_UINT(v);
+                gint64 h = *(gint64 *)k;
+                if (!best || (most ? c > *n : c < *n) || (c == *n && h < best)) {
+                        best = h;
+                        *n = c;
+                }
+        }
+        return best;
+}
+
+/* Idle running desktops (no console open) move from the host running the most desktops to
+ * the one running the fewest while they differ by two or more, rebalance_max at once. */
+static void rebalance(Migrations *m)
+{
+        Manager *mgr = m->mgr;
+        guint max = (guint)config_get_int(mgr->config, "scheduler", "rebalance_max");
+        guint inflight = 0;
+        g_autoptr(GHashTable) counts = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+        g_autoptr(GHashTable) names = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
+        g_autoptr(JsonArray) hosts = NULL, desktops = NULL;
+        g_autoptr(GHashTable) f = g_hash_table_new(g_str_hash, g_str_equal);
+        GHashTableIter it;
+        gpointer v;
+
+        if (!config_get_bool(mgr->config, "scheduler", "rebalance") ||
+            g_get_monotonic_time() < m->next_rebalance)
+                return;
+        m->next_rebalance = g_get_monotonic_time() + REBALANCE_EVERY_US;
+        g_mutex_lock(&m->lock);
+        g_hash_table_iter_init(&it, m->active);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                inflight += ((Mig *)v)->rebalance;
+        g_mutex_unlock(&m->lock);
+        if (inflight >= max || g_hash_table_size(m->drains))
+                return; /* a drain moves desktops already */
+        hosts = store_list_all(m->store, resource_by_kind("host"), NULL, NULL);
+        for (guint i = 0; hosts && i < json_array_get_length(hosts); i++) {
+                JsonObject *h = json_array_get_object_element(hosts, i);
+                gint64 id = row_int(h, "id");
+                if (!g_str_equal(row_str(h, "state"), "up") || row_bool(h, "maintenance") ||
+                    !agentlink_linked(mgr->agents, id))
+                        continue;
+                g_hash_table_insert(counts, g_memdup2(&id, sizeof id), GUINT_TO_POINTER(0));
+                g_hash_table_insert(names, g_memdup2(&id, sizeof id), g_strdup(row_str(h, "name")));
+        }
+        if (g_hash_table_size(counts) < 2)
+                return;
+        g_hash_table_insert(f, (gpointer) "state", (gpointer) "running");
+        desktops = store_list_all(m->store, resource_by_kind("desktop"), f, NULL);
+        for (guint i = 0; desktops && i < json_array_get_length(desktops); i++) {
+                JsonObject *d = json_array_get_object_element(desktops, i);
+                /* one on its way counts where it goes */
+                gint64 h = row_ref(d, "migrating_to_id") ? row_ref(d, "migrating_to_id")
+                                                         : row_ref(d, "host_id");
+                gpointer c;
+                if (g_hash_table_lookup_extended(counts, &h, NULL, &c))
+                        g_hash_table_insert(counts, g_memdup2(&h, sizeof h),
+                                            GUINT_TO_POINTER(GPOINTER_TO_UINT(c) + 1));
+        }
+        while (inflight < max) {
+                guint most = 0, fewest = 0;
+                gint64 from = host_by_count(counts, TRUE, &most);
+                gint64 to = host_by_count(counts, FALSE, &fewest);
+                gboolean moved = FALSE;
+
+                if (!from || !to || from == to || most < fewest + 2)
+                        return;
+                for (guint i = 0; desktops && i < json_array_get_length(desktops) && !moved; i++) {
+                        JsonObject *d = json_array_get_object_element(desktops, i);
+                        g_autoptr(GError) error = NULL;
+                        g_autoptr(JsonObject) op = NULL;
+                        g_autofree char *key = NULL;
+                        if (row_ref(d, "host_id") != from || row_ref(d, "migrating_to_id") ||
+                            tunnels_open(row_int(d, "id")) > 0)
+                                continue;
+                        op = begin(mgr, m->store, "desktop", d, g_hash_table_lookup(names, &to),
+                                   0, &rebalance_actor, &error);
+                        if (!op) {
+                                g_debug("rebalance: %s stays: %s", row_str(d, "name"),
+                                        error->message);
+                                continue;
+                        }
+                        key = key_of("desktop", row_int(d, "id"));
+                        g_mutex_lock(&m->lock);
+                        {
+                                Mig *g = g_hash_table_lookup(m->active, key);
+                                if (g)
+                                        g->rebalance = TRUE;
+                        }
+                        g_mutex_unlock(&m->lock);
+                        g_message("rebalance: %s moves from %s (%u running) to %s (%u)",
+                                  row_str(d, "name"),
+                                  (const char *)g_hash_table_lookup(names, &from), most,
+                                  (const char *)g_hash_table_lookup(names, &to), fewest);
+                        json_object_set_int_member(d, "migrating_to_id", to); /* taken */
+                        g_hash_table_insert(counts, g_memdup2(&from, sizeof from),
+                                            GUINT_TO_POINTER(most - 1));
+                        g_hash_table_insert(counts, g_memdup2(&to, sizeof to),
+                                            GUINT_TO_POINTER(fewest + 1));
+                        inflight++;
+                        moved = TRUE;
+                }
+                if (!moved)
+                        return; /* nothing idle can move from the busiest host */
+        }
+}
+
 static gboolean on_tick(gpointer data)
 {
         Migrations *m = data;
@@ -947,6 +1071,7 @@ static gboolean on_tick(gpointer data)
         ops = store_list_all(m->store, resource_by_kind("operation"), f, NULL);
         for (guint i = 0; ops && i < json_array_get_length(ops); i++)
                 drain_pass(m, json_array_get_object_element(ops, i));
+        rebalance(m);
         return G_SOURCE_CONTINUE;
 }
 

@@ -52,6 +52,16 @@ static guint tunnels_add(gint64 desktop, int delta)
         return n;
 }
 
+guint tunnels_open(gint64 desktop)
+{
+        guint n;
+
+        g_mutex_lock(&tunnels_lock);
+        n = tunnels ? GPOINTER_TO_UINT(g_hash_table_lookup(tunnels, &desktop)) : 0;
+        g_mutex_unlock(&tunnels_lock);
+        return n;
+}
+
 void tunnels_gateway_event(Store *st, JsonObject *ev, const char *gateway)
 {
         const char *kind = row_str(ev, "kind");

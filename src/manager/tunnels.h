@@ -15,6 +15,9 @@
  * 'console_disconnected'. gateway: who reports (for the audit trail). Any thread. */
 void tunnels_gateway_event(Store *st, JsonObject *ev, const char *gateway);
 
+/* How many console tunnels the gateways report open to a desktop now. Any thread. */
+guint tunnels_open(gint64 desktop);
+
 /* Who hears that a desktop's first tunnel opened or its last one closed (set once at
  * construction; called on the reporting thread). */
 typedef void (*TunnelFollower)(Store *st, gint64 desktop, const Actor *actor, gboolean connected);

@@ -230,3 +230,31 @@ is "... and is in maintenance" "$(host_state "$D")" maintenance
 for d in pp1 mp1 mp2 ms1; do running_elsewhere "$d" "$D"; is "$d runs elsewhere" "$?" 0; done
 check "$D leaves maintenance" "$ATRIUM" host maintenance "$D" off
 is "... up again" "$(host_state "$D")" up
+
+# ---- rebalance ([scheduler] rebalance, off by default): idle desktops even out the hosts ----
+set_sched() { # KEY VALUE in [scheduler]
+        sed -i "/^$1 = /d" "$CONF"
+        grep -q '^\[scheduler\]' "$CONF" || printf '[scheduler]\n' >>"$CONF"
+        sed -i "/^\[scheduler\]/a $1 = $2" "$CONF"
+        reload_conf
+}
+per_host() { q "SELECT group_concat(h.name || ':' || (SELECT count(*) FROM desktops d WHERE d.host_id = h.id AND d.state = 'running'), ' ') FROM hosts h WHERE h.state = 'up' AND h.maintenance = 0"; }
+spread() { q "SELECT max(n) - min(n) FROM (SELECT (SELECT count(*) FROM desktops d WHERE d.host_id = h.id AND d.state = 'running') n FROM hosts h WHERE h.state = 'up' AND h.maintenance = 0)"; }
+SPREAD0=$(spread)
+echo "# running desktops before the rebalance: $(per_host)"
+[ "$SPREAD0" -ge 2 ]; is "uneven hosts: $D empty, the others not (spread $SPREAD0)" "$?" 0
+sleep 12
+is "... and nothing moves while rebalance is off (the default)" "$(spread)" "$SPREAD0"
+SINCE=$(last_event_id)
+: >"$T/rebalance.log"
+balanced() { # and the number migrating at once, sampled on the way
+        q "SELECT count(*) FROM desktops WHERE migrating_to_id IS NOT NULL" >>"$T/rebalance.log"
+        [ "$(spread)" -le 1 ] && [ "$(q "SELECT count(*) FROM desktops WHERE migrating_to_id IS NOT NULL")" = 0 ]
+}
+set_sched rebalance true
+wait_for 180 balanced; is "rebalance = true: the hosts even out ($(per_host))" "$?" 0
+[ "$(q "SELECT count(*) FROM events WHERE id > $SINCE AND action = 'desktop_migrating' AND actor = 'rebalance'")" -ge 1 ]
+is "... by live migrations the rebalance policy began" "$?" 0
+is "... never more than rebalance_max (1) at once" "$(sort -n "$T/rebalance.log" | tail -1)" 1
+is "... none of them failed" "$(q "SELECT count(*) FROM events WHERE id > $SINCE AND action = 'desktop_migration_failed'")" 0
+sed -i '/^rebalance = /d' "$CONF"; reload_conf
