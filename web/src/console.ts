@@ -13,7 +13,7 @@ const MAX_RETRIES = 6;
 // asking every RECOVERY_POLL_MS, then reconnects by itself.
 const RECOVERY_WAIT_MS = 5 * 60 * 1000;
 const RECOVERY_POLL_MS = 2000;
-const MOVE_POLL_MS = 250; // a live migration's switch-over lasts well under a second
+const MOVE_POLL_MS = 100; // a live migration's switch-over lasts well under a second: ask often
 
 // The manager's answer while the desktop is being restarted on another host.
 export function beingRestarted(err: ApiError): boolean {
@@ -189,7 +189,7 @@ export async function consoleView(main: HTMLElement, args: string[], _q: URLSear
                 return;
             }
             // the first attempt at once (a migration's switch-over, a gateway restarted), then backing off
-            const wait = retries === 0 ? 250 : Math.min(1000 * 2 ** retries, 15000);
+            const wait = retries === 0 ? 100 : Math.min(1000 * 2 ** retries, 15000);
             retries++;
             reconnecting = true;
             setState('reconnecting', `The connection dropped: reconnecting${wait < 1000 ? '' : ` in ${Math.round(wait / 1000)} s`} (attempt ${retries} of ${MAX_RETRIES})…`);
