@@ -55,13 +55,14 @@ migrate() { # LABEL HOST
         for _ in $(seq 1 1200); do [ "$(q "SELECT state FROM operations WHERE id = $op")" != running ] && break; sleep 0.1; done
         t1=$(date +%s%3N)
         info=$("$top/tests/rig/rig.sh" exec "$R" "${2#h}" virsh -c qemu:///system domjobinfo "$DOM" --completed 2>/dev/null)
-        awk -v l="$1" -v s="$(q "SELECT state FROM operations WHERE id = $op")" -v ms=$((t1 - t0)) '
+        awk -v l="$1" -v s="$(q "SELECT state FROM operations WHERE id = $op")" -v ms=$((t1 - t0)) \
+                -v it="$(q "SELECT iteration FROM operations WHERE id = $op")" '
                 /^Time elapsed:/ && !e {e = $3} /^Total downtime:/ {d = $3}
-                /^Memory processed:/ {m = $3 " " $4} /^Iterations:/ {it = $2}
+                /^Memory processed:/ {m = $3 " " $4}
                 END {printf "  %-6s %-5s  API %6.2f s   QEMU total %6s ms  downtime %5s ms  memory sent %s  passes %s\n",
                         l, s, ms / 1000, e, d, m, it}' <<<"$info"
 }
-echo "  kind    state  time (API: request to operation done; QEMU: its own job figures on the destination)"
+echo "  kind    state  time (API: request to operation done; QEMU: its own job figures on the destination; passes: the last the source reported)"
 for k in 1 2 3 4 5; do [ $((k % 2)) = 1 ] && migrate idle h2 || migrate idle h1; done
 "$top/tests/integration/serial.py" "$("$top/tests/rig/rig.sh" exec "$R" "$(q "SELECT substr(h.name, 2) FROM desktops d JOIN hosts h ON h.id = d.host_id WHERE d.name = 'm1'")" virsh -c qemu:///system ttyconsole "$DOM")" 60 \
         "mkdir -p /run/dirty && mount -t tmpfs -o size=48m tmpfs /run/dirty; (while :; do dd if=/dev/urandom of=/run/dirty/x bs=1048576 count=32; done) >/dev/null 2>&1 & echo DIRTY-\$((6*7))" DIRTY-42 >/dev/null
