@@ -89,7 +89,8 @@ static void count(Conn *c, guint n_ticket, guint n_user)
 }
 
 /* Checks a ticket and the limits; on success the tunnel is counted and c->t holds it. */
-gboolean admission_admit(Conn *c, const char *text, const char *want_host, guint16 want_port)
+gboolean admission_admit(Conn *c, const char *text, const Ticket *signed_t, const char *want_host,
+                         guint16 want_port)
 {
         Gateway *gw = c->gw;
         g_autoptr(GError) error = NULL;
@@ -105,11 +106,14 @@ gboolean admission_admit(Conn *c, const char *text, const char *want_host, guint
                        "data");
                 return FALSE;
         }
-        if (!ticket_verify(text, strlen(text), gw->pk, now, &c->t, &error)) {
+        if (signed_t ? !ticket_check_expiry(signed_t, now, &error)
+                     : !ticket_verify(text, strlen(text), gw->pk, now, &c->t, &error)) {
                 memset(&c->t, 0, sizeof(c->t));
                 refuse(c, 403, "Forbidden", error->message);
                 return FALSE;
         }
+        if (signed_t)
+                c->t = *signed_t;
         if (want_host && !gw_target_matches(want_host, want_port, c->t.host, c->t.port)) {
                 g_autofree char *why = g_strdup_printf(
                         "the ticket is for another console than %s:%u", want_host, want_port);
@@ -155,15 +159,19 @@ static gboolean moved_to(Gateway *gw, gint64 desktop, const char *proto, const c
         return hit;
 }
 
-Follow admission_follow(Conn *c, const char *text, const char *want_host, guint16 want_port)
+Follow admission_follow(Conn *c, const char *text, const char *want_host, guint16 want_port,
+                        Ticket *signed_t, gboolean *is_signed)
 {
         Gateway *gw = c->gw;
         Ticket t;
         Follower *f;
         guint n_ticket, n_user;
 
+        *is_signed = FALSE;
         if (!text || !text[0] || !ticket_verify(text, strlen(text), gw->pk, 0, &t, NULL))
                 return FOLLOW_NO; /* not a ticket of ours: admission_admit() says so */
+        *signed_t = t; /* verified once: admission_admit() checks only its expiry */
+        *is_signed = TRUE;
         f = g_hash_table_lookup(gw->followers, t.nonce);
         if (!f || !g_str_equal(f->peer, c->peer) ||
             (!g_hash_table_contains(gw->by_nonce, t.nonce) &&

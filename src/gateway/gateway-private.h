@@ -171,19 +171,22 @@ void conn_ws_send(Conn *c, guint8 opcode, const void *data, gsize len);
 /* ---- admission.c ---- */
 /* Checks a ticket (signature, expiry, target) and the limits, and spends it in the replay
  * cache; on success the tunnel is counted and c->t holds it, else the client has its answer
- * (401/407, 403, 429, 503) and a refusal is reported. */
-gboolean admission_admit(Conn *c, const char *ticket_text, const char *want_host,
-                         guint16 want_port);
+ * (401/407, 403, 429, 503) and a refusal is reported. signed_t: the ticket of that text whose
+ * signature admission_follow() verified already (only its expiry is checked then), or NULL. */
+gboolean admission_admit(Conn *c, const char *ticket_text, const Ticket *signed_t,
+                         const char *want_host, guint16 want_port);
 /* A CONNECT to another target than its ticket's: a client following its desktop's live
  * migration (SPICE's seamless migration connects to the destination with the session's proxy
  * and ticket). FOLLOW_YES (admitted and counted, c->t aimed at the new target) when the
  * manager told this gateway that the ticket's desktop moved there and the client holds, or
  * held a moment ago, a tunnel with that ticket from the same address (expired tickets too:
  * the client connected long ago); FOLLOW_WAIT when all but the move is known (the order may
- * be on its way); FOLLOW_NO otherwise (admission_admit() then says why). */
+ * be on its way); FOLLOW_NO otherwise (admission_admit() then says why). *is_signed tells
+ * whether signed_t holds the text's ticket, its signature verified (so that admission_admit()
+ * does not verify it twice); the caller wipes it. */
 typedef enum { FOLLOW_NO, FOLLOW_WAIT, FOLLOW_YES } Follow;
 Follow admission_follow(Conn *c, const char *ticket_text, const char *want_host,
-                        guint16 want_port);
+                        guint16 want_port, Ticket *signed_t, gboolean *is_signed);
 /* Forgets the clients that held no tunnel for a while. */
 void admission_sweep_followers(Gateway *gw);
 /* The tunnel is over: uncounted, reported closed with its bytes and duration. */

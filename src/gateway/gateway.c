@@ -87,9 +87,10 @@ static void tunnel_start(Conn *c)
         connect_up(c, c->t.host, c->t.port);
 }
 
-static void open_console(Conn *c, const char *ticket_text, const char *want_host, guint16 want_port)
+static void open_console(Conn *c, const char *ticket_text, const Ticket *signed_t,
+                         const char *want_host, guint16 want_port)
 {
-        if (admission_admit(c, ticket_text, want_host, want_port))
+        if (admission_admit(c, ticket_text, signed_t, want_host, want_port))
                 tunnel_start(c);
 }
 
@@ -100,15 +101,17 @@ static void follow_tick(uv_timer_t *t);
 static void connect_console(Conn *c, const char *ticket_text, const char *host, guint16 port)
 {
         Gateway *gw = c->gw;
+        Ticket t;
+        gboolean is_signed = FALSE;
 
-        switch (admission_follow(c, ticket_text, host, port)) {
+        switch (admission_follow(c, ticket_text, host, port, &t, &is_signed)) {
         case FOLLOW_YES:
                 g_clear_pointer(&c->follow_ticket, g_free);
                 conn_set_reading(c, TRUE, TRUE);
                 g_info("a client follows desktop %" G_GINT64_FORMAT " to %s:%u (its live migration)",
                        c->t.desktop, host, port);
                 tunnel_start(c);
-                return;
+                goto out;
         case FOLLOW_WAIT:
                 if (!c->follow_ticket) {
                         c->follow_ticket = g_strdup(ticket_text);
@@ -121,17 +124,19 @@ static void connect_console(Conn *c, const char *ticket_text, const char *host, 
                                 gw->follow_timer_on = TRUE;
                                 uv_timer_start(&gw->follow_timer, follow_tick, 200, 200);
                         }
-                        return;
+                        goto out;
                 }
                 if (g_get_monotonic_time() < c->follow_until_us)
-                        return;
+                        goto out;
                 break; /* no order came: refused the usual way */
         case FOLLOW_NO:
                 break;
         }
         g_clear_pointer(&c->follow_ticket, g_free);
         conn_set_reading(c, TRUE, TRUE);
-        open_console(c, ticket_text, host, port);
+        open_console(c, ticket_text, is_signed ? &t : NULL, host, port);
+out:
+        sodium_memzero(&t, sizeof(t));
 }
 
 /* The CONNECTs waiting for a move, tried again (a move order came, or every 200 ms). */
@@ -191,7 +196,7 @@ static void handle_websocket(Conn *c, const GwHead *h)
         }
         c->ws_binary_proto =
                 gw_header_has_token(gw_head_get(h, "Sec-WebSocket-Protocol"), "binary");
-        open_console(c, ticket_text, NULL, 0);
+        open_console(c, ticket_text, NULL, NULL, 0);
 }
 
 static void dispatch(Conn *c, const GwHead *h)

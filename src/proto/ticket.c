@@ -122,6 +122,17 @@ static gboolean get_int(JsonObject *o, const char *k, gint64 *out)
         return TRUE;
 }
 
+gboolean ticket_check_expiry(const Ticket *t, gint64 now, GError **error)
+{
+        if (now >= t->exp) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
+                            "console ticket refused: it expired %" G_GINT64_FORMAT " s ago",
+                            now - t->exp);
+                return FALSE;
+        }
+        return TRUE;
+}
+
 gboolean ticket_verify(const char *text, gsize len, const guint8 pk[TICKET_PK_BYTES], gint64 now,
                        Ticket *out, GError **error)
 {
@@ -184,12 +195,8 @@ gboolean ticket_verify(const char *text, gsize len, const guint8 pk[TICKET_PK_BY
         t.port = (guint16)port;
         if (!fields_ok(&t, error))
                 return FALSE;
-        if (now >= t.exp) {
-                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
-                            "console ticket refused: it expired %" G_GINT64_FORMAT " s ago",
-                            now - t.exp);
+        if (!ticket_check_expiry(&t, now, error))
                 return FALSE;
-        }
         if (out)
                 *out = t;
         return TRUE;

@@ -44,6 +44,9 @@ char *ticket_sign(const Ticket *t, const guint8 sk[TICKET_SK_BYTES], GError **er
  * or expired). */
 gboolean ticket_verify(const char *text, gsize len, const guint8 pk[TICKET_PK_BYTES], gint64 now,
                        Ticket *out, GError **error);
+/* The expiry part of ticket_verify() alone, for a ticket whose signature was verified with
+ * now 0 (no expiry): the same ATRIUM_ERROR_UNAUTHORIZED error when it expired. */
+gboolean ticket_check_expiry(const Ticket *t, gint64 now, GError **error);
 
 /* The gateway's replay cache: a ticket is single-use, but one client opens several channels
  * with it (SPICE: main, display, inputs, cursor, ...). The first use of a ticket (its nonce)
