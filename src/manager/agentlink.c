@@ -45,6 +45,7 @@ struct _Agents {
         GHashTable *pending; /* command id -> Pending */
         GHashTable *idle;    /* desktop id -> IdleReport (under lock) */
         GHashTable *alive;   /* desktop ids whose atrium-guest said ready (under lock) */
+        GHashTable *kept;    /* "host/domain/epoch" a migration's source keeps (under lock) */
         gint64 started;
         guint64 next_id;
         GSource *monitor;
@@ -99,6 +100,34 @@ static void alive_set(Agents *ag, gint64 desktop_id, gboolean alive)
         else
                 g_hash_table_remove(ag->alive, &desktop_id);
         g_mutex_unlock(&ag->lock);
+}
+
+static char *kept_key(gint64 host_id, const char *domain, gint64 epoch)
+{
+        return g_strdup_printf("%" G_GINT64_FORMAT "/%s/%" G_GINT64_FORMAT, host_id, domain, epoch);
+}
+
+void agentlink_keep(Agents *ag, gint64 host_id, const char *domain, gint64 epoch, gboolean keep)
+{
+        g_autofree char *key = kept_key(host_id, domain, epoch);
+
+        g_mutex_lock(&ag->lock);
+        if (keep)
+                g_hash_table_add(ag->kept, g_steal_pointer(&key));
+        else
+                g_hash_table_remove(ag->kept, key);
+        g_mutex_unlock(&ag->lock);
+}
+
+static gboolean kept(Agents *ag, gint64 host_id, const char *domain, gint64 epoch)
+{
+        g_autofree char *key = kept_key(host_id, domain, epoch);
+        gboolean is;
+
+        g_mutex_lock(&ag->lock);
+        is = g_hash_table_contains(ag->kept, key);
+        g_mutex_unlock(&ag->lock);
+        return is;
 }
 
 gboolean agentlink_guest_alive(Agents *ag, gint64 desktop_id)
@@ -696,9 +725,9 @@ static ReportFate object_set_state(Link *l, const Resource *res, gint64 id, Json
                 gint64 to = row_ref(row, "migrating_to_id");
                 gint64 me = row_int(row, "migrating_epoch");
                 if (row_int(report, "epoch") == me && l->host_id == to) {
-                        /* the copy the migration makes on its destination (libvirt may call
-                         * it running before the switch-over): placed there by the
-                         * migration's end only (migration.c), never by its reports */
+                        /* the copy the migration makes on its destination: paused until
+                         * libvirt's Finish resumes it at the switch-over; placed there by
+                         * migration.c, which hears of it, never by these reports */
                         publish(l, &(LinkEvent){.type = LINK_ARRIVING,
                                                 .kind = res->kind,
                                                 .id = id,
@@ -717,6 +746,8 @@ static ReportFate object_set_state(Link *l, const Resource *res, gint64 id, Json
         }
         if (resource_field(res, "epoch") && row_int(report, "epoch") > 0 &&
             row_int(report, "epoch") != row_int(row, "epoch")) {
+                if (kept(l->ag, l->host_id, row_str(report, "domain"), row_int(report, "epoch")))
+                        return REPORT_RECORDED; /* a migration's source, until its end */
                 if (tell_stale || running)
                         publish(l, &(LinkEvent){.type = LINK_STALE,
                                                 .kind = res->kind,
@@ -1179,6 +1210,7 @@ Agents *agentlink_new(Manager *mgr)
         ag->seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
         ag->idle = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
         ag->alive = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+        ag->kept = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         ag->pending = g_hash_table_new(g_str_hash, g_str_equal);
         ag->started = g_get_monotonic_time();
         ag->listeners = g_array_new(FALSE, FALSE, sizeof(Listener));
@@ -1198,6 +1230,7 @@ void agentlink_free(Agents *ag)
         g_hash_table_destroy(ag->seen);
         g_hash_table_destroy(ag->idle);
         g_hash_table_destroy(ag->alive);
+        g_hash_table_destroy(ag->kept);
         g_hash_table_destroy(ag->pending); /* pending ones are freed by their timeout */
         g_array_unref(ag->listeners);
         g_mutex_clear(&ag->lock);

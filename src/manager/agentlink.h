@@ -35,8 +35,9 @@ typedef enum {
         LINK_GUEST_LOGOUT, /* ... the user logged out */
         LINK_CONSOLE,      /* a desktop's console client connected or went (id, connected) */
         LINK_MIGRATION,    /* a live migration's progress (kind, id, domain, msg: figures) */
-        LINK_ARRIVING,     /* a migration's copy reported by its destination before the
-                            * switch-over (kind, id, epoch, msg: the report, its ports) */
+        LINK_ARRIVING,     /* a migration's copy reported by its destination: paused before
+                            * the switch-over, running after it (kind, id, epoch, msg: the
+                            * report, its state and ports) */
         LINK_LOST,         /* the host's link closed */
         LINK_EVENT_LAST
 } LinkEventType;
@@ -77,5 +78,9 @@ gboolean agentlink_linked(Agents *ag, gint64 host_id);
 gint64 agentlink_desktop_idle(Agents *ag, gint64 desktop_id);
 /* atrium-guest in desktop ID said ready since it last started, or reports in heartbeats. */
 gboolean agentlink_guest_alive(Agents *ag, gint64 desktop_id);
+/* While keep is TRUE, reports of DOMAIN at EPOCH from the host are not acted on when its object
+ * is at another epoch: a live migration's source after the switch-over, until libvirt's call
+ * there returns (migration.c). Any thread. */
+void agentlink_keep(Agents *ag, gint64 host_id, const char *domain, gint64 epoch, gboolean keep);
 /* The host was removed: close its link. */
 void agentlink_forget(Agents *ag, gint64 host_id);

@@ -25,6 +25,7 @@ typedef struct {
         guint resolve_tries;
         gboolean asked_destination;
         gboolean rebalance; /* begun by the rebalance policy */
+        gboolean switched;  /* its destination reported the copy running: placed there */
 } Mig;
 
 /* What a drain remembers between its passes (its operation's row says the rest). */
@@ -208,6 +209,7 @@ static void active_remove(Mig *g)
         g_autofree char *key = key_of(g->kind, g->id);
         Migrations *m = g->m;
 
+        agentlink_keep(m->mgr->agents, g->from, g->domain, g->old_epoch, FALSE);
         g_mutex_lock(&m->lock);
         g_hash_table_remove(m->active, key); /* frees g */
         g_mutex_unlock(&m->lock);
@@ -525,23 +527,61 @@ JsonObject *migration_start(Manager *mgr, Store *st, const char *kind, const cha
 
 /* ---- progress (link threads) ------------------------------------------------------------- */
 
-/* The destination reported the copy (its QEMU started, waiting for the memory): a SPICE client
- * connected to the desktop may follow it there (tunnels.h; the gateway admits that target
- * for this desktop's tickets only). */
+/* The switch-over: the destination runs the copy (libvirt's Finish resumed it; libvirt reports
+ * an incoming copy paused until then, and after it the source never runs again: its Confirm
+ * only stops it). The object is placed there now, with the copy's console ports, not when the
+ * source's libvirt call returns (a second or two later: it waits for the source's QEMU to end),
+ * so consoles reconnect to it at once; the source's reports of the old epoch are not acted on
+ * until then (agentlink_keep). */
+static void switch_over(Migrations *m, const LinkEvent *ev, gint64 from, const char *domain,
+                        gint64 old_epoch)
+{
+        const Resource *res = resource_by_kind(ev->kind);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) patch = json_object_new(), upd = NULL;
+
+        agentlink_keep(m->mgr->agents, from, domain, old_epoch, TRUE);
+        if (!store_migration_end(ev->store, res, ev->id, ev->epoch, TRUE, &error)) {
+                if (error)
+                        g_message("%s %" G_GINT64_FORMAT ": its switch-over not recorded yet: %s",
+                                  ev->kind, ev->id, error->message);
+                return; /* ended meanwhile, or recorded at the migration's end */
+        }
+        if (resource_field(res, "spice_port")) {
+                json_object_set_int_member(patch, "spice_port", row_int(ev->msg, "spice_port"));
+                json_object_set_int_member(patch, "vnc_port", row_int(ev->msg, "vnc_port"));
+                upd = store_update_id(ev->store, res, ev->id, patch, NULL, NULL);
+        }
+        g_info("%s %" G_GINT64_FORMAT ": switched over to host %s", ev->kind, ev->id, ev->host_name);
+        manager_kick(m->mgr);
+}
+
+/* The destination reported the copy: paused (its QEMU started, waiting for the memory), a SPICE
+ * client connected to the desktop may follow it there (tunnels.h; the gateway admits that
+ * target for this desktop's tickets only); running, the switch-over happened. */
 static void arriving(Migrations *m, const LinkEvent *ev)
 {
-        g_autofree char *key = key_of(ev->kind, ev->id), *address = NULL;
-        gint64 port = row_int(ev->msg, "spice_port");
+        g_autofree char *key = key_of(ev->kind, ev->id), *address = NULL, *domain = NULL;
+        gint64 port = row_int(ev->msg, "spice_port"), from = 0, old_epoch = 0;
+        gboolean runs = domain_state_from_string(row_str(ev->msg, "state")) == DOMAIN_RUNNING;
         Mig *g;
 
-        if (!g_str_equal(ev->kind, "desktop") || port <= 0 || port > G_MAXUINT16)
-                return;
         g_mutex_lock(&m->lock);
         g = g_hash_table_lookup(m->active, key);
-        if (g && g->to == ev->host_id && g->epoch == ev->epoch)
+        if (g && g->to == ev->host_id && g->epoch == ev->epoch) {
                 address = g_strdup(g->to_address);
+                if (runs && !g->switched) {
+                        g->switched = TRUE;
+                        from = g->from;
+                        old_epoch = g->old_epoch;
+                        domain = g_strdup(g->domain);
+                }
+        }
         g_mutex_unlock(&m->lock);
-        if (address && address[0])
+        if (domain)
+                switch_over(m, ev, from, domain, old_epoch);
+        if (address && address[0] && g_str_equal(ev->kind, "desktop") && port > 0 &&
+            port <= G_MAXUINT16)
                 tunnels_move(ev->id, ev->epoch, "spice", address, (guint16)port);
 }
 

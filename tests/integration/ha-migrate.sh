@@ -84,6 +84,9 @@ OP=$(q "SELECT max(id) FROM operations WHERE kind = 'migrate' AND object_name = 
 is "the operation is done" "$(op_state "$OP")" done
 [ "$(q "SELECT bytes_total FROM operations WHERE id = $OP")" -gt 0 ]; is "... and told bytes on the way" "$?" 0
 is "an event desktop_migrated" "$(events_since "$SINCE" desktop_migrated pp1)" 1
+like "... placed on $DST at the switch-over, when $DST reported its copy running" \
+        "$(grep "desktop $(q "SELECT id FROM desktops WHERE name = 'pp1'"): switched over to host" "$T/manager.err" | tail -1)" "switched over to host $DST"
+is "... its source's last reports (old epoch) not taken for a stale domain" "$(events_since "$SINCE" stale_domain_removed pp1)" 0
 sleep 3
 counter_seq() { serial pp1 "awk 'NR != \$1 {bad=1} END {print (bad ? \"GAP\" : \"SEQ\") \"-OK\"}' /root/counter" SEQ-OK GAP-OK; }
 is "the counter has no gap or repeat across the migration" "$(counter_seq)" SEQ-OK
@@ -139,6 +142,35 @@ like "bad input: with that ticket, another console on $DST than pp1's (port $((D
         "$(python3 "$SRC/tests/integration/gwclient.py" connect "$GWA" "$DADDR:$((DPORT + 1))" "$TKT")" "403 Forbidden"
 like "bad input: that ticket for pp1's new console, from another client address: 403" \
         "$(python3 "$SRC/tests/integration/gwclient.py" connect "$GWA" "$DADDR:$DPORT" "$TKT" --source 127.0.0.2)" "403 Forbidden"
+
+# ---- ... and through a gateway in its own process (atriumd --role gateway) ----
+# Its move orders come in the manager's answers to its reports (POST /gateway/events); it holds
+# the client's CONNECT to the new target until the order is there.
+kill "$VPID" 2>/dev/null; wait "$VPID" 2>/dev/null; VPID=
+mkdir -p "$T/gw2"; cp "$STATE/gateway.key" "$STATE/ticket-public.key" "$T/gw2/"
+printf '[gateway]\nlisten = 127.0.0.1:0\ntls_cert = %s\ntls_key = %s\n' "$STATE/tls/cert.pem" "$STATE/tls/key.pem" >"$T/gw2.conf"
+MFP=$(openssl x509 -in "$STATE/tls/cert.pem" -noout -fingerprint -sha256 | cut -d= -f2)
+"$ATRIUMD" -c "$T/gw2.conf" --state-dir "$T/gw2" --role gateway --manager "$(cat "$STATE/manager.url")" \
+        --manager-fingerprint "$MFP" >"$T/gw2.out" 2>&1 &
+G2PID=$!
+wait_for 15 test -s "$T/gw2/gateway.url"; is "a gateway alone (atriumd --role gateway) in front of the rig's manager" "$?" 0
+G2=$(sed 's|^https://||' "$T/gw2/gateway.url")
+http POST /desktops/pp1/connect '{"protocol":"spice"}' "$BOBT"
+jget .vv | sed "s|@$GWA\$|@$G2|" >"$T/pp1-g2.vv"
+like "... bob's .vv file rewritten to go through it" "$(grep '^proxy=' "$T/pp1-g2.vv")" "@$G2"
+DISPLAY=:77 remote-viewer "$T/pp1-g2.vv" >"$T/rv2.log" 2>&1 &
+VPID=$!
+wait_for 60 rv_shows "SEEN AFTER THE MOVE"; is "stock remote-viewer shows pp1 through that gateway" "$?" 0
+SRC_H=$(dhost pp1) DST=$(mhost_other pp1)
+check "pp1 migrates to $DST with remote-viewer connected through it" "$ATRIUM" desktop migrate pp1 --to "$DST" --wait
+wait_for 20 running_on pp1 "$DST"
+serial pp1 "printf '\\n  CARRIED BY GATEWAY TWO\\n' >/dev/tty1; echo TOLD-\$((6*7))" TOLD-42 >/dev/null
+wait_for 30 rv_shows "CARRIED BY GATEWAY TWO"; SEEN=$?; is "... then shows what pp1 writes on $DST" "$SEEN" 0
+[ "$SEEN" = 0 ] || { cp "$T/rv.ppm" "$SHOTS/remote-viewer-follow-gw2.ppm" 2>/dev/null; sed 's/^/# rv: /' "$T/rv2.log" | tail -5; }
+kill -0 "$VPID" 2>/dev/null; is "... the same remote-viewer, still running" "$?" 0
+like "... that gateway let it follow pp1 to $DST, from the move order in the manager's answer" \
+        "$(grep "a client follows desktop $PP1 to" "$T/gw2.out" | tail -1)" "$(q "SELECT address FROM hosts WHERE name = '$DST'")"
+kill "$G2PID" 2>/dev/null; wait "$G2PID" 2>/dev/null; G2PID=
 kill "$VPID" "$XPID" 2>/dev/null; wait "$VPID" "$XPID" 2>/dev/null; VPID= XPID=
 
 # ---- cancel mid-way (memory filled, the bandwidth held down: there is a mid-way) ----

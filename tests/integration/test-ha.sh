@@ -34,12 +34,12 @@ chmod 755 "$T"
 R=$T/rig STATE=$T/manager CONF=$T/manager.conf
 mkdir -p "$R"
 export XDG_CONFIG_HOME=$T/cli HOME=$T
-MPID= WPID= VPID= XPID=
+MPID= WPID= VPID= XPID= G2PID=
 CA_FILE=/usr/local/share/ca-certificates/atrium-test-ha-$$.crt # the gateway's, for remote-viewer
 
 stop_all() {
         touch "$T/watch.stop"
-        [ -n "$VPID$XPID" ] && kill $VPID $XPID 2>/dev/null
+        [ -n "$VPID$XPID$G2PID" ] && kill $VPID $XPID $G2PID 2>/dev/null
         if [ -f "$CA_FILE" ]; then rm -f "$CA_FILE"; update-ca-certificates --fresh >/dev/null 2>&1; fi
         [ -n "$WPID" ] && wait "$WPID" 2>/dev/null
         [ -n "$MPID" ] && kill -9 "$MPID" 2>/dev/null
