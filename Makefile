@@ -17,7 +17,7 @@ PACKAGES := gcc clang libclang-rt-14-dev meson ninja-build pkg-config \
 	gvncviewer libvirt-clients \
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system \
 	libwebsockets-dev libwebsockets-evlib-uv libuv1-dev openssl chromium websockify \
-	libldap-dev slapd ldap-utils
+	libldap-dev slapd ldap-utils libpq-dev postgresql-15
 IMAGE := $(BUILD)/images/atrium-test-desktop.qcow2
 
 .PHONY: all deps build build-fuzz images npm web check demo demo-stop bench install clean

@@ -5,7 +5,7 @@
 
 static const char *const log_levels[] = {"debug", "info", "warning", "error", NULL};
 static const char *const log_targets[] = {"auto", "stderr", "journal", NULL};
-static const char *const store_backends[] = {"sqlite", NULL};
+static const char *const store_backends[] = {"sqlite", "postgresql", NULL};
 static const char *const accel_modes[] = {"auto", "kvm", "qemu", NULL};
 static const char *const pw_costs[] = {"interactive", "moderate", "sensitive", "min", NULL};
 static const char *const placement_choices[] = {"spread", "pack", NULL};
@@ -256,6 +256,13 @@ static const ConfigKeyDef keys[] = {
          "State store backend."},
         {"store", "path", CFG_STRING, "", 0, 0, NULL, FALSE,
          "SQLite database file; empty: state_dir/atrium.db."},
+        {"store", "url", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "PostgreSQL database (backend = postgresql): a libpq URL "
+         "(postgresql://atrium@db.example.org/atrium?sslmode=verify-full) or connection "
+         "string, without the password."},
+        {"store", "password_file", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "File holding the PostgreSQL password (its first line); empty: none, or libpq's own "
+         "~/.pgpass."},
 };
 
 /* Read from several threads (the manager's HTTP workers) while SIGHUP may change reloadable

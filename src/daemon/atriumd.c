@@ -13,6 +13,7 @@
 #include "manager/api.h"
 #include "manager/lifecycle.h"
 #include "manager/tunnels.h"
+#include "daemon/store-tool.h"
 
 #include <glib-unix.h>
 #include <glib/gstdio.h>
@@ -271,12 +272,16 @@ int main(int argc, char **argv)
         };
 
         setlocale(LC_ALL, "");
+        if (argc >= 2 && g_str_equal(argv[1], "store"))
+                return store_tool_main(argc - 1, argv + 1);
         ctx = g_option_context_new("- Atrium VDI daemon");
         g_option_context_set_summary(
                 ctx, "Runs Atrium roles: the manager (state store and REST API over HTTPS), the\n"
                      "gateway (one TLS port for the portal, the API and every console) and the\n"
                      "host agent (joins a manager, drives QEMU through libvirt). With no --role\n"
-                     "the manager and the gateway run together.");
+                     "the manager and the gateway run together.\n\n"
+                     "atriumd store migrate --from DB --to DB copies an installation's database\n"
+                     "(SQLite to PostgreSQL or back): atriumd store --help.");
         g_option_context_add_main_entries(ctx, entries, NULL);
         if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
                 fprintf(stderr, "atriumd: %s (try --help)\n", error->message);

@@ -270,7 +270,13 @@ void api_auth_login(ApiRequest *req)
         j->name = g_strdup(name);
         j->password = g_strdup(json_object_get_string_member(req->body, "password"));
         j->otp = g_strdup(json_object_get_string_member_with_default(req->body, "otp", NULL));
-        j->known = store_user_auth(req->store, name, &j->user, NULL);
+        j->known = store_user_auth(req->store, name, &j->user, &error);
+        if (!j->known && !g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND)) {
+                login_job_free(j); /* the database cannot say: 503, not a wrong password */
+                api_reply_error(req, error);
+                return;
+        }
+        g_clear_error(&error);
         /* A local account with a password logs in here, directory or not (so admins can when
          * the directory is down); any other name goes to the directory when there is one. */
         if (!(j->known && j->user.password_hash && j->user.password_hash[0])) {

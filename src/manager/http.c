@@ -67,6 +67,12 @@ void api_set_error(SoupServerMessage *msg, const GError *error)
         if (code == ATRIUM_ERROR_UNAUTHORIZED)
                 soup_message_headers_replace(soup_server_message_get_response_headers(msg),
                                              "WWW-Authenticate", "Bearer realm=\"atrium\"");
+        /* Unavailable for now (the database unreachable, no desktop free yet): worth a retry. */
+        if (code == ATRIUM_ERROR_UNAVAILABLE &&
+            !soup_message_headers_get_one(soup_server_message_get_response_headers(msg),
+                                          "Retry-After"))
+                soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+                                             "Retry-After", "2");
 }
 
 void api_reply_json(ApiRequest *req, guint status, JsonNode *body)

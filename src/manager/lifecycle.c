@@ -109,11 +109,80 @@ static gboolean check_timings(Config *config, GError **error)
         return TRUE;
 }
 
+/* The store the configuration names: SQLite (store.path, or state_dir/atrium.db) or
+ * PostgreSQL (store.url, its password in store.password_file). */
+static Store *open_store(Config *config, const char *state_dir, GError **error)
+{
+        const char *backend = config_get_string(config, "store", "backend");
+        const char *url = config_get_string(config, "store", "url");
+        const char *pwfile = config_get_string(config, "store", "password_file");
+        const char *path = config_get_string(config, "store", "path");
+        g_autofree char *db_path = NULL, *password = NULL;
+        gsize len = 0;
+        Store *st;
+
+        if (g_str_equal(backend, "sqlite")) {
+                if (url[0]) {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                                    "store.url is set but store.backend is sqlite: set "
+                                    "backend = postgresql to use the database it names");
+                        return NULL;
+                }
+                db_path = path[0] ? g_strdup(path) : g_build_filename(state_dir, "atrium.db", NULL);
+                return store_open_sqlite(db_path, error);
+        }
+        if (!url[0]) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "store.backend is postgresql but store.url is empty: name the "
+                            "database (postgresql://USER@HOST:PORT/DATABASE)");
+                return NULL;
+        }
+        if (pwfile[0]) {
+                GStatBuf sb;
+                if (!g_file_get_contents(pwfile, &password, &len, error)) {
+                        g_prefix_error(error, "store.password_file: ");
+                        return NULL;
+                }
+                password[strcspn(password, "\r\n")] = '\0';
+                if (g_stat(pwfile, &sb) == 0 && (sb.st_mode & 077))
+                        g_warning("store.password_file %s can be read by others than its owner "
+                                  "(chmod 600 it)",
+                                  pwfile);
+        }
+        st = store_open_postgresql(url, password, error);
+        if (password)
+                memset(password, 0, strlen(password));
+        return st;
+}
+
+/* A manager's state directory holds keys of one installation: it may only serve the database
+ * of that installation (the id is written on the first start). An SQLite database lies in the
+ * state directory itself (by default): only a server's database is checked. */
+static gboolean check_installation(Manager *mgr, GError **error)
+{
+        g_autofree char *file = g_build_filename(mgr->state_dir, "installation", NULL);
+        g_autofree char *mine = NULL;
+
+        if (g_str_equal(store_backend(mgr->store), "sqlite"))
+                return TRUE;
+        if (!g_file_get_contents(file, &mine, NULL, NULL))
+                return g_file_set_contents_full(file, mgr->installation, -1,
+                                                G_FILE_SET_CONTENTS_CONSISTENT, 0644, error);
+        g_strstrip(mine);
+        if (!g_str_equal(mine, mgr->installation)) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                            "the database %s belongs to installation %s, but this manager's state "
+                            "directory %s to installation %s: point store.url at this "
+                            "installation's database, or start with another state directory",
+                            store_location(mgr->store), mgr->installation, mgr->state_dir, mine);
+                return FALSE;
+        }
+        return TRUE;
+}
+
 Manager *manager_new(Config *config, const char *state_dir, GError **error)
 {
         g_autoptr(Manager) mgr = g_new0(Manager, 1);
-        const char *db = config_get_string(config, "store", "path");
-        g_autofree char *db_path = NULL;
 
         if (!check_timings(config, error))
                 return NULL;
@@ -121,8 +190,7 @@ Manager *manager_new(Config *config, const char *state_dir, GError **error)
         mgr->state_dir = g_strdup(state_dir);
         mgr->admin_password_file = g_build_filename(state_dir, "initial-admin-password", NULL);
         mgr->logins = ratelimit_new();
-        db_path = db[0] ? g_strdup(db) : g_build_filename(state_dir, "atrium.db", NULL);
-        mgr->store = store_open_sqlite(db_path, error);
+        mgr->store = open_store(config, state_dir, error);
         if (!mgr->store)
                 return NULL;
         mgr->installation = store_setting(mgr->store, "installation");
@@ -131,6 +199,9 @@ Manager *manager_new(Config *config, const char *state_dir, GError **error)
                             "the database has no valid installation id");
                 return NULL;
         }
+        if (!check_installation(mgr, error))
+                return NULL;
+        g_info("state in %s (%s)", store_location(mgr->store), store_backend(mgr->store));
         if (!ensure_admin(mgr, error))
                 return NULL;
         return g_steal_pointer(&mgr);

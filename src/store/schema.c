@@ -330,3 +330,46 @@ const char *schema_migration(int version)
                 return NULL;
         return migrations[version - 1];
 }
+
+void schema_scan(const char *pattern, SchemaMatch fn, gpointer data)
+{
+        g_autoptr(GRegex) re = g_regex_new(pattern, 0, 0, NULL);
+
+        for (int v = 1; v <= schema_latest(); v++) {
+                g_autoptr(GMatchInfo) m = NULL;
+                g_regex_match(re, schema_migration(v), 0, &m);
+                for (; g_match_info_matches(m); g_match_info_next(m, NULL))
+                        fn(m, data);
+        }
+}
+
+static void table_statement(GMatchInfo *m, gpointer data)
+{
+        GPtrArray *out = data;
+        g_autofree char *verb = g_match_info_fetch(m, 1);
+        g_autofree char *name = g_match_info_fetch(m, 2);
+        g_autofree char *to = g_match_info_fetch(m, 4);
+        guint at;
+        gboolean known = g_ptr_array_find_with_equal_func(out, name, g_str_equal, &at);
+
+        if (g_str_equal(verb, "CREATE TABLE") && !known) {
+                g_ptr_array_add(out, g_steal_pointer(&name));
+        } else if (g_str_equal(verb, "DROP TABLE") && known) {
+                g_ptr_array_remove_index(out, at);
+        } else if (to && *to && known) {
+                g_free(out->pdata[at]);
+                out->pdata[at] = g_steal_pointer(&to);
+        }
+}
+
+/* The tables the migrations leave, in the order they were made, read off the migrations'
+ * text: CREATE TABLE, DROP TABLE and ALTER TABLE … RENAME TO (g_ptr_array_unref; names
+ * g_free'd with it). */
+GPtrArray *schema_tables(void)
+{
+        GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+
+        schema_scan("(CREATE TABLE|DROP TABLE|ALTER TABLE) ([a-z_0-9]+)( RENAME TO ([a-z_0-9]+))?",
+                    table_statement, out);
+        return out;
+}

@@ -138,6 +138,22 @@ static void reset(SqlStmt *st)
         sqlite3_reset(T(st));
 }
 
+static int column_count(SqlStmt *st)
+{
+        return sqlite3_column_count(T(st));
+}
+
+static const char *column_name(SqlStmt *st, int i)
+{
+        return sqlite3_column_name(T(st), i);
+}
+
+/* An INTEGER PRIMARY KEY takes the largest id + 1 by itself. */
+static gboolean ids_copied(SqlDb *db, const char *table, GError **error)
+{
+        return TRUE;
+}
+
 static gboolean exec(SqlDb *db, const char *sql, GError **error)
 {
         char *msg = NULL;
@@ -233,7 +249,11 @@ static const SqlOps sqlite_ops = {
         .column_int = column_int,
         .column_text = column_text,
         .reset = reset,
+        .column_count = column_count,
+        .column_name = column_name,
+        .ids_copied = ids_copied,
         .exec = exec,
+        .exec_schema = exec,
         .begin = begin,
         .commit = commit,
         .rollback = rollback,

@@ -30,8 +30,14 @@ typedef struct {
         const char *(*column_text)(SqlStmt *st, int i); /* NULL for SQL NULL; valid until the
                                                            next step or reset */
         void (*reset)(SqlStmt *st);
-        /* Statements without results, separated by ';' (migrations, settings). */
+        /* The columns of a statement's rows (after its first step). */
+        int (*column_count)(SqlStmt *st);
+        const char *(*column_name)(SqlStmt *st, int i);
+        /* Statements without results, separated by ';' (settings). */
         gboolean (*exec)(SqlDb *db, const char *sql, GError **error);
+        /* A schema migration (schema.c: written in SQLite's dialect, which a backend
+         * translates). */
+        gboolean (*exec_schema)(SqlDb *db, const char *sql, GError **error);
         /* A write transaction (taking the write lock at once), its commit (rolled back when
          * the commit fails), and a rollback when one is open. */
         gboolean (*begin)(SqlDb *db, GError **error);
@@ -51,6 +57,9 @@ typedef struct {
         gboolean (*set_schema_version)(SqlDb *db, int version, GError **error);
         /* A consistent copy of the database at path (before a migration). */
         gboolean (*backup)(SqlDb *db, const char *path, GError **error);
+        /* After rows were copied into TABLE with their ids (store_copy): the next id made is
+         * above them. */
+        gboolean (*ids_copied)(SqlDb *db, const char *table, GError **error);
         /* Where the database is (a file's path, a server's address), for messages. */
         const char *(*location)(SqlDb *db);
 } SqlOps;
@@ -66,6 +75,13 @@ struct _SqlStmt {
 /* SQLite (sql-sqlite.c): the file at path, WAL, foreign keys on, a busy timeout; create: made
  * when missing. Every handle counts the rows written per table (store-changes.c). */
 SqlDb *sql_open_sqlite(const char *path, gboolean create, GError **error);
+/* PostgreSQL (sql-pg.c): the server a libpq connection string or URL names (no password in
+ * it: password, when not NULL, is used), at PostgreSQL 13 or newer. */
+SqlDb *sql_open_postgresql(const char *url, const char *password, GError **error);
+/* PostgreSQL's dialect of a statement (its parameter count in *nparams) and of a migration
+ * (sql-pg.c; g_free). */
+char *sql_pg_statement(const char *sql, int *nparams);
+char *sql_pg_schema(const char *sql);
 /* A backend tells of each row written (store-changes.c counts them per table). */
 void sql_table_changed(const char *table);
 

@@ -140,11 +140,12 @@ gboolean store_user_auth(Store *s, const char *name, UserAuth *out, GError **err
                                  "groups_checked_at FROM users WHERE name = ?",
                                  error);
         gboolean found = FALSE;
+        SqlStep rc;
 
         if (!stmt)
                 return FALSE;
         sql_bind_text(stmt, 1, name);
-        if (sql_step(stmt) == SQL_ROW) {
+        if ((rc = sql_step(stmt)) == SQL_ROW) {
                 found = TRUE;
                 out->id = sql_column_int(stmt, 0);
                 out->name = g_strdup(sql_column_text(stmt, 1));
@@ -155,6 +156,8 @@ gboolean store_user_auth(Store *s, const char *name, UserAuth *out, GError **err
                 out->groups_checked_at = sql_column_int(stmt, 6);
         }
         sql_reset(stmt);
+        if (rc == SQL_FAIL) /* the database, not the user: UNAVAILABLE when it is down */
+                return sqs_db_error(s, error, "looking up a user");
         if (!found)
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND, "there is no user '%s'",
                             name);
@@ -220,12 +223,13 @@ gboolean store_token_lookup(Store *s, const char *hash, gint64 now, TokenInfo *o
                                  "WHERE t.hash = ? AND t.expires_at > ? AND u.enabled = TRUE",
                                  error);
         gboolean found = FALSE;
+        SqlStep rc;
 
         if (!stmt)
                 return FALSE;
         sql_bind_text(stmt, 1, hash);
         sql_bind_int(stmt, 2, now);
-        if (sql_step(stmt) == SQL_ROW) {
+        if ((rc = sql_step(stmt)) == SQL_ROW) {
                 found = TRUE;
                 out->user_id = sql_column_int(stmt, 0);
                 out->user_name = g_strdup(sql_column_text(stmt, 1));
@@ -234,6 +238,8 @@ gboolean store_token_lookup(Store *s, const char *hash, gint64 now, TokenInfo *o
                 out->enrol_only = sql_column_int(stmt, 4);
         }
         sql_reset(stmt);
+        if (rc == SQL_FAIL)
+                return sqs_db_error(s, error, "looking up a token");
         if (!found) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED,
                             "the token is unknown, expired or revoked; log in again");

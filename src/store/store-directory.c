@@ -147,10 +147,10 @@ fail:
 char **store_directory_users_due(Store *s, gint64 checked_before, gint64 now)
 {
         SqlStmt *q = sqs_prep(s,
-                              "SELECT DISTINCT u.name FROM users u JOIN api_tokens t "
-                              "ON t.user_id = u.id WHERE u.source = 'directory' AND "
-                              "u.enabled = TRUE AND u.groups_checked_at < ? AND "
-                              "t.expires_at > ? ORDER BY u.groups_checked_at LIMIT 1000",
+                              "SELECT u.name FROM users u WHERE u.source = 'directory' AND "
+                              "u.enabled = TRUE AND u.groups_checked_at < ? AND EXISTS "
+                              "(SELECT 1 FROM api_tokens t WHERE t.user_id = u.id AND "
+                              "t.expires_at > ?) ORDER BY u.groups_checked_at LIMIT 1000",
                               NULL);
         GPtrArray *out = g_ptr_array_new();
 

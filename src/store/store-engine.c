@@ -120,7 +120,7 @@ static gboolean migrate(Store *s, GError **error)
         for (int v = cur + 1; v <= latest; v++) {
                 if (!sqs_tx_begin(s, error))
                         return FALSE;
-                if (!sql_exec(s->db, schema_migration(v), error) ||
+                if (!s->db->ops->exec_schema(s->db, schema_migration(v), error) ||
                     !s->db->ops->set_schema_version(s->db, v, error)) {
                         sqs_tx_rollback(s);
                         g_prefix_error(error, "migrating the database to schema %d: ", v);
@@ -142,22 +142,37 @@ static Store *store_on(SqlDb *db)
         return s;
 }
 
-Store *store_open_sqlite(const char *path, GError **error)
+/* A store on DB (taken, NULL: its error is set), migrated to this binary's schema. */
+static Store *store_migrated(SqlDb *db, const char *where, GError **error)
 {
-        SqlDb *db = sql_open_sqlite(path, TRUE, error);
         Store *s;
 
         if (!db) {
-                g_prefix_error(error, "%s: ", path);
+                g_prefix_error(error, "%s: ", where);
                 return NULL;
         }
         s = store_on(db);
         if (!migrate(s, error)) {
-                g_prefix_error(error, "%s: ", path);
+                g_prefix_error(error, "%s: ", store_location(s));
                 store_close(s);
                 return NULL;
         }
         return s;
+}
+
+Store *store_open_sqlite(const char *path, GError **error)
+{
+        return store_migrated(sql_open_sqlite(path, TRUE, error), path, error);
+}
+
+Store *store_open_postgresql(const char *url, const char *password, GError **error)
+{
+        return store_migrated(sql_open_postgresql(url, password, error), "PostgreSQL", error);
+}
+
+const char *store_backend(Store *st)
+{
+        return st->db->ops->name;
 }
 
 Store *store_open_peer(Store *st, GError **error)

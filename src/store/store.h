@@ -180,13 +180,32 @@ void store_directory_stale(Store *st);
 /* A stored setting ("installation": 8 hex digits made at creation), or NULL. */
 char *store_setting(Store *st, const char *key);
 
-/* Open the backend named by the config ("sqlite": path) and bring its schema up to date. */
+/* Open a backend and bring its schema up to date: SQLite, the file at path (made when
+ * missing); PostgreSQL, the database a libpq connection string or URL names (password: NULL,
+ * or the one to use; never in the URL). */
 Store *store_open_sqlite(const char *path, GError **error);
+Store *store_open_postgresql(const char *url, const char *password, GError **error);
+/* "sqlite" or "postgresql". */
+const char *store_backend(Store *st);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Store, store_close)
 
 /* Newest schema version this binary knows, and its migrations (schema.c). */
 int schema_latest(void);
 const char *schema_migration(int version); /* SQL taking version-1 to version */
+/* The schema's tables in the order they were made (g_ptr_array_unref). */
+GPtrArray *schema_tables(void);
+/* FN called with each match of the regular expression PATTERN in the migrations, in order. */
+typedef void (*SchemaMatch)(GMatchInfo *m, gpointer data);
+void schema_scan(const char *pattern, SchemaMatch fn, gpointer data);
+
+/* Every row of every table of FROM copied into TO (the same schema, no rows but the settings
+ * its migrations made: those are replaced), in one transaction on each, then counted and
+ * checksummed on both sides. report (may be NULL) is told of each table. Ids are kept; a
+ * reference to a row copied later is set in a second pass. */
+typedef void (*StoreCopyReport)(const char *table, gint64 rows, const char *checksum,
+                                gpointer data);
+gboolean store_copy(Store *from, Store *to, StoreCopyReport report, gpointer data,
+                    GError **error);
 
 /* The same page as a JsonArray. */
 JsonArray *store_list(Store *st, const Resource *res, const ListQuery *q, gint64 *next_after,

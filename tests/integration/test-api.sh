@@ -40,6 +40,7 @@ cat >"$CONF" <<CONF
 log_level = info
 [gateway]
 listen = 127.0.0.1:0
+$(store_conf)
 [manager]
 listen = 127.0.0.1:0
 password_cost = min
@@ -57,6 +58,7 @@ is "initial admin password file is private" "$(stat -c %a "$STATE/initial-admin-
 TOKEN=
 check "API answers over HTTPS" curl -sfk "$API/version"
 like "stderr logs one line per event" "$(cat "$T/stderr")" "info manager: REST API listening on https://127.0.0.1:"
+on_pg && like "the state is on the test's PostgreSQL server" "$(cat "$T/stderr")" "state in postgresql://127.0.0.1:$ATRIUM_TEST_PG_PORT/atrium (postgresql)"
 case "$(cat "$T/stderr")" in *"$PW"*) not_ok "password never logged";; *) ok "password never logged";; esac
 is "private key generated 0600" "$(stat -c %a "$STATE/tls/key.pem")" 600
 is "plain HTTP on the TLS port gets nothing" "$(curl -s -o /dev/null -w '%{http_code}' "http://${URL#https://}/api/v1/version")" 000
@@ -71,7 +73,7 @@ http POST /auth/login "{\"name\":\"admin\",\"password\":\"$PW\"}" ""
 is "login works" "$CODE" 200
 TOKEN=$(jget .token)
 like "login returns a role" "$(jget .user.role)" admin
-is "token stored only as a hash" "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM api_tokens WHERE hash = '$TOKEN'")" 0
+is "token stored only as a hash" "$(dbq "SELECT count(*) FROM api_tokens WHERE hash = '$TOKEN'")" 0
 http GET /pools "" ""
 is "no token: 401" "$CODE" 401
 http GET /pools "" "not-a-token"
@@ -160,7 +162,7 @@ par() { # par N NAME-PREFIX: N parallel creates, prints the status codes sorted
 }
 is "20 parallel creates: all succeed" "$(par 20 par- distinct | sort | uniq -c | awk '{print $2 "x" $1}')" "201x20"
 is "10 parallel creates of one name: one wins, the rest get 409" "$(par 10 same- same | sort | uniq -c | awk '{print $2 "x" $1}' | tr '\n' ' ')" "201x1 409x9 "
-is "and each success has its event" "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM events WHERE action = 'create' AND object_kind = 'group' AND (object_name LIKE 'par-%' OR object_name LIKE 'same-%')")" 21
+is "and each success has its event" "$(dbq "SELECT count(*) FROM events WHERE action = 'create' AND object_kind = 'group' AND (object_name LIKE 'par-%' OR object_name LIKE 'same-%')")" 21
 for i in $(seq 1 20); do "$ATRIUM" group delete "par-$i" >/dev/null; done; "$ATRIUM" group delete same- >/dev/null
 
 # ---- bad input: clear 4xx and the database as it was ----
@@ -243,7 +245,7 @@ is "password change" "$CODE" 204
 http GET /me "" "$ALICE"; is "password change revokes tokens" "$CODE" 401
 ALICE=$(login_as alice alice-pass-2)
 is "new password works" "$([ -n "$ALICE" ] && [ "$ALICE" != null ] && echo yes)" yes
-sqlite3 "$STATE/atrium.db" "UPDATE api_tokens SET expires_at = 1 WHERE user_id = (SELECT id FROM users WHERE name = 'alice')"
+dbq "UPDATE api_tokens SET expires_at = 1 WHERE user_id = (SELECT id FROM users WHERE name = 'alice')"
 http GET /me "" "$ALICE"; is "expired (stale) token refused" "$CODE" 401
 like "expired token: says to log in again" "$(jget .error.message)" "log in again"
 ALICE=$(login_as alice alice-pass-2)
@@ -255,7 +257,7 @@ for i in 1 2 3; do http POST /auth/login '{"name":"olga","password":"bad"}' ""; 
 http POST /auth/login '{"name":"olga","password":"olga-pass-1"}' ""
 is "too many attempts: 429" "$CODE" 429
 like "too many attempts: retry in N s" "$(jget .error.message)" "retry in"
-is "rate limit is logged as an event" "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) > 0 FROM events WHERE action = 'login_failed' AND object_name = 'olga'")" 1
+is "rate limit is logged as an event" "$(dbq "SELECT CASE WHEN count(*) > 0 THEN 1 ELSE 0 END FROM events WHERE action = 'login_failed' AND object_name = 'olga'")" 1
 OUT=$(cli logout); like "CLI logout" "$OUT" "Logged out"
 OUT=$(cli pool list); RC=$?
 is "CLI after logout: exit 1" "$RC" 1
@@ -334,18 +336,18 @@ check "listener accepts again after EMFILE" curl -sfk --max-time 5 "$API/version
 stop_daemon
 
 # A database from a newer atriumd is refused with a clear message.
-sqlite3 "$STATE/atrium.db" "PRAGMA user_version = 999"
+db_schema_set 999
 "$ATRIUMD" -c "$CONF" --state-dir "$STATE" >"$T/newer" 2>&1; RC=$?
 is "newer database refused (exit 1)" "$RC" 1
 like "newer database: clear message" "$(cat "$T/newer")" "has schema version 999, newer than this atriumd understands"
-sqlite3 "$STATE/atrium.db" "PRAGMA user_version = 1"
+db_schema_set 1
 
 # plain HTTP only on loopback.
-printf '[manager]\nlisten = 0.0.0.0:0\nplain_http = true\n' >"$T/plain.conf"
+{ store_conf plain; printf '[manager]\nlisten = 0.0.0.0:0\nplain_http = true\n'; } >"$T/plain.conf"
 "$ATRIUMD" -c "$T/plain.conf" --state-dir "$T/plainstate" >"$T/plain" 2>&1; RC=$?
 is "plain HTTP on a public address refused" "$RC" 1
 like "plain HTTP: clear message" "$(cat "$T/plain")" "only allowed when manager.listen is a loopback address"
-printf '[gateway]\nlisten = 127.0.0.1:0\n[manager]\nlisten = 127.0.0.1:0\nplain_http = true\npassword_cost = min\n' >"$T/plain.conf"
+{ store_conf plain; printf '[gateway]\nlisten = 127.0.0.1:0\n[manager]\nlisten = 127.0.0.1:0\nplain_http = true\npassword_cost = min\n'; } >"$T/plain.conf"
 "$ATRIUMD" -c "$T/plain.conf" --state-dir "$T/plainstate" >"$T/plain" 2>&1 &
 PID=$!
 for _ in $(seq 1 50); do [ -s "$T/plainstate/manager.url" ] && break; sleep 0.1; done

@@ -72,14 +72,14 @@ check "a pool" "$ATRIUM" pool create --name dev-pool --template tpl
 check "another" "$ATRIUM" pool create --name staff-pool --template tpl
 
 login() { http POST /auth/login "{\"name\":\"$1\",\"password\":\"$2\"}" ""; }
-q() { sqlite3 "$STATE/atrium.db" "$1"; }
+q() { dbq "$1"; }
 
 # ---- logins ----
 login alice alice-pass-1
 is "a directory user logs in (search, then bind as the user, over StartTLS)" "$CODE $(jget .user.name)" "200 alice"
 ALICE=$(jget .token)
 is "... made a local row: source directory, name and mail from the directory" \
-        "$(q "SELECT source, display_name, email, directory_dn, password_hash IS NULL FROM users WHERE name = 'alice'")" \
+        "$(q "SELECT source, display_name, email, directory_dn, CAST(password_hash IS NULL AS INTEGER) FROM users WHERE name = 'alice'")" \
         "directory|Alice Example|alice@example.org|uid=alice,ou=people,dc=example,dc=org|1"
 is "... recorded (actor: directory)" "$(q "SELECT actor FROM events WHERE action = 'create' AND object_name = 'alice'")" directory
 login alice wrong-pass-1
@@ -224,6 +224,7 @@ login bob bob-pass-1
 is "fixed: logins work again" "$CODE" 200
 # A misconfigured directory is reported at start, saying what to fix (a second atriumd).
 sed "s|^user_base = .*|user_base = ou=nobody,dc=example,dc=org|" "$CONF" >"$T/bad.conf"
+on_pg && { pg_createdb bad; sed -i "s|/atrium?|/bad?|" "$T/bad.conf"; }
 "$ATRIUMD" -c "$T/bad.conf" --state-dir "$T/bad" >/dev/null 2>"$T/bad.err" &
 BADPID=$!
 reported() { grep -q "fix directory.user_base" "$T/bad.err"; }

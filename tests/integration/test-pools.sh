@@ -31,9 +31,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-q() { sqlite3 "$STATE/atrium.db" "$1"; }
+q() { dbq "$1"; }
 # A live agent's heartbeats update its host row every second: refusals are checked without it.
-dbdump() { sqlite3 "$STATE/atrium.db" .dump | grep -v '^INSERT INTO api_tokens\|^INSERT INTO hosts'; }
+dbdump() { dbdump_all | grep -v '^INSERT INTO api_tokens\|^INSERT INTO hosts'; }
 op_ended() { http GET "/operations/$1"; [ "$(jget .state)" != running ]; }
 event_count() { q "SELECT count(*) FROM events WHERE action = '$1' AND object_name = '$2'"; }
 
@@ -74,6 +74,7 @@ cat >"$CONF" <<CONF
 log_level = info
 [gateway]
 listen = 127.0.0.1:0
+$(store_conf)
 [manager]
 listen = 127.0.0.1:0
 password_cost = min
@@ -144,7 +145,7 @@ like "... and the operation's outcome" "$OUT" "200 desktops ready"
 is "200 desktops, none failed" "$(pool_count big)/$(pool_state_count big failed)" 200/0
 wait_for 30 converged big 200 3; is "3 spares running" "$(pool_state_count big running)" 3
 agree "the pool converged"
-is "desktops are named from the pattern" "$(q "SELECT group_concat(name) FROM (SELECT name FROM desktops ORDER BY name LIMIT 2)")" "big001,big002"
+is "desktops are named from the pattern" "$(q "SELECT group_concat(name) FROM (SELECT name FROM desktops ORDER BY name LIMIT 2) AS x")" "big001,big002"
 B=$(qemu-img info --output=json "$T/vol/atrium-$INST-desktop-1.qcow2" | jq -r '.["backing-filename"]')
 like "an overlay is backed by the version's base image" "$B" "tpl-tpl-v1.qcow2"
 is "overlays are tiny next to the base" "$(( $(stat -c %s "$T/vol/atrium-$INST-desktop-1.qcow2") < 1048576 ))" 1
@@ -293,7 +294,7 @@ wait "${CURLS[@]}" # (not the manager and agent)
 is "20 connects succeed" "$(grep -l '^200$' "$T"/crowd/*.code | wc -l)" 20
 is "... to 20 different desktops" "$(cat "$T"/crowd/*.out | jq -r 'select(.desktop) | .desktop' | sort -u | wc -l)" 20
 is "30 are told the pool is exhausted" "$(cat "$T"/crowd/*.out | jq -r '.error.message // empty' | grep -c "exhausted")" 30
-is "no desktop has two users or two sessions" "$(q "SELECT count(*) FROM (SELECT desktop_id FROM sessions GROUP BY desktop_id HAVING count(DISTINCT user_id) > 1)")" 0
+is "no desktop has two users or two sessions" "$(q "SELECT count(*) FROM (SELECT desktop_id FROM sessions GROUP BY desktop_id HAVING count(DISTINCT user_id) > 1) AS x")" 0
 check "the pool of 20 is deleted with its sessions (room for the next pools)" "$ATRIUM" pool delete twenty --force --wait
 
 # ---- a pool below its max_size grows for a connect that finds it exhausted ----
@@ -318,7 +319,7 @@ S1=$(q "SELECT s.id FROM sessions s JOIN desktops d ON d.id = s.desktop_id WHERE
 OUT=$("$ATRIUM" session show "$S1" 2>&1)
 like "session show prints the connect's timing" "$OUT" "console ticket issued"
 like "... step by step" "$OUT" "desktop chosen and assigned"
-is "... from the timing kept in the session" "$(q "SELECT json_extract(timing, '$.ticket') >= json_extract(timing, '$.placed') FROM sessions WHERE id = $S1")" 1
+is "... from the timing kept in the session" "$(q "SELECT CAST(json_extract(timing, '$.ticket') >= json_extract(timing, '$.placed') AS INTEGER) FROM sessions WHERE id = $S1")" 1
 like "the connect event carries the timing too" "$(q "SELECT detail FROM events WHERE action = 'connect' AND object_name = '$G1'")" '"ticket":'
 http GET /sessions "" "$U1"
 is "a user lists only their own sessions" "$(jget '[.items[].id] | join(",")')" "$S1"
@@ -367,7 +368,7 @@ is "u1 ends their own session" "$CODE/$(jget .state)" 202/ending
 like "... an event says who ended it" "$(q "SELECT detail FROM events WHERE action = 'session_end' AND object_id = $S1")" "ended by its user u1"
 session_gone() { [ "$(q "SELECT count(*) FROM sessions WHERE id = $1")" = 0 ]; }
 wait_for 30 session_gone "$S1"; is "... logoff, shutdown, then the session is gone" "$?" 0
-g1_reset() { [ "$(q "SELECT (user_id IS NULL) || dirty FROM desktops WHERE name = '$G1'")" = 10 ]; }
+g1_reset() { [ "$(q "SELECT CAST(user_id IS NULL AS INTEGER) || '' || dirty FROM desktops WHERE name = '$G1'")" = 10 ]; }
 wait_for 30 g1_reset; is "... and the stateless desktop is reset (clean, unassigned)" "$?" 0
 S2=$(q "SELECT s.id FROM sessions s JOIN desktops d ON d.id = s.desktop_id WHERE d.name = '$G2'")
 http POST "/sessions/$S2/end"
@@ -414,7 +415,7 @@ wait_for 30 brief_spare
 http POST /kiosk/connect "{\"terminal\":\"thin1\",\"terminal_key\":\"$KEY\"}" ""
 is "a kiosk connect from the registered terminal to its fixed kiosk pool" "$CODE" 200
 KS=$(jget .session)
-is "... the session is the terminal's, with no user" "$(q "SELECT (user_id IS NULL) || t.name FROM sessions s JOIN terminals t ON t.id = s.terminal_id WHERE s.id = $KS")" 1thin1
+is "... the session is the terminal's, with no user" "$(q "SELECT CAST(user_id IS NULL AS INTEGER) || t.name FROM sessions s JOIN terminals t ON t.id = s.terminal_id WHERE s.id = $KS")" 1thin1
 like "... the terminal was seen" "$(q "SELECT last_seen FROM terminals WHERE name = 'thin1'")" "T"
 http POST /kiosk/connect "{\"terminal\":\"thin1\",\"terminal_key\":\"$KEY\"}" ""
 is "... a reconnect takes over the same session" "$(jget .session)" "$KS"
@@ -452,7 +453,7 @@ NS=$(q "SELECT count(*) FROM sessions")
 http POST /pools/move/connect '{}' "$ALICE"
 is "with every host in maintenance, a stopped desktop cannot be placed" "$CODE/$(jget .error.code)" 503/unavailable
 like "... the scheduler says why" "$(jget .error.message)" "maintenance"
-is "... nothing assigned, nothing started" "$(q "SELECT count(*) FROM sessions")/$(q "SELECT (user_id IS NULL) || state FROM desktops WHERE name = '$MD'")" "$NS/1stopped"
+is "... nothing assigned, nothing started" "$(q "SELECT count(*) FROM sessions")/$(q "SELECT CAST(user_id IS NULL AS INTEGER) || state FROM desktops WHERE name = '$MD'")" "$NS/1stopped"
 "$ATRIUM" host maintenance "$TO" off >/dev/null
 http POST /pools/move/connect '{}' "$ALICE"
 is "its host $FROM in maintenance: the connect places it on $TO" "$(q "SELECT h.name FROM desktops d JOIN hosts h ON h.id = d.host_id WHERE d.name = '$MD'")" "$TO"
@@ -526,7 +527,7 @@ wait_for 10 api_is /hosts/h1 .state suspect; is "a silent host becomes suspect" 
 is "... with a host_suspect event" "$(( $(hev host_suspect) - SUS0 ))" 1
 like "... saying why" "$(q "SELECT detail FROM events WHERE action = 'host_suspect' AND object_id = $H1ID ORDER BY id DESC LIMIT 1")" "no word from its agent"
 wait_for 10 api_is /hosts/h1 .state down; is "... then down" "$(jget .state)" down
-is "... with a host_down event after the suspect one" "$(( $(hev host_down) - DOWN0 )):$(q "SELECT (SELECT max(id) FROM events WHERE action = 'host_down' AND object_id = $H1ID) > (SELECT max(id) FROM events WHERE action = 'host_suspect' AND object_id = $H1ID)")" 1:1
+is "... with a host_down event after the suspect one" "$(( $(hev host_down) - DOWN0 )):$(q "SELECT CAST((SELECT max(id) FROM events WHERE action = 'host_down' AND object_id = $H1ID) > (SELECT max(id) FROM events WHERE action = 'host_suspect' AND object_id = $H1ID) AS INTEGER)")" 1:1
 "$ATRIUM" host list >"$T/hosts.txt" 2>&1
 like "atrium host list shows it down" "$(grep h1 "$T/hosts.txt")" "down"
 kill -CONT "$APID"
@@ -541,7 +542,7 @@ like "... naming the keys" "$OUT" "manager.host_suspect_after (5 s), and that be
 printf '[manager]\nlisten = 127.0.0.1:0\nheartbeat_interval = 5\n' >"$T/unsafe2.conf"
 OUT=$("$ATRIUMD" -c "$T/unsafe2.conf" --state-dir "$T/unsafe2" 2>&1); RC=$?
 is "a heartbeat as slow as the suspect time is refused" "$RC:$(echo "$OUT" | grep -c 'must be below manager.host_suspect_after')" 1:1
-printf '[gateway]\nlisten = 127.0.0.1:0\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\nhost_missed_heartbeats = 3\n' >"$T/old.conf"
+{ store_conf old; printf '[gateway]\nlisten = 127.0.0.1:0\n[manager]\nlisten = 127.0.0.1:0\npassword_cost = min\nhost_missed_heartbeats = 3\n'; } >"$T/old.conf"
 "$ATRIUMD" -c "$T/old.conf" --state-dir "$T/old" >"$T/old.out" 2>&1 &
 OLDPID=$!
 wait_for 20 test -s "$T/old/manager.url"; is "a configuration naming the old host_missed_heartbeats still starts" "$?" 0

@@ -75,7 +75,7 @@ done <"$T/routes"
 
 # ---- permissions on one pool ----
 # (the host's heartbeats write its row: refusals compare the rest)
-dbdump() { sqlite3 "$STATE/atrium.db" .dump | grep -v '^INSERT INTO api_tokens\|^INSERT INTO hosts'; }
+dbdump() { dbdump_all | grep -v '^INSERT INTO api_tokens\|^INSERT INTO hosts'; }
 URL=$(cat "$STATE/manager.url")
 echo admin-pass-1 | "$ATRIUM" login "$URL" --insecure --password-stdin >/dev/null 2>&1
 testdriver_host
@@ -100,7 +100,7 @@ http GET /pools/p1 "" "$PA"
 is "pa reads pool p1" "$CODE" 200
 http PATCH /pools/p1 '{"description":"run by pa"}' "$PA"
 is "... changes it" "$CODE $(jget .description)" "200 run by pa"
-is "... recorded as pa's change" "$(sqlite3 "$STATE/atrium.db" "SELECT actor FROM events WHERE action = 'update' AND object_kind = 'pool' AND object_name = 'p1' ORDER BY id DESC LIMIT 1")" pa
+is "... recorded as pa's change" "$(dbq "SELECT actor FROM events WHERE action = 'update' AND object_kind = 'pool' AND object_name = 'p1' ORDER BY id DESC LIMIT 1")" pa
 http GET "/desktops?pool=p1" "" "$PA"
 is "... sees all its desktops (none of them his)" "$CODE $(jget '.items | length')" "200 1"
 D1=$(jget '.items[0].name')

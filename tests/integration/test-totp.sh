@@ -20,7 +20,7 @@ echo "totp_required_roles =" >>"$CONF"
 PID=$!
 wait_for 10 test -s "$STATE/manager.url"
 API=$(cat "$STATE/manager.url")/api/v1 TOKEN=
-q() { sqlite3 "$STATE/atrium.db" "$1"; }
+q() { dbq "$1"; }
 code() { totp_code "$@"; }
 login() { http POST /auth/login "$1" ""; }
 login '{"name":"admin","password":"admin-pass-1"}'

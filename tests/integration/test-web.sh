@@ -58,7 +58,7 @@ http POST /users '{"name":"b b","password":"bob-pass-12"}'
 is "a refusal names the field it is about (for forms)" "$CODE $(jget .error.field)" "400 name"
 http GET "/events?order=desc&limit=2"
 is "events newest first (order=desc)" "$(jget '[.items[].id] | join(" ")')" \
-        "$(sqlite3 "$STATE/atrium.db" "SELECT group_concat(id, ' ') FROM (SELECT id FROM events ORDER BY id DESC LIMIT 2)")"
+        "$(dbq "SELECT group_concat(id, ' ') FROM (SELECT id FROM events ORDER BY id DESC LIMIT 2) AS x")"
 refuse "order must be asc or desc" GET "/events?order=sideways" "" 400 invalid_value
 stream() { curl -skN --max-time "$1" -H "Authorization: Bearer $TOKEN" "$API/stream${2:-}"; }
 stream 3 >"$T/sse" &
@@ -88,7 +88,7 @@ AUTH="Authorization: Bearer $TOKEN"
 CODE=$(up --data-binary @"$T/a.iso" -H "$AUTH" "$API/media/isos/isos/a.iso")
 is "an ISO uploads" "$CODE $(jq -r .size_bytes "$T/body")" "201 700000"
 cmp -s "$T/a.iso" "$T/isos/a.iso"; is "... byte for byte, readable by QEMU" "$? $(stat -c %a "$T/isos/a.iso")" "0 644"
-is "... recorded in the audit trail" "$(sqlite3 "$STATE/atrium.db" "SELECT detail FROM events WHERE action = 'upload'")" "a.iso (700000 bytes)"
+is "... recorded in the audit trail" "$(dbq "SELECT detail FROM events WHERE action = 'upload'")" "a.iso (700000 bytes)"
 upload_refused() { # DESC EXPECTED-STATUS CODE CURL-ARGS...
         local d=$1 st=$2 c=$3 before
         shift 3
@@ -127,29 +127,29 @@ check "a pool that is full" "$ATRIUM" pool create --name full --template tpl --s
 run() { browser_run "$GWURL" "$SHOTS" "$@"; }
 
 run login-bad bob
-is "the failed login was recorded" "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM events WHERE action = 'login_failed' AND object_name = 'bob'")" 1
+is "the failed login was recorded" "$(dbq "SELECT count(*) FROM events WHERE action = 'login_failed' AND object_name = 'bob'")" 1
 run admin admin-pass-1 "$T/ui-test.iso"
 is "the ISO uploaded in the browser is in the media storage" "$(cmp -s "$T/ui-test.iso" "$T/isos/ui-test.iso" && echo same)" same
 is "the pool made in the browser is in the database, with its policies" \
-        "$(sqlite3 "$STATE/atrium.db" "SELECT name, size, spares, user_actions, description FROM pools WHERE name = 'web'")" \
+        "$(dbq "SELECT name, size, spares, user_actions, description FROM pools WHERE name = 'web'")" \
         "web|2|1|1|Made in the browser"
 is "... made by admin (the audit trail)" \
-        "$(sqlite3 "$STATE/atrium.db" "SELECT actor FROM events WHERE action = 'create' AND object_kind = 'pool' AND object_name = 'web'")" admin
+        "$(dbq "SELECT actor FROM events WHERE action = 'create' AND object_kind = 'pool' AND object_name = 'web'")" admin
 http POST /desktops/web-1/console '{"protocol":"vnc"}'
 is "an operator's console answer carries a gateway ticket and URL" \
         "$CODE $(jget '.ticket | startswith("atk1.")') $(jget '.console_url | startswith("'"$GWURL"'/console?ticket=atk1.")')" "200 true true"
 is "the user made in the browser" "$("$ATRIUM" --json user show carol | jq -r .display_name)" "Carol Jones"
 run user bob bob-pass-12
 is "bob's connects from the browser were recorded (the first and the reconnects)" \
-        "$([ "$(sqlite3 "$STATE/atrium.db" "SELECT count(*) FROM events WHERE action = 'connect' AND actor = 'bob'")" -ge 3 ] && echo yes)" yes
+        "$([ "$(dbq "SELECT count(*) FROM events WHERE action = 'connect' AND actor = 'bob'")" -ge 3 ] && echo yes)" yes
 check "user erin" "$ATRIUM" user create --name erin --password erin-pass-12
 run totp erin erin-pass-12
-is "erin's TOTP is on (in the database)" "$(sqlite3 "$STATE/atrium.db" "SELECT totp_enabled FROM users WHERE name = 'erin'")" 1
+is "erin's TOTP is on (in the database)" "$(dbq "SELECT totp_enabled FROM users WHERE name = 'erin'")" 1
 check "user gina, who runs pool web" "$ATRIUM" user create --name gina --password gina-pass-12
 check "... a permission on web" "$ATRIUM" permission create --pool web --user gina --role operator
 run pooladmin gina gina-pass-12 web
 is "erin entitled to web by gina, recorded as gina's" \
-        "$(sqlite3 "$STATE/atrium.db" "SELECT actor FROM events WHERE action = 'create' AND object_kind = 'entitlement' ORDER BY id DESC LIMIT 1")" gina
+        "$(dbq "SELECT actor FROM events WHERE action = 'create' AND object_kind = 'entitlement' ORDER BY id DESC LIMIT 1")" gina
 check "user fred, who must use TOTP" "$ATRIUM" user create --name fred --password fred-pass-12 --totp_required true
 run totp-required fred fred-pass-12
 for p in login login-error portal portal-states console-reconnecting admin-overview admin-pool-wizard admin-pool \
