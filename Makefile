@@ -89,6 +89,7 @@ bench: build
 	@bench/gateway/run.sh $(BUILD)
 	@bench/directory/run.sh $(BUILD)
 	@bench/ha/run.sh $(BUILD)
+	@bench/ha/managers.sh $(BUILD)
 	@bench/migration/run.sh $(BUILD)
 
 install: build web

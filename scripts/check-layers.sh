@@ -27,6 +27,7 @@ if [ "$bad" -eq 0 ]; then echo "ok 1 - layering: $n files include only lower lay
 mfloor() {
         case $1 in
         manager | rows | scheduler) echo 0 ;;
+        leader) echo 1 ;;
         httpserver) echo 1 ;;
         api | agentlink) echo 2 ;;
         tunnels | operations | dirlink | terminals | hostcmd | placement) echo 3 ;;

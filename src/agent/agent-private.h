@@ -36,6 +36,10 @@ struct _Agent {
         GCancellable *cancel;
         guint manager_index;
         guint backoff_s;
+        guint rounds_failed; /* times every manager URL failed in a row (several managers) */
+        guint standby_tries; /* ... a standby refused in a row: it may lead in a moment */
+        gboolean stay;       /* the next try goes to the same URL */
+        gint64 max_term;     /* the newest leader's term heard: older ones are refused */
         GSource *retry;
         GSource *heartbeat;
         guint heartbeat_s;

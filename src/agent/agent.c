@@ -22,6 +22,8 @@
 /* At most 8 s (+ up to half of it at random) between two attempts to link: a restarted
  * manager hears every agent again within its startup_grace. */
 #define BACKOFF_MAX_S 8
+#define FAST_ROUNDS 8
+#define STANDBY_TRIES 8
 #define REPLY_CACHE 1024
 
 typedef enum { JOB_COMMAND, JOB_HELLO, JOB_HEARTBEAT, JOB_DESCRIBE } JobKind;
@@ -483,6 +485,28 @@ static void reply_refused(Agent *a, const char *id, const char *op, const GError
         json_object_unref(r);
 }
 
+/* Several managers: every command carries its leader's term. One of a term older than the
+ * newest heard comes from a manager that lost the lease (paused, then woken): refused. */
+static gboolean term_accepts(Agent *a, JsonObject *msg, const char *op, const char *id)
+{
+        gint64 term = json_object_get_int_member_with_default(msg, "term", 0);
+        g_autoptr(GError) e = NULL;
+
+        if (term > a->max_term)
+                a->max_term = term;
+        if (!term || term >= a->max_term)
+                return TRUE;
+        g_set_error(&e, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
+                    "stale leader: this host has heard term %" G_GINT64_FORMAT
+                    ", the command is of term %" G_GINT64_FORMAT,
+                    a->max_term, term);
+        g_warning("refused %s from a manager of term %" G_GINT64_FORMAT " (term %" G_GINT64_FORMAT
+                  " leads)",
+                  op, term, a->max_term);
+        reply_refused(a, id, op, e);
+        return FALSE;
+}
+
 static void on_command(Agent *a, JsonObject *msg)
 {
         const char *id = json_object_get_string_member_with_default(msg, "id", "");
@@ -511,6 +535,8 @@ static void on_command(Agent *a, JsonObject *msg)
                         return;
                 }
         }
+        if (!term_accepts(a, msg, op, id))
+                return;
         g_hash_table_add(a->inflight, g_strdup(id));
         if (agent_op_from_string(op) == AGENT_OP_GUEST_REQUEST) {
                 guest_request(a, id,
@@ -556,6 +582,17 @@ static void on_message(SoupWebsocketConnection *ws, gint type, GBytes *bytes, gp
                         g_warning("the manager's welcome has no valid installation id; ignored");
                         return;
                 }
+                if (json_object_get_int_member_with_default(msg, "term", 0) < a->max_term &&
+                    json_object_has_member(msg, "term")) {
+                        g_warning("linked to a manager of term %" G_GINT64_FORMAT
+                                  ", older than term %" G_GINT64_FORMAT ": linking elsewhere",
+                                  json_object_get_int_member(msg, "term"), a->max_term);
+                        soup_websocket_connection_close(ws, SOUP_WEBSOCKET_CLOSE_NORMAL,
+                                                        "stale leader");
+                        return;
+                }
+                a->max_term = MAX(a->max_term,
+                                  json_object_get_int_member_with_default(msg, "term", 0));
                 virt_set_installation(a->virt, inst);
                 fence_configure(a, msg);
                 a->heartbeat_s = hb >= 1 && hb <= 300 ? hb : 5;
@@ -589,7 +626,25 @@ static void schedule_retry(Agent *a)
                 return;
         delay = a->backoff_s + g_random_int_range(0, a->backoff_s / 2 + 1);
         a->backoff_s = MIN(a->backoff_s * 2, BACKOFF_MAX_S);
+        if (a->stay) { /* a standby about to take over: the same one in a second */
+                a->stay = FALSE;
+                a->backoff_s = 1;
+                delay = 1;
+                g_info("linking again in %u s", delay);
+                a->retry = g_timeout_source_new_seconds(delay);
+                g_source_set_callback(a->retry, retry_cb, a, NULL);
+                g_source_attach(a->retry, a->ctx);
+                return;
+        }
         a->manager_index = (a->manager_index + 1) % g_strv_length(a->managers);
+        /* Several managers: while a standby takes over from a leader gone, try each again
+         * every second (a few rounds) before backing off. */
+        if (a->manager_index == 0)
+                a->rounds_failed++;
+        if (g_strv_length(a->managers) > 1 && a->rounds_failed < FAST_ROUNDS) {
+                delay = 1;
+                a->backoff_s = 1;
+        }
         g_info("linking again in %u s", delay);
         a->retry = g_timeout_source_new_seconds(delay);
         g_source_set_callback(a->retry, retry_cb, a, NULL);
@@ -608,6 +663,28 @@ static void on_closed(SoupWebsocketConnection *ws, gpointer data)
         heartbeat_stop(a);
         g_clear_object(&a->ws);
         schedule_retry(a);
+}
+
+/* A standby refused the link: go to the leader it names when it is one of ours; with none
+ * named (a takeover under way), stay with this standby a few seconds, as it may be next. */
+static void standby_refused(Agent *a, SoupMessage *msg)
+{
+        const char *leader = soup_message_headers_get_one(soup_message_get_response_headers(msg),
+                                                          AGENT_LEADER_HEADER);
+
+        for (guint i = 0; leader && leader[0] && a->managers[i]; i++) {
+                if (g_str_equal(a->managers[i], leader)) {
+                        /* schedule_retry moves on by one */
+                        a->manager_index = (i + g_strv_length(a->managers) - 1) %
+                                           g_strv_length(a->managers);
+                        a->standby_tries = 0;
+                        return;
+                }
+        }
+        if (++a->standby_tries <= STANDBY_TRIES)
+                a->stay = TRUE;
+        else
+                a->standby_tries = 0;
 }
 
 static void on_link(GObject *src, GAsyncResult *res, gpointer data)
@@ -630,12 +707,18 @@ static void on_link(GObject *src, GAsyncResult *res, gpointer data)
                                  a->fatal_data);
                         return;
                 }
-                g_warning("cannot link to %s: %s", a->managers[a->manager_index], error->message);
+                if (status == SOUP_STATUS_SERVICE_UNAVAILABLE)
+                        standby_refused(a, msg);
+                g_warning("cannot link to %s: %s", a->managers[a->manager_index],
+                          status == SOUP_STATUS_SERVICE_UNAVAILABLE ? "a standby manager"
+                                                                    : error->message);
                 schedule_retry(a);
                 return;
         }
         a->ws = ws;
         a->backoff_s = 1;
+        a->rounds_failed = 0;
+        a->standby_tries = 0;
         soup_websocket_connection_set_max_incoming_payload_size(ws, AGENT_MSG_MAX);
         soup_websocket_connection_set_keepalive_interval(ws, 15);
         g_signal_connect(ws, "message", G_CALLBACK(on_message), a);

@@ -93,6 +93,15 @@ static const ConfigKeyDef keys[] = {
          "MiB/s a live migration may use on the management network; 0: as fast as it goes."},
         {"manager", "migrations_per_host", CFG_INT, "2", 1, 16, NULL, TRUE,
          "Migrations from one host at once when it drains (more queue)."},
+        {"manager", "name", CFG_STRING, "", 0, 0, NULL, FALSE,
+         "This manager's name among several on one database (PostgreSQL); empty: the host's "
+         "name and an id kept in state_dir/manager-id."},
+        {"manager", "lease_ttl", CFG_INT, "5000", 1000, 60000, NULL, FALSE,
+         "Milliseconds the leader's lease lasts on the database's clock: a standby takes over "
+         "this long after the leader's last renewal (PostgreSQL, several managers)."},
+        {"manager", "lease_renew", CFG_INT, "1000", 100, 10000, NULL, FALSE,
+         "Milliseconds between the leader's renewals of its lease (at most half of "
+         "lease_ttl)."},
         {"manager", "startup_grace", CFG_INT, "30", 0, 3600, NULL, TRUE,
          "Seconds after the manager starts during which no host is judged down: agents link "
          "again within it after a manager restart (they retry every 12 s at most), so a "

@@ -421,6 +421,9 @@ gboolean agentlink_call(Agents *ag, gint64 host_id, AgentOp op, JsonObject *args
         json_object_set_string_member(msg, "id", p->id);
         json_object_set_string_member(msg, "op", agent_op_to_string(op));
         json_object_set_object_member(msg, "args", g_steal_pointer(&owned_args));
+        /* the leader's term: an agent refuses a term older than one it has seen */
+        if (manager_term(ag->mgr))
+                json_object_set_int_member(msg, "term", manager_term(ag->mgr));
         g_mutex_unlock(&ag->lock);
         g_debug("command %s to host %" G_GINT64_FORMAT ": %s", p->id, host_id,
                 agent_op_to_string(op));
@@ -552,9 +555,26 @@ static void host_suspect(Store *st, JsonObject *h, gint64 silent_s)
 
 /* Once a second, on the main context: a host whose agent went quiet is suspect after
  * manager.host_suspect_after seconds, down after manager.host_down_after. */
+static void monitor_pass(Agents *ag);
+
 static gboolean monitor_tick(gpointer data)
 {
         Agents *ag = data;
+        Manager *mgr = ag->mgr;
+
+        if (!manager_leading(mgr)) /* the leader judges hosts */
+                return G_SOURCE_CONTINUE;
+        monitor_pass(ag);
+        return G_SOURCE_CONTINUE;
+}
+
+void agentlink_lead(Agents *ag)
+{
+        ag->started = g_get_monotonic_time(); /* agents get startup_grace to link here */
+}
+
+static void monitor_pass(Agents *ag)
+{
         Manager *mgr = ag->mgr;
         const Resource *hosts = resource_by_kind("host");
         gint64 suspect_after = (gint64)MCFG_INT(mgr, "host_suspect_after") * G_USEC_PER_SEC;
@@ -593,7 +613,6 @@ static gboolean monitor_tick(gpointer data)
                 link_drop(ag, id, "host declared down", FALSE);
                 manager_kick(mgr);
         }
-        return G_SOURCE_CONTINUE;
 }
 
 static void witness_add(JsonArray *w, const char *host, int port)
@@ -1098,6 +1117,21 @@ static void link_auth(SoupServer *server, SoupServerMessage *msg, const char *pa
         g_autofree char *hash = NULL;
         gint64 id = 0;
 
+        if (!manager_leading(sc->mgr)) { /* agents link to the leader only */
+                g_autofree char *leader = manager_leader_url(sc->mgr);
+                g_autofree char *text = g_strdup_printf(
+                        "{\"error\":{\"code\":\"unavailable\",\"message\":\"this manager is a "
+                        "standby; link to the leader\"},\"leader_url\":\"%s\"}",
+                        leader);
+                soup_server_message_set_status(msg, SOUP_STATUS_SERVICE_UNAVAILABLE, NULL);
+                soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+                                             "Retry-After", "1");
+                soup_message_headers_replace(soup_server_message_get_response_headers(msg),
+                                             AGENT_LEADER_HEADER, leader);
+                soup_server_message_set_response(msg, "application/json", SOUP_MEMORY_COPY, text,
+                                                 strlen(text));
+                return;
+        }
         if (h && g_str_has_prefix(h, "Bearer ") && h[7]) {
                 hash = token_hash(h + 7);
                 id = store_host_by_credential(sc->store, hash, &error);
@@ -1180,6 +1214,8 @@ static void link_open(SoupServer *server, SoupServerMessage *msg, const char *pa
         json_object_set_string_member(welcome, "installation", sc->mgr->installation);
         json_object_set_int_member(welcome, "heartbeat_interval",
                                    MCFG_INT(sc->mgr, "heartbeat_interval"));
+        if (manager_term(sc->mgr))
+                json_object_set_int_member(welcome, "term", manager_term(sc->mgr));
         json_object_set_array_member(welcome, "volumes", storage_paths(sc->store));
         json_object_set_object_member(welcome, "fence", fence_settings(ag, sc->store, l->host_id));
         l->fence_sent = g_get_monotonic_time();

@@ -14,6 +14,8 @@
 typedef struct _Agents Agents;
 
 Agents *agentlink_new(Manager *mgr);
+/* This manager leads from now: the host monitor judges hosts (after startup_grace). */
+void agentlink_lead(Agents *ag);
 void agentlink_free(Agents *ag);
 /* Adds the link's handlers to a worker's SoupServer (an HttpInstallFunc; data: the Agents). */
 void agentlink_install(SoupServer *soup, ServeContext *serve_context, gpointer agents);

@@ -440,6 +440,24 @@ void api_version(ApiRequest *req)
         api_reply_object(req, 200, o);
 }
 
+void api_cluster(ApiRequest *req)
+{
+        g_autoptr(GError) error = NULL;
+        JsonObject *o = store_cluster(req->store, &error);
+
+        if (!o) {
+                api_reply_error(req, error);
+                return;
+        }
+        json_object_set_string_member(o, "this", req->mgr->name);
+        json_object_set_string_member(o, "role",
+                                      req->mgr->leader ? (manager_leading(req->mgr) ? "leader"
+                                                                                    : "standby")
+                                                       : "alone");
+        json_object_set_string_member(o, "store", store_backend(req->store));
+        api_reply_object(req, 200, o);
+}
+
 void api_roles_list(ApiRequest *req)
 {
         JsonObject *o = json_object_new();

@@ -101,6 +101,7 @@ void api_auth_logout(ApiRequest *req);
 void api_me_get(ApiRequest *req);
 void api_me_password(ApiRequest *req);
 void api_version(ApiRequest *req);
+void api_cluster(ApiRequest *req);
 void api_roles_list(ApiRequest *req);
 void api_openapi(ApiRequest *req);
 void api_group_members(ApiRequest *req);

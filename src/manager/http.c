@@ -322,6 +322,48 @@ static gboolean read_body(ApiRequest *req, GError **error)
         return TRUE;
 }
 
+/* A standby serves what only reads: GET and HEAD. */
+static gboolean standby_may(ApiRequest *req)
+{
+        return g_str_equal(req->route->method, "GET") || g_str_equal(req->route->method, "HEAD");
+}
+
+/* Anything else goes to the leader: a 307 to the same path there (clients repeat the request
+ * with its method and body), or a 503 while no manager leads (a takeover under way). A
+ * redirect rather than a relay: the client then talks to the leader itself, one hop, and a
+ * standby never holds a write in flight when the leader changes. */
+static void standby_refer(ApiRequest *req)
+{
+        g_autofree char *leader = manager_leader_url(req->mgr);
+        GUri *uri = soup_server_message_get_uri(req->msg);
+        const char *q = g_uri_get_query(uri);
+        g_autoptr(GError) error = NULL;
+
+        if (!leader[0]) {
+                g_set_error(&error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                            "no manager leads at the moment (the lease is being taken over); "
+                            "retry in a second");
+                api_set_error(req->msg, error);
+                soup_message_headers_replace(soup_server_message_get_response_headers(req->msg),
+                                             "Retry-After", "1");
+                finish(req);
+                return;
+        }
+        {
+                g_autofree char *to = g_strdup_printf("%s%s%s%s", leader, g_uri_get_path(uri),
+                                                      q ? "?" : "", q ? q : "");
+                g_autofree char *body = g_strdup_printf(
+                        "{\"error\":{\"code\":\"standby\",\"message\":\"this manager is a "
+                        "standby; the leader answers this\"},\"leader_url\":\"%s\"}",
+                        leader);
+                soup_message_headers_replace(soup_server_message_get_response_headers(req->msg),
+                                             "Location", to);
+                gsize len = strlen(body);
+                set_body(req->msg, SOUP_STATUS_TEMPORARY_REDIRECT, g_steal_pointer(&body), len);
+                finish(req);
+        }
+}
+
 static void http_serve(SoupServer *server, SoupServerMessage *msg, const char *path,
                        GHashTable *query, gpointer user_data)
 {
@@ -361,6 +403,10 @@ static void http_serve(SoupServer *server, SoupServerMessage *msg, const char *p
                                     "there is no API route '%s'", q);
                 }
                 api_reply_error(req, error);
+                return;
+        }
+        if (!manager_leading(req->mgr) && !standby_may(req)) {
+                standby_refer(req);
                 return;
         }
         if ((req->route->role != ROLE_NONE && !authenticate(req, &error)) ||

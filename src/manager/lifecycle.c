@@ -10,6 +10,7 @@
 #include "manager/agentlink.h"
 #include "manager/migration.h"
 #include "manager/reconciler.h"
+#include "manager/leader.h"
 #include "proto/ticket.h"
 
 #include <sodium.h>
@@ -21,6 +22,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <unistd.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
@@ -72,12 +74,23 @@ static gboolean ensure_admin(Manager *mgr, GError **error)
  * writes. */
 static gboolean check_timings(Config *config, GError **error)
 {
+        gint64 ttl = config_get_int(config, "manager", "lease_ttl");
+        gint64 renew = config_get_int(config, "manager", "lease_renew");
+
         gint64 beat = config_get_int(config, "manager", "heartbeat_interval");
         gint64 suspect = config_get_int(config, "manager", "host_suspect_after");
         gint64 down = config_get_int(config, "manager", "host_down_after");
         gint64 fence = config_get_int(config, "manager", "self_fence_after");
         gint64 lease = config_get_int(config, "manager", "storage_lease");
 
+        if (renew * 2 > ttl) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
+                            "manager.lease_renew (%" G_GINT64_FORMAT " ms) must be at most half "
+                            "of manager.lease_ttl (%" G_GINT64_FORMAT " ms): a leader must renew "
+                            "its lease twice before it lapses",
+                            renew, ttl);
+                return FALSE;
+        }
         if (!(beat < suspect && suspect < down)) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID,
                             "unsafe host timings: manager.heartbeat_interval (%" G_GINT64_FORMAT
@@ -180,6 +193,28 @@ static gboolean check_installation(Manager *mgr, GError **error)
         return TRUE;
 }
 
+/* manager.name, or the host's name and an id made once and kept in the state directory. */
+static char *manager_name(Manager *mgr, GError **error)
+{
+        const char *conf = MCFG_STR(mgr, "name");
+        g_autofree char *file = g_build_filename(mgr->state_dir, "manager-id", NULL);
+        g_autofree char *id = NULL;
+
+        if (conf[0])
+                return g_strdup(conf);
+        if (!g_file_get_contents(file, &id, NULL, NULL) || strlen(g_strstrip(id)) != 8) {
+                g_free(id);
+                id = util_random_token(6);
+                id[8] = '\0';
+                {
+                        g_autofree char *line = g_strconcat(id, "\n", NULL);
+                        if (!util_write_file(file, line, -1, 0644, error))
+                                return NULL;
+                }
+        }
+        return g_strdup_printf("%s-%s", g_get_host_name(), id);
+}
+
 Manager *manager_new(Config *config, const char *state_dir, GError **error)
 {
         g_autoptr(Manager) mgr = g_new0(Manager, 1);
@@ -190,6 +225,9 @@ Manager *manager_new(Config *config, const char *state_dir, GError **error)
         mgr->state_dir = g_strdup(state_dir);
         mgr->admin_password_file = g_build_filename(state_dir, "initial-admin-password", NULL);
         mgr->logins = ratelimit_new();
+        g_mutex_init(&mgr->leader_lock);
+        if (!(mgr->name = manager_name(mgr, error)))
+                return NULL;
         mgr->store = open_store(config, state_dir, error);
         if (!mgr->store)
                 return NULL;
@@ -294,6 +332,33 @@ static gboolean ticket_keys(Manager *mgr, GError **error)
         }
 }
 
+/* The parts only the leader runs: the pool reconciler (with host recovery), live migrations,
+ * the directory refresh; the host monitor and the agent links wait for manager_leading(). */
+static gboolean start_leading(Manager *mgr, GError **error)
+{
+        agentlink_lead(mgr->agents);
+        mgr->reconciler = reconciler_new(mgr, error);
+        if (!mgr->reconciler)
+                return FALSE;
+        mgr->migrations = migrations_new(mgr, error);
+        if (!mgr->migrations)
+                return FALSE;
+        mgr->dirlink = dirlink_start(mgr);
+        return TRUE;
+}
+
+static void on_lead(Manager *mgr)
+{
+        g_autoptr(GError) error = NULL;
+
+        if (!start_leading(mgr, &error)) {
+                g_critical("cannot start the leader's work: %s", error->message);
+                fprintf(stderr, "atriumd: cannot start the leader's work: %s\n", error->message);
+                fflush(NULL);
+                _exit(1);
+        }
+}
+
 gboolean manager_start(Manager *mgr, GError **error)
 {
         const char *listen = MCFG_STR(mgr, "listen");
@@ -338,13 +403,18 @@ gboolean manager_start(Manager *mgr, GError **error)
         if (!mgr->http ||
             !http_server_listen(mgr->http, listen, sock, !plain, cert, &mgr->url, error))
                 return FALSE;
-        mgr->reconciler = reconciler_new(mgr, error);
-        if (!mgr->reconciler)
+        if (g_str_equal(store_backend(mgr->store), "sqlite")) {
+                /* alone on its database: it leads from the start */
+                manager_set_leader(mgr, TRUE, mgr->url, 0);
+                if (!start_leading(mgr, error))
+                        return FALSE;
+        } else if (!(mgr->leader = leader_start(mgr, on_lead, error))) {
                 return FALSE;
-        mgr->migrations = migrations_new(mgr, error);
-        if (!mgr->migrations)
-                return FALSE;
-        mgr->dirlink = dirlink_start(mgr);
+        } else {
+                g_info("manager %s on a shared database: a standby until it holds the leader's "
+                       "lease",
+                       mgr->name);
+        }
         url_file = g_build_filename(mgr->state_dir, "manager.url", NULL);
         url_text = g_strdup_printf("%s\n", mgr->url);
         if (!util_write_file(url_file, url_text, -1, 0644, error))
@@ -389,6 +459,7 @@ void manager_free(Manager *mgr)
                 migrations_free(m);
         }
         reconciler_free(mgr->reconciler);
+        leader_free(g_steal_pointer(&mgr->leader)); /* the lease goes after the leader's work */
         http_server_free(mgr->http);
         agentlink_free(mgr->agents);
         store_close(mgr->store);
@@ -398,6 +469,9 @@ void manager_free(Manager *mgr)
         g_free(mgr->gateway_url);
         g_free(mgr->fingerprint);
         g_free(mgr->installation);
+        g_free(mgr->name);
+        g_free(mgr->leader_url);
+        g_mutex_clear(&mgr->leader_lock);
         g_free(mgr->admin_password_file);
         g_free(mgr);
 }

@@ -70,6 +70,9 @@ static const Route fixed_routes[] = {
          "pools those open; a misconfigured directory answers with what to fix."},
         {"GET", API "/roles", api_roles_list, ROLE_USER, 0, NULL, "roles",
          "The roles and what each may do."},
+        {"GET", API "/cluster", api_cluster, ROLE_OPERATOR, 0, NULL, "cluster",
+         "The managers on this installation's database: which one leads, in which term, how "
+         "long its lease has left, and each one's last word; which one answered ('this')."},
         {"GET", API "/groups/{id}/members", api_group_members, ROLE_ADMIN, 0, NULL, "members",
          "Members of a group."},
         {"PUT", API "/groups/{id}/members/{user}", api_group_member_add, ROLE_ADMIN, 0, NULL,

@@ -13,6 +13,8 @@
 #define AGENT_MSG_MAX (8 * 1024 * 1024)
 #define AGENT_MSG_DEPTH 16
 #define AGENT_LINK_PATH "/api/v1/agent/link"
+/* A standby's refusal of a link (503) names the leader's URL here ("" while none leads). */
+#define AGENT_LEADER_HEADER "X-Atrium-Leader"
 /* A peer host is a self-fencing witness at its management address on this port (libvirt's
  * TLS port, which live migration uses): a connection accepted or refused both prove that the
  * network between the two hosts works. */

@@ -317,6 +317,23 @@ static const char *const migrations[] = {
         "ALTER TABLE operations ADD COLUMN bytes_total INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE operations ADD COLUMN bytes_remaining INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE operations ADD COLUMN iteration INTEGER NOT NULL DEFAULT 0;",
+        /* 13: several managers on one database: each one's last word (its URL, what its
+         * configuration must agree on), and the one row of the leader's lease (its holder,
+         * its term, until when on the database's clock, in ms). */
+        "CREATE TABLE managers ("
+        "  id INTEGER PRIMARY KEY,"
+        "  name TEXT NOT NULL UNIQUE,"
+        "  url TEXT NOT NULL DEFAULT '',"
+        "  config_digest TEXT NOT NULL DEFAULT '',"
+        "  started_at INTEGER NOT NULL DEFAULT 0,"
+        "  seen_at INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE leader ("
+        "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+        "  holder TEXT NOT NULL DEFAULT '',"
+        "  url TEXT NOT NULL DEFAULT '',"
+        "  term INTEGER NOT NULL DEFAULT 0,"
+        "  lease_until INTEGER NOT NULL DEFAULT 0);"
+        "INSERT INTO leader (id) VALUES (1);",
 };
 
 int schema_latest(void)

@@ -171,7 +171,8 @@ static int code_of(const char *state)
          * and deadlock, lock not available, idle-in-transaction timeout */
         if (g_str_has_prefix(state, "08") || g_str_has_prefix(state, "57P") ||
             g_str_has_prefix(state, "53") || g_str_has_prefix(state, "40") ||
-            g_str_equal(state, "55P03") || g_str_equal(state, "25P03"))
+            g_str_equal(state, "55P03") || g_str_equal(state, "25P03") ||
+            g_str_has_prefix(state, "AT")) /* ours: the fence */
                 return ATRIUM_ERROR_UNAVAILABLE;
         return ATRIUM_ERROR_INTERNAL;
 }
@@ -232,12 +233,92 @@ static gboolean retry_on_new_connection(Db *d)
         return PQstatus(d->conn) == CONNECTION_BAD && !d->in_tx;
 }
 
+/* A failure of ours, not the server's (sqlstate "AT…"). */
+static void fail_with(Db *d, const char *state, const char *msg)
+{
+        g_strlcpy(d->sqlstate, state, sizeof d->sqlstate);
+        g_free(d->errmsg);
+        d->errmsg = g_strdup(msg);
+}
+
+/* --- the writers' fence -------------------------------------------------------------------- */
+
+static GMutex fence_lock;
+static char *fence_holder; /* NULL: no fence */
+static gint64 fence_term;
+static __thread gboolean fence_exempt;
+
+void sql_fence_set(const char *holder, gint64 term)
+{
+        g_mutex_lock(&fence_lock);
+        g_free(fence_holder);
+        fence_holder = g_strdup(holder);
+        fence_term = term;
+        g_mutex_unlock(&fence_lock);
+}
+
+void sql_fence_exempt_thread(void)
+{
+        fence_exempt = TRUE;
+}
+
+static gboolean exec_simple(Db *d, const char *sql);
+
+/* In a write's transaction (the writers' lock held): may this process write? Only while its
+ * lease is current on the database's clock, so that a leader paused past its lease, whose
+ * place was taken, writes nothing when it wakes. */
+static gboolean fence_check(Db *d)
+{
+        g_autofree char *holder = NULL, *sql = NULL;
+        char *lit; /* PQfreemem */
+        gint64 term;
+        PGresult *r;
+        gboolean ok;
+
+        if (fence_exempt)
+                return TRUE;
+        g_mutex_lock(&fence_lock);
+        holder = g_strdup(fence_holder);
+        term = fence_term;
+        g_mutex_unlock(&fence_lock);
+        if (!holder)
+                return TRUE;
+        if (!term) {
+                fail_with(d, "AT001", "this manager is a standby: only the leader writes");
+                return FALSE;
+        }
+        lit = PQescapeLiteral(d->conn, holder, strlen(holder));
+        sql = g_strdup_printf("SELECT 1 FROM leader WHERE id = 1 AND holder = %s AND term = %" G_GINT64_FORMAT
+                              " AND lease_until > CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)",
+                              lit ? lit : "''", term);
+        if (lit)
+                PQfreemem(lit);
+        r = PQexec(d->conn, sql);
+        ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+                fail(d, r);
+        } else if (!ok) {
+                g_autofree char *msg = g_strdup_printf(
+                        "this manager no longer holds the leader's lease (term %" G_GINT64_FORMAT
+                        "): it writes nothing",
+                        term);
+                fail_with(d, "AT002", msg);
+        }
+        PQclear(r);
+        return ok;
+}
+
 static gboolean db_error(SqlDb *db, GError **error, const char *what)
 {
         Db *d = D(db);
 
         /* The server's address and libpq's words are for the log (note_state), not for
          * whoever sent the request. */
+        if (g_str_has_prefix(d->sqlstate, "AT")) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE, "%s (while %s)",
+                            d->errmsg, what);
+                return FALSE;
+        }
         if (g_str_has_prefix(d->sqlstate, "08")) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
                             "the database is unreachable (while %s); retry in a few seconds", what);
@@ -425,7 +506,6 @@ static void bind_null(SqlStmt *st, int i)
         bind_text(st, i, NULL);
 }
 
-static gboolean exec_simple(Db *d, const char *sql);
 
 static gboolean run_once(Stmt *s)
 {
@@ -449,6 +529,10 @@ static gboolean run_once(Stmt *s)
         if (wrap &&
             !exec_simple(d, "BEGIN; SELECT pg_advisory_xact_lock(" G_STRINGIFY(WRITE_LOCK_KEY) ")"))
                 return FALSE;
+        if (wrap && !fence_check(d)) {
+                exec_simple(d, "ROLLBACK");
+                return FALSE;
+        }
         s->res = PQexecPrepared(d->conn, s->name, s->nparams, (const char *const *)s->values, NULL,
                                 NULL, 0);
         rc = PQresultStatus(s->res);
@@ -580,7 +664,7 @@ static gboolean begin(SqlDb *db, GError **error)
 
         if (!ok && retry_on_new_connection(d))
                 ok = ensure_connected(d) && exec_simple(d, sql);
-        if (!ok) {
+        if (!ok || !fence_check(d)) {
                 if (PQstatus(d->conn) == CONNECTION_OK)
                         exec_simple(d, "ROLLBACK");
                 return db_error(db, error, "starting a transaction");
@@ -716,6 +800,7 @@ static const SqlOps pg_ops = {
         .column_count = column_count,
         .column_name = column_name,
         .ids_copied = ids_copied,
+        .now_ms = "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)",
         .exec = exec,
         .exec_schema = exec_schema,
         .begin = begin,

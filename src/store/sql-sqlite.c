@@ -252,6 +252,7 @@ static const SqlOps sqlite_ops = {
         .column_count = column_count,
         .column_name = column_name,
         .ids_copied = ids_copied,
+        .now_ms = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
         .exec = exec,
         .exec_schema = exec,
         .begin = begin,

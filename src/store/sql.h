@@ -60,6 +60,9 @@ typedef struct {
         /* After rows were copied into TABLE with their ids (store_copy): the next id made is
          * above them. */
         gboolean (*ids_copied)(SqlDb *db, const char *table, GError **error);
+        /* An SQL expression: the database's clock in ms since 1970 (leases are judged by it
+         * alone, never by a manager's clock). */
+        const char *now_ms;
         /* Where the database is (a file's path, a server's address), for messages. */
         const char *(*location)(SqlDb *db);
 } SqlOps;
@@ -82,6 +85,11 @@ SqlDb *sql_open_postgresql(const char *url, const char *password, GError **error
  * (sql-pg.c; g_free). */
 char *sql_pg_statement(const char *sql, int *nparams);
 char *sql_pg_schema(const char *sql);
+/* The writers' fence of this process (sql-pg.c: SQLite has one manager and checks none): once set,
+ * every write transaction first checks that `holder` holds the leader's lease at `term` (0:
+ * refuses at once), except on threads exempted. */
+void sql_fence_set(const char *holder, gint64 term);
+void sql_fence_exempt_thread(void);
 /* A backend tells of each row written (store-changes.c counts them per table). */
 void sql_table_changed(const char *table);
 

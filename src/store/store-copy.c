@@ -169,6 +169,9 @@ static gboolean copy_table(Store *from, Store *to, const char *table, GHashTable
         return TRUE;
 }
 
+/* The tables the migrations fill themselves. */
+static const char *const seeded[] = {"settings", "leader", NULL};
+
 static gboolean copy_all(Store *from, Store *to, GPtrArray *tables, StoreCopyReport report,
                          gpointer data, GError **error)
 {
@@ -180,7 +183,7 @@ static gboolean copy_all(Store *from, Store *to, GPtrArray *tables, StoreCopyRep
                 gint64 n = count_rows(to, t, error);
                 if (n < 0)
                         return FALSE;
-                if (n > 0 && !g_str_equal(t, "settings")) {
+                if (n > 0 && !g_strv_contains(seeded, t)) {
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT,
                                     "the target database %s is not empty (table %s has "
                                     "%" G_GINT64_FORMAT
@@ -189,9 +192,13 @@ static gboolean copy_all(Store *from, Store *to, GPtrArray *tables, StoreCopyRep
                         return FALSE;
                 }
         }
-        /* The target's own settings (a new installation id) give way to the source's. */
-        if (!sql_exec(to->db, "DELETE FROM settings", error))
-                return FALSE;
+        /* The rows the target's migrations made (a new installation id, an empty lease) give
+         * way to the source's. */
+        for (const char *const *t = seeded; *t; t++) {
+                g_autofree char *sql = g_strdup_printf("DELETE FROM %s", *t);
+                if (!sql_exec(to->db, sql, error))
+                        return FALSE;
+        }
         for (guint i = 0; i < tables->len; i++)
                 if (!copy_table(from, to, tables->pdata[i], deferred, later, error))
                         return FALSE;

@@ -60,18 +60,23 @@ gboolean sqs_step_done(Store *s, SqlStmt *stmt, GError **error, const char *what
         return sqs_db_error(s, error, what);
 }
 
-char *store_setting(Store *s, const char *key)
+char *sqs_text_of(Store *s, const char *sql, const char *arg)
 {
-        SqlStmt *q = sqs_prep(s, "SELECT value FROM settings WHERE key = ?", NULL);
+        SqlStmt *q = sqs_prep(s, sql, NULL);
         char *v = NULL;
 
         if (!q)
                 return NULL;
-        sql_bind_text(q, 1, key);
+        sql_bind_text(q, 1, arg);
         if (sql_step(q) == SQL_ROW)
                 v = g_strdup(sql_column_text(q, 0));
         sql_reset(q);
         return v;
+}
+
+char *store_setting(Store *s, const char *key)
+{
+        return sqs_text_of(s, "SELECT value FROM settings WHERE key = ?", key);
 }
 
 int store_schema_version(Store *st)
@@ -120,6 +125,11 @@ static gboolean migrate(Store *s, GError **error)
         for (int v = cur + 1; v <= latest; v++) {
                 if (!sqs_tx_begin(s, error))
                         return FALSE;
+                /* Another manager starting beside this one may have migrated meanwhile. */
+                if (store_schema_version(s) >= v) {
+                        sqs_tx_rollback(s);
+                        continue;
+                }
                 if (!s->db->ops->exec_schema(s->db, schema_migration(v), error) ||
                     !s->db->ops->set_schema_version(s->db, v, error)) {
                         sqs_tx_rollback(s);
@@ -173,6 +183,16 @@ Store *store_open_postgresql(const char *url, const char *password, GError **err
 const char *store_backend(Store *st)
 {
         return st->db->ops->name;
+}
+
+void store_fence(const char *holder, gint64 term)
+{
+        sql_fence_set(holder, term);
+}
+
+void store_fence_exempt_thread(void)
+{
+        sql_fence_exempt_thread();
 }
 
 Store *store_open_peer(Store *st, GError **error)

@@ -18,6 +18,8 @@ gboolean sqs_tx_commit(Store *s, GError **error); /* rolls back when it fails */
 void sqs_tx_rollback(Store *s);
 /* Step an INSERT … RETURNING id: the new row's id, or 0 with an error. */
 gint64 sqs_step_id(Store *s, SqlStmt *stmt, GError **error, const char *what);
+/* The first column of the first row of SQL with its one parameter ARG (g_free), or NULL. */
+char *sqs_text_of(Store *s, const char *sql, const char *arg);
 /* Step a statement expected to return no rows. */
 gboolean sqs_step_done(Store *s, SqlStmt *stmt, GError **error, const char *what);
 /* Row id of an object named by id or name, or 0 with a NOT_FOUND error. */

@@ -187,6 +187,33 @@ Store *store_open_sqlite(const char *path, GError **error);
 Store *store_open_postgresql(const char *url, const char *password, GError **error);
 /* "sqlite" or "postgresql". */
 const char *store_backend(Store *st);
+
+/* Several managers on one database (store-cluster.c). A tick renews this manager's lease when
+ * it holds it at my_term, takes it at the next term when it has lapsed, and otherwise says who
+ * holds it; either way it records this manager (url, digest: what its configuration must
+ * agree on) in the roll call. */
+typedef struct {
+        gboolean leader;    /* this manager holds the lease now */
+        gboolean took_over; /* ... taken at this tick: term is new */
+        gint64 term;
+        char *holder, *url; /* the holder's name and API URL */
+        gint64 left_ms;     /* until the lease lapses */
+} Lease;
+void lease_clear(Lease *l);
+gboolean store_lease_tick(Store *st, const char *me, const char *url, const char *digest,
+                          gint64 my_term, gint64 ttl_ms, Lease *out, GError **error);
+/* A leader stopping lets the lease lapse now (a standby takes over at its next tick). */
+void store_lease_release(Store *st, const char *me, gint64 term);
+/* The digest a manager recorded (NULL: none). */
+char *store_manager_digest(Store *st, const char *name);
+/* {"leader", "leader_url", "term", "lease_ms_left", "managers": [{name, url, started_at,
+ * seen_ms_ago}]} */
+JsonObject *store_cluster(Store *st, GError **error);
+/* The fence (PostgreSQL): from now on this process writes only while `holder` holds the lease
+ * at `term` (checked in every write's transaction); term 0: it writes nothing (a standby).
+ * The calling thread itself is left out of it (the lease's own ticks). */
+void store_fence(const char *holder, gint64 term);
+void store_fence_exempt_thread(void);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Store, store_close)
 
 /* Newest schema version this binary knows, and its migrations (schema.c). */

@@ -47,14 +47,20 @@ refused() {
         [ "$RC" = 1 ]
 }
 # api_dump: every collection of the API, sorted keys (the same token throughout, so reading
-# writes no login event)
+# writes no login event). A host's liveness (state, last_seen, updated_at) is left out: it
+# moves with time since its agent was stopped (suspect after host_suspect_after), not with the
+# copy; store migrate itself compares every row of every table.
 api_dump() {
         local p
         for p in users groups hosts storages volumes media guests templates template-versions pools \
                 entitlements permissions terminals desktops sessions operations events join-tokens; do
                 http GET "/$p?limit=1000"
                 echo "== $p $CODE"
-                jq -S . <<<"$BODY"
+                if [ "$p" = hosts ]; then
+                        jq -S '.items[] |= del(.state, .last_seen, .updated_at)' <<<"$BODY"
+                else
+                        jq -S . <<<"$BODY"
+                fi
         done
 }
 # conf STORE_SECTION: a manager's configuration on that store (the host's silence is not
@@ -117,7 +123,7 @@ conf "[store]
 path = $T/back.db" >"$T/back.conf"
 start_manager "$T/back.conf"
 api_dump >"$T/after2.txt"
-if diff "$T/before2.txt" "$T/after2.txt" >"$T/diff.txt"; then ok "... the whole API reads the same again"; else not_ok "... the whole API reads the same again" "$(head -20 "$T/diff.txt")"; fi
+if diff "$T/before2.txt" "$T/after2.txt" >"$T/diff.txt"; then ok "... the whole API reads the same again"; else not_ok "... the whole API reads the same again" "$(head -40 "$T/diff.txt")"; fi
 stop_manager
 
 # ---- store migrate: bad input ----

@@ -649,6 +649,53 @@ static void test_copy(Fixture *f, gconstpointer data)
         g_assert_cmpint(store_count(to, resource_by_kind("group")), ==, 1);
 }
 
+/* The leader's lease (store-cluster.c), on SQLite's clock here: the first manager takes term
+ * 1 and renews it; another stays a standby while it lasts, takes term 2 once it has lapsed;
+ * the first then renews nothing, and the roll call has both. */
+static void test_lease(Fixture *f, gconstpointer data)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) c = NULL;
+        Lease a = {0}, b = {0};
+
+        g_assert_true(store_lease_tick(f->st, "ma", "https://a", "d", 0, 60000, &a, &error));
+        g_assert_no_error(error);
+        g_assert_true(a.leader && a.took_over);
+        g_assert_cmpint(a.term, ==, 1);
+        lease_clear(&a);
+        g_assert_true(store_lease_tick(f->st, "ma", "https://a", "d", 1, 60000, &a, &error));
+        g_assert_true(a.leader && !a.took_over);
+        lease_clear(&a);
+        g_assert_true(store_lease_tick(f->st, "mb", "https://b", "d", 0, 60000, &b, &error));
+        g_assert_false(b.leader);
+        g_assert_cmpstr(b.holder, ==, "ma");
+        g_assert_cmpstr(b.url, ==, "https://a");
+        g_assert_cmpint(b.left_ms, >, 50000);
+        lease_clear(&b);
+        /* ma renews with a lease of 1 ms, then goes quiet */
+        g_assert_true(store_lease_tick(f->st, "ma", "https://a", "d", 1, 1, &a, &error));
+        lease_clear(&a);
+        g_usleep(20000);
+        g_assert_true(store_lease_tick(f->st, "mb", "https://b", "d", 0, 60000, &b, &error));
+        g_assert_true(b.leader && b.took_over);
+        g_assert_cmpint(b.term, ==, 2);
+        lease_clear(&b);
+        g_assert_true(store_lease_tick(f->st, "ma", "https://a", "d", 1, 60000, &a, &error));
+        g_assert_false(a.leader);
+        g_assert_cmpint(a.term, ==, 2);
+        g_assert_cmpstr(a.holder, ==, "mb");
+        lease_clear(&a);
+        c = store_cluster(f->st, &error);
+        g_assert_no_error(error);
+        g_assert_cmpstr(json_object_get_string_member(c, "leader"), ==, "mb");
+        g_assert_cmpint(json_object_get_int_member(c, "term"), ==, 2);
+        g_assert_cmpuint(json_array_get_length(json_object_get_array_member(c, "managers")), ==, 2);
+        {
+                g_autofree char *d = store_manager_digest(f->st, "mb");
+                g_assert_cmpstr(d, ==, "d");
+        }
+}
+
 int main(int argc, char **argv)
 {
         g_test_init(&argc, &argv, NULL);
@@ -665,6 +712,7 @@ int main(int argc, char **argv)
         T("seam-errors", test_seam_errors);
         T("schema-tables", test_schema_tables);
         T("copy", test_copy);
+        T("lease", test_lease);
         g_test_add_func("/store/pg-dialect", test_pg_dialect);
         return g_test_run();
 }
