@@ -105,8 +105,44 @@ static void server_error(JsonNode *reply, guint status, const char *reason, GErr
                             status, reason ? reason : "");
 }
 
+/* Several managers: a standby answers a write with 307 to the leader (X-Atrium-Leader names
+ * it), or 503 while none leads (X-Atrium-Leader: none). The call goes to the leader, or waits
+ * a second and tries again, a few times: the CLI follows the leader. */
+#define LEADER_HEADER "X-Atrium-Leader"
+#define LEADER_HOPS 3
+#define LEADER_WAITS 10
+
+static JsonNode *call_at(Client *c, const char *base, const char *method, const char *path,
+                         JsonNode *body, guint *status, char **leader, GError **error);
+
 JsonNode *client_call(Client *c, const char *method, const char *path, JsonNode *body,
                       guint *status, GError **error)
+{
+        g_autofree char *base = g_strdup(c->url);
+        int hops = 0, waits = 0;
+
+        for (;;) {
+                g_autofree char *leader = NULL;
+                JsonNode *r = call_at(c, base, method, path, body, status, &leader, error);
+                if (!leader)
+                        return r;
+                if (r)
+                        json_node_unref(r);
+                if (g_str_equal(leader, "none") && waits++ < LEADER_WAITS) {
+                        g_usleep(G_USEC_PER_SEC);
+                } else if (!g_str_equal(leader, "none") && hops++ < LEADER_HOPS) {
+                        g_free(base);
+                        base = g_steal_pointer(&leader);
+                } else {
+                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                                    "no manager leads at %s: retry in a moment", c->url);
+                        return NULL;
+                }
+        }
+}
+
+static JsonNode *call_at(Client *c, const char *base, const char *method, const char *path,
+                         JsonNode *body, guint *status, char **leader, GError **error)
 {
         g_autofree char *uri = NULL;
         g_autoptr(SoupMessage) msg = NULL;
@@ -124,13 +160,14 @@ JsonNode *client_call(Client *c, const char *method, const char *path, JsonNode 
         }
         if (!ensure_session(c, error))
                 return NULL;
-        uri = g_strdup_printf("%s%s", c->url, path);
+        uri = g_strdup_printf("%s%s", base, path);
         msg = soup_message_new(method, uri);
         if (!msg) {
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_INVALID, "'%s' is not a valid URL",
                             uri);
                 return NULL;
         }
+        soup_message_add_flags(msg, SOUP_MESSAGE_NO_REDIRECT); /* the leader: client_call */
         if (c->insecure)
                 g_signal_connect(msg, "accept-certificate", G_CALLBACK(accept_any), NULL);
         if (c->token) {
@@ -159,6 +196,15 @@ JsonNode *client_call(Client *c, const char *method, const char *path, JsonNode 
                 return NULL;
         }
         *status = soup_message_get_status(msg);
+        {
+                const char *l = soup_message_headers_get_one(soup_message_get_response_headers(msg),
+                                                             LEADER_HEADER);
+                if (l && ((*status == 307 && g_str_has_prefix(l, "https://")) ||
+                          (*status == 503 && g_str_equal(l, "none")))) {
+                        *leader = g_strdup(l);
+                        return NULL;
+                }
+        }
         data = g_bytes_get_data(reply, &len);
         if (len > 0 && json_parser_load_from_data(parser, data, len, NULL) &&
             json_parser_get_root(parser))

@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/jsonutil.h"
 #include "common/util.h"
+#include "proto/agentproto.h"
 
 #include <errno.h>
 #include <string.h>
@@ -346,6 +347,8 @@ static void standby_refer(ApiRequest *req)
                 api_set_error(req->msg, error);
                 soup_message_headers_replace(soup_server_message_get_response_headers(req->msg),
                                              "Retry-After", "1");
+                soup_message_headers_replace(soup_server_message_get_response_headers(req->msg),
+                                             AGENT_LEADER_HEADER, "none");
                 finish(req);
                 return;
         }
@@ -358,6 +361,8 @@ static void standby_refer(ApiRequest *req)
                         leader);
                 soup_message_headers_replace(soup_server_message_get_response_headers(req->msg),
                                              "Location", to);
+                soup_message_headers_replace(soup_server_message_get_response_headers(req->msg),
+                                             AGENT_LEADER_HEADER, leader);
                 gsize len = strlen(body);
                 set_body(req->msg, SOUP_STATUS_TEMPORARY_REDIRECT, g_steal_pointer(&body), len);
                 finish(req);
