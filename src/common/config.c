@@ -145,8 +145,9 @@ static const ConfigKeyDef keys[] = {
         {"gateway", "tls_key", CFG_STRING, "", 0, 0, NULL, FALSE,
          "PEM private key matching gateway.tls_cert."},
         {"gateway", "manager", CFG_STRING, "", 0, 0, NULL, FALSE,
-         "Manager URL the gateway proxies the API to and reports tunnels to; empty: the "
-         "manager in this process."},
+         "Manager URL the gateway proxies the API to and reports tunnels to (several, "
+         "separated by spaces: the managers of one installation; it follows the leader); "
+         "empty: the manager in this process."},
         {"gateway", "manager_fingerprint", CFG_STRING, "", 0, 0, NULL, FALSE,
          "SHA-256 fingerprint of the manager's certificate; empty: the one in state_dir/tls."},
         {"gateway", "ticket_public_key", CFG_STRING, "", 0, 0, NULL, FALSE,

@@ -115,6 +115,28 @@ static char *first_word(const char *s)
 
 /* The gateway role: beside the manager in this process (its local API socket, its
  * certificate), or alone in front of a manager elsewhere. */
+static const char *current_manager(gpointer reporter)
+{
+        return reporter_manager(reporter);
+}
+
+/* Every manager URL a gateway on its own is given: --manager (repeatable), else every word
+ * of gateway.manager; first the one it starts with. */
+static char **gateway_managers(Config *config, char **managers, const char *first)
+{
+        g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+        g_auto(GStrv) words = NULL;
+
+        if (managers && managers[0])
+                return g_strdupv(managers);
+        words = g_strsplit_set(config_get_string(config, "gateway", "manager"), " ,", -1);
+        g_strv_builder_add(b, first);
+        for (char **w = words; *w; w++)
+                if (**w && !g_str_equal(*w, first))
+                        g_strv_builder_add(b, *w);
+        return g_strv_builder_end(b);
+}
+
 static Gateway *start_gateway(Daemon *d, Config *config, const char *state_dir, char **managers,
                               const char *fingerprint, GError **error)
 {
@@ -165,7 +187,13 @@ static Gateway *start_gateway(Daemon *d, Config *config, const char *state_dir, 
                 g_strstrip(key);
                 o.manager_url = url;
                 o.manager_fingerprint = fp;
-                d->reporter = reporter_new(url, fp, key, g_get_host_name());
+                {
+                        g_auto(GStrv) all = gateway_managers(config, managers, url);
+                        d->reporter = reporter_new((const char *const *)all, fp, key,
+                                                   g_get_host_name());
+                }
+                o.manager_now = current_manager;
+                o.manager_now_data = d->reporter;
         }
         gw = gateway_new(config, state_dir, &o, error);
         if (!gw || !gateway_start(gw, error))

@@ -17,6 +17,7 @@ typedef struct {
         char *host, *fp;
         guint16 port;
         int fd;
+        Gateway *gw;
 } Dial;
 
 static void dial_free(Dial *d)
@@ -91,6 +92,16 @@ static gboolean dial_start(gpointer data)
         Dial *d = data;
         g_autoptr(GSocketClient) client = g_socket_client_new();
 
+        /* several managers: the one leading now (the reporter follows it) */
+        if (d->gw->mgr_now) {
+                g_autoptr(GUri) uri = g_uri_parse(d->gw->mgr_now(d->gw->mgr_now_data),
+                                                  G_URI_FLAGS_NONE, NULL);
+                if (uri && g_uri_get_host(uri)) {
+                        g_free(d->host);
+                        d->host = g_strdup(g_uri_get_host(uri));
+                        d->port = (guint16)(g_uri_get_port(uri) > 0 ? g_uri_get_port(uri) : 443);
+                }
+        }
         g_socket_client_set_tls(client, TRUE);
         g_socket_client_set_timeout(client, 10);
         g_signal_connect(client, "event", G_CALLBACK(dial_event), d);
@@ -126,6 +137,7 @@ gboolean dialer_connect(Conn *c)
         d->port = gw->mgr_port;
         d->fp = g_strdup(gw->mgr_fp);
         d->fd = fds[1];
+        d->gw = gw;
         g_main_context_invoke_full(gw->main_ctx, G_PRIORITY_DEFAULT, dial_start, d, NULL);
         return TRUE;
 }

@@ -27,6 +27,8 @@ struct _Gateway {
         gboolean plain;
         char *mgr_socket, *mgr_host, *mgr_fp;
         guint16 mgr_port;
+        const char *(*mgr_now)(gpointer data); /* GatewayOptions.manager_now */
+        gpointer mgr_now_data;
         guint8 pk[TICKET_PK_BYTES];
         gsize max_buffer, max_frame, max_head;
         int handshake_timeout, idle_timeout;

@@ -752,6 +752,8 @@ Gateway *gateway_new(const Config *config, const char *state_dir, const GatewayO
                 gw->mgr_host = g_strdup(g_uri_get_host(uri));
                 gw->mgr_port = (guint16)(g_uri_get_port(uri) > 0 ? g_uri_get_port(uri) : 443);
                 gw->mgr_fp = g_strdup(opts->manager_fingerprint ? opts->manager_fingerprint : "");
+                gw->mgr_now = opts->manager_now;
+                gw->mgr_now_data = opts->manager_now_data;
         }
         gw->max_buffer = (gsize)config_get_int(config, "gateway", "max_buffer_bytes");
         gw->max_frame = (gsize)config_get_int(config, "gateway", "max_frame_bytes");

@@ -41,6 +41,10 @@ typedef struct {
         const char *manager_socket; /* all-in-one: the manager's state_dir/api.sock */
         const char *manager_url;    /* else: the manager's https URL */
         const char *manager_fingerprint;
+        /* Several managers: the URL the API relay dials now (the leader; main context), or
+         * NULL: manager_url always. */
+        const char *(*manager_now)(gpointer data);
+        gpointer manager_now_data;
         const char *default_cert, *default_key; /* used when gateway.tls_cert is empty */
         GatewayReportFunc report; /* called on the thread-default main context at new() */
         gpointer report_data;

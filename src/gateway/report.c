@@ -40,6 +40,8 @@ struct _Reporter {
         ReporterMover mover;
         gpointer mover_data;
         gint64 after; /* the last order seen; -1 before the first answer */
+        char **bases;  /* the managers' URLs */
+        guint index;   /* ... the one reports go to */
         char *url, *fingerprint, *key, *name;
         GQueue queue; /* JsonObject */
         gboolean in_flight;
@@ -116,6 +118,30 @@ typedef struct {
         GPtrArray *sent; /* JsonObject, put back in front on failure */
 } Batch;
 
+static void use_base(Reporter *r, guint i)
+{
+        if (r->url && i == r->index)
+                return;
+        r->index = i;
+        g_free(r->url);
+        r->url = g_strconcat(r->bases[i], "/api/v1/gateway/events", NULL);
+        g_info("reporting to the manager at %s", r->bases[i]);
+}
+
+/* A standby answered: go to the leader it names (one of ours), or wait while none leads. */
+static gboolean follow_leader(Reporter *r, SoupMessage *msg)
+{
+        const char *l = soup_message_headers_get_one(soup_message_get_response_headers(msg),
+                                                     "X-Atrium-Leader");
+
+        if (!l)
+                return FALSE;
+        for (guint i = 0; r->bases[i]; i++)
+                if (g_str_equal(r->bases[i], l))
+                        use_base(r, i);
+        return TRUE;
+}
+
 static void posted(GObject *source, GAsyncResult *res, gpointer data)
 {
         Batch *b = data;
@@ -132,6 +158,17 @@ static void posted(GObject *source, GAsyncResult *res, gpointer data)
                 return;
         }
         r->in_flight = FALSE;
+        if (!error && (status == 307 || status == 503) && msg && follow_leader(r, msg)) {
+                for (guint i = b->sent->len; i > 0; i--)
+                        g_queue_push_head(&r->queue,
+                                          json_object_ref(g_ptr_array_index(b->sent, i - 1)));
+                g_ptr_array_unref(b->sent);
+                g_free(b);
+                schedule(r, status == 307 ? 10 : 1000);
+                return;
+        }
+        if (error && g_strv_length(r->bases) > 1) /* that manager is gone: the next one */
+                use_base(r, (r->index + 1) % g_strv_length(r->bases));
         if (!error && status == 200 && answer) {
                 take_orders(r, answer);
                 g_ptr_array_unref(b->sent);
@@ -183,6 +220,7 @@ static void flush(Reporter *r)
         text = json_to_string(node, FALSE);
         bytes = g_bytes_new_take(text, strlen(text));
         msg = soup_message_new("POST", r->url);
+        soup_message_add_flags(msg, SOUP_MESSAGE_NO_REDIRECT); /* follow_leader */
         soup_message_headers_replace(soup_message_get_request_headers(msg), "X-Atrium-Gateway-Key",
                                      r->key);
         soup_message_set_request_body_from_bytes(msg, "application/json", bytes);
@@ -191,16 +229,18 @@ static void flush(Reporter *r)
         soup_session_send_and_read_async(r->session, msg, G_PRIORITY_DEFAULT, r->cancel, posted, b);
 }
 
-Reporter *reporter_new(const char *manager_url, const char *fingerprint, const char *key,
+Reporter *reporter_new(const char *const *urls, const char *fingerprint, const char *key,
                        const char *name)
 {
         Reporter *r = g_new0(Reporter, 1);
-        g_autofree char *base = g_strdup(manager_url);
-        gsize n = strlen(base);
 
-        while (n > 0 && base[n - 1] == '/')
-                base[--n] = '\0';
-        r->url = g_strconcat(base, "/api/v1/gateway/events", NULL);
+        r->bases = g_strdupv((char **)urls);
+        for (char **b = r->bases; *b; b++) {
+                gsize n = strlen(*b);
+                while (n > 0 && (*b)[n - 1] == '/')
+                        (*b)[--n] = '\0';
+        }
+        use_base(r, 0);
         r->fingerprint = g_strdup(fingerprint ? fingerprint : "");
         r->key = g_strdup(key);
         r->name = g_strdup(name);
@@ -225,6 +265,11 @@ void reporter_set_mover(Reporter *r, ReporterMover fn, gpointer data)
         r->mover_data = data;
 }
 
+const char *reporter_manager(Reporter *r)
+{
+        return r->bases[r->index];
+}
+
 void reporter_add(Reporter *r, const GatewayEvent *ev)
 {
         if (g_queue_get_length(&r->queue) >= REPORT_QUEUE_MAX)
@@ -243,6 +288,7 @@ void reporter_free(Reporter *r)
                 g_source_remove(r->timer);
         g_queue_clear_full(&r->queue, (GDestroyNotify)json_object_unref);
         g_clear_object(&r->session);
+        g_strfreev(r->bases);
         g_free(r->url);
         g_free(r->fingerprint);
         g_free(r->key);

@@ -17,8 +17,14 @@ JsonObject *gateway_event_json(const GatewayEvent *ev);
 typedef struct _Reporter Reporter;
 typedef void (*ReporterCloser)(gint64 desktop, gpointer data);
 
-Reporter *reporter_new(const char *manager_url, const char *fingerprint, const char *key,
+/* Several managers (urls, NULL-terminated): the reports go to the leader. A standby's 307
+ * names it (X-Atrium-Leader), a standby's 503 says none leads yet (tried again in a second),
+ * a manager that cannot be reached gives way to the next URL. */
+Reporter *reporter_new(const char *const *urls, const char *fingerprint, const char *key,
                        const char *name);
+/* The manager the reports go to now (the leader, once one answered): where the API relay
+ * dials. */
+const char *reporter_manager(Reporter *r);
 void reporter_add(Reporter *r, const GatewayEvent *ev);
 void reporter_set_closer(Reporter *r, ReporterCloser fn, gpointer data);
 typedef void (*ReporterMover)(gint64 desktop, const char *proto, const char *host, guint16 port,

@@ -90,7 +90,7 @@ static char *digest_difference(const char *mine, const char *theirs)
 
 static void stop_now(Leader *l, const char *why)
 {
-        g_critical("%s: stopping at once (exit %d); started again, it serves as a standby", why,
+        g_warning("%s: stopping at once (exit %d); started again, it serves as a standby", why,
                    EXIT_NOT_LEADER);
         fprintf(stderr, "atriumd: %s\n", why);
         fflush(NULL);

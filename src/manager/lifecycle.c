@@ -352,7 +352,7 @@ static void on_lead(Manager *mgr)
         g_autoptr(GError) error = NULL;
 
         if (!start_leading(mgr, &error)) {
-                g_critical("cannot start the leader's work: %s", error->message);
+                g_warning("cannot start the leader's work: %s", error->message);
                 fprintf(stderr, "atriumd: cannot start the leader's work: %s\n", error->message);
                 fflush(NULL);
                 _exit(1);

@@ -13,10 +13,10 @@ set -u
 ATRIUMD=$1 ATRIUM=$2 SKEW=$3
 T=$(mktemp -d /tmp/atrium-cluster-XXXXXX)
 export XDG_CONFIG_HOME=$T/cli HOME=$T
-n=0 failed=0 APID= P_ma= P_mb= STORM=
+n=0 failed=0 APID= P_ma= P_mb= STORM= GPID=
 
 cleanup() {
-        for p in $STORM $APID $P_ma $P_mb; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
+        for p in $STORM $APID $GPID $P_ma $P_mb; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
         wait 2>/dev/null
         [ -n "${CLUSTER_KEEP:-}" ] || rm -rf "$T" # CLUSTER_KEEP=1: kept to look at
 }
@@ -127,6 +127,20 @@ check "a pool of 6 with 6 spares" "$ATRIUM" pool create --name pp --template tpl
 six_up() { [ "$(dbq "SELECT count(*) FROM desktops WHERE state = 'running'")" = 6 ]; }
 wait_for 90 six_up; is "... all started" "$?" 0
 
+# ---- a gateway in its own process, given both managers ----
+mkdir -p "$T/gw"; cp "$T/ma/gateway.key" "$T/ma/ticket-public.key" "$T/gw/"
+printf '[gateway]\nlisten = 127.0.0.1:0\ntls_cert = %s\ntls_key = %s\n' "$T/cert.pem" "$T/key.pem" >"$T/gw.conf"
+MFP=$(openssl x509 -in "$T/cert.pem" -noout -fingerprint -sha256 | cut -d= -f2)
+"$ATRIUMD" -c "$T/gw.conf" --state-dir "$T/gw" --role gateway --manager "$U_mb" --manager "$U_ma" \
+        --manager-fingerprint "$MFP" >"$T/gw.out" 2>&1 &
+GPID=$!
+wait_for 15 test -s "$T/gw/gateway.url"
+UG=$(cat "$T/gw/gateway.url")
+gw_leader() { grep -q "reporting to the manager at $1" "$T/gw.out"; }
+wait_for 15 gw_leader "$U_ma"; is "the gateway, given the standby first, reports to the leader it names" "$?" 0
+gw_login() { [ -n "$(curl -sk --max-time 5 "$UG/api/v1/auth/login" -H 'Content-Type: application/json' -d '{"name":"u","password":"user-pass-1"}' | jq -r '.token // empty')" ]; }
+check "... and relays a login (a write) to it" gw_login
+
 # ---- kill -9 the leader during a connect storm ----
 # storm: 3 clients, each logging in and connecting again and again through either manager
 # (following redirects), every answer's status kept
@@ -157,6 +171,8 @@ is "the standby leads and holds the agent's link" "$RC" 0
 echo "# failover: $MS ms from kill -9 to the new leader holding the agent's link"
 http GET /cluster
 is "... at the next term" "$(jget .leader)/$(jget .term)" "mb/2"
+wait_for 15 gw_leader "$U_mb"; is "the gateway follows the new leader" "$?" 0
+wait_for 10 gw_login; is "... and relays a login to it" "$?" 0
 wait $STORM 2>/dev/null; STORM=
 CODES=$(cat "$T"/storm.* | sort | uniq -c | tr -s ' ' | tr '\n' ',')
 echo "# storm answers (count status): $CODES"
