@@ -461,6 +461,26 @@ static void test_agent(void)
                 g_autoptr(JsonObject) r = reply_obj(16);
                 g_assert_true(json_object_get_boolean_member(r, "ok"));
         }
+        /* Leaders' terms (several managers): a command of term 7 is heard; one of term 6, from
+         * a manager that lost the lease since, is refused, and nothing is run. */
+        g_main_context_invoke(fake.ctx, server_send,
+                              g_strdup("{\"type\":\"command\",\"id\":\"t7\",\"op\":\"domain.remove\","
+                                       "\"term\":7,\"args\":{\"domain\":\"atrium-0123abcd-guest-12\",\"epoch\":1}}"));
+        g_assert_true(run_until(have_replies, GUINT_TO_POINTER(18), 10));
+        g_main_context_invoke(fake.ctx, server_send,
+                              g_strdup("{\"type\":\"command\",\"id\":\"t6\",\"op\":\"domain.remove\","
+                                       "\"term\":6,\"args\":{\"domain\":\"atrium-0123abcd-guest-12\",\"epoch\":1}}"));
+        g_assert_true(run_until(have_replies, GUINT_TO_POINTER(19), 10));
+        {
+                g_autoptr(JsonObject) r7 = reply_obj(17), r6 = reply_obj(18);
+                g_autoptr(JsonNode) n7 = json_node_init_object(json_node_alloc(), r7);
+                g_autoptr(JsonNode) n6 = json_node_init_object(json_node_alloc(), r6);
+                g_autofree char *t7 = json_to_string(n7, FALSE);
+                g_autofree char *t6 = json_to_string(n6, FALSE);
+                g_assert_null(strstr(t7, "stale leader"));
+                g_assert_false(json_object_get_boolean_member(r6, "ok"));
+                g_assert_nonnull(strstr(t6, "stale leader: this host has heard term 7, the command is of term 6"));
+        }
         virConnectClose(conn);
         g_assert_null(fake.fatal);
 
