@@ -13,6 +13,7 @@ build=$top/${1:-build}
 KILLS=${BENCH_HA_KILLS:-10}
 ATRIUMD=$build/src/atriumd ATRIUM=$build/src/atrium
 T=$(mktemp -d /tmp/atrium-bench-mgr-XXXXXX)
+chmod 755 "$T" # the server runs as postgres, under it
 export XDG_CONFIG_HOME=$T/cli HOME=$T
 . "$top/tests/integration/lib.sh"
 PIDS=
