@@ -126,6 +126,13 @@ async function admin(password, iso) {
         if (n < 3) throw new Error(`${n} bars`);
     });
     await check('... and recent events', () => page.locator('ol.events li').first().waitFor());
+    await check('... and the managers (alone on SQLite; the leader on PostgreSQL)', async () => {
+        const m = page.locator('.managers[data-role]');
+        await m.waitFor();
+        const role = await m.getAttribute('data-role');
+        if (role === 'leader') await page.locator('.managers li[data-manager] .badge', { hasText: 'leader' }).waitFor();
+        else if (role !== 'alone') throw new Error(`role ${role}`);
+    });
     await shot('admin-overview');
     for (const [p, title] of PAGES) {
         await page.goto(`${base}/#/admin/${p}`);

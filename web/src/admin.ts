@@ -225,11 +225,31 @@ function eventItem(e: Row): HTMLElement {
         e.object_kind ? `${e.object_kind} ${text(e.object_name)}` : '');
 }
 
+interface Cluster {
+    managers: { name: string; url: string; seen_ms_ago: number }[];
+    leader: string; term: number; lease_ms_left: number; this: string; role: string; store: string;
+}
+
+// The managers (GET /cluster): which one leads, in which term; alone on SQLite.
+function managersView(c: Cluster): Child {
+    if (c.role === 'alone')
+        return h('p', { class: 'managers', 'data-role': 'alone' },
+            `One manager (${c.this}), its state in SQLite: nothing to fail over to.`);
+    return h('ul', { class: 'managers', 'data-role': c.role },
+        c.managers.map((m) => h('li', { 'data-manager': m.name },
+            h('strong', null, m.name), ' ', badge(m.name === c.leader ? 'leader' : 'standby'), ' ',
+            m.name === c.leader ? `term ${c.term}, lease ${(c.lease_ms_left / 1000).toFixed(1)} s left · ` : '',
+            h('span', { class: 'muted' }, `${m.url} · seen ${(m.seen_ms_ago / 1000).toFixed(1)} s ago`),
+            m.name === c.this ? ' (answered this page)' : '')));
+}
+
 async function overview(main: HTMLElement): Promise<Cleanup> {
     const stats = h('div', { class: 'stats' });
     const hosts = h('div', { class: 'cards hosts' });
     const events = h('ol', { class: 'events', 'aria-live': 'polite' });
+    const managers = h('div', { class: 'managers-slot' });
     clear(main, h('h1', null, 'Overview'), stats,
+        h('h2', null, 'Managers'), managers,
         h('h2', null, 'Hosts'), hosts,
         h('h2', null, 'Recent events'), events, h('p', null, h('a', { href: '#/admin/events' }, 'All events →')));
     const stat = (label: string, value: Child, href: string) =>
@@ -248,6 +268,7 @@ async function overview(main: HTMLElement): Promise<Cleanup> {
             stat('sessions', String(ss.length), '#/admin/sessions'),
             stat('connected', String(ss.filter((x) => x.state === 'connected').length), '#/admin/sessions'));
         clear(hosts, hs.length ? hs.map(hostCard) : h('p', { class: 'empty' }, 'No host has joined yet: see Hosts for a join token.'));
+        clear(managers, managersView(await api<Cluster>('GET', '/cluster')));
     };
     const r = await api<{ items: Row[] }>('GET', '/events?order=desc&limit=15');
     clear(events, r.items.map(eventItem));
