@@ -262,3 +262,13 @@ char *util_id_text(gint64 id)
 {
         return g_strdup_printf("%" G_GINT64_FORMAT, id);
 }
+
+char *util_read_first_line(const char *path, GError **error)
+{
+        char *text = NULL;
+
+        if (!g_file_get_contents(path, &text, NULL, error))
+                return NULL;
+        text[strcspn(text, "\r\n")] = '\0';
+        return text;
+}

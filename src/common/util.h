@@ -30,6 +30,8 @@ char *util_random_password(void);
 
 /* Write a file atomically with the given mode. */
 gboolean util_write_file(const char *path, const char *data, gssize len, int mode, GError **error);
+/* The first line of a secret file (a password: g_free after wiping it), or NULL with an error. */
+char *util_read_first_line(const char *path, GError **error);
 
 /* Take an exclusive lock on DIR/atriumd.pid and write our pid in it; the fd stays open for
  * the life of the process. Fails with a message naming the holder's pid if another process

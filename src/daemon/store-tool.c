@@ -6,6 +6,7 @@
 #include "daemon/store-tool.h"
 #include "store/store.h"
 #include "common/error.h"
+#include "common/util.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -82,11 +83,10 @@ static int migrate_main(int argc, char **argv)
                 return 2;
         }
         if (pwfile) {
-                if (!g_file_get_contents(pwfile, &password, NULL, &error)) {
+                if (!(password = util_read_first_line(pwfile, &error))) {
                         fprintf(stderr, "atriumd store migrate: %s\n", error->message);
                         return 1;
                 }
-                password[strcspn(password, "\r\n")] = '\0';
         }
         if (!(src = open_named(from, password, TRUE, &error)) ||
             !(dst = open_named(to, password, FALSE, &error))) {

@@ -131,7 +131,6 @@ static Store *open_store(Config *config, const char *state_dir, GError **error)
         const char *pwfile = config_get_string(config, "store", "password_file");
         const char *path = config_get_string(config, "store", "path");
         g_autofree char *db_path = NULL, *password = NULL;
-        gsize len = 0;
         Store *st;
 
         if (g_str_equal(backend, "sqlite")) {
@@ -152,11 +151,10 @@ static Store *open_store(Config *config, const char *state_dir, GError **error)
         }
         if (pwfile[0]) {
                 GStatBuf sb;
-                if (!g_file_get_contents(pwfile, &password, &len, error)) {
+                if (!(password = util_read_first_line(pwfile, error))) {
                         g_prefix_error(error, "store.password_file: ");
                         return NULL;
                 }
-                password[strcspn(password, "\r\n")] = '\0';
                 if (g_stat(pwfile, &sb) == 0 && (sb.st_mode & 077))
                         g_warning("store.password_file %s can be read by others than its owner "
                                   "(chmod 600 it)",
