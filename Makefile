@@ -85,7 +85,7 @@ bench: build
 	@bench/api/run.sh $(BUILD)
 	@bench/agent/run.sh $(BUILD)
 	@bench/pools/run.sh $(BUILD)
-	@bench/broker/run.sh $(BUILD)
+	@bench/broker/both.sh $(BUILD)
 	@bench/gateway/run.sh $(BUILD)
 	@bench/directory/run.sh $(BUILD)
 	@bench/ha/run.sh $(BUILD)

@@ -11,19 +11,24 @@
 #   3. sessions tracked: the manager's memory with those sessions, then with 20,000.
 # Anchors printed alongside (no peer runs here): Citrix XenDesktop 5 handled 2,500 logons in 30
 # minutes with a 2.5 s average launch; a Horizon connection server is tested at 4,000 sessions.
+# The state is in SQLite (the default) or, with BENCH_STORE=postgresql, in a PostgreSQL server
+# the benchmark starts itself (tests/integration/pg.sh: initdb + pg_ctl on loopback, TLS);
+# bench/broker/both.sh runs it on each in turn and compares them.
 # Usage: bench/broker/run.sh [BUILD_DIR]   (make bench; BENCH_HOSTS, BENCH_DESKTOPS,
-#        BENCH_POOLS, BENCH_USERS, BENCH_CLIENTS scale it down or up)
+#        BENCH_POOLS, BENCH_USERS, BENCH_CLIENTS scale it down or up; BENCH_STORE)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$top/${1:-build}
 H=${BENCH_HOSTS:-200} D=${BENCH_DESKTOPS:-10000} P=${BENCH_POOLS:-100}
 U=${BENCH_USERS:-10000} C=${BENCH_CLIENTS:-16}
 PER=$((D / P))
+STORE=${BENCH_STORE:-sqlite}
 T=$(mktemp -d /tmp/atrium-bench-broker-XXXXXX)
 chmod 755 "$T"
 PIDS=()
 cleanup() {
         for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+        [ "$STORE" != postgresql ] || pg_stop "$T/pg"
         rm -rf "$T"
 }
 trap cleanup EXIT
@@ -31,16 +36,63 @@ exec 3>&2 2>/dev/null # no "Killed" lines from bash at the end
 
 now_ms() { date +%s%3N; }
 calc() { awk "BEGIN { print $1 }"; }
-q() { sqlite3 "$T/m/atrium.db" "$1"; }
 rss_mib() { awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 . "$top/bench/lib.sh"
+# q SQL: a query on the manager's database; bulk_accounts HASH: U users u0…, P groups g0…
+# (user uN in group g(N mod P)), every user with password hash HASH; fill_sessions N: old
+# sessions copied until there are N.
+case $STORE in
+sqlite)
+        q() { sqlite3 "$T/m/atrium.db" "$1"; }
+        bulk_accounts() {
+                q "BEGIN; WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $U)
+                   INSERT INTO users (name, role, enabled, password_hash, created_at, updated_at)
+                   SELECT 'u' || i, 'user', 1, '$1', '$STAMP', '$STAMP' FROM n;
+                   WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $P)
+                   INSERT INTO groups (name, description, created_at, updated_at) SELECT 'g' || i, '', '$STAMP', '$STAMP' FROM n;
+                   INSERT INTO group_members (group_id, user_id) SELECT g.id, u.id FROM users u JOIN groups g
+                   ON g.name = 'g' || (CAST(substr(u.name, 2) AS INTEGER) % $P) WHERE u.name GLOB 'u[0-9]*'; COMMIT"
+        }
+        fill_sessions() {
+                q "INSERT INTO sessions (user_id, desktop_id, state, protocol, started_at, state_since, created_at, updated_at)
+                   SELECT user_id, desktop_id, 'disconnected', 'spice', strftime('%s','now'), strftime('%s','now'), created_at,
+                   updated_at FROM sessions LIMIT $1 - (SELECT count(*) FROM sessions)"
+        }
+        TICKET_MS="json_extract(timing, '$.ticket')"
+        ;;
+postgresql)
+        . "$top/tests/integration/pg.sh"
+        mkdir "$T/pg"
+        pg_start "$T/pg" >/dev/null || { echo "bench/broker: no PostgreSQL server here (install postgresql-15)"; exit 1; }
+        pg_createdb bench >/dev/null
+        BENCH_STORE_CONF=$(printf '[store]\nbackend = postgresql\nurl = %s\npassword_file = %s' "$(pg_url bench)" "$ATRIUM_TEST_PG_PWFILE")
+        q() { pg_psql bench -c "$1"; }
+        bulk_accounts() {
+                q "BEGIN; INSERT INTO users (name, role, enabled, password_hash, created_at, updated_at)
+                   SELECT 'u' || i, 'user', 1, '$1', '$STAMP', '$STAMP' FROM generate_series(0, $U - 1) i;
+                   INSERT INTO groups (name, description, created_at, updated_at)
+                   SELECT 'g' || i, '', '$STAMP', '$STAMP' FROM generate_series(0, $P - 1) i;
+                   INSERT INTO group_members (group_id, user_id) SELECT g.id, u.id FROM users u JOIN groups g
+                   ON g.name = 'g' || (CAST(substr(u.name, 2) AS INTEGER) % $P) WHERE u.name COLLATE \"C\" ~ '^u[0-9]+$'; COMMIT"
+        }
+        fill_sessions() {
+                q "INSERT INTO sessions (user_id, desktop_id, state, protocol, started_at, state_since, created_at, updated_at)
+                   SELECT user_id, desktop_id, 'disconnected', 'spice', extract(epoch FROM now())::bigint,
+                   extract(epoch FROM now())::bigint, created_at, updated_at FROM sessions
+                   LIMIT greatest(0, $1 - (SELECT count(*) FROM sessions))"
+        }
+        TICKET_MS="timing::json->>'ticket'"
+        ;;
+*) echo "bench/broker: BENCH_STORE is sqlite or postgresql, not '$STORE'" >&3; exit 2 ;;
+esac
+STAMP=2026-01-01T00:00:00Z
 
-bench_manager 'heartbeat_interval = 5\nhost_suspect_after = 15\nhost_down_after = 20\nreconcile_interval = 5\nprovision_parallel = 16\novercommit_percent = 1000\n'
+bench_manager 'heartbeat_interval = 5\nhost_suspect_after = 15\nhost_down_after = 20\nself_fence_after = 0\nreconcile_interval = 5\nprovision_parallel = 16\novercommit_percent = 1000\n'
 mkdir -p "$T/vol"
 api POST /storages '{"name":"local"}' >/dev/null
 api POST /volumes "{\"name\":\"vol\",\"storage\":\"local\",\"path\":\"$T/vol\"}" >/dev/null
 
-echo "== setup: $H hosts (agents on the libvirt test driver), $P pools x $PER desktops, $U users"
+echo "== setup ($STORE): $H hosts (agents on the libvirt test driver), $P pools x $PER desktops, $U users"
 t0=$(now_ms)
 for i in $(seq 1 "$H"); do
         JT=$(api POST /join-tokens '{}' | jq -r .token)
@@ -58,20 +110,7 @@ for_tpl=$(api GET /templates/tpl | jq -r .id)
 [ "$for_tpl" != null ] || { echo "no template: $(cat "$T/m.err" | tail -3)"; exit 1; }
 # Users in bulk: one real account's hash copied (the same password), groups and entitlements.
 api POST /users '{"name":"seed","password":"user-pass-1"}' >/dev/null
-HASH=$(q "SELECT password_hash FROM users WHERE name = 'seed'")
-python3 - "$T/m/atrium.db" "$U" "$P" "$HASH" <<'PY'
-import sqlite3, sys
-db, users, pools, h = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-c = sqlite3.connect(db, timeout=30)
-t = "2026-01-01T00:00:00Z"
-c.executemany("INSERT INTO users (name, role, enabled, password_hash, created_at, updated_at) VALUES (?, 'user', 1, ?, ?, ?)",
-              [("u%d" % i, h, t, t) for i in range(users)])
-c.executemany("INSERT INTO groups (name, description, created_at, updated_at) VALUES (?, '', ?, ?)",
-              [("g%d" % k, t, t) for k in range(pools)])
-c.execute("INSERT INTO group_members (group_id, user_id) SELECT g.id, u.id FROM users u JOIN groups g "
-          "ON g.name = 'g' || (CAST(substr(u.name, 2) AS INTEGER) % ?) WHERE u.name GLOB 'u[0-9]*'", (pools,))
-c.commit()
-PY
+bulk_accounts "$(q "SELECT password_hash FROM users WHERE name = 'seed'")" >/dev/null
 t0=$(now_ms)
 for k in $(seq 0 $((P - 1))); do
         api POST /pools "{\"name\":\"p$k\",\"template\":\"tpl\",\"size\":$PER,\"spares\":$PER}" >/dev/null
@@ -137,7 +176,7 @@ printf 'connects: %d of %d (statuses %s) in %.1f s = %.0f connects/s sustained (
         "$(calc "$(jq .ok <<<"$K") / $(jq .s <<<"$K")")"
 printf 'client latency: list p50 %.1f / p99 %.1f ms; connect p50 %.1f / p99 %.1f ms\n' \
         "$(jq .list_p50 <<<"$K")" "$(jq .list_p99 <<<"$K")" "$(jq .p50 <<<"$K")" "$(jq .p99 <<<"$K")"
-q "SELECT json_extract(timing, '$.ticket') FROM sessions WHERE timing != ''" | sort -n >"$T/ticket.ms"
+q "SELECT $TICKET_MS FROM sessions WHERE timing != ''" | sort -n >"$T/ticket.ms"
 n=$(wc -l <"$T/ticket.ms")
 if [ "$n" -gt 0 ]; then
         printf "broker's own work, request to ticket (session timing, %d connects): p50 %d ms, p99 %d ms\n" "$n" \
@@ -145,22 +184,13 @@ if [ "$n" -gt 0 ]; then
 fi
 printf 'CPU during both storms (logins and connects, one machine of 2 cores): manager %.1f s, the %d simulated agents %.1f s\n' \
         "$(calc "$M1 - $M0")" "$H" "$(calc "$A1 - $A0")"
-echo "double assignments: $(q "SELECT count(*) FROM (SELECT desktop_id FROM sessions GROUP BY desktop_id HAVING count(*) > 1)")"
+echo "double assignments: $(q "SELECT count(*) FROM (SELECT desktop_id FROM sessions GROUP BY desktop_id HAVING count(*) > 1) AS twice")"
 echo
 echo "== 3. sessions tracked"
 S1=$(q "SELECT count(*) FROM sessions")
 printf 'manager RSS: %s MiB before the storm, %s MiB with %d sessions\n' "$RSS0" "$(rss_mib "$MPID")" "$S1"
-python3 - "$T/m/atrium.db" <<'PY'
-import sqlite3, sys
-c = sqlite3.connect(sys.argv[1], timeout=30)
-n = c.execute("SELECT count(*) FROM sessions").fetchone()[0]
-while 0 < n < 20000:
-    c.execute("INSERT INTO sessions (user_id, desktop_id, state, protocol, started_at, state_since, created_at, updated_at) "
-              "SELECT user_id, desktop_id, 'disconnected', 'spice', strftime('%s','now'), strftime('%s','now'), created_at, updated_at "
-              "FROM sessions LIMIT ?", (20000 - n,))
-    n = c.execute("SELECT count(*) FROM sessions").fetchone()[0]
-c.commit()
-PY
+n=$(q "SELECT count(*) FROM sessions")
+while [ "$n" -gt 0 ] && [ "$n" -lt 20000 ]; do fill_sessions 20000 >/dev/null; n=$(q "SELECT count(*) FROM sessions"); done
 sleep 6 # a few reconciler passes over them
 t0=$(now_ms); api GET "/sessions?limit=1" >/dev/null; t1=$(now_ms)
 printf 'with %d sessions: manager RSS %s MiB; a sessions page in %d ms\n' "$(q "SELECT count(*) FROM sessions")" "$(rss_mib "$MPID")" "$((t1 - t0))"

@@ -107,13 +107,16 @@ static void server_error(JsonNode *reply, guint status, const char *reason, GErr
 
 /* Several managers: a standby answers a write with 307 to the leader (X-Atrium-Leader names
  * it), or 503 while none leads (X-Atrium-Leader: none). The call goes to the leader, or waits
- * a second and tries again, a few times: the CLI follows the leader. */
+ * a second and tries again, a few times: the CLI follows the leader. A leader named that
+ * cannot be reached (it died, and its lease has not lapsed yet) sends the call back to the
+ * manager logged in to, a second later, until that names the next leader or leads itself. */
 #define LEADER_HEADER "X-Atrium-Leader"
 #define LEADER_HOPS 3
 #define LEADER_WAITS 10
 
 static JsonNode *call_at(Client *c, const char *base, const char *method, const char *path,
-                         JsonNode *body, guint *status, char **leader, GError **error);
+                         JsonNode *body, guint *status, char **leader, gboolean *unreachable,
+                         GError **error);
 
 JsonNode *client_call(Client *c, const char *method, const char *path, JsonNode *body,
                       guint *status, GError **error)
@@ -123,7 +126,17 @@ JsonNode *client_call(Client *c, const char *method, const char *path, JsonNode 
 
         for (;;) {
                 g_autofree char *leader = NULL;
-                JsonNode *r = call_at(c, base, method, path, body, status, &leader, error);
+                gboolean unreachable = FALSE;
+                JsonNode *r =
+                        call_at(c, base, method, path, body, status, &leader, &unreachable, error);
+                if (unreachable && hops > 0 && waits++ < LEADER_WAITS) {
+                        g_clear_error(error);
+                        g_free(base);
+                        base = g_strdup(c->url);
+                        hops = 0;
+                        g_usleep(G_USEC_PER_SEC);
+                        continue;
+                }
                 if (!leader)
                         return r;
                 if (r)
@@ -142,7 +155,8 @@ JsonNode *client_call(Client *c, const char *method, const char *path, JsonNode 
 }
 
 static JsonNode *call_at(Client *c, const char *base, const char *method, const char *path,
-                         JsonNode *body, guint *status, char **leader, GError **error)
+                         JsonNode *body, guint *status, char **leader, gboolean *unreachable,
+                         GError **error)
 {
         g_autofree char *uri = NULL;
         g_autoptr(SoupMessage) msg = NULL;
@@ -192,7 +206,8 @@ static JsonNode *call_at(Client *c, const char *base, const char *method, const 
                                     c->url, local->message);
                 else
                         g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
-                                    "cannot reach %s: %s", c->url, local->message);
+                                    "cannot reach %s: %s", base, local->message);
+                *unreachable = !soup_message_get_tls_peer_certificate_errors(msg);
                 return NULL;
         }
         *status = soup_message_get_status(msg);

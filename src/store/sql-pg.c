@@ -261,37 +261,41 @@ void sql_fence_exempt_thread(void)
 
 static gboolean exec_simple(Db *d, const char *sql);
 
-/* In a write's transaction (the writers' lock held): may this process write? Only while its
- * lease is current on the database's clock, so that a leader paused past its lease, whose
- * place was taken, writes nothing when it wakes. */
-static gboolean fence_check(Db *d)
+/* Opens a write's transaction in one round trip: BEGIN, the writers' lock (writers queue
+ * behind it as SQLite's do), and the fence: may this process write? Only while its lease is
+ * current on the database's clock, so that a leader paused past its lease, whose place was
+ * taken, writes nothing when it wakes. On failure no transaction is left open. */
+static gboolean write_begin(Db *d)
 {
-        g_autofree char *holder = NULL, *sql = NULL;
-        char *lit; /* PQfreemem */
-        gint64 term;
+        g_autoptr(GString) sql =
+                g_string_new("BEGIN; SELECT pg_advisory_xact_lock(" G_STRINGIFY(WRITE_LOCK_KEY) ")");
+        g_autofree char *holder = NULL;
+        gint64 term = 0;
         PGresult *r;
         gboolean ok;
 
-        if (fence_exempt)
-                return TRUE;
-        g_mutex_lock(&fence_lock);
-        holder = g_strdup(fence_holder);
-        term = fence_term;
-        g_mutex_unlock(&fence_lock);
-        if (!holder)
-                return TRUE;
-        if (!term) {
+        if (!fence_exempt) {
+                g_mutex_lock(&fence_lock);
+                holder = g_strdup(fence_holder);
+                term = fence_term;
+                g_mutex_unlock(&fence_lock);
+        }
+        if (holder && !term) {
                 fail_with(d, "AT001", "this manager is a standby: only the leader writes");
                 return FALSE;
         }
-        lit = PQescapeLiteral(d->conn, holder, strlen(holder));
-        sql = g_strdup_printf("SELECT 1 FROM leader WHERE id = 1 AND holder = %s AND term = %" G_GINT64_FORMAT
-                              " AND lease_until > CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)",
-                              lit ? lit : "''", term);
-        if (lit)
-                PQfreemem(lit);
-        r = PQexec(d->conn, sql);
-        ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+        if (holder) {
+                char *lit = PQescapeLiteral(d->conn, holder, strlen(holder)); /* PQfreemem */
+                g_string_append_printf(sql,
+                                       "; SELECT 1 FROM leader WHERE id = 1 AND holder = %s AND "
+                                       "term = %" G_GINT64_FORMAT " AND lease_until > CAST(extract("
+                                       "epoch FROM clock_timestamp()) * 1000 AS BIGINT)",
+                                       lit ? lit : "''", term);
+                if (lit)
+                        PQfreemem(lit);
+        }
+        r = PQexec(d->conn, sql->str);
+        ok = PQresultStatus(r) == PGRES_TUPLES_OK && (!holder || PQntuples(r) == 1);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
                 fail(d, r);
         } else if (!ok) {
@@ -300,8 +304,13 @@ static gboolean fence_check(Db *d)
                         "): it writes nothing",
                         term);
                 fail_with(d, "AT002", msg);
+        } else {
+                note_state(d, FALSE);
         }
         PQclear(r);
+        if (!ok && PQstatus(d->conn) == CONNECTION_OK &&
+            PQtransactionStatus(d->conn) != PQTRANS_IDLE)
+                PQclear(PQexec(d->conn, "ROLLBACK"));
         return ok;
 }
 
@@ -522,14 +531,9 @@ static gboolean run_once(Stmt *s)
                 PQclear(r);
                 s->prepared = TRUE;
         }
-        /* A write alone queues behind the writers' lock as a transaction's would. */
-        if (wrap &&
-            !exec_simple(d, "BEGIN; SELECT pg_advisory_xact_lock(" G_STRINGIFY(WRITE_LOCK_KEY) ")"))
+        /* A write alone is a transaction of its own. */
+        if (wrap && !write_begin(d))
                 return FALSE;
-        if (wrap && !fence_check(d)) {
-                exec_simple(d, "ROLLBACK");
-                return FALSE;
-        }
         s->res = PQexecPrepared(d->conn, s->name, s->nparams, (const char *const *)s->values, NULL,
                                 NULL, 0);
         rc = PQresultStatus(s->res);
@@ -655,17 +659,12 @@ static gboolean begin(SqlDb *db, GError **error)
 {
         Db *d = D(db);
 
-        static const char *const sql =
-                "BEGIN; SELECT pg_advisory_xact_lock(" G_STRINGIFY(WRITE_LOCK_KEY) ")";
-        gboolean ok = ensure_connected(d) && exec_simple(d, sql);
+        gboolean ok = ensure_connected(d) && write_begin(d);
 
         if (!ok && retry_on_new_connection(d))
-                ok = ensure_connected(d) && exec_simple(d, sql);
-        if (!ok || !fence_check(d)) {
-                if (PQstatus(d->conn) == CONNECTION_OK)
-                        exec_simple(d, "ROLLBACK");
+                ok = ensure_connected(d) && write_begin(d);
+        if (!ok)
                 return db_error(db, error, "starting a transaction");
-        }
         d->in_tx = TRUE;
         return TRUE;
 }

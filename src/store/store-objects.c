@@ -251,10 +251,11 @@ JsonObject *store_get(Store *s, const Resource *res, const char *id_or_name, gin
                       GError **error)
 {
         g_autoptr(GError) local = NULL;
-        gint64 id = sqs_find_id(s, res, id_or_name, error);
+        gint64 id = 0;
         JsonObject *o;
 
-        if (!id)
+        /* by id: the row itself answers whether it is there */
+        if (!util_parse_id(id_or_name, &id) && !(id = sqs_find_id(s, res, id_or_name, error)))
                 return NULL;
         o = get_row(s, res, id, owner_id, &local);
         if (!o) { /* hidden from this user: same answer as absent, naming what was asked */
@@ -666,8 +667,12 @@ static JsonObject *update_id_tx(Store *s, const Resource *res, gint64 id, JsonOb
                 }
                 if (v)
                         json_object_set_member(old, f->name, json_node_copy(v));
-                if (f->type == FIELD_REF &&
-                    !resolve_ref(s, f, json_object_get_member(old, f->name), &refs[i], error))
+                /* A reference the patch leaves is the row's own id, there by the foreign key:
+                 * only a new one is looked up. */
+                if (f->type == FIELD_REF && !v)
+                        refs[i] = json_row_ref(old, field_column(f));
+                else if (f->type == FIELD_REF &&
+                         !resolve_ref(s, f, json_object_get_member(old, f->name), &refs[i], error))
                         return NULL;
         }
         if (res->check && !res->check(res, old, error))
@@ -854,8 +859,10 @@ static gboolean filter_value(Store *s, const Resource *res, const Field *f, cons
         if (f->type == FIELD_REF) {
                 g_autoptr(GError) local = NULL;
                 gint64 id = 0;
-                if (!resolve_ref(s, f, v, &id, &local))
-                        id = -1; /* no such object: matches nothing */
+                /* An id is bound as it is (rows refer only to objects that are there); a name
+                 * is looked up. No such object: matches nothing. */
+                if (!util_parse_id(text, &id) && !resolve_ref(s, f, v, &id, &local))
+                        id = -1;
                 g_array_append_val(ints, id);
                 g_ptr_array_add(sqlv, NULL);
                 return TRUE;

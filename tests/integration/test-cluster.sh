@@ -6,7 +6,8 @@
 # answers, and afterwards every desktop row has its domain and no desktop two sessions. The
 # new leader paused (SIGSTOP) past its lease, then woken: it finds another term and stops
 # without writing. A standby asked to write, or to take an agent's link, says where the
-# leader is.
+# leader is. PostgreSQL restarted under writes and connects: only retryable refusals, every
+# write answered as done is there, the outage logged once.
 # A standby whose wall clock is an hour ahead does not take the lease from a live leader.
 # Usage: with-pg.sh test-cluster.sh ATRIUMD ATRIUM SKEWCLOCK_SO
 set -u
@@ -142,10 +143,10 @@ gw_login() { [ -n "$(curl -sk --max-time 5 "$UG/api/v1/auth/login" -H 'Content-T
 check "... and relays a login (a write) to it" gw_login
 
 # ---- kill -9 the leader during a connect storm ----
-# storm: 3 clients, each logging in and connecting again and again through either manager
-# (following redirects), every answer's status kept
+# storm I [SECONDS]: client I logging in and connecting again and again through either manager
+# (following redirects) for SECONDS (25), every answer's status kept in storm.I
 storm() {
-        local i=$1 end=$((SECONDS + 25)) u code tok
+        local i=$1 end=$((SECONDS + ${2:-25})) u code tok
         while [ $SECONDS -lt $end ]; do
                 for u in "$U_mb" "$U_ma"; do
                         tok=$(curl -sk --max-time 5 --location-trusted "$u/api/v1/auth/login" -H 'Content-Type: application/json' \
@@ -159,9 +160,13 @@ storm() {
         done >"$T/storm.$i"
 }
 for i in 1 2 3; do storm "$i" & STORM="$STORM $!"; done
+echo admin-pass-1 | XDG_CONFIG_HOME=$T/cli-mb "$ATRIUM" login "$U_mb" --ca "$T/cert.pem" --password-stdin >/dev/null 2>&1
 sleep 4
 T0=$(date +%s%N)
 kill -9 "$P_ma"; wait "$P_ma" 2>/dev/null; P_ma=
+# a write from the CLI, logged in at the standby, while the dead leader's lease runs out
+XDG_CONFIG_HOME=$T/cli-mb "$ATRIUM" group create --name takeover >"$T/cli-takeover.out" 2>&1 &
+CLIPID=$!
 API=$U_mb/api/v1
 leads_and_links() { is_role "$U_mb" leader && grep -q "linked to $U_mb" "$T/h1.out"; }
 wait_for 20 leads_and_links; RC=$?
@@ -173,6 +178,9 @@ http GET /cluster
 is "... at the next term" "$(jget .leader)/$(jget .term)" "mb/2"
 wait_for 15 gw_leader "$U_mb"; is "the gateway follows the new leader" "$?" 0
 wait_for 10 gw_login; is "... and relays a login to it" "$?" 0
+wait "$CLIPID"; RC=$?
+is "the CLI's write sent during the takeover waits for the new leader and is done there" \
+        "$RC/$(dbq "SELECT count(*) FROM groups WHERE name = 'takeover'")" 0/1
 wait $STORM 2>/dev/null; STORM=
 CODES=$(cat "$T"/storm.* | sort | uniq -c | tr -s ' ' | tr '\n' ',')
 echo "# storm answers (count status): $CODES"
@@ -197,19 +205,67 @@ API=$U_ma/api/v1
 http GET /cluster; is "... at term 3" "$(jget .term)" 3
 LEFT=$((20 - (SECONDS - STOPPED)))
 sleep $((LEFT > 0 ? LEFT : 0)) # paused 20 s in all
+# a write waiting for mb when it wakes, still believing it leads: its fence (the term checked
+# on the database's clock in the write's transaction) refuses it, or mb has stopped first
+curl -sk --max-time 10 -o "$T/paused.body" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" \
+        -H 'Content-Type: application/json' -d '{"name":"paused-write"}' "$U_mb/api/v1/groups" >"$T/paused.code" &
+CURLPID=$!
+sleep 0.5
 kill -CONT "$P_mb"
+wait "$CURLPID"
 wait_for 10 sh -c "! kill -0 $P_mb 2>/dev/null"; wait "$P_mb"; RC=$?; P_mb=
 is "mb woken: it finds itself no longer the leader and stops (exit 75)" "$RC" 75
+echo "# the write waiting for mb: $(cat "$T/paused.code") $(jq -c .error.message "$T/paused.body" 2>/dev/null)"
+is "... the write waiting for it refused (503) or never answered (000)" "$(grep -cE '^(503|000)$' "$T/paused.code")" 1
+is "... and not done" "$(dbq "SELECT count(*) FROM groups WHERE name = 'paused-write'")" 0
 like "... saying so" "$(cat "$T/mb.out")" "no longer the leader: term 3 is ma's now (this manager held term 2)"
 relinked() { grep -q "linked to $U_ma" "$T/h1.out"; }
 wait_for 20 relinked; is "the agent links to ma again" "$?" 0
 wait_for 20 api_is /hosts/h1 .state up; is "... its host up" "$(jget .state)" up
 
-# ---- PostgreSQL restarted under the leader ----
-pg_down "$ATRIUM_TEST_PG_DIR"; sleep 1; pg_up "$ATRIUM_TEST_PG_DIR"
-back() { http GET /pools/pp; [ "$CODE" = 200 ]; }
-wait_for 20 back; is "PostgreSQL restarted: the manager serves again" "$CODE" 200
-is "... still the leader, or a new term has it" "$(role_of "$U_ma")" leader
+# ---- PostgreSQL restarted under load ----
+# both managers again (mb a standby); three clients creating groups at the leader, one after
+# the other ("NAME STATUS RETRY-AFTER" per answer), and the connect storm, while the server
+# is stopped for 2 s and started again (shorter than a lease: the leader keeps it)
+start mb
+wait_for 10 is_role "$U_mb" standby; is "mb, started again, is a standby" "$(role_of "$U_mb")" standby
+writes() {
+        local i=$1 k=0 end=$((SECONDS + 14)) code ra
+        while [ $SECONDS -lt $end ]; do
+                k=$((k + 1))
+                code=$(curl -sk --max-time 8 -o /dev/null -D "$T/w$i.h" -w '%{http_code}' -X POST \
+                        -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+                        -d "{\"name\":\"load-$i-$k\"}" "$U_ma/api/v1/groups")
+                ra=$(tr -d '\r' <"$T/w$i.h" | sed -n 's/^[Rr]etry-[Aa]fter: //p')
+                echo "load-$i-$k $code ${ra:--}"
+        done >"$T/writes.$i"
+}
+DOWNS0=$(grep -c "database .* unreachable" "$T/ma.out") UPS0=$(grep -c "database .* reachable again" "$T/ma.out")
+rm -f "$T"/storm.*
+for i in 1 2 3; do writes "$i" & STORM="$STORM $!"; done
+storm 4 14 & STORM="$STORM $!"
+sleep 4
+pg_down "$ATRIUM_TEST_PG_DIR"; sleep 2; pg_up "$ATRIUM_TEST_PG_DIR"
+wait $STORM 2>/dev/null; STORM=
+W=$(cat "$T"/writes.*)
+echo "# writes during the restart (count status): $(awk '{print $2}' <<<"$W" | sort | uniq -c | tr -s ' ' | tr '\n' ',')"
+is "PostgreSQL restarted under load: every write was done (201) or refused as retryable (503)" \
+        "$(awk '$2 != 201 && $2 != 503' <<<"$W" | head -3)" ""
+is "... some were refused while it was down" "$(awk '$2 == 503' <<<"$W" | grep -c . | sed 's/^[1-9][0-9]*$/some/')" some
+is "... each refusal with a Retry-After" "$(awk '$2 == 503 && $3 == "-"' <<<"$W" | head -3)" ""
+is "... writes were done again after it was back" "$(tail -qn 2 "$T"/writes.* | awk '$2 == 201' | grep -c .)" 6
+DONE=$(awk '$2 == 201 {print $1}' <<<"$W" | sort)
+HAVE=$(dbq "SELECT name FROM groups WHERE substr(name, 1, 5) = 'load-'" | sort)
+is "... nothing lost: every write answered 201 is in the database" "$(comm -23 <(echo "$DONE") <(echo "$HAVE"))" ""
+is "... the connect storm saw only successes and retryable answers" \
+        "$(grep -vcE '^(200|503|login-failed)$' "$T/storm.4")" 0
+is "... and connects succeeded after it was back" "$(tail -n 2 "$T/storm.4" | grep -c '^200$')" 2
+is "the leader logged the outage once and its end once" \
+        "$(($(grep -c "database .* unreachable" "$T/ma.out") - DOWNS0))/$(($(grep -c "database .* reachable again" "$T/ma.out") - UPS0))" 1/1
+is "... still the leader, the standby still a standby" "$(role_of "$U_ma")/$(role_of "$U_mb")" leader/standby
+http GET /cluster
+is "... GET /cluster names both, at the same term" \
+        "$(jget '[.managers[].name | select(. == "ma" or . == "mb")] | sort | join(" ")')/$(jget .term)" "ma mb/3"
 is "... nothing lost: 6 desktops" "$(dbq "SELECT count(*) FROM desktops")" 6
 
 echo "1..$n"
