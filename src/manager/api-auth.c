@@ -166,6 +166,7 @@ static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer d
         JsonObject *out, *user;
         gint64 expires;
         gboolean enrol_only = FALSE;
+        Role role;
 
         if (err) {
                 api_reply_error(req, err);
@@ -185,8 +186,9 @@ static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer d
                 api_reply_error(req, error);
                 return;
         }
-        switch (totp_login_check(req, j->user.id, store_user_role(req->store, j->user.id, j->user.role),
-                                 j->otp, &error)) {
+        /* the role in effect: its own, or more from its groups */
+        role = store_user_role(req->store, j->user.id, j->user.role);
+        switch (totp_login_check(req, j->user.id, role, j->otp, &error)) {
         case TOTP_REFUSED:
                 if (g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_BAD_CREDENTIALS)) {
                         ratelimit_fail(req->mgr->logins, ku, row_now(),
@@ -208,10 +210,10 @@ static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer d
         expires = row_now() + MCFG_INT(req->mgr, "token_ttl");
         req->actor.name = j->user.name;
         req->actor.user_id = j->user.id;
-        if (!store_token_insert(req->store, hash, j->user.id, expires, req->address, &error) ||
-            (enrol_only && !store_token_enrol_only(req->store, hash, &error)) ||
-            !store_event_add(req->store, &req->actor, "login", "user", j->user.id,
-                             j->user.name, "", &error)) {
+        if (!store_token_insert(req->store, hash, j->user.id, expires, req->address, enrol_only,
+                                &(StoreEvent){&req->actor, "login", "user", j->user.id,
+                                              j->user.name, ""},
+                                &error)) {
                 api_reply_error(req, error);
                 return;
         }
@@ -223,10 +225,7 @@ static void login_done(ApiRequest *req, gpointer result, GError *err, gpointer d
         user = json_object_new();
         json_object_set_int_member(user, "id", j->user.id);
         json_object_set_string_member(user, "name", j->user.name);
-        /* The role in effect: its own, or more from its groups. */
-        json_object_set_string_member(
-                user, "role",
-                role_to_string(store_user_role(req->store, j->user.id, j->user.role)));
+        json_object_set_string_member(user, "role", role_to_string(role));
         json_object_set_object_member(out, "user", user);
         if (enrol_only) /* this login may only set up TOTP: POST /me/totp, then confirm */
                 json_object_set_boolean_member(out, "totp_enrolment_required", TRUE);

@@ -69,36 +69,19 @@ static void who_clear(KeptWho *k)
 }
 
 /* The ids of the pools a user is entitled to, directly or through a group, and those the
- * terminal (when not 0) is entitled to or fixed to. */
-static void add_pools_of(Store *st, GHashTable *pools, const char *field, gint64 id)
-{
-        g_autoptr(JsonArray) ents = rows_where(st, "entitlement", field, id);
-
-        for (guint i = 0; ents && i < json_array_get_length(ents); i++)
-                g_hash_table_add(pools,
-                                 g_memdup2(&(gint64){row_ref(json_array_get_object_element(ents, i),
-                                                             "pool_id")},
-                                           sizeof(gint64)));
-}
-
-/* The ids of the pools a user is entitled to, directly or through a group, and those the
- * terminal (when given) is entitled to or fixed to: indexed reads of one's own entitlements,
- * never the whole table. */
+ * terminal (when given) is entitled to or fixed to: one indexed read of one's own
+ * entitlements, never the whole table. */
 static GHashTable *entitled_pools(Store *st, gint64 user_id, JsonObject *terminal)
 {
         GHashTable *pools = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-        g_autoptr(GArray) groups = user_id ? store_user_groups(st, user_id, NULL) : NULL;
+        g_autoptr(GArray) ids =
+                store_entitled_pools(st, user_id, terminal ? row_int(terminal, "id") : 0, NULL);
 
-        if (user_id)
-                add_pools_of(st, pools, "user", user_id);
-        for (guint i = 0; groups && i < groups->len; i++)
-                add_pools_of(st, pools, "group", g_array_index(groups, gint64, i));
-        if (terminal) {
-                add_pools_of(st, pools, "terminal", row_int(terminal, "id"));
-                if (row_ref(terminal, "pool_id"))
-                        g_hash_table_add(pools, g_memdup2(&(gint64){row_ref(terminal, "pool_id")},
-                                                          sizeof(gint64)));
-        }
+        for (guint i = 0; ids && i < ids->len; i++)
+                g_hash_table_add(pools, g_memdup2(&g_array_index(ids, gint64, i), sizeof(gint64)));
+        if (terminal && row_ref(terminal, "pool_id"))
+                g_hash_table_add(
+                        pools, g_memdup2(&(gint64){row_ref(terminal, "pool_id")}, sizeof(gint64)));
         return pools;
 }
 
@@ -345,9 +328,10 @@ static JsonObject *pick_scan(ApiRequest *req, const Who *who, JsonObject *pool,
 }
 
 /* The usual cases without reading the pool's rows: the caller's own desktop there, or one
- * started, clean, free desktop (one indexed query); anything else scans the pool. */
+ * started, clean, free desktop (one indexed query: *unused TRUE, it has no session); anything
+ * else scans the pool. */
 static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gboolean started_only,
-                        GError **error)
+                        gboolean *unused, GError **error)
 {
         Store *st = req->store;
         gint64 pid = row_int(pool, "id");
@@ -365,8 +349,10 @@ static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gbool
         if (free_one && free_one->len == 1) {
                 JsonObject *d = store_get_id(st, resource_by_kind("desktop"),
                                              g_array_index(free_one, gint64, 0), 0, NULL);
-                if (d)
+                if (d) {
+                        *unused = TRUE;
                         return d;
+                }
         }
         return pick_scan(req, who, pool, started_only, error);
 }
@@ -374,7 +360,7 @@ static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gbool
 /* The session and the desktop's assignment, in one transaction (the reconciler never sees an
  * assigned, dirty desktop without its session). Returns the session row. */
 static JsonObject *assign(ApiRequest *req, const Who *who, JsonObject *desktop, const char *proto,
-                          GError **error)
+                          gboolean unused, GError **error)
 {
         g_autoptr(JsonObject) sv = json_object_new();
         g_autoptr(JsonObject) patch = json_object_new();
@@ -386,7 +372,7 @@ static JsonObject *assign(ApiRequest *req, const Who *who, JsonObject *desktop, 
                 {resource_by_kind("desktop"), did, patch},
         };
 
-        { /* a reconnect takes over the caller's session on that desktop */
+        if (!unused) { /* a reconnect takes over the caller's session on that desktop */
                 g_autoptr(JsonArray) open =
                         rows_where(req->store, "session", "desktop", row_int(desktop, "id"));
                 for (guint i = 0; open && i < json_array_get_length(open); i++) {
@@ -513,11 +499,11 @@ static void connected(JsonObject *result, const GError *error, gpointer data)
         json_object_set_string_member(reply, "console_url", url);
         json_object_set_string_member(reply, "vv", vv);
         timing = timing_text(c, since_ms(c));
-        sessions_set_timing(req->store, c->session_id, timing);
         detail = g_strdup_printf("desktop %s, ticket issued after %" G_GINT64_FORMAT " ms: %s",
                                  c->desktop_name, since_ms(c), timing);
-        store_event_add(req->store, &req->actor, "connect", "desktop", c->desktop_id,
-                        c->desktop_name, detail, NULL);
+        sessions_set_timing(req->store, c->session_id, timing,
+                            &(StoreEvent){&req->actor, "connect", "desktop", c->desktop_id,
+                                          c->desktop_name, detail});
         api_reply_object(req, 200, reply);
         connect_free(c);
 }
@@ -876,11 +862,12 @@ static gboolean growth_retry(gpointer data)
         ApiRequest *req = g->req;
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) desktop = NULL, session = NULL;
+        gboolean unused = FALSE;
 
         g_mutex_lock(&assign_lock);
         /* a pool with spares starts the new desktop itself: take it once it runs */
-        desktop = pick(req, &g->kept.who, g->pool, row_int(g->pool, "spares") > 0, NULL);
-        session = desktop ? assign(req, &g->kept.who, desktop, g->protocol, &error) : NULL;
+        desktop = pick(req, &g->kept.who, g->pool, row_int(g->pool, "spares") > 0, &unused, NULL);
+        session = desktop ? assign(req, &g->kept.who, desktop, g->protocol, unused, &error) : NULL;
         g_mutex_unlock(&assign_lock);
         if (!session && g_get_monotonic_time() < g->deadline && !error)
                 return G_SOURCE_CONTINUE;
@@ -960,6 +947,7 @@ static void connect_common(ApiRequest *req, const Who *who, JsonObject *terminal
 {
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) session = NULL, chosen = NULL;
+        gboolean unused = FALSE; /* the chosen desktop known to have no session */
         g_autoptr(GHashTable) entitled = entitled_pools(req->store, who->user_id, terminal);
         gint64 pid = row_int(pool, "id");
         gint64 t0 = g_get_monotonic_time(), requested_at = g_get_real_time() / 1000;
@@ -989,8 +977,8 @@ static void connect_common(ApiRequest *req, const Who *who, JsonObject *terminal
         if (terminal)
                 terminals_seen(req->store, terminal);
         g_mutex_lock(&assign_lock);
-        chosen = desktop ? json_object_ref(desktop) : pick(req, who, pool, FALSE, &error);
-        session = chosen ? assign(req, who, chosen, proto, &error) : NULL;
+        chosen = desktop ? json_object_ref(desktop) : pick(req, who, pool, FALSE, &unused, &error);
+        session = chosen ? assign(req, who, chosen, proto, unused, &error) : NULL;
         g_mutex_unlock(&assign_lock);
         if (!session && !desktop && error->code == ATRIUM_ERROR_UNAVAILABLE &&
             grow_for(req, who, pool, proto, t0, requested_at))

@@ -183,13 +183,16 @@ void sessions_timeouts(Manager *mgr, Store *st, JsonArray *pools, JsonArray *des
         }
 }
 
-void sessions_set_timing(Store *st, gint64 session_id, const char *timing)
+void sessions_set_timing(Store *st, gint64 session_id, const char *timing, const StoreEvent *ev)
 {
         g_autoptr(JsonObject) patch = json_object_new();
         g_autoptr(JsonObject) upd = NULL;
 
         json_object_set_string_member(patch, "timing", timing);
-        upd = store_update_id(st, resource_by_kind("session"), session_id, patch, NULL, NULL);
+        upd = store_update_id_event(st, resource_by_kind("session"), session_id, patch, ev, NULL);
+        if (!upd) /* the session gone meanwhile: the event is recorded all the same */
+                store_event_add(st, ev->actor, ev->action, ev->kind, ev->id, ev->name, ev->detail,
+                                NULL);
 }
 
 void sessions_console_opened(Store *st, gint64 desktop_id, const Actor *actor)
@@ -218,9 +221,9 @@ void sessions_console_opened(Store *st, gint64 desktop_id, const Actor *actor)
                         continue;
                 json_object_set_int_member(t, "opened", g_get_real_time() / 1000 - at);
                 text = json_node_to_text(root, FALSE);
-                sessions_set_timing(st, row_int(s, "id"), text);
-                store_event_add(st, actor, "console_opened", "session", row_int(s, "id"), "", text,
-                                NULL);
+                sessions_set_timing(st, row_int(s, "id"), text,
+                                    &(StoreEvent){actor, "console_opened", "session",
+                                                  row_int(s, "id"), "", text});
         }
 }
 

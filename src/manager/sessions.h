@@ -27,8 +27,9 @@ void sessions_timeouts(Manager *mgr, Store *st, JsonArray *pools, JsonArray *des
  * sessions' timing gains 'opened' once, with an event 'console_opened'. */
 void sessions_console_opened(Store *st, gint64 desktop_id, const Actor *actor);
 
-/* Writes a session's timing (JSON text: milliseconds from the connect request to each step). */
-void sessions_set_timing(Store *st, gint64 session_id, const char *timing);
+/* Writes a session's timing (JSON text: milliseconds from the connect request to each step)
+ * and the event EV about it, in one transaction (EV alone when the session is gone). */
+void sessions_set_timing(Store *st, gint64 session_id, const char *timing, const StoreEvent *ev);
 
 /* The desktop's sessions become 'connected' or 'disconnected' (state_since now); 'ending'
  * ones are left alone. On connect, sessions_console_opened() too. */

@@ -334,6 +334,10 @@ static const char *const migrations[] = {
         "  term INTEGER NOT NULL DEFAULT 0,"
         "  lease_until INTEGER NOT NULL DEFAULT 0);"
         "INSERT INTO leader (id) VALUES (1);",
+        /* 14: the broker's usual choice, a started, clean, unassigned desktop of a pool, read
+         * off a partial index in id order (not a scan of the pool's running desktops). */
+        "CREATE INDEX desktops_free ON desktops(pool_id, id) WHERE state = 'running' AND "
+        "user_id IS NULL AND terminal_id IS NULL AND dirty = 0;",
 };
 
 int schema_latest(void)

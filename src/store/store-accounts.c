@@ -89,15 +89,16 @@ JsonArray *store_members(Store *s, const char *group, GError **error)
         return out;
 }
 
-/* The ids a one-parameter query selects, in order. */
-static GArray *ids_where(Store *st, const char *sql, gint64 param, GError **error)
+/* The ids a query selects, in order; its N parameters ?1…?N bound to PARAMS. */
+static GArray *ids_where(Store *st, const char *sql, const gint64 *params, int n, GError **error)
 {
         SqlStmt *stmt = sqs_prep(st, sql, error);
         GArray *out;
 
         if (!stmt)
                 return NULL;
-        sql_bind_int(stmt, 1, param);
+        for (int i = 0; i < n; i++)
+                sql_bind_int(stmt, i + 1, params[i]);
         out = g_array_new(FALSE, FALSE, sizeof(gint64));
         while (sql_step(stmt) == SQL_ROW) {
                 gint64 id = sql_column_int(stmt, 0);
@@ -107,20 +108,23 @@ static GArray *ids_where(Store *st, const char *sql, gint64 param, GError **erro
         return out;
 }
 
-GArray *store_user_groups(Store *st, gint64 user_id, GError **error)
+GArray *store_entitled_pools(Store *st, gint64 user_id, gint64 terminal_id, GError **error)
 {
-        return ids_where(st, "SELECT group_id FROM group_members WHERE user_id = ?", user_id,
-                         error);
+        return ids_where(st,
+                         "SELECT DISTINCT pool_id FROM entitlements WHERE user_id = ?1 OR "
+                         "terminal_id = ?2 OR group_id IN (SELECT group_id FROM group_members "
+                         "WHERE user_id = ?1) ORDER BY pool_id",
+                         (const gint64[]){user_id, terminal_id}, 2, error);
 }
 
 GArray *store_pool_free_started(Store *st, gint64 pool_id, GError **error)
 {
         return ids_where(st,
                          "SELECT d.id FROM desktops d WHERE d.pool_id = ? AND d.state = 'running' "
-                         "AND d.user_id IS NULL AND d.terminal_id IS NULL AND d.dirty = FALSE "
+                         "AND d.user_id IS NULL AND d.terminal_id IS NULL AND d.dirty = 0 "
                          "AND d.maintenance = FALSE AND NOT EXISTS (SELECT 1 FROM sessions s "
                          "WHERE s.desktop_id = d.id) ORDER BY d.id LIMIT 1",
-                         pool_id, error);
+                         &pool_id, 1, error);
 }
 
 GArray *store_pool_in_session(Store *st, gint64 pool_id, GError **error)
@@ -128,7 +132,7 @@ GArray *store_pool_in_session(Store *st, gint64 pool_id, GError **error)
         return ids_where(st,
                          "SELECT DISTINCT s.desktop_id FROM sessions s JOIN desktops d "
                          "ON d.id = s.desktop_id WHERE d.pool_id = ?",
-                         pool_id, error);
+                         &pool_id, 1, error);
 }
 
 /* ---- accounts and tokens ----------------------------------------------------------------- */
@@ -196,30 +200,46 @@ fail:
 }
 
 gboolean store_token_insert(Store *s, const char *hash, gint64 user_id, gint64 expires_at,
-                            const char *address, GError **error)
+                            const char *address, gboolean enrol_only, const StoreEvent *ev,
+                            GError **error)
 {
         g_autofree char *now = util_now_iso();
-        SqlStmt *stmt = sqs_prep(s,
-                                 "INSERT INTO api_tokens (hash, user_id, created_at, expires_at, "
-                                 "address) VALUES (?, ?, ?, ?, ?)",
-                                 error);
+        SqlStmt *stmt;
 
-        if (!stmt)
+        if (!sqs_tx_begin(s, error))
                 return FALSE;
+        if (!(stmt = sqs_prep(s,
+                              "INSERT INTO api_tokens (hash, user_id, created_at, expires_at, "
+                              "address, enrol_only) VALUES (?, ?, ?, ?, ?, ?)",
+                              error)))
+                goto fail;
         sql_bind_text(stmt, 1, hash);
         sql_bind_int(stmt, 2, user_id);
         sql_bind_text(stmt, 3, now);
         sql_bind_int(stmt, 4, expires_at);
         sql_bind_text(stmt, 5, address ? address : "");
-        return sqs_step_done(s, stmt, error, "storing a token");
+        sql_bind_int(stmt, 6, enrol_only);
+        if (!sqs_step_done(s, stmt, error, "storing a token") ||
+            (ev && !sqs_event_insert(s, ev->actor, ev->action, ev->kind, ev->id, ev->name,
+                                     ev->detail, error)))
+                goto fail;
+        return sqs_tx_commit(s, error);
+fail:
+        sqs_tx_rollback(s);
+        return FALSE;
 }
 
 gboolean store_token_lookup(Store *s, const char *hash, gint64 now, TokenInfo *out, GError **error)
 {
+        /* one row per group of the user (or one row with none), with the group's role when
+         * it gives more than 'user': a group may give its members more than their own role,
+         * read in the same statement (plain joins: both engines read them off the indexes) */
         SqlStmt *stmt = sqs_prep(s,
-                                 "SELECT u.id, u.name, u.role, t.expires_at, t.enrol_only "
+                                 "SELECT u.id, u.name, u.role, t.expires_at, t.enrol_only, g.role "
                                  "FROM api_tokens t "
                                  "JOIN users u ON u.id = t.user_id "
+                                 "LEFT JOIN group_members m ON m.user_id = u.id "
+                                 "LEFT JOIN groups g ON g.id = m.group_id AND g.role != 'user' "
                                  "WHERE t.hash = ? AND t.expires_at > ? AND u.enabled = TRUE",
                                  error);
         gboolean found = FALSE;
@@ -229,13 +249,19 @@ gboolean store_token_lookup(Store *s, const char *hash, gint64 now, TokenInfo *o
                 return FALSE;
         sql_bind_text(stmt, 1, hash);
         sql_bind_int(stmt, 2, now);
-        if ((rc = sql_step(stmt)) == SQL_ROW) {
-                found = TRUE;
-                out->user_id = sql_column_int(stmt, 0);
-                out->user_name = g_strdup(sql_column_text(stmt, 1));
-                out->role = MAX(role_from_string(sql_column_text(stmt, 2)), 0);
-                out->expires_at = sql_column_int(stmt, 3);
-                out->enrol_only = sql_column_int(stmt, 4);
+        while ((rc = sql_step(stmt)) == SQL_ROW) {
+                int group_role =
+                        sql_column_null(stmt, 5) ? -1 : role_from_string(sql_column_text(stmt, 5));
+                if (!found) {
+                        found = TRUE;
+                        out->user_id = sql_column_int(stmt, 0);
+                        out->user_name = g_strdup(sql_column_text(stmt, 1));
+                        out->role = MAX(role_from_string(sql_column_text(stmt, 2)), 0);
+                        out->expires_at = sql_column_int(stmt, 3);
+                        out->enrol_only = sql_column_int(stmt, 4);
+                }
+                if (group_role > (int)out->role)
+                        out->role = (Role)group_role;
         }
         sql_reset(stmt);
         if (rc == SQL_FAIL)
@@ -245,8 +271,6 @@ gboolean store_token_lookup(Store *s, const char *hash, gint64 now, TokenInfo *o
                             "the token is unknown, expired or revoked; log in again");
                 return FALSE;
         }
-        /* A group may give its members more than their own role. */
-        out->role = sqs_group_role(s, out->user_id, out->role);
         return TRUE;
 }
 

@@ -221,21 +221,27 @@ gint64 sqs_find_id(Store *s, const Resource *res, const char *id_or_name, GError
         return id;
 }
 
-static JsonObject *get_row(Store *s, const Resource *res, gint64 id, gint64 owner_id,
-                           GError **error)
+/* The row by id, or (NAME not NULL) by name, of OWNER_ID's when it is above 0. */
+static JsonObject *get_row_by(Store *s, const Resource *res, gint64 id, const char *name,
+                              gint64 owner_id, GError **error)
 {
         g_autofree char *base = select_sql(res);
         g_autofree char *sql = NULL;
         const Field *of =
                 res->owner_field && owner_id > 0 ? resource_field(res, res->owner_field) : NULL;
+        const char *key = name ? "name" : "id";
         SqlStmt *st;
         JsonObject *o = NULL;
 
-        sql = of ? g_strdup_printf("SELECT %s WHERE t.id = ? AND t.%s = ?", base, field_column(of))
-                 : g_strdup_printf("SELECT %s WHERE t.id = ?", base);
+        sql = of ? g_strdup_printf("SELECT %s WHERE t.%s = ? AND t.%s = ?", base, key,
+                                   field_column(of))
+                 : g_strdup_printf("SELECT %s WHERE t.%s = ?", base, key);
         if (!(st = sqs_prep(s, sql, error)))
                 return NULL;
-        sql_bind_int(st, 1, id);
+        if (name)
+                sql_bind_text(st, 1, name);
+        else
+                sql_bind_int(st, 1, id);
         if (of)
                 sql_bind_int(st, 2, owner_id);
         if (sql_step(st) == SQL_ROW)
@@ -247,6 +253,12 @@ static JsonObject *get_row(Store *s, const Resource *res, gint64 id, gint64 owne
         return o;
 }
 
+static JsonObject *get_row(Store *s, const Resource *res, gint64 id, gint64 owner_id,
+                           GError **error)
+{
+        return get_row_by(s, res, id, NULL, owner_id, error);
+}
+
 JsonObject *store_get(Store *s, const Resource *res, const char *id_or_name, gint64 owner_id,
                       GError **error)
 {
@@ -254,10 +266,15 @@ JsonObject *store_get(Store *s, const Resource *res, const char *id_or_name, gin
         gint64 id = 0;
         JsonObject *o;
 
-        /* by id: the row itself answers whether it is there */
-        if (!util_parse_id(id_or_name, &id) && !(id = sqs_find_id(s, res, id_or_name, error)))
+        /* the row itself answers whether it is there, by id or by name */
+        if (util_parse_id(id_or_name, &id))
+                o = get_row(s, res, id, owner_id, &local);
+        else if (res->named)
+                o = get_row_by(s, res, 0, id_or_name, owner_id, &local);
+        else { /* named by id only: its error says so */
+                sqs_find_id(s, res, id_or_name, error);
                 return NULL;
-        o = get_row(s, res, id, owner_id, &local);
+        }
         if (!o) { /* hidden from this user: same answer as absent, naming what was asked */
                 g_autofree char *q = util_quote(id_or_name);
                 g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND, "there is no %s '%s'",
@@ -725,7 +742,11 @@ static JsonObject *update_id_tx(Store *s, const Resource *res, gint64 id, JsonOb
 static JsonObject *update_tx(Store *s, const Resource *res, const char *id_or_name,
                              JsonObject *patch, const Actor *actor, GError **error)
 {
-        gint64 id = sqs_find_id(s, res, id_or_name, error);
+        gint64 id = 0;
+
+        /* by id: the row update_id_tx reads first answers whether it is there */
+        if (!util_parse_id(id_or_name, &id))
+                id = sqs_find_id(s, res, id_or_name, error);
 
         return id ? update_id_tx(s, res, id, patch, actor, error) : NULL;
 }
@@ -742,6 +763,20 @@ JsonObject *store_update_id(Store *st, const Resource *res, gint64 id, JsonObjec
         if (!sqs_tx_begin(st, error))
                 return NULL;
         return sqs_tx_end(st, update_id_tx(st, res, id, patch, actor, error), error);
+}
+
+JsonObject *store_update_id_event(Store *st, const Resource *res, gint64 id, JsonObject *patch,
+                                  const StoreEvent *ev, GError **error)
+{
+        JsonObject *row;
+
+        if (!sqs_tx_begin(st, error))
+                return NULL;
+        row = update_id_tx(st, res, id, patch, NULL, error);
+        if (row && !sqs_event_insert(st, ev->actor, ev->action, ev->kind, ev->id, ev->name,
+                                     ev->detail, error))
+                g_clear_pointer(&row, json_object_unref);
+        return sqs_tx_end(st, row, error);
 }
 
 /* ---- delete ------------------------------------------------------------------------------ */

@@ -152,13 +152,3 @@ gboolean store_recovery_use(Store *s, gint64 user_id, const char *hash)
         sql_bind_text(q, 2, hash);
         return sqs_step_done(s, q, NULL, "using a recovery code") && sql_changes(s->db) == 1;
 }
-
-gboolean store_token_enrol_only(Store *s, const char *token_hash, GError **error)
-{
-        SqlStmt *q = sqs_prep(s, "UPDATE api_tokens SET enrol_only = TRUE WHERE hash = ?", error);
-
-        if (!q)
-                return FALSE;
-        sql_bind_text(q, 1, token_hash);
-        return sqs_step_done(s, q, error, "restricting a token");
-}

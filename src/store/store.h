@@ -69,6 +69,14 @@ typedef struct {
         JsonObject *values;
 } StoreChange;
 
+/* An audit event written with a change, in its transaction. */
+typedef struct {
+        const Actor *actor;
+        const char *action, *kind;
+        gint64 id;
+        const char *name, *detail;
+} StoreEvent;
+
 void store_close(Store *st);
 int store_schema_version(Store *st);
 
@@ -110,8 +118,9 @@ gboolean store_member_add(Store *st, const char *group, const char *user, const 
 gboolean store_member_remove(Store *st, const char *group, const char *user, const Actor *actor,
                              GError **error);
 JsonArray *store_members(Store *st, const char *group, GError **error);
-/* The ids of the groups a user is a member of (one indexed query). */
-GArray *store_user_groups(Store *st, gint64 user_id, GError **error);
+/* The ids of the pools a user (when not 0) is entitled to, directly or through a group, and
+ * those a terminal (when not 0) is entitled to, in order (one indexed query). */
+GArray *store_entitled_pools(Store *st, gint64 user_id, gint64 terminal_id, GError **error);
 /* The ids of a pool's desktops that have a session (one indexed query). */
 GArray *store_pool_in_session(Store *st, gint64 pool_id, GError **error);
 /* The id of one started, clean, unassigned desktop of a pool with no session (the
@@ -121,13 +130,20 @@ GArray *store_pool_free_started(Store *st, gint64 pool_id, GError **error);
 gboolean store_user_auth(Store *st, const char *name, UserAuth *out, GError **error);
 gboolean store_user_set_password(Store *st, gint64 user_id, const char *hash, const Actor *actor,
                                  GError **error);
+/* A token (its hash) stored, restricted to TOTP enrolment or not, with the event EV (when not
+ * NULL) in the same transaction. */
 gboolean store_token_insert(Store *st, const char *hash, gint64 user_id, gint64 expires_at,
-                            const char *address, GError **error);
+                            const char *address, gboolean enrol_only, const StoreEvent *ev,
+                            GError **error);
 gboolean store_token_lookup(Store *st, const char *hash, gint64 now, TokenInfo *out,
                             GError **error);
 gboolean store_token_delete(Store *st, const char *hash, GError **error);
 gboolean store_event_add(Store *st, const Actor *actor, const char *action, const char *kind,
                          gint64 id, const char *name, const char *detail, GError **error);
+/* An update (no "update" event of its own) and the event EV, in one transaction: the
+ * updated row, or NULL and neither. */
+JsonObject *store_update_id_event(Store *st, const Resource *res, gint64 id, JsonObject *patch,
+                                  const StoreEvent *ev, GError **error);
 gint64 store_count(Store *st, const Resource *res);
 /* Another handle on the same state, for one worker thread: no migrations, and it
  * refuses a schema other than this binary's. */
@@ -174,7 +190,6 @@ gboolean store_totp_enable(Store *st, const Actor *a, gint64 user_id, gint64 ste
 gboolean store_totp_disable(Store *st, const Actor *a, gint64 user_id, const char *why,
                             GError **error);
 gboolean store_recovery_use(Store *st, gint64 user_id, const char *hash);
-gboolean store_token_enrol_only(Store *st, const char *token_hash, GError **error);
 /* Every directory user's groups to be looked up again (a group's mapping changed). */
 void store_directory_stale(Store *st);
 /* A stored setting ("installation": 8 hex digits made at creation), or NULL. */

@@ -419,8 +419,10 @@ static void test_tokens(Fixture *f, gconstpointer data)
         g_assert_true(store_user_auth(f->st, "alice", &ua, &error));
         g_assert_cmpstr(ua.password_hash, ==, "hash-of-alice");
         g_assert_cmpint(ua.role, ==, ROLE_USER);
-        g_assert_true(store_token_insert(f->st, "hash1", ua.id, now + 100, "::1", &error));
-        g_assert_true(store_token_insert(f->st, "hash2", ua.id, now + 100, "::1", &error));
+        g_assert_true(
+                store_token_insert(f->st, "hash1", ua.id, now + 100, "::1", FALSE, NULL, &error));
+        g_assert_true(
+                store_token_insert(f->st, "hash2", ua.id, now + 100, "::1", FALSE, NULL, &error));
         g_assert_true(store_token_lookup(f->st, "hash1", now, &ti, &error));
         g_assert_cmpstr(ti.user_name, ==, "alice");
         token_info_clear(&ti);
@@ -441,7 +443,7 @@ static void test_tokens(Fixture *f, gconstpointer data)
         g_assert_false(store_token_lookup(f->st, "hash2", now, &ti, &error));
         g_clear_error(&error);
         /* A new password revokes every token. */
-        g_assert_true(store_token_insert(f->st, "hash3", 1, now + 100, "", &error));
+        g_assert_true(store_token_insert(f->st, "hash3", 1, now + 100, "", FALSE, NULL, &error));
         g_assert_true(store_user_set_password(f->st, 1, "h-new", &tester, &error));
         g_assert_false(store_token_lookup(f->st, "hash3", now, &ti, &error));
         g_clear_error(&error);
