@@ -1,7 +1,7 @@
 /* The pool reconciler: see reconciler.h. */
 #define G_LOG_DOMAIN "pools"
 
-#include "manager/reconciler.h"
+#include "manager/reconciler-private.h"
 #include "manager/rows.h"
 #include "manager/sessions.h"
 #include "manager/agentlink.h"
@@ -18,46 +18,7 @@
 
 #include <string.h>
 
-static const Actor system_actor = {"system", 0, ""};
-
-typedef struct {
-        guint failures;
-        guint busy; /* recovery starts refused by a busy lease */
-        gint64 next_at; /* monotonic µs: no new attempt before */
-} Retry;
-
-struct _Reconciler {
-        Manager *mgr;
-        Store *store; /* the reconciler thread's own handle */
-        GThread *thread;
-        GMainContext *ctx;
-        GMainLoop *loop;
-        gint kicked;
-        GHashTable *inflight;  /* desktop id -> its step (ReconcileStep) */
-        GHashTable *host_load; /* host id -> steps in flight */
-        GHashTable *retries;   /* desktop id -> Retry */
-        GQueue pending;        /* Step waiting for room on its host, made by the last pass */
-        GHashTable *recovering; /* desktop id -> the down host it is recovered from */
-        GHashTable *guests_recovering; /* guest id -> the down host it is recovered from */
-        GHashTable *guest_retries;     /* guest id -> Retry */
-        GHashTable *guests_inflight;   /* guest id: its start is in flight */
-        GHashTable *waiting_told; /* desktop id: "no host has room" already said */
-        gint64 last_pass;
-        gint last_pass_ms; /* how long the last pass took (atomic: kicks come from any thread) */
-};
-
-/* What a pass looks at, read at its start. */
-typedef struct {
-        JsonArray *pools, *desktops, *sessions, *hosts, *versions, *volumes;
-        GHashTable *newest;       /* template id -> newest version row */
-        GHashTable *versions_by;  /* version id -> row */
-        GHashTable *volume_path;  /* volume id -> path */
-        GHashTable *in_session;   /* desktop id -> TRUE */
-        GHashTable *names;        /* every desktop name (lower case) */
-        GHashTable *host_count;   /* host id -> desktops placed there */
-        GHashTable *host_planned; /* host id -> MiB of the desktops this pass starts there */
-        GHashTable *by_pool;      /* pool id -> GPtrArray of its desktop rows */
-} Snapshot;
+const Actor rec_system_actor = {"system", 0, ""};
 
 typedef struct {
         Reconciler *p;
@@ -75,11 +36,7 @@ static void step_free(Step *s)
         g_free(s);
 }
 
-static void kick_after(Reconciler *p, guint ms);
 static void reconciler_kick(Reconciler *p);
-static gboolean step_send(Reconciler *p, JsonObject *row, gint64 host_id, ReconcileStep step,
-                          HostCmd *cmd);
-static void recovery_busy(Reconciler *p, JsonObject *row, const GError *error);
 
 /* Each step: the command its host runs (made with hostcmd.h), the desktop's state while it runs
  * and after it succeeded (DESKTOP_STATE_LAST: the row is deleted). */
@@ -94,12 +51,12 @@ static const struct {
         [STEP_RECOVER] = {AGENT_OP_DOMAIN_START, DESKTOP_RECOVERING, DESKTOP_RUNNING},
 };
 
-static gint64 *id_key(gint64 id)
+gint64 *rec_id_key(gint64 id)
 {
         return g_memdup2(&id, sizeof(id));
 }
 
-static gboolean state_is(JsonObject *d, DesktopState state)
+gboolean rec_state_is(JsonObject *d, DesktopState state)
 {
         return row_desktop_state(d) == state;
 }
@@ -108,7 +65,7 @@ static gboolean state_is(JsonObject *d, DesktopState state)
 
 /* Changes a desktop's row (state, unless DESKTOP_STATE_LAST, and more), quietly, with an event
  * when action is given. */
-static gboolean desktop_set(Reconciler *p, gint64 id, const char *name, DesktopState state,
+gboolean rec_desktop_set(Reconciler *p, gint64 id, const char *name, DesktopState state,
                             JsonObject *extra, const char *action, const char *detail)
 {
         g_autoptr(JsonObject) patch = extra ? json_object_ref(extra) : json_object_new();
@@ -125,7 +82,7 @@ static gboolean desktop_set(Reconciler *p, gint64 id, const char *name, DesktopS
                 return FALSE;
         }
         if (action)
-                store_event_add(p->store, &system_actor, action, "desktop", id, name,
+                store_event_add(p->store, &rec_system_actor, action, "desktop", id, name,
                                 detail ? detail : "", NULL);
         return TRUE;
 }
@@ -143,22 +100,22 @@ static gboolean backing_off(Reconciler *p, gint64 id)
 }
 
 /* The desktop's retry record, made on first use. */
-static Retry *retry_of(Reconciler *p, gint64 id)
+Retry *rec_retry_of(Reconciler *p, gint64 id)
 {
         Retry *r = g_hash_table_lookup(p->retries, &id);
 
         if (!r) {
                 r = g_new0(Retry, 1);
-                g_hash_table_insert(p->retries, id_key(id), r);
+                g_hash_table_insert(p->retries, rec_id_key(id), r);
         }
         return r;
 }
 
 /* A step failed: try again later, or after provision_retries attempts mark it failed. */
-static void step_failed(Reconciler *p, JsonObject *row, ReconcileStep step, const GError *error)
+void rec_step_failed(Reconciler *p, JsonObject *row, ReconcileStep step, const GError *error)
 {
         gint64 id = row_int(row, "id");
-        Retry *r = retry_of(p, id);
+        Retry *r = rec_retry_of(p, id);
         gint64 most = config_get_int(p->mgr->config, "manager", "provision_retries");
 
         r->failures++;
@@ -169,7 +126,7 @@ static void step_failed(Reconciler *p, JsonObject *row, ReconcileStep step, cons
                 json_object_set_string_member(extra, "failure", why);
                 g_warning("desktop %s: %s (after %u attempts)", row_str(row, "name"), why,
                           r->failures);
-                desktop_set(p, id, row_str(row, "name"), DESKTOP_FAILED, extra, "desktop_failed",
+                rec_desktop_set(p, id, row_str(row, "name"), DESKTOP_FAILED, extra, "desktop_failed",
                             why);
                 retry_clear(p, id);
                 return;
@@ -189,7 +146,7 @@ static void step_release(Reconciler *p, Step *s)
 
         g_hash_table_remove(p->inflight, &s->desktop_id);
         if (n > 1)
-                g_hash_table_insert(p->host_load, id_key(s->host_id), GUINT_TO_POINTER(n - 1));
+                g_hash_table_insert(p->host_load, rec_id_key(s->host_id), GUINT_TO_POINTER(n - 1));
         else
                 g_hash_table_remove(p->host_load, &s->host_id);
 }
@@ -207,10 +164,10 @@ static void delete_with(Reconciler *p, const char *kind, JsonObject *row, const 
         deps = store_list_all(p->store, resource_by_kind(dependent), f, NULL);
         for (guint i = 0; deps && i < json_array_get_length(deps); i++) {
                 store_delete_id(p->store, resource_by_kind(dependent),
-                                row_id(json_array_get_object_element(deps, i)), &system_actor,
+                                row_id(json_array_get_object_element(deps, i)), &rec_system_actor,
                                 NULL);
         }
-        if (!store_delete_id(p->store, resource_by_kind(kind), row_id(row), &system_actor, &error))
+        if (!store_delete_id(p->store, resource_by_kind(kind), row_id(row), &rec_system_actor, &error))
                 g_warning("%s %s: cannot delete its row: %s", kind, row_str(row, "name"),
                           error->message);
 }
@@ -232,9 +189,9 @@ static void step_done(JsonObject *result, const GError *error, gpointer data)
                 goto out;
         /* The row moved on meanwhile (deleted, recomposed, reported by libvirt): this reply
          * is stale, unless a start was already reported running. */
-        if (!state_is(row, step_table[s->step].during) &&
+        if (!rec_state_is(row, step_table[s->step].during) &&
             !((s->step == STEP_START || s->step == STEP_RECOVER) &&
-              state_is(row, DESKTOP_RUNNING) && !error))
+              rec_state_is(row, DESKTOP_RUNNING) && !error))
                 goto out;
         if (error) {
                 if (s->step == STEP_DELETE &&
@@ -247,7 +204,7 @@ static void step_done(JsonObject *result, const GError *error, gpointer data)
                         recovery_busy(p, row, error);
                         goto out;
                 }
-                step_failed(p, row, s->step, error);
+                rec_step_failed(p, row, s->step, error);
                 goto out;
         }
         retry_clear(p, s->desktop_id);
@@ -256,11 +213,11 @@ static void step_done(JsonObject *result, const GError *error, gpointer data)
                 json_object_set_int_member(extra, "disk_bytes", row_int(result, "disk_bytes"));
                 json_object_set_string_member(extra, "failure", "");
                 json_object_set_int_member(extra, "host", s->host_id);
-                desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after,
+                rec_desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after,
                             extra, NULL, NULL);
         } else if (s->step == STEP_START) {
                 json_object_set_int_member(extra, "host", s->host_id);
-                desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after,
+                rec_desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after,
                             extra, "desktop_started", "started as a spare");
         } else if (s->step == STEP_RECOVER) {
                 gint64 from = GPOINTER_TO_SIZE(g_hash_table_lookup(p->recovering, &s->desktop_id));
@@ -273,10 +230,10 @@ static void step_done(JsonObject *result, const GError *error, gpointer data)
                 json_object_set_int_member(extra, "host", s->host_id);
                 json_object_set_string_member(extra, "recovery", why);
                 json_object_set_string_member(extra, "failure", "");
-                desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after,
+                rec_desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after,
                             extra, "desktop_recovered", why);
         } else if (s->step == STEP_STOP) {
-                desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after, NULL,
+                rec_desktop_set(p, s->desktop_id, row_str(row, "name"), step_table[s->step].after, NULL,
                             NULL, NULL);
         } else {
                 delete_row(p, row);
@@ -289,16 +246,16 @@ out:
                 if (w->host_id != s->host_id || g_hash_table_contains(p->inflight, &wid))
                         continue;
                 g_queue_delete_link(&p->pending, l);
-                step_send(p, w->row, w->host_id, w->step, g_steal_pointer(&w->cmd));
+                rec_step_send(p, w->row, w->host_id, w->step, g_steal_pointer(&w->cmd));
                 step_free(w);
                 break;
         }
         g_free(s);
-        kick_after(p, 250);
+        rec_kick_after(p, 250);
 }
 
 /* Sends a step for a desktop to its host; FALSE when it cannot be sent now. */
-static gboolean step_send(Reconciler *p, JsonObject *row, gint64 host_id, ReconcileStep step,
+gboolean rec_step_send(Reconciler *p, JsonObject *row, gint64 host_id, ReconcileStep step,
                           HostCmd *cmd)
 {
         g_autoptr(GError) error = NULL;
@@ -316,15 +273,15 @@ static gboolean step_send(Reconciler *p, JsonObject *row, gint64 host_id, Reconc
         g_assert(cmd->op == step_table[step].op);
         if (!hostcmd_send(&call, cmd, &error)) {
                 g_free(s);
-                step_failed(p, row, step, error);
+                rec_step_failed(p, row, step, error);
                 return FALSE;
         }
-        g_hash_table_insert(p->inflight, id_key(s->desktop_id), GINT_TO_POINTER(step));
-        g_hash_table_insert(p->host_load, id_key(host_id), GUINT_TO_POINTER(n + 1));
+        g_hash_table_insert(p->inflight, rec_id_key(s->desktop_id), GINT_TO_POINTER(step));
+        g_hash_table_insert(p->host_load, rec_id_key(host_id), GUINT_TO_POINTER(n + 1));
         return TRUE;
 }
 
-static gboolean host_has_room(Reconciler *p, gint64 host_id)
+gboolean rec_host_has_room(Reconciler *p, gint64 host_id)
 {
         return GPOINTER_TO_UINT(g_hash_table_lookup(p->host_load, &host_id)) <
                (guint)config_get_int(p->mgr->config, "manager", "provision_parallel");
@@ -337,8 +294,8 @@ static void step_go(Reconciler *p, JsonObject *row, gint64 host_id, ReconcileSte
 {
         Step *w;
 
-        if (host_has_room(p, host_id)) {
-                step_send(p, row, host_id, step, cmd);
+        if (rec_host_has_room(p, host_id)) {
+                rec_step_send(p, row, host_id, step, cmd);
                 return;
         }
         w = g_new0(Step, 1);
@@ -352,7 +309,7 @@ static void step_go(Reconciler *p, JsonObject *row, gint64 host_id, ReconcileSte
 }
 
 /* A desktop's command arguments from the snapshot, or NULL with an error. */
-static JsonObject *snapshot_args(Reconciler *p, Snapshot *s, JsonObject *pool, JsonObject *d,
+JsonObject *rec_snapshot_args(Reconciler *p, Snapshot *s, JsonObject *pool, JsonObject *d,
                                  GError **error)
 {
         gint64 vid = row_ref(d, "template_version_id");
@@ -391,7 +348,7 @@ static void snapshot_clear(Snapshot *s)
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Snapshot, snapshot_clear)
 
-static GHashTable *id_table(void)
+GHashTable *rec_id_table(void)
 {
         return g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
 }
@@ -408,12 +365,12 @@ static gboolean snapshot_load(Reconciler *p, Snapshot *s, GError **error)
                       store_list_all(st, resource_by_kind("template-version"), NULL, error)) ||
             !(s->volumes = store_list_all(st, resource_by_kind("volume"), NULL, error)))
                 return FALSE;
-        s->newest = id_table();
-        s->versions_by = id_table();
-        s->volume_path = id_table();
-        s->in_session = id_table();
-        s->host_count = id_table();
-        s->host_planned = id_table();
+        s->newest = rec_id_table();
+        s->versions_by = rec_id_table();
+        s->volume_path = rec_id_table();
+        s->in_session = rec_id_table();
+        s->host_count = rec_id_table();
+        s->host_planned = rec_id_table();
         s->names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         s->by_pool = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
                                            (GDestroyNotify)g_ptr_array_unref);
@@ -421,18 +378,18 @@ static gboolean snapshot_load(Reconciler *p, Snapshot *s, GError **error)
                 JsonObject *v = json_array_get_object_element(s->versions, i);
                 gint64 t = row_ref(v, "template_id");
                 JsonObject *cur = g_hash_table_lookup(s->newest, &t);
-                g_hash_table_insert(s->versions_by, id_key(row_int(v, "id")), v);
+                g_hash_table_insert(s->versions_by, rec_id_key(row_int(v, "id")), v);
                 if (!cur || row_int(v, "version") > row_int(cur, "version"))
-                        g_hash_table_insert(s->newest, id_key(t), v);
+                        g_hash_table_insert(s->newest, rec_id_key(t), v);
         }
         for (guint i = 0; i < json_array_get_length(s->volumes); i++) {
                 JsonObject *v = json_array_get_object_element(s->volumes, i);
-                g_hash_table_insert(s->volume_path, id_key(row_int(v, "id")),
+                g_hash_table_insert(s->volume_path, rec_id_key(row_int(v, "id")),
                                     (gpointer)row_str(v, "path"));
         }
         for (guint i = 0; i < json_array_get_length(s->sessions); i++)
                 g_hash_table_insert(s->in_session,
-                                    id_key(row_ref(json_array_get_object_element(s->sessions, i),
+                                    rec_id_key(row_ref(json_array_get_object_element(s->sessions, i),
                                                    "desktop_id")),
                                     GINT_TO_POINTER(1));
         for (guint i = 0; i < json_array_get_length(s->desktops); i++) {
@@ -441,12 +398,12 @@ static gboolean snapshot_load(Reconciler *p, Snapshot *s, GError **error)
                 GPtrArray *mine = g_hash_table_lookup(s->by_pool, &pool);
                 if (!mine) {
                         mine = g_ptr_array_new();
-                        g_hash_table_insert(s->by_pool, id_key(pool), mine);
+                        g_hash_table_insert(s->by_pool, rec_id_key(pool), mine);
                 }
                 g_ptr_array_add(mine, d);
                 g_hash_table_add(s->names, g_ascii_strdown(row_str(d, "name"), -1));
                 if (h)
-                        g_hash_table_insert(s->host_count, id_key(h),
+                        g_hash_table_insert(s->host_count, rec_id_key(h),
                                             GUINT_TO_POINTER(GPOINTER_TO_UINT(g_hash_table_lookup(
                                                                      s->host_count, &h)) +
                                                              1));
@@ -455,7 +412,7 @@ static gboolean snapshot_load(Reconciler *p, Snapshot *s, GError **error)
 }
 
 /* The usable host with the fewest desktops (spread), or 0. */
-static gint64 place(Reconciler *p, Snapshot *s, const char *path, const char *hint)
+gint64 rec_place(Reconciler *p, Snapshot *s, const char *path, const char *hint)
 {
         gint64 best = 0;
         guint best_n = G_MAXUINT;
@@ -470,11 +427,11 @@ static gint64 place(Reconciler *p, Snapshot *s, const char *path, const char *hi
                 }
         }
         if (best)
-                g_hash_table_insert(s->host_count, id_key(best), GUINT_TO_POINTER(best_n + 1));
+                g_hash_table_insert(s->host_count, rec_id_key(best), GUINT_TO_POINTER(best_n + 1));
         return best;
 }
 
-static JsonObject *host_row(Snapshot *s, gint64 id)
+JsonObject *rec_host_row(Snapshot *s, gint64 id)
 {
         for (guint i = 0; i < json_array_get_length(s->hosts); i++) {
                 JsonObject *h = json_array_get_object_element(s->hosts, i);
@@ -483,17 +440,6 @@ static JsonObject *host_row(Snapshot *s, gint64 id)
         }
         return NULL;
 }
-
-typedef struct {
-        JsonObject *pool;
-        gboolean stateless;
-        JsonObject *newest;
-        const char *path; /* the newest version's volume */
-        const char *hint;
-        GPtrArray *live;  /* desktops of the pool not being deleted */
-        GPtrArray *going; /* being deleted */
-        guint settled, failed, transitional;
-} PoolView;
 
 static gboolean in_session(Snapshot *s, JsonObject *d)
 {
@@ -515,7 +461,7 @@ static gboolean migrating(JsonObject *d)
         return row_ref(d, "migrating_to_id") != 0;
 }
 
-static gboolean busy(Reconciler *p, JsonObject *d)
+gboolean rec_busy(Reconciler *p, JsonObject *d)
 {
         gint64 id = row_int(d, "id");
 
@@ -556,7 +502,7 @@ static guint grow(Reconciler *p, Snapshot *s, PoolView *v, guint missing)
                 gint64 host;
                 if (g_hash_table_contains(s->names, low))
                         continue;
-                host = place(p, s, v->path, v->hint);
+                host = rec_place(p, s, v->path, v->hint);
                 if (!host)
                         break;
                 o = json_object_new();
@@ -578,7 +524,7 @@ static guint grow(Reconciler *p, Snapshot *s, PoolView *v, guint missing)
                 changes[i].res = resource_by_kind("desktop");
                 changes[i].values = values->pdata[i];
         }
-        made = store_change_batch(p->store, changes, values->len, &system_actor, &error);
+        made = store_change_batch(p->store, changes, values->len, &rec_system_actor, &error);
         if (!made) {
                 g_warning("pool %s: cannot add desktops: %s", row_str(v->pool, "name"),
                           error->message);
@@ -599,10 +545,10 @@ static guint shrink(Reconciler *p, Snapshot *s, PoolView *v, guint excess)
                 for (guint i = v->live->len; i-- > 0 && excess > 0;) {
                         JsonObject *d = v->live->pdata[i];
                         gint64 id = row_int(d, "id");
-                        if (!state_is(d, order[o]) || in_use(v, s, d) ||
+                        if (!rec_state_is(d, order[o]) || in_use(v, s, d) ||
                             g_hash_table_contains(p->inflight, &id) || migrating(d))
                                 continue;
-                        desktop_set(p, id, row_str(d, "name"), DESKTOP_DELETING, NULL,
+                        rec_desktop_set(p, id, row_str(d, "name"), DESKTOP_DELETING, NULL,
                                     "desktop_removing", "the pool shrinks");
                         row_set_desktop_state(d, DESKTOP_DELETING);
                         excess--;
@@ -614,7 +560,7 @@ static guint shrink(Reconciler *p, Snapshot *s, PoolView *v, guint excess)
 /* A stateless desktop made fresh on the newest version (row back to provisioning, no user,
  * clean), on host when given, with extra fields (taken) and an event; the snapshot's row d
  * follows, so the pass goes on with it as it is now. */
-static gboolean reset_fresh(Reconciler *p, JsonObject *d, JsonObject *newest, gint64 host,
+gboolean rec_reset_fresh(Reconciler *p, JsonObject *d, JsonObject *newest, gint64 host,
                             JsonObject *extra, const char *why)
 {
         g_autoptr(JsonObject) patch = extra;
@@ -626,7 +572,7 @@ static gboolean reset_fresh(Reconciler *p, JsonObject *d, JsonObject *newest, gi
         json_object_set_boolean_member(patch, "dirty", FALSE);
         if (host)
                 json_object_set_int_member(patch, "host", host);
-        if (!desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_PROVISIONING, patch,
+        if (!rec_desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_PROVISIONING, patch,
                          "desktop_reset", why))
                 return FALSE;
         row_set_desktop_state(d, DESKTOP_PROVISIONING);
@@ -649,10 +595,10 @@ static void resets(Reconciler *p, Snapshot *s, PoolView *v)
                 JsonObject *d = v->live->pdata[i];
                 gboolean dirty = row_bool(d, "dirty");
                 gboolean old = row_ref(d, "template_version_id") != newest;
-                if (!(state_is(d, DESKTOP_STOPPED) || state_is(d, DESKTOP_RUNNING)) ||
-                    in_session(s, d) || busy(p, d) || !(dirty || old))
+                if (!(rec_state_is(d, DESKTOP_STOPPED) || rec_state_is(d, DESKTOP_RUNNING)) ||
+                    in_session(s, d) || rec_busy(p, d) || !(dirty || old))
                         continue;
-                reset_fresh(p, d, v->newest, 0, json_object_new(),
+                rec_reset_fresh(p, d, v->newest, 0, json_object_new(),
                             dirty ? "its session ended" : "a new template version");
         }
 }
@@ -662,31 +608,31 @@ static void provisions(Reconciler *p, Snapshot *s, PoolView *v)
         for (guint i = 0; i < v->live->len; i++) {
                 JsonObject *d = v->live->pdata[i];
                 gint64 host = row_ref(d, "host_id");
-                JsonObject *h = host ? host_row(s, host) : NULL;
+                JsonObject *h = host ? rec_host_row(s, host) : NULL;
                 g_autoptr(GError) error = NULL;
                 JsonObject *args;
-                if (!state_is(d, DESKTOP_PROVISIONING) || busy(p, d))
+                if (!rec_state_is(d, DESKTOP_PROVISIONING) || rec_busy(p, d))
                         continue;
                 if (!h || !placement_host_usable(p->mgr, h, v->path, v->hint)) {
                         g_autoptr(JsonObject) extra = json_object_new();
-                        host = place(p, s, v->path, v->hint);
+                        host = rec_place(p, s, v->path, v->hint);
                         if (!host)
                                 continue;
                         json_object_set_int_member(extra, "host", host);
-                        desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_STATE_LAST,
+                        rec_desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_STATE_LAST,
                                     extra, NULL, NULL);
                         json_object_set_int_member(d, "host_id", host);
                 }
-                args = snapshot_args(p, s, v->pool, d, &error);
+                args = rec_snapshot_args(p, s, v->pool, d, &error);
                 if (!args) {
-                        step_failed(p, d, STEP_PROVISION, error);
+                        rec_step_failed(p, d, STEP_PROVISION, error);
                         continue;
                 }
                 step_go(p, d, host, STEP_PROVISION, hostcmd_provision(args));
         }
 }
 
-static gboolean fits(Reconciler *p, Snapshot *s, PoolView *v, JsonObject *h, gint64 need_mb)
+gboolean rec_fits(Reconciler *p, Snapshot *s, PoolView *v, JsonObject *h, gint64 need_mb)
 {
         gint64 id = row_int(h, "id");
         gint64 planned = GPOINTER_TO_SIZE(g_hash_table_lookup(s->host_planned, &id));
@@ -698,7 +644,7 @@ static gboolean fits(Reconciler *p, Snapshot *s, PoolView *v, JsonObject *h, gin
         placement_sched_request(p->mgr, need_mb, v->hint, &r);
         if (scheduler_place(&sh, 1, &r, NULL) != 0)
                 return FALSE;
-        g_hash_table_insert(s->host_planned, id_key(id), GSIZE_TO_POINTER(planned + need_mb));
+        g_hash_table_insert(s->host_planned, rec_id_key(id), GSIZE_TO_POINTER(planned + need_mb));
         return TRUE;
 }
 
@@ -710,45 +656,45 @@ static void spares(Reconciler *p, Snapshot *s, PoolView *v)
 
         for (guint i = 0; i < v->live->len; i++) {
                 JsonObject *d = v->live->pdata[i];
-                if ((state_is(d, DESKTOP_RUNNING) || state_is(d, DESKTOP_STARTING)) &&
+                if ((rec_state_is(d, DESKTOP_RUNNING) || rec_state_is(d, DESKTOP_STARTING)) &&
                     !in_use(v, s, d) && row_ref(d, "user_id") == 0 && !row_bool(d, "dirty"))
                         have++;
         }
         for (guint i = 0; i < v->live->len && have < want; i++) {
                 JsonObject *d = v->live->pdata[i];
                 gint64 host = row_ref(d, "host_id");
-                JsonObject *h = host ? host_row(s, host) : NULL;
+                JsonObject *h = host ? rec_host_row(s, host) : NULL;
                 g_autoptr(GError) error = NULL;
                 JsonObject *args;
-                if (!state_is(d, DESKTOP_STOPPED) || in_use(v, s, d) || row_ref(d, "user_id") ||
-                    row_bool(d, "dirty") || busy(p, d) ||
+                if (!rec_state_is(d, DESKTOP_STOPPED) || in_use(v, s, d) || row_ref(d, "user_id") ||
+                    row_bool(d, "dirty") || rec_busy(p, d) ||
                     (v->stateless && row_ref(d, "template_version_id") != newest) || !h ||
                     !placement_host_usable(p->mgr, h, v->path, v->hint) ||
-                    !host_has_room(p, host) || !fits(p, s, v, h, row_int(v->newest, "ram_mb")))
+                    !rec_host_has_room(p, host) || !rec_fits(p, s, v, h, row_int(v->newest, "ram_mb")))
                         continue;
-                args = snapshot_args(p, s, v->pool, d, &error);
+                args = rec_snapshot_args(p, s, v->pool, d, &error);
                 if (!args) {
-                        step_failed(p, d, STEP_START, error);
+                        rec_step_failed(p, d, STEP_START, error);
                         continue;
                 }
-                desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_STARTING, NULL, NULL,
+                rec_desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_STARTING, NULL, NULL,
                             NULL);
                 row_set_desktop_state(d, DESKTOP_STARTING);
-                step_send(p, d, host, STEP_START, hostcmd_start(args));
+                rec_step_send(p, d, host, STEP_START, hostcmd_start(args));
                 have++;
         }
         for (guint i = v->live->len; i-- > 0 && have > want;) {
                 JsonObject *d = v->live->pdata[i];
                 gint64 host = row_ref(d, "host_id");
                 g_autofree char *dom = NULL;
-                if (!state_is(d, DESKTOP_RUNNING) || in_use(v, s, d) || row_ref(d, "user_id") ||
-                    busy(p, d) || !host || !agentlink_linked(p->mgr->agents, host) ||
-                    !host_has_room(p, host))
+                if (!rec_state_is(d, DESKTOP_RUNNING) || in_use(v, s, d) || row_ref(d, "user_id") ||
+                    rec_busy(p, d) || !host || !agentlink_linked(p->mgr->agents, host) ||
+                    !rec_host_has_room(p, host))
                         continue;
                 dom = agent_domain_name(p->mgr->installation, "desktop", row_id(d));
-                desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_STOPPING, NULL, NULL,
+                rec_desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_STOPPING, NULL, NULL,
                             NULL);
-                step_send(p, d, host, STEP_STOP, hostcmd_destroy(dom));
+                rec_step_send(p, d, host, STEP_STOP, hostcmd_destroy(dom));
                 have--;
         }
 }
@@ -764,7 +710,7 @@ static void deletions(Reconciler *p, Snapshot *s, GPtrArray *going)
                 g_autofree char *disk = desktop_overlay_name(p->mgr->installation, id);
                 const char *path =
                         g_hash_table_lookup(s->volume_path, &(gint64){row_ref(d, "volume_id")});
-                if (busy(p, d))
+                if (rec_busy(p, d))
                         continue;
                 if (!host || !path) { /* never provisioned: nothing exists on a host */
                         delete_row(p, d);
@@ -791,7 +737,7 @@ static void timeouts(Reconciler *p, GPtrArray *rows)
                 g_autoptr(JsonObject) extra = NULL;
                 gboolean stuck = FALSE;
                 for (gsize k = 0; k < G_N_ELEMENTS(transitional); k++)
-                        stuck |= state_is(d, transitional[k]);
+                        stuck |= rec_state_is(d, transitional[k]);
                 if (!stuck || since <= 0 || row_now() - since <= limit ||
                     g_hash_table_contains(p->inflight, &id))
                         continue;
@@ -799,7 +745,7 @@ static void timeouts(Reconciler *p, GPtrArray *rows)
                                       row_str(d, "state"), limit);
                 extra = json_object_new();
                 json_object_set_string_member(extra, "failure", why);
-                desktop_set(p, id, row_str(d, "name"), DESKTOP_FAILED, extra, "desktop_failed",
+                rec_desktop_set(p, id, row_str(d, "name"), DESKTOP_FAILED, extra, "desktop_failed",
                             why);
                 row_set_desktop_state(d, DESKTOP_FAILED);
         }
@@ -815,7 +761,7 @@ static void pool_delete_finish(Reconciler *p, JsonObject *pool)
         perms = store_list_all(p->store, resource_by_kind("permission"), f, NULL);
         for (guint i = 0; perms && i < json_array_get_length(perms); i++) {
                 store_delete_id(p->store, resource_by_kind("permission"),
-                                row_id(json_array_get_object_element(perms, i)), &system_actor,
+                                row_id(json_array_get_object_element(perms, i)), &rec_system_actor,
                                 NULL);
         }
         delete_with(p, "pool", pool, "entitlement", "pool");
@@ -835,13 +781,13 @@ static void pool_pass(Reconciler *p, Snapshot *s, JsonObject *pool)
 
         for (guint i = 0; mine && i < mine->len; i++) {
                 JsonObject *d = mine->pdata[i];
-                if (row_bool(pool, "deleting") && !state_is(d, DESKTOP_DELETING) &&
+                if (row_bool(pool, "deleting") && !rec_state_is(d, DESKTOP_DELETING) &&
                     !g_hash_table_contains(p->inflight, &(gint64){row_int(d, "id")})) {
-                        desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_DELETING, NULL,
+                        rec_desktop_set(p, row_int(d, "id"), row_str(d, "name"), DESKTOP_DELETING, NULL,
                                     NULL, NULL);
                         row_set_desktop_state(d, DESKTOP_DELETING);
                 }
-                g_ptr_array_add(state_is(d, DESKTOP_DELETING) ? going : live, d);
+                g_ptr_array_add(rec_state_is(d, DESKTOP_DELETING) ? going : live, d);
         }
         timeouts(p, live);
         timeouts(p, going);
@@ -879,15 +825,15 @@ static void pool_pass(Reconciler *p, Snapshot *s, JsonObject *pool)
         deletions(p, s, going);
         for (guint i = 0; i < live->len; i++) {
                 JsonObject *d = live->pdata[i];
-                if (state_is(d, DESKTOP_FAILED))
+                if (rec_state_is(d, DESKTOP_FAILED))
                         v.failed++;
-                else if (state_is(d, DESKTOP_STOPPED) || state_is(d, DESKTOP_RUNNING))
+                else if (rec_state_is(d, DESKTOP_STOPPED) || rec_state_is(d, DESKTOP_RUNNING))
                         v.settled++;
         }
         if ((gint64)live->len == size && v.settled + v.failed == live->len && going->len == 0)
                 status = v.failed ? g_strdup_printf("ready (%u failed)", v.failed)
                                   : g_strdup("ready");
-        else if (!place(p, s, v.path, v.hint))
+        else if (!rec_place(p, s, v.path, v.hint))
                 status = g_strdup("waiting: no host that is up and not in maintenance reaches "
                                   "its template's volume");
         else
@@ -898,7 +844,7 @@ static void pool_pass(Reconciler *p, Snapshot *s, JsonObject *pool)
 
 /* ---- operations -------------------------------------------------------------------------- */
 
-static JsonObject *find(JsonArray *rows, gint64 id)
+JsonObject *rec_find(JsonArray *rows, gint64 id)
 {
         for (guint i = 0; i < json_array_get_length(rows); i++) {
                 JsonObject *o = json_array_get_object_element(rows, i);
@@ -917,10 +863,10 @@ typedef struct {
 static void tally_desktop(Tally *t, Snapshot *s, JsonObject *d, gint64 want_version)
 {
         t->total++;
-        if (state_is(d, DESKTOP_FAILED)) {
+        if (rec_state_is(d, DESKTOP_FAILED)) {
                 t->failed++;
                 t->failure = row_str(d, "failure");
-        } else if ((state_is(d, DESKTOP_STOPPED) || state_is(d, DESKTOP_RUNNING)) &&
+        } else if ((rec_state_is(d, DESKTOP_STOPPED) || rec_state_is(d, DESKTOP_RUNNING)) &&
                    (!want_version || row_ref(d, "template_version_id") == want_version)) {
                 t->done++;
         } else if (in_session(s, d)) {
@@ -937,8 +883,8 @@ static void operation_pass(Reconciler *p, Snapshot *s, JsonObject *op)
         gint64 target = 0;
 
         if (g_str_equal(kind, "recompose")) {
-                JsonObject *d = find(s->desktops, oid);
-                JsonObject *pool = d ? find(s->pools, row_ref(d, "pool_id")) : NULL;
+                JsonObject *d = rec_find(s->desktops, oid);
+                JsonObject *pool = d ? rec_find(s->pools, row_ref(d, "pool_id")) : NULL;
                 JsonObject *nv = pool ? g_hash_table_lookup(s->newest,
                                                             &(gint64){row_ref(pool, "template_id")})
                                       : NULL;
@@ -958,13 +904,13 @@ static void operation_pass(Reconciler *p, Snapshot *s, JsonObject *op)
                         for (guint k = 0; k < json_array_get_length(s->desktops); k++) {
                                 JsonObject *d = json_array_get_object_element(s->desktops, k);
                                 if (row_ref(d, "pool_id") == row_int(pool, "id") &&
-                                    !state_is(d, DESKTOP_DELETING))
+                                    !rec_state_is(d, DESKTOP_DELETING))
                                         tally_desktop(&t, s, d, row_int(nv, "id"));
                         }
                 }
                 target = t.total;
         } else { /* pool_create, pool_resize, pool_delete */
-                JsonObject *pool = find(s->pools, oid);
+                JsonObject *pool = rec_find(s->pools, oid);
                 if (pool && !g_str_equal(row_str(pool, "name"), row_str(op, "object_name")))
                         pool = NULL; /* its id was taken again by a newer pool */
                 if (!pool) {
@@ -980,7 +926,7 @@ static void operation_pass(Reconciler *p, Snapshot *s, JsonObject *op)
                         JsonObject *d = json_array_get_object_element(s->desktops, k);
                         if (row_ref(d, "pool_id") != oid)
                                 continue;
-                        if (state_is(d, DESKTOP_DELETING))
+                        if (rec_state_is(d, DESKTOP_DELETING))
                                 t.total++;
                         else
                                 tally_desktop(&t, s, d, 0);
@@ -1017,430 +963,6 @@ static void operation_pass(Reconciler *p, Snapshot *s, JsonObject *op)
         operations_set(p->store, op, OPERATION_RUNNING, (t.done + t.failed) * 100 / target, msg);
 }
 
-/* ---- recovery from a down host ----------------------------------------------------------- */
-
-/* A recovery start refused because the disk's lease is busy (the old QEMU may live on a host
- * that is cut off, until it fences itself): tried again after recovery_retry_ms, not counted
- * as a failure, each attempt an event. */
-static void recovery_busy(Reconciler *p, JsonObject *row, const GError *error)
-{
-        gint64 id = row_int(row, "id");
-        Retry *r = retry_of(p, id);
-        gint64 ms = config_get_int(p->mgr->config, "manager", "recovery_retry_ms");
-
-        r->next_at = g_get_monotonic_time() + ms * 1000;
-        /* every attempt is an event for the first minute or so, then one in 60 */
-        if (r->busy++ < 60 || r->busy % 60 == 0)
-                store_event_add(p->store, &system_actor, "recovery_attempt", "desktop", id,
-                                row_str(row, "name"), error->message, NULL);
-        kick_after(p, (guint)ms);
-}
-
-typedef struct {
-        JsonObject *d, *pool;
-        gint64 priority;
-} Candidate;
-
-static gint by_priority(gconstpointer a, gconstpointer b)
-{
-        const Candidate *x = a, *y = b;
-
-        if (x->priority != y->priority)
-                return x->priority > y->priority ? -1 : 1;
-        return row_int(x->d, "id") < row_int(y->d, "id") ? -1 : 1;
-}
-
-static gboolean host_down(Snapshot *s, gint64 id)
-{
-        JsonObject *h = id ? host_row(s, id) : NULL;
-
-        return h && row_host_state(h) == HOST_DOWN;
-}
-
-/* Whether a host other than the down one may reach path: some said it does, or some did not
- * say yet (not enough to call the desktop unavailable). FALSE: every other host said it
- * does not, or there is no other host. */
-static gboolean others_reach(Snapshot *s, const char *path, gint64 dead)
-{
-        for (guint i = 0; i < json_array_get_length(s->hosts); i++) {
-                JsonObject *h = json_array_get_object_element(s->hosts, i);
-                if (row_int(h, "id") != dead && !placement_host_says_unreachable(h, path))
-                        return TRUE;
-        }
-        return FALSE;
-}
-
-/* A stateless desktop of a down host: its sessions end (the user connects again to a fresh
- * desktop) and it is made fresh elsewhere at once, which refills the pool. */
-static void recover_stateless(Reconciler *p, Snapshot *s, JsonObject *d, JsonObject *pool,
-                              const char *from)
-{
-        gint64 id = row_int(d, "id"), from_id = row_ref(d, "host_id");
-        g_autofree char *reason = g_strdup_printf("its host %s went down", from);
-        g_autofree char *now = util_now_iso();
-        g_autofree char *story = NULL;
-        JsonObject *extra;
-        JsonObject *nv = g_hash_table_lookup(s->newest, &(gint64){row_ref(pool, "template_id")});
-        const char *path =
-                nv ? g_hash_table_lookup(s->volume_path, &(gint64){row_ref(nv, "volume_id")}) : NULL;
-        gint64 host;
-
-        for (guint i = 0; i < json_array_get_length(s->sessions); i++) {
-                JsonObject *se = json_array_get_object_element(s->sessions, i);
-                if (row_ref(se, "desktop_id") == id)
-                        sessions_end(p->mgr, p->store, se, reason, &system_actor, NULL);
-        }
-        if (!nv || !path)
-                return;
-        host = place(p, s, path, row_str(pool, "hosts"));
-        story = g_strdup_printf("made fresh at %s after %s went down", now, from);
-        extra = json_object_new();
-        json_object_set_string_member(extra, "recovery", story);
-        /* provisioned elsewhere by the pool's pass below (or placed there when no host is
-         * usable now) */
-        if (reset_fresh(p, d, nv, host, extra, reason))
-                g_hash_table_insert(p->recovering, id_key(id), GSIZE_TO_POINTER(from_id));
-}
-
-/* A persistent desktop that ran on a down host (or is being recovered): started on another
- * host that reaches its disk and has room; unavailable when no other host reaches it. */
-static void recover_persistent(Reconciler *p, Snapshot *s, JsonObject *d, JsonObject *pool,
-                               const char *from, gint64 from_id)
-{
-        gint64 id = row_int(d, "id");
-        const char *path = g_hash_table_lookup(s->volume_path, &(gint64){row_ref(d, "volume_id")});
-        gint64 vid = row_ref(d, "template_version_id");
-        JsonObject *ver = g_hash_table_lookup(s->versions_by, &vid);
-        JsonObject *target = NULL;
-        g_autoptr(GError) error = NULL;
-        g_autoptr(JsonObject) extra = json_object_new();
-        JsonObject *args;
-        PoolView v = {.pool = pool, .path = path, .hint = row_str(pool, "hosts")};
-
-        if (!path || !ver)
-                return;
-        if (!others_reach(s, path, from_id)) {
-                g_autofree char *why = g_strdup_printf(
-                        "its host %s is down and no other host reaches its disk (volume %s)", from,
-                        path);
-                if (state_is(d, DESKTOP_UNAVAILABLE))
-                        return;
-                json_object_set_string_member(extra, "failure", why);
-                json_object_set_string_member(extra, "recovery", why);
-                if (desktop_set(p, id, row_str(d, "name"), DESKTOP_UNAVAILABLE, extra,
-                                "desktop_unavailable", why))
-                        g_hash_table_insert(p->recovering, id_key(id), GSIZE_TO_POINTER(from_id));
-                return;
-        }
-        /* a recovery under way keeps its host while that host may take it */
-        if (state_is(d, DESKTOP_RECOVERING)) {
-                JsonObject *h = host_row(s, row_ref(d, "host_id"));
-                if (h && row_int(h, "id") != from_id &&
-                    placement_host_usable(p->mgr, h, path, v.hint) &&
-                    host_has_room(p, row_int(h, "id")) && fits(p, s, &v, h, row_int(ver, "ram_mb")))
-                        target = h;
-        }
-        for (guint i = 0; i < json_array_get_length(s->hosts) && !target; i++) {
-                JsonObject *h = json_array_get_object_element(s->hosts, i);
-                if (row_int(h, "id") != from_id &&
-                    placement_host_usable(p->mgr, h, path, v.hint) &&
-                    host_has_room(p, row_int(h, "id")) && fits(p, s, &v, h, row_int(ver, "ram_mb")))
-                        target = h;
-        }
-        if (!target) {
-                if (!g_hash_table_contains(p->waiting_told, &id)) {
-                        g_autofree char *why = g_strdup_printf(
-                                "its host %s is down; no other host has room for it now (%" G_GINT64_FORMAT
-                                " MiB): it starts as soon as one has",
-                                from, row_int(ver, "ram_mb"));
-                        store_event_add(p->store, &system_actor, "recovery_waiting", "desktop", id,
-                                        row_str(d, "name"), why, NULL);
-                        g_hash_table_add(p->waiting_told, id_key(id));
-                }
-                return;
-        }
-        g_hash_table_remove(p->waiting_told, &id);
-        if (!state_is(d, DESKTOP_RECOVERING) || row_ref(d, "host_id") != row_int(target, "id")) {
-                g_autofree char *why =
-                        g_strdup_printf("its host %s went down: starting it on %s", from,
-                                        row_str(target, "name"));
-                json_object_set_int_member(extra, "host", row_int(target, "id"));
-                json_object_set_string_member(extra, "recovery", why);
-                if (!desktop_set(p, id, row_str(d, "name"), DESKTOP_RECOVERING, extra,
-                                 "desktop_recovering", why))
-                        return;
-                /* consoles still open to the old host (one cut off keeps them hanging) are
-                 * closed: clients reconnect and are told it is being restarted */
-                if (!state_is(d, DESKTOP_RECOVERING))
-                        tunnels_close(id);
-                json_object_set_int_member(d, "host_id", row_int(target, "id"));
-                row_set_desktop_state(d, DESKTOP_RECOVERING);
-        }
-        g_hash_table_insert(p->recovering, id_key(id), GSIZE_TO_POINTER(from_id));
-        if (!(args = snapshot_args(p, s, pool, d, &error))) {
-                step_failed(p, d, STEP_RECOVER, error);
-                return;
-        }
-        step_send(p, d, row_int(target, "id"), STEP_RECOVER, hostcmd_start(args));
-}
-
-/* The desktops of down hosts, highest pool ha_priority first: persistent ones that ran there
- * are started elsewhere, stateless ones made fresh elsewhere; then each down host's recovery
- * is written on its row. */
-static void recoveries(Reconciler *p, Snapshot *s)
-{
-        g_autoptr(GArray) todo = g_array_new(FALSE, FALSE, sizeof(Candidate));
-
-        for (guint i = 0; i < json_array_get_length(s->desktops); i++) {
-                JsonObject *d = json_array_get_object_element(s->desktops, i);
-                JsonObject *pool = find(s->pools, row_ref(d, "pool_id"));
-                gboolean on_down = host_down(s, row_ref(d, "host_id"));
-                gboolean stateless =
-                        pool && g_str_equal(row_str(pool, "mode"), "stateless");
-                Candidate c = {d, pool, pool ? row_int(pool, "ha_priority") : 0};
-                if (!pool || row_bool(pool, "deleting") || busy(p, d))
-                        continue;
-                if (state_is(d, DESKTOP_RECOVERING) ||
-                    (on_down && state_is(d, DESKTOP_UNAVAILABLE)) ||
-                    (on_down && !stateless &&
-                     (state_is(d, DESKTOP_RUNNING) || state_is(d, DESKTOP_STARTING) ||
-                      state_is(d, DESKTOP_STOPPING))) ||
-                    (on_down && stateless && !state_is(d, DESKTOP_DELETING) &&
-                     !state_is(d, DESKTOP_PROVISIONING)))
-                        g_array_append_val(todo, c);
-        }
-        g_array_sort(todo, by_priority);
-        for (guint i = 0; i < todo->len; i++) {
-                Candidate *c = &g_array_index(todo, Candidate, i);
-                gint64 hid = row_ref(c->d, "host_id");
-                /* the host it is recovered from: where it is placed when that host is down,
-                 * else (a recovery under way, its new host up) the one it left; 0 when this
-                 * manager did not see it leave (any other host will do) */
-                gint64 from_id = host_down(s, hid) ? hid
-                                                   : (gint64)GPOINTER_TO_SIZE(g_hash_table_lookup(
-                                                             p->recovering,
-                                                             &(gint64){row_int(c->d, "id")}));
-                JsonObject *fh = from_id ? host_row(s, from_id) : NULL;
-                const char *from = fh ? row_str(fh, "name") : "its host";
-                if (g_str_equal(row_str(c->pool, "mode"), "stateless"))
-                        recover_stateless(p, s, c->d, c->pool, from);
-                else
-                        recover_persistent(p, s, c->d, c->pool, from, from_id);
-        }
-}
-
-/* ---- guests of down hosts ------------------------------------------------------------------ */
-
-typedef struct {
-        Reconciler *p;
-        gint64 guest_id, from, to;
-        char *name, *from_name, *to_name;
-} GuestStart;
-
-static void guest_start_free(GuestStart *g)
-{
-        g_free(g->name);
-        g_free(g->from_name);
-        g_free(g->to_name);
-        g_free(g);
-}
-
-static void guest_event(Reconciler *p, gint64 id, const char *name, const char *action,
-                        const char *detail)
-{
-        store_event_add(p->store, &system_actor, action, "guest", id, name, detail, NULL);
-}
-
-static void guest_started(JsonObject *result, const GError *error, gpointer data)
-{
-        GuestStart *g = data;
-        Reconciler *p = g->p;
-        Retry *r = g_hash_table_lookup(p->guest_retries, &g->guest_id);
-        gint64 ms = config_get_int(p->mgr->config, "manager", "recovery_retry_ms");
-
-        g_hash_table_remove(p->guests_inflight, &g->guest_id);
-        if (!r) {
-                r = g_new0(Retry, 1);
-                g_hash_table_insert(p->guest_retries, id_key(g->guest_id), r);
-        }
-        if (!error) {
-                g_autoptr(JsonObject) patch = json_object_new();
-                g_autoptr(JsonObject) upd = NULL;
-                g_autofree char *why = g_strdup_printf("restarted on %s after %s went down",
-                                                       g->to_name, g->from_name);
-                row_set_vm_state(patch, VM_RUNNING);
-                upd = store_update_id(p->store, resource_by_kind("guest"), g->guest_id, patch, NULL,
-                                      NULL);
-                guest_event(p, g->guest_id, g->name, "guest_recovered", why);
-                g_hash_table_remove(p->guests_recovering, &g->guest_id);
-                g_hash_table_remove(p->guest_retries, &g->guest_id);
-        } else if (g_error_matches(error, ATRIUM_ERROR, ATRIUM_ERROR_CONFLICT)) {
-                r->next_at = g_get_monotonic_time() + ms * 1000;
-                if (r->busy++ < 60 || r->busy % 60 == 0)
-                        guest_event(p, g->guest_id, g->name, "recovery_attempt", error->message);
-        } else {
-                r->failures++;
-                r->next_at = g_get_monotonic_time() +
-                             MIN((gint64)1 << MIN(r->failures, 6), 60) * G_USEC_PER_SEC;
-                guest_event(p, g->guest_id, g->name, "recovery_attempt", error->message);
-        }
-        guest_start_free(g);
-        kick_after(p, (guint)ms);
-}
-
-/* A guest that ran on a down host (its row still says running there), or whose recovery is
- * under way: started on another host reaching its disk, like a persistent desktop. */
-static void guest_recoveries(Reconciler *p, Snapshot *s)
-{
-        g_autoptr(JsonArray) guests = NULL;
-        gboolean any_down = g_hash_table_size(p->guests_recovering) > 0;
-
-        for (guint i = 0; i < json_array_get_length(s->hosts) && !any_down; i++)
-                any_down = row_host_state(json_array_get_object_element(s->hosts, i)) == HOST_DOWN;
-        if (!any_down || !(guests = store_list_all(p->store, resource_by_kind("guest"), NULL, NULL)))
-                return;
-        for (guint i = 0; i < json_array_get_length(guests); i++) {
-                JsonObject *g = json_array_get_object_element(guests, i);
-                gint64 id = row_int(g, "id"), hid = row_ref(g, "host_id"), from;
-                const char *path =
-                        g_hash_table_lookup(s->volume_path, &(gint64){row_ref(g, "volume_id")});
-                Retry *r = g_hash_table_lookup(p->guest_retries, &id);
-                g_autoptr(JsonObject) media = NULL;
-                g_autofree char *dom = NULL;
-                JsonObject *target = NULL, *fh;
-                PoolView v = {.path = path, .hint = ""};
-                GuestStart *gs;
-                gboolean down = host_down(s, hid);
-                if (down && (row_vm_state(g) == VM_RUNNING || row_vm_state(g) == VM_STARTING))
-                        g_hash_table_insert(p->guests_recovering, id_key(id), GSIZE_TO_POINTER(hid));
-                if (!g_hash_table_contains(p->guests_recovering, &id) ||
-                    g_hash_table_contains(p->guests_inflight, &id) ||
-                    (r && g_get_monotonic_time() < r->next_at) || !path)
-                        continue;
-                if (row_vm_state(g) == VM_STOPPED && !down) { /* stopped by hand meanwhile */
-                        g_hash_table_remove(p->guests_recovering, &id);
-                        continue;
-                }
-                from = GPOINTER_TO_SIZE(g_hash_table_lookup(p->guests_recovering, &id));
-                fh = host_row(s, from);
-                if (!others_reach(s, path, from)) {
-                        if (!g_hash_table_contains(p->waiting_told, &(gint64){-id})) {
-                                g_autofree char *why = g_strdup_printf(
-                                        "its host %s is down and no other host reaches its disk "
-                                        "(volume %s): it waits for its host",
-                                        fh ? row_str(fh, "name") : "?", path);
-                                guest_event(p, id, row_str(g, "name"), "guest_unavailable", why);
-                                g_hash_table_add(p->waiting_told, id_key(-id));
-                        }
-                        continue;
-                }
-                for (guint k = 0; k < json_array_get_length(s->hosts) && !target; k++) {
-                        JsonObject *h = json_array_get_object_element(s->hosts, k);
-                        if (row_int(h, "id") != from &&
-                            placement_host_usable(p->mgr, h, path, "") &&
-                            fits(p, s, &v, h, row_int(g, "ram_mb")))
-                                target = h;
-                }
-                if (!target)
-                        continue;
-                if (row_ref(g, "media_id"))
-                        media = row_get(p->store, "media", row_ref(g, "media_id"), NULL);
-                dom = agent_domain_name(p->mgr->installation, "guest", id);
-                gs = g_new0(GuestStart, 1);
-                gs->p = p;
-                gs->guest_id = id;
-                gs->from = from;
-                gs->to = row_int(target, "id");
-                gs->name = g_strdup(row_str(g, "name"));
-                gs->from_name = g_strdup(fh ? row_str(fh, "name") : "its host");
-                gs->to_name = g_strdup(row_str(target, "name"));
-                if (!r || r->busy == 0) {
-                        g_autofree char *why = g_strdup_printf(
-                                "its host %s went down: starting it on %s", gs->from_name,
-                                gs->to_name);
-                        guest_event(p, id, gs->name, "guest_recovering", why);
-                }
-                HostCall call = {p->mgr->agents, gs->to,
-                                 config_get_int(p->mgr->config, "manager", "agent_command_timeout"),
-                                 guest_started, gs};
-                if (!hostcmd_send(&call,
-                                  hostcmd_start(hostcmd_guest_spec(dom, g, path,
-                                                                   media ? row_str(media, "path")
-                                                                         : NULL)),
-                                  NULL)) {
-                        guest_start_free(gs);
-                        continue;
-                }
-                g_hash_table_add(p->guests_inflight, id_key(id));
-        }
-}
-
-/* Each host a recovery ran from: its row says how far it is, then that it is done. */
-static void recovery_progress(Reconciler *p, Snapshot *s)
-{
-        g_autoptr(GHashTable) hosts = id_table();
-        GHashTableIter it;
-        gpointer k, v;
-
-        g_hash_table_iter_init(&it, p->recovering);
-        while (g_hash_table_iter_next(&it, &k, &v))
-                if (GPOINTER_TO_SIZE(v))
-                        g_hash_table_add(hosts, id_key((gint64)GPOINTER_TO_SIZE(v)));
-        g_hash_table_iter_init(&it, hosts);
-        while (g_hash_table_iter_next(&it, &k, NULL)) {
-                gint64 hid = *(gint64 *)k;
-                JsonObject *h = host_row(s, hid);
-                guint back = 0, going = 0, unavailable = 0, failed = 0;
-                g_autofree char *text = NULL, *now = NULL;
-                g_autoptr(JsonObject) patch = NULL, upd = NULL;
-                GHashTableIter dit;
-                gpointer dk, dv;
-                g_hash_table_iter_init(&dit, p->recovering);
-                while (g_hash_table_iter_next(&dit, &dk, &dv)) {
-                        JsonObject *d;
-                        if ((gint64)GPOINTER_TO_SIZE(dv) != hid)
-                                continue;
-                        d = find(s->desktops, *(gint64 *)dk);
-                        if (!d)
-                                continue;
-                        if (state_is(d, DESKTOP_RUNNING) ||
-                            (state_is(d, DESKTOP_STOPPED) && row_ref(d, "host_id") != hid))
-                                back++;
-                        else if (state_is(d, DESKTOP_UNAVAILABLE))
-                                unavailable++;
-                        else if (state_is(d, DESKTOP_FAILED))
-                                failed++;
-                        else
-                                going++;
-                }
-                if (!h)
-                        continue;
-                now = util_now_iso();
-                text = going ? g_strdup_printf("in progress: %u back on other hosts, %u on their "
-                                               "way, %u unavailable, %u failed",
-                                               back, going, unavailable, failed)
-                             : g_strdup_printf("done at %s: %u back on other hosts, %u "
-                                               "unavailable, %u failed",
-                                               now, back, unavailable, failed);
-                if (g_str_has_prefix(row_str(h, "recovery"), "done") &&
-                    g_str_has_prefix(text, "done"))
-                        goto forget;
-                patch = json_object_new();
-                json_object_set_string_member(patch, "recovery", text);
-                upd = store_update_id(p->store, resource_by_kind("host"), hid, patch, NULL, NULL);
-                if (!going)
-                        store_event_add(p->store, &system_actor, "host_recovered", "host", hid,
-                                        row_str(h, "name"), text, NULL);
-                if (going)
-                        continue;
-        forget:
-                g_hash_table_iter_init(&dit, p->recovering);
-                while (g_hash_table_iter_next(&dit, &dk, &dv))
-                        if ((gint64)GPOINTER_TO_SIZE(dv) == hid)
-                                g_hash_table_iter_remove(&dit);
-        }
-}
-
 static void pass(Reconciler *p)
 {
         g_auto(Snapshot) s = {0};
@@ -1465,8 +987,8 @@ static void pass(Reconciler *p)
                     !g_str_equal(row_str(op, "kind"), "drain")) /* migration.c's */
                         operation_pass(p, &s, op);
         }
-        recoveries(p, &s);
-        guest_recoveries(p, &s);
+        recovery_desktops(p, &s);
+        recovery_guests(p, &s);
         sessions_timeouts(p->mgr, p->store, s.pools, s.desktops, s.sessions);
         for (guint i = 0; i < json_array_get_length(s.pools); i++)
                 pool_pass(p, &s, json_array_get_object_element(s.pools, i));
@@ -1502,7 +1024,7 @@ static gboolean on_tick(gpointer data)
         return G_SOURCE_CONTINUE;
 }
 
-static void kick_after(Reconciler *p, guint ms)
+void rec_kick_after(Reconciler *p, guint ms)
 {
         GSource *src;
 
@@ -1519,7 +1041,7 @@ static void kick_after(Reconciler *p, guint ms)
 /* manager_kick(): a pass soon. */
 static void reconciler_kick(Reconciler *p)
 {
-        kick_after(p, 50);
+        rec_kick_after(p, 50);
 }
 
 static gpointer thread_main(gpointer data)
@@ -1555,11 +1077,11 @@ Reconciler *reconciler_new(Manager *mgr, GError **error)
         }
         p->ctx = g_main_context_new();
         p->loop = g_main_loop_new(p->ctx, FALSE);
-        p->inflight = id_table();
-        p->host_load = id_table();
+        p->inflight = rec_id_table();
+        p->host_load = rec_id_table();
         p->retries = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
-        p->recovering = id_table();
-        p->guests_recovering = id_table();
+        p->recovering = rec_id_table();
+        p->guests_recovering = rec_id_table();
         p->guests_inflight = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
         p->guest_retries = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
         p->waiting_told = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
