@@ -336,8 +336,9 @@ static const char *const migrations[] = {
         "INSERT INTO leader (id) VALUES (1);",
         /* 14: the broker's usual choice, a started, clean, unassigned desktop of a pool, read
          * off a partial index in id order (not a scan of the pool's running desktops). */
-        "CREATE INDEX desktops_free ON desktops(pool_id, id) WHERE state = 'running' AND "
-        "user_id IS NULL AND terminal_id IS NULL AND dirty = 0;",
+        "CREATE INDEX desktops_free ON desktops(pool_id, id) "
+        "WHERE state = 'running' AND user_id IS NULL AND terminal_id IS NULL "
+        "AND dirty = 0;",
 };
 
 int schema_latest(void)
