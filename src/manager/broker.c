@@ -337,7 +337,7 @@ static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gbool
         gint64 pid = row_int(pool, "id");
         g_autoptr(JsonArray) mine = rows_where(st, "desktop", who->user_id ? "user" : "terminal",
                                                who->user_id ? who->user_id : who->terminal_id);
-        g_autoptr(GArray) free_one = NULL;
+        JsonObject *free_one;
 
         for (guint i = 0; mine && i < json_array_get_length(mine); i++) {
                 JsonObject *d = json_array_get_object_element(mine, i);
@@ -345,14 +345,9 @@ static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gbool
                                                      row_desktop_state(d) == DESKTOP_STOPPED))
                         return json_object_ref(d);
         }
-        free_one = store_pool_free_started(st, pid, NULL);
-        if (free_one && free_one->len == 1) {
-                JsonObject *d = store_get_id(st, resource_by_kind("desktop"),
-                                             g_array_index(free_one, gint64, 0), 0, NULL);
-                if (d) {
-                        *unused = TRUE;
-                        return d;
-                }
+        if ((free_one = store_pool_free_started(st, pid, NULL))) {
+                *unused = TRUE;
+                return free_one;
         }
         return pick_scan(req, who, pool, started_only, error);
 }

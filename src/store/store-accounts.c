@@ -117,14 +117,14 @@ GArray *store_entitled_pools(Store *st, gint64 user_id, gint64 terminal_id, GErr
                          (const gint64[]){user_id, terminal_id}, 2, error);
 }
 
-GArray *store_pool_free_started(Store *st, gint64 pool_id, GError **error)
+JsonObject *store_pool_free_started(Store *st, gint64 pool_id, GError **error)
 {
-        return ids_where(st,
-                         "SELECT d.id FROM desktops d WHERE d.pool_id = ? AND d.state = 'running' "
-                         "AND d.user_id IS NULL AND d.terminal_id IS NULL AND d.dirty = 0 "
-                         "AND d.maintenance = FALSE AND NOT EXISTS (SELECT 1 FROM sessions s "
-                         "WHERE s.desktop_id = d.id) ORDER BY d.id LIMIT 1",
-                         &pool_id, 1, error);
+        return sqs_row_where(st, resource_by_kind("desktop"),
+                             "t.pool_id = ? AND t.state = 'running' AND t.user_id IS NULL AND "
+                             "t.terminal_id IS NULL AND t.dirty = 0 AND t.maintenance = FALSE AND "
+                             "NOT EXISTS (SELECT 1 FROM sessions s WHERE s.desktop_id = t.id) "
+                             "ORDER BY t.id LIMIT 1",
+                             &pool_id, 1, error);
 }
 
 GArray *store_pool_in_session(Store *st, gint64 pool_id, GError **error)

@@ -21,19 +21,33 @@ SqlStmt *sqs_prep(Store *s, const char *sql, GError **error)
         return sql_prep(s->db, sql, error);
 }
 
+static void tx_over(Store *s)
+{
+        s->in_tx = FALSE;
+        if (s->tx_refs)
+                g_hash_table_remove_all(s->tx_refs);
+}
+
 gboolean sqs_tx_begin(Store *s, GError **error)
 {
-        return sql_begin(s->db, error);
+        if (!sql_begin(s->db, error))
+                return FALSE;
+        s->in_tx = TRUE;
+        return TRUE;
 }
 
 gboolean sqs_tx_commit(Store *s, GError **error)
 {
-        return sql_commit(s->db, error);
+        gboolean ok = sql_commit(s->db, error);
+
+        tx_over(s);
+        return ok;
 }
 
 void sqs_tx_rollback(Store *s)
 {
         sql_rollback(s->db);
+        tx_over(s);
 }
 
 /* Step an INSERT … RETURNING id: the new row's id, or 0 with an error. */
@@ -89,6 +103,7 @@ void store_close(Store *st)
         if (!st)
                 return;
         sql_close(st->db);
+        g_clear_pointer(&st->tx_refs, g_hash_table_unref);
         g_free(st);
 }
 

@@ -259,6 +259,24 @@ static JsonObject *get_row(Store *s, const Resource *res, gint64 id, gint64 owne
         return get_row_by(s, res, id, NULL, owner_id, error);
 }
 
+JsonObject *sqs_row_where(Store *s, const Resource *res, const char *where, const gint64 *params,
+                          int n, GError **error)
+{
+        g_autofree char *base = select_sql(res);
+        g_autofree char *sql = g_strdup_printf("SELECT %s WHERE %s", base, where);
+        SqlStmt *st = sqs_prep(s, sql, error);
+        JsonObject *o = NULL;
+
+        if (!st)
+                return NULL;
+        for (int i = 0; i < n; i++)
+                sql_bind_int(st, i + 1, params[i]);
+        if (sql_step(st) == SQL_ROW)
+                o = row_to_json(res, st);
+        sql_reset(st);
+        return o;
+}
+
 JsonObject *store_get(Store *s, const Resource *res, const char *id_or_name, gint64 owner_id,
                       GError **error)
 {
@@ -308,9 +326,25 @@ static gboolean resolve_ref(Store *s, const Field *f, JsonNode *v, gint64 *out, 
         text = json_node_get_value_type(v) == G_TYPE_INT64
                        ? g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(v))
                        : g_strdup(json_node_get_string(v));
-        *out = sqs_find_id(s, r, text, &local);
-        if (*out)
+        /* an id once per transaction: a batch names the same objects again (by id only: a
+         * name may change in it) */
+        if (s->in_tx && util_parse_id(text, &(gint64){0})) {
+                g_autofree char *key = g_strconcat(r->kind, "\n", text, NULL);
+                gpointer id = NULL;
+                if (!s->tx_refs)
+                        s->tx_refs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+                if (g_hash_table_lookup_extended(s->tx_refs, key, NULL, &id)) {
+                        *out = *(gint64 *)id;
+                        return TRUE;
+                }
+                if ((*out = sqs_find_id(s, r, text, &local))) {
+                        g_hash_table_insert(s->tx_refs, g_steal_pointer(&key),
+                                            g_memdup2(out, sizeof(gint64)));
+                        return TRUE;
+                }
+        } else if ((*out = sqs_find_id(s, r, text, &local))) {
                 return TRUE;
+        }
         atrium_set_field_error(error, ATRIUM_ERROR_BAD_REFERENCE, f->name,
                                "field '%s': there is no %s '%s'", f->name, r->kind, text);
         return FALSE;

@@ -8,6 +8,11 @@
 /* A store: one handle on the database through the SQL seam. */
 struct _Store {
         SqlDb *db; /* SQLite (sql-sqlite.c) */
+        /* in a transaction begun by sqs_tx_begin: the references it resolved ("kind\ntext"
+         * -> id), not looked up again in it (its writes cannot remove them: no batch deletes,
+         * and foreign keys hold) */
+        gboolean in_tx;
+        GHashTable *tx_refs;
 };
 
 gboolean sqs_db_error(Store *s, GError **error, const char *what);
@@ -24,6 +29,10 @@ char *sqs_text_of(Store *s, const char *sql, const char *arg);
 gboolean sqs_step_done(Store *s, SqlStmt *stmt, GError **error, const char *what);
 /* Row id of an object named by id or name, or 0 with a NOT_FOUND error. */
 gint64 sqs_find_id(Store *s, const Resource *res, const char *id_or_name, GError **error);
+/* The first row (as store_get shapes it) that WHERE selects (the table is "t"; it may end in
+ * ORDER BY … LIMIT 1), its N parameters ?1…?N bound to PARAMS; NULL when none. */
+JsonObject *sqs_row_where(Store *s, const Resource *res, const char *where, const gint64 *params,
+                          int n, GError **error);
 /* An object made inside the caller's transaction (unused: the id_or_name a RowChange takes). */
 JsonObject *sqs_create_tx(Store *s, const Resource *res, const char *unused, JsonObject *values,
                           const Actor *actor, GError **error);

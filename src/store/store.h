@@ -123,9 +123,9 @@ JsonArray *store_members(Store *st, const char *group, GError **error);
 GArray *store_entitled_pools(Store *st, gint64 user_id, gint64 terminal_id, GError **error);
 /* The ids of a pool's desktops that have a session (one indexed query). */
 GArray *store_pool_in_session(Store *st, gint64 pool_id, GError **error);
-/* The id of one started, clean, unassigned desktop of a pool with no session (the
- * broker's usual choice), in an array of zero or one. */
-GArray *store_pool_free_started(Store *st, gint64 pool_id, GError **error);
+/* One started, clean, unassigned desktop of a pool with no session (the broker's usual
+ * choice, the lowest id first): its row, or NULL. */
+JsonObject *store_pool_free_started(Store *st, gint64 pool_id, GError **error);
 
 gboolean store_user_auth(Store *st, const char *name, UserAuth *out, GError **error);
 gboolean store_user_set_password(Store *st, gint64 user_id, const char *hash, const Actor *actor,

@@ -425,7 +425,35 @@ static void test_tokens(Fixture *f, gconstpointer data)
                 store_token_insert(f->st, "hash2", ua.id, now + 100, "::1", FALSE, NULL, &error));
         g_assert_true(store_token_lookup(f->st, "hash1", now, &ti, &error));
         g_assert_cmpstr(ti.user_name, ==, "alice");
+        g_assert_cmpint(ti.role, ==, ROLE_USER);
+        g_assert_false(ti.enrol_only);
         token_info_clear(&ti);
+        /* The role in effect, read with the token: the highest of her own and her groups'
+         * (one group giving nothing more, one giving operator). */
+        must_create(f, "group", "{\"name\":\"ops\",\"role\":\"operator\"}");
+        g_assert_true(store_member_add(f->st, "staff", "alice", &tester, &error));
+        g_assert_true(store_member_add(f->st, "ops", "alice", &tester, &error));
+        g_assert_true(store_token_lookup(f->st, "hash1", now, &ti, &error));
+        g_assert_cmpint(ti.role, ==, ROLE_OPERATOR);
+        g_assert_cmpint(ti.user_id, ==, ua.id);
+        token_info_clear(&ti);
+        /* A login's token: restricted to enrolment, with its event, in one transaction. */
+        {
+                gint64 events = store_count(f->st, resource_by_kind("event"));
+                g_assert_true(store_token_insert(
+                        f->st, "hash4", ua.id, now + 100, "::1", TRUE,
+                        &(StoreEvent){&tester, "login", "user", ua.id, "alice", ""}, &error));
+                g_assert_cmpint(store_count(f->st, resource_by_kind("event")), ==, events + 1);
+                g_assert_true(store_token_lookup(f->st, "hash4", now, &ti, &error));
+                g_assert_true(ti.enrol_only);
+                token_info_clear(&ti);
+                /* the same hash again: refused, and no event without its token */
+                g_assert_false(store_token_insert(
+                        f->st, "hash4", ua.id, now + 100, "::1", FALSE,
+                        &(StoreEvent){&tester, "login", "user", ua.id, "alice", ""}, &error));
+                g_clear_error(&error);
+                g_assert_cmpint(store_count(f->st, resource_by_kind("event")), ==, events + 1);
+        }
         /* Expired. */
         g_assert_false(store_token_lookup(f->st, "hash1", now + 100, &ti, &error));
         g_assert_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAUTHORIZED);
@@ -452,6 +480,56 @@ static void test_tokens(Fixture *f, gconstpointer data)
         g_assert_cmpstr(ua.password_hash, ==, "h-new");
         user_auth_clear(&ua);
         g_assert_false(store_user_auth(f->st, "ghost", &ua, &error));
+}
+
+/* The pools a user (directly or through a group) and a terminal are entitled to: one query,
+ * each pool once, in order. */
+static void test_entitled_pools(Fixture *f, gconstpointer data)
+{
+        g_autoptr(GError) error = NULL;
+        const char *pools[] = {"p2", "p3", "p4"};
+        struct {
+                const char *user, *terminal;
+                gint64 want[4];
+        } cases[] = {
+                {"alice", NULL, {1, 2}}, /* office directly and through staff; p2 through staff */
+                {"bob", NULL, {3}},         {NULL, "t1", {4}},
+                {"alice", "t1", {1, 2, 4}}, {"admin", NULL, {0}},
+        };
+
+        base_objects(f);
+        for (gsize i = 0; i < G_N_ELEMENTS(pools); i++) {
+                g_autofree char *j = g_strdup_printf(
+                        "{\"name\":\"%s\",\"template\":\"deb12\",\"size\":1}", pools[i]);
+                must_create(f, "pool", j);
+        }
+        must_create(f, "user", "{\"name\":\"bob\",\"password\":\"hash-of-bob\"}");
+        must_create(f, "terminal", "{\"name\":\"t1\"}");
+        g_assert_true(store_member_add(f->st, "staff", "alice", &tester, &error));
+        must_create(f, "entitlement", "{\"pool\":\"office\",\"user\":\"alice\"}");
+        must_create(f, "entitlement", "{\"pool\":\"office\",\"group\":\"staff\"}");
+        must_create(f, "entitlement", "{\"pool\":\"p2\",\"group\":\"staff\"}");
+        must_create(f, "entitlement", "{\"pool\":\"p3\",\"user\":\"bob\"}");
+        must_create(f, "entitlement", "{\"pool\":\"p4\",\"terminal\":\"t1\"}");
+        for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autoptr(JsonObject) u = cases[i].user ? store_get(f->st, resource_by_kind("user"),
+                                                                    cases[i].user, 0, &error)
+                                                        : NULL;
+                g_autoptr(JsonObject) t = cases[i].terminal
+                                                  ? store_get(f->st, resource_by_kind("terminal"),
+                                                              cases[i].terminal, 0, &error)
+                                                  : NULL;
+                g_autoptr(GArray) got =
+                        store_entitled_pools(f->st, u ? json_object_get_int_member(u, "id") : 0,
+                                             t ? json_object_get_int_member(t, "id") : 0, &error);
+                guint n = 0;
+                g_assert_no_error(error);
+                while (n < G_N_ELEMENTS(cases[i].want) && cases[i].want[n])
+                        n++;
+                g_assert_cmpuint(got->len, ==, n);
+                for (guint k = 0; k < n; k++)
+                        g_assert_cmpint(g_array_index(got, gint64, k), ==, cases[i].want[k]);
+        }
 }
 
 /* The seam maps the database's own refusals to Atrium codes (writers racing past the
@@ -711,6 +789,7 @@ int main(int argc, char **argv)
         T("members", test_members);
         T("list", test_list);
         T("tokens", test_tokens);
+        T("entitled-pools", test_entitled_pools);
         T("seam-errors", test_seam_errors);
         T("schema-tables", test_schema_tables);
         T("copy", test_copy);
