@@ -185,12 +185,8 @@ void sessions_timeouts(Manager *mgr, Store *st, JsonArray *pools, JsonArray *des
 
 void sessions_set_timing(Store *st, gint64 session_id, const char *timing, const StoreEvent *ev)
 {
-        g_autoptr(JsonObject) patch = json_object_new();
-        g_autoptr(JsonObject) upd = NULL;
-
-        json_object_set_string_member(patch, "timing", timing);
-        upd = store_update_id_event(st, resource_by_kind("session"), session_id, patch, ev, NULL);
-        if (!upd) /* the session gone meanwhile: the event is recorded all the same */
+        /* the session gone meanwhile: the event is recorded all the same */
+        if (!store_session_timing(st, session_id, timing, ev, NULL))
                 store_event_add(st, ev->actor, ev->action, ev->kind, ev->id, ev->name, ev->detail,
                                 NULL);
 }

@@ -135,6 +135,36 @@ GArray *store_pool_in_session(Store *st, gint64 pool_id, GError **error)
                          &pool_id, 1, error);
 }
 
+gboolean store_session_timing(Store *s, gint64 session_id, const char *timing,
+                              const StoreEvent *ev, GError **error)
+{
+        g_autofree char *now = util_now_iso();
+        SqlStmt *stmt;
+
+        if (!sqs_tx_begin(s, error))
+                return FALSE;
+        if (!(stmt = sqs_prep(s, "UPDATE sessions SET timing = ?, updated_at = ? WHERE id = ?",
+                              error)))
+                goto fail;
+        sql_bind_text(stmt, 1, timing);
+        sql_bind_text(stmt, 2, now);
+        sql_bind_int(stmt, 3, session_id);
+        if (!sqs_step_done(s, stmt, error, "recording a session's timing"))
+                goto fail;
+        if (sql_changes(s->db) != 1) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_NOT_FOUND,
+                            "there is no session '%" G_GINT64_FORMAT "'", session_id);
+                goto fail;
+        }
+        if (!sqs_event_insert(s, ev->actor, ev->action, ev->kind, ev->id, ev->name, ev->detail,
+                              error))
+                goto fail;
+        return sqs_tx_commit(s, error);
+fail:
+        sqs_tx_rollback(s);
+        return FALSE;
+}
+
 /* ---- accounts and tokens ----------------------------------------------------------------- */
 
 gboolean store_user_auth(Store *s, const char *name, UserAuth *out, GError **error)

@@ -799,20 +799,6 @@ JsonObject *store_update_id(Store *st, const Resource *res, gint64 id, JsonObjec
         return sqs_tx_end(st, update_id_tx(st, res, id, patch, actor, error), error);
 }
 
-JsonObject *store_update_id_event(Store *st, const Resource *res, gint64 id, JsonObject *patch,
-                                  const StoreEvent *ev, GError **error)
-{
-        JsonObject *row;
-
-        if (!sqs_tx_begin(st, error))
-                return NULL;
-        row = update_id_tx(st, res, id, patch, NULL, error);
-        if (row && !sqs_event_insert(st, ev->actor, ev->action, ev->kind, ev->id, ev->name,
-                                     ev->detail, error))
-                g_clear_pointer(&row, json_object_unref);
-        return sqs_tx_end(st, row, error);
-}
-
 /* ---- delete ------------------------------------------------------------------------------ */
 
 /* Refuse to delete an object that other objects still reference, saying which. */

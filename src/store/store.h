@@ -140,10 +140,10 @@ gboolean store_token_lookup(Store *st, const char *hash, gint64 now, TokenInfo *
 gboolean store_token_delete(Store *st, const char *hash, GError **error);
 gboolean store_event_add(Store *st, const Actor *actor, const char *action, const char *kind,
                          gint64 id, const char *name, const char *detail, GError **error);
-/* An update (no "update" event of its own) and the event EV, in one transaction: the
- * updated row, or NULL and neither. */
-JsonObject *store_update_id_event(Store *st, const Resource *res, gint64 id, JsonObject *patch,
-                                  const StoreEvent *ev, GError **error);
+/* A session's timing (JSON text) and the event EV about it, in one transaction of two
+ * statements: FALSE and neither when the session is gone or the write failed. */
+gboolean store_session_timing(Store *st, gint64 session_id, const char *timing,
+                              const StoreEvent *ev, GError **error);
 gint64 store_count(Store *st, const Resource *res);
 /* Another handle on the same state, for one worker thread: no migrations, and it
  * refuses a schema other than this binary's. */
