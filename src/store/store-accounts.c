@@ -135,8 +135,8 @@ GArray *store_pool_in_session(Store *st, gint64 pool_id, GError **error)
                          &pool_id, 1, error);
 }
 
-gboolean store_session_timing(Store *s, gint64 session_id, const char *timing,
-                              const StoreEvent *ev, GError **error)
+gboolean store_session_timing(Store *s, gint64 session_id, const char *timing, const StoreEvent *ev,
+                              GError **error)
 {
         g_autofree char *now = util_now_iso();
         SqlStmt *stmt;
