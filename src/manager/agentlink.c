@@ -510,7 +510,7 @@ static void host_update(Store *st, gint64 host_id, gboolean up, JsonObject *figu
                 g_autofree char *now = util_now_iso();
                 g_autoptr(JsonObject) upd = NULL;
                 json_object_set_string_member(figures, "last_seen", now);
-                upd = store_update_id(st, hosts, host_id, figures, NULL, &error);
+                upd = store_host_figures(st, host_id, figures, &error);
                 json_object_unref(figures);
                 if (!upd)
                         g_warning("host %" G_GINT64_FORMAT ": cannot record its figures: %s",

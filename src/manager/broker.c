@@ -29,7 +29,11 @@
 
 #include <string.h>
 
-static GMutex assign_lock; /* one manager: picking and assigning a desktop is one step */
+/* Picking a desktop by scanning its pool and assigning it: one step at a time. */
+static GMutex assign_lock;
+/* One caller's connects one at a time, so that two at once make one session; callers of
+ * different locks claim free desktops beside each other (a shared lock only makes them wait). */
+static GMutex caller_locks[64];
 
 static JsonArray *rows_where(Store *st, const char *kind, const char *field, gint64 id)
 {
@@ -46,6 +50,13 @@ typedef struct {
         gint64 terminal_id; /* 0: none named */
         const char *terminal_name;
 } Who;
+
+static GMutex *caller_lock(const Who *who)
+{
+        guint64 k = who->user_id ? (guint64)who->user_id * 2 : (guint64)who->terminal_id * 2 + 1;
+
+        return &caller_locks[k % G_N_ELEMENTS(caller_locks)];
+}
 
 /* A Who that outlives the request: it owns copies of the names (who_clear frees them). */
 typedef struct {
@@ -327,67 +338,37 @@ static JsonObject *pick_scan(ApiRequest *req, const Who *who, JsonObject *pool,
         return json_object_ref(choice);
 }
 
-/* The usual cases without reading the pool's rows: the caller's own desktop there, or one
- * started, clean, free desktop (one indexed query: *unused TRUE, it has no session); anything
- * else scans the pool. */
-static JsonObject *pick(ApiRequest *req, const Who *who, JsonObject *pool, gboolean started_only,
-                        gboolean *unused, GError **error)
+/* The caller's own running or stopped desktop in the pool, or NULL; *scan TRUE when they have
+ * one there in another state (pick_scan says why it cannot be used now). */
+static JsonObject *own_desktop(ApiRequest *req, const Who *who, JsonObject *pool, gboolean *scan)
 {
-        Store *st = req->store;
         gint64 pid = row_int(pool, "id");
-        g_autoptr(JsonArray) mine = rows_where(st, "desktop", who->user_id ? "user" : "terminal",
-                                               who->user_id ? who->user_id : who->terminal_id);
-        JsonObject *free_one;
+        g_autoptr(JsonArray) mine =
+                rows_where(req->store, "desktop", who->user_id ? "user" : "terminal",
+                           who->user_id ? who->user_id : who->terminal_id);
 
         for (guint i = 0; mine && i < json_array_get_length(mine); i++) {
                 JsonObject *d = json_array_get_object_element(mine, i);
-                if (row_ref(d, "pool_id") == pid && (row_desktop_state(d) == DESKTOP_RUNNING ||
-                                                     row_desktop_state(d) == DESKTOP_STOPPED))
+                if (row_ref(d, "pool_id") != pid)
+                        continue;
+                if (row_desktop_state(d) == DESKTOP_RUNNING ||
+                    row_desktop_state(d) == DESKTOP_STOPPED)
                         return json_object_ref(d);
+                *scan = TRUE;
         }
-        if ((free_one = store_pool_free_started(st, pid, NULL))) {
-                *unused = TRUE;
-                return free_one;
-        }
-        return pick_scan(req, who, pool, started_only, error);
+        return NULL;
 }
 
-/* The session and the desktop's assignment, in one transaction (the reconciler never sees an
- * assigned, dirty desktop without its session). Returns the session row. */
-static JsonObject *assign(ApiRequest *req, const Who *who, JsonObject *desktop, const char *proto,
-                          gboolean unused, GError **error)
+/* A new session's values (sv) and its desktop's change (patch) for this caller. */
+static void session_values(const Who *who, const char *proto, JsonObject *sv, JsonObject *patch)
 {
-        g_autoptr(JsonObject) sv = json_object_new();
-        g_autoptr(JsonObject) patch = json_object_new();
-        g_autofree char *did = util_id_text(row_int(desktop, "id"));
-        g_autoptr(JsonArray) rows = NULL;
         gint64 now = g_get_real_time() / G_USEC_PER_SEC;
-        StoreChange changes[2] = {
-                {resource_by_kind("session"), NULL, sv},
-                {resource_by_kind("desktop"), did, patch},
-        };
 
-        if (!unused) { /* a reconnect takes over the caller's session on that desktop */
-                g_autoptr(JsonArray) open =
-                        rows_where(req->store, "session", "desktop", row_int(desktop, "id"));
-                for (guint i = 0; open && i < json_array_get_length(open); i++) {
-                        JsonObject *o = json_array_get_object_element(open, i);
-                        if (is_mine(o, who) && row_session_state(o) != SESSION_ENDING)
-                                return json_object_ref(o);
-                }
-                if (open && json_array_get_length(open) > 0) {
-                        g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
-                                    "desktop '%s' is ending its last session: try again in a "
-                                    "moment",
-                                    row_str(desktop, "name"));
-                        return NULL;
-                }
-        }
         if (who->user_id)
                 json_object_set_int_member(sv, "user", who->user_id);
         if (who->terminal_id)
                 json_object_set_int_member(sv, "terminal", who->terminal_id);
-        json_object_set_int_member(sv, "desktop", row_int(desktop, "id"));
+        json_object_set_int_member(sv, "desktop", 0); /* set when claimed (keeps its place) */
         row_set_session_state(sv, SESSION_DISCONNECTED);
         json_object_set_string_member(sv, "protocol", proto);
         json_object_set_int_member(sv, "started_at", now);
@@ -397,8 +378,109 @@ static JsonObject *assign(ApiRequest *req, const Who *who, JsonObject *desktop, 
         else
                 json_object_set_int_member(patch, "terminal", who->terminal_id);
         json_object_set_boolean_member(patch, "dirty", TRUE);
-        rows = store_change_batch(req->store, changes, 2, &req->actor, error);
-        return rows ? json_object_ref(json_array_get_object_element(rows, 0)) : NULL;
+}
+
+/* The session and the desktop's assignment, in one transaction (the reconciler never sees an
+ * assigned, dirty desktop without its session): DESKTOP, checked under its row lock to be still
+ * free or the caller's (guarded; else written as it is: a terminal's fixed desktop), or (NULL)
+ * the pool's first free started desktop that no other connect is claiming. Returns the session
+ * row, the desktop's row as it was before in *chosen; NULL without an error when no free
+ * desktop was found. */
+static JsonObject *claim(ApiRequest *req, const Who *who, gint64 pool_id, JsonObject *desktop,
+                         gboolean guarded, const char *proto, JsonObject **chosen, GError **error)
+{
+        g_autoptr(JsonObject) sv = json_object_new();
+        g_autoptr(JsonObject) patch = json_object_new();
+        g_autofree char *did = desktop ? util_id_text(row_int(desktop, "id")) : NULL;
+        g_autoptr(JsonArray) rows = NULL;
+        StoreClaim c = {.pool_id = pool_id,
+                        .desktop_id = desktop ? row_int(desktop, "id") : 0,
+                        .user_id = who->user_id,
+                        .terminal_id = who->terminal_id,
+                        .session = sv,
+                        .patch = patch};
+        StoreChange changes[2] = {
+                {resource_by_kind("session"), NULL, sv},
+                {resource_by_kind("desktop"), did, patch},
+        };
+        GError *e = NULL;
+
+        session_values(who, proto, sv, patch);
+        if (desktop && !guarded) {
+                json_object_set_int_member(sv, "desktop", c.desktop_id);
+                rows = store_change_batch(req->store, changes, 2, &req->actor, &e);
+        } else {
+                rows = store_desktop_claim(req->store, &c, &req->actor, &e);
+        }
+        if (!rows && !e && desktop)
+                e = g_error_new(ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                                "desktop '%s' was just given to another connect: try again",
+                                row_str(desktop, "name"));
+        if (!rows) {
+                if (e)
+                        g_propagate_error(error, e);
+                return NULL;
+        }
+        /* the desktop as it was before (connect_undo restores it) */
+        *chosen = desktop && !guarded ? json_object_ref(desktop)
+                                      : json_object_ref(json_array_get_object_element(rows, 1));
+        return json_object_ref(json_array_get_object_element(rows, 0));
+}
+
+/* A session on a desktop chosen by scanning (or named): a reconnect takes over the caller's
+ * session there. */
+static JsonObject *assign(ApiRequest *req, const Who *who, JsonObject *desktop, gboolean guarded,
+                          const char *proto, JsonObject **chosen, GError **error)
+{
+        g_autoptr(JsonArray) open =
+                rows_where(req->store, "session", "desktop", row_int(desktop, "id"));
+
+        for (guint i = 0; open && i < json_array_get_length(open); i++) {
+                JsonObject *o = json_array_get_object_element(open, i);
+                if (is_mine(o, who) && row_session_state(o) != SESSION_ENDING) {
+                        *chosen = json_object_ref(desktop);
+                        return json_object_ref(o);
+                }
+        }
+        if (open && json_array_get_length(open) > 0) {
+                g_set_error(error, ATRIUM_ERROR, ATRIUM_ERROR_UNAVAILABLE,
+                            "desktop '%s' is ending its last session: try again in a moment",
+                            row_str(desktop, "name"));
+                return NULL;
+        }
+        return claim(req, who, row_int(desktop, "pool_id"), desktop, guarded, proto, chosen, error);
+}
+
+/* The caller's desktop in the pool (in *chosen; DESKTOP when one is named) and a session on it:
+ * their own desktop there, else a free started one, claimed beside other callers' claims
+ * (the usual case: one indexed query), else one found by scanning the pool (pick_scan, under
+ * assign_lock; why none was found in *pick_error). NULL with *error when assigning failed. */
+static JsonObject *take(ApiRequest *req, const Who *who, JsonObject *pool, JsonObject *desktop,
+                        gboolean started_only, const char *proto, JsonObject **chosen,
+                        GError **pick_error, GError **error)
+{
+        GMutex *lock = caller_lock(who);
+        g_autoptr(JsonObject) d = desktop ? json_object_ref(desktop) : NULL;
+        g_autoptr(GError) e = NULL;
+        gboolean scan = FALSE;
+        JsonObject *session = NULL;
+
+        g_mutex_lock(lock);
+        if (!d)
+                d = own_desktop(req, who, pool, &scan);
+        if (!d && !scan)
+                session = claim(req, who, row_int(pool, "id"), NULL, TRUE, proto, chosen, &e);
+        if (!session && !e) {
+                g_mutex_lock(&assign_lock);
+                if (!d)
+                        d = pick_scan(req, who, pool, started_only, pick_error);
+                session = d ? assign(req, who, d, !desktop, proto, chosen, &e) : NULL;
+                g_mutex_unlock(&assign_lock);
+        }
+        g_mutex_unlock(lock);
+        if (e)
+                g_propagate_error(error, g_steal_pointer(&e));
+        return session;
 }
 
 static char *timing_text(Connect *c, gint64 ticket_ms)
@@ -857,13 +939,10 @@ static gboolean growth_retry(gpointer data)
         ApiRequest *req = g->req;
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) desktop = NULL, session = NULL;
-        gboolean unused = FALSE;
 
-        g_mutex_lock(&assign_lock);
         /* a pool with spares starts the new desktop itself: take it once it runs */
-        desktop = pick(req, &g->kept.who, g->pool, row_int(g->pool, "spares") > 0, &unused, NULL);
-        session = desktop ? assign(req, &g->kept.who, desktop, g->protocol, unused, &error) : NULL;
-        g_mutex_unlock(&assign_lock);
+        session = take(req, &g->kept.who, g->pool, NULL, row_int(g->pool, "spares") > 0,
+                       g->protocol, &desktop, NULL, &error);
         if (!session && g_get_monotonic_time() < g->deadline && !error)
                 return G_SOURCE_CONTINUE;
         if (!session) {
@@ -942,7 +1021,6 @@ static void connect_common(ApiRequest *req, const Who *who, JsonObject *terminal
 {
         g_autoptr(GError) error = NULL;
         g_autoptr(JsonObject) session = NULL, chosen = NULL;
-        gboolean unused = FALSE; /* the chosen desktop known to have no session */
         g_autoptr(GHashTable) entitled = entitled_pools(req->store, who->user_id, terminal);
         gint64 pid = row_int(pool, "id");
         gint64 t0 = g_get_monotonic_time(), requested_at = g_get_real_time() / 1000;
@@ -971,10 +1049,7 @@ static void connect_common(ApiRequest *req, const Who *who, JsonObject *terminal
         }
         if (terminal)
                 terminals_seen(req->store, terminal);
-        g_mutex_lock(&assign_lock);
-        chosen = desktop ? json_object_ref(desktop) : pick(req, who, pool, FALSE, &unused, &error);
-        session = chosen ? assign(req, who, chosen, proto, unused, &error) : NULL;
-        g_mutex_unlock(&assign_lock);
+        session = take(req, who, pool, desktop, FALSE, proto, &chosen, &error, &error);
         if (!session && !desktop && error->code == ATRIUM_ERROR_UNAVAILABLE &&
             grow_for(req, who, pool, proto, t0, requested_at))
                 return;

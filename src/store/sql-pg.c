@@ -11,11 +11,13 @@
  *    expressions (randomblob, adding booleans) their PostgreSQL forms.
  * Write transactions take one transaction-scoped advisory lock first, so that writers queue as
  * SQLite's IMMEDIATE transactions do (across every manager on the database); a write outside
- * a transaction is wrapped in one. The schema version is the one row of atrium_schema. Each
- * session sets keepalives, a TCP user timeout and an idle-in-transaction timeout, so that the
- * server drops a dead manager's session (and its locks) in seconds. A lost connection is
- * reset at the next statement outside a transaction; the failures between are UNAVAILABLE,
- * logged once per change of state. */
+ * a transaction is wrapped in one. Transactions that lock the rows they decide on (begin_rows)
+ * take it shared: they run beside each other, and every other writer still waits for them all
+ * (and they for it); so does a lone INSERT into the append-only events. The schema version is the
+ * one row of atrium_schema. Each session sets keepalives, a TCP user timeout and an
+ * idle-in-transaction timeout, so that the server drops a dead manager's session (and its locks) in
+ * seconds. A lost connection is reset at the next statement outside a transaction; the failures
+ * between are UNAVAILABLE, logged once per change of state. */
 #define G_LOG_DOMAIN "store"
 
 #include "store/sql.h"
@@ -262,13 +264,16 @@ void sql_fence_exempt_thread(void)
 static gboolean exec_simple(Db *d, const char *sql);
 
 /* Opens a write's transaction in one round trip: BEGIN, the writers' lock (writers queue
- * behind it as SQLite's do), and the fence: may this process write? Only while its lease is
- * current on the database's clock, so that a leader paused past its lease, whose place was
- * taken, writes nothing when it wakes. On failure no transaction is left open. */
-static gboolean write_begin(Db *d)
+ * behind it as SQLite's do; shared: beside the others taking it shared), and the fence: may
+ * this process write? Only while its lease is current on the database's clock, so that a
+ * leader paused past its lease, whose place was taken, writes nothing when it wakes. On
+ * failure no transaction is left open. */
+static gboolean write_begin(Db *d, gboolean shared)
 {
-        g_autoptr(GString) sql =
-                g_string_new("BEGIN; SELECT pg_advisory_xact_lock(" G_STRINGIFY(WRITE_LOCK_KEY) ")");
+        g_autoptr(GString) sql = g_string_new(
+                shared ? "BEGIN; SELECT pg_advisory_xact_lock_shared(" G_STRINGIFY(
+                                 WRITE_LOCK_KEY) ")"
+                       : "BEGIN; SELECT pg_advisory_xact_lock(" G_STRINGIFY(WRITE_LOCK_KEY) ")");
         g_autofree char *holder = NULL;
         gint64 term = 0;
         PGresult *r;
@@ -532,7 +537,7 @@ static gboolean run_once(Stmt *s)
                 s->prepared = TRUE;
         }
         /* A write alone is a transaction of its own. */
-        if (wrap && !write_begin(d))
+        if (wrap && !write_begin(d, g_str_equal(s->table, "events")))
                 return FALSE;
         s->res = PQexecPrepared(d->conn, s->name, s->nparams, (const char *const *)s->values, NULL,
                                 NULL, 0);
@@ -655,18 +660,28 @@ static gboolean exec(SqlDb *db, const char *sql, GError **error)
         return TRUE;
 }
 
-static gboolean begin(SqlDb *db, GError **error)
+static gboolean begin_as(SqlDb *db, gboolean shared, GError **error)
 {
         Db *d = D(db);
 
-        gboolean ok = ensure_connected(d) && write_begin(d);
+        gboolean ok = ensure_connected(d) && write_begin(d, shared);
 
         if (!ok && retry_on_new_connection(d))
-                ok = ensure_connected(d) && write_begin(d);
+                ok = ensure_connected(d) && write_begin(d, shared);
         if (!ok)
                 return db_error(db, error, "starting a transaction");
         d->in_tx = TRUE;
         return TRUE;
+}
+
+static gboolean begin(SqlDb *db, GError **error)
+{
+        return begin_as(db, FALSE, error);
+}
+
+static gboolean begin_rows(SqlDb *db, GError **error)
+{
+        return begin_as(db, TRUE, error);
 }
 
 static gboolean commit(SqlDb *db, GError **error)
@@ -797,9 +812,12 @@ static const SqlOps pg_ops = {
         .column_name = column_name,
         .ids_copied = ids_copied,
         .now_ms = "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)",
+        .for_update = " FOR UPDATE OF t",
+        .for_update_skip_locked = " FOR UPDATE OF t SKIP LOCKED",
         .exec = exec,
         .exec_schema = exec_schema,
         .begin = begin,
+        .begin_rows = begin_rows,
         .commit = commit,
         .rollback = rollback,
         .changes = changes,

@@ -41,6 +41,11 @@ typedef struct {
         /* A write transaction (taking the write lock at once), its commit (rolled back when
          * the commit fails), and a rollback when one is open. */
         gboolean (*begin)(SqlDb *db, GError **error);
+        /* A write transaction whose writes hold row locks of their own: every row it reads to
+         * decide a write is locked (for_update, for_update_skip_locked) or written by one
+         * statement that re-checks it. On PostgreSQL it runs beside others of its kind and
+         * excludes every other write transaction; SQLite has one writer at a time: begin. */
+        gboolean (*begin_rows)(SqlDb *db, GError **error);
         gboolean (*commit)(SqlDb *db, GError **error);
         void (*rollback)(SqlDb *db);
         /* Rows changed by the last statement. (A new row's id comes from INSERT … RETURNING id,
@@ -63,6 +68,11 @@ typedef struct {
         /* An SQL expression: the database's clock in ms since 1970 (leases are judged by it
          * alone, never by a manager's clock). */
         const char *now_ms;
+        /* Suffixes of a SELECT in a begin_rows transaction: the rows it returns of the table
+         * named "t" locked until the end of the transaction; or only those rows no other
+         * transaction holds, the others skipped. (Empty where the transaction alone writes,
+         * as on SQLite.) */
+        const char *for_update, *for_update_skip_locked;
         /* Where the database is (a file's path, a server's address), for messages. */
         const char *(*location)(SqlDb *db);
 } SqlOps;
@@ -145,6 +155,10 @@ static inline gboolean sql_exec(SqlDb *db, const char *sql, GError **error)
 static inline gboolean sql_begin(SqlDb *db, GError **error)
 {
         return db->ops->begin(db, error);
+}
+static inline gboolean sql_begin_rows(SqlDb *db, GError **error)
+{
+        return db->ops->begin_rows(db, error);
 }
 static inline gboolean sql_commit(SqlDb *db, GError **error)
 {

@@ -117,14 +117,58 @@ GArray *store_entitled_pools(Store *st, gint64 user_id, gint64 terminal_id, GErr
                          (const gint64[]){user_id, terminal_id}, 2, error);
 }
 
-JsonObject *store_pool_free_started(Store *st, gint64 pool_id, GError **error)
+JsonArray *store_desktop_claim(Store *s, const StoreClaim *c, const Actor *actor, GError **error)
 {
-        return sqs_row_where(st, resource_by_kind("desktop"),
-                             "t.pool_id = ? AND t.state = 'running' AND t.user_id IS NULL AND "
-                             "t.terminal_id IS NULL AND t.dirty = 0 AND t.maintenance = FALSE AND "
-                             "NOT EXISTS (SELECT 1 FROM sessions s WHERE s.desktop_id = t.id) "
-                             "ORDER BY t.id LIMIT 1",
-                             &pool_id, 1, error);
+        const SqlOps *ops = s->db->ops;
+        g_autofree char *where =
+                c->desktop_id
+                        ? g_strdup_printf("t.id = ?1 AND ((t.user_id IS NULL AND t.terminal_id IS "
+                                          "NULL) OR t.user_id = ?2 OR t.terminal_id = ?3)%s",
+                                          ops->for_update)
+                        : g_strdup_printf("t.pool_id = ?1 AND t.state = 'running' AND t.user_id IS "
+                                          "NULL AND t.terminal_id IS NULL AND t.dirty = 0 AND "
+                                          "t.maintenance = FALSE AND NOT EXISTS (SELECT 1 FROM "
+                                          "sessions s WHERE s.desktop_id = t.id) ORDER BY t.id "
+                                          "LIMIT 1%s",
+                                          ops->for_update_skip_locked);
+        const gint64 params[] = {c->desktop_id ? c->desktop_id : c->pool_id, c->user_id,
+                                 c->terminal_id};
+        JsonObject *desktop = NULL, *session = NULL, *after = NULL;
+        GError *e = NULL;
+        JsonArray *rows;
+        gint64 id;
+
+        if (!sqs_tx_begin_rows(s, error))
+                return NULL;
+        desktop = sqs_row_where(s, resource_by_kind("desktop"), where, params,
+                                c->desktop_id ? 3 : 1, &e);
+        if (!desktop) { /* none free, or that one is someone else's now */
+                sqs_tx_rollback(s);
+                if (e)
+                        g_propagate_error(error, e);
+                return NULL;
+        }
+        id = json_object_get_int_member(desktop, "id");
+        json_object_set_int_member(c->session, "desktop", id);
+        if (!(session = sqs_create_tx(s, resource_by_kind("session"), NULL, c->session, actor,
+                                      error)) ||
+            !(after = sqs_update_id_tx(s, resource_by_kind("desktop"), id, c->patch, actor,
+                                       error))) {
+                sqs_tx_rollback(s);
+                goto fail;
+        }
+        json_object_unref(after);
+        if (!sqs_tx_commit(s, error))
+                goto fail;
+        rows = json_array_new();
+        json_array_add_object_element(rows, session);
+        json_array_add_object_element(rows, desktop);
+        return rows;
+fail:
+        if (session)
+                json_object_unref(session);
+        json_object_unref(desktop);
+        return NULL;
 }
 
 GArray *store_pool_in_session(Store *st, gint64 pool_id, GError **error)
@@ -141,7 +185,8 @@ gboolean store_session_timing(Store *s, gint64 session_id, const char *timing, c
         g_autofree char *now = util_now_iso();
         SqlStmt *stmt;
 
-        if (!sqs_tx_begin(s, error))
+        /* one row's update and an event: beside other such transactions */
+        if (!sqs_tx_begin_rows(s, error))
                 return FALSE;
         if (!(stmt = sqs_prep(s, "UPDATE sessions SET timing = ?, updated_at = ? WHERE id = ?",
                               error)))
@@ -236,7 +281,8 @@ gboolean store_token_insert(Store *s, const char *hash, gint64 user_id, gint64 e
         g_autofree char *now = util_now_iso();
         SqlStmt *stmt;
 
-        if (!sqs_tx_begin(s, error))
+        /* two inserts, nothing read to decide them: beside other such transactions */
+        if (!sqs_tx_begin_rows(s, error))
                 return FALSE;
         if (!(stmt = sqs_prep(s,
                               "INSERT INTO api_tokens (hash, user_id, created_at, expires_at, "

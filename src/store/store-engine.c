@@ -36,6 +36,14 @@ gboolean sqs_tx_begin(Store *s, GError **error)
         return TRUE;
 }
 
+gboolean sqs_tx_begin_rows(Store *s, GError **error)
+{
+        if (!sql_begin_rows(s->db, error))
+                return FALSE;
+        s->in_tx = TRUE;
+        return TRUE;
+}
+
 gboolean sqs_tx_commit(Store *s, GError **error)
 {
         gboolean ok = sql_commit(s->db, error);

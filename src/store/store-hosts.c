@@ -128,3 +128,12 @@ gint64 store_host_by_credential(Store *s, const char *credential_hash, GError **
                             "joined; join again with a new token");
         return id;
 }
+
+JsonObject *store_host_figures(Store *s, gint64 host_id, JsonObject *figures, GError **error)
+{
+        if (!sqs_tx_begin_rows(s, error))
+                return NULL;
+        return sqs_tx_end(
+                s, sqs_update_id_tx(s, resource_by_kind("host"), host_id, figures, NULL, error),
+                error);
+}

@@ -266,13 +266,16 @@ JsonObject *sqs_row_where(Store *s, const Resource *res, const char *where, cons
         g_autofree char *sql = g_strdup_printf("SELECT %s WHERE %s", base, where);
         SqlStmt *st = sqs_prep(s, sql, error);
         JsonObject *o = NULL;
+        SqlStep rc;
 
         if (!st)
                 return NULL;
         for (int i = 0; i < n; i++)
                 sql_bind_int(st, i + 1, params[i]);
-        if (sql_step(st) == SQL_ROW)
+        if ((rc = sql_step(st)) == SQL_ROW)
                 o = row_to_json(res, st);
+        else if (rc == SQL_FAIL)
+                sqs_db_error(s, error, "reading");
         sql_reset(st);
         return o;
 }
@@ -691,8 +694,8 @@ JsonObject *store_create(Store *st, const Resource *res, JsonObject *values, con
 
 /* ---- update ------------------------------------------------------------------------------ */
 
-static JsonObject *update_id_tx(Store *s, const Resource *res, gint64 id, JsonObject *patch,
-                                const Actor *actor, GError **error)
+JsonObject *sqs_update_id_tx(Store *s, const Resource *res, gint64 id, JsonObject *patch,
+                             const Actor *actor, GError **error)
 {
         g_autoptr(JsonObject) old = NULL;
         g_autofree gint64 *refs = g_new0(gint64, res->n_fields);
@@ -778,11 +781,11 @@ static JsonObject *update_tx(Store *s, const Resource *res, const char *id_or_na
 {
         gint64 id = 0;
 
-        /* by id: the row update_id_tx reads first answers whether it is there */
+        /* by id: the row sqs_update_id_tx reads first answers whether it is there */
         if (!util_parse_id(id_or_name, &id))
                 id = sqs_find_id(s, res, id_or_name, error);
 
-        return id ? update_id_tx(s, res, id, patch, actor, error) : NULL;
+        return id ? sqs_update_id_tx(s, res, id, patch, actor, error) : NULL;
 }
 
 JsonObject *store_update(Store *st, const Resource *res, const char *id_or_name, JsonObject *patch,
@@ -796,7 +799,7 @@ JsonObject *store_update_id(Store *st, const Resource *res, gint64 id, JsonObjec
 {
         if (!sqs_tx_begin(st, error))
                 return NULL;
-        return sqs_tx_end(st, update_id_tx(st, res, id, patch, actor, error), error);
+        return sqs_tx_end(st, sqs_update_id_tx(st, res, id, patch, actor, error), error);
 }
 
 /* ---- delete ------------------------------------------------------------------------------ */

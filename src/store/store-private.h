@@ -19,6 +19,9 @@ gboolean sqs_db_error(Store *s, GError **error, const char *what);
 /* A prepared statement, cached per handle (reset, bindings cleared). */
 SqlStmt *sqs_prep(Store *s, const char *sql, GError **error);
 gboolean sqs_tx_begin(Store *s, GError **error);
+/* A write transaction that locks the rows it decides on (sql.h, begin_rows): on PostgreSQL,
+ * beside others of its kind. */
+gboolean sqs_tx_begin_rows(Store *s, GError **error);
 gboolean sqs_tx_commit(Store *s, GError **error); /* rolls back when it fails */
 void sqs_tx_rollback(Store *s);
 /* Step an INSERT … RETURNING id: the new row's id, or 0 with an error. */
@@ -30,12 +33,16 @@ gboolean sqs_step_done(Store *s, SqlStmt *stmt, GError **error, const char *what
 /* Row id of an object named by id or name, or 0 with a NOT_FOUND error. */
 gint64 sqs_find_id(Store *s, const Resource *res, const char *id_or_name, GError **error);
 /* The first row (as store_get shapes it) that WHERE selects (the table is "t"; it may end in
- * ORDER BY … LIMIT 1), its N parameters ?1…?N bound to PARAMS; NULL when none. */
+ * ORDER BY … LIMIT 1, and a lock: SqlOps.for_update), its N parameters ?1…?N bound to PARAMS;
+ * NULL when none, or with an error when the query failed. */
 JsonObject *sqs_row_where(Store *s, const Resource *res, const char *where, const gint64 *params,
                           int n, GError **error);
 /* An object made inside the caller's transaction (unused: the id_or_name a RowChange takes). */
 JsonObject *sqs_create_tx(Store *s, const Resource *res, const char *unused, JsonObject *values,
                           const Actor *actor, GError **error);
+/* An object updated by id inside the caller's transaction (as store_update_id). */
+JsonObject *sqs_update_id_tx(Store *s, const Resource *res, gint64 id, JsonObject *patch,
+                             const Actor *actor, GError **error);
 /* Ends the transaction of a change that made ROW (taken; NULL: the change failed and set its
  * error): committed, and the row returned; or rolled back, and NULL. */
 JsonObject *sqs_tx_end(Store *s, JsonObject *row, GError **error);

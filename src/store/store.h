@@ -123,9 +123,23 @@ JsonArray *store_members(Store *st, const char *group, GError **error);
 GArray *store_entitled_pools(Store *st, gint64 user_id, gint64 terminal_id, GError **error);
 /* The ids of a pool's desktops that have a session (one indexed query). */
 GArray *store_pool_in_session(Store *st, gint64 pool_id, GError **error);
-/* One started, clean, unassigned desktop of a pool with no session (the broker's usual
- * choice, the lowest id first): its row, or NULL. */
-JsonObject *store_pool_free_started(Store *st, gint64 pool_id, GError **error);
+/* A desktop given to a caller (a user or a terminal) and a session made on it: the broker's
+ * assignment. */
+typedef struct {
+        gint64 pool_id;              /* with desktop_id 0 */
+        gint64 desktop_id;           /* 0: the pool's first free desktop */
+        gint64 user_id, terminal_id; /* the caller: one of them, the other 0 */
+        JsonObject *session;         /* the new session's values (its desktop is set here) */
+        JsonObject *patch;           /* the desktop's change */
+} StoreClaim;
+/* One transaction that locks the desktop it decides on, so that claims run beside each other
+ * on PostgreSQL (sql.h, begin_rows): desktop_id, if it is still free or the caller's; or the
+ * pool's first started, clean, unassigned desktop with no session (lowest id) that no other
+ * claim holds. The session made on it and the patch applied, with their events, as in
+ * store_change_batch: [the session, the desktop as it was before]; NULL without an error when
+ * no desktop qualified. */
+JsonArray *store_desktop_claim(Store *st, const StoreClaim *claim, const Actor *actor,
+                               GError **error);
 
 gboolean store_user_auth(Store *st, const char *name, UserAuth *out, GError **error);
 gboolean store_user_set_password(Store *st, gint64 user_id, const char *hash, const Actor *actor,
@@ -158,6 +172,10 @@ gboolean store_join_token_insert(Store *st, const char *hash, gint64 expires_at,
 JsonObject *store_host_join(Store *st, const char *token_hash, gint64 now, JsonObject *facts,
                             const char *credential_hash, const Actor *actor, GError **error);
 gint64 store_host_by_credential(Store *st, const char *credential_hash, GError **error);
+/* A host's figures from its heartbeat (memory, volumes, last_seen …): its one row updated,
+ * no event, nothing decided on other rows, so written beside the broker's claims (sql.h,
+ * begin_rows). The row, or NULL with an error. */
+JsonObject *store_host_figures(Store *st, gint64 host_id, JsonObject *figures, GError **error);
 /* Several creates and updates in one transaction (a later one may name, by name, an
  * object an earlier one made): the changed rows, or NULL and nothing changed. */
 JsonArray *store_change_batch(Store *st, const StoreChange *changes, gsize n, const Actor *actor,

@@ -297,6 +297,39 @@ is "30 are told the pool is exhausted" "$(cat "$T"/crowd/*.out | jq -r '.error.m
 is "no desktop has two users or two sessions" "$(q "SELECT count(*) FROM (SELECT desktop_id FROM sessions GROUP BY desktop_id HAVING count(DISTINCT user_id) > 1) AS x")" 0
 check "the pool of 20 is deleted with its sessions (room for the next pools)" "$ATRIUM" pool delete twenty --force --wait
 
+# ---- connects claim desktops beside each other: one caller's at once make one session; a
+# free desktop another transaction holds is skipped (PostgreSQL: FOR UPDATE SKIP LOCKED) ----
+http POST /pools '{"name":"trio","template":"tpl","size":3,"spares":3,"max_size":3}'
+TR=$(jget .operation); wait_for 60 op_ended "$TR"
+trio_up() { [ "$(pool_state_count trio running)" = 3 ]; }
+wait_for 60 trio_up
+"$ATRIUM" entitlement create --pool trio --group crowd >/dev/null
+mkdir -p "$T/trio"
+CURLS=()
+for k in 1 2 3; do
+        curl -sk -o "$T/trio/$k.out" -w '%{http_code}' -X POST -H "Authorization: Bearer $(cat "$T/crowd/4.tok")" \
+                -H 'Content-Type: application/json' --data-binary '{}' "$API/pools/trio/connect" >"$T/trio/$k.code" &
+        CURLS+=($!)
+done
+wait "${CURLS[@]}"
+is "one user's three connects at once all succeed" "$(grep -l '^200$' "$T"/trio/*.code | wc -l)" 3
+is "... on one desktop" "$(cat "$T"/trio/*.out | jq -r '.desktop // empty' | sort -u | wc -l)" 1
+is "... with one session" "$(q "SELECT count(*) FROM sessions s JOIN desktops d ON d.id = s.desktop_id JOIN pools p ON p.id = d.pool_id WHERE p.name = 'trio'")" 1
+if on_pg; then
+        HELD=$(q "SELECT d.name FROM desktops d JOIN pools p ON p.id = d.pool_id WHERE p.name = 'trio' AND d.user_id IS NULL ORDER BY d.id LIMIT 1")
+        printf "BEGIN;\nSELECT id FROM desktops WHERE name = '%s' FOR UPDATE;\nSELECT pg_sleep(8);\nCOMMIT;\n" "$HELD" |
+                pg_psql atrium -f - >/dev/null &
+        LOCKER=$!
+        held() { [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(8)%' AND pid != pg_backend_pid()")" = 1 ]; }
+        wait_for 10 held
+        http POST /pools/trio/connect '{}' "$(cat "$T/crowd/5.tok")"
+        is "a connect skips the free desktop another transaction holds, and takes the next" \
+                "$CODE/$([ -n "$(jget .desktop)" ] && [ "$(jget .desktop)" != "$HELD" ] && echo next)" 200/next
+        wait "$LOCKER"
+        is "... the held one is still free" "$(q "SELECT count(*) FROM desktops WHERE name = '$HELD' AND user_id IS NULL")" 1
+fi
+check "the pool of 3 is deleted with its sessions" "$ATRIUM" pool delete trio --force --wait
+
 # ---- a pool below its max_size grows for a connect that finds it exhausted ----
 http POST /pools '{"name":"grow","template":"tpl","size":1,"spares":1,"max_size":2}'
 GR=$(jget .operation); wait_for 60 op_ended "$GR"

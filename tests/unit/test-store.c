@@ -532,6 +532,92 @@ static void test_entitled_pools(Fixture *f, gconstpointer data)
         }
 }
 
+/* The broker's claim: the pool's first free started desktop (clean, unassigned, no session, not
+ * in maintenance), or a named one if it is still free or the caller's; the session made on it
+ * and the desktop assigned in one transaction with their events; nothing when none qualifies. */
+static gint64 claim(Fixture *f, gint64 pool, gint64 desktop, gint64 user, const char *want)
+{
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonObject) sv = obj("{\"state\":\"disconnected\",\"protocol\":\"spice\"}");
+        g_autoptr(JsonObject) patch = obj("{\"dirty\":true}");
+        StoreClaim c = {.pool_id = pool,
+                        .desktop_id = desktop,
+                        .user_id = user,
+                        .session = sv,
+                        .patch = patch};
+        g_autoptr(JsonArray) rows = NULL;
+        JsonObject *d;
+
+        json_object_set_int_member(sv, "user", user);
+        json_object_set_int_member(patch, "user", user);
+        rows = store_desktop_claim(f->st, &c, &tester, &error);
+        g_assert_no_error(error);
+        if (!want) {
+                g_assert_null(rows);
+                return 0;
+        }
+        g_assert_nonnull(rows);
+        d = json_array_get_object_element(rows, 1);
+        g_assert_cmpstr(json_object_get_string_member(d, "name"), ==, want);
+        g_assert_true(json_row_ref(d, "user_id") == 0 ||
+                      json_row_ref(d, "user_id") == user); /* as it was before */
+        g_assert_cmpint(json_row_ref(json_array_get_object_element(rows, 0), "desktop_id"), ==,
+                        json_object_get_int_member(d, "id"));
+        return json_object_get_int_member(json_array_get_object_element(rows, 0), "id");
+}
+
+static void test_desktop_claim(Fixture *f, gconstpointer data)
+{
+        g_autoptr(GError) error = NULL;
+        const char *desks[] = {
+                "{\"name\":\"d1\",\"pool\":\"office\",\"state\":\"running\",\"maintenance\":true}",
+                "{\"name\":\"d2\",\"pool\":\"office\",\"state\":\"stopped\"}",
+                "{\"name\":\"d3\",\"pool\":\"office\",\"state\":\"running\",\"dirty\":true}",
+                "{\"name\":\"d4\",\"pool\":\"office\",\"state\":\"running\"}",
+                "{\"name\":\"d5\",\"pool\":\"office\",\"state\":\"running\"}",
+        };
+        g_autoptr(JsonObject) alice = NULL, bob = NULL, d2 = NULL, d4 = NULL, row = NULL;
+        gint64 pool, a, b, n_events;
+        g_autofree char *before = NULL, *after = NULL;
+
+        base_objects(f);
+        must_create(f, "user", "{\"name\":\"bob\",\"password\":\"hash-of-bob\"}");
+        for (gsize i = 0; i < G_N_ELEMENTS(desks); i++) {
+                g_autoptr(JsonObject) v = obj(desks[i]);
+                g_autoptr(JsonObject) d =
+                        store_create(f->st, resource_by_kind("desktop"), v, &tester, &error);
+                g_assert_no_error(error);
+                g_assert_nonnull(d);
+        }
+        alice = store_get(f->st, resource_by_kind("user"), "alice", 0, &error);
+        bob = store_get(f->st, resource_by_kind("user"), "bob", 0, &error);
+        d2 = store_get(f->st, resource_by_kind("desktop"), "d2", 0, &error);
+        d4 = store_get(f->st, resource_by_kind("desktop"), "d4", 0, &error);
+        row = store_get(f->st, resource_by_kind("pool"), "office", 0, &error);
+        pool = json_object_get_int_member(row, "id");
+        a = json_object_get_int_member(alice, "id");
+        b = json_object_get_int_member(bob, "id");
+        n_events = store_count(f->st, resource_by_kind("event"));
+
+        /* d1 in maintenance, d2 stopped, d3 dirty: alice gets d4, bob d5, then none is left */
+        g_assert_cmpint(claim(f, pool, 0, a, "d4"), >, 0);
+        g_assert_cmpint(store_count(f->st, resource_by_kind("event")), ==, n_events + 2);
+        g_clear_pointer(&row, json_object_unref);
+        row = store_get(f->st, resource_by_kind("desktop"), "d4", 0, &error);
+        g_assert_cmpint(json_object_get_int_member(row, "user_id"), ==, a);
+        g_assert_true(json_object_get_boolean_member(row, "dirty"));
+        g_assert_cmpint(claim(f, pool, 0, b, "d5"), >, 0);
+        before = snapshot(f);
+        claim(f, pool, 0, b, NULL);
+        /* alice's d4 is not bob's to claim; it is hers; the stopped d2 is free to name */
+        claim(f, 0, json_object_get_int_member(d4, "id"), b, NULL);
+        after = snapshot(f);
+        g_assert_cmpstr(before, ==, after);
+        g_assert_cmpint(claim(f, 0, json_object_get_int_member(d4, "id"), a, "d4"), >, 0);
+        g_assert_cmpint(claim(f, 0, json_object_get_int_member(d2, "id"), b, "d2"), >, 0);
+        g_assert_cmpint(store_count(f->st, resource_by_kind("session")), ==, 4);
+}
+
 /* The seam maps the database's own refusals to Atrium codes (writers racing past the
  * families' checks): a unique key taken, a row still referenced, a busy database. */
 static SqlStep insert(SqlDb *db, const char *sql, gint64 v)
@@ -790,6 +876,7 @@ int main(int argc, char **argv)
         T("list", test_list);
         T("tokens", test_tokens);
         T("entitled-pools", test_entitled_pools);
+        T("desktop-claim", test_desktop_claim);
         T("seam-errors", test_seam_errors);
         T("schema-tables", test_schema_tables);
         T("copy", test_copy);
