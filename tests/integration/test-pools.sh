@@ -315,6 +315,15 @@ wait "${CURLS[@]}"
 is "one user's three connects at once all succeed" "$(grep -l '^200$' "$T"/trio/*.code | wc -l)" 3
 is "... on one desktop" "$(cat "$T"/trio/*.out | jq -r '.desktop // empty' | sort -u | wc -l)" 1
 is "... with one session" "$(q "SELECT count(*) FROM sessions s JOIN desktops d ON d.id = s.desktop_id JOIN pools p ON p.id = d.pool_id WHERE p.name = 'trio'")" 1
+# while that desktop is being recovered (set here by hand), its user is told so, not given one
+# of the two free desktops
+OWN=$(cat "$T"/trio/1.out | jq -r '.desktop // empty')
+q "UPDATE desktops SET state = 'recovering' WHERE name = '$OWN'" >/dev/null
+http POST /pools/trio/connect '{}' "$(cat "$T/crowd/4.tok")"
+q "UPDATE desktops SET state = 'running' WHERE name = '$OWN'" >/dev/null
+is "a user whose desktop is being recovered is told so" "$CODE/$(jget .error.code)" 503/unavailable
+like "... saying why" "$(jget .error.message)" "being restarted on another host"
+is "... and given no other desktop" "$(q "SELECT count(*) FROM desktops d JOIN pools p ON p.id = d.pool_id JOIN users u ON u.id = d.user_id WHERE p.name = 'trio' AND u.name = 'u4'")" 1
 if on_pg; then
         HELD=$(q "SELECT d.name FROM desktops d JOIN pools p ON p.id = d.pool_id WHERE p.name = 'trio' AND d.user_id IS NULL ORDER BY d.id LIMIT 1")
         printf "BEGIN;\nSELECT id FROM desktops WHERE name = '%s' FOR UPDATE;\nSELECT pg_sleep(8);\nCOMMIT;\n" "$HELD" |
