@@ -124,7 +124,9 @@ echo "desktops running as spares: $(q "SELECT count(*) FROM desktops WHERE state
 RSS0=$(rss_mib "$MPID")
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 agents_cpu() { local s=0; for p in "${PIDS[@]:1}"; do s=$(calc "$s + $(cpu_s "$p")"); done; echo "$s"; }
-M0=$(cpu_s "$MPID") A0=$(agents_cpu)
+# the database server's processes (PostgreSQL: on the same 2 cores as the rest)
+db_cpu() { local s=0; for p in $(pgrep -u postgres); do s=$(calc "$s + $(cpu_s "$p")"); done; echo "$s"; }
+M0=$(cpu_s "$MPID") A0=$(agents_cpu) G0=$(db_cpu)
 
 python3 - "$URL" "$U" "$P" "$C" >"$T/storm.json" <<'PY'
 import concurrent.futures, http.client, json, ssl, sys, threading, time
@@ -162,7 +164,7 @@ with concurrent.futures.ThreadPoolExecutor(clients) as ex:
                       "codes": sorted({r[1] for r in res})}
 print(json.dumps(out))
 PY
-M1=$(cpu_s "$MPID") A1=$(agents_cpu)
+M1=$(cpu_s "$MPID") A1=$(agents_cpu) G1=$(db_cpu)
 L=$(jq .login "$T/storm.json") K=$(jq .connect "$T/storm.json")
 echo
 echo "== 1. login storm ($C clients)"
@@ -182,8 +184,9 @@ if [ "$n" -gt 0 ]; then
         printf "broker's own work, request to ticket (session timing, %d connects): p50 %d ms, p99 %d ms\n" "$n" \
                 "$(sed -n "$(( (n + 1) / 2 ))p" "$T/ticket.ms")" "$(sed -n "$(( (n * 99 + 99) / 100 ))p" "$T/ticket.ms")"
 fi
-printf 'CPU during both storms (logins and connects, one machine of 2 cores): manager %.1f s, the %d simulated agents %.1f s\n' \
-        "$(calc "$M1 - $M0")" "$H" "$(calc "$A1 - $A0")"
+printf 'CPU during both storms (logins and connects, one machine of 2 cores): manager %.1f s, the %d simulated agents %.1f s%s\n' \
+        "$(calc "$M1 - $M0")" "$H" "$(calc "$A1 - $A0")" \
+        "$([ "$STORE" != postgresql ] || printf ', the PostgreSQL server %.1f s' "$(calc "$G1 - $G0")")"
 echo "double assignments: $(q "SELECT count(*) FROM (SELECT desktop_id FROM sessions GROUP BY desktop_id HAVING count(*) > 1) AS twice")"
 echo
 echo "== 3. sessions tracked"

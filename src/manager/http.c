@@ -211,9 +211,9 @@ gboolean http_caller(Store *store, SoupServerMessage *msg, Role least, TokenInfo
 
 static gboolean read_body(ApiRequest *req, GError **error);
 
-/* The pool a request is about, for permissions on one pool, where its route says it is named
- * (Route.pool_scope); 0 when none. A body that names it is read here (once). */
-static gint64 route_pool(ApiRequest *req)
+/* The caller's role from permissions on the pool a request is about, where its route says
+ * it is named (Route.pool_scope); NONE when none. A body that names it is read here (once). */
+static Role route_pool_role(ApiRequest *req)
 {
         const Route *r = req->route;
         const char *pool = NULL;
@@ -222,14 +222,15 @@ static gint64 route_pool(ApiRequest *req)
 
         switch (r->pool_scope) {
         case POOL_SCOPE_PATH:
-                return req->params[0] ? store_pool_of(req->store, r->scope_kind, req->params[0])
-                                      : 0;
+                return req->params[0] ? store_pool_role_of(req->store, req->caller.user_id,
+                                                           r->scope_kind, req->params[0])
+                                      : ROLE_NONE;
         case POOL_SCOPE_QUERY:
                 pool = req->query ? g_hash_table_lookup(req->query, "pool") : NULL;
                 break;
         case POOL_SCOPE_BODY:
                 if (!req->body && !read_body(req, NULL))
-                        return 0; /* refused again, with its message, when it is read */
+                        return ROLE_NONE; /* refused again, with its message, when it is read */
                 n = req->body ? json_object_get_member(req->body, "pool") : NULL;
                 if (n && JSON_NODE_HOLDS_VALUE(n))
                         pool = text = json_node_get_value_type(n) == G_TYPE_STRING
@@ -240,7 +241,7 @@ static gint64 route_pool(ApiRequest *req)
         case POOL_SCOPE_NONE:
                 break;
         }
-        return pool ? store_pool_of(req->store, "pool", pool) : 0;
+        return pool ? store_pool_role_of(req->store, req->caller.user_id, "pool", pool) : ROLE_NONE;
 }
 
 static gboolean authenticate(ApiRequest *req, GError **error)
@@ -249,13 +250,11 @@ static gboolean authenticate(ApiRequest *req, GError **error)
 
         if (!http_caller(req->store, req->msg, req->route->role, &req->caller, &req->token_hash,
                          &refused)) {
-                gint64 pool;
                 Role on_pool;
                 /* Below the route's role: a permission on the pool it is about may do. */
                 if (!g_error_matches(refused, ATRIUM_ERROR, ATRIUM_ERROR_FORBIDDEN) ||
-                    !req->caller.user_name || req->caller.enrol_only || !(pool = route_pool(req)) ||
-                    (on_pool = store_pool_role(req->store, req->caller.user_id, pool)) <
-                            req->route->role) {
+                    !req->caller.user_name || req->caller.enrol_only ||
+                    (on_pool = route_pool_role(req)) < req->route->role) {
                         g_propagate_error(error, g_steal_pointer(&refused));
                         return FALSE;
                 }
@@ -268,9 +267,7 @@ static gboolean authenticate(ApiRequest *req, GError **error)
         } else if (req->caller.role < ROLE_OPERATOR && !req->caller.enrol_only) {
                 /* A user's route about a pool where it has more: what it sees and may do there
                  * (every desktop and session of the pool) follows that role. */
-                gint64 pool = route_pool(req);
-                Role on_pool =
-                        pool ? store_pool_role(req->store, req->caller.user_id, pool) : ROLE_NONE;
+                Role on_pool = route_pool_role(req);
                 if (on_pool > req->caller.role)
                         req->caller.role = on_pool;
         }

@@ -163,7 +163,7 @@ static const Route fixed_routes[] = {
          "writes it: the media path must be mounted where the manager runs.", .early = api_upload_early},
 };
 
-/* The objects about one pool (store_pool_of knows them): by id in the path; some listed by
+/* The objects about one pool (store_pool_role_of knows them): by id in the path; some listed by
  * ?pool=; an entitlement is made for the pool its body names. */
 static const struct {
         const char *kind;

@@ -133,7 +133,7 @@ JsonArray *store_desktop_claim(Store *s, const StoreClaim *c, const Actor *actor
                                           ops->for_update_skip_locked);
         const gint64 params[] = {c->desktop_id ? c->desktop_id : c->pool_id, c->user_id,
                                  c->terminal_id};
-        JsonObject *desktop = NULL, *session = NULL, *after = NULL;
+        JsonObject *desktop = NULL, *session = NULL;
         GError *e = NULL;
         JsonArray *rows;
         gint64 id;
@@ -150,14 +150,16 @@ JsonArray *store_desktop_claim(Store *s, const StoreClaim *c, const Actor *actor
         }
         id = json_object_get_int_member(desktop, "id");
         json_object_set_int_member(c->session, "desktop", id);
+        /* the desktop locked, the caller there: not looked up again */
+        sqs_tx_ref_known(s, "desktop", id);
+        sqs_tx_ref_known(s, "user", c->user_id);
+        sqs_tx_ref_known(s, "terminal", c->terminal_id);
         if (!(session = sqs_create_tx(s, resource_by_kind("session"), NULL, c->session, actor,
                                       error)) ||
-            !(after = sqs_update_id_tx(s, resource_by_kind("desktop"), id, c->patch, actor,
-                                       error))) {
+            !sqs_update_held_tx(s, resource_by_kind("desktop"), desktop, c->patch, actor, error)) {
                 sqs_tx_rollback(s);
                 goto fail;
         }
-        json_object_unref(after);
         if (!sqs_tx_commit(s, error))
                 goto fail;
         rows = json_array_new();

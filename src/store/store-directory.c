@@ -207,45 +207,38 @@ Role store_user_role(Store *st, gint64 user_id, Role own)
         return sqs_group_role(st, user_id, own);
 }
 
-Role store_pool_role(Store *s, gint64 user_id, gint64 pool_id)
+Role store_pool_role_of(Store *s, gint64 user_id, const char *kind, const char *id_or_name)
 {
-        SqlStmt *q = sqs_prep(s,
-                              "SELECT role FROM permissions WHERE pool_id = ?1 AND "
-                              "(user_id = ?2 OR group_id IN (SELECT group_id FROM "
-                              "group_members WHERE user_id = ?2))",
-                              NULL);
-        if (!q)
-                return ROLE_NONE;
-        sql_bind_int(q, 1, pool_id);
-        sql_bind_int(q, 2, user_id);
-        return highest_role(q, ROLE_NONE);
-}
-
-gint64 store_pool_of(Store *s, const char *kind, const char *id_or_name)
-{
-        const char *sql =
-                g_str_equal(kind, "pool")      ? "SELECT id FROM pools WHERE id = ?1 OR name = ?2"
-                : g_str_equal(kind, "desktop") ? "SELECT pool_id FROM desktops WHERE id = ?1 OR "
-                                                 "name = ?2"
+        /* the pool of the object (?2 its id, ?3 its name), the user ?1 */
+        const char *pool =
+                g_str_equal(kind, "pool")      ? "SELECT id FROM pools WHERE id = ?2 OR name = ?3"
+                : g_str_equal(kind, "desktop") ? "SELECT pool_id FROM desktops WHERE id = ?2 OR "
+                                                 "name = ?3"
                 : g_str_equal(kind, "session") ? "SELECT d.pool_id FROM sessions x JOIN desktops d "
-                                                 "ON d.id = x.desktop_id WHERE x.id = ?1"
+                                                 "ON d.id = x.desktop_id WHERE x.id = ?2"
                 : g_str_equal(kind, "entitlement")
-                        ? "SELECT pool_id FROM entitlements WHERE id = ?1"
+                        ? "SELECT pool_id FROM entitlements WHERE id = ?2"
                         : NULL;
+        g_autofree char *sql = NULL;
         SqlStmt *q;
-        gint64 id = 0, by_id = 0;
+        gint64 by_id = 0;
 
-        if (!sql || !(q = sqs_prep(s, sql, NULL)))
-                return 0;
+        if (!pool)
+                return ROLE_NONE;
+        /* one statement: the pool and the permissions on it */
+        sql = g_strdup_printf("SELECT role FROM permissions WHERE pool_id = (%s LIMIT 1) AND "
+                              "(user_id = ?1 OR group_id IN (SELECT group_id FROM group_members "
+                              "WHERE user_id = ?1))",
+                              pool);
+        if (!(q = sqs_prep(s, sql, NULL)))
+                return ROLE_NONE;
         /* an id is bound as a number, a name as text: both engines compare them so */
         util_parse_id(id_or_name, &by_id);
-        sql_bind_int(q, 1, by_id);
-        if (strstr(sql, "?2"))
-                sql_bind_text(q, 2, id_or_name);
-        if (sql_step(q) == SQL_ROW)
-                id = sql_column_int(q, 0);
-        sql_reset(q);
-        return id;
+        sql_bind_int(q, 1, user_id);
+        sql_bind_int(q, 2, by_id);
+        if (strstr(pool, "?3"))
+                sql_bind_text(q, 3, id_or_name);
+        return highest_role(q, ROLE_NONE);
 }
 
 JsonArray *store_pool_permissions(Store *s, gint64 user_id)

@@ -26,6 +26,8 @@ static void tx_over(Store *s)
         s->in_tx = FALSE;
         if (s->tx_refs)
                 g_hash_table_remove_all(s->tx_refs);
+        if (s->tx_events)
+                g_ptr_array_set_size(s->tx_events, 0);
 }
 
 gboolean sqs_tx_begin(Store *s, GError **error)
@@ -46,7 +48,13 @@ gboolean sqs_tx_begin_rows(Store *s, GError **error)
 
 gboolean sqs_tx_commit(Store *s, GError **error)
 {
-        gboolean ok = sql_commit(s->db, error);
+        gboolean ok;
+
+        if (!sqs_events_flush(s, error)) {
+                sqs_tx_rollback(s);
+                return FALSE;
+        }
+        ok = sql_commit(s->db, error);
 
         tx_over(s);
         return ok;
@@ -112,6 +120,7 @@ void store_close(Store *st)
                 return;
         sql_close(st->db);
         g_clear_pointer(&st->tx_refs, g_hash_table_unref);
+        g_clear_pointer(&st->tx_events, g_ptr_array_unref);
         g_free(st);
 }
 

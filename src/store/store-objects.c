@@ -316,6 +316,19 @@ JsonObject *store_get_id(Store *s, const Resource *res, gint64 id, gint64 owner_
 
 /* ---- values ------------------------------------------------------------------------------ */
 
+static void tx_ref_put(Store *s, char *key /* taken */, gint64 id)
+{
+        if (!s->tx_refs)
+                s->tx_refs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        g_hash_table_insert(s->tx_refs, key, g_memdup2(&id, sizeof id));
+}
+
+void sqs_tx_ref_known(Store *s, const char *kind, gint64 id)
+{
+        if (s->in_tx && id > 0)
+                tx_ref_put(s, g_strdup_printf("%s\n%" G_GINT64_FORMAT, kind, id), id);
+}
+
 /* Resolve a reference value (id or name) to an id; BAD_REFERENCE when absent. */
 static gboolean resolve_ref(Store *s, const Field *f, JsonNode *v, gint64 *out, GError **error)
 {
@@ -334,15 +347,12 @@ static gboolean resolve_ref(Store *s, const Field *f, JsonNode *v, gint64 *out, 
         if (s->in_tx && util_parse_id(text, &(gint64){0})) {
                 g_autofree char *key = g_strconcat(r->kind, "\n", text, NULL);
                 gpointer id = NULL;
-                if (!s->tx_refs)
-                        s->tx_refs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-                if (g_hash_table_lookup_extended(s->tx_refs, key, NULL, &id)) {
+                if (s->tx_refs && g_hash_table_lookup_extended(s->tx_refs, key, NULL, &id)) {
                         *out = *(gint64 *)id;
                         return TRUE;
                 }
                 if ((*out = sqs_find_id(s, r, text, &local))) {
-                        g_hash_table_insert(s->tx_refs, g_steal_pointer(&key),
-                                            g_memdup2(out, sizeof(gint64)));
+                        tx_ref_put(s, g_steal_pointer(&key), *out);
                         return TRUE;
                 }
         } else if ((*out = sqs_find_id(s, r, text, &local))) {
@@ -447,27 +457,92 @@ static char *detail_text(const Resource *res, JsonObject *values)
         return json_node_to_text(node, FALSE);
 }
 
+/* An audit event not yet written: its columns (time, actor, address, action, kind, name,
+ * detail) and object id. */
+typedef struct {
+        char *col[7];
+        gint64 id;
+} PendingEvent;
+
+static void pending_event_free(gpointer p)
+{
+        PendingEvent *e = p;
+
+        for (gsize i = 0; i < G_N_ELEMENTS(e->col); i++)
+                g_free(e->col[i]);
+        g_free(e);
+}
+
+#define EVENTS_PER_INSERT 16
+
+/* EVENTS[0..N) written in one INSERT (N at most EVENTS_PER_INSERT). */
+static gboolean events_write(Store *s, PendingEvent *const *events, guint n, GError **error)
+{
+        g_autoptr(GString) sql = g_string_new("INSERT INTO events (time, actor, address, action, "
+                                              "object_kind, object_id, object_name, detail, "
+                                              "created_at, updated_at) VALUES ");
+        SqlStmt *st;
+
+        for (guint r = 0; r < n; r++) {
+                guint b = r * 8;
+                g_string_append_printf(sql, "%s(?%u, ?%u, ?%u, ?%u, ?%u, ?%u, ?%u, ?%u, ?%u, ?%u)",
+                                       r ? ", " : "", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6,
+                                       b + 7, b + 8, b + 1, b + 1);
+        }
+        if (!(st = sqs_prep(s, sql->str, error)))
+                return FALSE;
+        for (guint r = 0; r < n; r++) {
+                const PendingEvent *e = events[r];
+                int b = (int)r * 8;
+                for (int c = 0; c < 5; c++)
+                        sql_bind_text(st, b + c + 1, e->col[c]);
+                if (e->id)
+                        sql_bind_int(st, b + 6, e->id);
+                sql_bind_text(st, b + 7, e->col[5]);
+                sql_bind_text(st, b + 8, e->col[6]);
+        }
+        return sqs_step_done(s, st, error, "recording an event");
+}
+
+/* An event inside a transaction waits for its commit (sqs_events_flush), where the
+ * transaction's events go in one statement: one round trip to a database server for all of
+ * them. Outside one it is written at once. */
 gboolean sqs_event_insert(Store *s, const Actor *a, const char *action, const char *kind, gint64 id,
                           const char *name, const char *detail, GError **error)
 {
-        g_autofree char *now = util_now_iso();
-        SqlStmt *st = sqs_prep(s,
-                               "INSERT INTO events (time, actor, address, action, object_kind, "
-                               "object_id, object_name, detail, created_at, updated_at) "
-                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1, ?1)",
-                               error);
-        if (!st)
-                return FALSE;
-        sql_bind_text(st, 1, now);
-        sql_bind_text(st, 2, a && a->name ? a->name : "system");
-        sql_bind_text(st, 3, a && a->address ? a->address : "");
-        sql_bind_text(st, 4, action);
-        sql_bind_text(st, 5, kind ? kind : "");
-        if (id)
-                sql_bind_int(st, 6, id);
-        sql_bind_text(st, 7, name ? name : "");
-        sql_bind_text(st, 8, detail ? detail : "");
-        return sqs_step_done(s, st, error, "recording an event");
+        PendingEvent *e = g_new0(PendingEvent, 1);
+        gboolean ok;
+
+        e->col[0] = util_now_iso();
+        e->col[1] = g_strdup(a && a->name ? a->name : "system");
+        e->col[2] = g_strdup(a && a->address ? a->address : "");
+        e->col[3] = g_strdup(action);
+        e->col[4] = g_strdup(kind ? kind : "");
+        e->col[5] = g_strdup(name ? name : "");
+        e->col[6] = g_strdup(detail ? detail : "");
+        e->id = id;
+        if (s->in_tx) {
+                if (!s->tx_events)
+                        s->tx_events = g_ptr_array_new_with_free_func(pending_event_free);
+                g_ptr_array_add(s->tx_events, e);
+                return TRUE;
+        }
+        ok = events_write(s, &e, 1, error);
+        pending_event_free(e);
+        return ok;
+}
+
+gboolean sqs_events_flush(Store *s, GError **error)
+{
+        GPtrArray *q = s->tx_events;
+        gboolean ok = TRUE;
+
+        for (guint i = 0; q && ok && i < q->len; i += EVENTS_PER_INSERT)
+                ok = events_write(s, (PendingEvent *const *)q->pdata + i,
+                                  MIN(EVENTS_PER_INSERT, q->len - i), error);
+        if (q)
+                g_ptr_array_set_size(q, 0);
+        return ok;
 }
 
 gboolean store_event_add(Store *st, const Actor *actor, const char *action, const char *kind,
@@ -694,10 +769,13 @@ JsonObject *store_create(Store *st, const Resource *res, JsonObject *values, con
 
 /* ---- update ------------------------------------------------------------------------------ */
 
-JsonObject *sqs_update_id_tx(Store *s, const Resource *res, gint64 id, JsonObject *patch,
-                             const Actor *actor, GError **error)
+/* The update of row ID, OLD (taken) as it is now in the caller's transaction; the row read
+ * again after it (REREAD), or OLD as patched (its references' names not refreshed). */
+static JsonObject *update_row(Store *s, const Resource *res, gint64 id, JsonObject *old_,
+                              JsonObject *patch, const Actor *actor, gboolean reread,
+                              GError **error)
 {
-        g_autoptr(JsonObject) old = NULL;
+        g_autoptr(JsonObject) old = old_;
         g_autofree gint64 *refs = g_new0(gint64, res->n_fields);
         g_autofree char *now = util_now_iso(), *detail = NULL, *tmp = NULL, *sql = NULL;
         g_autoptr(GString) sets = g_string_new(NULL);
@@ -706,8 +784,6 @@ JsonObject *sqs_update_id_tx(Store *s, const Resource *res, gint64 id, JsonObjec
         int idx = 1;
         gint64 epoch = 0;
 
-        if (!(old = get_row(s, res, id, 0, error)))
-                return NULL;
         /* The merged object, in the same shape as a create body, for the checks. */
         for (gsize i = 0; i < res->n_fields; i++) {
                 const Field *f = &res->fields[i];
@@ -765,7 +841,9 @@ JsonObject *sqs_update_id_tx(Store *s, const Resource *res, gint64 id, JsonObjec
                 return NULL;
         if (!check_admins(s, res, error))
                 return NULL;
-        if (!(row = get_row(s, res, id, 0, error)))
+        if (!reread)
+                row = json_object_ref(old);
+        else if (!(row = get_row(s, res, id, 0, error)))
                 return NULL;
         detail = detail_text(res, patch);
         if (actor && !sqs_event_insert(s, actor, "update", res->kind, id,
@@ -774,6 +852,33 @@ JsonObject *sqs_update_id_tx(Store *s, const Resource *res, gint64 id, JsonObjec
                 return NULL;
         }
         return row;
+}
+
+JsonObject *sqs_update_id_tx(Store *s, const Resource *res, gint64 id, JsonObject *patch,
+                             const Actor *actor, GError **error)
+{
+        JsonObject *old = get_row(s, res, id, 0, error);
+
+        return old ? update_row(s, res, id, old, patch, actor, TRUE, error) : NULL;
+}
+
+gboolean sqs_update_held_tx(Store *s, const Resource *res, JsonObject *current, JsonObject *patch,
+                            const Actor *actor, GError **error)
+{
+        JsonObject *copy = json_object_new(), *row;
+        JsonObjectIter it;
+        const char *key;
+        JsonNode *v;
+
+        json_object_iter_init(&it, current);
+        while (json_object_iter_next(&it, &key, &v))
+                json_object_set_member(copy, key, json_node_copy(v));
+        row = update_row(s, res, json_object_get_int_member(current, "id"), copy, patch, actor,
+                         FALSE, error);
+        if (!row)
+                return FALSE;
+        json_object_unref(row);
+        return TRUE;
 }
 
 static JsonObject *update_tx(Store *s, const Resource *res, const char *id_or_name,

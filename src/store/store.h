@@ -189,10 +189,10 @@ gboolean store_directory_user_sync(Store *st, const DirectorySync *d, gint64 *us
 char **store_directory_users_due(Store *st, gint64 checked_before, gint64 now);
 /* The role in effect: OWN, or more from the user's groups. */
 Role store_user_role(Store *st, gint64 user_id, Role own);
-/* The user's role on one pool from permissions (its own or its groups'), or NONE. */
-Role store_pool_role(Store *st, gint64 user_id, gint64 pool_id);
-/* The pool of a pool, desktop, session or entitlement (id or name), or 0. */
-gint64 store_pool_of(Store *st, const char *kind, const char *id_or_name);
+/* The user's role from permissions (its own or its groups') on the pool of a pool, desktop,
+ * session or entitlement (KIND, by id or name); NONE when it has none, or there is no such
+ * object. */
+Role store_pool_role_of(Store *st, gint64 user_id, const char *kind, const char *id_or_name);
 /* The pools the user has a permission on, [{pool, role}] (its own and its groups'). */
 JsonArray *store_pool_permissions(Store *st, gint64 user_id);
 /* TOTP: the user's state; a pending secret; a code's step used; turned on (with the

@@ -222,6 +222,45 @@ static void test_crud_and_events(Fixture *f, gconstpointer data)
         }
 }
 
+/* A transaction's events are written at its commit, several to a statement (16), in the
+ * order of its changes; a transaction that fails writes none of them. */
+static void test_batch_events(Fixture *f, gconstpointer data)
+{
+        const Resource *group = resource_by_kind("group"), *event = resource_by_kind("event");
+        StoreChange c[21];
+        JsonObject *v[21];
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonArray) rows = NULL, events = NULL;
+        ListQuery q = {.limit = 100};
+        gint64 next, n_events = store_count(f->st, event);
+
+        for (guint i = 0; i < G_N_ELEMENTS(c); i++) {
+                g_autofree char *body = g_strdup_printf("{\"name\":\"g%02u\"}", i == 20 ? 3 : i);
+                v[i] = obj(body);
+                c[i] = (StoreChange){group, NULL, v[i]};
+        }
+        /* the 21st names a group made by the 4th: refused, nothing written */
+        g_assert_null(store_change_batch(f->st, c, 21, &tester, &error));
+        g_assert_nonnull(error);
+        g_clear_error(&error);
+        g_assert_cmpint(store_count(f->st, event), ==, n_events);
+        g_assert_cmpint(store_count(f->st, group), ==, 0);
+        rows = store_change_batch(f->st, c, 20, &tester, &error);
+        g_assert_no_error(error);
+        g_assert_cmpuint(json_array_get_length(rows), ==, 20);
+        g_assert_cmpint(store_count(f->st, event), ==, n_events + 20);
+        events = store_list(f->st, event, &q, &next, NULL);
+        for (guint i = 0; i < 20; i++) {
+                JsonObject *e = json_array_get_object_element(events, n_events + i);
+                g_autofree char *name = g_strdup_printf("g%02u", i);
+                g_assert_cmpstr(json_object_get_string_member(e, "action"), ==, "create");
+                g_assert_cmpstr(json_object_get_string_member(e, "object_name"), ==, name);
+                g_assert_cmpstr(json_object_get_string_member(e, "actor"), ==, "tester");
+        }
+        for (guint i = 0; i < G_N_ELEMENTS(v); i++)
+                json_object_unref(v[i]);
+}
+
 /* Each refused change leaves every table, events included, exactly as it was. */
 static void test_refusals_change_nothing(Fixture *f, gconstpointer data)
 {
@@ -870,6 +909,7 @@ int main(int argc, char **argv)
         T("migrations", test_migrations);
         T("schema-matches-model", test_schema_matches_model);
         T("crud-and-events", test_crud_and_events);
+        T("batch-events", test_batch_events);
         T("refusals-change-nothing", test_refusals_change_nothing);
         T("in-use-message", test_in_use_message);
         T("members", test_members);
